@@ -1,0 +1,29 @@
+# The two commands a newcomer needs: `make run` (the whole loop) and `make test`.
+# Both set up everything themselves: the virtual environment, the Python packages and,
+# on first use, a Kafka broker's jars from Maven Central (cached in ~/.cache/erpbridge).
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test lint setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "erpbridge needs Python >= 3.11")'
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/erpbridge demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check streams connectors tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check streams connectors tests
+	$(VENV)/bin/mypy

@@ -1,0 +1,58 @@
+"""The root `erpbridge` command group and what every verb shares."""
+
+from __future__ import annotations
+
+import click
+from pydantic import ValidationError
+
+from streams.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--bootstrap-servers",
+    envvar="KAFKA_BOOTSTRAP_SERVERS",
+    help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS).",
+)
+@click.option("--topic-prefix", envvar="ERPBRIDGE_TOPIC_PREFIX", help="Tenant prefix of every topic.")
+@click.option(
+    "--schema-registry-url",
+    envvar="ERPBRIDGE_SCHEMA_REGISTRY_URL",
+    help="Confluent-compatible schema registry; without it messages use Avro single-object framing.",
+)
+@click.pass_context
+def main(
+    ctx: click.Context,
+    bootstrap_servers: str | None,
+    topic_prefix: str | None,
+    schema_registry_url: str | None,
+) -> None:
+    """erpbridge: commerce events to ERP commands over Kafka."""
+    overrides = {
+        key: value
+        for key, value in {
+            "kafka_bootstrap_servers": bootstrap_servers,
+            "topic_prefix": topic_prefix,
+            "schema_registry_url": schema_registry_url,
+        }.items()
+        if value is not None
+    }
+    try:
+        ctx.obj = Settings(**overrides)
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid settings: {exc}") from exc
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def require_bootstrap(ctx: click.Context) -> str:
+    settings = settings_of(ctx)
+    if not settings.kafka_bootstrap_servers:
+        raise click.UsageError(
+            "no Kafka broker: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers"
+        )
+    return settings.kafka_bootstrap_servers

@@ -1,0 +1,22 @@
+"""`erpbridge worker`: the stream worker as it runs in production."""
+
+from __future__ import annotations
+
+import click
+
+from streams import worker
+from streams.app import create_topology
+from streams.cli.app import main, require_bootstrap, settings_of
+
+
+@main.command("worker")
+@click.option("--loglevel", default="info", show_default=True)
+@click.pass_context
+def worker_command(ctx: click.Context, loglevel: str) -> None:
+    """Run the stream worker against KAFKA_BOOTSTRAP_SERVERS until SIGINT or SIGTERM.
+
+    Topics must exist (`erpbridge topics create`). Scale by running more workers with the
+    same ERPBRIDGE_APP_ID: Kafka spreads the partitions between them.
+    """
+    require_bootstrap(ctx)
+    worker.run(create_topology(settings_of(ctx)), loglevel=loglevel)

@@ -1,0 +1,68 @@
+"""What a dead-letter record carries: the original key, value and headers, plus why and where from.
+
+Dead-letter topics are `<source topic>.dlq`; a record keeps its source partition number so
+operators can replay a partition in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+HEADER_PREFIX = "erpbridge.dlq."
+REASON = HEADER_PREFIX + "reason"
+ERROR = HEADER_PREFIX + "error"
+STAGE = HEADER_PREFIX + "stage"
+SOURCE_TOPIC = HEADER_PREFIX + "source.topic"
+SOURCE_PARTITION = HEADER_PREFIX + "source.partition"
+SOURCE_OFFSET = HEADER_PREFIX + "source.offset"
+FAILED_AT = HEADER_PREFIX + "failed.at"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def dead_letter(
+    *,
+    dlq_topic: str,
+    source_topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Iterable[tuple[str, bytes]],
+    stage: str,
+    reason: str,
+    error: str,
+    now: datetime | None = None,
+) -> DeadLetter:
+    """`reason` is a short machine-readable code, `error` the human explanation."""
+    failed_at = (now or datetime.now(UTC)).isoformat()
+    ours = [
+        (REASON, reason),
+        (ERROR, error),
+        (STAGE, stage),
+        (SOURCE_TOPIC, source_topic),
+        (SOURCE_PARTITION, str(partition)),
+        (SOURCE_OFFSET, str(offset)),
+        (FAILED_AT, failed_at),
+    ]
+    # Earlier dead-letter headers are replaced, so a replayed record that fails again says why now.
+    kept = [(k, v) for k, v in headers if not k.startswith(HEADER_PREFIX)]
+    return DeadLetter(
+        dlq_topic, partition, key, value, kept + [(k, v.encode()) for k, v in ours]
+    )
+
+
+def describe(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
+    """The dead-letter headers of a record, decoded, for tools and tests."""
+    return {
+        k: (v or b"").decode(errors="replace") for k, v in headers if k.startswith(HEADER_PREFIX)
+    }

@@ -1,0 +1,57 @@
+"""Typed settings for every erpbridge process, read from the environment in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Environment variables are `ERPBRIDGE_<FIELD>` unless an alias says otherwise."""
+
+    model_config = SettingsConfigDict(env_prefix="ERPBRIDGE_", extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "ERPBRIDGE_KAFKA_BOOTSTRAP_SERVERS"),
+        description="host:port list; when unset, local tools start a broker of their own.",
+    )
+    app_id: str = Field(default="erpbridge", description="Faust app id and consumer group prefix.")
+    topic_prefix: str = Field(
+        default="", description="Prepended to every topic name, for several tenants on one cluster."
+    )
+    partitions: int = Field(default=6, ge=1, description="Partition count of every topic by default.")
+    topic_partitions: dict[str, int] = Field(
+        default_factory=dict,
+        description='Per-topic partition counts by logical name, JSON: {"commerce.orders": 12}.',
+    )
+    replication_factor: int = Field(default=1, ge=1)
+    schema_registry_url: str | None = Field(
+        default=None,
+        description="Confluent-compatible registry; when set, writers use the Confluent wire format.",
+    )
+    schemas_dir: Path = Field(default=REPO_ROOT / "schemas")
+    data_dir: Path = Field(default=REPO_ROOT / "var" / "data", description="Worker state (RocksDB).")
+    web_host: str = Field(default="127.0.0.1", description="Bind address of the worker's web server.")
+    web_port: int = Field(default=6066, ge=1, le=65535)
+
+    @field_validator("topic_partitions")
+    @classmethod
+    def _positive_counts(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {name: count for name, count in value.items() if count < 1}
+        if bad:
+            raise ValueError(f"partition counts must be >= 1, got {bad}")
+        return value
+
+    def require_bootstrap(self) -> str:
+        if not self.kafka_bootstrap_servers:
+            raise ValueError("KAFKA_BOOTSTRAP_SERVERS is not set")
+        return self.kafka_bootstrap_servers
+
+    def confluent_config(self) -> dict[str, str]:
+        """Connection settings for confluent-kafka clients (librdkafka names)."""
+        return {"bootstrap.servers": self.require_bootstrap()}

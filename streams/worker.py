@@ -1,0 +1,15 @@
+"""Run a topology as a Faust worker in this process, until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import faust
+from mode import ServiceT
+
+from streams.app import Topology
+
+
+def run(topology: Topology, *services: ServiceT, loglevel: str = "warning") -> NoReturn:
+    worker = faust.Worker(topology.app, *services, loglevel=loglevel)
+    worker.execute_from_commandline()
