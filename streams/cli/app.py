@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from pydantic import ValidationError
 
@@ -28,7 +30,7 @@ def main(
     schema_registry_url: str | None,
 ) -> None:
     """erpbridge: commerce events to ERP commands over Kafka."""
-    overrides = {
+    overrides: dict[str, Any] = {
         key: value
         for key, value in {
             "kafka_bootstrap_servers": bootstrap_servers,

@@ -16,7 +16,7 @@ from streams import worker
 from streams.app import create_topology
 from streams.cli.app import main, settings_of
 from streams.local.kafka import running_broker
-from streams.sample import publish_sample
+from streams.sample_publisher import publish_sample
 from streams.settings import Settings
 from streams.topic_admin import ensure_topics
 from streams.topics import ORDERS, TopicCatalog
@@ -88,7 +88,6 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, exit_when_done
         feed = Feed(settings, seed, orders, rate)
         started = time.monotonic()
 
-        @topology.app.timer(interval=2.0)
         async def progress() -> None:
             totals = topology.accounting.totals()
             elapsed = time.monotonic() - started
@@ -104,6 +103,7 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, exit_when_done
             elif exit_when_done and not feed.is_alive() and totals["consumed"] >= feed.published:
                 os.kill(os.getpid(), signal.SIGTERM)
 
+        topology.app.timer(interval=2.0)(progress)
         feed.start()
         try:
             worker.run(topology)

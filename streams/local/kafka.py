@@ -1,0 +1,443 @@
+"""A real Kafka broker for development and tests, whatever the machine offers.
+
+Selection order: a broker named by ``KAFKA_BOOTSTRAP_SERVERS``; else a testcontainers
+broker when a Docker engine answers; else a single-node KRaft broker assembled from
+Maven Central jars and run with ``java``. The choice itself is the pure function
+`choose_broker_kind`, so it can be tested with probes instead of a machine.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+KAFKA_VERSION = "4.4.0"
+BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+
+BrokerKind = Literal["external", "docker", "local-jvm"]
+
+_log = logging.getLogger(__name__)
+
+# Kafka brings slf4j-api 1.7 and log4j2 but no binding between them: without one the
+# broker logs nothing at all, and readiness is read from its log.
+_MAVEN_DEPENDENCIES = (
+    ("org.apache.kafka", "kafka_2.13", KAFKA_VERSION),
+    ("org.apache.logging.log4j", "log4j-slf4j-impl", "2.25.5"),
+)
+# testcontainers' KafkaContainer drives Confluent images; Confluent Platform 8.x ships Kafka 4.x.
+# Not exercised on machines without a Docker engine.
+_DOCKER_IMAGE = "confluentinc/cp-kafka:8.1.0"
+_LIBS_MARKER = ".complete"
+_READY_LINE = "Kafka Server started"
+_START_TIMEOUT_S = 90.0
+_STOP_TIMEOUT_S = 30.0
+_MAVEN_TIMEOUT_S = 900.0
+_JAVA_MISSING = "install a Java runtime, 17 or newer (java not on PATH nor in JAVA_HOME)"
+_MAVEN_MISSING = "install Apache Maven (mvn not on PATH) to fetch the Kafka jars once"
+
+# Broker behaviour every kind shares: one node, and apps that must create their own topics.
+# One offsets partition: creating the default fifty slows the first group join.
+_POLICY_PROPERTIES: Mapping[str, str] = {
+    "auto.create.topics.enable": "false",
+    "num.partitions": "1",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+}
+
+
+class BrokerUnavailable(RuntimeError):
+    """No broker can be provided; the message says what to install or set."""
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where clients connect; `log_path` is the broker's log when this process runs it."""
+
+    bootstrap_servers: str
+    kind: BrokerKind
+    log_path: Path | None
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Questions about the machine, asked lazily and only as far as the selection needs."""
+
+    docker_answers: Callable[[], bool]
+    java_found: Callable[[], bool]
+    maven_found: Callable[[], bool]
+    jars_cached: Callable[[], bool]
+
+
+def choose_broker_kind(env: Mapping[str, str], probes: Probes) -> BrokerKind:
+    if env.get(BOOTSTRAP_ENV, "").strip():
+        return "external"
+    if probes.docker_answers():
+        return "docker"
+    missing: list[str] = []
+    if not probes.java_found():
+        missing.append(_JAVA_MISSING)
+    # Maven only fetches the jars once; a filled cache runs without it.
+    if not probes.jars_cached() and not probes.maven_found():
+        missing.append(_MAVEN_MISSING)
+    if missing:
+        raise BrokerUnavailable(
+            "no Kafka broker available: "
+            + "; ".join(missing)
+            + f"; or start a Docker engine; or set {BOOTSTRAP_ENV} to a running broker's host:port"
+        )
+    return "local-jvm"
+
+
+def cache_dir(env: Mapping[str, str]) -> Path:
+    explicit = env.get("ERPBRIDGE_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = env.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path(env.get("HOME", "~")).expanduser() / ".cache"
+    return base / "erpbridge"
+
+
+def libs_dir(env: Mapping[str, str]) -> Path:
+    return cache_dir(env) / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def default_probes(env: Mapping[str, str]) -> Probes:
+    return Probes(
+        docker_answers=lambda: _docker_answers(env),
+        java_found=lambda: _java(env) is not None,
+        maven_found=lambda: shutil.which("mvn", path=env.get("PATH")) is not None,
+        jars_cached=lambda: (libs_dir(env) / _LIBS_MARKER).is_file(),
+    )
+
+
+@contextmanager
+def running_broker(
+    *,
+    env: Mapping[str, str] | None = None,
+    keep_log: Callable[[], bool] | None = None,
+    extra_properties: Mapping[str, str] | None = None,
+) -> Iterator[Broker]:
+    """Yield a broker that accepts clients, and stop whatever was started for it on exit.
+
+    `keep_log` is asked at stop time whether the local broker's log is worth keeping
+    (a test failed); `extra_properties` are broker properties applied last.
+    """
+    env = os.environ if env is None else env
+    extra = dict(extra_properties or {})
+    kind = choose_broker_kind(env, default_probes(env))
+    if kind == "external":
+        yield Broker(env[BOOTSTRAP_ENV].strip(), "external", None)
+    elif kind == "docker":
+        with _docker_broker(extra) as broker:
+            yield broker
+    else:
+        with _local_jvm_broker(env, extra, keep_log) as broker:
+            yield broker
+
+
+def _docker_answers(env: Mapping[str, str]) -> bool:
+    try:
+        import docker
+
+        # Short timeout: where no engine runs, selection must move on at once.
+        client = docker.from_env(timeout=2, environment=dict(env))
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # no SDK, no socket, refused, timed out: all mean "no Docker"
+        return False
+
+
+@contextmanager
+def _docker_broker(extra: Mapping[str, str]) -> Iterator[Broker]:
+    from testcontainers.community.kafka import KafkaContainer
+
+    container = KafkaContainer(_DOCKER_IMAGE).with_kraft()
+    for key, value in {**_POLICY_PROPERTIES, **extra}.items():
+        container.with_env(_confluent_env_name(key), value)
+    with container:
+        yield Broker(container.get_bootstrap_server(), "docker", None)
+
+
+def _confluent_env_name(key: str) -> str:
+    """Confluent images read `a.b_c-d` from KAFKA_A_B__C___D."""
+    return "KAFKA_" + key.upper().replace("_", "__").replace("-", "___").replace(".", "_")
+
+
+def _java(env: Mapping[str, str]) -> str | None:
+    java_home = env.get("JAVA_HOME")
+    if java_home and os.access(Path(java_home) / "bin" / "java", os.X_OK):
+        return str(Path(java_home) / "bin" / "java")
+    return shutil.which("java", path=env.get("PATH"))
+
+
+def ensure_jars(env: Mapping[str, str]) -> Path:
+    """The broker's jars, fetched with Maven on first use into the cache."""
+    libs = libs_dir(env)
+    if (libs / _LIBS_MARKER).is_file():
+        return libs
+    mvn = shutil.which("mvn", path=env.get("PATH"))
+    if mvn is None:
+        raise BrokerUnavailable(_MAVEN_MISSING)
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    # Download beside the final place and rename when complete: a concurrent or interrupted
+    # run never sees a half-filled libs directory.
+    with tempfile.TemporaryDirectory(dir=libs.parent, prefix=".download-") as tmp:
+        pom = Path(tmp) / "pom.xml"
+        pom.write_text(_pom_xml(), encoding="utf-8")
+        staged = Path(tmp) / "libs"
+        _log.info("fetching Kafka %s jars with Maven into %s", KAFKA_VERSION, libs)
+        result = subprocess.run(
+            [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+             "-DincludeScope=runtime", f"-DoutputDirectory={staged}"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=_MAVEN_TIMEOUT_S,
+            check=False,
+        )  # fmt: skip
+        if result.returncode != 0 or not staged.is_dir():
+            raise BrokerUnavailable(
+                f"Maven could not fetch org.apache.kafka:kafka_2.13:{KAFKA_VERSION} "
+                f"(exit {result.returncode}); Maven Central must be reachable:\n"
+                + _tail(result.stdout + result.stderr)
+            )
+        (staged / _LIBS_MARKER).write_text(f"kafka {KAFKA_VERSION}\n", encoding="utf-8")
+        try:
+            staged.rename(libs)
+        except OSError:
+            if not (libs / _LIBS_MARKER).is_file():
+                raise BrokerUnavailable(f"{libs} exists but is incomplete: delete it") from None
+            # Another run finished the same download first; its copy is as good as ours.
+    return libs
+
+
+def _pom_xml() -> str:
+    dependencies = "\n".join(
+        f"    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+        f"<version>{version}</version></dependency>"
+        for group, artifact, version in _MAVEN_DEPENDENCIES
+    )
+    return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.erpbridge</groupId>
+  <artifactId>kafka-broker-libs</artifactId>
+  <version>{KAFKA_VERSION}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+{dependencies}
+  </dependencies>
+</project>
+"""
+
+
+def _free_ports(count: int) -> list[int]:
+    # Hold every socket until all are bound so the ports differ from each other.
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode("ascii").rstrip("=")
+
+
+def _server_properties(
+    port: int, controller_port: int, data_dir: Path, extra: Mapping[str, str]
+) -> str:
+    properties = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data_dir),
+        # Few threads: the broker shares two cores with the tests and their workers.
+        "num.network.threads": "2",
+        "num.io.threads": "2",
+        "background.threads": "2",
+        "num.recovery.threads.per.data.dir": "1",
+        **_POLICY_PROPERTIES,
+        **extra,
+    }
+    return "".join(f"{key}={_escape(value)}\n" for key, value in properties.items())
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+# The JVM's stdout goes to the log file, so the log and any JVM failure land in one place.
+_LOG4J2_PROPERTIES = """\
+status = warn
+# Kafka's own shutdown hook logs; log4j2's would stop logging before it runs.
+shutdownHook = disable
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = out
+"""
+
+
+class _LocalBroker:
+    """One `java` broker process with its temporary data directory."""
+
+    def __init__(self, process: subprocess.Popen[bytes], run_dir: Path, bootstrap: str) -> None:
+        self.process = process
+        self.run_dir = run_dir
+        self.bootstrap = bootstrap
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+@contextmanager
+def _local_jvm_broker(
+    env: Mapping[str, str], extra: Mapping[str, str], keep_log: Callable[[], bool] | None
+) -> Iterator[Broker]:
+    java = _java(env)
+    if java is None:
+        raise BrokerUnavailable(_JAVA_MISSING)
+    libs = ensure_jars(env)
+    logs = cache_dir(env) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    fd, log_name = tempfile.mkstemp(
+        dir=logs, prefix=f"kafka-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log"
+    )
+    os.close(fd)
+    log_path = Path(log_name)
+    ready = False
+
+    def keep() -> bool:
+        # A broker that never became ready keeps its log: the error names it.
+        return not ready or (keep_log is not None and keep_log())
+
+    with ExitStack() as stack:
+        stack.callback(_dispose_log, log_path, keep)
+        broker = _start_java(java, libs, log_path, extra)
+        stack.callback(broker.stop)
+        # atexit covers an interpreter that exits without unwinding this generator.
+        atexit.register(broker.stop)
+        stack.callback(atexit.unregister, broker.stop)
+        _wait_until_ready(broker, log_path)
+        ready = True
+        yield Broker(broker.bootstrap, "local-jvm", log_path)
+
+
+def _start_java(java: str, libs: Path, log_path: Path, extra: Mapping[str, str]) -> _LocalBroker:
+    run_dir = Path(tempfile.mkdtemp(prefix="erpbridge-kafka-"))
+    try:
+        port, controller_port = _free_ports(2)
+        server_properties = run_dir / "server.properties"
+        server_properties.write_text(
+            _server_properties(port, controller_port, run_dir / "data", extra), encoding="utf-8"
+        )
+        log_config = run_dir / "log4j2.properties"
+        log_config.write_text(_LOG4J2_PROPERTIES, encoding="utf-8")
+        jvm = [
+            java,
+            "-Xms256m",
+            "-Xmx512m",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log_config}",
+            "-cp",
+            str(libs / "*"),
+        ]
+        with log_path.open("ab") as log:
+            formatted = subprocess.run(
+                [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+                 "-c", str(server_properties)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                timeout=_START_TIMEOUT_S, check=False,
+            )  # fmt: skip
+            if formatted.returncode != 0:
+                raise RuntimeError(
+                    f"formatting Kafka storage failed (exit {formatted.returncode}), "
+                    f"log {log_path}:\n{_tail(log_path.read_text(errors='replace'))}"
+                )
+            process = subprocess.Popen(
+                [*jvm, "kafka.Kafka", str(server_properties)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return _LocalBroker(process, run_dir, f"127.0.0.1:{port}")
+
+
+def _wait_until_ready(broker: _LocalBroker, log_path: Path) -> None:
+    """Return once the broker logged its start and serves metadata to a real client."""
+    from confluent_kafka.admin import AdminClient
+
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    started = False
+    while time.monotonic() < deadline:
+        if broker.process.poll() is not None:
+            raise RuntimeError(
+                f"Kafka broker exited with {broker.process.returncode} while starting, "
+                f"log {log_path}:\n{_tail(log_path.read_text(errors='replace'))}"
+            )
+        started = started or _READY_LINE in log_path.read_text(errors="replace")
+        if started:
+            admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+            try:
+                admin.list_topics(timeout=5)
+                return
+            except Exception:  # listener up before metadata: try again until the deadline
+                pass
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"Kafka broker not ready after {_START_TIMEOUT_S:.0f}s, "
+        f"log {log_path}:\n{_tail(log_path.read_text(errors='replace'))}"
+    )
+
+
+def _dispose_log(log_path: Path, keep: Callable[[], bool]) -> None:
+    if keep():
+        # Logging's last-resort handler prints this even where logging is not configured.
+        _log.warning("Kafka broker log kept: %s", log_path)
+    else:
+        log_path.unlink(missing_ok=True)
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.splitlines()[-lines:])

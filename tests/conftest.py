@@ -1,0 +1,25 @@
+"""Fixtures every test package may use: one real Kafka broker per session, unique topic names."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from streams.local.kafka import Broker, running_broker
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
+    # The broker log outlives the session only when it may explain a failure.
+    with running_broker(keep_log=lambda: request.session.testsfailed > 0) as broker:
+        yield broker
+
+
+@pytest.fixture
+def topic_prefix(request: pytest.FixtureRequest) -> str:
+    """`t-<test name>-<random>-`: tests sharing the session broker never share topics or groups."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
+    return f"t-{name}-{uuid.uuid4().hex[:8]}-"
