@@ -46,7 +46,10 @@ def create_topology(settings: Settings, codec: Codec | None = None) -> Topology:
     )
     accounting = EventAccounting()
     intake.register(
-        app, TopicCatalog.from_settings(settings), codec or codec_from_settings(settings), accounting
+        app,
+        TopicCatalog.from_settings(settings),
+        codec or codec_from_settings(settings),
+        accounting,
     )
 
     @app.page(ACCOUNTING_PATH)

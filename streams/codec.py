@@ -142,7 +142,9 @@ class Codec:
         try:
             return self._store.current(writer.name)
         except KeyError:
-            raise DecodeError("unknown-schema", f"{writer.name} is not a schema of this store") from None
+            raise DecodeError(
+                "unknown-schema", f"{writer.name} is not a schema of this store"
+            ) from None
 
     def _schema_id(self, subject: str, schema: StoredSchema) -> int:
         from confluent_kafka.schema_registry import Schema
@@ -175,7 +177,9 @@ class Codec:
         try:
             writer = from_expanded(json.loads(registered.schema_str))
         except Exception as exc:
-            raise DecodeError("unknown-schema-id", f"schema id {schema_id} is not Avro: {exc}") from exc
+            raise DecodeError(
+                "unknown-schema-id", f"schema id {schema_id} is not Avro: {exc}"
+            ) from exc
         self._registry_schemas[schema_id] = writer
         return writer
 
@@ -194,11 +198,4 @@ def codec_from_settings(settings: Settings) -> Codec:
         return Codec(store)
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    conf = {"url": settings.schema_registry_url}
-    # mock:// is confluent-kafka's in-process registry; new_client shares one store per URL.
-    client = (
-        SchemaRegistryClient.new_client(conf)
-        if settings.schema_registry_url.startswith("mock://")
-        else SchemaRegistryClient(conf)
-    )
-    return Codec(store, client)
+    return Codec(store, SchemaRegistryClient({"url": settings.schema_registry_url}))

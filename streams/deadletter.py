@@ -56,9 +56,7 @@ def dead_letter(
     ]
     # Earlier dead-letter headers are replaced, so a replayed record that fails again says why now.
     kept = [(k, v) for k, v in headers if not k.startswith(HEADER_PREFIX)]
-    return DeadLetter(
-        dlq_topic, partition, key, value, kept + [(k, v.encode()) for k, v in ours]
-    )
+    return DeadLetter(dlq_topic, partition, key, value, kept + [(k, v.encode()) for k, v in ours])
 
 
 def describe(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:

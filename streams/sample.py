@@ -22,7 +22,6 @@ from streams.money import allocate, minor_unit, quantize_minor
 from streams.topics import INVENTORY, ORDERS, PAYMENTS
 
 if TYPE_CHECKING:
-
     pass
 
 CustomerKind = Literal["CONSUMER", "BUSINESS"]

@@ -310,7 +310,9 @@ class CompatReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.incompatibilities or self.forward_incompatibilities or self.missing_history)
+        return not (
+            self.incompatibilities or self.forward_incompatibilities or self.missing_history
+        )
 
     def problems(self) -> list[str]:
         return [

@@ -17,14 +17,18 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "ERPBRIDGE_KAFKA_BOOTSTRAP_SERVERS"),
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "ERPBRIDGE_KAFKA_BOOTSTRAP_SERVERS"
+        ),
         description="host:port list; when unset, local tools start a broker of their own.",
     )
     app_id: str = Field(default="erpbridge", description="Faust app id and consumer group prefix.")
     topic_prefix: str = Field(
         default="", description="Prepended to every topic name, for several tenants on one cluster."
     )
-    partitions: int = Field(default=6, ge=1, description="Partition count of every topic by default.")
+    partitions: int = Field(
+        default=6, ge=1, description="Partition count of every topic by default."
+    )
     topic_partitions: dict[str, int] = Field(
         default_factory=dict,
         description='Per-topic partition counts by logical name, JSON: {"commerce.orders": 12}.',
@@ -35,8 +39,12 @@ class Settings(BaseSettings):
         description="Confluent-compatible registry; when set, writers use the Confluent wire format.",
     )
     schemas_dir: Path = Field(default=REPO_ROOT / "schemas")
-    data_dir: Path = Field(default=REPO_ROOT / "var" / "data", description="Worker state (RocksDB).")
-    web_host: str = Field(default="127.0.0.1", description="Bind address of the worker's web server.")
+    data_dir: Path = Field(
+        default=REPO_ROOT / "var" / "data", description="Worker state (RocksDB)."
+    )
+    web_host: str = Field(
+        default="127.0.0.1", description="Bind address of the worker's web server."
+    )
     web_port: int = Field(default=6066, ge=1, le=65535)
 
     @field_validator("topic_partitions")

@@ -10,6 +10,11 @@ from mode import ServiceT
 from streams.app import Topology
 
 
-def run(topology: Topology, *services: ServiceT, loglevel: str = "warning") -> NoReturn:
-    worker = faust.Worker(topology.app, *services, loglevel=loglevel)
+def run(
+    topology: Topology, *services: ServiceT, loglevel: str = "warning", quiet: bool = False
+) -> NoReturn:
+    # Our own output goes to stdout as is, not through faust's logger.
+    worker = faust.Worker(
+        topology.app, *services, loglevel=loglevel, quiet=quiet, redirect_stdouts=False
+    )
     worker.execute_from_commandline()

@@ -1,4 +1,5 @@
-"""Fixtures every test package may use: one real Kafka broker per session, unique topic names."""
+"""Fixtures every test package may use: one real Kafka broker and schema registry per session,
+unique topic names."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from streams.local.kafka import Broker, running_broker
+from streams.local.registry import Registry, running_registry
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +18,14 @@ def kafka_broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
     # The broker log outlives the session only when it may explain a failure.
     with running_broker(keep_log=lambda: request.session.testsfailed > 0) as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def schema_registry(request: pytest.FixtureRequest) -> Iterator[Registry]:
+    # Started only when a test asks for it; subjects follow topics, so `topic_prefix` keeps
+    # tests sharing it apart.
+    with running_registry(keep_log=lambda: request.session.testsfailed > 0) as registry:
+        yield registry
 
 
 @pytest.fixture

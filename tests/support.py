@@ -35,7 +35,9 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:
             if result:
                 return result
         time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what} (last error: {last_error})"
+    )
 
 
 @dataclass
@@ -59,5 +61,3 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait(timeout=10)
         return self.process.returncode
-
-

@@ -27,15 +27,11 @@ def register(
 ) -> None:
     for name in INPUTS:
         source = app.topic(catalog.physical(name), partitions=catalog.partitions(name))
-        dlq = app.topic(
-            catalog.physical(dead_letter_of(name)), partitions=catalog.partitions(name)
-        )
+        dlq = app.topic(catalog.physical(dead_letter_of(name)), partitions=catalog.partitions(name))
         app.agent(source, name=f"intake.{name}")(_intake(name, dlq, codec, accounting))
 
 
-def _intake(
-    name: str, dlq: faust.TopicT, codec: Codec, accounting: EventAccounting
-) -> Agent:
+def _intake(name: str, dlq: faust.TopicT, codec: Codec, accounting: EventAccounting) -> Agent:
     schema = spec(name).value_schema
 
     async def agent(stream: StreamT[bytes]) -> None:
@@ -67,12 +63,13 @@ def _intake(
                 await delivery
                 accounting.outcome(name, Outcome.DEAD_LETTERED, error.reason)
                 log.warning(
-                    "dead-lettered %s[%d]@%d: %s", message.topic, message.partition,
-                    message.offset, error,
+                    "dead-lettered %s[%d]@%d: %s",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    error,
                 )
                 continue
             accounting.outcome(name, Outcome.DECODED)
 
     return agent
-
-

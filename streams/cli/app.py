@@ -16,7 +16,9 @@ from streams.settings import Settings
     envvar="KAFKA_BOOTSTRAP_SERVERS",
     help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS).",
 )
-@click.option("--topic-prefix", envvar="ERPBRIDGE_TOPIC_PREFIX", help="Tenant prefix of every topic.")
+@click.option(
+    "--topic-prefix", envvar="ERPBRIDGE_TOPIC_PREFIX", help="Tenant prefix of every topic."
+)
 @click.option(
     "--schema-registry-url",
     envvar="ERPBRIDGE_SCHEMA_REGISTRY_URL",

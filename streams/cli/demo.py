@@ -106,7 +106,7 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, exit_when_done
         topology.app.timer(interval=2.0)(progress)
         feed.start()
         try:
-            worker.run(topology)
+            worker.run(topology, quiet=True)
         except SystemExit:
             pass
         finally:

@@ -14,8 +14,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +22,18 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from streams.local.jvm import (
+    cache_dir,
+    dispose_log,
+    free_ports,
+    java,
+    log_tail,
+    maven,
+    new_log,
+    stop_process,
+    tail,
+)
 
 KAFKA_VERSION = "4.4.0"
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
@@ -107,15 +117,6 @@ def choose_broker_kind(env: Mapping[str, str], probes: Probes) -> BrokerKind:
     return "local-jvm"
 
 
-def cache_dir(env: Mapping[str, str]) -> Path:
-    explicit = env.get("ERPBRIDGE_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = env.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path(env.get("HOME", "~")).expanduser() / ".cache"
-    return base / "erpbridge"
-
-
 def libs_dir(env: Mapping[str, str]) -> Path:
     return cache_dir(env) / f"kafka-{KAFKA_VERSION}" / "libs"
 
@@ -123,8 +124,8 @@ def libs_dir(env: Mapping[str, str]) -> Path:
 def default_probes(env: Mapping[str, str]) -> Probes:
     return Probes(
         docker_answers=lambda: _docker_answers(env),
-        java_found=lambda: _java(env) is not None,
-        maven_found=lambda: shutil.which("mvn", path=env.get("PATH")) is not None,
+        java_found=lambda: java(env) is not None,
+        maven_found=lambda: maven(env) is not None,
         jars_cached=lambda: (libs_dir(env) / _LIBS_MARKER).is_file(),
     )
 
@@ -184,19 +185,12 @@ def _confluent_env_name(key: str) -> str:
     return "KAFKA_" + key.upper().replace("_", "__").replace("-", "___").replace(".", "_")
 
 
-def _java(env: Mapping[str, str]) -> str | None:
-    java_home = env.get("JAVA_HOME")
-    if java_home and os.access(Path(java_home) / "bin" / "java", os.X_OK):
-        return str(Path(java_home) / "bin" / "java")
-    return shutil.which("java", path=env.get("PATH"))
-
-
 def ensure_jars(env: Mapping[str, str]) -> Path:
     """The broker's jars, fetched with Maven on first use into the cache."""
     libs = libs_dir(env)
     if (libs / _LIBS_MARKER).is_file():
         return libs
-    mvn = shutil.which("mvn", path=env.get("PATH"))
+    mvn = maven(env)
     if mvn is None:
         raise BrokerUnavailable(_MAVEN_MISSING)
     libs.parent.mkdir(parents=True, exist_ok=True)
@@ -220,7 +214,7 @@ def ensure_jars(env: Mapping[str, str]) -> Path:
             raise BrokerUnavailable(
                 f"Maven could not fetch org.apache.kafka:kafka_2.13:{KAFKA_VERSION} "
                 f"(exit {result.returncode}); Maven Central must be reachable:\n"
-                + _tail(result.stdout + result.stderr)
+                + tail(result.stdout + result.stderr)
             )
         (staged / _LIBS_MARKER).write_text(f"kafka {KAFKA_VERSION}\n", encoding="utf-8")
         try:
@@ -249,18 +243,6 @@ def _pom_xml() -> str:
   </dependencies>
 </project>
 """
-
-
-def _free_ports(count: int) -> list[int]:
-    # Hold every socket until all are bound so the ports differ from each other.
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _cluster_id() -> str:
@@ -318,13 +300,7 @@ class _LocalBroker:
         self.bootstrap = bootstrap
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, _STOP_TIMEOUT_S)
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
@@ -332,17 +308,11 @@ class _LocalBroker:
 def _local_jvm_broker(
     env: Mapping[str, str], extra: Mapping[str, str], keep_log: Callable[[], bool] | None
 ) -> Iterator[Broker]:
-    java = _java(env)
-    if java is None:
+    java_path = java(env)
+    if java_path is None:
         raise BrokerUnavailable(_JAVA_MISSING)
     libs = ensure_jars(env)
-    logs = cache_dir(env) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    fd, log_name = tempfile.mkstemp(
-        dir=logs, prefix=f"kafka-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log"
-    )
-    os.close(fd)
-    log_path = Path(log_name)
+    log_path = new_log(env, "kafka")
     ready = False
 
     def keep() -> bool:
@@ -350,8 +320,8 @@ def _local_jvm_broker(
         return not ready or (keep_log is not None and keep_log())
 
     with ExitStack() as stack:
-        stack.callback(_dispose_log, log_path, keep)
-        broker = _start_java(java, libs, log_path, extra)
+        stack.callback(dispose_log, log_path, keep, "Kafka broker")
+        broker = _start_java(java_path, libs, log_path, extra)
         stack.callback(broker.stop)
         # atexit covers an interpreter that exits without unwinding this generator.
         atexit.register(broker.stop)
@@ -361,10 +331,12 @@ def _local_jvm_broker(
         yield Broker(broker.bootstrap, "local-jvm", log_path)
 
 
-def _start_java(java: str, libs: Path, log_path: Path, extra: Mapping[str, str]) -> _LocalBroker:
+def _start_java(
+    java_path: str, libs: Path, log_path: Path, extra: Mapping[str, str]
+) -> _LocalBroker:
     run_dir = Path(tempfile.mkdtemp(prefix="erpbridge-kafka-"))
     try:
-        port, controller_port = _free_ports(2)
+        port, controller_port = free_ports(2)
         server_properties = run_dir / "server.properties"
         server_properties.write_text(
             _server_properties(port, controller_port, run_dir / "data", extra), encoding="utf-8"
@@ -372,7 +344,7 @@ def _start_java(java: str, libs: Path, log_path: Path, extra: Mapping[str, str])
         log_config = run_dir / "log4j2.properties"
         log_config.write_text(_LOG4J2_PROPERTIES, encoding="utf-8")
         jvm = [
-            java,
+            java_path,
             "-Xms256m",
             "-Xmx512m",
             "-Djava.awt.headless=true",
@@ -390,11 +362,14 @@ def _start_java(java: str, libs: Path, log_path: Path, extra: Mapping[str, str])
             if formatted.returncode != 0:
                 raise RuntimeError(
                     f"formatting Kafka storage failed (exit {formatted.returncode}), "
-                    f"log {log_path}:\n{_tail(log_path.read_text(errors='replace'))}"
+                    f"log {log_path}:\n{log_tail(log_path)}"
                 )
             process = subprocess.Popen(
                 [*jvm, "kafka.Kafka", str(server_properties)],
                 stdin=subprocess.DEVNULL,
+                # Out of the terminal's process group: Ctrl-C reaches us, and we stop it
+                # after the processes that still talk to it.
+                start_new_session=True,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -414,7 +389,7 @@ def _wait_until_ready(broker: _LocalBroker, log_path: Path) -> None:
         if broker.process.poll() is not None:
             raise RuntimeError(
                 f"Kafka broker exited with {broker.process.returncode} while starting, "
-                f"log {log_path}:\n{_tail(log_path.read_text(errors='replace'))}"
+                f"log {log_path}:\n{log_tail(log_path)}"
             )
         started = started or _READY_LINE in log_path.read_text(errors="replace")
         if started:
@@ -427,17 +402,5 @@ def _wait_until_ready(broker: _LocalBroker, log_path: Path) -> None:
         time.sleep(0.2)
     raise RuntimeError(
         f"Kafka broker not ready after {_START_TIMEOUT_S:.0f}s, "
-        f"log {log_path}:\n{_tail(log_path.read_text(errors='replace'))}"
+        f"log {log_path}:\n{log_tail(log_path)}"
     )
-
-
-def _dispose_log(log_path: Path, keep: Callable[[], bool]) -> None:
-    if keep():
-        # Logging's last-resort handler prints this even where logging is not configured.
-        _log.warning("Kafka broker log kept: %s", log_path)
-    else:
-        log_path.unlink(missing_ok=True)
-
-
-def _tail(text: str, lines: int = 40) -> str:
-    return "\n".join(text.splitlines()[-lines:])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.codec import Codec, DecodeError, EncodeError, Framing
+from streams.local.registry import Registry
 from streams.schema_store import SchemaStore, from_expanded, load_file
 from streams.settings import REPO_ROOT
 
@@ -45,7 +45,11 @@ def placed() -> dict[str, Any]:
                         "unit_price": Decimal("19.99"),
                         "discount": Decimal("5.00"),
                         "tax_lines": [
-                            {"jurisdiction": "DE", "rate": Decimal("0.19"), "amount": Decimal("10.44")}
+                            {
+                                "jurisdiction": "DE",
+                                "rate": Decimal("0.19"),
+                                "amount": Decimal("10.44"),
+                            }
                         ],
                     }
                 ],
@@ -55,14 +59,27 @@ def placed() -> dict[str, Any]:
     }
 
 
-def registry_client() -> Any:
-    return SchemaRegistryClient.new_client({"url": f"mock://{uuid.uuid4().hex}"})
+def registry_client(registry: Registry) -> SchemaRegistryClient:
+    """A new client, so with an empty cache, on the session's registry.
+
+    The registry is shared by the session: tests keep their subjects apart through
+    `topic_prefix` in the topic names they encode for.
+    """
+    return SchemaRegistryClient({"url": registry.url})
 
 
 @pytest.mark.parametrize("framing", [Framing.SINGLE_OBJECT, Framing.CONFLUENT])
-def test_round_trip_keeps_money_exact(store: SchemaStore, framing: Framing) -> None:
-    codec = Codec(store, registry_client() if framing is Framing.CONFLUENT else None)
-    data = codec.encode("erpbridge.OrderEvent", placed(), topic="commerce.orders")
+def test_round_trip_keeps_money_exact(
+    store: SchemaStore, framing: Framing, request: pytest.FixtureRequest, topic_prefix: str
+) -> None:
+    # Only the Confluent case needs the registry; the other runs without starting one.
+    registry = (
+        registry_client(request.getfixturevalue("schema_registry"))
+        if framing is Framing.CONFLUENT
+        else None
+    )
+    codec = Codec(store, registry)
+    data = codec.encode("erpbridge.OrderEvent", placed(), topic=f"{topic_prefix}commerce.orders")
     decoded = codec.decode(data, expected="erpbridge.OrderEvent")
     assert decoded.framing is framing
     event_type, event = decoded.datum["event"]
@@ -80,20 +97,38 @@ def test_single_object_header_is_the_avro_specification_one(store: SchemaStore) 
     assert data[2:10] == store.current("erpbridge.OrderEvent").fingerprint
 
 
-def test_confluent_frame_carries_the_registry_id(store: SchemaStore) -> None:
-    registry = registry_client()
-    data = Codec(store, registry).encode("erpbridge.OrderEvent", placed(), topic="commerce.orders")
+def test_confluent_frame_carries_the_registry_id(
+    store: SchemaStore, schema_registry: Registry, topic_prefix: str
+) -> None:
+    registry = registry_client(schema_registry)
+    topic = f"{topic_prefix}commerce.orders"
+    data = Codec(store, registry).encode("erpbridge.OrderEvent", placed(), topic=topic)
     schema_id = int.from_bytes(data[1:5], "big")
     assert data[0] == 0
-    registered = registry.get_latest_version("commerce.orders-value")
+    registered = registry.get_latest_version(f"{topic}-value")
     assert registered.schema_id == schema_id
 
 
-def test_a_reader_without_registry_still_reads_single_object_and_names_the_missing_registry(
-    store: SchemaStore,
+def test_a_registry_framed_message_is_read_by_a_consumer_configured_with_the_same_registry(
+    store: SchemaStore, schema_registry: Registry, topic_prefix: str
 ) -> None:
-    registry = registry_client()
-    framed = Codec(store, registry).encode("erpbridge.OrderEvent", placed(), topic="t")
+    """Producer and consumer share only the registry URL, as separate processes do."""
+    producer = Codec(store, registry_client(schema_registry))
+    data = producer.encode("erpbridge.OrderEvent", placed(), topic=f"{topic_prefix}commerce.orders")
+
+    consumer = Codec(store, registry_client(schema_registry))
+    decoded = consumer.decode(data, expected="erpbridge.OrderEvent")
+
+    assert decoded.framing is Framing.CONFLUENT
+    assert decoded.datum["event"][1]["total"] == Decimal("65.41")
+    assert decoded.datum["occurred_at"] == NOW
+
+
+def test_a_reader_without_registry_still_reads_single_object_and_names_the_missing_registry(
+    store: SchemaStore, schema_registry: Registry, topic_prefix: str
+) -> None:
+    registry = registry_client(schema_registry)
+    framed = Codec(store, registry).encode("erpbridge.OrderEvent", placed(), topic=topic_prefix)
     plain_reader = Codec(store)
     with pytest.raises(DecodeError) as error:
         plain_reader.decode(framed)
@@ -101,9 +136,9 @@ def test_a_reader_without_registry_still_reads_single_object_and_names_the_missi
     assert "ERPBRIDGE_SCHEMA_REGISTRY_URL" in str(error.value)
     # a registry-configured reader detects the framing per message: both kinds decode
     both = Codec(store, registry)
-    assert both.decode(Codec(store).encode("erpbridge.OrderEvent", placed(), topic="t")).framing is (
-        Framing.SINGLE_OBJECT
-    )
+    assert both.decode(
+        Codec(store).encode("erpbridge.OrderEvent", placed(), topic="t")
+    ).framing is (Framing.SINGLE_OBJECT)
     assert both.decode(framed).framing is Framing.CONFLUENT
 
 
@@ -129,10 +164,14 @@ def test_undecodable_bytes_raise_decode_error_with_a_reason(
     assert error.value.reason == reason
 
 
-def test_unknown_registry_id_is_a_decode_error(store: SchemaStore) -> None:
-    codec = Codec(store, registry_client())
+def test_unknown_registry_id_is_a_decode_error(
+    store: SchemaStore, schema_registry: Registry
+) -> None:
+    codec = Codec(store, registry_client(schema_registry))
+    # Far above any id a test session registers: ids are global to the shared registry.
+    unknown_id = 2**31 - 1
     with pytest.raises(DecodeError) as error:
-        codec.decode(b"\x00" + (4242).to_bytes(4, "big") + b"\x02")
+        codec.decode(b"\x00" + unknown_id.to_bytes(4, "big") + b"\x02")
     assert error.value.reason == "unknown-schema-id"
 
 

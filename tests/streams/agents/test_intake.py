@@ -26,7 +26,9 @@ def _header(event_id: str) -> dict[str, Any]:
 
 def _valid_records(codec: Codec, topics: TopicCatalog) -> list[tuple[str, bytes, bytes]]:
     cancelled = {
-        **_header("e-1"), "order_id": "o-1", "event": ("erpbridge.OrderCancelled", {"reason": "x"}),
+        **_header("e-1"),
+        "order_id": "o-1",
+        "event": ("erpbridge.OrderCancelled", {"reason": "x"}),
     }
     snapshot = {
         **_header("e-2"),
@@ -42,19 +44,36 @@ def _valid_records(codec: Codec, topics: TopicCatalog) -> list[tuple[str, bytes,
         ),
     }
     return [
-        (topics.physical(ORDERS), b"o-1", codec.encode("erpbridge.OrderEvent", cancelled, topic="t")),
-        (topics.physical(INVENTORY), b"SKU-1", codec.encode("erpbridge.InventoryEvent", snapshot, topic="t")),
-        (topics.physical(PAYMENTS), b"o-1", codec.encode("erpbridge.PaymentEvent", captured, topic="t")),
+        (
+            topics.physical(ORDERS),
+            b"o-1",
+            codec.encode("erpbridge.OrderEvent", cancelled, topic="t"),
+        ),
+        (
+            topics.physical(INVENTORY),
+            b"SKU-1",
+            codec.encode("erpbridge.InventoryEvent", snapshot, topic="t"),
+        ),
+        (
+            topics.physical(PAYMENTS),
+            b"o-1",
+            codec.encode("erpbridge.PaymentEvent", captured, topic="t"),
+        ),
     ]
 
 
 def _dead_letters(settings: Settings, topic: str, expected: int) -> list[Any]:
     consumer = Consumer(
-        {**settings.confluent_config(), "group.id": f"{topic}-check", "auto.offset.reset": "earliest"}
+        {
+            **settings.confluent_config(),
+            "group.id": f"{topic}-check",
+            "auto.offset.reset": "earliest",
+        }
     )
     consumer.subscribe([topic])
     found: list[Any] = []
     try:
+
         def collected() -> bool:
             message = consumer.poll(0.5)
             if message is not None and message.error() is None:

@@ -15,7 +15,6 @@ import pytest
 from click.testing import CliRunner, Result
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.cli import main
 from streams.jsonlines import parse_line, to_datum
@@ -35,23 +34,6 @@ def env(kafka_broker: Any, topic_prefix: str) -> dict[str, str | None]:
         "ERPBRIDGE_TOPIC_PREFIX": topic_prefix,
         "ERPBRIDGE_SCHEMA_REGISTRY_URL": None,
     }
-
-
-@pytest.fixture
-def shared_mock_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One in-process registry per mock:// URL, as a real registry is one per URL.
-
-    codec_from_settings makes a new client per call, and confluent-kafka's
-    MockSchemaRegistryClient keeps its schemas per instance, so produce and tail would
-    otherwise each see an empty registry.
-    """
-    clients: dict[str, Any] = {}
-    new_client = SchemaRegistryClient.new_client
-
-    def shared(conf: dict[str, Any]) -> Any:
-        return clients.setdefault(conf["url"], new_client(conf))
-
-    monkeypatch.setattr(SchemaRegistryClient, "new_client", staticmethod(shared))
 
 
 def run(args: list[str], env: dict[str, str | None], stdin: str | None = None) -> Result:
@@ -124,17 +106,19 @@ def tail_values(topic: str, env: dict[str, str | None]) -> list[Any]:
 
 @pytest.mark.parametrize("framing", ["single-object", "confluent"])
 @pytest.mark.parametrize("topic", INPUTS)
-@pytest.mark.usefixtures("shared_mock_registry")
 def test_produce_then_tail_gives_the_same_records_back(
     topics: TopicCatalog,
     env: dict[str, str | None],
     kafka_broker: Any,
-    topic_prefix: str,
     topic: str,
     framing: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     if framing == "confluent":
-        env = {**env, "ERPBRIDGE_SCHEMA_REGISTRY_URL": f"mock://{topic_prefix}"}
+        # produce and tail each make their own registry client: only the registry is shared.
+        # Subjects are named after the prefixed topics, so tests sharing it stay apart.
+        registry = request.getfixturevalue("schema_registry")
+        env = {**env, "ERPBRIDGE_SCHEMA_REGISTRY_URL": registry.url}
     lines = lines_of(topic)
     physical = topics.physical(topic)
 
