@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from streams.topic_admin import ensure_topics
 
 from streams.settings import Settings
+from streams.topic_admin import ensure_topics
 from streams.topics import TopicCatalog
 from tests.support import WorkerProcess, free_port
 
