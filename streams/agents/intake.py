@@ -1,6 +1,6 @@
 """Intake of the three input topics: decode every record or dead-letter it, and count both.
 
-Later agents take decoded events from here; nothing in this module knows business rules.
+Decoded events are only counted for now: the business agents of issue 3 apply them.
 """
 
 from __future__ import annotations

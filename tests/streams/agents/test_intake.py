@@ -110,11 +110,16 @@ def test_every_record_is_decoded_or_dead_lettered_with_its_reason(
     assert producer.flush(30) == 0
 
     worker = start_worker()
-    accounting = wait_for(
-        lambda: (a := worker.accounting())["totals"]["consumed"] == len(good) + len(bad) and a,
-        timeout=90,
-        what="the worker to consume every record",
-    )
+    total = len(good) + len(bad)
+
+    def settled() -> dict[str, Any] | None:
+        # A record is counted as consumed before its outcome: wait until every one has both.
+        accounting = worker.accounting()
+        totals = accounting["totals"]
+        done = totals["consumed"] == total == totals["decoded"] + totals["dead_lettered"]
+        return accounting if done else None
+
+    accounting = wait_for(settled, timeout=90, what="every record consumed and accounted for")
     assert accounting["totals"] == {
         "consumed": len(good) + len(bad),
         "decoded": len(good),
