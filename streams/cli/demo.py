@@ -67,6 +67,11 @@ class Feed(threading.Thread):
         self.published += len(_UNDECODABLE)
 
 
+def _settled(totals: dict[str, int], expected: int) -> bool:
+    """`expected` records consumed, and each one decoded or dead-lettered (not still in flight)."""
+    return totals["consumed"] == expected == totals["decoded"] + totals["dead_lettered"]
+
+
 @main.command("demo")
 @click.option("--orders", default=1000, show_default=True, help="Orders in the sample.")
 @click.option("--rate", default=200.0, show_default=True, help="Events per second; 0 = flat out.")
@@ -100,7 +105,7 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, exit_when_done
             if feed.error is not None:
                 click.echo(f"sample feed failed: {feed.error!r}", err=True)
                 os.kill(os.getpid(), signal.SIGTERM)
-            elif exit_when_done and not feed.is_alive() and totals["consumed"] >= feed.published:
+            elif exit_when_done and not feed.is_alive() and _settled(totals, feed.published):
                 os.kill(os.getpid(), signal.SIGTERM)
 
         topology.app.timer(interval=2.0)(progress)
@@ -114,6 +119,5 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, exit_when_done
             feed.join(timeout=30)
         totals = topology.accounting.totals()
         click.echo(f"final: published {feed.published}, accounting {totals}")
-        balanced = totals["consumed"] == totals["decoded"] + totals["dead_lettered"]
-        if feed.error is not None or not balanced:
+        if feed.error is not None or not _settled(totals, totals["consumed"]):
             raise SystemExit(1)
