@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import stat
 import subprocess
 import time
 import urllib.request
@@ -13,7 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner, Result
+
 from streams.app import ACCOUNTING_PATH
+from streams.cli import main
+from streams.schema_store import SchemaStore
+from streams.settings import REPO_ROOT
+
+EVENTS = REPO_ROOT / "tests" / "fixtures" / "events"
+"""One JSON-lines file of realistic records per topic schema."""
+STORE = SchemaStore.from_directory(REPO_ROOT / "schemas")
 
 
 def free_port() -> int:
@@ -61,3 +71,25 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait(timeout=10)
         return self.process.returncode
+
+
+def run(args: list[str], env: dict[str, str | None], stdin: str | None = None) -> Result:
+    return CliRunner().invoke(main, args, env=env, input=stdin, catch_exceptions=False)
+
+
+def lines_of(topic: str) -> list[str]:
+    return [line for line in (EVENTS / f"{topic}.jsonl").read_text().splitlines() if line.strip()]
+
+
+def fake_maven(bin_dir: Path, body: str) -> Path:
+    """An `mvn` that records each call, then runs `body` (with $out = the output directory)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    mvn = bin_dir / "mvn"
+    mvn.write_text(
+        "#!/bin/sh\n"
+        f'echo called >> "{bin_dir}/calls"\n'
+        'for arg; do case "$arg" in -DoutputDirectory=*) out="${arg#-DoutputDirectory=}";; esac; done\n'
+        f"{body}\n"
+    )
+    mvn.chmod(mvn.stat().st_mode | stat.S_IXUSR)
+    return bin_dir / "calls"

@@ -15,6 +15,8 @@ from pathlib import Path
 
 _log = logging.getLogger(__name__)
 
+_MAVEN_TIMEOUT_S = 900.0
+
 
 def cache_dir(env: Mapping[str, str]) -> Path:
     explicit = env.get("ERPBRIDGE_CACHE_DIR")
@@ -23,6 +25,58 @@ def cache_dir(env: Mapping[str, str]) -> Path:
     xdg = env.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path(env.get("HOME", "~")).expanduser() / ".cache"
     return base / "erpbridge"
+
+
+JAVA_MISSING = "install a Java runtime, 17 or newer (java not on PATH nor in JAVA_HOME)"
+CACHE_MARKER = ".complete"
+
+
+def is_cached(target: Path) -> bool:
+    return (target / CACHE_MARKER).is_file()
+
+
+def fill_cache_once(
+    target: Path, fill: Callable[[Path, Path], None], incomplete: Callable[[str], Exception]
+) -> Path:
+    """Fill `target` once: `fill(staged, scratch)` writes into `staged`, which is renamed into place.
+
+    Staging beside the final place means a concurrent or interrupted run never sees a
+    half-filled directory; `scratch` is a work directory removed afterwards.
+    """
+    if is_cached(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
+        staged, scratch = Path(tmp) / "staged", Path(tmp) / "scratch"
+        scratch.mkdir()
+        fill(staged, scratch)
+        (staged / CACHE_MARKER).write_text(f"{target.name}\n", encoding="utf-8")
+        try:
+            staged.rename(target)
+        except OSError:
+            if not is_cached(target):
+                raise incomplete(f"{target} exists but is incomplete: delete it") from None
+            # Another run finished the same download first; its copy is as good as ours.
+    return target
+
+
+def run_maven(
+    mvn: str, args: list[str], *, cwd: Path, what: str, unavailable: Callable[[str], Exception]
+) -> None:
+    result = subprocess.run(
+        [mvn, "-q", "-B", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=_MAVEN_TIMEOUT_S,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise unavailable(
+            f"Maven could not fetch {what} (exit {result.returncode}); Maven Central must be "
+            "reachable:\n" + tail(result.stdout + result.stderr)
+        )
 
 
 def java(env: Mapping[str, str]) -> str | None:

@@ -24,15 +24,18 @@ from pathlib import Path
 from typing import Literal
 
 from streams.local.jvm import (
+    JAVA_MISSING,
     cache_dir,
     dispose_log,
+    fill_cache_once,
     free_ports,
+    is_cached,
     java,
     log_tail,
     maven,
     new_log,
+    run_maven,
     stop_process,
-    tail,
 )
 
 KAFKA_VERSION = "4.4.0"
@@ -51,12 +54,9 @@ _MAVEN_DEPENDENCIES = (
 # testcontainers' KafkaContainer drives Confluent images; Confluent Platform 8.x ships Kafka 4.x.
 # Not exercised on machines without a Docker engine.
 _DOCKER_IMAGE = "confluentinc/cp-kafka:8.1.0"
-_LIBS_MARKER = ".complete"
 _READY_LINE = "Kafka Server started"
 _START_TIMEOUT_S = 90.0
 _STOP_TIMEOUT_S = 30.0
-_MAVEN_TIMEOUT_S = 900.0
-_JAVA_MISSING = "install a Java runtime, 17 or newer (java not on PATH nor in JAVA_HOME)"
 _MAVEN_MISSING = "install Apache Maven (mvn not on PATH) to fetch the Kafka jars once"
 
 # Broker behaviour every kind shares: one node, and apps that must create their own topics.
@@ -104,7 +104,7 @@ def choose_broker_kind(env: Mapping[str, str], probes: Probes) -> BrokerKind:
         return "docker"
     missing: list[str] = []
     if not probes.java_found():
-        missing.append(_JAVA_MISSING)
+        missing.append(JAVA_MISSING)
     # Maven only fetches the jars once; a filled cache runs without it.
     if not probes.jars_cached() and not probes.maven_found():
         missing.append(_MAVEN_MISSING)
@@ -126,7 +126,7 @@ def default_probes(env: Mapping[str, str]) -> Probes:
         docker_answers=lambda: _docker_answers(env),
         java_found=lambda: java(env) is not None,
         maven_found=lambda: maven(env) is not None,
-        jars_cached=lambda: (libs_dir(env) / _LIBS_MARKER).is_file(),
+        jars_cached=lambda: is_cached(libs_dir(env)),
     )
 
 
@@ -188,42 +188,28 @@ def _confluent_env_name(key: str) -> str:
 def ensure_jars(env: Mapping[str, str]) -> Path:
     """The broker's jars, fetched with Maven on first use into the cache."""
     libs = libs_dir(env)
-    if (libs / _LIBS_MARKER).is_file():
+    if is_cached(libs):
         return libs
     mvn = maven(env)
     if mvn is None:
         raise BrokerUnavailable(_MAVEN_MISSING)
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    # Download beside the final place and rename when complete: a concurrent or interrupted
-    # run never sees a half-filled libs directory.
-    with tempfile.TemporaryDirectory(dir=libs.parent, prefix=".download-") as tmp:
-        pom = Path(tmp) / "pom.xml"
+
+    def fetch(staged: Path, scratch: Path) -> None:
+        pom = scratch / "pom.xml"
         pom.write_text(_pom_xml(), encoding="utf-8")
-        staged = Path(tmp) / "libs"
         _log.info("fetching Kafka %s jars with Maven into %s", KAFKA_VERSION, libs)
-        result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={staged}"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=_MAVEN_TIMEOUT_S,
-            check=False,
+        run_maven(
+            mvn,
+            ["-f", str(pom), "dependency:copy-dependencies", "-DincludeScope=runtime",
+             f"-DoutputDirectory={staged}"],
+            cwd=scratch,
+            what=f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}",
+            unavailable=BrokerUnavailable,
         )  # fmt: skip
-        if result.returncode != 0 or not staged.is_dir():
-            raise BrokerUnavailable(
-                f"Maven could not fetch org.apache.kafka:kafka_2.13:{KAFKA_VERSION} "
-                f"(exit {result.returncode}); Maven Central must be reachable:\n"
-                + tail(result.stdout + result.stderr)
-            )
-        (staged / _LIBS_MARKER).write_text(f"kafka {KAFKA_VERSION}\n", encoding="utf-8")
-        try:
-            staged.rename(libs)
-        except OSError:
-            if not (libs / _LIBS_MARKER).is_file():
-                raise BrokerUnavailable(f"{libs} exists but is incomplete: delete it") from None
-            # Another run finished the same download first; its copy is as good as ours.
-    return libs
+        if not staged.is_dir():
+            raise BrokerUnavailable(f"Maven fetched no jars for Kafka {KAFKA_VERSION}")
+
+    return fill_cache_once(libs, fetch, BrokerUnavailable)
 
 
 def _pom_xml() -> str:
@@ -310,7 +296,7 @@ def _local_jvm_broker(
 ) -> Iterator[Broker]:
     java_path = java(env)
     if java_path is None:
-        raise BrokerUnavailable(_JAVA_MISSING)
+        raise BrokerUnavailable(JAVA_MISSING)
     libs = ensure_jars(env)
     log_path = new_log(env, "kafka")
     ready = False

@@ -14,7 +14,6 @@ import logging
 import os
 import subprocess
 import tarfile
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -24,15 +23,18 @@ from pathlib import Path
 from typing import Literal
 
 from streams.local.jvm import (
+    JAVA_MISSING,
     cache_dir,
     dispose_log,
+    fill_cache_once,
     free_ports,
+    is_cached,
     java,
     log_tail,
     maven,
     new_log,
+    run_maven,
     stop_process,
-    tail,
 )
 
 APICURIO_VERSION = "3.0.9"
@@ -45,11 +47,8 @@ _log = logging.getLogger(__name__)
 _ARTIFACT = f"io.apicurio:apicurio-registry-app:{APICURIO_VERSION}:tar.gz:all"
 _RUNNER_JAR = f"apicurio-registry-app-{APICURIO_VERSION}-runner.jar"
 _CCOMPAT_PATH = "/apis/ccompat/v7"
-_MARKER = ".complete"
 _START_TIMEOUT_S = 90.0
 _STOP_TIMEOUT_S = 30.0
-_MAVEN_TIMEOUT_S = 900.0
-_JAVA_MISSING = "install a Java runtime, 17 or newer (java not on PATH nor in JAVA_HOME)"
 _MAVEN_MISSING = "install Apache Maven (mvn not on PATH) to fetch Apicurio Registry once"
 
 
@@ -84,9 +83,9 @@ def running_registry(
         yield Registry(external, "external", None)
         return
     java_path = java(env)
-    missing = [] if java_path is not None else [_JAVA_MISSING]
+    missing = [] if java_path is not None else [JAVA_MISSING]
     # Maven only fetches the registry once; a filled cache runs without it.
-    if not (registry_dir(env) / _MARKER).is_file() and maven(env) is None:
+    if not is_cached(registry_dir(env)) and maven(env) is None:
         missing.append(_MAVEN_MISSING)
     if java_path is None or missing:
         raise RegistryUnavailable(
@@ -101,46 +100,31 @@ def running_registry(
 def ensure_registry(env: Mapping[str, str]) -> Path:
     """The unpacked Apicurio Registry, fetched with Maven on first use into the cache."""
     target = registry_dir(env)
-    if (target / _MARKER).is_file():
+    if is_cached(target):
         return target
     mvn = maven(env)
     if mvn is None:
         raise RegistryUnavailable(_MAVEN_MISSING)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Unpack beside the final place and rename when complete: a concurrent or interrupted
-    # run never sees a half-filled directory.
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
-        downloads = Path(tmp) / "downloads"
+
+    def fetch(staged: Path, scratch: Path) -> None:
+        downloads = scratch / "downloads"
         _log.info("fetching Apicurio Registry %s with Maven into %s", APICURIO_VERSION, target)
-        result = subprocess.run(
-            [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={_ARTIFACT}",
-             f"-DoutputDirectory={downloads}"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            cwd=tmp,  # dependency:copy needs no project; keep a stray pom.xml out of it
-            timeout=_MAVEN_TIMEOUT_S,
-            check=False,
-        )  # fmt: skip
+        run_maven(
+            mvn,
+            ["dependency:copy", f"-Dartifact={_ARTIFACT}", f"-DoutputDirectory={downloads}"],
+            cwd=scratch,  # dependency:copy needs no project; keep a stray pom.xml out of it
+            what=_ARTIFACT,
+            unavailable=RegistryUnavailable,
+        )
         archives = sorted(downloads.glob("*.tar.gz")) if downloads.is_dir() else []
-        if result.returncode != 0 or len(archives) != 1:
-            raise RegistryUnavailable(
-                f"Maven could not fetch {_ARTIFACT} (exit {result.returncode}); "
-                "Maven Central must be reachable:\n" + tail(result.stdout + result.stderr)
-            )
-        staged = Path(tmp) / "registry"
+        if len(archives) != 1:
+            raise RegistryUnavailable(f"Maven fetched {len(archives)} archives of {_ARTIFACT}")
         with tarfile.open(archives[0]) as archive:
             archive.extractall(staged, filter="data")
         if not (staged / _RUNNER_JAR).is_file():
             raise RegistryUnavailable(f"{archives[0].name} holds no {_RUNNER_JAR}")
-        (staged / _MARKER).write_text(f"apicurio-registry {APICURIO_VERSION}\n", encoding="utf-8")
-        try:
-            staged.rename(target)
-        except OSError:
-            if not (target / _MARKER).is_file():
-                raise RegistryUnavailable(f"{target} exists but is incomplete: delete it") from None
-            # Another run finished the same download first; its copy is as good as ours.
-    return target
+
+    return fill_cache_once(target, fetch, RegistryUnavailable)
 
 
 @contextmanager

@@ -12,36 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.cli import main
 from streams.jsonlines import parse_line, to_datum
-from streams.schema_store import SchemaStore
-from streams.settings import REPO_ROOT, Settings
+from streams.settings import Settings
 from streams.topic_admin import ensure_topics
 from streams.topics import INPUTS, ORDERS, PAYMENTS, TopicCatalog, spec
-
-EVENTS = REPO_ROOT / "tests" / "fixtures" / "events"
-STORE = SchemaStore.from_directory(REPO_ROOT / "schemas")
-
-
-@pytest.fixture
-def env(kafka_broker: Any, topic_prefix: str) -> dict[str, str | None]:
-    return {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
-        "ERPBRIDGE_TOPIC_PREFIX": topic_prefix,
-        "ERPBRIDGE_SCHEMA_REGISTRY_URL": None,
-    }
-
-
-def run(args: list[str], env: dict[str, str | None], stdin: str | None = None) -> Result:
-    return CliRunner().invoke(main, args, env=env, input=stdin, catch_exceptions=False)
-
-
-def lines_of(topic: str) -> list[str]:
-    return [line for line in (EVENTS / f"{topic}.jsonl").read_text().splitlines() if line.strip()]
+from tests.support import EVENTS, STORE, lines_of, run
 
 
 def datums_by_event_id(topic: str, objects: Iterator[Any] | list[Any]) -> dict[str, Any]:

@@ -15,37 +15,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streams.cli import main
 from streams.codec import Codec
 from streams.deadletter import REASON, SOURCE_OFFSET, dead_letter
 from streams.jsonlines import format_timestamp, parse_line, to_datum
-from streams.schema_store import SchemaStore
-from streams.settings import REPO_ROOT
 from streams.topics import ORDERS, PAYMENTS, TopicCatalog, dead_letter_of
-from tests.support import wait_for
-
-EVENTS = REPO_ROOT / "tests" / "fixtures" / "events"
-STORE = SchemaStore.from_directory(REPO_ROOT / "schemas")
-
-
-@pytest.fixture
-def env(kafka_broker: Any, topic_prefix: str) -> dict[str, str | None]:
-    return {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
-        "ERPBRIDGE_TOPIC_PREFIX": topic_prefix,
-        "ERPBRIDGE_SCHEMA_REGISTRY_URL": None,
-    }
-
-
-def run(args: list[str], env: dict[str, str | None], stdin: str | None = None) -> Result:
-    return CliRunner().invoke(main, args, env=env, input=stdin, catch_exceptions=False)
-
-
-def lines_of(topic: str) -> list[str]:
-    return [line for line in (EVENTS / f"{topic}.jsonl").read_text().splitlines() if line.strip()]
+from tests.support import STORE, lines_of, run, wait_for
 
 
 def produce(topic: str, lines: list[str], env: dict[str, str | None]) -> None:

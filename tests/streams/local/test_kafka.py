@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from streams.local.kafka import (
     libs_dir,
     running_broker,
 )
+from tests.support import fake_maven
 
 
 def answer(value: bool) -> Callable[[], bool]:
@@ -97,20 +97,6 @@ def test_cache_dir_follows_erpbridge_then_xdg_then_home() -> None:
     assert cache_dir({"ERPBRIDGE_CACHE_DIR": "/c", "XDG_CACHE_HOME": "/x"}) == Path("/c")
     assert cache_dir({"XDG_CACHE_HOME": "/x", "HOME": "/h"}) == Path("/x/erpbridge")
     assert cache_dir({"HOME": "/h"}) == Path("/h/.cache/erpbridge")
-
-
-def fake_maven(bin_dir: Path, body: str) -> Path:
-    """An `mvn` that records each call, then runs `body` (with $out = the output directory)."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    mvn = bin_dir / "mvn"
-    mvn.write_text(
-        "#!/bin/sh\n"
-        f'echo called >> "{bin_dir}/calls"\n'
-        'for arg; do case "$arg" in -DoutputDirectory=*) out="${arg#-DoutputDirectory=}";; esac; done\n'
-        f"{body}\n"
-    )
-    mvn.chmod(mvn.stat().st_mode | stat.S_IXUSR)
-    return bin_dir / "calls"
 
 
 def test_jars_are_fetched_once_then_served_from_the_cache(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import stat
 import tarfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from streams.local.registry import (
     registry_dir,
     running_registry,
 )
+from tests.support import fake_maven
 
 
 def child_pids() -> set[int]:
@@ -48,20 +48,6 @@ def test_missing_java_and_maven_are_named(tmp_path: Path) -> None:
     assert "Java runtime" in str(error.value)
     assert "Apache Maven" in str(error.value)
     assert "ERPBRIDGE_SCHEMA_REGISTRY_URL" in str(error.value)
-
-
-def fake_maven(bin_dir: Path, body: str) -> Path:
-    """An `mvn` that records each call, then runs `body` (with $out = the output directory)."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    mvn = bin_dir / "mvn"
-    mvn.write_text(
-        "#!/bin/sh\n"
-        f'echo called >> "{bin_dir}/calls"\n'
-        'for arg; do case "$arg" in -DoutputDirectory=*) out="${arg#-DoutputDirectory=}";; esac; done\n'
-        f"{body}\n"
-    )
-    mvn.chmod(mvn.stat().st_mode | stat.S_IXUSR)
-    return bin_dir / "calls"
 
 
 def fake_distribution(path: Path) -> Path:
