@@ -1,4 +1,9 @@
-"""Every consumed event is accounted for: counted as consumed and as exactly one outcome."""
+"""Every consumed event is accounted for: counted as consumed and as exactly one outcome.
+
+Consumed = applied + duplicate + waiting + dead-lettered, per topic. An event that waited
+is counted again when it later applies or is dead-lettered (`Later`), so the events still
+waiting are waiting - waiting_applied - waiting_dead_lettered (per worker process).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,24 @@ from enum import Enum
 
 
 class Outcome(Enum):
-    DECODED = "decoded"
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    WAITING = "waiting"
     DEAD_LETTERED = "dead_lettered"
+
+
+class Later(Enum):
+    """What became of an event that waited."""
+
+    APPLIED = "waiting_applied"
+    DEAD_LETTERED = "waiting_dead_lettered"
 
 
 @dataclass
 class TopicAccount:
     consumed: int = 0
     outcomes: Counter[Outcome] = field(default_factory=Counter)
+    later: Counter[Later] = field(default_factory=Counter)
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -39,20 +54,34 @@ class EventAccounting:
         if reason is not None:
             account.dead_letter_reasons[reason] += 1
 
+    def waited(self, topic: str, later: Later, reason: str | None = None) -> None:
+        account = self._account(topic)
+        account.later[later] += 1
+        if reason is not None:
+            account.dead_letter_reasons[reason] += 1
+
     def snapshot(self) -> dict[str, dict[str, object]]:
         return {
             topic: {
                 "consumed": account.consumed,
                 **{o.value: account.outcomes[o] for o in Outcome},
+                **{w.value: account.later[w] for w in Later},
                 "dead_letter_reasons": dict(account.dead_letter_reasons),
             }
             for topic, account in sorted(self._topics.items())
         }
 
+    def settled(self, expected: int) -> bool:
+        """`expected` events consumed, and each one has its outcome (none still in flight)."""
+        totals = self.totals()
+        return totals["consumed"] == expected == sum(totals[o.value] for o in Outcome)
+
     def totals(self) -> dict[str, int]:
-        totals = {"consumed": 0, **{o.value: 0 for o in Outcome}}
+        totals = {"consumed": 0, **{o.value: 0 for o in Outcome}, **{w.value: 0 for w in Later}}
         for account in self._topics.values():
             totals["consumed"] += account.consumed
             for o in Outcome:
                 totals[o.value] += account.outcomes[o]
+            for w in Later:
+                totals[w.value] += account.later[w]
         return totals

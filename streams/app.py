@@ -1,17 +1,25 @@
-"""The Faust application: configuration from Settings, and the agents wired onto it."""
+"""The Faust application: configuration from Settings, tables, and the agents wired onto it."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import faust
 from faust.web import Request, Response, View
 
 from streams.accounting import EventAccounting
-from streams.agents import intake
+from streams.agents.deadletters import DeadLetters
+from streams.agents.intake import Intake
+from streams.agents.orders import OrderAgent
+from streams.agents.stock import StockAgent
 from streams.codec import Codec, codec_from_settings
+from streams.domain.policy import HOUR_MS, Policy
+from streams.domain.routing import RoutingRules
 from streams.settings import Settings
-from streams.topics import TopicCatalog
+from streams.tables import Tables
+from streams.topics import INPUTS, ORDER_FEEDBACK, STOCK_REQUESTS, TopicCatalog
 
 ACCOUNTING_PATH = "/erpbridge/accounting/"
 
@@ -20,13 +28,24 @@ ACCOUNTING_PATH = "/erpbridge/accounting/"
 class Topology:
     app: faust.App
     accounting: EventAccounting
+    tables: Tables
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server]
 
 
-def create_topology(settings: Settings, codec: Codec | None = None) -> Topology:
+def policy_of(settings: Settings) -> Policy:
+    return Policy(
+        dedup_ttl_ms=int(settings.dedup_ttl_hours * HOUR_MS),
+        max_wait_ms=int(settings.max_wait_minutes * 60_000),
+        snapshot_window_ms=int(settings.snapshot_window_hours * HOUR_MS),
+    )
+
+
+def create_topology(
+    settings: Settings, codec: Codec | None = None, clock: Callable[[], float] = time.time
+) -> Topology:
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.require_bootstrap()),
@@ -44,16 +63,21 @@ def create_topology(settings: Settings, codec: Codec | None = None) -> Topology:
         web_port=settings.web_port,
         autodiscover=False,
     )
+    catalog = TopicCatalog.from_settings(settings)
+    codec = codec or codec_from_settings(settings)
+    rules = RoutingRules.from_file(settings.routing_rules)
+    policy = policy_of(settings)
     accounting = EventAccounting()
-    intake.register(
-        app,
-        TopicCatalog.from_settings(settings),
-        codec or codec_from_settings(settings),
-        accounting,
-    )
+    tables = Tables.create(app, catalog)
+    dead_letters = DeadLetters(app, catalog, (*INPUTS, STOCK_REQUESTS, ORDER_FEEDBACK))
+    intake = Intake(catalog, codec, accounting, dead_letters)
+    OrderAgent(
+        app, catalog, codec, tables, intake, dead_letters, accounting, rules, policy, clock
+    ).register(app, settings.expiry_interval_seconds)
+    StockAgent(app, catalog, codec, tables, intake, accounting, rules, policy, clock).register(app)
 
     @app.page(ACCOUNTING_PATH)
     async def _accounting(web: View, request: Request) -> Response:
         return web.json({"topics": accounting.snapshot(), "totals": accounting.totals()})
 
-    return Topology(app, accounting)
+    return Topology(app, accounting, tables)

@@ -6,9 +6,11 @@ operators can replay a partition in order.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 HEADER_PREFIX = "erpbridge.dlq."
 REASON = HEADER_PREFIX + "reason"
@@ -18,6 +20,64 @@ SOURCE_TOPIC = HEADER_PREFIX + "source.topic"
 SOURCE_PARTITION = HEADER_PREFIX + "source.partition"
 SOURCE_OFFSET = HEADER_PREFIX + "source.offset"
 FAILED_AT = HEADER_PREFIX + "failed.at"
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """Where a consumed record came from and its bytes, kept so it can be dead-lettered later."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "key": _b64(self.key),
+            "value": _b64(self.value),
+            "headers": [[k, _b64(v)] for k, v in self.headers],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SourceRecord:
+        return cls(
+            topic=data["topic"],
+            partition=data["partition"],
+            offset=data["offset"],
+            key=_unb64(data["key"]),
+            value=_unb64(data["value"]),
+            headers=tuple((k, _unb64(v) or b"") for k, v in data["headers"]),
+        )
+
+    def dead_letter(
+        self, dlq_topic: str, *, stage: str, reason: str, error: str, now: datetime | None = None
+    ) -> DeadLetter:
+        return dead_letter(
+            dlq_topic=dlq_topic,
+            source_topic=self.topic,
+            partition=self.partition,
+            offset=self.offset,
+            key=self.key,
+            value=self.value,
+            headers=self.headers,
+            stage=stage,
+            reason=reason,
+            error=error,
+            now=now,
+        )
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def _unb64(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
@@ -287,6 +287,27 @@ class Catalogue:
                 ),
             ),
         )  # fmt: skip
+
+    @classmethod
+    def scaled(cls, skus: int) -> Catalogue:
+        """The default catalogue with `skus` SKUs (SKU-00001, SKU-00002, ...), for load tests.
+
+        SKU n is a variant of base product (n - 1) mod 20 of the default catalogue, with its
+        prices, unit cost, tax category and stock levels; warehouses, customers and the rest
+        are the default's.
+        """
+        if skus < 1:
+            raise ValueError(f"skus must be >= 1, got {skus}")
+        default = cls.default()
+        base = default.skus
+
+        def variant(n: int) -> Sku:
+            product = base[(n - 1) % len(base)]
+            round_ = (n - 1) // len(base) + 1
+            name = product.name if round_ == 1 else f"{product.name}, variant {round_}"
+            return replace(product, code=f"SKU-{n:05d}", name=name)
+
+        return replace(default, skus=tuple(variant(n) for n in range(1, skus + 1)))
 
 
 def _money(**by_currency: str) -> dict[str, Decimal]:

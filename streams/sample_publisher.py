@@ -84,9 +84,7 @@ def publish_sample(
     codec = codec_from_settings(settings)
     producer = Producer(
         {
-            **settings.confluent_config(),
-            "enable.idempotence": True,
-            "acks": "all",
+            **settings.producer_config(),
             # librdkafka then fails undelivered events itself, each with a delivery report.
             "message.timeout.ms": int(timeout * 1000),
         }

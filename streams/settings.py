@@ -46,6 +46,25 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Bind address of the worker's web server."
     )
     web_port: int = Field(default=6066, ge=1, le=65535)
+    routing_rules: Path = Field(
+        default=REPO_ROOT / "config" / "routing.json",
+        description="Warehouses and the routing rules that choose where order lines reserve.",
+    )
+    dedup_ttl_hours: float = Field(
+        default=7 * 24, gt=0, description="How long event ids are remembered for de-duplication."
+    )
+    max_wait_minutes: float = Field(
+        default=360,
+        gt=0,
+        description="How long an event that cannot apply yet (e.g. a shipment before its order) "
+        "waits before it is dead-lettered.",
+    )
+    snapshot_window_hours: float = Field(
+        default=24, gt=0, description="How late an ERP stock snapshot may arrive and still apply."
+    )
+    expiry_interval_seconds: float = Field(
+        default=30, gt=0, description="How often waiting events are checked for expiry."
+    )
 
     @field_validator("topic_partitions")
     @classmethod
@@ -63,3 +82,16 @@ class Settings(BaseSettings):
     def confluent_config(self) -> dict[str, str]:
         """Connection settings for confluent-kafka clients (librdkafka names)."""
         return {"bootstrap.servers": self.require_bootstrap()}
+
+    def producer_config(self) -> dict[str, str | bool]:
+        """confluent-kafka producer settings that partition like Java clients and Faust do.
+
+        librdkafka's default partitioner is CRC32; murmur2 puts a key on the same partition
+        as every other producer, which keeps orders and payments of one order together.
+        """
+        return {
+            **self.confluent_config(),
+            "partitioner": "murmur2_random",
+            "enable.idempotence": True,
+            "acks": "all",
+        }

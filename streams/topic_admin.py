@@ -8,6 +8,7 @@ would map to other partitions, so changing it is an operator's decision, never a
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -20,7 +21,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     ResourceType,
 )
 
-from streams.topics import SPECS, TopicCatalog
+from streams.topics import COPARTITIONED, SPECS, TopicCatalog
 
 _POLL_INTERVAL = 0.2
 _LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]  # untyped in confluent-kafka
@@ -143,6 +144,43 @@ def topic_states(
             )
         )
     return states
+
+
+class CopartitioningError(RuntimeError):
+    """Topics read together, or a table's changelog, disagree on their partition counts."""
+
+
+def check_copartitioning(
+    config: dict[str, str],
+    catalog: TopicCatalog,
+    changelogs: Mapping[str, str],
+    *,
+    timeout: float = 30.0,
+) -> None:
+    """Fail, naming every topic and its partition count, unless each co-partitioned group
+    exists with one partition count, and each existing changelog matches its group.
+
+    `changelogs` maps a changelog topic's physical name to a logical topic of its group.
+    """
+    counts = _partition_counts(_admin(config), timeout)
+    problems = []
+    for group in COPARTITIONED:
+        names = [catalog.physical(name) for name in group]
+        names += [c for c, source in changelogs.items() if source in group and c in counts]
+        missing = [name for name in names if name not in counts]
+        if missing:
+            problems.append(
+                f"missing topics {', '.join(missing)} (create them: erpbridge topics create)"
+            )
+            continue
+        if len({counts[name] for name in names}) > 1:
+            listing = ", ".join(f"{name} ({counts[name]} partitions)" for name in names)
+            problems.append(
+                "topics read together must have the same partition count, so that a key "
+                f"lands on the same partition in each: {listing}"
+            )
+    if problems:
+        raise CopartitioningError("; ".join(problems))
 
 
 def _admin(config: dict[str, str]) -> AdminClient:

@@ -20,6 +20,10 @@ ALERTS = "reconciliation.alerts"
 AVAILABILITY = "inventory.availability"
 ORDER_STATUS = "orders.status"
 JOURNAL = "finance.journal"
+STOCK_REQUESTS = "internal.stock-requests"
+"""Order events' effects on stock, re-keyed from order id to SKU."""
+ORDER_FEEDBACK = "internal.order-feedback"
+"""Reservation outcomes (re-keyed from SKU to order id) and expiry ticks for orders."""
 
 DLQ_SUFFIX = ".dlq"
 
@@ -28,6 +32,7 @@ _DAY_MS = 24 * 3600 * 1000
 
 class Role(Enum):
     INPUT = "input"
+    INTERNAL = "internal"
     OUTPUT = "output"
     DEAD_LETTER = "dead-letter"
 
@@ -38,7 +43,8 @@ class TopicSpec:
     role: Role
     key: str
     value_schema: str | None
-    """Full Avro name of the value; None for dead-letter topics, which keep the original bytes."""
+    """Full Avro name of the value; None for internal topics (JSON, streams.domain.messages)
+    and dead-letter topics, which keep the original bytes."""
     configs: tuple[tuple[str, str], ...]
 
     @property
@@ -63,14 +69,23 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(AVAILABILITY, Role.OUTPUT, "sku", "erpbridge.StockAvailability", _COMPACT),
     TopicSpec(ORDER_STATUS, Role.OUTPUT, "order_id", "erpbridge.OrderStatusChanged", _delete(30)),
     TopicSpec(JOURNAL, Role.OUTPUT, "entry_id", "erpbridge.JournalEntry", _delete(365)),
+    TopicSpec(STOCK_REQUESTS, Role.INTERNAL, "sku", None, _delete(7)),
+    TopicSpec(ORDER_FEEDBACK, Role.INTERNAL, "order_id", None, _delete(7)),
     # Dead letters wait for a human, so they are kept longer than their source.
     *(
         TopicSpec(name + DLQ_SUFFIX, Role.DEAD_LETTER, "original key", None, _delete(30))
-        for name in (ORDERS, INVENTORY, PAYMENTS)
+        for name in (ORDERS, INVENTORY, PAYMENTS, STOCK_REQUESTS, ORDER_FEEDBACK)
     ),
 )
 
 INPUTS: tuple[str, ...] = tuple(s.name for s in SPECS if s.role is Role.INPUT)
+
+COPARTITIONED: tuple[tuple[str, ...], ...] = (
+    (ORDERS, PAYMENTS, ORDER_FEEDBACK),
+    (INVENTORY, STOCK_REQUESTS),
+)
+"""Topics one agent reads together: a key must land on the same partition number in each,
+so each group needs one partition count (and the murmur2 partitioner on every producer)."""
 
 
 def spec(name: str) -> TopicSpec:

@@ -1,75 +1,78 @@
-"""Intake of the three input topics: decode every record or dead-letter it, and count both.
-
-Decoded events are only counted for now: the business agents of issue 3 apply them.
-"""
+"""The gate every input record passes: decode it and check it is where it belongs, or
+dead-letter it with the reason. What passes is an InputEvent for the business rules."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
 
-import faust
-from faust import StreamT
+from aiokafka.partitioner import murmur2
+from faust.types import Message
 
 from streams.accounting import EventAccounting, Outcome
+from streams.agents.deadletters import DeadLetters, source_of
 from streams.codec import Codec, DecodeError
-from streams.deadletter import dead_letter
-from streams.topics import INPUTS, TopicCatalog, dead_letter_of, spec
+from streams.domain.events import InputEvent
+from streams.topics import TopicCatalog, spec
 
 log = logging.getLogger(__name__)
 
-Agent = Callable[[StreamT[bytes]], Coroutine[Any, Any, None]]
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Java clients, aiokafka and Faust choose for a key (murmur2)."""
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
-def register(
-    app: faust.App, catalog: TopicCatalog, codec: Codec, accounting: EventAccounting
-) -> None:
-    for name in INPUTS:
-        source = app.topic(catalog.physical(name), partitions=catalog.partitions(name))
-        dlq = app.topic(catalog.physical(dead_letter_of(name)), partitions=catalog.partitions(name))
-        app.agent(source, name=f"intake.{name}")(_intake(name, dlq, codec, accounting))
+class Intake:
+    def __init__(
+        self,
+        catalog: TopicCatalog,
+        codec: Codec,
+        accounting: EventAccounting,
+        dead_letters: DeadLetters,
+    ) -> None:
+        self._catalog = catalog
+        self._codec = codec
+        self._accounting = accounting
+        self._dead_letters = dead_letters
 
+    async def admit(self, name: str, message: Message) -> InputEvent | None:
+        """The event of a record from input topic `name`, or None once it is dead-lettered."""
+        self._accounting.consumed(name)
+        topic_spec = spec(name)
+        try:
+            decoded = self._codec.decode(message.value, expected=topic_spec.value_schema)
+        except DecodeError as error:
+            await self.reject(name, message, "decode", error.reason, str(error))
+            return None
+        key_field = topic_spec.key
+        expected_key = str(decoded.datum[key_field]).encode()
+        if message.key != expected_key:
+            await self.reject(
+                name,
+                message,
+                "route",
+                "key-mismatch",
+                f"record key {message.key!r} is not the value's {key_field} {expected_key!r}",
+            )
+            return None
+        partitions = self._catalog.partitions(name)
+        expected = partition_for(expected_key, partitions)
+        if message.partition != expected:
+            await self.reject(
+                name,
+                message,
+                "route",
+                "wrong-partition",
+                f"key {expected_key!r} belongs on partition {expected} of {partitions} "
+                f"(murmur2, the Java client default), not {message.partition}: the producer "
+                "must use the murmur2 partitioner (librdkafka: partitioner=murmur2_random)",
+            )
+            return None
+        return InputEvent.from_datum(decoded.datum, key_field)
 
-def _intake(name: str, dlq: faust.TopicT, codec: Codec, accounting: EventAccounting) -> Agent:
-    schema = spec(name).value_schema
-
-    async def agent(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            accounting.consumed(name)
-            try:
-                codec.decode(message.value, expected=schema)
-            except DecodeError as error:
-                letter = dead_letter(
-                    dlq_topic=dlq.get_topic_name(),
-                    source_topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=message.key,
-                    value=message.value,
-                    headers=list(message.headers or ()),
-                    stage="decode",
-                    reason=error.reason,
-                    error=str(error),
-                )
-                # Wait for the broker's ack so the source offset can't be committed first.
-                delivery = await dlq.send(
-                    key=letter.key,
-                    value=letter.value,
-                    partition=letter.partition,
-                    headers=letter.headers,
-                )
-                await delivery
-                accounting.outcome(name, Outcome.DEAD_LETTERED, error.reason)
-                log.warning(
-                    "dead-lettered %s[%d]@%d: %s",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    error,
-                )
-                continue
-            accounting.outcome(name, Outcome.DECODED)
-
-    return agent
+    async def reject(
+        self, name: str, message: Message, stage: str, reason: str, error: str
+    ) -> None:
+        await self._dead_letters.send(name, source_of(message), stage, reason, error)
+        self._accounting.outcome(name, Outcome.DEAD_LETTERED, reason)

@@ -58,18 +58,13 @@ class Feed(threading.Thread):
         self.published = published
 
     def _publish_undecodable(self) -> None:
-        producer = Producer(self.settings.confluent_config())
+        producer = Producer(self.settings.producer_config())
         topic = TopicCatalog.from_settings(self.settings).physical(ORDERS)
         for i, value in enumerate(_UNDECODABLE):
             producer.produce(topic, key=f"demo-bad-{i}".encode(), value=value)
         if producer.flush(30) != 0:
             raise RuntimeError("undecodable demo records were not delivered")
         self.published += len(_UNDECODABLE)
-
-
-def _settled(totals: dict[str, int], expected: int) -> bool:
-    """`expected` records consumed, and each one decoded or dead-lettered (not still in flight)."""
-    return totals["consumed"] == expected == totals["decoded"] + totals["dead_lettered"]
 
 
 @main.command("demo")
@@ -98,14 +93,19 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, exit_when_done
             elapsed = time.monotonic() - started
             click.echo(
                 f"[{elapsed:6.1f}s] published {feed.published:>7} | consumed {totals['consumed']:>7}"
-                f" ({totals['consumed'] / elapsed:7.1f}/s) | decoded {totals['decoded']:>7}"
+                f" ({totals['consumed'] / elapsed:7.1f}/s) | applied {totals['applied']:>7}"
+                f" | duplicate {totals['duplicate']:>3} | waiting {totals['waiting']:>3}"
                 f" | dead-lettered {totals['dead_lettered']:>3}"
                 f" | lag {feed.published - totals['consumed']:>6}"
             )
             if feed.error is not None:
                 click.echo(f"sample feed failed: {feed.error!r}", err=True)
                 os.kill(os.getpid(), signal.SIGTERM)
-            elif exit_when_done and not feed.is_alive() and _settled(totals, feed.published):
+            elif (
+                exit_when_done
+                and not feed.is_alive()
+                and topology.accounting.settled(feed.published)
+            ):
                 os.kill(os.getpid(), signal.SIGTERM)
 
         topology.app.timer(interval=2.0)(progress)
@@ -119,5 +119,5 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, exit_when_done
             feed.join(timeout=30)
         totals = topology.accounting.totals()
         click.echo(f"final: published {feed.published}, accounting {totals}")
-        if feed.error is not None or not _settled(totals, totals["consumed"]):
+        if feed.error is not None or not topology.accounting.settled(totals["consumed"]):
             raise SystemExit(1)

@@ -106,7 +106,7 @@ def produce(
         click.echo(f"{len(bad)} bad lines: nothing published to {physical}{hint}", err=True)
         ctx.exit(1)
 
-    failures = _publish(settings.confluent_config(), physical, records, timeout)
+    failures = _publish(settings.producer_config(), physical, records, timeout)
     for failure in failures[:_MAX_REPORTED]:
         click.echo(failure, err=True)
     if failures:
@@ -133,14 +133,12 @@ def _key_of(datum: dict[str, Any], field: str) -> bytes:
 
 
 def _publish(
-    config: dict[str, str], topic: str, records: list[_Record], timeout: float
+    config: dict[str, str | bool], topic: str, records: list[_Record], timeout: float
 ) -> list[str]:
     """Produce and flush; the failures, one per record the broker did not confirm."""
     producer = Producer(
         {
             **config,
-            "enable.idempotence": True,
-            "acks": "all",
             # librdkafka then fails undelivered records itself, each with a delivery report.
             "message.timeout.ms": int(timeout * 1000),
         }

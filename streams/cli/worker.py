@@ -7,6 +7,9 @@ import click
 from streams import worker
 from streams.app import create_topology
 from streams.cli.app import main, require_bootstrap, settings_of
+from streams.tables import changelog_sources
+from streams.topic_admin import CopartitioningError, check_copartitioning
+from streams.topics import TopicCatalog
 
 
 @main.command("worker")
@@ -19,4 +22,13 @@ def worker_command(ctx: click.Context, loglevel: str) -> None:
     same ERPBRIDGE_APP_ID: Kafka spreads the partitions between them.
     """
     require_bootstrap(ctx)
-    worker.run(create_topology(settings_of(ctx)), loglevel=loglevel)
+    settings = settings_of(ctx)
+    try:
+        check_copartitioning(
+            settings.confluent_config(),
+            TopicCatalog.from_settings(settings),
+            changelog_sources(settings.app_id),
+        )
+    except CopartitioningError as error:
+        raise click.ClickException(str(error)) from None
+    worker.run(create_topology(settings), loglevel=loglevel)

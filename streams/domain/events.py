@@ -1,0 +1,70 @@
+"""The input events as the rules see them: one envelope per record, whatever its topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from streams.domain import statejson
+
+
+class Rejection(Exception):
+    """Input the business cannot accept, with a machine-readable reason for the dead-letter topic."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class InputEvent:
+    event_id: str
+    occurred_ms: int
+    source: str
+    key: str
+    """order_id for orders and payments, sku for inventory."""
+    kind: str
+    """Short name of the union branch: OrderPlaced, PaymentCaptured, StockSnapshot, ..."""
+    payload: dict[str, Any]
+
+    @classmethod
+    def from_datum(cls, datum: dict[str, Any], key_field: str) -> InputEvent:
+        """The codec's datum of an OrderEvent, PaymentEvent or InventoryEvent."""
+        full_name, payload = datum["event"]
+        return cls(
+            event_id=datum["event_id"],
+            occurred_ms=to_ms(datum["occurred_at"]),
+            source=datum["source"],
+            key=datum[key_field],
+            kind=full_name.rsplit(".", 1)[-1],
+            payload=payload,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "occurred_ms": self.occurred_ms,
+            "source": self.source,
+            "key": self.key,
+            "kind": self.kind,
+            "payload": statejson.tag(self.payload),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InputEvent:
+        return cls(
+            event_id=data["event_id"],
+            occurred_ms=data["occurred_ms"],
+            source=data["source"],
+            key=data["key"],
+            kind=data["kind"],
+            payload=statejson.untag(data["payload"]),
+        )
+
+
+def to_ms(value: datetime | int) -> int:
+    if isinstance(value, int):
+        return value
+    return int(value.timestamp() * 1000)

@@ -1,0 +1,147 @@
+"""Messages between the order and stock agents, carried on internal topics as JSON.
+
+Orders are keyed by order id and stock by SKU, so an order's effect on stock travels as a
+`StockRequest` re-keyed by SKU, and the stock's answer comes back as an `AllocationUpdate`
+keyed by order id. Every message is idempotent on its receiver: requests carry a reference
+the stock remembers, updates carry absolute quantities and a version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from streams.domain import statejson
+from streams.domain.routing import Destination
+
+
+class RequestKind(StrEnum):
+    RESERVE = "reserve"
+    RELEASE = "release"
+    SHIP = "ship"
+    RESTOCK = "restock"
+
+
+@dataclass(frozen=True, slots=True)
+class StockRequest:
+    kind: RequestKind
+    order_id: str
+    sku: str
+    ref: str
+    """What makes the request unique within its order: the fulfilment or refund id."""
+    at_ms: int
+    cause_event_id: str
+    lines: tuple[tuple[str, int], ...] = ()
+    """(line id, quantity) to reserve."""
+    quantity: int = 0
+    """Units shipped or restocked."""
+    warehouse: str | None = None
+    destination: Destination | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.destination
+        return {
+            "type": "stock_request",
+            "kind": self.kind.value,
+            "order_id": self.order_id,
+            "sku": self.sku,
+            "ref": self.ref,
+            "at_ms": self.at_ms,
+            "cause": self.cause_event_id,
+            "lines": [list(line) for line in self.lines],
+            "quantity": self.quantity,
+            "warehouse": self.warehouse,
+            "destination": None if d is None else [d.channel, d.country, d.region],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StockRequest:
+        d = data["destination"]
+        return cls(
+            kind=RequestKind(data["kind"]),
+            order_id=data["order_id"],
+            sku=data["sku"],
+            ref=data["ref"],
+            at_ms=data["at_ms"],
+            cause_event_id=data["cause"],
+            lines=tuple((line_id, qty) for line_id, qty in data["lines"]),
+            quantity=data["quantity"],
+            warehouse=data["warehouse"],
+            destination=None if d is None else Destination(*d),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LineReservation:
+    reserved: dict[str, int] = field(default_factory=dict)
+    backordered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationUpdate:
+    """The absolute reservation state of one order's lines of one SKU."""
+
+    order_id: str
+    sku: str
+    version: int
+    lines: dict[str, LineReservation]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "allocation",
+            "order_id": self.order_id,
+            "sku": self.sku,
+            "version": self.version,
+            "lines": {
+                line_id: {"reserved": r.reserved, "backordered": r.backordered}
+                for line_id, r in self.lines.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AllocationUpdate:
+        return cls(
+            order_id=data["order_id"],
+            sku=data["sku"],
+            version=data["version"],
+            lines={
+                line_id: LineReservation(dict(r["reserved"]), r["backordered"])
+                for line_id, r in data["lines"].items()
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireWaiting:
+    """Tells the order agent that events waiting longer than the limit as of `now_ms` expire."""
+
+    order_id: str
+    now_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "expire", "order_id": self.order_id, "now_ms": self.now_ms}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExpireWaiting:
+        return cls(order_id=data["order_id"], now_ms=data["now_ms"])
+
+
+OrderFeedback = AllocationUpdate | ExpireWaiting
+
+
+def encode(message: StockRequest | OrderFeedback) -> bytes:
+    return statejson.dumps(message.to_json())
+
+
+def decode_request(data: bytes) -> StockRequest:
+    return StockRequest.from_json(statejson.loads(data))
+
+
+def decode_feedback(data: bytes) -> OrderFeedback:
+    obj = statejson.loads(data)
+    if obj.get("type") == "allocation":
+        return AllocationUpdate.from_json(obj)
+    if obj.get("type") == "expire":
+        return ExpireWaiting.from_json(obj)
+    raise ValueError(f"unknown order feedback type {obj.get('type')!r}")

@@ -1,0 +1,785 @@
+"""One order's state and lifecycle, built from order and payment events in any arrival order.
+
+The state is a set of facts (placement, cancellation, payments, fulfilments, refunds), each
+recorded once, and the lifecycle status is a function of those facts, so where the business
+allows it the final state does not depend on the order events arrive in:
+  - payments may arrive before their order; they are facts about the order id;
+  - a fulfilment or refund that arrives before its order is placed waits in state;
+  - a refund larger than what was captured so far waits for the capture, and a restock of
+    more than was shipped so far waits for the shipment;
+  - a waiting event that is still not applicable after `Policy.max_wait_ms` expires and goes
+    to the dead-letter topic with the reason it waited for.
+What the business does not allow goes to the dead-letter topic at once: an order without
+lines, negative quantities or amounts, unknown currencies, a fulfilment of a SKU that was not
+ordered or of more than is left to ship, a cancellation of a fully shipped order or a shipment
+of a cancelled one (both need a person to decide), a refund larger than the order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum, StrEnum
+from typing import Any
+
+from streams.domain import statejson
+from streams.domain.events import InputEvent, Rejection
+from streams.domain.messages import AllocationUpdate, RequestKind, StockRequest
+from streams.domain.policy import Policy, due, prune_seen
+from streams.domain.routing import Destination
+from streams.domain.stock import check_currency
+
+ZERO = Decimal(0)
+
+
+class Status(StrEnum):
+    PLACED = "placed"
+    PAID = "paid"
+    PARTLY_FULFILLED = "partly_fulfilled"
+    FULFILLED = "fulfilled"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+    PARTLY_REFUNDED = "partly_refunded"
+    REFUNDED = "refunded"
+
+
+class Verdict(Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    WAITING = "waiting"
+
+
+class _Wait(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class Placement:
+    event_id: str
+    placed_ms: int
+    currency: str
+    total: Decimal
+    channel: str
+    customer_id: str
+    customer_kind: str
+    country: str
+    region: str | None
+    payment_terms: str
+    purchase_order_number: str | None
+    reserved: bool
+    """Whether reservations were requested (not when the order was cancelled first)."""
+
+    @property
+    def destination(self) -> Destination:
+        return Destination(self.channel, self.country, self.region)
+
+
+@dataclass(slots=True)
+class Line:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    discount: Decimal
+    tax: Decimal
+    fulfilled: int = 0
+    refunded: int = 0
+    restocked: int = 0
+    reserved: dict[str, int] = field(default_factory=dict)
+    backordered: int = 0
+    allocation_version: int = 0
+
+
+@dataclass(slots=True)
+class Payment:
+    gateway: str
+    currency: str
+    authorized: Decimal = ZERO
+    captured: Decimal = ZERO
+    refunded: Decimal = ZERO
+    failed: Decimal = ZERO
+    failures: int = 0
+    fees: Decimal = ZERO
+    settled: Decimal = ZERO
+    refund_ids: set[str] = field(default_factory=set)
+    payout_ids: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Fulfilment:
+    warehouse: str
+    lines: dict[str, int]
+    at_ms: int
+    carrier: str | None
+    tracking_number: str | None
+
+
+@dataclass(slots=True)
+class Refund:
+    kind: str
+    total: Decimal
+    lines: dict[str, int]
+    restock: bool
+    warehouses: dict[str, str]
+    """Per restocked SKU, the warehouse that receives it."""
+    at_ms: int
+
+
+@dataclass(slots=True)
+class Waiting:
+    event: InputEvent
+    record: dict[str, Any]
+    """The original record, opaque to the rules, for the dead-letter topic if it expires."""
+    first_seen_ms: int
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    previous: Status | None
+    status: Status
+    cause_event_id: str
+    at_ms: int
+
+
+@dataclass(slots=True)
+class Expired:
+    waiting: Waiting
+    rejection: Rejection
+
+
+@dataclass(slots=True)
+class OrderEffect:
+    verdict: Verdict
+    requests: list[StockRequest] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    resolved: list[Waiting] = field(default_factory=list)
+    """Events that waited and applied now."""
+    dead: list[Expired] = field(default_factory=list)
+    """Events that waited and go to the dead-letter topic now."""
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class Order:
+    order_id: str
+    placement: Placement | None = None
+    lines: dict[str, Line] = field(default_factory=dict)
+    cancelled_ms: int | None = None
+    cancel_reason: str | None = None
+    payments: dict[str, Payment] = field(default_factory=dict)
+    fulfilments: dict[str, Fulfilment] = field(default_factory=dict)
+    refunds: dict[str, Refund] = field(default_factory=dict)
+    waiting: list[Waiting] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)
+    status: Status | None = None
+    transitions: list[Transition] = field(default_factory=list)
+    pruned_ms: int = 0
+
+    # -- derived figures -------------------------------------------------------------------
+
+    def _in_currency(self, attribute: str) -> Decimal:
+        currency = self.placement.currency if self.placement else None
+        return sum(
+            (
+                getattr(p, attribute)
+                for p in self.payments.values()
+                if currency is None or p.currency == currency
+            ),
+            ZERO,
+        )
+
+    @property
+    def captured(self) -> Decimal:
+        return self._in_currency("captured")
+
+    @property
+    def authorized(self) -> Decimal:
+        return self._in_currency("authorized")
+
+    @property
+    def refunded_to_customer(self) -> Decimal:
+        return sum((r.total for r in self.refunds.values()), ZERO)
+
+    def derive_status(self) -> Status | None:
+        placement = self.placement
+        if placement is None:
+            return None
+        if self.cancelled_ms is not None:
+            return Status.CANCELLED
+        refunded = self.refunded_to_customer
+        if refunded > 0:
+            return Status.REFUNDED if refunded >= placement.total else Status.PARTLY_REFUNDED
+        paid = self.captured >= placement.total
+        if all(line.fulfilled >= line.quantity for line in self.lines.values()):
+            return Status.CLOSED if paid else Status.FULFILLED
+        if any(line.fulfilled for line in self.lines.values()):
+            return Status.PARTLY_FULFILLED
+        return Status.PAID if paid else Status.PLACED
+
+    def next_deadline(self, policy: Policy) -> int | None:
+        if not self.waiting:
+            return None
+        return min(w.first_seen_ms for w in self.waiting) + policy.max_wait_ms
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def apply_event(
+        self,
+        event: InputEvent,
+        record: dict[str, Any],
+        warehouses: tuple[str, ...],
+        policy: Policy,
+        now_ms: int,
+    ) -> OrderEffect:
+        """Apply one order or payment event; raises Rejection for input that is dead-lettered."""
+        if event.event_id in self.seen:
+            return self._replay(event.event_id)
+        _validate(event, warehouses)
+        self.seen[event.event_id] = now_ms
+        if due(self.pruned_ms, now_ms):
+            self.pruned_ms = now_ms
+            prune_seen(self.seen, now_ms, policy.dedup_ttl_ms)
+        before = self.status
+        effect = OrderEffect(Verdict.APPLIED)
+        try:
+            applied = self._apply(event, effect.requests)
+        except _Wait as wait:
+            self.waiting.append(Waiting(event, record, now_ms, wait.reason, wait.detail))
+            return OrderEffect(Verdict.WAITING, reason=wait.reason)
+        if not applied:
+            return OrderEffect(Verdict.DUPLICATE)
+        self._retry_waiting(effect)
+        self._transition(before, event.event_id, event.occurred_ms, effect)
+        return effect
+
+    def apply_allocation(self, update: AllocationUpdate) -> None:
+        """Record the stock's reservations of this order's lines of one SKU (latest version wins)."""
+        for line_id, reservation in update.lines.items():
+            line = self.lines.get(line_id)
+            if line is None or update.version <= line.allocation_version:
+                continue
+            line.reserved = dict(reservation.reserved)
+            line.backordered = reservation.backordered
+            line.allocation_version = update.version
+
+    def expire(self, now_ms: int, policy: Policy) -> OrderEffect:
+        effect = OrderEffect(Verdict.APPLIED)
+        keep: list[Waiting] = []
+        for waiting in self.waiting:
+            if waiting.first_seen_ms + policy.max_wait_ms <= now_ms:
+                waited_s = (now_ms - waiting.first_seen_ms) // 1000
+                effect.dead.append(
+                    Expired(
+                        waiting,
+                        Rejection(
+                            waiting.reason,
+                            f"waited {waited_s}s, longer than the limit of "
+                            f"{policy.max_wait_ms // 1000}s: {waiting.detail}",
+                        ),
+                    )
+                )
+            else:
+                keep.append(waiting)
+        self.waiting = keep
+        return effect
+
+    def _replay(self, event_id: str) -> OrderEffect:
+        """A redelivered event: send again what applying it sent, for receivers that lost it.
+
+        A crash between applying an event and its outputs reaching the broker leaves the event
+        applied in local state but its offset uncommitted; its redelivery must heal that.
+        Every request is idempotent on the stock side, so all of the order's requests go again.
+        """
+        if any(w.event.event_id == event_id for w in self.waiting):
+            return OrderEffect(Verdict.DUPLICATE)
+        return OrderEffect(
+            Verdict.DUPLICATE,
+            requests=self.all_requests(),
+            transitions=[t for t in self.transitions if t.cause_event_id == event_id],
+        )
+
+    def all_requests(self) -> list[StockRequest]:
+        requests: list[StockRequest] = []
+        placement = self.placement
+        if placement is None:
+            return requests
+        if placement.reserved:
+            requests += self._reserve(placement)
+        for fulfilment_id, fulfilment in self.fulfilments.items():
+            requests += self._ship(fulfilment_id, fulfilment, placement.event_id)
+        for refund_id, refund in self.refunds.items():
+            requests += self._restock(refund_id, refund, placement.event_id)
+        if placement.reserved and self.cancelled_ms is not None:
+            requests += self._release(self.cancelled_ms, placement.event_id)
+        return requests
+
+    def _transition(
+        self, before: Status | None, cause: str, at_ms: int, effect: OrderEffect
+    ) -> None:
+        after = self.derive_status()
+        if after is not None and after != before:
+            transition = Transition(before, after, cause, at_ms)
+            self.status = after
+            self.transitions.append(transition)
+            effect.transitions.append(transition)
+
+    def _retry_waiting(self, effect: OrderEffect) -> None:
+        progress = True
+        while progress and self.waiting:
+            progress = False
+            for waiting in list(self.waiting):
+                try:
+                    self._apply(waiting.event, effect.requests)
+                except _Wait:
+                    continue
+                except Rejection as rejection:
+                    effect.dead.append(Expired(waiting, rejection))
+                else:
+                    effect.resolved.append(waiting)
+                self.waiting.remove(waiting)
+                progress = True
+
+    def _apply(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+        """Apply the event's fact; False if the fact is already known (a business duplicate)."""
+        handler = _HANDLERS[event.kind]
+        return handler(self, event, requests)
+
+    # -- order events ----------------------------------------------------------------------
+
+    def _placed(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+        if self.placement is not None:
+            return False
+        p = event.payload
+        customer, ship_to = p["customer"], p["ship_to"]
+        self.placement = placement = Placement(
+            event_id=event.event_id,
+            placed_ms=event.occurred_ms,
+            currency=p["currency"],
+            total=p["total"],
+            channel=p["channel"],
+            customer_id=customer["customer_id"],
+            customer_kind=customer.get("kind", "CONSUMER"),
+            country=ship_to["country"],
+            region=ship_to.get("region"),
+            payment_terms=p.get("payment_terms", "PREPAID"),
+            purchase_order_number=p.get("purchase_order_number"),
+            reserved=self.cancelled_ms is None,
+        )
+        for line in p["lines"]:
+            self.lines[line["line_id"]] = Line(
+                sku=line["sku"],
+                quantity=line["quantity"],
+                unit_price=line["unit_price"],
+                discount=line["discount"],
+                tax=sum((t["amount"] for t in line["tax_lines"]), ZERO),
+            )
+        if placement.reserved:
+            requests += self._reserve(placement)
+        return True
+
+    def _cancelled(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+        if self.cancelled_ms is not None:
+            return False
+        if self.lines and all(line.fulfilled >= line.quantity for line in self.lines.values()):
+            raise Rejection(
+                "already-fulfilled",
+                "every line has shipped, so the order cannot be cancelled; refund it instead",
+            )
+        self.cancelled_ms = event.occurred_ms
+        self.cancel_reason = event.payload.get("reason")
+        if self.placement is not None and self.placement.reserved:
+            requests += self._release(event.occurred_ms, event.event_id)
+        return True
+
+    def _fulfilled(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+        p = event.payload
+        fulfilment_id = p["fulfillment_id"]
+        if fulfilment_id in self.fulfilments:
+            return False
+        placement = self._require_placement("fulfilment")
+        if self.cancelled_ms is not None:
+            raise Rejection(
+                "order-cancelled",
+                f"fulfilment {fulfilment_id} ships goods of a cancelled order",
+            )
+        shipped = _by_sku((item["sku"], item["quantity"]) for item in p["lines"])
+        for sku, quantity in shipped.items():
+            left = self._left_to_ship(sku, "fulfilment")
+            if quantity > left:
+                raise Rejection(
+                    "over-fulfilment",
+                    f"fulfilment {fulfilment_id} ships {quantity} of {sku}, but {left} are left "
+                    "to ship",
+                )
+        for sku, quantity in shipped.items():
+            for line in self._lines_of(sku):
+                take = min(line.quantity - line.fulfilled, quantity)
+                line.fulfilled += take
+                quantity -= take
+        self.fulfilments[fulfilment_id] = fulfilment = Fulfilment(
+            warehouse=p["warehouse_id"],
+            lines=shipped,
+            at_ms=event.occurred_ms,
+            carrier=p.get("carrier"),
+            tracking_number=p.get("tracking_number"),
+        )
+        requests += self._ship(fulfilment_id, fulfilment, placement.event_id)
+        return True
+
+    def _refunded(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+        p = event.payload
+        refund_id = p["refund_id"]
+        if refund_id in self.refunds:
+            return False
+        placement = self._require_placement("refund")
+        if p["currency"] != placement.currency:
+            raise Rejection(
+                "currency-mismatch",
+                f"refund {refund_id} is in {p['currency']}, the order in {placement.currency}",
+            )
+        quantities = _by_sku((line["sku"], line["quantity"]) for line in p["lines"])
+        for sku, quantity in quantities.items():
+            ordered = sum(line.quantity for line in self._lines_of(sku, "refund"))
+            refunded = sum(line.refunded for line in self._lines_of(sku))
+            if quantity + refunded > ordered:
+                raise Rejection(
+                    "over-refund",
+                    f"refund {refund_id} returns {quantity} of {sku}; {ordered} were ordered "
+                    f"and {refunded} already refunded",
+                )
+        total: Decimal = p["total"]
+        already = self.refunded_to_customer
+        if total + already > placement.total:
+            raise Rejection(
+                "refund-exceeds-order",
+                f"refund {refund_id} of {total} {placement.currency} plus {already} already "
+                f"refunded exceeds the order total {placement.total}",
+            )
+        if placement.payment_terms == "PREPAID" and total + already > self.captured:
+            raise _Wait(
+                "refund-exceeds-captured",
+                f"refund {refund_id} of {total} {placement.currency} plus {already} already "
+                f"refunded exceeds the {self.captured} captured so far",
+            )
+        warehouses: dict[str, str] = {}
+        if p["restock"]:
+            for sku, quantity in quantities.items():
+                shipped = sum(line.fulfilled for line in self._lines_of(sku))
+                restocked = sum(line.restocked for line in self._lines_of(sku))
+                if quantity + restocked > shipped:
+                    raise _Wait(
+                        "restock-before-shipment",
+                        f"refund {refund_id} restocks {quantity} of {sku}, but only {shipped} "
+                        f"have shipped and {restocked} are already back",
+                    )
+                warehouses[sku] = p.get("warehouse_id") or self._shipped_from(sku)
+        for sku, quantity in quantities.items():
+            for line in self._lines_of(sku):
+                take = min(line.quantity - line.refunded, quantity)
+                line.refunded += take
+                if p["restock"]:
+                    line.restocked += take
+                quantity -= take
+        self.refunds[refund_id] = refund = Refund(
+            kind=p.get("kind", "REFUND"),
+            total=total,
+            lines=quantities,
+            restock=p["restock"],
+            warehouses=warehouses,
+            at_ms=event.occurred_ms,
+        )
+        requests += self._restock(refund_id, refund, event.event_id)
+        return True
+
+    # -- payment events --------------------------------------------------------------------
+
+    def _payment(self, event: InputEvent) -> Payment:
+        p = event.payload
+        payment = self.payments.setdefault(p["payment_id"], Payment(p["gateway"], p["currency"]))
+        if payment.currency != p["currency"]:
+            raise Rejection(
+                "currency-mismatch",
+                f"payment {p['payment_id']} was in {payment.currency}, this event is in "
+                f"{p['currency']}",
+            )
+        return payment
+
+    def _authorized(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+        self._payment(event).authorized += event.payload["amount"]
+        return True
+
+    def _captured(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+        self._payment(event).captured += event.payload["amount"]
+        return True
+
+    def _payment_refunded(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+        p = event.payload
+        payment = self._payment(event)
+        if p["refund_id"] in payment.refund_ids:
+            return False
+        left = payment.captured - payment.refunded
+        if p["amount"] > left:
+            raise _Wait(
+                "refund-exceeds-captured",
+                f"payment {p['payment_id']} refunds {p['amount']} {p['currency']}, but only "
+                f"{left} of it is captured and not yet refunded",
+            )
+        payment.refund_ids.add(p["refund_id"])
+        payment.refunded += p["amount"]
+        return True
+
+    def _payment_failed(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+        payment = self._payment(event)
+        payment.failed += event.payload["amount"]
+        payment.failures += 1
+        return True
+
+    def _settled(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+        p = event.payload
+        payment = self._payment(event)
+        if p["payout_id"] in payment.payout_ids:
+            return False
+        payment.payout_ids.add(p["payout_id"])
+        payment.fees += p["fee"]
+        payment.settled += p["gross"]
+        return True
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _require_placement(self, what: str) -> Placement:
+        if self.placement is None:
+            raise _Wait("order-not-placed", f"a {what} arrived before the order was placed")
+        return self.placement
+
+    def _lines_of(self, sku: str, what: str | None = None) -> list[Line]:
+        lines = [line for line in self.lines.values() if line.sku == sku]
+        if not lines and what is not None:
+            raise Rejection(
+                "sku-not-ordered",
+                f"the {what} names {sku}, which order {self.order_id} does not contain "
+                f"(it has {', '.join(sorted({line.sku for line in self.lines.values()}))})",
+            )
+        return lines
+
+    def _left_to_ship(self, sku: str, what: str) -> int:
+        return sum(line.quantity - line.fulfilled for line in self._lines_of(sku, what))
+
+    def _shipped_from(self, sku: str) -> str:
+        for fulfilment in self.fulfilments.values():
+            if sku in fulfilment.lines:
+                return fulfilment.warehouse
+        raise Rejection("no-restock-warehouse", f"no warehouse shipped {sku} to restock it")
+
+    def _skus(self) -> list[str]:
+        return sorted({line.sku for line in self.lines.values()})
+
+    def _reserve(self, placement: Placement) -> list[StockRequest]:
+        return [
+            StockRequest(
+                kind=RequestKind.RESERVE,
+                order_id=self.order_id,
+                sku=sku,
+                ref="",
+                at_ms=placement.placed_ms,
+                cause_event_id=placement.event_id,
+                lines=tuple(
+                    (line_id, line.quantity)
+                    for line_id, line in self.lines.items()
+                    if line.sku == sku
+                ),
+                destination=placement.destination,
+            )
+            for sku in self._skus()
+        ]
+
+    def _release(self, at_ms: int, cause: str) -> list[StockRequest]:
+        return [
+            StockRequest(RequestKind.RELEASE, self.order_id, sku, "", at_ms, cause)
+            for sku in self._skus()
+        ]
+
+    def _ship(self, ref: str, fulfilment: Fulfilment, cause: str) -> list[StockRequest]:
+        return [
+            StockRequest(
+                RequestKind.SHIP,
+                self.order_id,
+                sku,
+                ref,
+                fulfilment.at_ms,
+                cause,
+                quantity=quantity,
+                warehouse=fulfilment.warehouse,
+            )
+            for sku, quantity in sorted(fulfilment.lines.items())
+        ]
+
+    def _restock(self, ref: str, refund: Refund, cause: str) -> list[StockRequest]:
+        if not refund.restock:
+            return []
+        return [
+            StockRequest(
+                RequestKind.RESTOCK,
+                self.order_id,
+                sku,
+                ref,
+                refund.at_ms,
+                cause,
+                quantity=refund.lines[sku],
+                warehouse=warehouse,
+            )
+            for sku, warehouse in sorted(refund.warehouses.items())
+            if refund.lines[sku] > 0
+        ]
+
+
+_HANDLERS = {
+    "OrderPlaced": Order._placed,
+    "OrderCancelled": Order._cancelled,
+    "OrderFulfilled": Order._fulfilled,
+    "OrderRefunded": Order._refunded,
+    "PaymentAuthorized": Order._authorized,
+    "PaymentCaptured": Order._captured,
+    "PaymentRefunded": Order._payment_refunded,
+    "PaymentFailed": Order._payment_failed,
+    "PaymentSettled": Order._settled,
+}
+
+
+def _by_sku(pairs: Any) -> dict[str, int]:
+    totals: dict[str, int] = defaultdict(int)
+    for sku, quantity in pairs:
+        totals[sku] += quantity
+    return dict(totals)
+
+
+def _validate(event: InputEvent, warehouses: tuple[str, ...]) -> None:
+    """Checks that need nothing but the event itself."""
+    p = event.payload
+    kind = event.kind
+    if kind not in _HANDLERS:
+        raise Rejection("unknown-event", f"event {kind} is not handled")
+    if "currency" in p:
+        check_currency(p["currency"])
+    lines = p.get("lines", [])
+    if kind in ("OrderPlaced", "OrderFulfilled") and not lines:
+        raise Rejection("no-lines", f"the {kind} event has no lines")
+    minimum = 0 if kind == "OrderRefunded" else 1
+    for i, line in enumerate(lines):
+        if line["quantity"] < minimum:
+            raise Rejection(
+                "negative-quantity",
+                f"lines[{i}].quantity is {line['quantity']}; it must be at least {minimum}",
+            )
+    for path, amount in _amounts(p):
+        if amount < 0:
+            raise Rejection("negative-amount", f"{path} is {amount}")
+    warehouse = p.get("warehouse_id") if kind.startswith("Order") else None
+    if warehouse is not None and warehouse not in warehouses:
+        raise Rejection(
+            "unknown-warehouse",
+            f"warehouse_id {warehouse!r} is not in the routing rules ({', '.join(warehouses)})",
+        )
+    if kind == "OrderPlaced":
+        ids = [line["line_id"] for line in lines]
+        if len(set(ids)) != len(ids):
+            raise Rejection("duplicate-line", f"line ids repeat: {ids}")
+        if p.get("payment_terms") == "ON_ACCOUNT" and not p.get("purchase_order_number"):
+            raise Rejection(
+                "missing-purchase-order", "an order on account needs a purchase_order_number"
+            )
+    if kind == "PaymentSettled" and p["gross"] - p["fee"] != p["net"]:
+        raise Rejection(
+            "settlement-mismatch", f"net {p['net']} is not gross {p['gross']} - fee {p['fee']}"
+        )
+
+
+_MONEY_FIELDS = ("amount", "total", "fee", "gross", "net", "shipping_amount")
+_LINE_MONEY_FIELDS = ("unit_price", "discount", "amount")
+
+
+def _amounts(payload: dict[str, Any]) -> list[tuple[str, Decimal]]:
+    found = [(name, payload[name]) for name in _MONEY_FIELDS if payload.get(name) is not None]
+    for i, line in enumerate(payload.get("lines", [])):
+        found += [(f"lines[{i}].{name}", line[name]) for name in _LINE_MONEY_FIELDS if name in line]
+        found += [
+            (f"lines[{i}].tax_lines[{j}].amount", tax["amount"])
+            for j, tax in enumerate(line.get("tax_lines", []))
+        ]
+    return found
+
+
+# -- persistence --------------------------------------------------------------------------
+
+
+def order_to_json(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "placement": statejson.plain(order.placement),
+        "lines": {i: statejson.plain(line) for i, line in order.lines.items()},
+        "cancelled_ms": order.cancelled_ms,
+        "cancel_reason": order.cancel_reason,
+        "payments": {i: statejson.plain(p) for i, p in order.payments.items()},
+        "fulfilments": {i: statejson.plain(f) for i, f in order.fulfilments.items()},
+        "refunds": {i: statejson.plain(r) for i, r in order.refunds.items()},
+        "waiting": [
+            {
+                "event": w.event.to_json(),
+                "record": w.record,
+                "first_seen_ms": w.first_seen_ms,
+                "reason": w.reason,
+                "detail": w.detail,
+            }
+            for w in order.waiting
+        ],
+        "seen": order.seen,
+        "status": order.status,
+        "transitions": [statejson.plain(t) for t in order.transitions],
+        "pruned_ms": order.pruned_ms,
+    }
+
+
+def order_from_json(data: dict[str, Any]) -> Order:
+    u = statejson.untag
+    placement = data["placement"]
+    return Order(
+        order_id=data["order_id"],
+        placement=None if placement is None else Placement(**u(placement)),
+        lines={i: Line(**u(line)) for i, line in data["lines"].items()},
+        cancelled_ms=data["cancelled_ms"],
+        cancel_reason=data["cancel_reason"],
+        payments={
+            i: Payment(
+                **{**u(p), "refund_ids": set(p["refund_ids"]), "payout_ids": set(p["payout_ids"])}
+            )
+            for i, p in data["payments"].items()
+        },
+        fulfilments={i: Fulfilment(**f) for i, f in data["fulfilments"].items()},
+        refunds={i: Refund(**u(r)) for i, r in data["refunds"].items()},
+        waiting=[
+            Waiting(
+                event=InputEvent.from_json(w["event"]),
+                record=w["record"],
+                first_seen_ms=w["first_seen_ms"],
+                reason=w["reason"],
+                detail=w["detail"],
+            )
+            for w in data["waiting"]
+        ],
+        seen=dict(data["seen"]),
+        status=None if data["status"] is None else Status(data["status"]),
+        transitions=[
+            Transition(
+                previous=None if t["previous"] is None else Status(t["previous"]),
+                status=Status(t["status"]),
+                cause_event_id=t["cause_event_id"],
+                at_ms=t["at_ms"],
+            )
+            for t in data["transitions"]
+        ],
+        pruned_ms=data["pruned_ms"],
+    )

@@ -1,0 +1,64 @@
+"""JSON for state and internal messages, keeping Decimals and datetimes exact."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields, is_dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+_DECIMAL = "$dec"
+_TIME = "$ms"
+
+
+def tag(value: Any) -> Any:
+    """A JSON-ready copy where Decimals and datetimes become one-key tagged objects."""
+    if isinstance(value, dict):
+        return {k: tag(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [tag(v) for v in value]
+    if isinstance(value, Decimal):
+        return {_DECIMAL: str(value)}
+    if isinstance(value, datetime):
+        return {_TIME: int(value.timestamp() * 1000)}
+    return value
+
+
+def untag(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1:
+            if _DECIMAL in value:
+                return Decimal(value[_DECIMAL])
+            if _TIME in value:
+                return datetime.fromtimestamp(value[_TIME] / 1000, UTC)
+        return {k: untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [untag(v) for v in value]
+    return value
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+
+def loads(data: bytes) -> Any:
+    return json.loads(data)
+
+
+def plain(value: Any) -> Any:
+    """A dataclass (or nesting of them) as tagged JSON: sets sorted, enums by value."""
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return tag(value)

@@ -1,0 +1,366 @@
+"""Stock of one SKU across warehouses, and the reservations open orders hold on it.
+
+On hand and the ERP
+    The ERP is authoritative for on hand. A `StockSnapshot` says "on hand at W was N as of
+    time T". erpbridge keeps the stock movements it applied since the last snapshot (receipts,
+    damage, counts, transfers, shipments, restocks, each with the time it happened), and:
+      - a snapshot sets on hand to N plus the movements that happened after T: the ERP has
+        already counted everything up to T, nothing after;
+      - a movement that happened at or before the latest snapshot's T is already counted by it
+        and leaves on hand alone (a shipment still releases its reservation);
+      - a snapshot older than the latest one is stale and ignored;
+      - movements older than `Policy.snapshot_window_ms` before the newest known time are
+        folded in for good; a snapshot older than them is dead-lettered, since it could no
+        longer be applied exactly.
+    Snapshots never touch reservations: the ERP does not know erpbridge's open reservations,
+    so available = snapshot-based on hand - reserved, which may go negative (oversold) when a
+    count finds less than the storefront sold.
+
+Reservations
+    An order's claim on this SKU records per line what is reserved at which warehouse and
+    what is backordered. Reserve, release, ship and restock requests are idempotent: a claim
+    is made once, and shipments and restocks are remembered by reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from streams.domain.events import InputEvent, Rejection, to_ms
+from streams.domain.messages import (
+    AllocationUpdate,
+    LineReservation,
+    RequestKind,
+    StockRequest,
+)
+from streams.domain.policy import Policy, due, prune_seen
+from streams.domain.routing import Destination, RoutingRules
+from streams.money import UnknownCurrencyError, minor_unit
+
+
+class Verdict(Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(slots=True)
+class WarehouseStock:
+    on_hand: int = 0
+    reserved: int = 0
+    snapshot_as_of: int | None = None
+    movements: list[tuple[int, int]] = field(default_factory=list)
+    """(at_ms, delta) of movements after the latest snapshot, within the snapshot window."""
+    horizon_ms: int | None = None
+    """Movements at or before this time were folded in for good."""
+    unit_cost: Decimal | None = None
+    cost_currency: str | None = None
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    def move(self, at_ms: int, delta: int, window_ms: int) -> None:
+        if self.snapshot_as_of is not None and at_ms <= self.snapshot_as_of:
+            return
+        self.on_hand += delta
+        self.movements.append((at_ms, delta))
+        newest = max(t for t, _ in self.movements)
+        cutoff = newest - window_ms
+        folded = [t for t, _ in self.movements if t < cutoff]
+        if folded:
+            self.horizon_ms = max(folded if self.horizon_ms is None else [*folded, self.horizon_ms])
+            self.movements = [(t, d) for t, d in self.movements if t >= cutoff]
+
+    def snapshot(self, on_hand: int, as_of: int) -> None:
+        if self.snapshot_as_of is not None and as_of <= self.snapshot_as_of:
+            return
+        if self.horizon_ms is not None and as_of < self.horizon_ms:
+            raise Rejection(
+                "snapshot-too-old",
+                f"snapshot as of {as_of} is older than movements already folded into on hand "
+                f"(up to {self.horizon_ms}); it can no longer be applied exactly",
+            )
+        self.movements = [(t, d) for t, d in self.movements if t > as_of]
+        self.on_hand = on_hand + sum(d for _, d in self.movements)
+        self.snapshot_as_of = as_of
+
+
+@dataclass(slots=True)
+class ClaimLine:
+    quantity: int
+    reserved: dict[str, int] = field(default_factory=dict)
+    backordered: int = 0
+    shipped: int = 0
+
+
+@dataclass(slots=True)
+class Claim:
+    """One order's reservations of this SKU."""
+
+    lines: dict[str, ClaimLine] = field(default_factory=dict)
+    refs: set[str] = field(default_factory=set)
+    released: bool = False
+    version: int = 0
+    updated_ms: int = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.released or all(line.shipped >= line.quantity for line in self.lines.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    on_hand: int
+    reserved: int
+    available: int
+    warehouses: tuple[tuple[str, int, int, int], ...]
+    """(warehouse, on hand, reserved, available), sorted by warehouse."""
+
+
+@dataclass(slots=True)
+class StockEffect:
+    verdict: Verdict
+    updates: list[AllocationUpdate] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SkuStock:
+    sku: str
+    warehouses: dict[str, WarehouseStock] = field(default_factory=dict)
+    claims: dict[str, Claim] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+    pruned_ms: int = 0
+
+    def at(self, warehouse: str) -> WarehouseStock:
+        return self.warehouses.setdefault(warehouse, WarehouseStock())
+
+    def availability(self) -> Availability:
+        rows = tuple(
+            (w, s.on_hand, s.reserved, s.available) for w, s in sorted(self.warehouses.items())
+        )
+        return Availability(
+            on_hand=sum(r[1] for r in rows),
+            reserved=sum(r[2] for r in rows),
+            available=sum(r[3] for r in rows),
+            warehouses=rows,
+        )
+
+    def apply_event(
+        self, event: InputEvent, rules: RoutingRules, policy: Policy, now_ms: int
+    ) -> StockEffect:
+        """Apply a StockSnapshot or StockAdjusted; raises Rejection for bad input."""
+        if event.event_id in self.seen:
+            return StockEffect(Verdict.DUPLICATE)
+        p = event.payload
+        warehouse = _known_warehouse(p["warehouse_id"], rules)
+        _check_cost(p.get("unit_cost"), p.get("currency"))
+        stock = self.at(warehouse)
+        if event.kind == "StockSnapshot":
+            if p["on_hand"] < 0:
+                raise Rejection("negative-quantity", f"snapshot on_hand is {p['on_hand']}")
+            stock.snapshot(p["on_hand"], to_ms(p["as_of"]))
+        elif event.kind == "StockAdjusted":
+            if p["reason"] == "TRANSFER" and p.get("counterpart_warehouse_id") is not None:
+                _known_warehouse(p["counterpart_warehouse_id"], rules)
+            stock.move(event.occurred_ms, p["delta"], policy.snapshot_window_ms)
+        else:
+            raise Rejection("unknown-event", f"inventory event {event.kind} is not handled")
+        if p.get("unit_cost") is not None:
+            stock.unit_cost, stock.cost_currency = p["unit_cost"], p["currency"]
+        self.seen[event.event_id] = now_ms
+        self._prune(now_ms, policy.dedup_ttl_ms)
+        return StockEffect(Verdict.APPLIED)
+
+    def apply_request(
+        self, request: StockRequest, rules: RoutingRules, policy: Policy, now_ms: int
+    ) -> StockEffect:
+        claim = self.claims.get(request.order_id)
+        if request.kind is RequestKind.RESERVE:
+            if claim is not None:
+                return StockEffect(Verdict.DUPLICATE, [self._update(request.order_id, claim)])
+            claim = self.claims[request.order_id] = Claim()
+            assert request.destination is not None
+            self._reserve(claim, request.lines, request.destination, rules)
+        else:
+            if claim is None:
+                # Shipped or restocked without a reservation (the order was cancelled first).
+                claim = self.claims[request.order_id] = Claim(released=True)
+            if request.kind is RequestKind.RELEASE:
+                if claim.released:
+                    return StockEffect(Verdict.DUPLICATE, [self._update(request.order_id, claim)])
+                self._release(claim)
+            else:
+                if request.ref in claim.refs:
+                    return StockEffect(Verdict.DUPLICATE, [self._update(request.order_id, claim)])
+                assert request.warehouse is not None
+                claim.refs.add(request.ref)
+                if request.kind is RequestKind.SHIP:
+                    self._ship(claim, request.warehouse, request.quantity)
+                    delta = -request.quantity
+                else:
+                    delta = request.quantity
+                self.at(request.warehouse).move(request.at_ms, delta, policy.snapshot_window_ms)
+        claim.version += 1
+        claim.updated_ms = now_ms
+        update = self._update(request.order_id, claim)
+        self._prune(now_ms, policy.dedup_ttl_ms)
+        return StockEffect(Verdict.APPLIED, [update])
+
+    def _reserve(
+        self,
+        claim: Claim,
+        lines: tuple[tuple[str, int], ...],
+        destination: Destination,
+        rules: RoutingRules,
+    ) -> None:
+        for line_id, quantity in lines:
+            available = {w: self.at(w).available for w in rules.warehouses}
+            allocation = rules.allocate(quantity, available, destination)
+            claim.lines[line_id] = ClaimLine(
+                quantity, dict(allocation.reserved), allocation.backordered
+            )
+            for warehouse, reserved in allocation.reserved.items():
+                self.at(warehouse).reserved += reserved
+
+    def _release(self, claim: Claim) -> None:
+        for line in claim.lines.values():
+            for warehouse, reserved in line.reserved.items():
+                self.at(warehouse).reserved -= reserved
+            line.reserved.clear()
+            line.backordered = 0
+        claim.released = True
+
+    def _ship(self, claim: Claim, warehouse: str, quantity: int) -> None:
+        """Shipped units leave the line's reservation: the shipping warehouse's first."""
+        remaining = quantity
+        for line in claim.lines.values():
+            take = min(line.quantity - line.shipped, remaining)
+            if take <= 0:
+                continue
+            line.shipped += take
+            remaining -= take
+            order = [warehouse] + [w for w in line.reserved if w != warehouse]
+            for w in order:
+                released = min(line.reserved.get(w, 0), take)
+                if released:
+                    line.reserved[w] -= released
+                    if not line.reserved[w]:
+                        del line.reserved[w]
+                    self.at(w).reserved -= released
+                    take -= released
+            line.backordered -= min(line.backordered, take)
+
+    def _update(self, order_id: str, claim: Claim) -> AllocationUpdate:
+        return AllocationUpdate(
+            order_id=order_id,
+            sku=self.sku,
+            version=claim.version,
+            lines={
+                line_id: LineReservation(dict(line.reserved), line.backordered)
+                for line_id, line in claim.lines.items()
+            },
+        )
+
+    def _prune(self, now_ms: int, ttl_ms: int) -> None:
+        """Forget event ids, and closed claims, older than the de-duplication TTL."""
+        if not due(self.pruned_ms, now_ms):
+            return
+        self.pruned_ms = now_ms
+        prune_seen(self.seen, now_ms, ttl_ms)
+        cutoff = now_ms - ttl_ms
+        done = [o for o, c in self.claims.items() if c.closed and c.updated_ms < cutoff]
+        for order_id in done:
+            del self.claims[order_id]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sku": self.sku,
+            "warehouses": {
+                w: {
+                    "on_hand": s.on_hand,
+                    "reserved": s.reserved,
+                    "snapshot_as_of": s.snapshot_as_of,
+                    "movements": s.movements,
+                    "horizon_ms": s.horizon_ms,
+                    "unit_cost": None if s.unit_cost is None else str(s.unit_cost),
+                    "cost_currency": s.cost_currency,
+                }
+                for w, s in self.warehouses.items()
+            },
+            "claims": {
+                o: {
+                    "lines": {
+                        i: [line.quantity, line.reserved, line.backordered, line.shipped]
+                        for i, line in c.lines.items()
+                    },
+                    "refs": sorted(c.refs),
+                    "released": c.released,
+                    "version": c.version,
+                    "updated_ms": c.updated_ms,
+                }
+                for o, c in self.claims.items()
+            },
+            "seen": self.seen,
+            "pruned_ms": self.pruned_ms,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SkuStock:
+        return cls(
+            sku=data["sku"],
+            warehouses={
+                w: WarehouseStock(
+                    on_hand=s["on_hand"],
+                    reserved=s["reserved"],
+                    snapshot_as_of=s["snapshot_as_of"],
+                    movements=[(t, d) for t, d in s["movements"]],
+                    horizon_ms=s["horizon_ms"],
+                    unit_cost=None if s["unit_cost"] is None else Decimal(s["unit_cost"]),
+                    cost_currency=s["cost_currency"],
+                )
+                for w, s in data["warehouses"].items()
+            },
+            claims={
+                o: Claim(
+                    lines={
+                        i: ClaimLine(q, dict(r), b, s) for i, (q, r, b, s) in c["lines"].items()
+                    },
+                    refs=set(c["refs"]),
+                    released=c["released"],
+                    version=c["version"],
+                    updated_ms=c["updated_ms"],
+                )
+                for o, c in data["claims"].items()
+            },
+            seen=dict(data["seen"]),
+            pruned_ms=data["pruned_ms"],
+        )
+
+
+def _known_warehouse(warehouse: str, rules: RoutingRules) -> str:
+    if warehouse not in rules.warehouses:
+        raise Rejection(
+            "unknown-warehouse",
+            f"warehouse {warehouse!r} is not in the routing rules ({', '.join(rules.warehouses)})",
+        )
+    return warehouse
+
+
+def _check_cost(unit_cost: Decimal | None, currency: str | None) -> None:
+    if unit_cost is None:
+        return
+    if unit_cost < 0:
+        raise Rejection("negative-amount", f"unit_cost is {unit_cost}")
+    if currency is None:
+        raise Rejection("missing-currency", "unit_cost is given without its currency")
+    check_currency(currency)
+
+
+def check_currency(currency: str) -> None:
+    try:
+        minor_unit(currency)
+    except UnknownCurrencyError as exc:
+        raise Rejection("unknown-currency", str(exc)) from None

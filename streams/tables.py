@@ -1,0 +1,76 @@
+"""The changelog-backed tables and how state is stored in them.
+
+Each table is partitioned like the topics its agent reads, so a key's state lives on the
+partition its events arrive on; Faust writes every change to `<app id>-<table>-changelog`
+and restores from it (only its tail, when the RocksDB directory survived).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+from faust.types import TableT
+
+from streams.domain import statejson
+from streams.domain.orders import Order, order_from_json, order_to_json
+from streams.domain.stock import SkuStock
+from streams.topics import INVENTORY, ORDERS, TopicCatalog
+
+ORDERS_TABLE = "orders"
+STOCK_TABLE = "stock"
+DEADLINES_TABLE = "order-deadlines"
+"""Order id -> when its oldest waiting event expires; only orders with waiting events."""
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    return f"{app_id}-{table}-changelog"
+
+
+def changelog_sources(app_id: str) -> dict[str, str]:
+    """Each changelog topic and the input topic whose partitions it must match."""
+    return {
+        changelog_topic(app_id, ORDERS_TABLE): ORDERS,
+        changelog_topic(app_id, DEADLINES_TABLE): ORDERS,
+        changelog_topic(app_id, STOCK_TABLE): INVENTORY,
+    }
+
+
+@dataclass
+class Tables:
+    orders: TableT[bytes, bytes]
+    stock: TableT[bytes, bytes]
+    deadlines: TableT[bytes, bytes]
+
+    @classmethod
+    def create(cls, app: faust.App, catalog: TopicCatalog) -> Tables:
+        def table(name: str, source: str) -> TableT[bytes, bytes]:
+            # bytes types make Faust store raw bytes; state is encoded by streams.domain.statejson.
+            return app.Table(
+                name, partitions=catalog.partitions(source), key_type=bytes, value_type=bytes
+            )
+
+        return cls(
+            orders=table(ORDERS_TABLE, ORDERS),
+            stock=table(STOCK_TABLE, INVENTORY),
+            deadlines=table(DEADLINES_TABLE, ORDERS),
+        )
+
+    def order(self, order_id: str) -> Order:
+        data = self.orders.get(order_id.encode())
+        return Order(order_id) if data is None else order_from_json(statejson.loads(data))
+
+    def save_order(self, order: Order, deadline_ms: int | None) -> None:
+        key = order.order_id.encode()
+        self.orders[key] = statejson.dumps(order_to_json(order))
+        if deadline_ms is not None:
+            self.deadlines[key] = str(deadline_ms).encode()
+        elif key in self.deadlines:
+            del self.deadlines[key]
+
+    def sku(self, sku: str) -> SkuStock:
+        data = self.stock.get(sku.encode())
+        return SkuStock(sku) if data is None else SkuStock.from_json(statejson.loads(data))
+
+    def save_sku(self, stock: SkuStock) -> None:
+        self.stock[stock.sku.encode()] = statejson.dumps(stock.to_json())
