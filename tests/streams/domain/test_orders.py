@@ -1,0 +1,842 @@
+"""One order's lifecycle: transitions, the stock requests each event sends, out-of-order arrival,
+waiting and expiry, de-duplication, allocations, bad input and persistence."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from streams.domain import statejson
+from streams.domain.events import InputEvent, Rejection
+from streams.domain.messages import AllocationUpdate, LineReservation, RequestKind, StockRequest
+from streams.domain.orders import (
+    Order,
+    Status,
+    Transition,
+    Verdict,
+    order_from_json,
+    order_to_json,
+)
+from streams.domain.policy import HOUR_MS, PRUNE_EVERY_MS, Policy
+from tests.streams.domain.builders import (
+    CALIFORNIA,
+    EAST,
+    EU,
+    POLICY,
+    T0,
+    WEST,
+    apply,
+    apply_all,
+    authorized,
+    cancelled,
+    captured,
+    fulfilled,
+    line,
+    payment_failed,
+    payment_refunded,
+    placed,
+    refunded,
+    settled,
+)
+
+OID = "O-1"
+A, B = "SKU-A", "SKU-B"
+
+
+def two_lines(**kwargs: Any) -> InputEvent:
+    """2 x A at 10.00 and 1 x B at 5.00: 25.00 USD, shipped to California."""
+    return placed(OID, [line("L1", A, 2, "10.00"), line("L2", B, 1, "5.00")], **kwargs)
+
+
+def kinds(requests: Sequence[StockRequest]) -> list[tuple[RequestKind, str]]:
+    return [(r.kind, r.sku) for r in requests]
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+
+def test_the_whole_lifecycle_of_a_prepaid_order(order: Order) -> None:
+    steps = [
+        (two_lines(at=T0), Status.PLACED),
+        (captured(OID, "10.00", at=T0 + 1), None),  # part of the total: still placed
+        (captured(OID, "15.00", at=T0 + 2), Status.PAID),
+        (fulfilled(OID, "FUL-1", WEST, {A: 2}, at=T0 + 3), Status.PARTLY_FULFILLED),
+        (fulfilled(OID, "FUL-2", WEST, {B: 1}, at=T0 + 4), Status.CLOSED),
+        (refunded(OID, "RF-1", {A: (1, "10.00")}, at=T0 + 5), Status.PARTLY_REFUNDED),
+        (refunded(OID, "RF-2", {A: (1, "10.00"), B: (1, "5.00")}, at=T0 + 6), Status.REFUNDED),
+    ]
+    expected: list[Transition] = []
+    previous: Status | None = None
+    for event, status in steps:
+        effect = apply(order, event)
+        assert effect.verdict is Verdict.APPLIED
+        if status is None:
+            assert effect.transitions == []
+            continue
+        transition = Transition(previous, status, event.event_id, event.occurred_ms)
+        assert effect.transitions == [transition]
+        expected.append(transition)
+        previous = status
+        assert order.status is status
+    assert order.transitions == expected
+    assert order.captured == Decimal("25.00")
+    assert order.refunded_to_customer == Decimal("25.00")
+
+
+def test_an_order_on_account_is_fulfilled_before_it_is_paid(order: Order) -> None:
+    apply(order, two_lines(payment_terms="ON_ACCOUNT", purchase_order_number="PO-77"))
+    assert order.placement is not None
+    assert order.placement.purchase_order_number == "PO-77"
+    shipment = fulfilled(OID, "FUL-1", EAST, {A: 2, B: 1}, at=T0 + 1)
+    effect = apply(order, shipment)
+    assert effect.transitions == [
+        Transition(Status.PLACED, Status.FULFILLED, shipment.event_id, T0 + 1)
+    ]
+    effect = apply(order, captured(OID, "25.00", at=T0 + 2))
+    assert [(t.previous, t.status) for t in effect.transitions] == [
+        (Status.FULFILLED, Status.CLOSED)
+    ]
+
+
+@pytest.mark.parametrize("shipped_first", [False, True])
+def test_cancellation(order: Order, shipped_first: bool) -> None:
+    apply(order, two_lines())
+    if shipped_first:
+        apply(order, fulfilled(OID, "FUL-1", EAST, {A: 1}, at=T0 + 1))
+    cancel = cancelled(OID, "fraud_suspected", at=T0 + 2)
+    effect = apply(order, cancel)
+    assert effect.transitions[0].status is Status.CANCELLED
+    assert effect.transitions[0].cause_event_id == cancel.event_id
+    assert order.cancel_reason == "fraud_suspected"
+    assert order.status is Status.CANCELLED
+
+
+def test_a_cancelled_order_stays_cancelled_when_refunded(order: Order) -> None:
+    apply_all(order, [two_lines(), captured(OID, "25.00"), cancelled(OID, at=T0 + 1)])
+    effect = apply(order, refunded(OID, "RF-1", {A: (2, "20.00"), B: (1, "5.00")}, at=T0 + 2))
+    assert effect.verdict is Verdict.APPLIED
+    assert effect.transitions == []
+    assert order.status is Status.CANCELLED
+
+
+def test_payment_events_that_do_not_change_the_status(order: Order) -> None:
+    apply(order, two_lines())
+    effects = apply_all(
+        order,
+        [
+            authorized(OID, "25.00"),
+            payment_failed(OID, "25.00", payment_id="PAY-0"),
+            captured(OID, "25.00"),
+            settled(OID, "25.00", "1.03"),
+        ],
+    )
+    assert [bool(e.transitions) for e in effects] == [False, False, True, False]
+    assert order.authorized == Decimal("25.00")
+    assert order.payments["PAY-0"].failures == 1
+    assert order.payments["PAY-1"].fees == Decimal("1.03")
+    assert order.payments["PAY-1"].settled == Decimal("25.00")
+
+
+def test_payments_in_another_currency_do_not_pay_the_order(order: Order) -> None:
+    apply(order, two_lines())
+    apply(order, captured(OID, "25.00", payment_id="PAY-EUR", currency="EUR"))
+    assert order.captured == 0
+    assert order.status is Status.PLACED
+
+
+# --- stock requests ---------------------------------------------------------------------------
+
+
+def test_placement_reserves_per_sku_with_the_destination(order: Order) -> None:
+    event = placed(
+        OID,
+        [line("L1", B, 1), line("L2", A, 2), line("L3", A, 3)],
+        at=T0 + 7,
+    )
+    effect = apply(order, event)
+    assert effect.requests == [
+        StockRequest(
+            RequestKind.RESERVE,
+            OID,
+            A,
+            "",
+            T0 + 7,
+            event.event_id,
+            lines=(("L2", 2), ("L3", 3)),
+            destination=CALIFORNIA,
+        ),
+        StockRequest(
+            RequestKind.RESERVE,
+            OID,
+            B,
+            "",
+            T0 + 7,
+            event.event_id,
+            lines=(("L1", 1),),
+            destination=CALIFORNIA,
+        ),
+    ]
+
+
+def test_cancellation_releases_every_sku(order: Order) -> None:
+    apply(order, two_lines())
+    cancel = cancelled(OID, at=T0 + 5)
+    effect = apply(order, cancel)
+    assert effect.requests == [
+        StockRequest(RequestKind.RELEASE, OID, A, "", T0 + 5, cancel.event_id),
+        StockRequest(RequestKind.RELEASE, OID, B, "", T0 + 5, cancel.event_id),
+    ]
+
+
+def test_cancellation_before_placement_neither_reserves_nor_releases(order: Order) -> None:
+    assert apply(order, cancelled(OID)).requests == []
+    effect = apply(order, two_lines(at=T0 + 1))
+    assert effect.requests == []
+    assert order.placement is not None and not order.placement.reserved
+    assert order.status is Status.CANCELLED
+    assert order.all_requests() == []
+
+
+def test_fulfilment_ships_per_sku_from_its_warehouse(order: Order) -> None:
+    apply(order, two_lines())
+    effect = apply(order, fulfilled(OID, "FUL-1", EAST, {B: 1, A: 1}, at=T0 + 3))
+    assert [(r.kind, r.sku, r.ref, r.quantity, r.warehouse, r.at_ms) for r in effect.requests] == [
+        (RequestKind.SHIP, A, "FUL-1", 1, EAST, T0 + 3),
+        (RequestKind.SHIP, B, "FUL-1", 1, EAST, T0 + 3),
+    ]
+
+
+def test_the_same_sku_twice_in_a_fulfilment_ships_once_with_the_sum(order: Order) -> None:
+    apply(order, placed(OID, [line("L1", A, 2), line("L2", A, 3)]))
+    event = fulfilled(OID, "FUL-1", EAST, {A: 1})
+    event.payload["lines"].append({"sku": A, "quantity": 3})
+    effect = apply(order, event)
+    assert [(r.sku, r.quantity) for r in effect.requests] == [(A, 4)]
+    assert [order.lines["L1"].fulfilled, order.lines["L2"].fulfilled] == [2, 2]
+
+
+def test_refund_with_restock_returns_goods_to_the_named_warehouse(order: Order) -> None:
+    apply_all(order, [two_lines(), captured(OID, "25.00"), fulfilled(OID, "FUL-1", WEST, {A: 2})])
+    refund = refunded(OID, "RF-1", {A: (2, "20.00")}, restock=True, warehouse=EAST, at=T0 + 9)
+    effect = apply(order, refund)
+    assert effect.requests == [
+        StockRequest(
+            RequestKind.RESTOCK, OID, A, "RF-1", T0 + 9, refund.event_id, quantity=2, warehouse=EAST
+        )
+    ]
+    assert order.lines["L1"].restocked == 2
+
+
+def test_refund_with_restock_and_no_warehouse_goes_where_it_shipped_from(order: Order) -> None:
+    apply_all(order, [two_lines(), captured(OID, "25.00"), fulfilled(OID, "FUL-1", WEST, {A: 2})])
+    effect = apply(order, refunded(OID, "RF-1", {A: (1, "10.00")}, restock=True))
+    assert [(r.kind, r.quantity, r.warehouse) for r in effect.requests] == [
+        (RequestKind.RESTOCK, 1, WEST)
+    ]
+
+
+def test_refund_without_restock_sends_nothing_to_stock(order: Order) -> None:
+    apply_all(order, [two_lines(), captured(OID, "25.00"), fulfilled(OID, "FUL-1", WEST, {A: 2})])
+    effect = apply(order, refunded(OID, "RF-1", {A: (2, "20.00")}, restock=False))
+    assert effect.requests == []
+    assert order.lines["L1"].refunded == 2
+    assert order.lines["L1"].restocked == 0
+
+
+def test_refund_lines_of_zero_units_restock_nothing(order: Order) -> None:
+    apply_all(order, [two_lines(), captured(OID, "25.00"), fulfilled(OID, "FUL-1", WEST, {A: 2})])
+    effect = apply(order, refunded(OID, "RF-1", {A: (0, "3.00")}, restock=True, warehouse=WEST))
+    assert effect.verdict is Verdict.APPLIED
+    assert effect.requests == []
+    assert order.refunded_to_customer == Decimal("3.00")
+
+
+# --- out-of-order arrival ---------------------------------------------------------------------
+
+
+def test_payment_before_the_order(order: Order) -> None:
+    effect = apply(order, captured(OID, "25.00"))
+    assert effect.verdict is Verdict.APPLIED
+    assert effect.transitions == [] and order.status is None
+    placement = two_lines(at=T0 + 1)
+    effect = apply(order, placement)
+    assert effect.transitions == [Transition(None, Status.PAID, placement.event_id, T0 + 1)]
+
+
+def test_fulfilment_before_placement_waits_and_applies_when_it_arrives(order: Order) -> None:
+    early = fulfilled(OID, "FUL-1", WEST, {A: 2}, at=T0)
+    effect = apply(order, early)
+    assert effect.verdict is Verdict.WAITING
+    assert effect.reason == "order-not-placed"
+    assert effect.requests == [] and effect.transitions == []
+    assert [w.event for w in order.waiting] == [early]
+    assert order.status is None
+    assert order.next_deadline(POLICY) == T0 + POLICY.max_wait_ms
+
+    placement = two_lines(at=T0 + 1)
+    effect = apply(order, placement)
+    assert effect.verdict is Verdict.APPLIED
+    assert [w.event for w in effect.resolved] == [early]
+    assert kinds(effect.requests) == [
+        (RequestKind.RESERVE, A),
+        (RequestKind.RESERVE, B),
+        (RequestKind.SHIP, A),
+    ]
+    assert effect.transitions == [
+        Transition(None, Status.PARTLY_FULFILLED, placement.event_id, T0 + 1)
+    ]
+    assert order.waiting == []
+    assert order.next_deadline(POLICY) is None
+
+
+def test_refund_before_placement_waits_for_it(order: Order) -> None:
+    effect = apply(order, refunded(OID, "RF-1", {A: (1, "10.00")}))
+    assert (effect.verdict, effect.reason) == (Verdict.WAITING, "order-not-placed")
+    apply(order, captured(OID, "25.00"))
+    effect = apply(order, two_lines(at=T0 + 1))
+    assert len(effect.resolved) == 1
+    assert order.status is Status.PARTLY_REFUNDED
+
+
+def test_refund_beyond_the_captured_amount_waits_for_the_capture(order: Order) -> None:
+    apply_all(order, [two_lines(), captured(OID, "10.00")])
+    refund = refunded(OID, "RF-1", {A: (2, "20.00")}, at=T0 + 1)
+    effect = apply(order, refund)
+    assert (effect.verdict, effect.reason) == (Verdict.WAITING, "refund-exceeds-captured")
+    assert "RF-1" in order.waiting[0].detail
+    assert order.refunds == {}
+    capture = captured(OID, "15.00", at=T0 + 2)
+    effect = apply(order, capture)
+    assert [w.event for w in effect.resolved] == [refund]
+    assert effect.transitions == [
+        Transition(Status.PLACED, Status.PARTLY_REFUNDED, capture.event_id, T0 + 2)
+    ]
+
+
+def test_refund_of_an_order_on_account_does_not_wait_for_a_capture(order: Order) -> None:
+    apply(order, two_lines(payment_terms="ON_ACCOUNT", purchase_order_number="PO-1"))
+    effect = apply(order, refunded(OID, "RF-1", {A: (2, "20.00")}))
+    assert effect.verdict is Verdict.APPLIED
+
+
+def test_payment_refund_beyond_the_capture_waits_for_it(order: Order) -> None:
+    apply(order, two_lines())
+    effect = apply(order, payment_refunded(OID, "25.00", "PR-1"))
+    assert (effect.verdict, effect.reason) == (Verdict.WAITING, "refund-exceeds-captured")
+    effect = apply(order, captured(OID, "25.00", at=T0 + 1))
+    assert len(effect.resolved) == 1
+    assert order.payments["PAY-1"].refunded == Decimal("25.00")
+    assert order.payments["PAY-1"].refund_ids == {"PR-1"}
+
+
+def test_restock_before_shipment_waits_for_the_shipment(order: Order) -> None:
+    apply_all(order, [two_lines(), captured(OID, "25.00")])
+    refund = refunded(OID, "RF-1", {A: (1, "10.00")}, restock=True, at=T0 + 1)
+    effect = apply(order, refund)
+    assert (effect.verdict, effect.reason) == (Verdict.WAITING, "restock-before-shipment")
+    effect = apply(order, fulfilled(OID, "FUL-1", EAST, {A: 2}, at=T0 + 2))
+    assert [w.event for w in effect.resolved] == [refund]
+    assert [(r.kind, r.sku, r.quantity, r.warehouse) for r in effect.requests] == [
+        (RequestKind.SHIP, A, 2, EAST),
+        (RequestKind.RESTOCK, A, 1, EAST),
+    ]
+
+
+def test_a_waiting_event_that_turns_out_invalid_is_dead_lettered_on_retry(order: Order) -> None:
+    apply(order, fulfilled(OID, "FUL-1", WEST, {"SKU-Z": 1}))
+    effect = apply(order, two_lines(at=T0 + 1))
+    assert effect.verdict is Verdict.APPLIED
+    assert effect.resolved == []
+    assert [d.rejection.reason for d in effect.dead] == ["sku-not-ordered"]
+    assert "SKU-Z" in effect.dead[0].rejection.detail
+    assert order.waiting == []
+    assert order.status is Status.PLACED
+
+
+def test_expire_dead_letters_events_that_waited_too_long(order: Order) -> None:
+    policy = Policy(max_wait_ms=2 * HOUR_MS)
+    early = fulfilled(OID, "FUL-1", WEST, {A: 2}, at=T0)
+    apply(order, early, policy=policy)
+    assert order.next_deadline(policy) == T0 + 2 * HOUR_MS
+    effect = order.expire(T0 + 2 * HOUR_MS - 1, policy)
+    assert effect.dead == [] and len(order.waiting) == 1
+    effect = order.expire(T0 + 2 * HOUR_MS, policy)
+    assert len(effect.dead) == 1
+    dead = effect.dead[0]
+    assert dead.waiting.event == early
+    assert dead.waiting.record == {"topic": "test"}
+    assert dead.rejection.reason == "order-not-placed"
+    assert dead.rejection.detail == (
+        "waited 7200s, longer than the limit of 7200s: "
+        "a fulfilment arrived before the order was placed"
+    )
+    assert order.waiting == []
+    assert order.next_deadline(policy) is None
+    # Too late now: the placement applies, the fulfilment does not come back.
+    effect = apply(order, two_lines(at=T0 + 3 * HOUR_MS), policy=policy)
+    assert effect.resolved == [] and order.lines["L1"].fulfilled == 0
+
+
+def test_expire_keeps_events_still_within_the_limit(order: Order) -> None:
+    apply(order, fulfilled(OID, "FUL-1", WEST, {A: 1}), now=T0)
+    apply(order, fulfilled(OID, "FUL-2", WEST, {A: 1}), now=T0 + HOUR_MS)
+    effect = order.expire(T0 + POLICY.max_wait_ms, POLICY)
+    assert [d.waiting.event.payload["fulfillment_id"] for d in effect.dead] == ["FUL-1"]
+    assert [w.event.payload["fulfillment_id"] for w in order.waiting] == ["FUL-2"]
+    assert order.next_deadline(POLICY) == T0 + HOUR_MS + POLICY.max_wait_ms
+
+
+# --- arrival order does not matter ------------------------------------------------------------
+
+
+def comparable(order: Order) -> dict[str, Any]:
+    state = order_to_json(order)
+    for bookkeeping in ("seen", "transitions", "pruned_ms"):
+        del state[bookkeeping]
+    return state
+
+
+def stock_facts(requests: Sequence[StockRequest]) -> list[tuple[Any, ...]]:
+    """What the requests ask of stock, whatever order they were sent in."""
+    return sorted(
+        (r.kind.value, r.sku, r.ref, r.lines, r.quantity, r.warehouse or "") for r in requests
+    )
+
+
+def label(event: InputEvent) -> str:
+    p = event.payload
+    return str(p.get("fulfillment_id") or p.get("refund_id") or event.kind)
+
+
+def final_states(history: Sequence[InputEvent]) -> list[tuple[tuple[str, ...], Order]]:
+    results = []
+    for permutation in itertools.permutations(history):
+        order = Order(OID)
+        for event in permutation:
+            apply(order, event, now=T0)
+        results.append((tuple(label(e) for e in permutation), order))
+    return results
+
+
+def test_final_state_does_not_depend_on_arrival_order() -> None:
+    history = [
+        two_lines(at=T0),
+        captured(OID, "25.00", at=T0 + 1),
+        fulfilled(OID, "FUL-1", WEST, {A: 2}, at=T0 + 2),
+        fulfilled(OID, "FUL-2", EAST, {B: 1}, at=T0 + 3),
+        refunded(OID, "RF-1", {A: (1, "10.00")}, restock=True, at=T0 + 4),
+        payment_refunded(OID, "10.00", "PR-1", at=T0 + 5),
+    ]
+    reference = Order(OID)
+    apply_all(reference, history)
+    assert reference.status is Status.PARTLY_REFUNDED
+    assert reference.refunds["RF-1"].warehouses == {A: WEST}
+    expected = comparable(reference)
+    expected_requests = stock_facts(reference.all_requests())
+    assert len(expected_requests) == 5  # 2 reserves, 2 shipments, 1 restock
+    for arrival, order in final_states(history):
+        assert comparable(order) == expected, arrival
+        assert order.waiting == [], arrival
+        assert stock_facts(order.all_requests()) == expected_requests, arrival
+
+
+def test_restock_warehouse_does_not_depend_on_arrival_order() -> None:
+    # One SKU shipped in two parts from two warehouses, then one unit returned without
+    # naming a warehouse: which warehouse receives it must not depend on arrival order.
+    history = [
+        placed(OID, [line("L1", A, 2, "10.00")], at=T0),
+        captured(OID, "20.00", at=T0 + 1),
+        fulfilled(OID, "FUL-1", EAST, {A: 1}, at=T0 + 2),
+        fulfilled(OID, "FUL-2", WEST, {A: 1}, at=T0 + 3),
+        refunded(OID, "RF-1", {A: (1, "10.00")}, restock=True, at=T0 + 4),
+    ]
+    example: dict[str, tuple[str, ...]] = {}
+    for arrival, order in final_states(history):
+        example.setdefault(order.refunds["RF-1"].warehouses[A], arrival)
+    assert len(example) == 1, f"restock warehouse by arrival order: {example}"
+
+
+def test_cancellation_arrival_order_changes_only_whether_stock_was_reserved() -> None:
+    history = [
+        two_lines(at=T0),
+        captured(OID, "25.00", at=T0 + 1),
+        cancelled(OID, at=T0 + 2),
+        payment_refunded(OID, "25.00", "PR-1", at=T0 + 3),
+    ]
+    states = []
+    for arrival, order in final_states(history):
+        assert order.status is Status.CANCELLED, arrival
+        assert order.waiting == [], arrival
+        requests = order.all_requests()
+        # Reservations are requested only if the placement came first, and then released.
+        assert order.placement is not None
+        assert kinds(requests) == (
+            [(k, s) for k in (RequestKind.RESERVE, RequestKind.RELEASE) for s in (A, B)]
+            if order.placement.reserved
+            else []
+        ), arrival
+        state = comparable(order)
+        state["placement"]["reserved"] = None
+        states.append(state)
+    assert all(state == states[0] for state in states)
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+
+def test_a_redelivered_event_replays_its_outputs(order: Order) -> None:
+    capture = captured(OID, "25.00", at=T0 + 1)
+    apply_all(order, [two_lines(), capture, fulfilled(OID, "FUL-1", EAST, {A: 2}, at=T0 + 2)])
+    effect = apply(order, capture, now=T0 + 10)
+    assert effect.verdict is Verdict.DUPLICATE
+    assert effect.requests == order.all_requests()
+    assert kinds(effect.requests) == [
+        (RequestKind.RESERVE, A),
+        (RequestKind.RESERVE, B),
+        (RequestKind.SHIP, A),
+    ]
+    assert effect.transitions == [Transition(Status.PLACED, Status.PAID, capture.event_id, T0 + 1)]
+    assert order.captured == Decimal("25.00")  # not captured twice
+
+
+def test_a_redelivered_event_without_a_transition_replays_none(order: Order) -> None:
+    auth = authorized(OID, "25.00")
+    apply_all(order, [two_lines(), auth])
+    effect = apply(order, auth)
+    assert effect.verdict is Verdict.DUPLICATE
+    assert effect.transitions == []
+    assert order.authorized == Decimal("25.00")
+
+
+def test_a_redelivered_waiting_event_stays_waiting_once(order: Order) -> None:
+    early = fulfilled(OID, "FUL-1", WEST, {A: 2})
+    apply(order, early)
+    effect = apply(order, early)
+    assert effect.verdict is Verdict.DUPLICATE
+    assert effect.requests == []
+    assert len(order.waiting) == 1
+
+
+def test_all_requests_of_a_cancelled_order_release_what_they_reserve(order: Order) -> None:
+    apply_all(
+        order,
+        [
+            two_lines(),
+            fulfilled(OID, "FUL-1", EAST, {A: 1}, at=T0 + 1),
+            cancelled(OID, at=T0 + 2),
+        ],
+    )
+    assert kinds(order.all_requests()) == [
+        (RequestKind.RESERVE, A),
+        (RequestKind.RESERVE, B),
+        (RequestKind.SHIP, A),
+        (RequestKind.RELEASE, A),
+        (RequestKind.RELEASE, B),
+    ]
+
+
+def test_event_ids_are_forgotten_after_the_ttl_at_most_once_per_prune_interval(
+    order: Order,
+) -> None:
+    policy = Policy(dedup_ttl_ms=HOUR_MS // 2)
+    placement = two_lines(at=T0)
+    apply(order, placement, policy=policy)
+    assert order.pruned_ms == T0
+    # Older than the TTL, but pruning ran less than PRUNE_EVERY_MS ago: still remembered.
+    apply(order, authorized(OID, "25.00", at=T0 + PRUNE_EVERY_MS - 1), policy=policy)
+    assert placement.event_id in order.seen
+    capture = captured(OID, "25.00", at=T0 + PRUNE_EVERY_MS)
+    apply(order, capture, policy=policy)
+    assert order.pruned_ms == T0 + PRUNE_EVERY_MS
+    assert placement.event_id not in order.seen
+    assert capture.event_id in order.seen
+
+
+@pytest.mark.parametrize(
+    ("first", "again"),
+    [
+        (
+            two_lines(),
+            placed(OID, [line("L9", "SKU-Z", 9)]),
+        ),
+        (
+            fulfilled(OID, "FUL-1", EAST, {A: 1}),
+            fulfilled(OID, "FUL-1", EAST, {A: 1}),
+        ),
+        (
+            refunded(OID, "RF-1", {A: (1, "10.00")}),
+            refunded(OID, "RF-1", {A: (1, "10.00")}),
+        ),
+        (
+            payment_refunded(OID, "5.00", "PR-1"),
+            payment_refunded(OID, "5.00", "PR-1"),
+        ),
+        (
+            settled(OID, "25.00", "1.00"),
+            settled(OID, "25.00", "1.00"),
+        ),
+        (cancelled(OID), cancelled(OID, "another reason")),
+    ],
+    ids=["placement", "fulfilment", "refund", "payment-refund", "payout", "cancellation"],
+)
+def test_the_same_fact_under_a_new_event_id_is_a_duplicate(
+    order: Order, first: InputEvent, again: InputEvent
+) -> None:
+    assert first.event_id != again.event_id
+    if first.kind != "OrderPlaced":
+        apply_all(order, [two_lines(), captured(OID, "25.00")])
+    apply(order, first)
+    before = order_to_json(order)
+    effect = apply(order, again)
+    assert effect.verdict is Verdict.DUPLICATE
+    assert effect.requests == [] and effect.transitions == []
+    after = order_to_json(order)
+    del before["seen"], after["seen"]
+    assert after == before
+
+
+# --- allocations ------------------------------------------------------------------------------
+
+
+def test_apply_allocation_keeps_the_latest_version(order: Order) -> None:
+    apply(order, placed(OID, [line("L1", A, 5), line("L2", A, 1), line("L3", B, 1)]))
+    order.apply_allocation(
+        AllocationUpdate(
+            OID,
+            A,
+            2,
+            {
+                "L1": LineReservation({WEST: 3, EAST: 1}, 1),
+                "L2": LineReservation({WEST: 1}, 0),
+                "L-unknown": LineReservation({WEST: 7}, 0),
+            },
+        )
+    )
+    assert (order.lines["L1"].reserved, order.lines["L1"].backordered) == ({WEST: 3, EAST: 1}, 1)
+    assert order.lines["L1"].allocation_version == 2
+    assert "L-unknown" not in order.lines
+    # Older and equal versions arrive late: ignored.
+    order.apply_allocation(AllocationUpdate(OID, A, 1, {"L1": LineReservation({}, 5)}))
+    order.apply_allocation(AllocationUpdate(OID, A, 2, {"L1": LineReservation({EU: 5}, 0)}))
+    assert order.lines["L1"].reserved == {WEST: 3, EAST: 1}
+    order.apply_allocation(AllocationUpdate(OID, A, 3, {"L1": LineReservation({}, 0)}))
+    assert (order.lines["L1"].reserved, order.lines["L1"].backordered) == ({}, 0)
+    assert order.lines["L2"].reserved == {WEST: 1}
+    assert order.lines["L3"].allocation_version == 0
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+NEEDS_NOTHING = [
+    ("no-lines", placed(OID, []), "no lines"),
+    ("no-lines", fulfilled(OID, "FUL-1", EAST, {}), "no lines"),
+    ("negative-quantity", placed(OID, [line("L1", A, -1)]), "lines[0].quantity is -1"),
+    ("negative-quantity", placed(OID, [line("L1", A, 0)]), "at least 1"),
+    ("negative-quantity", fulfilled(OID, "F", EAST, {A: 0}), "lines[0].quantity is 0"),
+    ("negative-quantity", fulfilled(OID, "F", EAST, {A: -2}), "lines[0].quantity is -2"),
+    ("negative-quantity", refunded(OID, "R", {A: (-1, "0.00")}), "at least 0"),
+    (
+        "negative-amount",
+        placed(OID, [line("L1", A, 1, "-1.00")], total="0.00"),
+        "lines[0].unit_price",
+    ),
+    ("negative-amount", placed(OID, [line("L1", A, 1, discount="-1")]), "lines[0].discount"),
+    (
+        "negative-amount",
+        placed(OID, [line("L1", A, 1, tax=["-0.10"])]),
+        "lines[0].tax_lines[0].amount",
+    ),
+    ("negative-amount", placed(OID, [line("L1", A, 1)], total="-10.00"), "total is -10.00"),
+    ("negative-amount", captured(OID, "-0.01"), "amount is -0.01"),
+    ("negative-amount", refunded(OID, "R", {A: (1, "-5.00")}, total="0"), "lines[0].amount"),
+    ("negative-amount", refunded(OID, "R", {A: (1, "5.00")}, total="-5.00"), "total"),
+    (
+        "negative-amount",
+        refunded(OID, "R", {A: (1, "5.00")}, shipping_amount="-1.00", total="4.00"),
+        "shipping_amount",
+    ),
+    ("negative-amount", settled(OID, "10.00", "-1.00", net="11.00"), "fee"),
+    ("unknown-currency", two_lines(currency="XXX"), "'XXX'"),
+    ("unknown-currency", captured(OID, "1.00", currency="usd"), "'usd'"),
+    ("unknown-currency", refunded(OID, "R", {A: (1, "1.00")}, currency="ABC"), "'ABC'"),
+    ("duplicate-line", placed(OID, [line("L1", A, 1), line("L1", B, 1)]), "['L1', 'L1']"),
+    (
+        "missing-purchase-order",
+        two_lines(payment_terms="ON_ACCOUNT"),
+        "purchase_order_number",
+    ),
+    (
+        "missing-purchase-order",
+        two_lines(payment_terms="ON_ACCOUNT", purchase_order_number=""),
+        "purchase_order_number",
+    ),
+    ("unknown-warehouse", fulfilled(OID, "F", "WH-MOON", {A: 1}), "'WH-MOON'"),
+    (
+        "unknown-warehouse",
+        refunded(OID, "R", {A: (1, "1.00")}, restock=True, warehouse="WH-MOON"),
+        "'WH-MOON'",
+    ),
+    ("settlement-mismatch", settled(OID, "100.00", "3.00", net="96.00"), "net 96.00"),
+    ("unknown-event", replace(captured(OID, "1.00"), kind="PaymentDisputed"), "PaymentDisputed"),
+]
+
+
+@pytest.mark.parametrize(
+    ("reason", "bad", "named"),
+    NEEDS_NOTHING,
+    ids=[f"{r}-{i}" for i, (r, *_) in enumerate(NEEDS_NOTHING)],
+)
+def test_bad_events_are_rejected_on_sight(
+    order: Order, reason: str, bad: InputEvent, named: str
+) -> None:
+    # The order is fully placed and paid, so nothing about the event could wait.
+    apply_all(order, [two_lines(), captured(OID, "25.00")])
+    before = order_to_json(order)
+    with pytest.raises(Rejection) as info:
+        apply(order, bad)
+    assert info.value.reason == reason
+    assert named in info.value.detail
+    assert order_to_json(order) == before  # not even remembered as seen
+
+
+def shipped_a(order: Order) -> None:
+    apply(order, fulfilled(OID, "FUL-0", EAST, {A: 2}))
+
+
+def refunded_a(order: Order) -> None:
+    apply(order, refunded(OID, "RF-0", {A: (2, "20.00")}))
+
+
+def refunded_20(order: Order) -> None:
+    apply(order, refunded(OID, "RF-0", {A: (1, "20.00")}))
+
+
+def cancel(order: Order) -> None:
+    apply(order, cancelled(OID))
+
+
+def ship_all(order: Order) -> None:
+    apply(order, fulfilled(OID, "FUL-0", EAST, {A: 2, B: 1}))
+
+
+def nothing(order: Order) -> None:
+    pass
+
+
+IN_CONTEXT = [
+    ("sku-not-ordered", nothing, fulfilled(OID, "F", EAST, {"SKU-Z": 1}), "SKU-Z"),
+    ("sku-not-ordered", nothing, refunded(OID, "R", {"SKU-Z": (1, "1.00")}), "SKU-Z"),
+    ("over-fulfilment", nothing, fulfilled(OID, "F", EAST, {A: 3}), "ships 3 of SKU-A, but 2"),
+    ("over-fulfilment", shipped_a, fulfilled(OID, "F", EAST, {A: 1}), "ships 1 of SKU-A, but 0"),
+    ("over-refund", nothing, refunded(OID, "R", {A: (3, "1.00")}), "2 were ordered"),
+    ("over-refund", refunded_a, refunded(OID, "R", {A: (1, "1.00")}), "2 already refunded"),
+    ("refund-exceeds-order", nothing, refunded(OID, "R", {A: (1, "25.01")}), "25.00"),
+    ("refund-exceeds-order", refunded_20, refunded(OID, "R", {B: (1, "5.01")}), "20.00"),
+    ("currency-mismatch", nothing, refunded(OID, "R", {A: (1, "1.00")}, currency="EUR"), "EUR"),
+    ("currency-mismatch", nothing, captured(OID, "1.00", currency="GBP"), "GBP"),
+    ("order-cancelled", cancel, fulfilled(OID, "F", EAST, {A: 1}), "cancelled order"),
+    ("already-fulfilled", ship_all, cancelled(OID), "cannot be cancelled"),
+]
+
+
+@pytest.mark.parametrize(
+    ("reason", "history", "bad", "named"),
+    IN_CONTEXT,
+    ids=[f"{r}-{i}" for i, (r, *_) in enumerate(IN_CONTEXT)],
+)
+def test_events_the_business_does_not_allow_are_rejected(
+    order: Order, reason: str, history: Any, bad: InputEvent, named: str
+) -> None:
+    apply_all(order, [two_lines(), captured(OID, "25.00")])
+    history(order)
+    status = order.status
+    with pytest.raises(Rejection) as info:
+        apply(order, bad)
+    assert info.value.reason == reason
+    assert named in info.value.detail
+    assert order.status is status
+
+
+def test_a_rejected_event_is_rejected_again_when_redelivered(order: Order) -> None:
+    # The agents reload the order for every record and do not save it after a rejection, so
+    # a redelivered bad event is rejected (and dead-lettered) again; the rules must agree,
+    # or the reference model, which keeps its Order objects, calls it a duplicate instead.
+    apply_all(order, [two_lines(), captured(OID, "25.00")])
+    before = order_to_json(order)
+    too_many = fulfilled(OID, "FUL-1", EAST, {A: 3})
+    for _ in range(2):
+        with pytest.raises(Rejection) as info:
+            apply(order, too_many)
+        assert info.value.reason == "over-fulfilment"
+    assert order_to_json(order) == before
+
+
+def test_a_refund_of_zero_units_is_allowed(order: Order) -> None:
+    # Refund lines may be zero (a price adjustment); order and fulfilment lines may not.
+    apply_all(order, [two_lines(), captured(OID, "25.00")])
+    effect = apply(order, refunded(OID, "R", {A: (0, "2.00")}))
+    assert effect.verdict is Verdict.APPLIED
+    assert order.lines["L1"].refunded == 0
+
+
+# --- persistence ------------------------------------------------------------------------------
+
+
+def rich_order() -> Order:
+    order = Order(OID)
+    apply_all(
+        order,
+        [
+            placed(
+                OID,
+                [
+                    line("L1", A, 2, "10.00", discount="1.50", tax=["0.66", "0.10"]),
+                    line("L2", B, 1, "5.00"),
+                ],
+                destination=CALIFORNIA,
+            ),
+            authorized(OID, "24.26"),
+            payment_failed(OID, "24.26", payment_id="PAY-0"),
+            captured(OID, "20.00", at=T0 + 1),
+            fulfilled(OID, "FUL-1", WEST, {A: 2}, at=T0 + 2),
+            refunded(OID, "RF-1", {A: (1, "9.63")}, restock=True, at=T0 + 3),
+            payment_refunded(OID, "9.63", "PR-1", at=T0 + 4),
+            settled(OID, "20.00", "0.88", at=T0 + 5),
+            # Waits: more than captured and not yet refunded.
+            payment_refunded(OID, "11.00", "PR-2", at=T0 + 6),
+        ],
+    )
+    order.apply_allocation(AllocationUpdate(OID, B, 4, {"L2": LineReservation({EAST: 1}, 0)}))
+    return order
+
+
+def test_order_state_survives_a_json_round_trip() -> None:
+    order = rich_order()
+    assert len(order.waiting) == 1 and order.status is Status.PARTLY_REFUNDED
+    assert order.lines["L1"].tax == Decimal("0.76")
+    data = statejson.dumps(order_to_json(order))
+    restored = order_from_json(statejson.loads(data))
+    assert restored == order
+    assert isinstance(restored.lines["L1"].unit_price, Decimal)
+    assert isinstance(restored.payments["PAY-1"].fees, Decimal)
+    assert restored.payments["PAY-1"].refund_ids == {"PR-1"}
+    assert restored.waiting[0].event == order.waiting[0].event
+    assert isinstance(restored.waiting[0].event.payload["amount"], Decimal)
+    assert restored.status is Status.PARTLY_REFUNDED
+
+
+def test_restored_order_goes_on_as_the_original() -> None:
+    original = rich_order()
+    restored = order_from_json(statejson.loads(statejson.dumps(order_to_json(original))))
+    more = [captured(OID, "4.26", at=T0 + 7), fulfilled(OID, "FUL-2", EAST, {B: 1}, at=T0 + 8)]
+    for order in (original, restored):
+        effects = apply_all(order, more)
+        assert len(effects[0].resolved) == 1  # the waiting payment refund
+        assert order.payments["PAY-1"].refunded == Decimal("20.63")
+    assert restored == original
