@@ -59,6 +59,8 @@ def create_topology(
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         web_host=settings.web_host,
         web_port=settings.web_port,
         autodiscover=False,

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Bind address of the worker's web server."
     )
     web_port: int = Field(default=6066, ge=1, le=65535)
+    session_timeout_seconds: float = Field(
+        default=30,
+        ge=6,
+        description="How long the group waits for a silent worker before moving its partitions.",
+    )
     routing_rules: Path = Field(
         default=REPO_ROOT / "config" / "routing.json",
         description="Warehouses and the routing rules that choose where order lines reserve.",

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported without __all__
     AdminClient,
     ConfigResource,
@@ -181,6 +181,26 @@ def check_copartitioning(
             )
     if problems:
         raise CopartitioningError("; ".join(problems))
+
+
+def consumer_lag(
+    config: dict[str, str], group: str, topics: list[str], *, timeout: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """Records not yet committed by consumer group `group`, per (topic, partition)."""
+    consumer = Consumer({**config, "group.id": group, "enable.auto.commit": False})
+    try:
+        metadata = consumer.list_topics(timeout=timeout)
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in metadata.topics[topic].partitions
+        ]
+        lag = {}
+        for tp in consumer.committed(partitions, timeout=timeout):
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            position = tp.offset if tp.offset >= 0 else low
+            lag[(tp.topic, tp.partition)] = max(high - position, 0)
+        return lag
+    finally:
+        consumer.close()
 
 
 def _admin(config: dict[str, str]) -> AdminClient:

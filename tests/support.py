@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from click.testing import CliRunner, Result
 from streams.app import ACCOUNTING_PATH
 from streams.cli import main
 from streams.schema_store import SchemaStore
-from streams.settings import REPO_ROOT
+from streams.settings import REPO_ROOT, Settings
 
 EVENTS = REPO_ROOT / "tests" / "fixtures" / "events"
 """One JSON-lines file of realistic records per topic schema."""
@@ -71,6 +73,32 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait(timeout=10)
         return self.process.returncode
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a subprocess these settings."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        text = json.dumps(value) if isinstance(value, dict) else str(value)
+        env[f"ERPBRIDGE_{name.upper()}"] = text
+    return env
+
+
+def spawn_worker(settings: Settings, log_path: Path) -> WorkerProcess:
+    """`erpbridge worker` as a subprocess with `settings` and its own web port."""
+    port = free_port()
+    env = {**os.environ, **settings_env(settings), "ERPBRIDGE_WEB_PORT": str(port)}
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return WorkerProcess(process, port, log_path)
 
 
 def run(args: list[str], env: dict[str, str | None], stdin: str | None = None) -> Result:

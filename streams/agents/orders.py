@@ -110,7 +110,7 @@ class OrderAgent:
             effect = order.apply_event(
                 event,
                 source_of(message).to_json(),
-                self._rules.warehouses,
+                self._rules,
                 self._policy,
                 self._now_ms(),
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.domain import statejson
@@ -64,7 +64,12 @@ class InputEvent:
         )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
 def to_ms(value: datetime | int) -> int:
+    """Milliseconds since the epoch, in integers (a float timestamp can be 1 ms off)."""
     if isinstance(value, int):
         return value
-    return int(value.timestamp() * 1000)
+    return (value - _EPOCH) // _MS

@@ -31,7 +31,6 @@ class StockRequest:
     ref: str
     """What makes the request unique within its order: the fulfilment or refund id."""
     at_ms: int
-    cause_event_id: str
     lines: tuple[tuple[str, int], ...] = ()
     """(line id, quantity) to reserve."""
     quantity: int = 0
@@ -48,7 +47,6 @@ class StockRequest:
             "sku": self.sku,
             "ref": self.ref,
             "at_ms": self.at_ms,
-            "cause": self.cause_event_id,
             "lines": [list(line) for line in self.lines],
             "quantity": self.quantity,
             "warehouse": self.warehouse,
@@ -64,7 +62,6 @@ class StockRequest:
             sku=data["sku"],
             ref=data["ref"],
             at_ms=data["at_ms"],
-            cause_event_id=data["cause"],
             lines=tuple((line_id, qty) for line_id, qty in data["lines"]),
             quantity=data["quantity"],
             warehouse=data["warehouse"],

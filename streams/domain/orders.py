@@ -27,7 +27,7 @@ from streams.domain import statejson
 from streams.domain.events import InputEvent, Rejection
 from streams.domain.messages import AllocationUpdate, RequestKind, StockRequest
 from streams.domain.policy import Policy, due, prune_seen
-from streams.domain.routing import Destination
+from streams.domain.routing import Destination, RoutingRules
 from streams.domain.stock import check_currency
 
 ZERO = Decimal(0)
@@ -232,29 +232,32 @@ class Order:
         self,
         event: InputEvent,
         record: dict[str, Any],
-        warehouses: tuple[str, ...],
+        rules: RoutingRules,
         policy: Policy,
         now_ms: int,
     ) -> OrderEffect:
-        """Apply one order or payment event; raises Rejection for input that is dead-lettered."""
+        """Apply one order or payment event; raises Rejection for input that is dead-lettered
+        (and is not remembered, so a redelivery is rejected again)."""
         if event.event_id in self.seen:
             return self._replay(event.event_id)
-        _validate(event, warehouses)
+        _validate(event, rules.warehouses)
+        before = self.status
+        effect = OrderEffect(Verdict.APPLIED)
+        try:
+            applied = self._apply(event, effect.requests, rules)
+        except _Wait as wait:
+            self.waiting.append(Waiting(event, record, now_ms, wait.reason, wait.detail))
+            effect = OrderEffect(Verdict.WAITING, reason=wait.reason)
+        else:
+            if not applied:
+                effect.verdict = Verdict.DUPLICATE
+            else:
+                self._retry_waiting(effect, rules)
+                self._transition(before, event.event_id, event.occurred_ms, effect)
         self.seen[event.event_id] = now_ms
         if due(self.pruned_ms, now_ms):
             self.pruned_ms = now_ms
             prune_seen(self.seen, now_ms, policy.dedup_ttl_ms)
-        before = self.status
-        effect = OrderEffect(Verdict.APPLIED)
-        try:
-            applied = self._apply(event, effect.requests)
-        except _Wait as wait:
-            self.waiting.append(Waiting(event, record, now_ms, wait.reason, wait.detail))
-            return OrderEffect(Verdict.WAITING, reason=wait.reason)
-        if not applied:
-            return OrderEffect(Verdict.DUPLICATE)
-        self._retry_waiting(effect)
-        self._transition(before, event.event_id, event.occurred_ms, effect)
         return effect
 
     def apply_allocation(self, update: AllocationUpdate) -> None:
@@ -311,11 +314,11 @@ class Order:
         if placement.reserved:
             requests += self._reserve(placement)
         for fulfilment_id, fulfilment in self.fulfilments.items():
-            requests += self._ship(fulfilment_id, fulfilment, placement.event_id)
+            requests += self._ship(fulfilment_id, fulfilment)
         for refund_id, refund in self.refunds.items():
-            requests += self._restock(refund_id, refund, placement.event_id)
+            requests += self._restock(refund_id, refund)
         if placement.reserved and self.cancelled_ms is not None:
-            requests += self._release(self.cancelled_ms, placement.event_id)
+            requests += self._release(self.cancelled_ms)
         return requests
 
     def _transition(
@@ -328,13 +331,13 @@ class Order:
             self.transitions.append(transition)
             effect.transitions.append(transition)
 
-    def _retry_waiting(self, effect: OrderEffect) -> None:
+    def _retry_waiting(self, effect: OrderEffect, rules: RoutingRules) -> None:
         progress = True
         while progress and self.waiting:
             progress = False
             for waiting in list(self.waiting):
                 try:
-                    self._apply(waiting.event, effect.requests)
+                    self._apply(waiting.event, effect.requests, rules)
                 except _Wait:
                     continue
                 except Rejection as rejection:
@@ -344,14 +347,14 @@ class Order:
                 self.waiting.remove(waiting)
                 progress = True
 
-    def _apply(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+    def _apply(self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules) -> bool:
         """Apply the event's fact; False if the fact is already known (a business duplicate)."""
         handler = _HANDLERS[event.kind]
-        return handler(self, event, requests)
+        return handler(self, event, requests, rules)
 
     # -- order events ----------------------------------------------------------------------
 
-    def _placed(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+    def _placed(self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules) -> bool:
         if self.placement is not None:
             return False
         p = event.payload
@@ -382,7 +385,9 @@ class Order:
             requests += self._reserve(placement)
         return True
 
-    def _cancelled(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+    def _cancelled(
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+    ) -> bool:
         if self.cancelled_ms is not None:
             return False
         if self.lines and all(line.fulfilled >= line.quantity for line in self.lines.values()):
@@ -393,10 +398,12 @@ class Order:
         self.cancelled_ms = event.occurred_ms
         self.cancel_reason = event.payload.get("reason")
         if self.placement is not None and self.placement.reserved:
-            requests += self._release(event.occurred_ms, event.event_id)
+            requests += self._release(event.occurred_ms)
         return True
 
-    def _fulfilled(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+    def _fulfilled(
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+    ) -> bool:
         p = event.payload
         fulfilment_id = p["fulfillment_id"]
         if fulfilment_id in self.fulfilments:
@@ -428,10 +435,12 @@ class Order:
             carrier=p.get("carrier"),
             tracking_number=p.get("tracking_number"),
         )
-        requests += self._ship(fulfilment_id, fulfilment, placement.event_id)
+        requests += self._ship(fulfilment_id, fulfilment)
         return True
 
-    def _refunded(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+    def _refunded(
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+    ) -> bool:
         p = event.payload
         refund_id = p["refund_id"]
         if refund_id in self.refunds:
@@ -477,7 +486,7 @@ class Order:
                         f"refund {refund_id} restocks {quantity} of {sku}, but only {shipped} "
                         f"have shipped and {restocked} are already back",
                     )
-                warehouses[sku] = p.get("warehouse_id") or self._shipped_from(sku)
+                warehouses[sku] = p.get("warehouse_id") or self._return_warehouse(rules)
         for sku, quantity in quantities.items():
             for line in self._lines_of(sku):
                 take = min(line.quantity - line.refunded, quantity)
@@ -493,7 +502,7 @@ class Order:
             warehouses=warehouses,
             at_ms=event.occurred_ms,
         )
-        requests += self._restock(refund_id, refund, event.event_id)
+        requests += self._restock(refund_id, refund)
         return True
 
     # -- payment events --------------------------------------------------------------------
@@ -509,15 +518,21 @@ class Order:
             )
         return payment
 
-    def _authorized(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+    def _authorized(
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+    ) -> bool:
         self._payment(event).authorized += event.payload["amount"]
         return True
 
-    def _captured(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+    def _captured(
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+    ) -> bool:
         self._payment(event).captured += event.payload["amount"]
         return True
 
-    def _payment_refunded(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+    def _payment_refunded(
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+    ) -> bool:
         p = event.payload
         payment = self._payment(event)
         if p["refund_id"] in payment.refund_ids:
@@ -533,13 +548,17 @@ class Order:
         payment.refunded += p["amount"]
         return True
 
-    def _payment_failed(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+    def _payment_failed(
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+    ) -> bool:
         payment = self._payment(event)
         payment.failed += event.payload["amount"]
         payment.failures += 1
         return True
 
-    def _settled(self, event: InputEvent, requests: list[StockRequest]) -> bool:
+    def _settled(
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+    ) -> bool:
         p = event.payload
         payment = self._payment(event)
         if p["payout_id"] in payment.payout_ids:
@@ -569,11 +588,14 @@ class Order:
     def _left_to_ship(self, sku: str, what: str) -> int:
         return sum(line.quantity - line.fulfilled for line in self._lines_of(sku, what))
 
-    def _shipped_from(self, sku: str) -> str:
-        for fulfilment in self.fulfilments.values():
-            if sku in fulfilment.lines:
-                return fulfilment.warehouse
-        raise Rejection("no-restock-warehouse", f"no warehouse shipped {sku} to restock it")
+    def _return_warehouse(self, rules: RoutingRules) -> str:
+        """Where a return that names no warehouse goes: the order's first-choice warehouse.
+
+        Not "the warehouse that shipped it": with split shipments that would depend on which
+        fulfilment arrived first.
+        """
+        assert self.placement is not None
+        return rules.preference(self.placement.destination)[0]
 
     def _skus(self) -> list[str]:
         return sorted({line.sku for line in self.lines.values()})
@@ -586,7 +608,6 @@ class Order:
                 sku=sku,
                 ref="",
                 at_ms=placement.placed_ms,
-                cause_event_id=placement.event_id,
                 lines=tuple(
                     (line_id, line.quantity)
                     for line_id, line in self.lines.items()
@@ -597,13 +618,12 @@ class Order:
             for sku in self._skus()
         ]
 
-    def _release(self, at_ms: int, cause: str) -> list[StockRequest]:
+    def _release(self, at_ms: int) -> list[StockRequest]:
         return [
-            StockRequest(RequestKind.RELEASE, self.order_id, sku, "", at_ms, cause)
-            for sku in self._skus()
+            StockRequest(RequestKind.RELEASE, self.order_id, sku, "", at_ms) for sku in self._skus()
         ]
 
-    def _ship(self, ref: str, fulfilment: Fulfilment, cause: str) -> list[StockRequest]:
+    def _ship(self, ref: str, fulfilment: Fulfilment) -> list[StockRequest]:
         return [
             StockRequest(
                 RequestKind.SHIP,
@@ -611,14 +631,13 @@ class Order:
                 sku,
                 ref,
                 fulfilment.at_ms,
-                cause,
                 quantity=quantity,
                 warehouse=fulfilment.warehouse,
             )
             for sku, quantity in sorted(fulfilment.lines.items())
         ]
 
-    def _restock(self, ref: str, refund: Refund, cause: str) -> list[StockRequest]:
+    def _restock(self, ref: str, refund: Refund) -> list[StockRequest]:
         if not refund.restock:
             return []
         return [
@@ -628,7 +647,6 @@ class Order:
                 sku,
                 ref,
                 refund.at_ms,
-                cause,
                 quantity=refund.lines[sku],
                 warehouse=warehouse,
             )

@@ -57,11 +57,19 @@ class RoutingRules:
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str = "routing rules") -> RoutingRules:
         try:
+            split_lines = data.get("split_lines", True)
+            if not isinstance(split_lines, bool):
+                raise RoutingConfigError(f"split_lines must be true or false, not {split_lines!r}")
             return cls(
-                warehouses=tuple(data["warehouses"]),
-                by_channel={k: tuple(v) for k, v in data.get("by_channel", {}).items()},
-                by_area={k: tuple(v) for k, v in data.get("by_area", {}).items()},
-                split_lines=bool(data.get("split_lines", True)),
+                warehouses=_names(data["warehouses"], "warehouses"),
+                by_channel={
+                    k: _names(v, f"by_channel[{k!r}]")
+                    for k, v in data.get("by_channel", {}).items()
+                },
+                by_area={
+                    k: _names(v, f"by_area[{k!r}]") for k, v in data.get("by_area", {}).items()
+                },
+                split_lines=split_lines,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise RoutingConfigError(f"{where}: malformed ({exc!r})") from None
@@ -111,3 +119,9 @@ class RoutingRules:
                 reserved[best] = take
                 remaining -= take
         return LineAllocation(reserved, remaining)
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RoutingConfigError(f"{where} must be a list of warehouse ids, not {value!r}")
+    return tuple(value)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields, is_dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 _DECIMAL = "$dec"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 _TIME = "$ms"
 
 
@@ -22,7 +24,7 @@ def tag(value: Any) -> Any:
     if isinstance(value, Decimal):
         return {_DECIMAL: str(value)}
     if isinstance(value, datetime):
-        return {_TIME: int(value.timestamp() * 1000)}
+        return {_TIME: (value - _EPOCH) // _MS}
     return value
 
 
@@ -32,7 +34,7 @@ def untag(value: Any) -> Any:
             if _DECIMAL in value:
                 return Decimal(value[_DECIMAL])
             if _TIME in value:
-                return datetime.fromtimestamp(value[_TIME] / 1000, UTC)
+                return _EPOCH + value[_TIME] * _MS
         return {k: untag(v) for k, v in value.items()}
     if isinstance(value, list):
         return [untag(v) for v in value]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +11,7 @@ import pytest
 from streams.settings import Settings
 from streams.topic_admin import ensure_topics
 from streams.topics import TopicCatalog
-from tests.support import WorkerProcess, free_port
+from tests.support import WorkerProcess, spawn_worker
 
 
 @pytest.fixture
@@ -26,6 +23,8 @@ def settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path) -> Settings:
         app_id=f"{topic_prefix}app",
         partitions=3,
         data_dir=tmp_path / "data",
+        # Short, so a worker killed with -9 hands its partitions over quickly.
+        session_timeout_seconds=6,
     )
 
 
@@ -41,25 +40,7 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], Wo
     started: list[WorkerProcess] = []
 
     def start() -> WorkerProcess:
-        port = free_port()
-        log_path = tmp_path / f"worker-{len(started)}.log"
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": settings.require_bootstrap(),
-            "ERPBRIDGE_TOPIC_PREFIX": settings.topic_prefix,
-            "ERPBRIDGE_APP_ID": settings.app_id,
-            "ERPBRIDGE_PARTITIONS": str(settings.partitions),
-            "ERPBRIDGE_DATA_DIR": str(settings.data_dir),
-            "ERPBRIDGE_WEB_PORT": str(port),
-        }
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        worker = WorkerProcess(process, port, log_path)
+        worker = spawn_worker(settings, tmp_path / f"worker-{len(started)}.log")
         started.append(worker)
         return worker
 

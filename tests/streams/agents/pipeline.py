@@ -1,0 +1,309 @@
+"""Driving the topology on the real broker and comparing it with the reference model.
+
+Final state is read the way a recovering worker reads it: from the tables' changelog topics.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+from streams import deadletter
+from streams.codec import Codec
+from streams.domain import statejson
+from streams.domain.events import InputEvent
+from streams.domain.model import ReferenceModel
+from streams.domain.orders import Order, order_from_json
+from streams.domain.policy import Policy
+from streams.domain.routing import RoutingRules
+from streams.domain.stock import SkuStock
+from streams.sample import SampleEvent
+from streams.settings import Settings
+from streams.tables import ORDERS_TABLE, STOCK_TABLE, changelog_topic
+from streams.topic_admin import consumer_lag
+from streams.topics import (
+    AVAILABILITY,
+    INPUTS,
+    ORDER_FEEDBACK,
+    ORDER_STATUS,
+    STOCK_REQUESTS,
+    TopicCatalog,
+    dead_letter_of,
+    spec,
+)
+from tests.support import wait_for
+
+SOURCES = (*INPUTS, STOCK_REQUESTS, ORDER_FEEDBACK)
+
+
+def namespaced(event: SampleEvent, prefix: str) -> SampleEvent:
+    """The event with its order ids and SKUs prefixed, so examples share topics unharmed."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: prefix + v if k in ("order_id", "sku") and isinstance(v, str) else walk(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, tuple):
+            return tuple(walk(v) for v in value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return SampleEvent(event.topic, prefix + event.key, event.schema_name, walk(event.datum))
+
+
+def produce(
+    settings: Settings, catalog: TopicCatalog, codec: Codec, events: Iterable[SampleEvent]
+) -> int:
+    producer = Producer(settings.producer_config())
+    count = 0
+    for event in events:
+        topic = catalog.physical(event.topic)
+        producer.produce(
+            topic,
+            key=event.key.encode(),
+            value=codec.encode(event.schema_name, event.datum, topic=topic),
+        )
+        count += 1
+        if count % 1000 == 0:
+            producer.poll(0)
+    assert producer.flush(30) == 0, "events were not delivered"
+    return count
+
+
+def quiesce(settings: Settings, catalog: TopicCatalog, *, timeout: float = 120) -> None:
+    """Wait until the worker group has committed everything on every topic it reads.
+
+    Faust flushes what a record produced before committing the record, so nothing is in
+    flight once every source topic, the internal ones included, has no lag; it must hold
+    twice in a row, a commit interval apart, to rule out a record between two reads.
+    """
+    topics = [catalog.physical(name) for name in SOURCES]
+    config = settings.confluent_config()
+
+    def idle() -> bool:
+        return not any(consumer_lag(config, settings.app_id, topics).values())
+
+    def idle_twice() -> bool:
+        if not idle():
+            return False
+        time.sleep(3)  # one Faust commit interval (2.8 s), so a late commit shows as lag
+        return idle()
+
+    wait_for(idle_twice, timeout=timeout, what=f"group {settings.app_id} to commit everything")
+
+
+def read_all(settings: Settings, topic: str, *, timeout: float = 60) -> list[Message]:
+    """Every record of `topic` from the beginning to its current end."""
+    consumer = Consumer(
+        {
+            **settings.confluent_config(),
+            "group.id": f"reader-{topic}-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        ends = {}
+        for p in metadata.topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        records: list[Message] = []
+        positions = {p: 0 for p in ends}
+        deadline = time.monotonic() + timeout
+        while any(positions[p] < ends[p] for p in ends):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            records.append(message)
+            positions[message.partition()] = message.offset() + 1
+        return records
+    finally:
+        consumer.close()
+
+
+def latest_by_key(records: Sequence[Message]) -> dict[bytes, bytes | None]:
+    latest: dict[bytes, bytes | None] = {}
+    for record in records:
+        latest[record.key()] = record.value()
+    return latest
+
+
+@dataclass
+class TopologyState:
+    orders: dict[str, Order]
+    stock: dict[str, SkuStock]
+    availability: dict[str, dict[str, Any]]
+    """Latest inventory.availability value per SKU."""
+    statuses: dict[str, list[dict[str, Any]]]
+    """orders.status values per order, in topic order, de-duplicated by event id."""
+
+    @classmethod
+    def read(cls, settings: Settings, catalog: TopicCatalog, codec: Codec) -> TopologyState:
+        orders = {
+            key.decode(): order_from_json(statejson.loads(value))
+            for key, value in latest_by_key(
+                read_all(settings, changelog_topic(settings.app_id, ORDERS_TABLE))
+            ).items()
+            if value is not None
+        }
+        stock = {
+            key.decode(): SkuStock.from_json(statejson.loads(value))
+            for key, value in latest_by_key(
+                read_all(settings, changelog_topic(settings.app_id, STOCK_TABLE))
+            ).items()
+            if value is not None
+        }
+        availability = {
+            key.decode(): codec.decode(value).datum
+            for key, value in latest_by_key(
+                read_all(settings, catalog.physical(AVAILABILITY))
+            ).items()
+            if value is not None
+        }
+        statuses: dict[str, list[dict[str, Any]]] = {}
+        seen: set[str] = set()
+        for record in read_all(settings, catalog.physical(ORDER_STATUS)):
+            datum = codec.decode(record.value()).datum
+            if datum["event_id"] not in seen:
+                seen.add(datum["event_id"])
+                statuses.setdefault(datum["order_id"], []).append(datum)
+        return cls(orders, stock, availability, statuses)
+
+
+def run_model(
+    events: Iterable[SampleEvent], rules: RoutingRules, policy: Policy, codec: Codec
+) -> ReferenceModel:
+    model = ReferenceModel(rules, policy)
+    # The worker's clock is processing time, which in a test is all "now".
+    now_ms = int(time.time() * 1000)
+    for event in events:
+        # Through the codec, so the model sees the datum exactly as the worker decodes it.
+        datum = codec.decode(codec.encode(event.schema_name, event.datum, topic="model")).datum
+        model.feed(event.topic, InputEvent.from_datum(datum, spec(event.topic).key), now_ms)
+    return model
+
+
+def order_projection(order: Order) -> dict[str, Any]:
+    """What must not depend on arrival order: everything but reservations and bookkeeping."""
+    return {
+        "placement": statejson.plain(order.placement),
+        "lines": {
+            line_id: {
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "fulfilled": line.fulfilled,
+                "refunded": line.refunded,
+                "restocked": line.restocked,
+            }
+            for line_id, line in order.lines.items()
+        },
+        "cancelled_ms": order.cancelled_ms,
+        "payments": statejson.plain(order.payments),
+        "fulfilments": statejson.plain(order.fulfilments),
+        "refunds": statejson.plain(order.refunds),
+        "waiting": sorted(w.event.event_id for w in order.waiting),
+        "status": order.status,
+    }
+
+
+def stock_projection(stock: SkuStock) -> dict[str, Any]:
+    """On hand per warehouse, and each open claim's demand (reserved + backordered)."""
+    return {
+        "on_hand": {
+            w: s.on_hand for w, s in sorted(stock.warehouses.items()) if s.on_hand or s.reserved
+        },
+        "demand": {
+            order_id: {
+                line_id: (
+                    line.quantity,
+                    line.shipped,
+                    sum(line.reserved.values()) + line.backordered,
+                )
+                for line_id, line in claim.lines.items()
+            }
+            for order_id, claim in sorted(stock.claims.items())
+        },
+    }
+
+
+def assert_consistent(state: TopologyState, prefix: str) -> None:
+    """Invariants of the topology's own state, whatever the arrival order."""
+    for sku, stock in state.stock.items():
+        if not sku.startswith(prefix):
+            continue
+        for warehouse, level in stock.warehouses.items():
+            claimed = sum(
+                line.reserved.get(warehouse, 0)
+                for claim in stock.claims.values()
+                for line in claim.lines.values()
+            )
+            assert level.reserved == claimed, (
+                f"{sku}@{warehouse}: reserved {level.reserved} != claims {claimed}"
+            )
+            assert level.reserved >= 0
+        for order_id, claim in stock.claims.items():
+            order = state.orders[order_id]
+            for line_id, line in claim.lines.items():
+                seen_by_order = order.lines[line_id]
+                assert seen_by_order.reserved == line.reserved, (
+                    f"{order_id}/{line_id} reservation differs"
+                )
+                assert seen_by_order.backordered == line.backordered
+        figures = stock.availability()
+        published = state.availability[sku]
+        assert (published["on_hand"], published["reserved"], published["available"]) == (
+            figures.on_hand,
+            figures.reserved,
+            figures.available,
+        ), f"{sku}: inventory.availability is not the table's latest figure"
+    for order_id, order in state.orders.items():
+        if not order_id.startswith(prefix) or order.status is None:
+            continue
+        history = state.statuses[order_id]
+        assert history[-1]["status"] == order.status.value, f"{order_id}: last status differs"
+        for before, after in itertools.pairwise(history):
+            assert after["previous_status"] == before["status"], f"{order_id}: broken chain"
+
+
+def assert_matches_model(state: TopologyState, model: ReferenceModel, prefix: str) -> None:
+    mine = {k: order_projection(v) for k, v in state.orders.items() if k.startswith(prefix)}
+    expected = {k: order_projection(v) for k, v in model.orders.items()}
+    assert mine.keys() == expected.keys()
+    for order_id in expected:
+        differing = {
+            k: (mine[order_id][k], v) for k, v in expected[order_id].items() if mine[order_id][k] != v
+        }
+        assert not differing, f"order {order_id} differs from the model (topology, model): {differing}"
+    stock = {k: stock_projection(v) for k, v in state.stock.items() if k.startswith(prefix)}
+    expected_stock = {k: stock_projection(v) for k, v in model.stock.items()}
+    assert stock == expected_stock
+    assert_consistent(state, prefix)
+
+
+def dead_letters(
+    settings: Settings, catalog: TopicCatalog, codec: Codec, prefix: str
+) -> list[tuple[str, str]]:
+    """(event id, reason) of every dead letter of the input topics whose key has `prefix`."""
+    found = []
+    for name in INPUTS:
+        for record in read_all(settings, catalog.physical(dead_letter_of(name))):
+            if not (record.key() or b"").decode().startswith(prefix):
+                continue
+            reason = deadletter.describe(record.headers() or [])[deadletter.REASON]
+            found.append((codec.decode(record.value()).datum["event_id"], reason))
+    return sorted(found)
+
+
+def model_dead_letters(model: ReferenceModel) -> list[tuple[str, str]]:
+    return sorted((d.event.event_id, d.reason) for d in model.dead_letters)

@@ -1,0 +1,116 @@
+"""The topology on the real broker against the reference model: a sample stream, restarts
+(clean stop, kill -9, empty data directory) and a two-worker rebalance lose nothing."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from streams.app import policy_of
+from streams.codec import Codec
+from streams.domain.routing import RoutingRules
+from streams.sample import DEFAULT_START, Catalogue, SampleEvent, generate
+from streams.settings import Settings
+from streams.topics import TopicCatalog
+from tests.streams.agents.pipeline import (
+    TopologyState,
+    assert_matches_model,
+    dead_letters,
+    produce,
+    quiesce,
+    run_model,
+)
+from tests.support import STORE, WorkerProcess, wait_for
+
+CODEC = Codec(STORE)
+
+
+def _sample(orders: int, seed: int = 3) -> list[SampleEvent]:
+    return list(generate(seed, orders, Catalogue.default(), DEFAULT_START))
+
+
+def _check(settings: Settings, topics: TopicCatalog, events: list[SampleEvent]) -> None:
+    quiesce(settings, topics)
+    model = run_model(events, RoutingRules.from_file(settings.routing_rules), policy_of(settings), CODEC)
+    assert model.outcomes["applied"] > 0
+    state = TopologyState.read(settings, topics, CODEC)
+    assert_matches_model(state, model, prefix="")
+    assert dead_letters(settings, topics, CODEC, "") == []
+
+
+def test_sample_stream_reaches_the_models_state(
+    settings: Settings, topics: TopicCatalog, start_worker: Callable[[], WorkerProcess]
+) -> None:
+    events = _sample(40)
+    produce(settings, topics, CODEC, events)
+    worker = start_worker()
+    _check(settings, topics, events)
+    totals = worker.accounting()["totals"]
+    assert totals["consumed"] == len(events) == totals["applied"]
+
+
+@pytest.mark.parametrize("how", ["clean-stop", "kill-9", "empty-data-dir"])
+def test_restart_keeps_state(
+    how: str,
+    settings: Settings,
+    topics: TopicCatalog,
+    start_worker: Callable[[], WorkerProcess],
+) -> None:
+    events = _sample(60, seed=11)
+    half = len(events) // 2
+    produce(settings, topics, CODEC, events[:half])
+    first = start_worker()
+    if how == "kill-9":
+        # Killed mid-stream: some events applied, their offsets not all committed.
+        produce(settings, topics, CODEC, events[half:])
+        wait_for(
+            lambda: first.accounting()["totals"]["consumed"] > len(events) // 3,
+            timeout=60,
+            what="the worker to be part-way through",
+        )
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+    else:
+        quiesce(settings, topics)
+        assert first.stop() == 0
+        if how == "empty-data-dir":
+            shutil.rmtree(settings.data_dir)
+            assert not Path(settings.data_dir).exists()
+        produce(settings, topics, CODEC, events[half:])
+    start_worker()
+    _check(settings, topics, events)
+
+
+def test_two_workers_share_partitions_and_a_rebalance_loses_nothing(
+    settings: Settings, topics: TopicCatalog, start_worker: Callable[[], WorkerProcess]
+) -> None:
+    events = _sample(60, seed=5)
+    third = len(events) // 3
+    produce(settings, topics, CODEC, events[:third])
+    first = start_worker()
+    wait_for(
+        lambda: first.accounting()["totals"]["consumed"] > 0,
+        timeout=60,
+        what="the first worker to consume",
+    )
+    # Each worker needs a data directory of its own.
+    second_settings = settings.model_copy(
+        update={"data_dir": settings.data_dir.with_name("data-2")}
+    )
+    from tests.support import spawn_worker
+
+    second = spawn_worker(second_settings, settings.data_dir.with_name("worker-b.log"))
+    try:
+        produce(settings, topics, CODEC, events[third : 2 * third])
+        quiesce(settings, topics)
+        both = [first.accounting()["totals"]["consumed"], second.accounting()["totals"]["consumed"]]
+        assert all(both), f"both workers should own partitions and consume: {both}"
+        assert first.stop() == 0
+        produce(settings, topics, CODEC, events[2 * third :])
+        _check(settings, topics, events)
+    finally:
+        second.stop()
