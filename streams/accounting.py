@@ -32,6 +32,7 @@ class TopicAccount:
     outcomes: Counter[Outcome] = field(default_factory=Counter)
     later: Counter[Later] = field(default_factory=Counter)
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    waiting_reasons: Counter[str] = field(default_factory=Counter)
 
     @property
     def balanced(self) -> bool:
@@ -51,8 +52,12 @@ class EventAccounting:
     def outcome(self, topic: str, outcome: Outcome, reason: str | None = None) -> None:
         account = self._account(topic)
         account.outcomes[outcome] += 1
-        if reason is not None:
+        if reason is None:
+            return
+        if outcome is Outcome.DEAD_LETTERED:
             account.dead_letter_reasons[reason] += 1
+        elif outcome is Outcome.WAITING:
+            account.waiting_reasons[reason] += 1
 
     def waited(self, topic: str, later: Later, reason: str | None = None) -> None:
         account = self._account(topic)
@@ -67,6 +72,7 @@ class EventAccounting:
                 **{o.value: account.outcomes[o] for o in Outcome},
                 **{w.value: account.later[w] for w in Later},
                 "dead_letter_reasons": dict(account.dead_letter_reasons),
+                "waiting_reasons": dict(account.waiting_reasons),
             }
             for topic, account in sorted(self._topics.items())
         }

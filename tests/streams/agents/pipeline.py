@@ -88,8 +88,12 @@ def quiesce(settings: Settings, catalog: TopicCatalog, *, timeout: float = 120) 
     topics = [catalog.physical(name) for name in SOURCES]
     config = settings.confluent_config()
 
+    last: dict[tuple[str, int], int] = {}
+
     def idle() -> bool:
-        return not any(consumer_lag(config, settings.app_id, topics).values())
+        last.clear()
+        last.update(consumer_lag(config, settings.app_id, topics))
+        return not any(last.values())
 
     def idle_twice() -> bool:
         if not idle():
@@ -97,7 +101,11 @@ def quiesce(settings: Settings, catalog: TopicCatalog, *, timeout: float = 120) 
         time.sleep(3)  # one Faust commit interval (2.8 s), so a late commit shows as lag
         return idle()
 
-    wait_for(idle_twice, timeout=timeout, what=f"group {settings.app_id} to commit everything")
+    try:
+        wait_for(idle_twice, timeout=timeout, what=f"group {settings.app_id} to commit everything")
+    except AssertionError as error:
+        lagging = {f"{t}[{p}]": n for (t, p), n in last.items() if n}
+        raise AssertionError(f"{error}; lag: {lagging}") from None
 
 
 def read_all(settings: Settings, topic: str, *, timeout: float = 60) -> list[Message]:
@@ -282,12 +290,24 @@ def assert_matches_model(state: TopologyState, model: ReferenceModel, prefix: st
     assert mine.keys() == expected.keys()
     for order_id in expected:
         differing = {
-            k: (mine[order_id][k], v) for k, v in expected[order_id].items() if mine[order_id][k] != v
+            k: (mine[order_id][k], v)
+            for k, v in expected[order_id].items()
+            if mine[order_id][k] != v
         }
-        assert not differing, f"order {order_id} differs from the model (topology, model): {differing}"
+        assert not differing, (
+            f"order {order_id} differs from the model (topology, model): {differing}"
+        )
     stock = {k: stock_projection(v) for k, v in state.stock.items() if k.startswith(prefix)}
     expected_stock = {k: stock_projection(v) for k, v in model.stock.items()}
     assert stock == expected_stock
+    for sku, availability in model.availability.items():
+        published = state.availability[sku]
+        assert published["on_hand"] == availability.on_hand, f"{sku}: published on hand"
+        assert {
+            w["warehouse_id"]: w["on_hand"] for w in published["warehouses"] if w["on_hand"]
+        } == {w: on_hand for w, on_hand, _, _ in availability.warehouses if on_hand}, (
+            f"{sku}: published on hand per warehouse"
+        )
     assert_consistent(state, prefix)
 
 

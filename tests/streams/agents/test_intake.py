@@ -1,4 +1,5 @@
-"""The intake agents on the real broker: every record is decoded or dead-lettered, none lost."""
+"""Intake on the real broker: every record is applied, or dead-lettered with its reason
+(undecodable, misrouted, or semantically bad), and the worker survives it all."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from streams import deadletter
+from streams.agents.intake import partition_for
 from streams.codec import Codec
 from streams.schema_store import SchemaStore
 from streams.settings import Settings
 from streams.topics import INVENTORY, ORDERS, PAYMENTS, TopicCatalog, dead_letter_of
-from tests.support import WorkerProcess, wait_for
+from tests.support import WorkerProcess, spawn_worker, wait_for
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -33,7 +35,10 @@ def _valid_records(codec: Codec, topics: TopicCatalog) -> list[tuple[str, bytes,
     snapshot = {
         **_header("e-2"),
         "sku": "SKU-1",
-        "event": ("erpbridge.StockSnapshot", {"warehouse_id": "WH", "on_hand": 5, "as_of": NOW}),
+        "event": (
+            "erpbridge.StockSnapshot",
+            {"warehouse_id": "WH-EAST", "on_hand": 5, "as_of": NOW},
+        ),
     }
     captured = {
         **_header("e-3"),
@@ -86,7 +91,7 @@ def _dead_letters(settings: Settings, topic: str, expected: int) -> list[Any]:
     return found
 
 
-def test_every_record_is_decoded_or_dead_lettered_with_its_reason(
+def test_undecodable_records_are_dead_lettered_with_their_reason(
     settings: Settings, topics: TopicCatalog, start_worker: Callable[[], WorkerProcess]
 ) -> None:
     codec = Codec(SchemaStore.from_directory(Path("schemas")))
@@ -100,7 +105,7 @@ def test_every_record_is_decoded_or_dead_lettered_with_its_reason(
         b"wrong-schema": inventory_on_orders,
         b"empty": b"",
     }
-    producer = Producer(settings.confluent_config())
+    producer = Producer(settings.producer_config())
     for topic, key, value in good:
         producer.produce(topic, key=key, value=value)
     for key, value in bad.items():
@@ -116,15 +121,16 @@ def test_every_record_is_decoded_or_dead_lettered_with_its_reason(
         # A record is counted as consumed before its outcome: wait until every one has both.
         accounting = worker.accounting()
         totals = accounting["totals"]
-        done = totals["consumed"] == total == totals["decoded"] + totals["dead_lettered"]
+        done = totals["consumed"] == total == totals["applied"] + totals["dead_lettered"]
         return accounting if done else None
 
     accounting = wait_for(settled, timeout=90, what="every record consumed and accounted for")
-    assert accounting["totals"] == {
-        "consumed": len(good) + len(bad),
-        "decoded": len(good),
-        "dead_lettered": len(bad),
-    }
+    totals = accounting["totals"]
+    assert (totals["consumed"], totals["applied"], totals["dead_lettered"]) == (
+        len(good) + len(bad),
+        len(good),
+        len(bad),
+    )
     assert accounting["topics"][ORDERS]["dead_letter_reasons"] == {
         "unknown-framing": 1,
         "unknown-fingerprint": 1,
@@ -146,3 +152,134 @@ def test_every_record_is_decoded_or_dead_lettered_with_its_reason(
         assert headers[deadletter.ERROR]
         assert ("origin", b"webhook-42") in letter.headers()
     assert worker.process.poll() is None, "the worker must survive bad input"
+
+
+def _order(event_id: str, order_id: str, event: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return {**_header(event_id), "order_id": order_id, "event": event}
+
+
+def _placed(lines: list[dict[str, Any]], currency: str = "USD") -> tuple[str, dict[str, Any]]:
+    return (
+        "erpbridge.OrderPlaced",
+        {
+            "currency": currency,
+            "customer": {"customer_id": "c-1"},
+            "ship_to": {"line1": "1 Main St", "city": "Boston", "region": "MA", "country": "US"},
+            "channel": "web",
+            "lines": lines,
+            "total": Decimal("20.00"),
+        },
+    )
+
+
+def _line(sku: str, quantity: int) -> dict[str, Any]:
+    return {
+        "line_id": "1",
+        "sku": sku,
+        "quantity": quantity,
+        "unit_price": Decimal("10.00"),
+        "discount": Decimal("0"),
+        "tax_lines": [],
+    }
+
+
+def _fulfilled(fulfilment_id: str, sku: str) -> tuple[str, dict[str, Any]]:
+    return (
+        "erpbridge.OrderFulfilled",
+        {
+            "fulfillment_id": fulfilment_id,
+            "warehouse_id": "WH-EAST",
+            "lines": [{"sku": sku, "quantity": 1}],
+        },
+    )
+
+
+def test_semantically_bad_misrouted_and_expired_events_are_dead_lettered_and_counted(
+    settings: Settings, topics: TopicCatalog, tmp_path: Path
+) -> None:
+    """Every event ends applied, duplicate or dead-lettered, and the counts say which."""
+    codec = Codec(SchemaStore.from_directory(Path("schemas")))
+    orders = topics.physical(ORDERS)
+    ok = _order("ok", "o-ok", _placed([_line("SKU-1", 2)]))
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("no-lines", _order("e-no-lines", "o-a", _placed([]))),
+        ("negative-quantity", _order("e-negative", "o-b", _placed([_line("SKU-1", -1)]))),
+        ("unknown-currency", _order("e-currency", "o-c", _placed([_line("SKU-1", 1)], "XYZ"))),
+        ("sku-not-ordered", _order("e-not-ordered", "o-ok", _fulfilled("f-1", "SKU-9"))),
+        (
+            "refund-exceeds-order",
+            _order(
+                "e-refund",
+                "o-ok",
+                (
+                    "erpbridge.OrderRefunded",
+                    {
+                        "refund_id": "r-1",
+                        "currency": "USD",
+                        "lines": [],
+                        "total": Decimal("500.00"),
+                        "restock": False,
+                    },
+                ),
+            ),
+        ),
+        # Waits for an order that never comes, then expires.
+        ("order-not-placed", _order("e-orphan", "o-never", _fulfilled("f-2", "SKU-1"))),
+    ]
+    producer = Producer(settings.producer_config())
+
+    def send(datum: dict[str, Any], key: bytes | None = None, partition: int = -1) -> None:
+        value = codec.encode("erpbridge.OrderEvent", datum, topic=orders)
+        producer.produce(
+            orders, key=key or datum["order_id"].encode(), value=value, partition=partition
+        )
+
+    send(ok)
+    send(ok)  # redelivered: a duplicate
+    for _, datum in cases:
+        send(datum)
+    send(_order("e-key", "o-d", _placed([_line("SKU-1", 1)])), key=b"someone-else")
+    right = partition_for(b"o-e", topics.partitions(ORDERS))
+    send(
+        _order("e-partition", "o-e", _placed([_line("SKU-1", 1)])),
+        partition=(right + 1) % topics.partitions(ORDERS),
+    )
+    assert producer.flush(30) == 0
+    expected_reasons = {reason: 1 for reason, _ in cases} | {
+        "key-mismatch": 1,
+        "wrong-partition": 1,
+    }
+
+    quick = settings.model_copy(update={"max_wait_minutes": 0.05, "expiry_interval_seconds": 0.5})
+    worker = spawn_worker(quick, tmp_path / "worker.log")
+    try:
+
+        def settled() -> dict[str, Any] | None:
+            account = worker.accounting()["topics"].get(ORDERS, {})
+            return account if account.get("waiting_dead_lettered") == 1 else None
+
+        account = wait_for(settled, timeout=90, what="the orphan fulfilment to expire")
+        assert account["consumed"] == 2 + len(cases) + 2
+        assert (account["applied"], account["duplicate"], account["waiting"]) == (1, 1, 1)
+        assert account["dead_lettered"] == len(cases) - 1 + 2
+        assert account["consumed"] == sum(
+            account[k] for k in ("applied", "duplicate", "waiting", "dead_lettered")
+        )
+        assert account["dead_letter_reasons"] == expected_reasons
+        assert account["waiting_reasons"] == {"order-not-placed": 1}
+        letters = _dead_letters(
+            settings, topics.physical(dead_letter_of(ORDERS)), len(expected_reasons)
+        )
+        reasons = {}
+        for letter in letters:
+            headers = deadletter.describe(letter.headers())
+            reasons[headers[deadletter.REASON]] = headers[deadletter.ERROR]
+            # The original bytes, so the record can be fixed and replayed.
+            assert codec.decode(letter.value()).datum["event_id"].startswith("e-")
+        assert reasons.keys() == expected_reasons.keys()
+        assert "SKU-9" in reasons["sku-not-ordered"]
+        assert "waited" in reasons["order-not-placed"]
+        assert f"partition {right}" in reasons["wrong-partition"]
+        assert worker.process.poll() is None, "the worker must survive bad input"
+    finally:
+        worker.stop()

@@ -35,7 +35,9 @@ def _sample(orders: int, seed: int = 3) -> list[SampleEvent]:
 
 def _check(settings: Settings, topics: TopicCatalog, events: list[SampleEvent]) -> None:
     quiesce(settings, topics)
-    model = run_model(events, RoutingRules.from_file(settings.routing_rules), policy_of(settings), CODEC)
+    model = run_model(
+        events, RoutingRules.from_file(settings.routing_rules), policy_of(settings), CODEC
+    )
     assert model.outcomes["applied"] > 0
     state = TopologyState.read(settings, topics, CODEC)
     assert_matches_model(state, model, prefix="")
