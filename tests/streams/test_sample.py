@@ -132,6 +132,41 @@ def test_inconsistent_catalogue_is_refused() -> None:
         replace(CATALOGUE, skus=(broken, *CATALOGUE.skus))
 
 
+def test_scaled_catalogue_repeats_the_base_products_under_new_codes() -> None:
+    scaled = Catalogue.scaled(45)
+    assert [s.code for s in scaled.skus] == [f"SKU-{n:05d}" for n in range(1, 46)]
+    for n, sku in enumerate(scaled.skus, 1):
+        base = CATALOGUE.skus[(n - 1) % 20]
+        assert (sku.prices, sku.unit_cost, sku.tax_category) == (
+            base.prices,
+            base.unit_cost,
+            base.tax_category,
+        )
+        assert (sku.reorder_point, sku.target_stock) == (base.reorder_point, base.target_stock)
+        assert sku.name.startswith(base.name)
+    assert scaled.skus[0].name == CATALOGUE.skus[0].name
+    assert scaled.skus[20].name == f"{CATALOGUE.skus[0].name}, variant 2"
+    assert replace(scaled, skus=CATALOGUE.skus) == CATALOGUE
+    assert Catalogue.scaled(45) == scaled
+    assert [s.code for s in Catalogue.scaled(3).skus] == ["SKU-00001", "SKU-00002", "SKU-00003"]
+    with pytest.raises(ValueError, match="skus must be >= 1"):
+        Catalogue.scaled(0)
+
+
+def test_the_sample_over_a_scaled_catalogue_uses_every_sku_and_fits_the_contracts() -> None:
+    scaled = Catalogue.scaled(60)
+    sample = list(generate(SEED, 150, scaled, START))
+    snapshots = of_type(sample, "StockSnapshot")[: len(scaled.skus) * len(scaled.warehouses)]
+    assert {e.key for e in snapshots} == {s.code for s in scaled.skus}
+    ordered = {line["sku"] for placed in placed_orders(sample).values() for line in placed["lines"]}
+    assert ordered <= {s.code for s in scaled.skus}
+    assert any(code > "SKU-00020" for code in ordered)
+    codec = Codec(STORE)
+    for event in sample:
+        decoded = codec.decode(codec.encode(event.schema_name, event.datum, topic=event.topic))
+        assert decoded.datum == event.datum
+
+
 # --- pricing ----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,198 @@
+"""Kafka plumbing of the benchmark: preloading topics, group progress, clean-up."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import (
+    ConsumerGroupState,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported without __all__
+    AdminClient,
+    NewTopic,
+    OffsetSpec,
+)
+
+from bench.workload import Workload
+from streams.settings import Settings
+from streams.topics import TopicCatalog
+
+_REQUEST_TIMEOUT = 15.0
+
+
+class BenchError(RuntimeError):
+    """A step of the benchmark could not be completed; the message says which and why."""
+
+
+_admins: dict[str, AdminClient] = {}
+
+
+def admin(settings: Settings) -> AdminClient:
+    """One client per cluster for the whole run: each new one costs a connection, and a
+    dropped one logs about its unserved background events."""
+    bootstrap = settings.require_bootstrap()
+    if bootstrap not in _admins:
+        config: dict[str, str | int | float | bool] = {**settings.confluent_config()}
+        _admins[bootstrap] = AdminClient(config)
+    return _admins[bootstrap]
+
+
+class _Deliveries:
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.errors: list[str] = []
+
+    def report(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            self.delivered += 1
+        elif len(self.errors) < 5:
+            self.errors.append(f"{message.topic()}: {error.str()}")
+        else:
+            self.errors.append("")
+
+
+def preload(
+    settings: Settings,
+    workload: Workload,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    timeout: float = 300.0,
+) -> float:
+    """Produce events `start` to `stop` (default: all) of `workload` to the input topics of
+    `settings`, as fast as the broker takes them; return the seconds it took. Raises
+    BenchError unless all are confirmed."""
+    catalog = TopicCatalog.from_settings(settings)
+    physical = [catalog.physical(name) for name in workload.topics]
+    producer = Producer(
+        {
+            **settings.producer_config(),
+            "linger.ms": 20,
+            "message.timeout.ms": int(timeout * 1000),
+        }
+    )
+    deliveries = _Deliveries()
+    started = time.monotonic()
+    stop = len(workload) if stop is None else stop
+    for index in range(start, stop):
+        topic = physical[workload.topic_of[index]]
+        key, value = workload.keys[index], workload.values[index]
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=deliveries.report)
+                break
+            except BufferError:  # local queue full: let deliveries drain it
+                producer.poll(0.1)
+        if index % 1000 == 0:
+            producer.poll(0)
+    unconfirmed = producer.flush(timeout)
+    if unconfirmed or deliveries.errors:
+        raise BenchError(
+            f"preloading {stop - start:,} events: {len(deliveries.errors)} failed, "
+            f"{unconfirmed} unconfirmed: {'; '.join(e for e in deliveries.errors if e)}"
+        )
+    return time.monotonic() - started
+
+
+def create_topic(settings: Settings, name: str, partitions: int) -> None:
+    client = admin(settings)
+    futures = client.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=settings.replication_factor)],
+        operation_timeout=_REQUEST_TIMEOUT,
+        request_timeout=_REQUEST_TIMEOUT,
+    )
+    for future in futures.values():
+        try:
+            future.result(timeout=_REQUEST_TIMEOUT)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise BenchError(f"cannot create topic {name}: {exc}") from exc
+
+
+def end_offsets(settings: Settings, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    """The log-end offset of every partition of the `topics` that exist."""
+    client = admin(settings)
+    wanted = set(topics)
+    metadata = client.list_topics(timeout=_REQUEST_TIMEOUT)
+    partitions = [
+        TopicPartition(name, p)
+        for name, topic in metadata.topics.items()
+        if name in wanted and topic.error is None
+        for p in topic.partitions
+    ]
+    if not partitions:
+        return {}
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]  # untyped in confluent-kafka
+    futures = client.list_offsets(
+        {tp: latest for tp in partitions}, request_timeout=_REQUEST_TIMEOUT
+    )
+    return {tp: future.result(timeout=_REQUEST_TIMEOUT).offset for tp, future in futures.items()}
+
+
+def committed_offsets(settings: Settings, group: str) -> dict[TopicPartition, int]:
+    """Every offset `group` has committed (none for a group that never committed)."""
+    client = admin(settings)
+    futures = client.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group)], request_timeout=_REQUEST_TIMEOUT
+    )
+    result = futures[group].result(timeout=_REQUEST_TIMEOUT)
+    return {
+        TopicPartition(tp.topic, tp.partition): tp.offset
+        for tp in result.topic_partitions or ()
+        if tp.offset >= 0
+    }
+
+
+def group_assigned(settings: Settings, group: str) -> bool:
+    """True once `group` is stable with at least one member that has partitions."""
+    client = admin(settings)
+    futures = client.describe_consumer_groups([group], request_timeout=_REQUEST_TIMEOUT)
+    description = futures[group].result(timeout=_REQUEST_TIMEOUT)
+    if description.state != ConsumerGroupState.STABLE:
+        return False
+    return any(
+        member.assignment is not None and member.assignment.topic_partitions
+        for member in description.members
+    )
+
+
+def delete_run(settings: Settings, groups: Iterable[str]) -> None:
+    """Delete the run's topics (every topic named with its prefix) and consumer groups.
+
+    Best effort: a benchmark on a shared cluster should not leave its data behind, but a
+    failure here must not hide the figures.
+    """
+    client = admin(settings)
+    prefix = settings.topic_prefix
+    try:
+        groups = list(groups)
+        if groups:
+            for future in client.delete_consumer_groups(
+                groups, request_timeout=_REQUEST_TIMEOUT
+            ).values():
+                # Never created, or still shutting down: the topics matter more.
+                with contextlib.suppress(KafkaException):
+                    future.result(timeout=_REQUEST_TIMEOUT)
+        names = [
+            n for n in client.list_topics(timeout=_REQUEST_TIMEOUT).topics if n.startswith(prefix)
+        ]
+        if names:
+            for future in client.delete_topics(
+                names, operation_timeout=_REQUEST_TIMEOUT, request_timeout=_REQUEST_TIMEOUT
+            ).values():
+                future.result(timeout=_REQUEST_TIMEOUT)
+    except Exception as exc:  # reported, never fatal
+        print(f"note: clean-up of {prefix}* incomplete: {exc}")
+
+
+def forget_admins() -> None:
+    """Drop the cached admin clients, before their broker stops (they would log its loss)."""
+    _admins.clear()
