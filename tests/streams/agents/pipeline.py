@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
 from streams import deadletter
 from streams.codec import Codec
@@ -327,3 +328,15 @@ def dead_letters(
 
 def model_dead_letters(model: ReferenceModel) -> list[tuple[str, str]]:
     return sorted((d.event.event_id, d.reason) for d in model.dead_letters)
+
+
+def members_with_partitions(settings: Settings, catalog: TopicCatalog) -> int:
+    """Members of the worker group that own at least one partition of an input topic."""
+    admin = AdminClient(settings.confluent_config())
+    [future] = admin.describe_consumer_groups([settings.app_id]).values()
+    inputs = {catalog.physical(name) for name in INPUTS}
+    return sum(
+        1
+        for member in future.result(timeout=10).members
+        if any(tp.topic in inputs for tp in member.assignment.topic_partitions)
+    )

@@ -20,11 +20,12 @@ from tests.streams.agents.pipeline import (
     TopologyState,
     assert_matches_model,
     dead_letters,
+    members_with_partitions,
     produce,
     quiesce,
     run_model,
 )
-from tests.support import STORE, WorkerProcess, wait_for
+from tests.support import STORE, WorkerProcess, spawn_worker, wait_for
 
 CODEC = Codec(STORE)
 
@@ -103,14 +104,20 @@ def test_two_workers_share_partitions_and_a_rebalance_loses_nothing(
     second_settings = settings.model_copy(
         update={"data_dir": settings.data_dir.with_name("data-2")}
     )
-    from tests.support import spawn_worker
-
     second = spawn_worker(second_settings, settings.data_dir.with_name("worker-b.log"))
     try:
+        wait_for(
+            lambda: members_with_partitions(settings, topics) == 2,
+            timeout=90,
+            what="both workers to own partitions after the rebalance",
+        )
         produce(settings, topics, CODEC, events[third : 2 * third])
+        wait_for(
+            lambda: second.accounting()["totals"]["consumed"] > 0,
+            timeout=90,
+            what="the second worker to consume from the partitions it took over",
+        )
         quiesce(settings, topics)
-        both = [first.accounting()["totals"]["consumed"], second.accounting()["totals"]["consumed"]]
-        assert all(both), f"both workers should own partitions and consume: {both}"
         assert first.stop() == 0
         produce(settings, topics, CODEC, events[2 * third :])
         _check(settings, topics, events)
