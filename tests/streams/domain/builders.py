@@ -387,21 +387,20 @@ def reserve(
         sku,
         "",
         at,
-        new_id(),
         lines=tuple(lines),
         destination=destination,
     )
 
 
 def release(order_id: str, sku: str, *, at: int = T0) -> StockRequest:
-    return StockRequest(RequestKind.RELEASE, order_id, sku, "", at, new_id())
+    return StockRequest(RequestKind.RELEASE, order_id, sku, "", at)
 
 
 def ship(
     order_id: str, sku: str, ref: str, warehouse: str, quantity: int, *, at: int = T0
 ) -> StockRequest:
     return StockRequest(
-        RequestKind.SHIP, order_id, sku, ref, at, new_id(), quantity=quantity, warehouse=warehouse
+        RequestKind.SHIP, order_id, sku, ref, at, quantity=quantity, warehouse=warehouse
     )
 
 
@@ -414,7 +413,6 @@ def restock(
         sku,
         ref,
         at,
-        new_id(),
         quantity=quantity,
         warehouse=warehouse,
     )
@@ -428,7 +426,7 @@ def apply(
 ) -> OrderEffect:
     """Apply an order or payment event at `now` (default: when it occurred)."""
     return order.apply_event(
-        event, {"topic": "test"}, WAREHOUSES, policy, event.occurred_ms if now is None else now
+        event, {"topic": "test"}, RULES, policy, event.occurred_ms if now is None else now
     )
 
 

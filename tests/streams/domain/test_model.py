@@ -217,3 +217,18 @@ def test_the_model_dead_letters_bad_events_with_their_reasons() -> None:
     assert sum(model.outcomes.values()) == 8
     assert model.orders["O-1"].captured == Decimal("5.00")
     assert model.orders["O-2"].waiting == []
+
+
+def test_the_model_dead_letters_a_redelivered_bad_event_again() -> None:
+    # As the agents do: a rejected event leaves no trace, so its redelivery is no duplicate.
+    model = ReferenceModel(RULES)
+    model.feed(ORDERS, placed("O-1", [line("L1", "SKU-A", 2)], destination=NEW_YORK), T0)
+    too_many = fulfilled("O-1", "FUL-1", EAST, {"SKU-A": 3}, at=T0 + 1)
+    assert model.feed(ORDERS, too_many, T0 + 1) == "dead_lettered"
+    assert model.feed(ORDERS, too_many, T0 + 2) == "dead_lettered"
+    assert [(d.event, d.reason) for d in model.dead_letters] == [
+        (too_many, "over-fulfilment"),
+        (too_many, "over-fulfilment"),
+    ]
+    assert model.orders["O-1"].lines["L1"].fulfilled == 0
+    assert model.outcomes == Counter({"applied": 1, "dead_lettered": 2})

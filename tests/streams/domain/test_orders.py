@@ -23,10 +23,12 @@ from streams.domain.orders import (
     order_to_json,
 )
 from streams.domain.policy import HOUR_MS, PRUNE_EVERY_MS, Policy
+from streams.domain.routing import Destination
 from tests.streams.domain.builders import (
     CALIFORNIA,
     EAST,
     EU,
+    NEW_YORK,
     POLICY,
     T0,
     WEST,
@@ -166,7 +168,6 @@ def test_placement_reserves_per_sku_with_the_destination(order: Order) -> None:
             A,
             "",
             T0 + 7,
-            event.event_id,
             lines=(("L2", 2), ("L3", 3)),
             destination=CALIFORNIA,
         ),
@@ -176,7 +177,6 @@ def test_placement_reserves_per_sku_with_the_destination(order: Order) -> None:
             B,
             "",
             T0 + 7,
-            event.event_id,
             lines=(("L1", 1),),
             destination=CALIFORNIA,
         ),
@@ -188,8 +188,8 @@ def test_cancellation_releases_every_sku(order: Order) -> None:
     cancel = cancelled(OID, at=T0 + 5)
     effect = apply(order, cancel)
     assert effect.requests == [
-        StockRequest(RequestKind.RELEASE, OID, A, "", T0 + 5, cancel.event_id),
-        StockRequest(RequestKind.RELEASE, OID, B, "", T0 + 5, cancel.event_id),
+        StockRequest(RequestKind.RELEASE, OID, A, "", T0 + 5),
+        StockRequest(RequestKind.RELEASE, OID, B, "", T0 + 5),
     ]
 
 
@@ -225,19 +225,27 @@ def test_refund_with_restock_returns_goods_to_the_named_warehouse(order: Order) 
     refund = refunded(OID, "RF-1", {A: (2, "20.00")}, restock=True, warehouse=EAST, at=T0 + 9)
     effect = apply(order, refund)
     assert effect.requests == [
-        StockRequest(
-            RequestKind.RESTOCK, OID, A, "RF-1", T0 + 9, refund.event_id, quantity=2, warehouse=EAST
-        )
+        StockRequest(RequestKind.RESTOCK, OID, A, "RF-1", T0 + 9, quantity=2, warehouse=EAST)
     ]
     assert order.lines["L1"].restocked == 2
 
 
-def test_refund_with_restock_and_no_warehouse_goes_where_it_shipped_from(order: Order) -> None:
-    apply_all(order, [two_lines(), captured(OID, "25.00"), fulfilled(OID, "FUL-1", WEST, {A: 2})])
+@pytest.mark.parametrize(
+    ("destination", "shipped_from", "first_choice"),
+    [(CALIFORNIA, EAST, WEST), (NEW_YORK, WEST, EAST), (NEW_YORK, EU, EAST)],
+)
+def test_refund_with_restock_and_no_warehouse_goes_to_the_first_choice_warehouse(
+    order: Order, destination: Destination, shipped_from: str, first_choice: str
+) -> None:
+    # Not to the warehouse that shipped it: with split shipments that would depend on which
+    # fulfilment arrived first. The first choice for the order's destination does not.
+    shipment = fulfilled(OID, "FUL-1", shipped_from, {A: 2})
+    apply_all(order, [two_lines(destination=destination), captured(OID, "25.00"), shipment])
     effect = apply(order, refunded(OID, "RF-1", {A: (1, "10.00")}, restock=True))
     assert [(r.kind, r.quantity, r.warehouse) for r in effect.requests] == [
-        (RequestKind.RESTOCK, 1, WEST)
+        (RequestKind.RESTOCK, 1, first_choice)
     ]
+    assert order.refunds["RF-1"].warehouses == {A: first_choice}
 
 
 def test_refund_without_restock_sends_nothing_to_stock(order: Order) -> None:
@@ -341,9 +349,11 @@ def test_restock_before_shipment_waits_for_the_shipment(order: Order) -> None:
     assert (effect.verdict, effect.reason) == (Verdict.WAITING, "restock-before-shipment")
     effect = apply(order, fulfilled(OID, "FUL-1", EAST, {A: 2}, at=T0 + 2))
     assert [w.event for w in effect.resolved] == [refund]
+    # Shipped from the east; the return names no warehouse, so it goes to California's first
+    # choice, the west.
     assert [(r.kind, r.sku, r.quantity, r.warehouse) for r in effect.requests] == [
         (RequestKind.SHIP, A, 2, EAST),
-        (RequestKind.RESTOCK, A, 1, EAST),
+        (RequestKind.RESTOCK, A, 1, WEST),
     ]
 
 
@@ -427,14 +437,15 @@ def test_final_state_does_not_depend_on_arrival_order() -> None:
     history = [
         two_lines(at=T0),
         captured(OID, "25.00", at=T0 + 1),
-        fulfilled(OID, "FUL-1", WEST, {A: 2}, at=T0 + 2),
-        fulfilled(OID, "FUL-2", EAST, {B: 1}, at=T0 + 3),
+        fulfilled(OID, "FUL-1", EAST, {A: 2}, at=T0 + 2),
+        fulfilled(OID, "FUL-2", WEST, {B: 1}, at=T0 + 3),
         refunded(OID, "RF-1", {A: (1, "10.00")}, restock=True, at=T0 + 4),
         payment_refunded(OID, "10.00", "PR-1", at=T0 + 5),
     ]
     reference = Order(OID)
     apply_all(reference, history)
     assert reference.status is Status.PARTLY_REFUNDED
+    # A shipped from the east; the return names no warehouse: California's first choice.
     assert reference.refunds["RF-1"].warehouses == {A: WEST}
     expected = comparable(reference)
     expected_requests = stock_facts(reference.all_requests())
@@ -456,9 +467,18 @@ def test_restock_warehouse_does_not_depend_on_arrival_order() -> None:
         refunded(OID, "RF-1", {A: (1, "10.00")}, restock=True, at=T0 + 4),
     ]
     example: dict[str, tuple[str, ...]] = {}
+    restocks: set[tuple[Any, ...]] = set()
     for arrival, order in final_states(history):
         example.setdefault(order.refunds["RF-1"].warehouses[A], arrival)
+        restocks.update(
+            (r.ref, r.quantity, r.warehouse)
+            for r in order.all_requests()
+            if r.kind is RequestKind.RESTOCK
+        )
     assert len(example) == 1, f"restock warehouse by arrival order: {example}"
+    # California's first choice, whichever shipment came first.
+    assert set(example) == {WEST}
+    assert restocks == {("RF-1", 1, WEST)}
 
 
 def test_cancellation_arrival_order_changes_only_whether_stock_was_reserved() -> None:

@@ -195,7 +195,6 @@ def test_no_warehouses_is_an_error() -> None:
     ("data", "named"),
     [
         ({"by_area": {}}, "warehouses"),  # missing
-        ({"warehouses": 3}, "int"),
         ({"warehouses": [EAST], "by_area": ["US"]}, "list"),
         ({"warehouses": [EAST], "by_channel": None}, "NoneType"),
         (["WH-EAST"], "list"),
@@ -209,15 +208,40 @@ def test_malformed_rules_are_an_error_naming_the_problem(data: object, named: st
     assert named in message
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"warehouses": 3}, "warehouses must be a list of warehouse ids, not 3"),
+        ({"warehouses": [EAST, 3]}, "warehouses must be a list of warehouse ids"),
+        (
+            {"warehouses": [EAST], "by_channel": {"web": EAST}},
+            "by_channel['web'] must be a list of warehouse ids",
+        ),
+        (
+            {"warehouses": [EAST], "by_area": {"US": [1]}},
+            "by_area['US'] must be a list of warehouse ids, not [1]",
+        ),
+        ({"warehouses": [EAST], "split_lines": 0}, "split_lines must be true or false, not 0"),
+        ({"warehouses": [EAST], "split_lines": None}, "split_lines must be true or false"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_an_error_naming_the_field(
+    data: dict[str, object], message: str
+) -> None:
+    with pytest.raises(RoutingConfigError) as info:
+        RoutingRules.from_json(data, "cfg.json")
+    assert str(info.value).startswith(f"cfg.json: {message}")
+
+
 def test_a_string_where_the_warehouse_list_belongs_is_malformed() -> None:
     # A bare string is iterable, but "WH-EAST" is one warehouse, not seven one-letter ones.
-    with pytest.raises(RoutingConfigError, match="warehouses"):
+    with pytest.raises(RoutingConfigError, match=r"^cfg\.json: warehouses must be a list"):
         RoutingRules.from_json({"warehouses": "WH-EAST"}, "cfg.json")
 
 
 def test_a_string_split_lines_flag_is_malformed() -> None:
     # bool("false") is True: a quoted flag must not silently mean the opposite.
-    with pytest.raises(RoutingConfigError, match="split_lines"):
+    with pytest.raises(RoutingConfigError, match=r"^cfg\.json: split_lines must be true or false"):
         RoutingRules.from_json({"warehouses": [EAST], "split_lines": "false"}, "cfg.json")
 
 
