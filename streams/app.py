@@ -60,6 +60,8 @@ def create_topology(
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_seconds,
+        # A few milliseconds of linger batch the many small outputs into fewer requests.
+        producer_linger=0.005,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         web_host=settings.web_host,
         web_port=settings.web_port,

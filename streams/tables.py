@@ -60,12 +60,12 @@ class Tables:
         data = self.orders.get(order_id.encode())
         return Order(order_id) if data is None else order_from_json(statejson.loads(data))
 
-    def save_order(self, order: Order, deadline_ms: int | None) -> None:
+    def save_order(self, order: Order, deadline_ms: int | None, had_deadline: bool) -> None:
         key = order.order_id.encode()
         self.orders[key] = statejson.dumps(order_to_json(order))
         if deadline_ms is not None:
             self.deadlines[key] = str(deadline_ms).encode()
-        elif key in self.deadlines:
+        elif had_deadline:
             del self.deadlines[key]
 
     def sku(self, sku: str) -> SkuStock:

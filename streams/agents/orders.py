@@ -106,6 +106,7 @@ class OrderAgent:
         if event is None:
             return
         order = self._tables.order(event.key)
+        had_waiting = bool(order.waiting)
         try:
             effect = order.apply_event(
                 event,
@@ -118,7 +119,7 @@ class OrderAgent:
             await self._intake.reject(name, message, "rules", rejection.reason, rejection.detail)
             return
         self._accounting.outcome(name, _OUTCOMES[effect.verdict], effect.reason)
-        await self._commit(order, effect)
+        await self._commit(order, effect, had_waiting)
 
     async def _on_feedback(self, message: Message) -> None:
         try:
@@ -129,13 +130,14 @@ class OrderAgent:
             await self._intake.reject(ORDER_FEEDBACK, message, "decode", "corrupt", repr(exc))
             return
         order = self._tables.order(feedback.order_id)
+        had_waiting = bool(order.waiting)
         if isinstance(feedback, AllocationUpdate):
             order.apply_allocation(feedback)
-            await self._commit(order, OrderEffect(Verdict.APPLIED))
+            await self._commit(order, OrderEffect(Verdict.APPLIED), had_waiting)
         elif isinstance(feedback, ExpireWaiting):
-            await self._commit(order, order.expire(feedback.now_ms, self._policy))
+            await self._commit(order, order.expire(feedback.now_ms, self._policy), had_waiting)
 
-    async def _commit(self, order: Order, effect: OrderEffect) -> None:
+    async def _commit(self, order: Order, effect: OrderEffect, had_waiting: bool) -> None:
         """Dead letters first (awaited), then state, then the other outputs."""
         for dead in effect.dead:
             record = SourceRecord.from_json(dead.waiting.record)
@@ -147,7 +149,7 @@ class OrderAgent:
         for waiting in effect.resolved:
             name = self._catalog.logical(SourceRecord.from_json(waiting.record).topic)
             self._accounting.waited(name, Later.APPLIED)
-        self._tables.save_order(order, order.next_deadline(self._policy))
+        self._tables.save_order(order, order.next_deadline(self._policy), had_waiting)
         for request in effect.requests:
             await self._requests.send(key=request.sku.encode(), value=messages.encode(request))
         for transition in effect.transitions:

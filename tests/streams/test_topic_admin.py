@@ -17,8 +17,23 @@ from confluent_kafka.admin import (
 )
 
 from streams.cli import main
-from streams.topic_admin import ensure_topics, topic_states
-from streams.topics import ALERTS, JOURNAL, ORDERS, SPECS, TopicCatalog, dead_letter_of
+from streams.topic_admin import (
+    CopartitioningError,
+    check_copartitioning,
+    ensure_topics,
+    topic_states,
+)
+from streams.topics import (
+    ALERTS,
+    INVENTORY,
+    JOURNAL,
+    ORDER_FEEDBACK,
+    ORDERS,
+    PAYMENTS,
+    SPECS,
+    TopicCatalog,
+    dead_letter_of,
+)
 from tests.support import wait_for
 
 
@@ -221,3 +236,52 @@ def test_topic_states_of_a_fresh_prefix_are_all_missing(
     assert [s.name for s in states] == [catalog.physical(s.name) for s in SPECS]
     assert all(s.partitions is None and s.configs == {} for s in states)
     assert {s.wanted_partitions for s in states} == {3, 4}
+
+
+def test_copartitioning_check_names_every_topic_and_its_partition_count(
+    config: dict[str, str], catalog: TopicCatalog, topic_prefix: str
+) -> None:
+    # The catalogue gives commerce.orders 4 partitions and payments 3: orders and payments
+    # of one order would land on different partition numbers.
+    assert ensure_topics(config, catalog).ok
+    with pytest.raises(CopartitioningError) as raised:
+        check_copartitioning(config, catalog, {})
+    message = str(raised.value)
+    assert f"{topic_prefix}{ORDERS} (4 partitions)" in message
+    assert f"{topic_prefix}{PAYMENTS} (3 partitions)" in message
+    assert f"{topic_prefix}{ORDER_FEEDBACK} (3 partitions)" in message
+    assert INVENTORY not in message, "the stock group is consistent and not reported"
+
+
+def test_copartitioning_check_covers_changelogs_and_missing_topics(
+    config: dict[str, str], topic_prefix: str
+) -> None:
+    consistent = TopicCatalog(topic_prefix, 3, {}, 1)
+    assert ensure_topics(config, consistent).ok
+    check_copartitioning(config, consistent, {})
+    changelog = f"{topic_prefix}app-stock-changelog"
+    admin = AdminClient(config)
+    admin.create_topics([NewTopic(changelog, num_partitions=2)])[changelog].result(30)
+    with pytest.raises(CopartitioningError, match=rf"{changelog} \(2 partitions\)"):
+        check_copartitioning(config, consistent, {changelog: INVENTORY})
+    absent = TopicCatalog(f"{topic_prefix}absent-", 3, {}, 1)
+    with pytest.raises(CopartitioningError, match=r"missing topics .*erpbridge topics create"):
+        check_copartitioning(config, absent, {})
+
+
+def test_the_worker_refuses_to_start_on_topics_that_are_not_copartitioned(
+    config: dict[str, str], catalog: TopicCatalog, topic_prefix: str
+) -> None:
+    assert ensure_topics(config, catalog).ok
+    result = CliRunner().invoke(
+        main,
+        ["worker"],
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": config["bootstrap.servers"],
+            "ERPBRIDGE_TOPIC_PREFIX": topic_prefix,
+            "ERPBRIDGE_PARTITIONS": "3",
+            "ERPBRIDGE_TOPIC_PARTITIONS": '{"commerce.orders": 4}',
+        },
+    )
+    assert result.exit_code != 0
+    assert f"{topic_prefix}{ORDERS} (4 partitions)" in result.output
