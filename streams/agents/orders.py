@@ -138,7 +138,11 @@ class OrderAgent:
             await self._commit(order, order.expire(feedback.now_ms, self._policy), had_waiting)
 
     async def _commit(self, order: Order, effect: OrderEffect, had_waiting: bool) -> None:
-        """Dead letters first (awaited), then state, then the other outputs."""
+        """Dead letters first (awaited), then state, then the other outputs.
+
+        Outputs go through Faust's send buffer without waiting for each one: Faust flushes
+        it before committing the offsets of the records that caused them.
+        """
         for dead in effect.dead:
             record = SourceRecord.from_json(dead.waiting.record)
             name = self._catalog.logical(record.topic)
@@ -151,10 +155,10 @@ class OrderAgent:
             self._accounting.waited(name, Later.APPLIED)
         self._tables.save_order(order, order.next_deadline(self._policy), had_waiting)
         for request in effect.requests:
-            await self._requests.send(key=request.sku.encode(), value=messages.encode(request))
+            self._requests.send_soon(key=request.sku.encode(), value=messages.encode(request))
         for transition in effect.transitions:
             datum = derived.status_changed(order.order_id, transition)
-            await self._status.send(
+            self._status.send_soon(
                 key=order.order_id.encode(),
                 value=self._codec.encode(
                     "erpbridge.OrderStatusChanged", datum, topic=self._status_topic

@@ -107,12 +107,12 @@ class StockAgent:
     ) -> None:
         self._tables.save_sku(stock)
         for update in effect.updates:
-            await self._feedback.send(key=update.order_id.encode(), value=messages.encode(update))
+            self._feedback.send_soon(key=update.order_id.encode(), value=messages.encode(update))
         after = stock.availability()
         # A duplicate may be a redelivery after a crash that lost the first send: send again.
         if after != before or effect.verdict is Verdict.DUPLICATE:
             datum = derived.stock_availability(stock.sku, after, cause, at_ms)
-            await self._availability.send(
+            self._availability.send_soon(
                 key=stock.sku.encode(),
                 value=self._codec.encode(
                     "erpbridge.StockAvailability", datum, topic=self._availability_topic
