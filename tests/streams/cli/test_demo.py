@@ -50,7 +50,15 @@ def test_demo_feeds_the_worker_until_every_event_is_accounted_for(
     assert final, output
     published = int(final.group(1))
     assert final.group(2) == str(
-        {"consumed": published, "decoded": published - 3, "dead_lettered": 3}
+        {
+            "consumed": published,
+            "applied": published - 3,
+            "duplicate": 0,
+            "waiting": 0,
+            "dead_lettered": 3,
+            "waiting_applied": 0,
+            "waiting_dead_lettered": 0,
+        }
     )
     assert "| dead-lettered   3 |" in output  # the live progress line
 
