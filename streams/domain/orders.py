@@ -408,7 +408,7 @@ class Order:
         fulfilment_id = p["fulfillment_id"]
         if fulfilment_id in self.fulfilments:
             return False
-        placement = self._require_placement("fulfilment")
+        self._require_placement("fulfilment")
         if self.cancelled_ms is not None:
             raise Rejection(
                 "order-cancelled",
