@@ -23,9 +23,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 
 from bench.workload import Workload
 from streams.settings import Settings
-from streams.topics import TopicCatalog
+from streams.topics import INPUTS, SPECS, TopicCatalog
 
 _REQUEST_TIMEOUT = 15.0
+_DRAIN_INTERVAL = 0.5
 
 
 class BenchError(RuntimeError):
@@ -77,6 +78,9 @@ def preload(
             **settings.producer_config(),
             "linger.ms": 20,
             "message.timeout.ms": int(timeout * 1000),
+            # Errors only: the first producer on a new broker warns while the transaction
+            # coordinator loads, and retries; failures come back as delivery reports.
+            "log_level": 3,
         }
     )
     deliveries = _Deliveries()
@@ -117,6 +121,11 @@ def create_topic(settings: Settings, name: str, partitions: int) -> None:
                 raise BenchError(f"cannot create topic {name}: {exc}") from exc
 
 
+def topics_with_prefix(settings: Settings) -> list[str]:
+    metadata = admin(settings).list_topics(timeout=_REQUEST_TIMEOUT)
+    return [name for name in metadata.topics if name.startswith(settings.topic_prefix)]
+
+
 def end_offsets(settings: Settings, topics: Iterable[str]) -> dict[TopicPartition, int]:
     """The log-end offset of every partition of the `topics` that exist."""
     client = admin(settings)
@@ -155,7 +164,10 @@ def group_assigned(settings: Settings, group: str) -> bool:
     """True once `group` is stable with at least one member that has partitions."""
     client = admin(settings)
     futures = client.describe_consumer_groups([group], request_timeout=_REQUEST_TIMEOUT)
-    description = futures[group].result(timeout=_REQUEST_TIMEOUT)
+    try:
+        description = futures[group].result(timeout=_REQUEST_TIMEOUT)
+    except KafkaException:  # e.g. the group coordinator still loading on a new broker
+        return False
     if description.state != ConsumerGroupState.STABLE:
         return False
     return any(
@@ -196,3 +208,47 @@ def delete_run(settings: Settings, groups: Iterable[str]) -> None:
 def forget_admins() -> None:
     """Drop the cached admin clients, before their broker stops (they would log its loss)."""
     _admins.clear()
+
+
+def await_drained(
+    settings: Settings, catalog: TopicCatalog, *, stall_timeout: float = 60.0
+) -> float | None:
+    """When the topology was done with the preloaded events: the last time a topic it writes
+    (internal, changelog, output, dead-letter) grew, as polled, once every partition of the
+    input and internal topics is committed to its end. None if nothing progresses for
+    `stall_timeout` seconds first.
+
+    The last write dates the end of the work to within a poll; the commits only confirm it,
+    as they lag by up to one commit interval.
+    """
+    inputs = {catalog.physical(name) for name in INPUTS}
+    wanted = {catalog.physical(s.name) for s in SPECS if s.role.value in ("input", "internal")}
+    written: int | None = None
+    last_write = last_progress = time.monotonic()
+    progress: tuple[int, int] | None = None
+    while True:
+        try:
+            committed = committed_offsets(settings, settings.app_id)
+            ends = end_offsets(settings, topics_with_prefix(settings))
+        except KafkaException:  # a coordinator moving or loading: ask again
+            if time.monotonic() - last_progress > stall_timeout:
+                return None
+            time.sleep(_DRAIN_INTERVAL)
+            continue
+        now = time.monotonic()
+        total = sum(end for tp, end in ends.items() if tp.topic not in inputs)
+        if total != written:
+            written, last_write = total, now
+        if (total, sum(committed.values())) != progress:
+            progress, last_progress = (total, sum(committed.values())), now
+        # Whatever else the group reads (a future internal topic), but not table changelogs.
+        checked = wanted | {tp.topic for tp in committed if not tp.topic.endswith("-changelog")}
+        if all(
+            end == 0 or committed.get(tp, 0) >= end
+            for tp, end in ends.items()
+            if tp.topic in checked
+        ):
+            return last_write
+        if now - last_progress > stall_timeout:
+            return None
+        time.sleep(_DRAIN_INTERVAL)

@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from bench.cluster import BenchError, preload
+from bench.cluster import BenchError, await_drained, preload
 from bench.machine import CpuMeter, CpuUsage
 from bench.worker import Worker
 from bench.workload import Workload
@@ -161,10 +161,12 @@ def measure_paced(
             "waiting for the worker to apply it"
         )
         applied = _await_consumption(worker, opening, timeout=_CONSUME_TIMEOUT + opening / 100)
-        if applied is None or applied < opening:
+        # ... and everything they caused (availability, changelogs): the clock starts on an
+        # idle topology.
+        if applied is None or applied < opening or await_drained(settings, catalog) is None:
             raise BenchError(
-                f"the worker consumed {applied} of the {opening:,} opening-stock snapshots; "
-                f"log {worker.log_path}:\n{worker.log_tail()}"
+                f"the worker did not finish the {opening:,} opening-stock snapshots (consumed "
+                f"{applied}); log {worker.log_path}:\n{worker.log_tail()}"
             )
         before = meter.snapshot(time.monotonic()) if meter else None
         produced_at, produce_seconds, behind = _produce_paced(
