@@ -20,10 +20,10 @@ run: $(STAMP)
 	$(VENV)/bin/erpbridge demo
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check --no-cache streams connectors tests
+	$(VENV)/bin/ruff check --no-cache streams connectors tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check --no-cache streams connectors tests
+	$(VENV)/bin/ruff check --no-cache streams connectors tests bench
 	$(VENV)/bin/mypy
