@@ -10,6 +10,7 @@ import faust
 from faust.web import Request, Response, View
 
 from streams.accounting import EventAccounting
+from streams.agents.context import AgentContext
 from streams.agents.deadletters import DeadLetters
 from streams.agents.intake import Intake
 from streams.agents.orders import OrderAgent
@@ -75,10 +76,11 @@ def create_topology(
     tables = Tables.create(app, catalog)
     dead_letters = DeadLetters(app, catalog, (*INPUTS, STOCK_REQUESTS, ORDER_FEEDBACK))
     intake = Intake(catalog, codec, accounting, dead_letters)
-    OrderAgent(
+    context = AgentContext(
         app, catalog, codec, tables, intake, dead_letters, accounting, rules, policy, clock
-    ).register(app, settings.expiry_interval_seconds)
-    StockAgent(app, catalog, codec, tables, intake, accounting, rules, policy, clock).register(app)
+    )
+    OrderAgent(context).register(settings.expiry_interval_seconds)
+    StockAgent(context).register()
 
     @app.page(ACCOUNTING_PATH)
     async def _accounting(web: View, request: Request) -> Response:

@@ -88,11 +88,16 @@ COPARTITIONED: tuple[tuple[str, ...], ...] = (
 so each group needs one partition count (and the murmur2 partitioner on every producer)."""
 
 
+_BY_NAME = {s.name: s for s in SPECS}
+
+
 def spec(name: str) -> TopicSpec:
-    for candidate in SPECS:
-        if candidate.name == name:
-            return candidate
-    raise KeyError(f"unknown topic {name!r}; known: {', '.join(s.name for s in SPECS)}")
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown topic {name!r}; known: {', '.join(s.name for s in SPECS)}"
+        ) from None
 
 
 def dead_letter_of(name: str) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import faust
 from faust.types import Message
 
+from streams.agents.context import catalog_topic
 from streams.deadletter import SourceRecord
 from streams.topics import TopicCatalog, dead_letter_of
 
@@ -30,12 +31,8 @@ def source_of(message: Message) -> SourceRecord:
 
 class DeadLetters:
     def __init__(self, app: faust.App, catalog: TopicCatalog, names: tuple[str, ...]) -> None:
-        self._topics = {
-            name: app.topic(
-                catalog.physical(dead_letter_of(name)), partitions=catalog.partitions(name)
-            )
-            for name in names
-        }
+        # A dead-letter topic has its source's partition count: records keep their partition.
+        self._topics = {name: catalog_topic(app, catalog, dead_letter_of(name)) for name in names}
 
     async def send(
         self, name: str, record: SourceRecord, stage: str, reason: str, error: str

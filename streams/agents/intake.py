@@ -4,6 +4,8 @@ dead-letter it with the reason. What passes is an InputEvent for the business ru
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from aiokafka.partitioner import murmur2
 from faust.types import Message
@@ -15,6 +17,8 @@ from streams.domain.events import InputEvent
 from streams.topics import TopicCatalog, spec
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -70,6 +74,21 @@ class Intake:
             )
             return None
         return InputEvent.from_datum(decoded.datum, key_field)
+
+    async def admit_internal(
+        self, name: str, message: Message, decode: Callable[[bytes], T]
+    ) -> T | None:
+        """A message of internal topic `name`, or None once it is dead-lettered.
+
+        Only erpbridge writes internal topics, so a record that does not decode is a bug;
+        it is kept for inspection instead of stopping the partition.
+        """
+        try:
+            return decode(message.value or b"")
+        except (ValueError, KeyError, TypeError) as exc:
+            self._accounting.consumed(name)
+            await self.reject(name, message, "decode", "corrupt", repr(exc))
+            return None
 
     async def reject(
         self, name: str, message: Message, stage: str, reason: str, error: str

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from streams.domain import statejson
+from streams.money import UnknownCurrencyError, minor_unit
 
 
 class Rejection(Exception):
@@ -64,12 +65,14 @@ class InputEvent:
         )
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
 def to_ms(value: datetime | int) -> int:
-    """Milliseconds since the epoch, in integers (a float timestamp can be 1 ms off)."""
     if isinstance(value, int):
         return value
-    return (value - _EPOCH) // _MS
+    return statejson.millis(value)
+
+
+def check_currency(currency: str) -> None:
+    try:
+        minor_unit(currency)
+    except UnknownCurrencyError as exc:
+        raise Rejection("unknown-currency", str(exc)) from None

@@ -50,7 +50,7 @@ class ReferenceModel:
                 outcome = effect.verdict.value
             else:
                 order = self.orders.setdefault(event.key, Order(event.key))
-                order_effect = order.apply_event(event, {}, self.rules, self.policy, now_ms)
+                order_effect = order.apply_event(event, dict, self.rules, self.policy, now_ms)
                 self._follow(order.order_id, order_effect, now_ms)
                 outcome = order_effect.verdict.value
         except Rejection as rejection:

@@ -18,17 +18,17 @@ of a cancelled one (both need a person to decide), a refund larger than the orde
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Any
 
 from streams.domain import statejson
-from streams.domain.events import InputEvent, Rejection
+from streams.domain.events import InputEvent, Rejection, check_currency
 from streams.domain.messages import AllocationUpdate, RequestKind, StockRequest
 from streams.domain.policy import Policy, due, prune_seen
 from streams.domain.routing import Destination, RoutingRules
-from streams.domain.stock import check_currency
 
 ZERO = Decimal(0)
 
@@ -231,13 +231,14 @@ class Order:
     def apply_event(
         self,
         event: InputEvent,
-        record: dict[str, Any],
+        record: Callable[[], dict[str, Any]],
         rules: RoutingRules,
         policy: Policy,
         now_ms: int,
     ) -> OrderEffect:
         """Apply one order or payment event; raises Rejection for input that is dead-lettered
-        (and is not remembered, so a redelivery is rejected again)."""
+        (and is not remembered, so a redelivery is rejected again). `record` gives the
+        original record, kept only if the event has to wait."""
         if event.event_id in self.seen:
             return self._replay(event.event_id)
         _validate(event, rules.warehouses)
@@ -246,7 +247,7 @@ class Order:
         try:
             applied = self._apply(event, effect.requests, rules)
         except _Wait as wait:
-            self.waiting.append(Waiting(event, record, now_ms, wait.reason, wait.detail))
+            self.waiting.append(Waiting(event, record(), now_ms, wait.reason, wait.detail))
             effect = OrderEffect(Verdict.WAITING, reason=wait.reason)
         else:
             if not applied:

@@ -24,8 +24,13 @@ def tag(value: Any) -> Any:
     if isinstance(value, Decimal):
         return {_DECIMAL: str(value)}
     if isinstance(value, datetime):
-        return {_TIME: (value - _EPOCH) // _MS}
+        return {_TIME: millis(value)}
     return value
+
+
+def millis(value: datetime) -> int:
+    """Milliseconds since the epoch, in integers (a float timestamp can be 1 ms off)."""
+    return (value - _EPOCH) // _MS
 
 
 def untag(value: Any) -> Any:

@@ -29,7 +29,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from streams.domain.events import InputEvent, Rejection, to_ms
+from streams.domain.events import InputEvent, Rejection, check_currency, to_ms
 from streams.domain.messages import (
     AllocationUpdate,
     LineReservation,
@@ -38,7 +38,6 @@ from streams.domain.messages import (
 )
 from streams.domain.policy import Policy, due, prune_seen
 from streams.domain.routing import Destination, RoutingRules
-from streams.money import UnknownCurrencyError, minor_unit
 
 
 class Verdict(Enum):
@@ -357,10 +356,3 @@ def _check_cost(unit_cost: Decimal | None, currency: str | None) -> None:
     if currency is None:
         raise Rejection("missing-currency", "unit_cost is given without its currency")
     check_currency(currency)
-
-
-def check_currency(currency: str) -> None:
-    try:
-        minor_unit(currency)
-    except UnknownCurrencyError as exc:
-        raise Rejection("unknown-currency", str(exc)) from None

@@ -426,7 +426,7 @@ def apply(
 ) -> OrderEffect:
     """Apply an order or payment event at `now` (default: when it occurred)."""
     return order.apply_event(
-        event, {"topic": "test"}, RULES, policy, event.occurred_ms if now is None else now
+        event, lambda: {"topic": "test"}, RULES, policy, event.occurred_ms if now is None else now
     )
 
 

@@ -1,0 +1,49 @@
+"""What every agent works with, built once by streams.app."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import faust
+from faust.types import TopicT
+
+from streams.accounting import EventAccounting
+from streams.codec import Codec
+from streams.domain.policy import Policy
+from streams.domain.routing import RoutingRules
+from streams.tables import Tables
+from streams.topics import TopicCatalog
+
+if TYPE_CHECKING:  # both build their topics with catalog_topic below
+    from streams.agents.deadletters import DeadLetters
+    from streams.agents.intake import Intake
+
+
+def catalog_topic(app: faust.App, catalog: TopicCatalog, *names: str) -> TopicT:
+    """A Faust topic over catalogue topics (one partition count: the first one's)."""
+    return app.topic(
+        *(catalog.physical(name) for name in names), partitions=catalog.partitions(names[0])
+    )
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    app: faust.App
+    catalog: TopicCatalog
+    codec: Codec
+    tables: Tables
+    intake: Intake
+    dead_letters: DeadLetters
+    accounting: EventAccounting
+    rules: RoutingRules
+    policy: Policy
+    clock: Callable[[], float] = field(default=time.time)
+
+    def topic(self, *names: str) -> TopicT:
+        return catalog_topic(self.app, self.catalog, *names)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
