@@ -11,12 +11,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
+from confluent_kafka import Consumer, TopicPartition
 
 from streams.app import ACCOUNTING_PATH
 from streams.cli import main
@@ -73,6 +75,35 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait(timeout=10)
         return self.process.returncode
+
+
+def record_count(bootstrap: str, topic: str) -> int:
+    """Records a topic holds now, over all its partitions."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        marks = [
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in partitions
+        ]
+        return sum(high - low for low, high in marks)
+    finally:
+        consumer.close()
+
+
+def worker_settings(bootstrap: str, prefix: str, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings of a test's worker: its own topics, consumer group and state directory."""
+    defaults: dict[str, Any] = {
+        "partitions": 3,
+        # Short, so a worker killed with -9 hands its partitions over quickly.
+        "session_timeout_seconds": 6,
+    }
+    return Settings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix=prefix,
+        app_id=f"{prefix}app",
+        data_dir=data_dir,
+        **{**defaults, **overrides},
+    )
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

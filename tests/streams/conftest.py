@@ -11,21 +11,13 @@ import pytest
 from streams.settings import Settings
 from streams.topic_admin import ensure_topics
 from streams.topics import TopicCatalog
-from tests.support import WorkerProcess, spawn_worker
+from tests.support import WorkerProcess, spawn_worker, worker_settings
 
 
 @pytest.fixture
 def settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path) -> Settings:
     """Settings of one test: its own topics, consumer group and state directory."""
-    return Settings(
-        kafka_bootstrap_servers=kafka_broker.bootstrap_servers,
-        topic_prefix=topic_prefix,
-        app_id=f"{topic_prefix}app",
-        partitions=3,
-        data_dir=tmp_path / "data",
-        # Short, so a worker killed with -9 hands its partitions over quickly.
-        session_timeout_seconds=6,
-    )
+    return worker_settings(kafka_broker.bootstrap_servers, topic_prefix, tmp_path / "data")
 
 
 @pytest.fixture

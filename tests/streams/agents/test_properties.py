@@ -37,7 +37,7 @@ from tests.streams.agents.pipeline import (
     quiesce,
     run_model,
 )
-from tests.support import STORE, spawn_worker
+from tests.support import STORE, spawn_worker, worker_settings
 
 CODEC = Codec(STORE)
 EXAMPLES = itertools.count()
@@ -49,13 +49,10 @@ def shared(
 ) -> Iterator[tuple[Settings, TopicCatalog]]:
     prefix = f"t-properties-{uuid.uuid4().hex[:8]}-"
     base: Path = tmp_path_factory.mktemp("properties")
-    config = Settings(
-        kafka_bootstrap_servers=kafka_broker.bootstrap_servers,
-        topic_prefix=prefix,
-        app_id=f"{prefix}app",
-        partitions=3,
-        data_dir=base / "data",
-        session_timeout_seconds=6,
+    config = worker_settings(
+        kafka_broker.bootstrap_servers,
+        prefix,
+        base / "data",
         # Shuffles move snapshots days away from movements; the window's edge has unit tests.
         snapshot_window_hours=24 * 365,
     )

@@ -19,7 +19,7 @@ from streams.jsonlines import parse_line, to_datum
 from streams.settings import Settings
 from streams.topic_admin import ensure_topics
 from streams.topics import INPUTS, ORDERS, PAYMENTS, TopicCatalog, spec
-from tests.support import EVENTS, STORE, lines_of, run
+from tests.support import EVENTS, STORE, lines_of, record_count, run
 
 
 def datums_by_event_id(topic: str, objects: Iterator[Any] | list[Any]) -> dict[str, Any]:
@@ -60,18 +60,6 @@ def read_raw(bootstrap: str, topic: str) -> list[Message]:
                 continue
             messages.append(message)
         return messages
-    finally:
-        consumer.close()
-
-
-def record_count(bootstrap: str, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        marks = [
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in partitions
-        ]
-        return sum(high - low for low, high in marks)
     finally:
         consumer.close()
 

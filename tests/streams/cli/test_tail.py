@@ -10,18 +10,34 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from streams.codec import Codec
 from streams.deadletter import REASON, SOURCE_OFFSET, dead_letter
 from streams.jsonlines import format_timestamp, parse_line, to_datum
 from streams.topics import ORDERS, PAYMENTS, TopicCatalog, dead_letter_of
-from tests.support import STORE, lines_of, run, wait_for
+from tests.support import STORE, lines_of, record_count, run, wait_for
+
+
+def _tail_process(
+    options: list[str], kafka_broker: Any, topic_prefix: str
+) -> subprocess.Popen[str]:
+    """`erpbridge tail commerce.orders OPTIONS` as a subprocess on the session broker."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "tail", ORDERS, *options],
+        env={
+            **{k: v for k, v in os.environ.items() if k != "ERPBRIDGE_SCHEMA_REGISTRY_URL"},
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
+            "ERPBRIDGE_TOPIC_PREFIX": topic_prefix,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def produce(topic: str, lines: list[str], env: dict[str, str | None]) -> None:
@@ -42,18 +58,6 @@ def produce_raw(
     for key, value, headers in records:
         producer.produce(topic, key=key, value=value, headers=headers, partition=0)
     assert producer.flush(30) == 0
-
-
-def record_count(bootstrap: str, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        marks = [
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in partitions
-        ]
-        return sum(high - low for low, high in marks)
-    finally:
-        consumer.close()
 
 
 def test_envelope_names_topic_partition_offset_timestamp_and_key(
@@ -151,27 +155,10 @@ def test_follow_from_end_prints_only_new_records(
 ) -> None:
     lines = lines_of(ORDERS)
     produce(ORDERS, lines[:3], env)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streams.cli",
-            "tail",
-            ORDERS,
-            "--from-end",
-            "--follow",
-            "--values-only",
-            "--max-messages",
-            "2",
-        ],
-        env={
-            **{k: v for k, v in os.environ.items() if k != "ERPBRIDGE_SCHEMA_REGISTRY_URL"},
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
-            "ERPBRIDGE_TOPIC_PREFIX": topic_prefix,
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = _tail_process(
+        ["--from-end", "--follow", "--values-only", "--max-messages", "2"],
+        kafka_broker,
+        topic_prefix,
     )
     errors: list[str] = []
     reader = threading.Thread(target=lambda: errors.extend(process.stderr or []), daemon=True)
@@ -318,17 +305,7 @@ def test_missing_topic_and_partition_are_clear_errors(
 def test_ctrl_c_ends_follow_cleanly(
     topics: TopicCatalog, env: dict[str, str | None], kafka_broker: Any, topic_prefix: str
 ) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "tail", ORDERS, "--follow", "--values-only"],
-        env={
-            **{k: v for k, v in os.environ.items() if k != "ERPBRIDGE_SCHEMA_REGISTRY_URL"},
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
-            "ERPBRIDGE_TOPIC_PREFIX": topic_prefix,
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _tail_process(["--follow", "--values-only"], kafka_broker, topic_prefix)
     printed: list[str] = []
     errors: list[str] = []
     readers = [

@@ -146,14 +146,23 @@ def test_broker_returns_a_produced_message(kafka_broker: Broker, topic_prefix: s
         consumer.close()
 
 
-def test_started_broker_leaves_topic_creation_to_apps(kafka_broker: Broker) -> None:
-    if kafka_broker.kind == "external":
-        pytest.skip("an external broker's configuration is not ours")
-    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
+def _auto_create_topics(broker: Broker) -> str:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
     node = admin.describe_cluster().result(timeout=10).nodes[0]
     resource = ConfigResource(ConfigResource.Type.BROKER, str(node.id))
     config = admin.describe_configs([resource])[resource].result(timeout=10)
-    assert config["auto.create.topics.enable"].value == "false"
+    return str(config["auto.create.topics.enable"].value)
+
+
+def test_started_broker_leaves_topic_creation_to_apps(kafka_broker: Broker) -> None:
+    if kafka_broker.kind != "external":
+        assert _auto_create_topics(kafka_broker) == "false"
+        return
+    # The session broker is someone else's: check one this module starts itself.
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    with running_broker(env=env) as own:
+        assert own.kind != "external"
+        assert _auto_create_topics(own) == "false"
 
 
 def child_pids() -> set[int]:
