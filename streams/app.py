@@ -10,6 +10,7 @@ import faust
 from faust.web import Request, Response, View
 
 from streams.accounting import EventAccounting
+from streams.agents.batching import BatchShape
 from streams.agents.context import AgentContext
 from streams.agents.deadletters import DeadLetters
 from streams.agents.intake import Intake
@@ -18,9 +19,10 @@ from streams.agents.stock import StockAgent
 from streams.codec import Codec, codec_from_settings
 from streams.domain.policy import HOUR_MS, Policy
 from streams.domain.routing import RoutingRules
+from streams.faust_app import StreamApp
 from streams.settings import Settings
 from streams.tables import Tables
-from streams.topics import INPUTS, ORDER_FEEDBACK, STOCK_REQUESTS, TopicCatalog
+from streams.topics import AGENT_SOURCES, TopicCatalog
 
 ACCOUNTING_PATH = "/erpbridge/accounting/"
 
@@ -47,8 +49,10 @@ def policy_of(settings: Settings) -> Policy:
 def create_topology(
     settings: Settings, codec: Codec | None = None, clock: Callable[[], float] = time.time
 ) -> Topology:
-    app = faust.App(
+    catalog = TopicCatalog.from_settings(settings)
+    app = StreamApp(
         settings.app_id,
+        stream_topics=frozenset(catalog.physical(name) for name in AGENT_SOURCES),
         broker=broker_urls(settings.require_bootstrap()),
         # rocksdb keeps state on the worker's volume so a restart replays only the changelog tail.
         store="rocksdb://",
@@ -68,16 +72,16 @@ def create_topology(
         web_port=settings.web_port,
         autodiscover=False,
     )
-    catalog = TopicCatalog.from_settings(settings)
     codec = codec or codec_from_settings(settings)
     rules = RoutingRules.from_file(settings.routing_rules)
     policy = policy_of(settings)
     accounting = EventAccounting()
     tables = Tables.create(app, catalog)
-    dead_letters = DeadLetters(app, catalog, (*INPUTS, STOCK_REQUESTS, ORDER_FEEDBACK))
+    dead_letters = DeadLetters(app, catalog, AGENT_SOURCES)
     intake = Intake(catalog, codec, accounting, dead_letters)
+    batch = BatchShape(settings.batch_max_events, settings.batch_window_ms / 1000)
     context = AgentContext(
-        app, catalog, codec, tables, intake, dead_letters, accounting, rules, policy, clock
+        app, catalog, codec, tables, intake, dead_letters, accounting, rules, policy, batch, clock
     )
     OrderAgent(context).register(settings.expiry_interval_seconds)
     StockAgent(context).register()

@@ -87,6 +87,9 @@ COPARTITIONED: tuple[tuple[str, ...], ...] = (
 """Topics one agent reads together: a key must land on the same partition number in each,
 so each group needs one partition count (and the murmur2 partitioner on every producer)."""
 
+AGENT_SOURCES: tuple[str, ...] = tuple(name for group in COPARTITIONED for name in group)
+"""Every topic an agent reads."""
+
 
 _BY_NAME = {s.name: s for s in SPECS}
 

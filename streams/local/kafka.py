@@ -232,6 +232,7 @@ def _pom_xml() -> str:
 
 
 def _cluster_id() -> str:
+    # May start with "-": pass it as --cluster-id=<id>, never as a separate argument.
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode("ascii").rstrip("=")
 
 
@@ -340,7 +341,7 @@ def _start_java(
         ]
         with log_path.open("ab") as log:
             formatted = subprocess.run(
-                [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+                [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
                  "-c", str(server_properties)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 timeout=_START_TIMEOUT_S, check=False,

@@ -28,18 +28,15 @@ from streams.settings import Settings
 from streams.tables import ORDERS_TABLE, STOCK_TABLE, changelog_topic
 from streams.topic_admin import consumer_lag
 from streams.topics import (
+    AGENT_SOURCES,
     AVAILABILITY,
     INPUTS,
-    ORDER_FEEDBACK,
     ORDER_STATUS,
-    STOCK_REQUESTS,
     TopicCatalog,
     dead_letter_of,
     spec,
 )
 from tests.support import wait_for
-
-SOURCES = (*INPUTS, STOCK_REQUESTS, ORDER_FEEDBACK)
 
 
 def namespaced(event: SampleEvent, prefix: str) -> SampleEvent:
@@ -86,7 +83,7 @@ def quiesce(settings: Settings, catalog: TopicCatalog, *, timeout: float = 120) 
     flight once every source topic, the internal ones included, has no lag; it must hold
     twice in a row, a commit interval apart, to rule out a record between two reads.
     """
-    topics = [catalog.physical(name) for name in SOURCES]
+    topics = [catalog.physical(name) for name in AGENT_SOURCES]
     config = settings.confluent_config()
 
     last: dict[tuple[str, int], int] = {}
@@ -300,7 +297,12 @@ def assert_matches_model(state: TopologyState, model: ReferenceModel, prefix: st
         )
     stock = {k: stock_projection(v) for k, v in state.stock.items() if k.startswith(prefix)}
     expected_stock = {k: stock_projection(v) for k, v in model.stock.items()}
-    assert stock == expected_stock
+    differing_stock = {
+        sku: (stock.get(sku), expected_stock.get(sku))
+        for sku in stock.keys() | expected_stock.keys()
+        if stock.get(sku) != expected_stock.get(sku)
+    }
+    assert not differing_stock, f"stock differs from the model (topology, model): {differing_stock}"
     for sku, availability in model.availability.items():
         published = state.availability[sku]
         assert published["on_hand"] == availability.on_hand, f"{sku}: published on hand"
