@@ -83,7 +83,7 @@ def run(
                 continue
             if started is None:
                 started = time.monotonic()
-                cpu_started = _cpu()
+                cpu_started = cpu_seconds()
             for message in batch:
                 if message.error() is not None:
                     continue
@@ -110,20 +110,20 @@ def run(
     finally:
         consumer.close()
     if started is None:
-        return PassThroughResult(0, 0, 0, 0, 0.0, 0.0, _cpu(), False)
+        return PassThroughResult(0, 0, 0, 0, 0.0, 0.0, cpu_seconds(), False)
     return PassThroughResult(
         consumed=consumed,
         delivered=delivered,
         decode_errors=decode_errors,
         delivery_errors=delivery_errors,
         seconds=finished - started,
-        cpu_seconds=_cpu() - cpu_started,
-        cpu_total=_cpu(),
+        cpu_seconds=cpu_seconds() - cpu_started,
+        cpu_total=cpu_seconds(),
         completed=consumed >= expect and remaining == 0 and delivered == consumed - decode_errors,
     )
 
 
-def _cpu() -> float:
+def cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
 

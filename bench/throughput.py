@@ -119,6 +119,7 @@ class Results:
     machine: dict[str, Any]
     workload: dict[str, Any]
     raw: list[Window] = field(default_factory=list)
+    floor: list[Window] = field(default_factory=list)
     topology: list[TopologyRun] = field(default_factory=list)
     latency: LatencyResult | None = None
     notes: list[str] = field(default_factory=list)
@@ -190,25 +191,40 @@ class Run:
 
 
 def measure_raw(run: Run, workload: Workload) -> Window:
-    say = run.bench.say
-    run.create_topics()
     output = f"{run.prefix}bench.passthrough"
     cluster.create_topic(run.settings, output, run.settings.partitions)
-    loaded = cluster.preload(run.settings, workload)
-    say(f"  raw: preloaded {len(workload):,} events in {loaded:.1f}s; passing them through")
     group = f"{run.prefix}passthrough"
+    command = ["bench.passthrough", "--output", output, "--group", group]
+    command += ["--reencode"] if run.bench.args.reencode else []
+    return _measure_process(run, workload, "passthrough", command, group)
+
+
+def measure_floor(run: Run, workload: Workload) -> Window:
+    group = f"{run.prefix}floor"
+    return _measure_process(
+        run, workload, "faust_floor", ["bench.faust_floor", "--group", group], group
+    )
+
+
+def _measure_process(
+    run: Run, workload: Workload, name: str, module_args: list[str], group: str
+) -> Window:
+    """Run `python -m <module_args>` on freshly preloaded inputs; its printed PassThroughResult."""
+    run.create_topics()
+    loaded = cluster.preload(run.settings, workload)
+    run.bench.say(f"  {name}: preloaded {len(workload):,} events in {loaded:.1f}s")
     deadline = max(120.0, len(workload) / 500)
-    log_path = run.logs / "passthrough.log"
+    log_path = run.logs / f"{name}.log"
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": run.settings.require_bootstrap(),
         "ERPBRIDGE_TOPIC_PREFIX": run.prefix,
         "ERPBRIDGE_APP_ID": run.settings.app_id,
         "ERPBRIDGE_PARTITIONS": str(run.settings.partitions),
+        "ERPBRIDGE_DATA_DIR": str(run.settings.data_dir),
     }
-    command = [sys.executable, "-m", "bench.passthrough", "--output", output, "--group", group]
+    command = [sys.executable, "-m", *module_args]
     command += ["--expect", str(len(workload)), "--deadline", str(deadline)]
-    command += ["--reencode"] if run.bench.args.reencode else []
     meter = run.bench.meter()
     before = meter.snapshot(time.monotonic())
     with log_path.open("wb") as log:
@@ -232,18 +248,18 @@ def measure_raw(run: Run, workload: Workload) -> Window:
     lines = stdout.decode(errors="replace").strip().splitlines()
     if not lines:
         raise BenchError(
-            f"the pass-through exited with {process.returncode} without a result; "
+            f"{name} exited with {process.returncode} without a result; "
             f"log {log_path}:\n{log_path.read_text(errors='replace')[-3000:]}"
         )
     result = PassThroughResult(**json.loads(lines[-1]))
     if not result.completed:
         raise BenchError(
-            f"the pass-through did not complete: {result}; log {log_path}:\n"
+            f"{name} did not complete: {result}; log {log_path}:\n"
             f"{log_path.read_text(errors='replace')[-3000:]}"
         )
     # The subprocess has exited, so the machine's share is over its whole life (start-up
     # included) and its own CPU is what it reported.
-    usage = CpuMeter.usage(before, after, {"passthrough": result.cpu_total})
+    usage = CpuMeter.usage(before, after, {name: result.cpu_total})
     cpu = result.cpu_seconds / result.seconds if result.seconds > 0 else None
     return Window(result.consumed, result.seconds, cpu, usage)
 
@@ -459,6 +475,8 @@ def report(results: Results) -> str:
         if index < len(results.raw):
             raw = results.raw[index]
             add(_window_row(f"raw {index + 1}", raw, "pass-through"))
+        if index < len(results.floor):
+            add(_window_row(f"floor {index + 1}", results.floor[index], "Faust floor"))
         if index < len(results.topology):
             topo = results.topology[index]
             steady = f"{topo.steady_rate:,.0f}/s" if topo.steady_rate else "-"
@@ -485,6 +503,11 @@ def report(results: Results) -> str:
         p50, p99 = percentile(lat.latencies_ms, 0.5), percentile(lat.latencies_ms, 0.99)
     rate_label = f" at {lat.target_rate:,.0f}/s" if lat else ""
     rows = [("raw pass-through events/s (median)", _num(raw_rate), "(the limit)", "-")]
+    if results.floor:
+        floor_rate = median([w.rate for w in results.floor])
+        rows.append(("Faust floor events/s (median)", _num(floor_rate), "-", "-"))
+        if raw_rate:
+            rows.append(("  / raw pass-through", f"{floor_rate / raw_rate:.2f}", "-", "-"))
     for label, rate in (("inputs consumed", topo_rate), ("end to end", end_rate)):
         ratio = rate / raw_rate if raw_rate and rate is not None else None
         rows.append(
@@ -701,6 +724,9 @@ def run_phases(
         raw = measure_raw(bench.run(f"raw{repeat}"), workload)
         results.raw.append(raw)
         say(f"  raw: {raw.rate:,.0f} events/s over {raw.seconds:.1f}s")
+        floor = measure_floor(bench.run(f"floor{repeat}"), workload)
+        results.floor.append(floor)
+        say(f"  faust floor: {floor.rate:,.0f} events/s over {floor.seconds:.1f}s")
         topo = measure_topology(bench.run(f"topo{repeat}"), workload)
         results.topology.append(topo)
         say(
