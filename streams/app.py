@@ -10,7 +10,6 @@ import faust
 from faust.web import Request, Response, View
 
 from streams.accounting import EventAccounting
-from streams.agents.batching import BatchShape
 from streams.agents.context import AgentContext
 from streams.agents.deadletters import DeadLetters
 from streams.agents.intake import Intake
@@ -19,7 +18,6 @@ from streams.agents.stock import StockAgent
 from streams.codec import Codec, codec_from_settings
 from streams.domain.policy import HOUR_MS, Policy
 from streams.domain.routing import RoutingRules
-from streams.faust_app import StreamApp
 from streams.settings import Settings
 from streams.tables import Tables
 from streams.topics import AGENT_SOURCES, TopicCatalog
@@ -49,10 +47,8 @@ def policy_of(settings: Settings) -> Policy:
 def create_topology(
     settings: Settings, codec: Codec | None = None, clock: Callable[[], float] = time.time
 ) -> Topology:
-    catalog = TopicCatalog.from_settings(settings)
-    app = StreamApp(
+    app = faust.App(
         settings.app_id,
-        stream_topics=frozenset(catalog.physical(name) for name in AGENT_SOURCES),
         broker=broker_urls(settings.require_bootstrap()),
         # rocksdb keeps state on the worker's volume so a restart replays only the changelog tail.
         store="rocksdb://",
@@ -72,6 +68,7 @@ def create_topology(
         web_port=settings.web_port,
         autodiscover=False,
     )
+    catalog = TopicCatalog.from_settings(settings)
     codec = codec or codec_from_settings(settings)
     rules = RoutingRules.from_file(settings.routing_rules)
     policy = policy_of(settings)
@@ -79,9 +76,8 @@ def create_topology(
     tables = Tables.create(app, catalog)
     dead_letters = DeadLetters(app, catalog, AGENT_SOURCES)
     intake = Intake(catalog, codec, accounting, dead_letters)
-    batch = BatchShape(settings.batch_max_events, settings.batch_window_ms / 1000)
     context = AgentContext(
-        app, catalog, codec, tables, intake, dead_letters, accounting, rules, policy, batch, clock
+        app, catalog, codec, tables, intake, dead_letters, accounting, rules, policy, clock
     )
     OrderAgent(context).register(settings.expiry_interval_seconds)
     StockAgent(context).register()

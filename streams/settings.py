@@ -70,14 +70,6 @@ class Settings(BaseSettings):
     expiry_interval_seconds: float = Field(
         default=30, gt=0, description="How often waiting events are checked for expiry."
     )
-    batch_max_events: int = Field(
-        default=500, ge=1, description="Most events an agent takes from its stream at once."
-    )
-    batch_window_ms: float = Field(
-        default=10,
-        gt=0,
-        description="How long an agent waits to fill a batch before working off what it has.",
-    )
 
     @field_validator("topic_partitions")
     @classmethod

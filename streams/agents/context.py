@@ -11,7 +11,6 @@ import faust
 from faust.types import TopicT
 
 from streams.accounting import EventAccounting
-from streams.agents.batching import BatchShape, Outbox
 from streams.codec import Codec
 from streams.domain.policy import Policy
 from streams.domain.routing import RoutingRules
@@ -41,11 +40,7 @@ class AgentContext:
     accounting: EventAccounting
     rules: RoutingRules
     policy: Policy
-    batch: BatchShape
     clock: Callable[[], float] = field(default=time.time)
-
-    def outbox(self) -> Outbox:
-        return Outbox(self.app)
 
     def topic(self, *names: str) -> TopicT:
         return catalog_topic(self.app, self.catalog, *names)

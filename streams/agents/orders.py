@@ -13,7 +13,6 @@ from faust.types import Message, StreamT
 
 from streams.accounting import Later, Outcome
 from streams.agents import derived
-from streams.agents.batching import Outbox, partition_groups
 from streams.agents.context import AgentContext
 from streams.agents.deadletters import source_of
 from streams.agents.intake import partition_for
@@ -22,8 +21,6 @@ from streams.domain import messages
 from streams.domain.events import Rejection
 from streams.domain.messages import AllocationUpdate, ExpireWaiting
 from streams.domain.orders import Order, OrderEffect, Verdict
-from streams.domain.policy import Policy
-from streams.tables import Tables
 from streams.topics import (
     ORDER_FEEDBACK,
     ORDER_STATUS,
@@ -33,26 +30,6 @@ from streams.topics import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class _Working:
-    """The orders one partition group touches, each read once and saved once."""
-
-    def __init__(self, tables: Tables) -> None:
-        self._tables = tables
-        self._orders: dict[str, tuple[Order, bool]] = {}
-
-    def order(self, order_id: str) -> Order:
-        entry = self._orders.get(order_id)
-        if entry is None:
-            order = self._tables.order(order_id)
-            entry = self._orders[order_id] = (order, bool(order.waiting))
-        return entry[0]
-
-    def save(self, policy: Policy) -> None:
-        for order, had_waiting in self._orders.values():
-            self._tables.save_order(order, order.next_deadline(policy), had_waiting)
-
 
 _OUTCOMES = {
     Verdict.APPLIED: Outcome.APPLIED,
@@ -75,25 +52,20 @@ class OrderAgent:
         self._c.app.timer(expiry_interval, name="orders.expiry")(self._expiry_tick)
 
     async def _run(self, stream: StreamT[bytes]) -> None:
-        outbox = self._c.outbox()
-        async for group in partition_groups(stream, self._c.batch, outbox):
-            working = _Working(self._c.tables)
-            for event in group:
-                message = event.message
-                name = self._logical[message.topic]
-                if name == ORDER_FEEDBACK:
-                    await self._on_feedback(message, working, outbox)
-                else:
-                    await self._on_input(name, message, working, outbox)
-            working.save(self._c.policy)
+        async for event in stream.events():
+            message = event.message
+            name = self._logical[message.topic]
+            if name == ORDER_FEEDBACK:
+                await self._on_feedback(message)
+            else:
+                await self._on_input(name, message)
 
-    async def _on_input(
-        self, name: str, message: Message, working: _Working, outbox: Outbox
-    ) -> None:
+    async def _on_input(self, name: str, message: Message) -> None:
         event = await self._c.intake.admit(name, message)
         if event is None:
             return
-        order = working.order(event.key)
+        order = self._c.tables.order(event.key)
+        had_waiting = bool(order.waiting)
         try:
             effect = order.apply_event(
                 event,
@@ -106,24 +78,27 @@ class OrderAgent:
             await self._c.intake.reject(name, message, "rules", rejection.reason, rejection.detail)
             return
         self._c.accounting.outcome(name, _OUTCOMES[effect.verdict], effect.reason)
-        await self._emit(order, effect, outbox)
+        await self._commit(order, effect, had_waiting)
 
-    async def _on_feedback(self, message: Message, working: _Working, outbox: Outbox) -> None:
+    async def _on_feedback(self, message: Message) -> None:
         feedback = await self._c.intake.admit_internal(
             ORDER_FEEDBACK, message, messages.decode_feedback
         )
         if feedback is None:
             return
-        order = working.order(feedback.order_id)
+        order = self._c.tables.order(feedback.order_id)
+        had_waiting = bool(order.waiting)
         if isinstance(feedback, AllocationUpdate):
             order.apply_allocation(feedback)
+            await self._commit(order, OrderEffect(Verdict.APPLIED), had_waiting)
         elif isinstance(feedback, ExpireWaiting):
-            await self._emit(order, order.expire(feedback.now_ms, self._c.policy), outbox)
+            await self._commit(order, order.expire(feedback.now_ms, self._c.policy), had_waiting)
 
-    async def _emit(self, order: Order, effect: OrderEffect, outbox: Outbox) -> None:
-        """Dead letters (awaited one by one: they are rare), then the other outputs.
+    async def _commit(self, order: Order, effect: OrderEffect, had_waiting: bool) -> None:
+        """Dead letters first (awaited), then state, then the other outputs.
 
-        The order itself is saved once per group, after every event of the group applied.
+        Outputs go through Faust's send buffer without waiting for each one: Faust flushes
+        it before committing the offsets of the records that caused them.
         """
         for dead in effect.dead:
             record = SourceRecord.from_json(dead.waiting.record)
@@ -135,14 +110,14 @@ class OrderAgent:
         for waiting in effect.resolved:
             name = self._c.catalog.logical(waiting.record["topic"])
             self._c.accounting.waited(name, Later.APPLIED)
+        self._c.tables.save_order(order, order.next_deadline(self._c.policy), had_waiting)
         for request in effect.requests:
-            await outbox.send(self._requests, request.sku.encode(), messages.encode(request))
+            self._requests.send_soon(key=request.sku.encode(), value=messages.encode(request))
         for transition in effect.transitions:
             datum = derived.status_changed(order.order_id, transition)
-            await outbox.send(
-                self._status,
-                order.order_id.encode(),
-                self._c.codec.encode(
+            self._status.send_soon(
+                key=order.order_id.encode(),
+                value=self._c.codec.encode(
                     "erpbridge.OrderStatusChanged", datum, topic=self._status.get_topic_name()
                 ),
             )

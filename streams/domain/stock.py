@@ -156,10 +156,10 @@ class SkuStock:
         p = event.payload
         warehouse = _known_warehouse(p["warehouse_id"], rules)
         _check_cost(p.get("unit_cost"), p.get("currency"))
-        if event.kind == "StockSnapshot" and p["on_hand"] < 0:
-            raise Rejection("negative-quantity", f"snapshot on_hand is {p['on_hand']}")
         stock = self.at(warehouse)
         if event.kind == "StockSnapshot":
+            if p["on_hand"] < 0:
+                raise Rejection("negative-quantity", f"snapshot on_hand is {p['on_hand']}")
             stock.snapshot(p["on_hand"], to_ms(p["as_of"]))
         elif event.kind == "StockAdjusted":
             if p["reason"] == "TRANSFER" and p.get("counterpart_warehouse_id") is not None:
