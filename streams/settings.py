@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class RateLimit(BaseModel):
+    """A token bucket: `rate` commands per second on average, at most `burst` at once."""
+
+    model_config = {"frozen": True}
+
+    rate: float = Field(gt=0)
+    burst: int = Field(ge=1)
 
 
 class Settings(BaseSettings):
@@ -69,6 +80,58 @@ class Settings(BaseSettings):
     )
     expiry_interval_seconds: float = Field(
         default=30, gt=0, description="How often waiting events are checked for expiry."
+    )
+
+    erp_target: str = Field(
+        default="tryton", description="The ERP that commands are addressed to."
+    )
+    erp_sources: tuple[str, ...] = Field(
+        default=("erp:",),
+        description="`source` prefixes of events that come from the ERP itself; their stock "
+        "changes are not sent back to it as AdjustInventory.",
+    )
+    confirm_on: Literal["captured", "authorized"] = Field(
+        default="captured",
+        description="Which payment makes a prepaid order confirmable as an ERP sales order.",
+    )
+    finance_mapping: Path = Field(
+        default=REPO_ROOT / "config" / "finance.json",
+        description="Journal templates per financial event, accounts, policy and exchange rates.",
+    )
+    erp_rate_limits: dict[str, RateLimit] = Field(
+        default_factory=lambda: {"tryton": RateLimit(rate=20, burst=20)},
+        description='Per ERP target, JSON: {"tryton": {"rate": 50, "burst": 10}}; shared by '
+        "all workers in proportion to the pending-topic partitions each owns.",
+    )
+    dispatch_buffer: int = Field(
+        default=5000,
+        ge=1,
+        description="Commands a worker holds while they wait for the rate limit; beyond this "
+        "it stops reading the pending topic until some are sent.",
+    )
+    journal_batch_size: int = Field(
+        default=50, ge=1, description="Journal entries coalesced into one PostJournalEntry."
+    )
+    alert_sales_order_minutes: float = Field(
+        default=15,
+        gt=0,
+        description="Captured payment with no confirmed ERP sales order after this long.",
+    )
+    alert_payment_minutes: float = Field(
+        default=60, gt=0, description="Placed prepaid order with no payment after this long."
+    )
+    alert_unknown_order_minutes: float = Field(
+        default=30, gt=0, description="Payment for an order never placed after this long."
+    )
+    alert_amount_tolerance: Decimal = Field(
+        default=Decimal("0.01"),
+        ge=0,
+        description="How far the captured amount may differ from the order total.",
+    )
+    alert_drift_tolerance: int = Field(
+        default=0,
+        ge=0,
+        description="Units an ERP snapshot's on hand may differ from erpbridge's before an alert.",
     )
 
     @field_validator("topic_partitions")

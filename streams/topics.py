@@ -23,7 +23,11 @@ JOURNAL = "finance.journal"
 STOCK_REQUESTS = "internal.stock-requests"
 """Order events' effects on stock, re-keyed from order id to SKU."""
 ORDER_FEEDBACK = "internal.order-feedback"
-"""Reservation outcomes (re-keyed from SKU to order id) and expiry ticks for orders."""
+"""Reservation outcomes (re-keyed from SKU to order id), ERP results (re-keyed from command
+id to order id) and timer ticks for orders."""
+ERP_PENDING = "internal.erp-pending"
+"""ERP commands waiting for the rate limit, keyed so that commands that may coalesce (one
+SKU's adjustments) share a partition."""
 
 DLQ_SUFFIX = ".dlq"
 
@@ -71,10 +75,19 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(JOURNAL, Role.OUTPUT, "entry_id", "erpbridge.JournalEntry", _delete(365)),
     TopicSpec(STOCK_REQUESTS, Role.INTERNAL, "sku", None, _delete(7)),
     TopicSpec(ORDER_FEEDBACK, Role.INTERNAL, "order_id", None, _delete(7)),
+    TopicSpec(ERP_PENDING, Role.INTERNAL, "dispatch key", None, _delete(7)),
     # Dead letters wait for a human, so they are kept longer than their source.
     *(
         TopicSpec(name + DLQ_SUFFIX, Role.DEAD_LETTER, "original key", None, _delete(30))
-        for name in (ORDERS, INVENTORY, PAYMENTS, STOCK_REQUESTS, ORDER_FEEDBACK)
+        for name in (
+            ORDERS,
+            INVENTORY,
+            PAYMENTS,
+            STOCK_REQUESTS,
+            ORDER_FEEDBACK,
+            ERP_PENDING,
+            ERP_RESULTS,
+        )
     ),
 )
 
@@ -83,6 +96,7 @@ INPUTS: tuple[str, ...] = tuple(s.name for s in SPECS if s.role is Role.INPUT)
 COPARTITIONED: tuple[tuple[str, ...], ...] = (
     (ORDERS, PAYMENTS, ORDER_FEEDBACK),
     (INVENTORY, STOCK_REQUESTS),
+    (ERP_RESULTS,),
 )
 """Topics one agent reads together: a key must land on the same partition number in each,
 so each group needs one partition count (and the murmur2 partitioner on every producer)."""

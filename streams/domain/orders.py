@@ -72,6 +72,9 @@ class Placement:
     purchase_order_number: str | None
     reserved: bool
     """Whether reservations were requested (not when the order was cancelled first)."""
+    document: dict[str, Any]
+    """The OrderPlaced payload as received: customer, addresses, lines with their taxes,
+    discounts and shipping, which the ERP's sales order and the journal need."""
 
     @property
     def destination(self) -> Destination:
@@ -93,19 +96,54 @@ class Line:
     allocation_version: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One capture or refund of a payment: the journal posts each on its own date."""
+
+    amount: Decimal
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    """The gateway's settlement of (part of) a payment, net of its fee."""
+
+    gross: Decimal
+    fee: Decimal
+    net: Decimal
+    at_ms: int
+
+
 @dataclass(slots=True)
 class Payment:
     gateway: str
     currency: str
     authorized: Decimal = ZERO
-    captured: Decimal = ZERO
-    refunded: Decimal = ZERO
     failed: Decimal = ZERO
     failures: int = 0
-    fees: Decimal = ZERO
-    settled: Decimal = ZERO
-    refund_ids: set[str] = field(default_factory=set)
-    payout_ids: set[str] = field(default_factory=set)
+    first_seen_ms: int | None = None
+    captures: dict[str, Movement] = field(default_factory=dict)
+    """By capture event id."""
+    refunds: dict[str, Movement] = field(default_factory=dict)
+    """By refund id."""
+    payouts: dict[str, Payout] = field(default_factory=dict)
+    """By payout id."""
+
+    @property
+    def captured(self) -> Decimal:
+        return sum((c.amount for c in self.captures.values()), ZERO)
+
+    @property
+    def refunded(self) -> Decimal:
+        return sum((r.amount for r in self.refunds.values()), ZERO)
+
+    @property
+    def fees(self) -> Decimal:
+        return sum((p.fee for p in self.payouts.values()), ZERO)
+
+    @property
+    def settled(self) -> Decimal:
+        return sum((p.gross for p in self.payouts.values()), ZERO)
 
 
 @dataclass(slots=True)
@@ -125,6 +163,18 @@ class Refund:
     restock: bool
     warehouses: dict[str, str]
     """Per restocked SKU, the warehouse that receives it."""
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErpOutcome:
+    """What the ERP answered for one of this order's commands (from erp.results)."""
+
+    succeeded: bool
+    document_type: str | None
+    document_id: str | None
+    error: str | None
+    permanent: bool
     at_ms: int
 
 
@@ -179,6 +229,10 @@ class Order:
     status: Status | None = None
     transitions: list[Transition] = field(default_factory=list)
     pruned_ms: int = 0
+    issued: dict[str, int] = field(default_factory=dict)
+    """Command id -> creation time of every ERP command this order has issued."""
+    erp: dict[str, ErpOutcome] = field(default_factory=dict)
+    """Command id -> the ERP's latest answer."""
 
     # -- derived figures -------------------------------------------------------------------
 
@@ -270,6 +324,14 @@ class Order:
             line.reserved = dict(reservation.reserved)
             line.backordered = reservation.backordered
             line.allocation_version = update.version
+
+    def apply_erp_result(self, command_id: str, outcome: ErpOutcome) -> bool:
+        """Record the ERP's answer; False if it is not newer than the one recorded."""
+        known = self.erp.get(command_id)
+        if known is not None and (known.at_ms > outcome.at_ms or known == outcome):
+            return False
+        self.erp[command_id] = outcome
+        return True
 
     def expire(self, now_ms: int, policy: Policy) -> OrderEffect:
         effect = OrderEffect(Verdict.APPLIED)
@@ -373,6 +435,7 @@ class Order:
             payment_terms=p.get("payment_terms", "PREPAID"),
             purchase_order_number=p.get("purchase_order_number"),
             reserved=self.cancelled_ms is None,
+            document=p,
         )
         for line in p["lines"]:
             self.lines[line["line_id"]] = Line(
@@ -510,7 +573,11 @@ class Order:
 
     def _payment(self, event: InputEvent) -> Payment:
         p = event.payload
-        payment = self.payments.setdefault(p["payment_id"], Payment(p["gateway"], p["currency"]))
+        payment = self.payments.setdefault(
+            p["payment_id"], Payment(p["gateway"], p["currency"], first_seen_ms=event.occurred_ms)
+        )
+        # The earliest event time, not the first to arrive: arrival order must not matter.
+        payment.first_seen_ms = min(payment.first_seen_ms or event.occurred_ms, event.occurred_ms)
         if payment.currency != p["currency"]:
             raise Rejection(
                 "currency-mismatch",
@@ -528,7 +595,9 @@ class Order:
     def _captured(
         self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
     ) -> bool:
-        self._payment(event).captured += event.payload["amount"]
+        self._payment(event).captures[event.event_id] = Movement(
+            event.payload["amount"], event.occurred_ms
+        )
         return True
 
     def _payment_refunded(
@@ -536,7 +605,7 @@ class Order:
     ) -> bool:
         p = event.payload
         payment = self._payment(event)
-        if p["refund_id"] in payment.refund_ids:
+        if p["refund_id"] in payment.refunds:
             return False
         left = payment.captured - payment.refunded
         if p["amount"] > left:
@@ -545,8 +614,7 @@ class Order:
                 f"payment {p['payment_id']} refunds {p['amount']} {p['currency']}, but only "
                 f"{left} of it is captured and not yet refunded",
             )
-        payment.refund_ids.add(p["refund_id"])
-        payment.refunded += p["amount"]
+        payment.refunds[p["refund_id"]] = Movement(p["amount"], event.occurred_ms)
         return True
 
     def _payment_failed(
@@ -562,11 +630,9 @@ class Order:
     ) -> bool:
         p = event.payload
         payment = self._payment(event)
-        if p["payout_id"] in payment.payout_ids:
+        if p["payout_id"] in payment.payouts:
             return False
-        payment.payout_ids.add(p["payout_id"])
-        payment.fees += p["fee"]
-        payment.settled += p["gross"]
+        payment.payouts[p["payout_id"]] = Payout(p["gross"], p["fee"], p["net"], event.occurred_ms)
         return True
 
     # -- helpers ---------------------------------------------------------------------------
@@ -759,6 +825,8 @@ def order_to_json(order: Order) -> dict[str, Any]:
         "status": order.status,
         "transitions": [statejson.plain(t) for t in order.transitions],
         "pruned_ms": order.pruned_ms,
+        "issued": order.issued,
+        "erp": {i: statejson.plain(o) for i, o in order.erp.items()},
     }
 
 
@@ -771,12 +839,7 @@ def order_from_json(data: dict[str, Any]) -> Order:
         lines={i: Line(**u(line)) for i, line in data["lines"].items()},
         cancelled_ms=data["cancelled_ms"],
         cancel_reason=data["cancel_reason"],
-        payments={
-            i: Payment(
-                **{**u(p), "refund_ids": set(p["refund_ids"]), "payout_ids": set(p["payout_ids"])}
-            )
-            for i, p in data["payments"].items()
-        },
+        payments={i: _payment_from_json(p) for i, p in data["payments"].items()},
         fulfilments={i: Fulfilment(**f) for i, f in data["fulfilments"].items()},
         refunds={i: Refund(**u(r)) for i, r in data["refunds"].items()},
         waiting=[
@@ -801,4 +864,18 @@ def order_from_json(data: dict[str, Any]) -> Order:
             for t in data["transitions"]
         ],
         pruned_ms=data["pruned_ms"],
+        issued=dict(data["issued"]),
+        erp={i: ErpOutcome(**o) for i, o in data["erp"].items()},
+    )
+
+
+def _payment_from_json(data: dict[str, Any]) -> Payment:
+    p = statejson.untag(data)
+    return Payment(
+        **{
+            **p,
+            "captures": {i: Movement(**m) for i, m in p["captures"].items()},
+            "refunds": {i: Movement(**m) for i, m in p["refunds"].items()},
+            "payouts": {i: Payout(**m) for i, m in p["payouts"].items()},
+        }
     )
