@@ -17,12 +17,11 @@ of a cancelled one (both need a person to decide), a refund larger than the orde
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum, StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from streams.domain import statejson
 from streams.domain.events import InputEvent, Rejection, check_currency
@@ -118,16 +117,21 @@ class Payout:
 class Payment:
     gateway: str
     currency: str
-    authorized: Decimal = ZERO
     failed: Decimal = ZERO
     failures: int = 0
     first_seen_ms: int | None = None
+    authorizations: dict[str, Movement] = field(default_factory=dict)
+    """By authorization event id."""
     captures: dict[str, Movement] = field(default_factory=dict)
     """By capture event id."""
     refunds: dict[str, Movement] = field(default_factory=dict)
     """By refund id."""
     payouts: dict[str, Payout] = field(default_factory=dict)
     """By payout id."""
+
+    @property
+    def authorized(self) -> Decimal:
+        return sum((a.amount for a in self.authorizations.values()), ZERO)
 
     @property
     def captured(self) -> Decimal:
@@ -164,6 +168,9 @@ class Refund:
     warehouses: dict[str, str]
     """Per restocked SKU, the warehouse that receives it."""
     at_ms: int
+    amounts: dict[str, Decimal] = field(default_factory=dict)
+    """Per SKU, the amount refunded for its lines, tax included."""
+    shipping_amount: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,6 +572,8 @@ class Order:
             restock=p["restock"],
             warehouses=warehouses,
             at_ms=event.occurred_ms,
+            amounts=_by_sku((line["sku"], line["amount"]) for line in p["lines"]),
+            shipping_amount=p.get("shipping_amount"),
         )
         requests += self._restock(refund_id, refund)
         return True
@@ -589,7 +598,9 @@ class Order:
     def _authorized(
         self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
     ) -> bool:
-        self._payment(event).authorized += event.payload["amount"]
+        self._payment(event).authorizations[event.event_id] = Movement(
+            event.payload["amount"], event.occurred_ms
+        )
         return True
 
     def _captured(
@@ -735,11 +746,14 @@ _HANDLERS = {
 }
 
 
-def _by_sku(pairs: Any) -> dict[str, int]:
-    totals: dict[str, int] = defaultdict(int)
-    for sku, quantity in pairs:
-        totals[sku] += quantity
-    return dict(totals)
+_N = TypeVar("_N", int, Decimal)
+
+
+def _by_sku(pairs: Iterable[tuple[str, _N]]) -> dict[str, _N]:
+    totals: dict[str, _N] = {}
+    for sku, value in pairs:
+        totals[sku] = totals[sku] + value if sku in totals else value
+    return totals
 
 
 def _validate(event: InputEvent, warehouses: tuple[str, ...]) -> None:
@@ -875,6 +889,7 @@ def _payment_from_json(data: dict[str, Any]) -> Payment:
         **{
             **p,
             "captures": {i: Movement(**m) for i, m in p["captures"].items()},
+            "authorizations": {i: Movement(**m) for i, m in p["authorizations"].items()},
             "refunds": {i: Movement(**m) for i, m in p["refunds"].items()},
             "payouts": {i: Payout(**m) for i, m in p["payouts"].items()},
         }
