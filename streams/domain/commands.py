@@ -11,12 +11,17 @@ coalesce; the `dispatch_key` keeps the ones that may coalesce on one partition.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any
 
 from streams.domain import statejson
+from streams.domain.events import InputEvent
+from streams.domain.orders import Movement, Order, Placement
+from streams.money import allocate, quantize_minor
 
 SOURCE = "erpbridge"
 
@@ -133,3 +138,229 @@ def adjustment_id(sku: str, warehouse: str, event_id: str) -> str:
 
 def journal_command_id(entry_id: str) -> str:
     return f"{entry_id}/post"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandPolicy:
+    target: str = "tryton"
+    confirm_on: str = "captured"
+    """"captured" or "authorized": the payment that makes a prepaid order a sales order."""
+    erp_sources: tuple[str, ...] = ("erp:",)
+    """`source` prefixes of events that come from the ERP, whose changes it already knows."""
+
+
+def confirmed_at(order: Order, policy: CommandPolicy) -> int | None:
+    """When the order became confirmable as an ERP sales order, from its facts alone.
+
+    An order on account (which always carries a purchase-order number) is confirmable when
+    placed; a prepaid one when its captures (or authorizations, per policy) in the order's
+    currency first added up to the total, counted in the order they happened, not arrived.
+    """
+    placement = order.placement
+    if placement is None:
+        return None
+    if placement.payment_terms == "ON_ACCOUNT" or placement.total <= 0:
+        return placement.placed_ms
+    payments = [p for p in order.payments.values() if p.currency == placement.currency]
+    times = [_reached(placement, [m for p in payments for m in p.captures.items()])]
+    if policy.confirm_on == "authorized":
+        times.append(_reached(placement, [m for p in payments for m in p.authorizations.items()]))
+    known = [t for t in times if t is not None]
+    return max(placement.placed_ms, min(known)) if known else None
+
+
+def _reached(placement: Placement, movements: list[tuple[str, Movement]]) -> int | None:
+    running = Decimal(0)
+    for _, movement in sorted(movements, key=lambda m: (m[1].at_ms, m[0])):
+        running += movement.amount
+        if running >= placement.total:
+            return movement.at_ms
+    return None
+
+
+def order_commands(order: Order, policy: CommandPolicy) -> list[Command]:
+    """Every document command the order's facts call for now.
+
+    The sales order goes once the order is confirmable, unless it was cancelled first (then
+    the ERP never hears of it); everything else about the order needs the sales order in
+    the ERP, so it follows it: a cancellation, each shipment, each credit note of a refund
+    that succeeded (a pending refund is not posted).
+    """
+    placement = order.placement
+    if placement is None:
+        return []
+    so_id = sales_order_id(order.order_id)
+    created = order.issued.get(so_id)
+    if created is None:
+        created = confirmed_at(order, policy)
+        if created is None or order.cancelled_ms is not None:
+            return []
+    commands = [
+        _command(
+            policy,
+            so_id,
+            Kind.CREATE_SALES_ORDER,
+            created,
+            order.order_id,
+            _sales_order(order.order_id, placement),
+        )
+    ]
+    if order.cancelled_ms is not None:
+        body: dict[str, Any] = {"order_id": order.order_id, "reason": order.cancel_reason}
+        commands.append(
+            _command(
+                policy,
+                cancellation_id(order.order_id),
+                Kind.CANCEL_SALES_ORDER,
+                order.cancelled_ms,
+                order.order_id,
+                body,
+            )
+        )
+    for fulfilment_id, f in sorted(order.fulfilments.items(), key=lambda i: (i[1].at_ms, i[0])):
+        body = {
+            "order_id": order.order_id,
+            "fulfillment_id": fulfilment_id,
+            "warehouse_id": f.warehouse,
+            "lines": [{"sku": sku, "quantity": q} for sku, q in sorted(f.lines.items())],
+            "carrier": f.carrier,
+            "tracking_number": f.tracking_number,
+        }
+        commands.append(
+            _command(
+                policy,
+                shipment_id(order.order_id, fulfilment_id),
+                Kind.RECORD_SHIPMENT,
+                f.at_ms,
+                order.order_id,
+                body,
+            )
+        )
+    for refund_id, succeeded_ms in sorted(refunds_succeeded(order).items()):
+        refund = order.refunds[refund_id]
+        body = {
+            "order_id": order.order_id,
+            "refund_id": refund_id,
+            "currency": placement.currency,
+            "lines": [
+                {"sku": sku, "quantity": q, "amount": refund.amounts.get(sku, Decimal(0))}
+                for sku, q in sorted(refund.lines.items())
+            ],
+            "total": refund.total,
+            "restock": refund.restock,
+            "warehouse_id": min(refund.warehouses.values(), default=None),
+        }
+        commands.append(
+            _command(
+                policy,
+                credit_note_id(order.order_id, refund_id),
+                Kind.CREATE_CREDIT_NOTE,
+                succeeded_ms,
+                order.order_id,
+                body,
+            )
+        )
+    return commands
+
+
+def refunds_succeeded(order: Order) -> dict[str, int]:
+    """Refund id -> when the refund succeeded: when the gateway confirmed it (matched by
+    refund id), or when it was recorded for an order on account (nothing to pay back)."""
+    placement = order.placement
+    on_account = placement is not None and placement.payment_terms == "ON_ACCOUNT"
+    paid_back = {r: m.at_ms for p in order.payments.values() for r, m in p.refunds.items()}
+    succeeded: dict[str, int] = {}
+    for refund_id, refund in order.refunds.items():
+        if on_account:
+            succeeded[refund_id] = refund.at_ms
+        elif refund_id in paid_back:
+            succeeded[refund_id] = max(refund.at_ms, paid_back[refund_id])
+    return succeeded
+
+
+def adjustment_command(event: InputEvent, policy: CommandPolicy) -> Command | None:
+    """AdjustInventory for a stock change that did not come from the ERP; None if it did."""
+    if event.kind != "StockAdjusted" or event.source.startswith(policy.erp_sources):
+        return None
+    p = event.payload
+    body = {
+        "sku": event.key,
+        "warehouse_id": p["warehouse_id"],
+        "delta": p["delta"],
+        "reason": p["reason"],
+        "reference": p.get("reference"),
+    }
+    return _command(
+        policy,
+        adjustment_id(event.key, p["warehouse_id"], event.event_id),
+        Kind.ADJUST_INVENTORY,
+        event.occurred_ms,
+        f"{event.key}@{p['warehouse_id']}",
+        body,
+    )
+
+
+def issue(order: Order, commands: Iterable[Command]) -> list[Command]:
+    """The commands the order has not issued yet, now recorded as issued."""
+    new = [c for c in commands if c.command_id not in order.issued]
+    for command in new:
+        order.issued[command.command_id] = command.created_ms
+    return new
+
+
+def _command(
+    policy: CommandPolicy,
+    command_id: str,
+    kind: Kind,
+    created_ms: int,
+    key: str,
+    body: dict[str, Any],
+) -> Command:
+    return Command(command_id, kind, policy.target, created_ms, key, body)
+
+
+def _sales_order(order_id: str, placement: Placement) -> dict[str, Any]:
+    """CreateSalesOrder: order-level discounts are spread over the lines (the ERP's sales
+    line has a discount, the sales order none), so the ERP's total equals the order's."""
+    doc = placement.document
+    lines = doc["lines"]
+    extra = _order_discount_per_line(lines, doc.get("discounts", []), placement.currency)
+    return {
+        "order_id": order_id,
+        "customer": doc["customer"],
+        "ship_to": doc["ship_to"],
+        "bill_to": doc.get("bill_to"),
+        "channel": doc["channel"],
+        "currency": placement.currency,
+        "lines": [
+            {
+                "sku": line["sku"],
+                "quantity": line["quantity"],
+                "unit_price": line["unit_price"],
+                "discount": line["discount"] + share,
+                "tax_lines": line["tax_lines"],
+            }
+            for line, share in zip(lines, extra, strict=True)
+        ],
+        "shipping": doc.get("shipping"),
+        "total": placement.total,
+        "purchase_order_number": placement.purchase_order_number,
+    }
+
+
+def _order_discount_per_line(
+    lines: list[dict[str, Any]], discounts: list[dict[str, Any]], currency: str
+) -> list[Decimal]:
+    total = sum((d["amount"] for d in discounts), Decimal(0))
+    if total == 0:
+        return [Decimal(0)] * len(lines)
+    weights = [
+        max(line["quantity"] * line["unit_price"] - line["discount"], Decimal(0)) for line in lines
+    ]
+    if sum(weights) == 0:
+        weights = [Decimal(1)] * len(lines)
+    whole = quantize_minor(total, currency)
+    shares = allocate(whole, weights, currency)
+    # Sub-minor-unit leftovers (amounts may carry 4 decimals) stay exact on the first line.
+    shares[0] += total - whole
+    return shares
