@@ -56,6 +56,9 @@ class WarehouseStock:
     """Movements at or before this time were folded in for good."""
     unit_cost: Decimal | None = None
     cost_currency: str | None = None
+    drift: int | None = None
+    """The latest snapshot's on hand minus erpbridge's on hand as of its time; None before a
+    second snapshot, since the first has nothing of erpbridge's to be compared with."""
 
     @property
     def available(self) -> int:
@@ -83,7 +86,10 @@ class WarehouseStock:
                 f"(up to {self.horizon_ms}); it can no longer be applied exactly",
             )
         self.movements = [(t, d) for t, d in self.movements if t > as_of]
-        self.on_hand = on_hand + sum(d for _, d in self.movements)
+        after = sum(d for _, d in self.movements)
+        if self.snapshot_as_of is not None:
+            self.drift = on_hand - (self.on_hand - after)
+        self.on_hand = on_hand + after
         self.snapshot_as_of = as_of
 
 
@@ -286,6 +292,7 @@ class SkuStock:
                     "horizon_ms": s.horizon_ms,
                     "unit_cost": None if s.unit_cost is None else str(s.unit_cost),
                     "cost_currency": s.cost_currency,
+                    "drift": s.drift,
                 }
                 for w, s in self.warehouses.items()
             },
@@ -319,6 +326,7 @@ class SkuStock:
                     horizon_ms=s["horizon_ms"],
                     unit_cost=None if s["unit_cost"] is None else Decimal(s["unit_cost"]),
                     cost_currency=s["cost_currency"],
+                    drift=s.get("drift"),  # absent from state written before drift was kept
                 )
                 for w, s in data["warehouses"].items()
             },

@@ -106,6 +106,23 @@ def test_a_stale_snapshot_is_ignored() -> None:
     assert stock.warehouses[EAST].snapshot_as_of == T0
 
 
+def test_a_snapshot_records_its_drift_from_erpbridges_on_hand_as_of_its_time() -> None:
+    stock = SkuStock(SKU)
+    stock_event(stock, snapshot(SKU, EAST, 10, T0))
+    assert stock.warehouses[EAST].drift is None  # nothing of erpbridge's to compare with yet
+    stock_event(stock, adjusted(SKU, EAST, 5, at=T0 + 10))
+    stock_event(stock, adjusted(SKU, EAST, -2, at=T0 + 30))  # after the next snapshot's time
+    # erpbridge had 15 as of T0 + 20; the ERP counted 13 then.
+    stock_event(stock, snapshot(SKU, EAST, 13, T0 + 20, at=T0 + 40))
+    assert stock.warehouses[EAST].drift == -2
+    assert on_hand(stock, EAST) == 11
+    # A later snapshot that agrees clears the drift; a stale one leaves it alone.
+    stock_event(stock, snapshot(SKU, EAST, 11, T0 + 50))
+    assert stock.warehouses[EAST].drift == 0
+    stock_event(stock, snapshot(SKU, EAST, 99, T0 + 45, at=T0 + 60))
+    assert stock.warehouses[EAST].drift == 0
+
+
 def test_snapshots_are_per_warehouse() -> None:
     stock = SkuStock(SKU)
     stock_event(stock, snapshot(SKU, EAST, 10, T0))
@@ -448,6 +465,7 @@ def rich_stock() -> SkuStock:
     policy = Policy(snapshot_window_ms=HOUR_MS)
     stock = SkuStock(SKU)
     stock_event(stock, snapshot(SKU, EAST, 10, T0, unit_cost="4.1000", currency="USD"))
+    stock_event(stock, snapshot(SKU, EAST, 9, T0 + 1))  # drifts by -1
     stock_event(stock, adjusted(SKU, WEST, 6, at=T0), policy=policy)
     stock_event(stock, adjusted(SKU, WEST, 1, at=T0 + 2 * HOUR_MS), policy=policy)  # folds
     stock_request(stock, reserve("O-1", SKU, [("L1", 3), ("L2", 20)], CALIFORNIA))
@@ -468,6 +486,14 @@ def test_state_survives_a_json_round_trip() -> None:
     assert restored.warehouses[EAST].unit_cost == Decimal("4.1000")
     assert isinstance(restored.warehouses[EAST].unit_cost, Decimal)
     assert restored.availability() == stock.availability()
+    assert restored.warehouses[EAST].drift == -1
+
+
+def test_state_written_before_drift_was_kept_still_loads() -> None:
+    data = rich_stock().to_json()
+    for warehouse in data["warehouses"].values():
+        del warehouse["drift"]
+    assert SkuStock.from_json(data).warehouses[EAST].drift is None
 
 
 def test_restored_state_still_recognises_duplicates() -> None:
