@@ -12,6 +12,7 @@ from faust.web import Request, Response, View
 from streams.accounting import EventAccounting
 from streams.agents.context import AgentContext
 from streams.agents.deadletters import DeadLetters
+from streams.agents.dispatch import DISPATCH_PATH, Dispatcher
 from streams.agents.intake import Intake
 from streams.agents.orders import OrderAgent
 from streams.agents.stock import StockAgent
@@ -85,5 +86,13 @@ def create_topology(
     @app.page(ACCOUNTING_PATH)
     async def _accounting(web: View, request: Request) -> Response:
         return web.json({"topics": accounting.snapshot(), "totals": accounting.totals()})
+
+    # Started and stopped with the worker; it has its own consumer group (see its module).
+    dispatcher = Dispatcher(settings, catalog, codec)
+    app.add_dependency(dispatcher)
+
+    @app.page(DISPATCH_PATH)
+    async def _dispatch(web: View, request: Request) -> Response:
+        return web.json(dispatcher.snapshot())
 
     return Topology(app, accounting, tables)

@@ -1,0 +1,404 @@
+"""The dispatcher: ERP commands from internal.erp-pending to erp.commands at each target's rate.
+
+Not a Faust agent: holding records while they wait for tokens would block Faust's single
+consumer (and every other agent) and stall rebalances on unacknowledged events. It has
+its own aiokafka consumer, in the group `<app id>-dispatch`, and its own producer.
+
+- The limit is shared: this worker's share of every target's rate and burst is the
+  fraction of the pending topic's partitions it owns, recomputed on each rebalance.
+- Nothing is lost: a pending record's offset commits only once the command standing for
+  it is acknowledged on erp.commands (or it is on the dead-letter topic), never past a
+  record still waiting; after a crash the records since the last commit are read again
+  and re-sent (sinks de-duplicate on command ids, and on the parts of merged commands).
+  Lanes reorder sends, so a partition's commit waits for its oldest waiting record: what
+  a crash re-sends is what was sent after that record arrived, not only the last second.
+- Memory is bounded: past three quarters of `dispatch_buffer` held, partitions with
+  records waiting in the least urgent lane pause; at `dispatch_buffer`, all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from mode import Service
+
+from streams import deadletter
+from streams.codec import Codec
+from streams.domain.commands import Command
+from streams.domain.dispatch import (
+    Clock,
+    Dispatch,
+    DispatchQueue,
+    OffsetTracker,
+    Pending,
+    Source,
+    TokenBucket,
+)
+from streams.settings import Settings
+from streams.topics import ERP_COMMANDS, ERP_PENDING, TopicCatalog, dead_letter_of
+
+log = logging.getLogger(__name__)
+
+DISPATCH_PATH = "/erpbridge/dispatch/"
+ERP_COMMAND = "erpbridge.ErpCommand"
+COMMIT_INTERVAL = 1.0
+"""Seconds between offset commits."""
+_FETCH_TIMEOUT_MS = 200
+_FETCH_MAX_RECORDS = 500
+_RETRY_DELAY = 1.0
+
+
+class _Rejected(Exception):
+    def __init__(self, stage: str, reason: str, error: str) -> None:
+        super().__init__(f"{reason}: {error}")
+        self.stage = stage
+        self.reason = reason
+        self.error = error
+
+
+@dataclass
+class _Target:
+    bucket: TokenBucket
+    queue: DispatchQueue
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    sent: int = 0
+    saved: int = 0
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._dispatcher.revoked({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._dispatcher.assigned({tp.partition for tp in assigned})
+
+
+class Dispatcher(Service):
+    """Start and stop it like any mode service (`await d.start()`, `await d.stop()`), or
+    attach it to the Faust app, which then starts and stops it with the worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: TopicCatalog,
+        codec: Codec,
+        clock: Clock = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self._settings = settings
+        self._codec = codec
+        self._wall_clock = wall_clock
+        self._pending = catalog.physical(ERP_PENDING)
+        self._commands = catalog.physical(ERP_COMMANDS)
+        self._dead_letters = catalog.physical(dead_letter_of(ERP_PENDING))
+        self._partitions = catalog.partitions(ERP_PENDING)
+        self.group = f"{settings.app_id}-dispatch"
+        # No share before the first assignment: a bucket only ever fills at this worker's share.
+        self._targets = {
+            name: _Target(
+                TokenBucket(limit.rate, limit.burst, clock, share=0.0),
+                DispatchQueue(settings.journal_batch_size),
+            )
+            for name, limit in settings.erp_rate_limits.items()
+        }
+        self._offsets = OffsetTracker()
+        self._committed: dict[int, int] = {}
+        self._owned: set[int] = set()
+        self._paused: set[int] = set()
+        self._in_flight: set[asyncio.Future[None]] = set()
+        self._loops: list[asyncio.Future[None]] = []
+        self._dead_lettered = 0
+        self._consumer: Any = None
+        self._producer: Any = None
+
+    async def on_start(self) -> None:
+        bootstrap = self._settings.require_bootstrap()
+        session_ms = int(self._settings.session_timeout_seconds * 1000)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=self.group,
+            acks="all",
+            enable_idempotence=True,
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id=self.group,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=min(3000, session_ms // 3),
+        )
+        await self._producer.start()
+        await self._consumer.start()
+        self._consumer.subscribe([self._pending], listener=_Rebalance(self))
+        self._loops = [
+            self.add_future(self._fetch()),
+            self.add_future(self._commit_every(COMMIT_INTERVAL)),
+            *(self.add_future(self._dispatch(t)) for t in self._targets.values()),
+        ]
+
+    async def on_stop(self) -> None:
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        if self._consumer is not None:
+            await self._drain()
+            await self._commit()
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    # --- rebalancing ------------------------------------------------------------------
+
+    def assigned(self, partitions: set[int]) -> None:
+        self._owned = set(partitions)
+        self._resize()
+        log.info("dispatch: owns %s of %d pending partitions", sorted(partitions), self._partitions)
+
+    async def revoked(self, partitions: set[int]) -> None:
+        """Stop spending tokens for them, let sends finish and commit, then forget what
+        waits from them: their next owner reads it again from the committed offset."""
+        self._resize(self._owned - partitions)
+        await self._drain()
+        await self._commit()
+        self._owned -= partitions
+        dropped = sum(t.queue.drop(partitions) for t in self._targets.values())
+        self._offsets.forget(partitions)
+        for partition in partitions:
+            self._committed.pop(partition, None)
+        log.info(
+            "dispatch: revoked %s, %d waiting commands left to their next owner",
+            sorted(partitions),
+            dropped,
+        )
+
+    def _resize(self, owned: set[int] | None = None) -> None:
+        share = len(self._owned if owned is None else owned) / self._partitions
+        for target in self._targets.values():
+            target.bucket.resize(share)
+            target.wake.set()
+
+    # --- reading ----------------------------------------------------------------------
+
+    async def _fetch(self) -> None:
+        while True:
+            self._backpressure()
+            room = self._settings.dispatch_buffer - self._held()
+            batches = await self._consumer.getmany(
+                timeout_ms=_FETCH_TIMEOUT_MS, max_records=max(1, min(room, _FETCH_MAX_RECORDS))
+            )
+            for tp, records in batches.items():
+                if tp.partition not in self._owned:
+                    continue  # revoked while fetched: its next owner reads it
+                for record in records:
+                    await self._intake(record)
+
+    async def _intake(self, record: ConsumerRecord) -> None:
+        source = Source(record.partition, record.offset)
+        self._offsets.received(source)
+        try:
+            command, target = self._parse(record.value)
+        except _Rejected as rejected:
+            await self._dead_letter(record, rejected)
+            self._offsets.done(source)
+            return
+        if not len(target.queue):
+            target.wake.set()
+        target.queue.push(Pending(command, source, record.timestamp))
+
+    def _parse(self, value: bytes | None) -> tuple[Command, _Target]:
+        try:
+            command = Command.decode(value or b"")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise _Rejected("decode", "corrupt", repr(exc)) from exc
+        target = self._targets.get(command.target)
+        if target is None:
+            raise _Rejected(
+                "rules",
+                "unknown-target",
+                f"no rate limit for ERP target {command.target!r} (ERPBRIDGE_ERP_RATE_LIMITS)",
+            )
+        try:
+            # Checked now, so a command that cannot be sent never blocks its lane.
+            self._codec.encode(ERP_COMMAND, command.to_datum(), topic=self._commands)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _Rejected("decode", "invalid-command", str(exc)) from exc
+        return command, target
+
+    async def _dead_letter(self, record: ConsumerRecord, rejected: _Rejected) -> None:
+        letter = deadletter.dead_letter(
+            dlq_topic=self._dead_letters,
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=record.headers,
+            stage=rejected.stage,
+            reason=rejected.reason,
+            error=rejected.error,
+        )
+        # Awaited before the offset is done, like every dead letter of the topology.
+        await self._producer.send_and_wait(
+            letter.topic,
+            value=letter.value,
+            key=letter.key,
+            partition=letter.partition,
+            headers=letter.headers,
+        )
+        self._dead_lettered += 1
+        log.warning(
+            "dead-lettered %s[%d]@%d (%s): %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            rejected.reason,
+            rejected.error,
+        )
+
+    def _held(self) -> int:
+        return sum(t.queue.held for t in self._targets.values())
+
+    def _backpressure(self) -> None:
+        held = self._held()
+        limit = self._settings.dispatch_buffer
+        lanes = [lane for t in self._targets.values() for lane, n in t.queue.depth().items() if n]
+        wanted: set[int] = set()
+        if held >= limit:
+            wanted = set(self._owned)
+        elif lanes and held >= limit * 3 // 4:
+            # Reading on where more urgent work waits lets it overtake; the rest can wait.
+            least = max(lanes)
+            for t in self._targets.values():
+                wanted |= t.queue.partitions_in(least)
+        assigned = {tp.partition for tp in self._consumer.assignment()}
+        wanted &= assigned
+        self._paused &= assigned
+        self._consumer.pause(*self._tps(wanted - self._paused))
+        self._consumer.resume(*self._tps(self._paused - wanted))
+        self._paused = wanted
+
+    # --- sending ----------------------------------------------------------------------
+
+    async def _dispatch(self, target: _Target) -> None:
+        while True:
+            delay = target.bucket.delay() if len(target.queue) else None
+            if delay != 0.0:
+                await _sleep_or_wake(target.wake, delay)
+                continue
+            target.bucket.take()
+            dispatch = target.queue.pop()
+            assert dispatch is not None
+            # Stamped when the limiter lets it go, so erp.commands' timestamps show the
+            # rate the ERP is held to, however late the event loop gets to the send.
+            released_ms = int(self._wall_clock() * 1000)
+            # Not awaited here: acknowledgements come back while the next tokens accrue. A
+            # service future, so a bug crashes the service instead of stalling a partition.
+            sending = self.add_future(self._send(target, dispatch, released_ms))
+            self._in_flight.add(sending)
+            sending.add_done_callback(self._in_flight.discard)
+
+    async def _send(self, target: _Target, dispatch: Dispatch, released_ms: int) -> None:
+        command = dispatch.command
+        value = self._codec.encode(ERP_COMMAND, command.to_datum(), topic=self._commands)
+        try:
+            await self._producer.send_and_wait(
+                self._commands,
+                value=value,
+                key=command.command_id.encode(),
+                timestamp_ms=released_ms,
+            )
+        except KafkaError as exc:
+            log.warning("dispatch: sending %s failed, it waits again: %r", command.command_id, exc)
+            await asyncio.sleep(_RETRY_DELAY)
+            target.queue.requeue(dispatch)
+            target.wake.set()
+            return
+        for source in dispatch.sources:
+            self._offsets.done(source)
+        target.sent += 1
+        target.saved += dispatch.saved
+
+    async def _drain(self) -> None:
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    # --- committing -------------------------------------------------------------------
+
+    async def _commit_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self._commit()
+
+    async def _commit(self) -> None:
+        offsets = {
+            p: o
+            for p, o in self._offsets.committable().items()
+            if p in self._owned and self._committed.get(p) != o
+        }
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(
+                {TopicPartition(self._pending, p): o for p, o in offsets.items()}
+            )
+        except KafkaError as exc:
+            # The group moved on (this worker was too slow or is leaving): the next owner
+            # re-sends from the last commit, which sinks de-duplicate.
+            log.warning("dispatch: commit of %s failed: %r", offsets, exc)
+            return
+        self._committed.update(offsets)
+
+    def _tps(self, partitions: Iterable[int]) -> list[TopicPartition]:
+        return [TopicPartition(self._pending, p) for p in partitions]
+
+    # --- observing --------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What GET /erpbridge/dispatch/ shows: per target its rate, this worker's share
+        and tokens, ERP calls waiting per lane, the oldest waiting command's age, ERP calls
+        sent and saved by coalescing; and the partitions owned and paused."""
+        now_ms = int(self._wall_clock() * 1000)
+        targets = {}
+        for name, t in self._targets.items():
+            oldest = t.queue.oldest_ms()
+            targets[name] = {
+                "rate": t.bucket.rate,
+                "burst": t.bucket.burst,
+                "share": t.bucket.share,
+                "tokens": round(t.bucket.tokens(), 3),
+                "depth": {lane.name.lower(): n for lane, n in t.queue.depth().items()},
+                "held": t.queue.held,
+                "oldest_age_seconds": None if oldest is None else max(0, now_ms - oldest) / 1000,
+                "sent": t.sent,
+                "calls_saved": t.saved,
+            }
+        return {
+            "group": self.group,
+            "owned_partitions": sorted(self._owned),
+            "paused_partitions": sorted(self._paused),
+            "partitions": self._partitions,
+            "in_flight": len(self._in_flight),
+            "dead_lettered": self._dead_lettered,
+            "targets": targets,
+        }
+
+
+async def _sleep_or_wake(wake: asyncio.Event, timeout: float | None) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), timeout)
+    wake.clear()
