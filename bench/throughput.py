@@ -44,6 +44,7 @@ from bench.workload import Workload, build
 from streams.codec import codec_from_settings
 from streams.local.kafka import KAFKA_VERSION, Broker, running_broker
 from streams.settings import REPO_ROOT, Settings
+from streams.tables import changelog_sources
 from streams.topic_admin import ensure_topics
 from streams.topics import TopicCatalog
 
@@ -172,7 +173,11 @@ class Run:
 
     def create_topics(self) -> TopicCatalog:
         catalog = TopicCatalog.from_settings(self.settings)
-        report = ensure_topics(self.settings.confluent_config(), catalog)
+        report = ensure_topics(
+            self.settings.confluent_config(),
+            catalog,
+            changelogs=changelog_sources(self.settings.app_id),
+        )
         if not report.ok:
             raise BenchError(f"creating the topics of {self.prefix}*: {report}")
         return catalog

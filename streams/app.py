@@ -15,8 +15,13 @@ from streams.agents.deadletters import DeadLetters
 from streams.agents.dispatch import DISPATCH_PATH, Dispatcher
 from streams.agents.intake import Intake
 from streams.agents.orders import OrderAgent
+from streams.agents.outputs import Outputs
+from streams.agents.results import ResultsAgent
 from streams.agents.stock import StockAgent
 from streams.codec import Codec, codec_from_settings
+from streams.domain.alerts import AlertPolicy
+from streams.domain.commands import CommandPolicy
+from streams.domain.finance import FinanceMapping
 from streams.domain.policy import HOUR_MS, Policy
 from streams.domain.routing import RoutingRules
 from streams.settings import Settings
@@ -43,6 +48,14 @@ def policy_of(settings: Settings) -> Policy:
         max_wait_ms=int(settings.max_wait_minutes * 60_000),
         snapshot_window_ms=int(settings.snapshot_window_hours * HOUR_MS),
     )
+
+
+def command_policy_of(settings: Settings) -> CommandPolicy:
+    return CommandPolicy(settings.erp_target, settings.confirm_on, settings.erp_sources)
+
+
+def alert_policy_of(settings: Settings) -> AlertPolicy:
+    return AlertPolicy.from_settings(settings)
 
 
 def create_topology(
@@ -78,10 +91,24 @@ def create_topology(
     dead_letters = DeadLetters(app, catalog, AGENT_SOURCES)
     intake = Intake(catalog, codec, accounting, dead_letters)
     context = AgentContext(
-        app, catalog, codec, tables, intake, dead_letters, accounting, rules, policy, clock
+        app=app,
+        catalog=catalog,
+        codec=codec,
+        tables=tables,
+        intake=intake,
+        dead_letters=dead_letters,
+        accounting=accounting,
+        outputs=Outputs(app, catalog, codec, settings.erp_target),
+        rules=rules,
+        policy=policy,
+        commands=command_policy_of(settings),
+        finance=FinanceMapping.from_file(settings.finance_mapping),
+        alerts=alert_policy_of(settings),
+        clock=clock,
     )
     OrderAgent(context).register(settings.expiry_interval_seconds)
     StockAgent(context).register()
+    ResultsAgent(context).register()
 
     @app.page(ACCOUNTING_PATH)
     async def _accounting(web: View, request: Request) -> Response:

@@ -79,7 +79,10 @@ class Settings(BaseSettings):
         default=24, gt=0, description="How late an ERP stock snapshot may arrive and still apply."
     )
     expiry_interval_seconds: float = Field(
-        default=30, gt=0, description="How often waiting events are checked for expiry."
+        default=30,
+        gt=0,
+        description="How often the order timer checks waiting events for expiry and "
+        "time-based alerts for being due.",
     )
 
     erp_target: str = Field(

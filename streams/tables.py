@@ -13,14 +13,20 @@ import faust
 from faust.types import TableT
 
 from streams.domain import statejson
+from streams.domain.alerts import AlertBook
 from streams.domain.orders import Order, order_from_json, order_to_json
 from streams.domain.stock import SkuStock
-from streams.topics import INVENTORY, ORDERS, TopicCatalog
+from streams.topics import ERP_RESULTS, INVENTORY, ORDERS, TopicCatalog
 
 ORDERS_TABLE = "orders"
 STOCK_TABLE = "stock"
 DEADLINES_TABLE = "order-deadlines"
-"""Order id -> when its oldest waiting event expires; only orders with waiting events."""
+"""Order id -> when the order's timer must next tick it: its oldest waiting event expires
+or a time-based alert may open; only orders that have such a time."""
+ORDER_ALERTS_TABLE = "order-alerts"
+STOCK_ALERTS_TABLE = "stock-alerts"
+COMMAND_ALERTS_TABLE = "command-alerts"
+"""Alerts are state (opened once, resolved once), kept per entity beside its state."""
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -33,6 +39,9 @@ def changelog_sources(app_id: str) -> dict[str, str]:
         changelog_topic(app_id, ORDERS_TABLE): ORDERS,
         changelog_topic(app_id, DEADLINES_TABLE): ORDERS,
         changelog_topic(app_id, STOCK_TABLE): INVENTORY,
+        changelog_topic(app_id, ORDER_ALERTS_TABLE): ORDERS,
+        changelog_topic(app_id, STOCK_ALERTS_TABLE): INVENTORY,
+        changelog_topic(app_id, COMMAND_ALERTS_TABLE): ERP_RESULTS,
     }
 
 
@@ -41,6 +50,9 @@ class Tables:
     orders: TableT[bytes, bytes]
     stock: TableT[bytes, bytes]
     deadlines: TableT[bytes, bytes]
+    order_alerts: TableT[bytes, bytes]
+    stock_alerts: TableT[bytes, bytes]
+    command_alerts: TableT[bytes, bytes]
 
     @classmethod
     def create(cls, app: faust.App, catalog: TopicCatalog) -> Tables:
@@ -54,18 +66,22 @@ class Tables:
             orders=table(ORDERS_TABLE, ORDERS),
             stock=table(STOCK_TABLE, INVENTORY),
             deadlines=table(DEADLINES_TABLE, ORDERS),
+            order_alerts=table(ORDER_ALERTS_TABLE, ORDERS),
+            stock_alerts=table(STOCK_ALERTS_TABLE, INVENTORY),
+            command_alerts=table(COMMAND_ALERTS_TABLE, ERP_RESULTS),
         )
 
     def order(self, order_id: str) -> Order:
         data = self.orders.get(order_id.encode())
         return Order(order_id) if data is None else order_from_json(statejson.loads(data))
 
-    def save_order(self, order: Order, deadline_ms: int | None, had_deadline: bool) -> None:
+    def save_order(self, order: Order, deadline_ms: int | None) -> None:
+        """The order, and when its timer must next tick it (None: never by time alone)."""
         key = order.order_id.encode()
         self.orders[key] = statejson.dumps(order_to_json(order))
         if deadline_ms is not None:
             self.deadlines[key] = str(deadline_ms).encode()
-        elif had_deadline:
+        elif key in self.deadlines:
             del self.deadlines[key]
 
     def sku(self, sku: str) -> SkuStock:
@@ -74,3 +90,14 @@ class Tables:
 
     def save_sku(self, stock: SkuStock) -> None:
         self.stock[stock.sku.encode()] = statejson.dumps(stock.to_json())
+
+    @staticmethod
+    def alerts(table: TableT[bytes, bytes], entity_type: str, key: str) -> AlertBook:
+        data = table.get(key.encode())
+        if data is None:
+            return AlertBook(entity_type, key)
+        return AlertBook.from_json(statejson.loads(data))
+
+    @staticmethod
+    def save_alerts(table: TableT[bytes, bytes], key: str, book: AlertBook) -> None:
+        table[key.encode()] = statejson.dumps(book.to_json())

@@ -59,13 +59,26 @@ class TopicState:
 
 
 def ensure_topics(
-    config: dict[str, str], catalog: TopicCatalog, *, timeout: float = 30.0
+    config: dict[str, str],
+    catalog: TopicCatalog,
+    *,
+    changelogs: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
 ) -> TopicReport:
-    """Create the catalogue's missing topics; report existing ones and partition-count conflicts."""
+    """Create the catalogue's missing topics; report existing ones and partition-count conflicts.
+
+    `changelogs` (a changelog's physical name -> the logical topic its table is partitioned
+    like) are created too, compacted: Faust would create them itself, but checks their
+    partition count before the new topic shows in its metadata and crashes the agent.
+    """
     admin = _admin(config)
     wanted = {
         catalog.physical(s.name): (catalog.partitions(s.name), dict(s.configs)) for s in SPECS
     }
+    wanted.update(
+        (name, (catalog.partitions(source), {"cleanup.policy": "compact"}))
+        for name, source in (changelogs or {}).items()
+    )
     counts = _partition_counts(admin, timeout)
     report = TopicReport()
     new = [

@@ -112,19 +112,25 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None:
             continue
-        text = json.dumps(value) if isinstance(value, dict) else str(value)
+        text = json.dumps(value) if isinstance(value, dict | list | tuple) else str(value)
         env[f"ERPBRIDGE_{name.upper()}"] = text
     return env
 
 
-def spawn_worker(settings: Settings, log_path: Path) -> WorkerProcess:
-    """`erpbridge worker` as a subprocess with `settings` and its own web port."""
+def spawn_worker(
+    settings: Settings, log_path: Path, *, clock_file: Path | None = None
+) -> WorkerProcess:
+    """`erpbridge worker` as a subprocess with `settings` and its own web port; with
+    `clock_file`, on the business clock of tests.streams.clocked_worker instead."""
     port = free_port()
     env = {**os.environ, **settings_env(settings), "ERPBRIDGE_WEB_PORT": str(port)}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    command = ["-m", "streams.cli", "worker", "--loglevel", "info"]
+    if clock_file is not None:
+        command = ["-m", "tests.streams.clocked_worker", str(clock_file)]
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+            [sys.executable, *command],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -11,7 +11,11 @@ import faust
 from faust.types import TopicT
 
 from streams.accounting import EventAccounting
+from streams.agents.outputs import Outputs
 from streams.codec import Codec
+from streams.domain.alerts import AlertPolicy
+from streams.domain.commands import CommandPolicy
+from streams.domain.finance import FinanceMapping
 from streams.domain.policy import Policy
 from streams.domain.routing import RoutingRules
 from streams.tables import Tables
@@ -38,8 +42,12 @@ class AgentContext:
     intake: Intake
     dead_letters: DeadLetters
     accounting: EventAccounting
+    outputs: Outputs
     rules: RoutingRules
     policy: Policy
+    commands: CommandPolicy
+    finance: FinanceMapping
+    alerts: AlertPolicy
     clock: Callable[[], float] = field(default=time.time)
 
     def topic(self, *names: str) -> TopicT:

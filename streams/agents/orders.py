@@ -1,8 +1,10 @@
-"""The order agent: order and payment events, and the stock's answers, into the orders table.
+"""The order agent: order and payment events, the stock's and the ERP's answers, into the
+orders table.
 
 Reads commerce.orders, commerce.payments and internal.order-feedback (all keyed by order id,
 co-partitioned); sends stock requests re-keyed by SKU, lifecycle transitions to
-orders.status, and events that cannot be applied to their dead-letter topic.
+orders.status, ERP commands to the pending topic, journal entries, reconciliation alerts,
+and events that cannot be applied to their dead-letter topic.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from streams.agents.deadletters import source_of
 from streams.agents.intake import partition_for
 from streams.deadletter import SourceRecord
 from streams.domain import messages
+from streams.domain.alerts import ORDER, order_findings, order_next_check_ms
 from streams.domain.events import Rejection
-from streams.domain.messages import AllocationUpdate, ExpireWaiting
+from streams.domain.followups import follow_ups, require_rate
+from streams.domain.messages import AllocationUpdate, ErpAnswer, Tick
 from streams.domain.orders import Order, OrderEffect, Verdict
 from streams.topics import (
     ORDER_FEEDBACK,
@@ -49,7 +53,7 @@ class OrderAgent:
 
     def register(self, expiry_interval: float) -> None:
         self._c.app.agent(self._source, name="orders")(self._run)
-        self._c.app.timer(expiry_interval, name="orders.expiry")(self._expiry_tick)
+        self._c.app.timer(expiry_interval, name="orders.timer")(self._tick)
 
     async def _run(self, stream: StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -65,8 +69,8 @@ class OrderAgent:
         if event is None:
             return
         order = self._c.tables.order(event.key)
-        had_waiting = bool(order.waiting)
         try:
+            require_rate(event, self._c.finance)
             effect = order.apply_event(
                 event,
                 lambda: source_of(message).to_json(),
@@ -78,7 +82,7 @@ class OrderAgent:
             await self._c.intake.reject(name, message, "rules", rejection.reason, rejection.detail)
             return
         self._c.accounting.outcome(name, _OUTCOMES[effect.verdict], effect.reason)
-        await self._commit(order, effect, had_waiting)
+        await self._commit(order, effect)
 
     async def _on_feedback(self, message: Message) -> None:
         feedback = await self._c.intake.admit_internal(
@@ -87,19 +91,24 @@ class OrderAgent:
         if feedback is None:
             return
         order = self._c.tables.order(feedback.order_id)
-        had_waiting = bool(order.waiting)
         if isinstance(feedback, AllocationUpdate):
             order.apply_allocation(feedback)
-            await self._commit(order, OrderEffect(Verdict.APPLIED), had_waiting)
-        elif isinstance(feedback, ExpireWaiting):
-            await self._commit(order, order.expire(feedback.now_ms, self._c.policy), had_waiting)
+            await self._commit(order, OrderEffect(Verdict.APPLIED))
+        elif isinstance(feedback, Tick):
+            await self._commit(order, order.expire(feedback.now_ms, self._c.policy))
+        elif isinstance(feedback, ErpAnswer):
+            order.apply_erp_result(feedback.command_id, feedback.outcome)
+            await self._commit(order, OrderEffect(Verdict.APPLIED))
 
-    async def _commit(self, order: Order, effect: OrderEffect, had_waiting: bool) -> None:
+    async def _commit(self, order: Order, effect: OrderEffect) -> None:
         """Dead letters first (awaited), then state, then the other outputs.
 
         Outputs go through Faust's send buffer without waiting for each one: Faust flushes
-        it before committing the offsets of the records that caused them.
+        it before committing the offsets of the records that caused them. A duplicate is
+        a possible redelivery after a crash that lost the first outputs: all go again.
         """
+        replay = effect.verdict is Verdict.DUPLICATE
+        now = self._c.now_ms()
         for dead in effect.dead:
             record = SourceRecord.from_json(dead.waiting.record)
             name = self._c.catalog.logical(record.topic)
@@ -110,7 +119,19 @@ class OrderAgent:
         for waiting in effect.resolved:
             name = self._c.catalog.logical(waiting.record["topic"])
             self._c.accounting.waited(name, Later.APPLIED)
-        self._c.tables.save_order(order, order.next_deadline(self._c.policy), had_waiting)
+        handed_on = follow_ups(order, self._c.commands, self._c.finance, replay=replay)
+        tables = self._c.tables
+        book = tables.alerts(tables.order_alerts, ORDER, order.order_id)
+        alerts = book.reconcile(order_findings(order, self._c.alerts, now), now)
+        if alerts:
+            tables.save_alerts(tables.order_alerts, order.order_id, book)
+        if replay:
+            alerts += book.current()
+        deadlines = [
+            order.next_deadline(self._c.policy),
+            order_next_check_ms(order, self._c.alerts, now),
+        ]
+        self._c.tables.save_order(order, min((d for d in deadlines if d is not None), default=None))
         for request in effect.requests:
             self._requests.send_soon(key=request.sku.encode(), value=messages.encode(request))
         for transition in effect.transitions:
@@ -121,9 +142,16 @@ class OrderAgent:
                     "erpbridge.OrderStatusChanged", datum, topic=self._status.get_topic_name()
                 ),
             )
+        for command in handed_on.commands:
+            self._c.outputs.command(command)
+        for entry in handed_on.entries:
+            self._c.outputs.journal(entry)
+        for alert in alerts:
+            self._c.outputs.alert(alert)
 
-    async def _expiry_tick(self) -> None:
-        """Ask the order agent to expire waiting events that are due, on owned partitions.
+    async def _tick(self) -> None:
+        """Ask the order agent to expire waiting events and check time-based alerts that are
+        due, on owned partitions only, so across workers each order is ticked once.
 
         The timer only sends messages; the agent applies them like any event, so table
         writes stay in the stream and each partition's owner alone acts on it.
@@ -136,5 +164,5 @@ class OrderAgent:
         }
         for key, value in list(self._c.tables.deadlines.items()):
             if int(value) <= now and partition_for(key, partitions) in owned:
-                tick = ExpireWaiting(key.decode(), now)
+                tick = Tick(key.decode(), now)
                 await self._feedback.send(key=key, value=messages.encode(tick))

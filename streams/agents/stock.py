@@ -1,8 +1,9 @@
 """The stock agent: inventory events and stock requests into the stock table.
 
 Reads commerce.inventory and internal.stock-requests (both keyed by SKU, co-partitioned);
-sends reservation outcomes back to orders and each change of a SKU's availability to the
-compacted inventory.availability topic.
+sends reservation outcomes back to orders, each change of a SKU's availability to the
+compacted inventory.availability topic, stock changes from outside the ERP to it as
+AdjustInventory, the cost of goods shipped and restocked to the journal, and stock alerts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from streams.accounting import Outcome
 from streams.agents import derived
 from streams.agents.context import AgentContext
 from streams.domain import messages
+from streams.domain.alerts import SKU, stock_findings
+from streams.domain.commands import Command, adjustment_command
 from streams.domain.events import Rejection
+from streams.domain.finance import JournalEntry
+from streams.domain.followups import request_cost, require_rate
 from streams.domain.stock import Availability, SkuStock, StockEffect, Verdict
 from streams.topics import AVAILABILITY, INVENTORY, ORDER_FEEDBACK, STOCK_REQUESTS
 
@@ -46,6 +51,7 @@ class StockAgent:
         stock = self._c.tables.sku(event.key)
         before = stock.availability()
         try:
+            require_rate(event, self._c.finance)
             effect = stock.apply_event(event, self._c.rules, self._c.policy, self._c.now_ms())
         except Rejection as rejection:
             await self._c.intake.reject(
@@ -53,7 +59,10 @@ class StockAgent:
             )
             return
         self._c.accounting.outcome(INVENTORY, _OUTCOMES[effect.verdict])
-        await self._commit(stock, before, effect, event.event_id, event.occurred_ms)
+        adjustment = adjustment_command(event, self._c.commands)
+        await self._commit(
+            stock, before, effect, event.event_id, event.occurred_ms, adjustment=adjustment
+        )
 
     async def _on_request(self, message: Message) -> None:
         request = await self._c.intake.admit_internal(
@@ -65,12 +74,43 @@ class StockAgent:
         before = stock.availability()
         effect = stock.apply_request(request, self._c.rules, self._c.policy, self._c.now_ms())
         cause = f"{request.order_id}:{request.kind.value}:{request.ref}"
-        await self._commit(stock, before, effect, cause, request.at_ms)
+        await self._commit(
+            stock,
+            before,
+            effect,
+            cause,
+            request.at_ms,
+            cost=request_cost(stock, request, self._c.finance),
+        )
 
     async def _commit(
-        self, stock: SkuStock, before: Availability, effect: StockEffect, cause: str, at_ms: int
+        self,
+        stock: SkuStock,
+        before: Availability,
+        effect: StockEffect,
+        cause: str,
+        at_ms: int,
+        *,
+        adjustment: Command | None = None,
+        cost: JournalEntry | None = None,
     ) -> None:
+        """State, then outputs (see the order agent). Adjustments and cost entries go again
+        on a duplicate, which may be a redelivery whose first outputs were lost."""
+        now = self._c.now_ms()
+        tables = self._c.tables
+        book = tables.alerts(tables.stock_alerts, SKU, stock.sku)
+        alerts = book.reconcile(stock_findings(stock, self._c.alerts), now)
+        if alerts:
+            tables.save_alerts(tables.stock_alerts, stock.sku, book)
+        if effect.verdict is Verdict.DUPLICATE:
+            alerts += book.current()
         self._c.tables.save_sku(stock)
+        if adjustment is not None:
+            self._c.outputs.command(adjustment)
+        if cost is not None:
+            self._c.outputs.journal(cost)
+        for alert in alerts:
+            self._c.outputs.alert(alert)
         for update in effect.updates:
             self._feedback.send_soon(key=update.order_id.encode(), value=messages.encode(update))
         after = stock.availability()

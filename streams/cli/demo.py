@@ -18,6 +18,7 @@ from streams.cli.app import main, settings_of
 from streams.local.kafka import running_broker
 from streams.sample_publisher import publish_sample
 from streams.settings import Settings
+from streams.tables import changelog_sources
 from streams.topic_admin import ensure_topics
 from streams.topics import ORDERS, TopicCatalog
 
@@ -82,7 +83,11 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, exit_when_done
             update={"kafka_bootstrap_servers": broker.bootstrap_servers, "data_dir": Path(data)}
         )
         click.echo(f"broker: {broker.kind} at {broker.bootstrap_servers}")
-        report = ensure_topics(settings.confluent_config(), TopicCatalog.from_settings(settings))
+        report = ensure_topics(
+            settings.confluent_config(),
+            TopicCatalog.from_settings(settings),
+            changelogs=changelog_sources(settings.app_id),
+        )
         click.echo(f"topics: {report}")
         topology = create_topology(settings)
         feed = Feed(settings, seed, orders, rate)

@@ -6,8 +6,9 @@ import click
 from confluent_kafka import KafkaException
 
 from streams.cli.app import main, require_bootstrap, settings_of
+from streams.tables import changelog_sources
 from streams.topic_admin import ensure_topics, topic_states
-from streams.topics import TopicCatalog
+from streams.topics import SPECS, TopicCatalog
 
 
 @main.group("topics")
@@ -23,7 +24,7 @@ def topics() -> None:
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the cluster.")
 @click.pass_context
 def create(ctx: click.Context, timeout: float) -> None:
-    """Create every topic of the catalogue that does not exist yet.
+    """Create every topic of the catalogue, and the tables' changelogs, that does not exist yet.
 
     Safe to run again: existing topics are reported as existing. A topic that exists
     with another partition count than the catalogue's is reported as an error (exit 1)
@@ -35,14 +36,17 @@ def create(ctx: click.Context, timeout: float) -> None:
       ERPBRIDGE_TOPIC_PREFIX=staging- ERPBRIDGE_PARTITIONS=12 erpbridge topics create
     """
     config, catalog = _connection(ctx)
+    changelogs = changelog_sources(settings_of(ctx).app_id)
     try:
-        report = ensure_topics(config, catalog, timeout=timeout)
+        report = ensure_topics(config, catalog, changelogs=changelogs, timeout=timeout)
     except KafkaException as exc:
         raise click.ClickException(
             f"cannot reach Kafka at {config['bootstrap.servers']}: {exc}"
         ) from exc
+    partitions = {catalog.physical(s.name): catalog.partitions(s.name) for s in SPECS}
+    partitions.update((name, catalog.partitions(source)) for name, source in changelogs.items())
     for name in report.created:
-        click.echo(f"created   {name} ({catalog.partitions(catalog.logical(name))} partitions)")
+        click.echo(f"created   {name} ({partitions[name]} partitions)")
     for name in report.existing:
         click.echo(f"exists    {name}")
     for message in report.errors.values():

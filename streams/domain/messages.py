@@ -110,21 +110,55 @@ class AllocationUpdate:
 
 
 @dataclass(frozen=True, slots=True)
-class ExpireWaiting:
-    """Tells the order agent that events waiting longer than the limit as of `now_ms` expire."""
+class Tick:
+    """The order's timer: as of `now_ms`, waiting events past the limit expire and time-based
+    alerts are checked."""
 
     order_id: str
     now_ms: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "expire", "order_id": self.order_id, "now_ms": self.now_ms}
+        return {"type": "tick", "order_id": self.order_id, "now_ms": self.now_ms}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ExpireWaiting:
+    def from_json(cls, data: dict[str, Any]) -> Tick:
         return cls(order_id=data["order_id"], now_ms=data["now_ms"])
 
 
-OrderFeedback = AllocationUpdate | ExpireWaiting
+@dataclass(frozen=True, slots=True)
+class ErpOutcome:
+    """What the ERP answered for one command (from erp.results)."""
+
+    succeeded: bool
+    document_type: str | None
+    document_id: str | None
+    error: str | None
+    permanent: bool
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErpAnswer:
+    """The ERP's result for one of an order's commands, re-keyed from command id to order id."""
+
+    order_id: str
+    command_id: str
+    outcome: ErpOutcome
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "erp",
+            "order_id": self.order_id,
+            "command_id": self.command_id,
+            "outcome": statejson.plain(self.outcome),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ErpAnswer:
+        return cls(data["order_id"], data["command_id"], ErpOutcome(**data["outcome"]))
+
+
+OrderFeedback = AllocationUpdate | Tick | ErpAnswer
 
 
 def encode(message: StockRequest | OrderFeedback) -> bytes:
@@ -139,6 +173,8 @@ def decode_feedback(data: bytes) -> OrderFeedback:
     obj = statejson.loads(data)
     if obj.get("type") == "allocation":
         return AllocationUpdate.from_json(obj)
-    if obj.get("type") == "expire":
-        return ExpireWaiting.from_json(obj)
+    if obj.get("type") == "tick":
+        return Tick.from_json(obj)
+    if obj.get("type") == "erp":
+        return ErpAnswer.from_json(obj)
     raise ValueError(f"unknown order feedback type {obj.get('type')!r}")

@@ -12,7 +12,19 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from streams.domain.alerts import (
+    SKU,
+    Alert,
+    AlertBook,
+    AlertPolicy,
+    Finding,
+    order_findings,
+    stock_findings,
+)
+from streams.domain.commands import Command, CommandPolicy, adjustment_command
 from streams.domain.events import InputEvent, Rejection
+from streams.domain.finance import FinanceMapping, JournalEntry
+from streams.domain.followups import follow_ups, request_cost, require_rate
 from streams.domain.messages import StockRequest
 from streams.domain.orders import Order, OrderEffect, Transition
 from streams.domain.policy import Policy
@@ -31,7 +43,10 @@ class DeadLettered:
 @dataclass
 class ReferenceModel:
     rules: RoutingRules
+    finance: FinanceMapping
     policy: Policy = field(default_factory=Policy)
+    command_policy: CommandPolicy = field(default_factory=CommandPolicy)
+    alert_policy: AlertPolicy = field(default_factory=AlertPolicy)
     orders: dict[str, Order] = field(default_factory=dict)
     stock: dict[str, SkuStock] = field(default_factory=dict)
     availability: dict[str, Availability] = field(default_factory=dict)
@@ -39,19 +54,29 @@ class ReferenceModel:
     transitions: list[tuple[str, Transition]] = field(default_factory=list)
     dead_letters: list[DeadLettered] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
+    commands: dict[str, Command] = field(default_factory=dict)
+    """Every ERP command issued, by id (before the dispatcher coalesces any)."""
+    journal: dict[str, JournalEntry] = field(default_factory=dict)
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    """The latest state of every alert, by id, as the compacted topic keeps it."""
+    _books: dict[tuple[str, str], AlertBook] = field(default_factory=dict)
 
     def feed(self, topic: str, event: InputEvent, now_ms: int) -> str:
         """Apply one decoded input event from logical `topic`; the outcome's name."""
         try:
+            require_rate(event, self.finance)
             if topic == INVENTORY:
                 stock = self._stock(event.key)
                 effect = stock.apply_event(event, self.rules, self.policy, now_ms)
-                self._emit_availability(stock)
+                adjustment = adjustment_command(event, self.command_policy)
+                if adjustment is not None:
+                    self.commands[adjustment.command_id] = adjustment
+                self._stock_changed(stock, now_ms)
                 outcome = effect.verdict.value
             else:
                 order = self.orders.setdefault(event.key, Order(event.key))
                 order_effect = order.apply_event(event, dict, self.rules, self.policy, now_ms)
-                self._follow(order.order_id, order_effect, now_ms)
+                self._follow(order, order_effect, now_ms)
                 outcome = order_effect.verdict.value
         except Rejection as rejection:
             self.dead_letters.append(DeadLettered(event, rejection.reason, rejection.detail))
@@ -61,26 +86,51 @@ class ReferenceModel:
 
     def expire(self, now_ms: int) -> None:
         for order in self.orders.values():
-            self._follow(order.order_id, order.expire(now_ms, self.policy), now_ms)
+            self._follow(order, order.expire(now_ms, self.policy), now_ms)
 
-    def _follow(self, order_id: str, effect: OrderEffect, now_ms: int) -> None:
-        self.transitions += [(order_id, t) for t in effect.transitions]
+    def _follow(self, order: Order, effect: OrderEffect, now_ms: int) -> None:
+        self.transitions += [(order.order_id, t) for t in effect.transitions]
         for dead in effect.dead:
             self.dead_letters.append(
                 DeadLettered(dead.waiting.event, dead.rejection.reason, dead.rejection.detail)
             )
+        self._order_changed(order, now_ms)
         for request in effect.requests:
             self._request(request, now_ms)
+
+    def _order_changed(self, order: Order, now_ms: int) -> None:
+        handed_on = follow_ups(order, self.command_policy, self.finance)
+        self.commands.update((c.command_id, c) for c in handed_on.commands)
+        self.journal.update((e.entry_id, e) for e in handed_on.entries)
+        self._alert(
+            "order", order.order_id, order_findings(order, self.alert_policy, now_ms), now_ms
+        )
 
     def _request(self, request: StockRequest, now_ms: int) -> None:
         stock = self._stock(request.sku)
         effect = stock.apply_request(request, self.rules, self.policy, now_ms)
+        cost = (
+            request_cost(stock, request, self.finance)
+            if effect.verdict.value == "applied"
+            else None
+        )
+        if cost is not None:
+            self.journal[cost.entry_id] = cost
         for update in effect.updates:
-            self.orders[update.order_id].apply_allocation(update)
-        self._emit_availability(stock)
+            order = self.orders[update.order_id]
+            order.apply_allocation(update)
+            self._order_changed(order, now_ms)
+        self._stock_changed(stock, now_ms)
 
     def _stock(self, sku: str) -> SkuStock:
         return self.stock.setdefault(sku, SkuStock(sku))
 
-    def _emit_availability(self, stock: SkuStock) -> None:
+    def _stock_changed(self, stock: SkuStock, now_ms: int) -> None:
         self.availability[stock.sku] = stock.availability()
+        self._alert(SKU, stock.sku, stock_findings(stock, self.alert_policy), now_ms)
+
+    def _alert(
+        self, entity_type: str, entity_id: str, findings: dict[str, Finding], now_ms: int
+    ) -> None:
+        book = self._books.setdefault((entity_type, entity_id), AlertBook(entity_type, entity_id))
+        self.alerts.update((a.alert_id, a) for a in book.reconcile(findings, now_ms))

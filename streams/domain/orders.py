@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from streams.domain import statejson
 from streams.domain.events import InputEvent, Rejection, check_currency
-from streams.domain.messages import AllocationUpdate, RequestKind, StockRequest
+from streams.domain.messages import AllocationUpdate, ErpOutcome, RequestKind, StockRequest
 from streams.domain.policy import Policy, due, prune_seen
 from streams.domain.routing import Destination, RoutingRules
 
@@ -171,18 +171,6 @@ class Refund:
     amounts: dict[str, Decimal] = field(default_factory=dict)
     """Per SKU, the amount refunded for its lines, tax included."""
     shipping_amount: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ErpOutcome:
-    """What the ERP answered for one of this order's commands (from erp.results)."""
-
-    succeeded: bool
-    document_type: str | None
-    document_id: str | None
-    error: str | None
-    permanent: bool
-    at_ms: int
 
 
 @dataclass(slots=True)

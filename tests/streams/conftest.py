@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from streams.settings import Settings
+from streams.tables import changelog_sources
 from streams.topic_admin import ensure_topics
 from streams.topics import TopicCatalog
 from tests.support import WorkerProcess, spawn_worker, worker_settings
@@ -23,7 +24,9 @@ def settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def topics(settings: Settings) -> TopicCatalog:
     catalog = TopicCatalog.from_settings(settings)
-    ensure_topics(settings.confluent_config(), catalog)
+    ensure_topics(
+        settings.confluent_config(), catalog, changelogs=changelog_sources(settings.app_id)
+    )
     return catalog
 
 

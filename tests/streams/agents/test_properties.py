@@ -20,15 +20,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.app import policy_of
 from streams.codec import Codec
-from streams.domain.routing import RoutingRules
 from streams.sample import DEFAULT_START, Catalogue, SampleEvent, generate
 from streams.settings import Settings
+from streams.tables import changelog_sources
 from streams.topic_admin import ensure_topics
 from streams.topics import TopicCatalog
 from tests.streams.agents.pipeline import (
     TopologyState,
+    assert_handed_on_like_model,
     assert_matches_model,
     dead_letters,
     model_dead_letters,
@@ -57,7 +57,9 @@ def shared(
         snapshot_window_hours=24 * 365,
     )
     catalog = TopicCatalog.from_settings(config)
-    assert ensure_topics(config.confluent_config(), catalog).ok
+    assert ensure_topics(
+        config.confluent_config(), catalog, changelogs=changelog_sources(config.app_id)
+    ).ok
     worker = spawn_worker(config, base / "worker.log")
     try:
         yield config, catalog
@@ -89,11 +91,10 @@ def test_any_arrival_order_with_duplicates_reaches_the_models_state(
     prefix = f"x{next(EXAMPLES)}-"
     events = [namespaced(event, prefix) for event in history]
     produce(config, catalog, CODEC, events)
-    model = run_model(
-        events, RoutingRules.from_file(config.routing_rules), policy_of(config), CODEC
-    )
+    model = run_model(events, config, CODEC)
     assert sum(model.outcomes.values()) == len(events)
     quiesce(config, catalog)
     state = TopologyState.read(config, catalog, CODEC)
     assert_matches_model(state, model, prefix)
+    assert_handed_on_like_model(state, model, prefix, CODEC)
     assert dead_letters(config, catalog, CODEC, prefix) == model_dead_letters(model)

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from streams.app import policy_of
 from streams.codec import Codec
-from streams.domain.routing import RoutingRules
+from streams.domain.commands import Kind
 from streams.sample import DEFAULT_START, Catalogue, SampleEvent, generate
 from streams.settings import Settings
 from streams.topics import TopicCatalog
 from tests.streams.agents.pipeline import (
     TopologyState,
+    assert_handed_on_like_model,
     assert_matches_model,
     dead_letters,
     members_with_partitions,
@@ -34,24 +34,28 @@ def _sample(orders: int, seed: int = 3) -> list[SampleEvent]:
     return list(generate(seed, orders, Catalogue.default(), DEFAULT_START))
 
 
-def _check(settings: Settings, topics: TopicCatalog, events: list[SampleEvent]) -> None:
+def _check(
+    settings: Settings, topics: TopicCatalog, events: list[SampleEvent]
+) -> TopologyState:
     quiesce(settings, topics)
-    model = run_model(
-        events, RoutingRules.from_file(settings.routing_rules), policy_of(settings), CODEC
-    )
+    model = run_model(events, settings, CODEC)
     assert model.outcomes["applied"] > 0
     state = TopologyState.read(settings, topics, CODEC)
     assert_matches_model(state, model, prefix="")
+    assert_handed_on_like_model(state, model, "", CODEC)
     assert dead_letters(settings, topics, CODEC, "") == []
+    return state
 
 
 def test_sample_stream_reaches_the_models_state(
     settings: Settings, topics: TopicCatalog, start_worker: Callable[[], WorkerProcess]
 ) -> None:
-    events = _sample(40)
+    events = _sample(40, seed=7)  # a seed whose sample has every kind of ERP command
     produce(settings, topics, CODEC, events)
     worker = start_worker()
-    _check(settings, topics, events)
+    state = _check(settings, topics, events)
+    assert {copies[0].kind for copies in state.commands.values()} == set(Kind)
+    assert len(state.journal) > len(events) // 4
     totals = worker.accounting()["totals"]
     assert totals["consumed"] == len(events) == totals["applied"]
 

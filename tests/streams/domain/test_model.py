@@ -8,11 +8,13 @@ from decimal import Decimal
 import pytest
 
 from streams.domain.events import InputEvent
+from streams.domain.finance import FinanceMapping
 from streams.domain.model import ReferenceModel
 from streams.domain.orders import Status
 from streams.domain.policy import HOUR_MS, Policy
 from streams.domain.routing import RoutingRules
 from streams.sample import DEFAULT_START, Catalogue, SampleEvent, generate
+from streams.settings import REPO_ROOT
 from streams.topics import INVENTORY, ORDERS, PAYMENTS, spec
 from tests.streams.domain.builders import (
     EAST,
@@ -28,6 +30,7 @@ from tests.streams.domain.builders import (
     snapshot,
 )
 
+FINANCE = FinanceMapping.from_file(REPO_ROOT / "config" / "finance.json")
 SEED = 7
 ORDER_COUNT = 120
 
@@ -62,7 +65,7 @@ def reserved_by_orders(model: ReferenceModel) -> dict[tuple[str, str], int]:
 def test_the_clean_sample_runs_through_the_model(
     sample: list[SampleEvent], configured_rules: RoutingRules
 ) -> None:
-    model = ReferenceModel(configured_rules)
+    model = ReferenceModel(configured_rules, FINANCE)
     most_reserved = 0
     for item in sample:
         event = as_input(item)
@@ -122,7 +125,7 @@ def implied_on_hand(sample: list[SampleEvent]) -> dict[tuple[str, str], int]:
 def test_on_hand_is_what_the_sample_implies(
     sample: list[SampleEvent], configured_rules: RoutingRules
 ) -> None:
-    model = ReferenceModel(configured_rules)
+    model = ReferenceModel(configured_rules, FINANCE)
     for item in sample:
         event = as_input(item)
         model.feed(item.topic, event, event.occurred_ms)
@@ -149,7 +152,7 @@ def test_the_model_is_deterministic(
 ) -> None:
     runs = []
     for _ in range(2):
-        model = ReferenceModel(configured_rules)
+        model = ReferenceModel(configured_rules, FINANCE)
         for item in sample[:400]:
             event = as_input(item)
             model.feed(item.topic, event, event.occurred_ms)
@@ -161,7 +164,7 @@ def test_the_model_is_deterministic(
 
 
 def test_competing_orders_share_the_last_units() -> None:
-    model = ReferenceModel(RULES)
+    model = ReferenceModel(RULES, FINANCE)
     model.feed(INVENTORY, snapshot("SKU-A", EAST, 3, T0 - 1), T0)
     model.feed(ORDERS, placed("O-1", [line("L1", "SKU-A", 2)], destination=NEW_YORK), T0)
     model.feed(ORDERS, placed("O-2", [line("L1", "SKU-A", 2)], destination=NEW_YORK), T0 + 1)
@@ -180,7 +183,7 @@ def test_competing_orders_share_the_last_units() -> None:
 
 def test_the_model_dead_letters_bad_events_with_their_reasons() -> None:
     policy = Policy(max_wait_ms=HOUR_MS)
-    model = ReferenceModel(RULES, policy)
+    model = ReferenceModel(RULES, FINANCE, policy)
     bad_warehouse = fulfilled("O-1", "FUL-1", "WH-MOON", {"SKU-A": 1})
     negative = snapshot("SKU-A", EAST, -4, T0)
     unknown_currency = captured("O-1", "1.00", currency="XYZ")
@@ -221,7 +224,7 @@ def test_the_model_dead_letters_bad_events_with_their_reasons() -> None:
 
 def test_the_model_dead_letters_a_redelivered_bad_event_again() -> None:
     # As the agents do: a rejected event leaves no trace, so its redelivery is no duplicate.
-    model = ReferenceModel(RULES)
+    model = ReferenceModel(RULES, FINANCE)
     model.feed(ORDERS, placed("O-1", [line("L1", "SKU-A", 2)], destination=NEW_YORK), T0)
     too_many = fulfilled("O-1", "FUL-1", EAST, {"SKU-A": 3}, at=T0 + 1)
     assert model.feed(ORDERS, too_many, T0 + 1) == "dead_lettered"

@@ -10,7 +10,7 @@ import pytest
 
 from streams.domain import messages, statejson
 from streams.domain.events import Rejection
-from streams.domain.messages import AllocationUpdate, ExpireWaiting, LineReservation
+from streams.domain.messages import AllocationUpdate, LineReservation, Tick
 from streams.domain.policy import HOUR_MS, PRUNE_EVERY_MS, Policy
 from streams.domain.stock import Availability, SkuStock, Verdict
 from tests.streams.domain.builders import (
@@ -527,7 +527,7 @@ def test_stock_messages_survive_encoding() -> None:
         assert messages.decode_request(messages.encode(other)) == other
     update = AllocationUpdate("O-1", SKU, 3, {"L1": LineReservation({EAST: 1, WEST: 1}, 2)})
     assert messages.decode_feedback(messages.encode(update)) == update
-    tick = ExpireWaiting("O-1", T0)
+    tick = Tick("O-1", T0)
     assert messages.decode_feedback(messages.encode(tick)) == tick
     with pytest.raises(ValueError, match="unknown order feedback type 'bogus'"):
         messages.decode_feedback(b'{"type":"bogus"}')
