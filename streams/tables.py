@@ -7,13 +7,14 @@ and restores from it (only its tail, when the RocksDB directory survived).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import faust
 from faust.types import TableT
 
 from streams.domain import statejson
-from streams.domain.alerts import AlertBook
+from streams.domain.alerts import Alert, AlertBook, Finding
 from streams.domain.orders import Order, order_from_json, order_to_json
 from streams.domain.stock import SkuStock
 from streams.topics import ERP_RESULTS, INVENTORY, ORDERS, TopicCatalog
@@ -92,12 +93,24 @@ class Tables:
         self.stock[stock.sku.encode()] = statejson.dumps(stock.to_json())
 
     @staticmethod
-    def alerts(table: TableT[bytes, bytes], entity_type: str, key: str) -> AlertBook:
+    def reconcile_alerts(
+        table: TableT[bytes, bytes],
+        entity_type: str,
+        key: str,
+        findings: Mapping[str, Finding],
+        now_ms: int,
+        *,
+        replay: bool = False,
+    ) -> list[Alert]:
+        """The alerts the findings open or resolve (the book saved if any), and on a replay
+        every alert's current state too, for receivers that may have lost it."""
         data = table.get(key.encode())
-        if data is None:
-            return AlertBook(entity_type, key)
-        return AlertBook.from_json(statejson.loads(data))
-
-    @staticmethod
-    def save_alerts(table: TableT[bytes, bytes], key: str, book: AlertBook) -> None:
-        table[key.encode()] = statejson.dumps(book.to_json())
+        book = (
+            AlertBook(entity_type, key)
+            if data is None
+            else AlertBook.from_json(statejson.loads(data))
+        )
+        changes = book.reconcile(findings, now_ms)
+        if changes:
+            table[key.encode()] = statejson.dumps(book.to_json())
+        return changes + book.current() if replay else changes

@@ -121,17 +121,15 @@ class OrderAgent:
             self._c.accounting.waited(name, Later.APPLIED)
         handed_on = follow_ups(order, self._c.commands, self._c.finance, replay=replay)
         tables = self._c.tables
-        book = tables.alerts(tables.order_alerts, ORDER, order.order_id)
-        alerts = book.reconcile(order_findings(order, self._c.alerts, now), now)
-        if alerts:
-            tables.save_alerts(tables.order_alerts, order.order_id, book)
-        if replay:
-            alerts += book.current()
+        findings = order_findings(order, self._c.alerts, now)
+        alerts = tables.reconcile_alerts(
+            tables.order_alerts, ORDER, order.order_id, findings, now, replay=replay
+        )
         deadlines = [
             order.next_deadline(self._c.policy),
             order_next_check_ms(order, self._c.alerts, now),
         ]
-        self._c.tables.save_order(order, min((d for d in deadlines if d is not None), default=None))
+        tables.save_order(order, min((d for d in deadlines if d is not None), default=None))
         for request in effect.requests:
             self._requests.send_soon(key=request.sku.encode(), value=messages.encode(request))
         for transition in effect.transitions:

@@ -61,10 +61,10 @@ class ResultsAgent:
         outcome = outcome_of(datum)
         now = self._c.now_ms()
         tables = self._c.tables
-        book = tables.alerts(tables.command_alerts, ERP_COMMAND, command_id)
-        alerts = book.reconcile(command_findings(command_id, outcome), now)
-        if alerts:
-            tables.save_alerts(tables.command_alerts, command_id, book)
+        findings = command_findings(command_id, outcome)
+        alerts = tables.reconcile_alerts(
+            tables.command_alerts, ERP_COMMAND, command_id, findings, now
+        )
         self._c.accounting.outcome(ERP_RESULTS, Outcome.APPLIED)
         for alert in alerts:
             self._c.outputs.alert(alert)

@@ -98,12 +98,14 @@ class StockAgent:
         on a duplicate, which may be a redelivery whose first outputs were lost."""
         now = self._c.now_ms()
         tables = self._c.tables
-        book = tables.alerts(tables.stock_alerts, SKU, stock.sku)
-        alerts = book.reconcile(stock_findings(stock, self._c.alerts), now)
-        if alerts:
-            tables.save_alerts(tables.stock_alerts, stock.sku, book)
-        if effect.verdict is Verdict.DUPLICATE:
-            alerts += book.current()
+        alerts = tables.reconcile_alerts(
+            tables.stock_alerts,
+            SKU,
+            stock.sku,
+            stock_findings(stock, self._c.alerts),
+            now,
+            replay=effect.verdict is Verdict.DUPLICATE,
+        )
         self._c.tables.save_sku(stock)
         if adjustment is not None:
             self._c.outputs.command(adjustment)

@@ -60,6 +60,22 @@ def test_sample_stream_reaches_the_models_state(
     assert totals["consumed"] == len(events) == totals["applied"]
 
 
+def test_a_replay_of_every_input_issues_nothing_new(
+    settings: Settings, topics: TopicCatalog, start_worker: Callable[[], WorkerProcess]
+) -> None:
+    """Producers re-sending their whole history (or offsets reset to the start) re-send the
+    same commands and entries, identical and under the same ids, and no new ones."""
+    events = _sample(30, seed=7)
+    produce(settings, topics, CODEC, events)
+    start_worker()
+    first = _check(settings, topics, events)
+    produce(settings, topics, CODEC, events)
+    again = _check(settings, topics, events)
+    assert again.commands.keys() == first.commands.keys()
+    assert again.journal.keys() == first.journal.keys()
+    assert any(len(copies) > 1 for copies in again.commands.values())  # it did re-send
+
+
 @pytest.mark.parametrize("how", ["clean-stop", "kill-9", "empty-data-dir"])
 def test_restart_keeps_state(
     how: str,
