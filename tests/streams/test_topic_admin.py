@@ -17,6 +17,7 @@ from confluent_kafka.admin import (
 )
 
 from streams.cli import main
+from streams.tables import changelog_sources
 from streams.topic_admin import (
     CopartitioningError,
     check_copartitioning,
@@ -76,6 +77,8 @@ def cli(args: list[str], kafka_broker: Any, prefix: str, **env: str) -> Result:
         env={
             "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
             "ERPBRIDGE_TOPIC_PREFIX": prefix,
+            # The tables' changelogs are named after the app id: one per test, too.
+            "ERPBRIDGE_APP_ID": f"{prefix}app",
             **env,
         },
         catch_exceptions=False,
@@ -141,13 +144,18 @@ def test_topics_create_cli_is_idempotent(kafka_broker: Any, topic_prefix: str) -
     first = cli(["topics", "create"], kafka_broker, topic_prefix, ERPBRIDGE_PARTITIONS="2")
     assert first.exit_code == 0, first.output
     assert f"created   {topic_prefix}{ORDERS} (2 partitions)" in first.stdout
-    assert first.stdout.rstrip().endswith(f"topics: {len(SPECS)} created, 0 existing")
+    changelogs = changelog_sources(f"{topic_prefix}app")
+    for changelog in changelogs:
+        assert f"created   {changelog} (2 partitions)" in first.stdout
+    everything = sorted([*(topic_prefix + s.name for s in SPECS), *changelogs])
+    assert first.stdout.rstrip().endswith(f"topics: {len(everything)} created, 0 existing")
 
     second = cli(["topics", "create"], kafka_broker, topic_prefix, ERPBRIDGE_PARTITIONS="2")
     assert second.exit_code == 0, second.output
-    assert sorted(
-        line.split()[1] for line in second.stdout.splitlines() if line.startswith("exists")
-    ) == (sorted(topic_prefix + s.name for s in SPECS))
+    assert (
+        sorted(line.split()[1] for line in second.stdout.splitlines() if line.startswith("exists"))
+        == everything
+    )
     assert "created" not in second.stdout.replace("0 created", "")
     assert second.stderr == ""
 
