@@ -24,6 +24,7 @@ from streams.domain.commands import CommandPolicy
 from streams.domain.finance import FinanceMapping
 from streams.domain.policy import HOUR_MS, Policy
 from streams.domain.routing import RoutingRules
+from streams.faust_app import StreamApp
 from streams.settings import Settings
 from streams.tables import Tables
 from streams.topics import AGENT_SOURCES, TopicCatalog
@@ -61,8 +62,10 @@ def alert_policy_of(settings: Settings) -> AlertPolicy:
 def create_topology(
     settings: Settings, codec: Codec | None = None, clock: Callable[[], float] = time.time
 ) -> Topology:
-    app = faust.App(
+    catalog = TopicCatalog.from_settings(settings)
+    app = StreamApp(
         settings.app_id,
+        stream_topics=frozenset(catalog.physical(name) for name in AGENT_SOURCES),
         broker=broker_urls(settings.require_bootstrap()),
         # rocksdb keeps state on the worker's volume so a restart replays only the changelog tail.
         store="rocksdb://",
@@ -82,7 +85,6 @@ def create_topology(
         web_port=settings.web_port,
         autodiscover=False,
     )
-    catalog = TopicCatalog.from_settings(settings)
     codec = codec or codec_from_settings(settings)
     rules = RoutingRules.from_file(settings.routing_rules)
     policy = policy_of(settings)
