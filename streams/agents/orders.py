@@ -22,7 +22,7 @@ from streams.deadletter import SourceRecord
 from streams.domain import messages
 from streams.domain.alerts import ORDER, order_findings, order_next_check_ms
 from streams.domain.events import Rejection
-from streams.domain.followups import follow_ups, require_rate
+from streams.domain.followups import FollowUps, follow_ups, require_rate
 from streams.domain.messages import AllocationUpdate, ErpAnswer, Tick
 from streams.domain.orders import Order, OrderEffect, Verdict
 from streams.topics import (
@@ -82,7 +82,7 @@ class OrderAgent:
             await self._c.intake.reject(name, message, "rules", rejection.reason, rejection.detail)
             return
         self._c.accounting.outcome(name, _OUTCOMES[effect.verdict], effect.reason)
-        await self._commit(order, effect)
+        await self._commit(order, effect, facts_changed=effect.verdict is not Verdict.WAITING)
 
     async def _on_feedback(self, message: Message) -> None:
         feedback = await self._c.intake.admit_internal(
@@ -100,8 +100,14 @@ class OrderAgent:
             order.apply_erp_result(feedback.command_id, feedback.outcome)
             await self._commit(order, OrderEffect(Verdict.APPLIED))
 
-    async def _commit(self, order: Order, effect: OrderEffect) -> None:
+    async def _commit(
+        self, order: Order, effect: OrderEffect, *, facts_changed: bool = False
+    ) -> None:
         """Dead letters first (awaited), then state, then the other outputs.
+
+        Commands and journal entries follow from the order's facts, so they are derived
+        only when an input applied (or was redelivered), not on allocations, ERP answers
+        and timer ticks.
 
         Outputs go through Faust's send buffer without waiting for each one: Faust flushes
         it before committing the offsets of the records that caused them. A duplicate is
@@ -119,7 +125,11 @@ class OrderAgent:
         for waiting in effect.resolved:
             name = self._c.catalog.logical(waiting.record["topic"])
             self._c.accounting.waited(name, Later.APPLIED)
-        handed_on = follow_ups(order, self._c.commands, self._c.finance, replay=replay)
+        handed_on = (
+            follow_ups(order, self._c.commands, self._c.finance, replay=replay)
+            if facts_changed
+            else FollowUps([], [])
+        )
         tables = self._c.tables
         findings = order_findings(order, self._c.alerts, now)
         alerts = tables.reconcile_alerts(

@@ -24,7 +24,6 @@ from streams.domain.finance import (
     JournalEntry,
     MissingRateError,
     cost_entry,
-    entry_command,
     order_journal,
 )
 from streams.domain.messages import RequestKind, StockRequest
@@ -48,13 +47,12 @@ def follow_ups(
     fresh = issue(order, documents)
     # Revenue recognised at confirmation is posted when the sales order was issued.
     entries = order_journal(order, mapping, order.issued.get(sales_order_id(order.order_id)))
-    posted = {
-        c.command_id for c in issue(order, [entry_command(e, policy.target) for e in entries])
-    }
+    posted = [e for e in entries if journal_command_id(e.entry_id) not in order.issued]
+    for entry in posted:
+        order.issued[journal_command_id(entry.entry_id)] = entry.posted_ms
     if replay:
         return FollowUps(documents, entries)
-    return FollowUps(fresh, [e for e in entries if journal_command_id(e.entry_id) in posted])
-
+    return FollowUps(fresh, posted)
 
 def request_cost(
     stock: SkuStock, request: StockRequest, mapping: FinanceMapping

@@ -26,7 +26,7 @@ from streams.domain.events import InputEvent, Rejection
 from streams.domain.finance import FinanceMapping, JournalEntry
 from streams.domain.followups import follow_ups, request_cost, require_rate
 from streams.domain.messages import StockRequest
-from streams.domain.orders import Order, OrderEffect, Transition
+from streams.domain.orders import Order, OrderEffect, Transition, Verdict
 from streams.domain.policy import Policy
 from streams.domain.routing import RoutingRules
 from streams.domain.stock import Availability, SkuStock
@@ -94,14 +94,15 @@ class ReferenceModel:
             self.dead_letters.append(
                 DeadLettered(dead.waiting.event, dead.rejection.reason, dead.rejection.detail)
             )
-        self._order_changed(order, now_ms)
+        self._order_changed(order, now_ms, facts_changed=effect.verdict is not Verdict.WAITING)
         for request in effect.requests:
             self._request(request, now_ms)
 
-    def _order_changed(self, order: Order, now_ms: int) -> None:
-        handed_on = follow_ups(order, self.command_policy, self.finance)
-        self.commands.update((c.command_id, c) for c in handed_on.commands)
-        self.journal.update((e.entry_id, e) for e in handed_on.entries)
+    def _order_changed(self, order: Order, now_ms: int, *, facts_changed: bool = False) -> None:
+        if facts_changed:
+            handed_on = follow_ups(order, self.command_policy, self.finance)
+            self.commands.update((c.command_id, c) for c in handed_on.commands)
+            self.journal.update((e.entry_id, e) for e in handed_on.entries)
         self._alert(
             "order", order.order_id, order_findings(order, self.alert_policy, now_ms), now_ms
         )
