@@ -37,6 +37,7 @@ class Topology:
     app: faust.App
     accounting: EventAccounting
     tables: Tables
+    dispatcher: Dispatcher
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
@@ -124,4 +125,4 @@ def create_topology(
     async def _dispatch(web: View, request: Request) -> Response:
         return web.json(dispatcher.snapshot())
 
-    return Topology(app, accounting, tables)
+    return Topology(app, accounting, tables, dispatcher)

@@ -8,6 +8,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from confluent_kafka import Producer
@@ -68,9 +69,18 @@ class Feed(threading.Thread):
         self.published += len(_UNDECODABLE)
 
 
+def _erp_commands(snapshot: dict[str, Any]) -> str:
+    """The dispatcher's figures over every ERP target: what the rate limit let through."""
+    targets = snapshot["targets"].values()
+    sent = sum(t["sent"] for t in targets)
+    waiting = sum(t["held"] for t in targets)
+    saved = sum(t["calls_saved"] for t in targets)
+    return f"erp commands sent {sent:>6}, waiting {waiting:>6}, calls saved {saved:>5}"
+
+
 @main.command("demo")
 @click.option("--orders", default=1000, show_default=True, help="Orders in the sample.")
-@click.option("--rate", default=200.0, show_default=True, help="Events per second; 0 = flat out.")
+@click.option("--rate", default=100.0, show_default=True, help="Events per second; 0 = flat out.")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--exit-when-done", is_flag=True, help="Stop once every published event is consumed.")
 @click.pass_context
@@ -102,6 +112,7 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, exit_when_done
                 f" | duplicate {totals['duplicate']:>3} | waiting {totals['waiting']:>3}"
                 f" | dead-lettered {totals['dead_lettered']:>3}"
                 f" | lag {feed.published - totals['consumed']:>6}"
+                f" | {_erp_commands(topology.dispatcher.snapshot())}"
             )
             if feed.error is not None:
                 click.echo(f"sample feed failed: {feed.error!r}", err=True)

@@ -61,6 +61,7 @@ def test_demo_feeds_the_worker_until_every_event_is_accounted_for(
         }
     )
     assert "| dead-lettered   3 |" in output  # the live progress line
+    assert re.search(r"\| erp commands sent +\d+, waiting +\d+, calls saved +\d+", output)
 
 
 def test_ctrl_c_stops_worker_feed_and_its_own_broker(tmp_path: Path) -> None:
