@@ -98,10 +98,13 @@ def placed(
     destination: Destination = CALIFORNIA,
     payment_terms: str = "PREPAID",
     purchase_order_number: str | None = None,
+    discounts: Sequence[dict[str, Any]] = (),
+    shipping: dict[str, Any] | None = None,
     at: int = T0,
     event_id: str | None = None,
 ) -> InputEvent:
-    """OrderPlaced; the total defaults to the lines' quantity x price - discount + tax."""
+    """OrderPlaced; the total defaults to the lines' quantity x price - discount + tax
+    (order-level `discounts` and `shipping` are payload items, not counted in it)."""
     if total is None:
         amount = sum(
             (
@@ -129,8 +132,8 @@ def placed(
         "bill_to": None,
         "channel": destination.channel,
         "lines": list(lines),
-        "discounts": [],
-        "shipping": None,
+        "discounts": list(discounts),
+        "shipping": shipping,
         "total": amount,
         "payment_terms": payment_terms,
         "purchase_order_number": purchase_order_number,

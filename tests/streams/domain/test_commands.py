@@ -172,9 +172,10 @@ def test_a_refund_of_an_order_on_account_is_credited_at_once() -> None:
 
 
 def test_order_discounts_are_spread_over_the_lines_so_the_erp_total_matches() -> None:
-    event = two_lines(total="22.00")
-    event.payload["discounts"] = [{"code": "WELCOME", "description": None, "amount": Decimal("3")}]
-    event.payload["shipping"] = None
+    event = two_lines(
+        total="22.00",
+        discounts=[{"code": "WELCOME", "description": None, "amount": Decimal("3")}],
+    )
     (sales_order,) = commands_after([event, captured(OID, "22.00")])
     lines = sales_order.body["lines"]
     assert sum(x["discount"] for x in lines) == Decimal("3")

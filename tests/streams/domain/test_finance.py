@@ -35,17 +35,18 @@ from streams.settings import REPO_ROOT
 from tests.streams.domain.builders import (
     EAST,
     MINUTE_MS,
+    NEW_YORK,
     T0,
     apply,
     apply_all,
     cancelled,
     captured,
-    event,
     fulfilled,
     payment_refunded,
     refunded,
     settled,
 )
+from tests.streams.domain.builders import placed as build_placed
 from tests.support import STORE
 
 CONFIG = REPO_ROOT / "config" / "finance.json"
@@ -88,36 +89,26 @@ def placed(
     at: int = T0,
 ) -> InputEvent:
     """OrderPlaced with order-level discount and shipping (amount, [(jurisdiction, tax)])."""
-    payload = {
-        "currency": currency,
-        "customer": {"customer_id": "C-1", "email": None, "name": "Ada", "kind": "CONSUMER"},
-        "ship_to": {
-            "name": "Ada",
-            "line1": "1 Main St",
-            "line2": None,
-            "city": "New York",
-            "region": "NY",
-            "postal_code": "10001",
-            "country": "US",
-        },
-        "bill_to": None,
-        "channel": "web",
-        "lines": list(lines),
-        "discounts": []
+    return build_placed(
+        order_id,
+        lines,
+        total=total,
+        currency=currency,
+        destination=NEW_YORK,
+        payment_terms=payment_terms,
+        purchase_order_number="PO-9" if payment_terms == "ON_ACCOUNT" else None,
+        discounts=[]
         if discount is None
         else [{"code": "FALL", "description": None, "amount": D(discount)}],
-        "shipping": None
+        shipping=None
         if shipping is None
         else {
             "method": "standard",
             "amount": D(shipping[0]),
             "tax_lines": [tax_line(j, a) for j, a in shipping[1]],
         },
-        "total": D(total),
-        "payment_terms": payment_terms,
-        "purchase_order_number": "PO-9" if payment_terms == "ON_ACCOUNT" else None,
-    }
-    return event("OrderPlaced", order_id, payload, at=at)
+        at=at,
+    )
 
 
 Row = tuple[str, str, str, str, str, str | None]
