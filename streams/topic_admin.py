@@ -34,6 +34,8 @@ class TopicReport:
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    partitions: dict[str, int] = field(default_factory=dict)
+    """Every topic's partition count as wanted (the catalogue's, or a changelog's source's)."""
 
     @property
     def ok(self) -> bool:
@@ -80,7 +82,7 @@ def ensure_topics(
         for name, source in (changelogs or {}).items()
     )
     counts = _partition_counts(admin, timeout)
-    report = TopicReport()
+    report = TopicReport(partitions={name: wanted[name][0] for name in wanted})
     new = [
         NewTopic(
             name,

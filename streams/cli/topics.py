@@ -8,7 +8,7 @@ from confluent_kafka import KafkaException
 from streams.cli.app import main, require_bootstrap, settings_of
 from streams.tables import changelog_sources
 from streams.topic_admin import ensure_topics, topic_states
-from streams.topics import SPECS, TopicCatalog
+from streams.topics import TopicCatalog
 
 
 @main.group("topics")
@@ -43,10 +43,8 @@ def create(ctx: click.Context, timeout: float) -> None:
         raise click.ClickException(
             f"cannot reach Kafka at {config['bootstrap.servers']}: {exc}"
         ) from exc
-    partitions = {catalog.physical(s.name): catalog.partitions(s.name) for s in SPECS}
-    partitions.update((name, catalog.partitions(source)) for name, source in changelogs.items())
     for name in report.created:
-        click.echo(f"created   {name} ({partitions[name]} partitions)")
+        click.echo(f"created   {name} ({report.partitions[name]} partitions)")
     for name in report.existing:
         click.echo(f"exists    {name}")
     for message in report.errors.values():
