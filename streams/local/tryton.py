@@ -332,6 +332,7 @@ def _trytond_conf(run_dir: Path, pg_port: int, web_port: int) -> Path:
 
 
 def _run_in_venv(venv: Path, args: list[str], log_path: Path, extra_env: Mapping[str, str]) -> None:
+    started = time.monotonic()
     with log_path.open("ab") as log:
         result = subprocess.run(
             [str(venv / "bin" / "python"), *args],
@@ -343,6 +344,8 @@ def _run_in_venv(venv: Path, args: list[str], log_path: Path, extra_env: Mapping
             f"{' '.join(Path(a).name for a in args[:2])} failed (exit {result.returncode}), "
             f"log {log_path}:\n{log_tail(log_path)}"
         )
+    # The first run's cost is mostly these steps: worth seeing where it goes.
+    _log.info("%s took %.1f s", Path(args[0]).name, time.monotonic() - started)
 
 
 def ensure_template(env: Mapping[str, str], venv: Path, bin_dir: Path, log_path: Path) -> Path:
