@@ -1,0 +1,480 @@
+"""A real Tryton ERP on PostgreSQL for development and tests.
+
+Tryton comes from PyPI into a venv of its own under the cache dir, once per set of pinned
+versions. PostgreSQL is a throwaway cluster from the machine's binaries (installed with apt
+when running as root and they are missing): Tryton's accounting checks only hold there, on
+SQLite `account.move.post` accepts an unbalanced move. The first run also prepares a cluster
+holding a fully set-up database (modules, company, chart of accounts, fiscal years, the
+sample catalogue's products, warehouses and customers) and keeps it in the cache; every run
+copies that cluster and creates its database with `CREATE DATABASE ... TEMPLATE`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import hashlib
+import json
+import logging
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, cast
+
+from streams.local.jvm import (
+    cache_dir,
+    dispose_log,
+    fill_cache_once,
+    free_ports,
+    log_tail,
+    new_log,
+    stop_process,
+    tail,
+)
+from streams.sample import Catalogue
+
+_log = logging.getLogger(__name__)
+
+# 8.0 is the LTS series. psycopg 3 (binary: no libpq headers needed) is trytond 8.0's PostgreSQL driver.
+TRYTON_PINS = (
+    "trytond==8.0.12",
+    "trytond-sale==8.0.5",
+    "trytond-stock==8.0.5",
+    "trytond-account==8.0.4",
+    "trytond-account-invoice==8.0.2",
+    "proteus==8.0.0",
+    "psycopg[binary,pool]==3.3.9",
+)
+MODULES = ("sale", "stock", "account", "account_invoice")
+ADMIN_LOGIN = "admin"
+ADMIN_PASSWORD = "erpbridge-admin"
+DATABASE = "erpbridge"
+_TEMPLATE_DATABASE = "erpbridge_template"
+_PG_SUPERUSER = "tryton"
+# initdb and postgres refuse to run as root; as root they run as this unprivileged user.
+_PG_OS_USER = "nobody"
+_FINANCE = Path(__file__).resolve().parents[2] / "config" / "finance.json"
+_SETUP_SCRIPT = Path(__file__).with_name("tryton_setup.py")
+_INSTALL_TIMEOUT_S = 900.0
+_PREPARE_TIMEOUT_S = 600.0
+_START_TIMEOUT_S = 60.0
+_STOP_TIMEOUT_S = 30.0
+PG_MISSING = (
+    "install PostgreSQL server binaries (Debian/Ubuntu: apt-get install postgresql; "
+    "initdb, pg_ctl, postgres not found in /usr/lib/postgresql/*/bin nor on PATH)"
+)
+
+
+class TrytonUnavailable(RuntimeError):
+    """No Tryton can be provided; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class Tryton:
+    """A running trytond: JSON-RPC at `url` (`POST`, body `{"method", "params"}`)."""
+
+    url: str
+    database: str
+    login: str
+    password: str
+    postgres_port: int
+    log_path: Path
+
+
+def _key(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def venv_dir(env: Mapping[str, str]) -> Path:
+    return cache_dir(env) / f"tryton-venv-{_key(sys.version, *TRYTON_PINS)}"
+
+
+def ensure_venv(env: Mapping[str, str]) -> Path:
+    """Tryton's venv, installed with pip on first use."""
+
+    def install(staged: Path, scratch: Path) -> None:
+        _log.info("installing Tryton (%s) into %s", ", ".join(TRYTON_PINS), staged)
+        # The venv is renamed into place afterwards, which breaks its scripts' shebangs:
+        # scripts are therefore always run as `python <script>`.
+        for args in (
+            [sys.executable, "-m", "venv", str(staged)],
+            [str(staged / "bin" / "python"), "-m", "pip", "install", "-q",
+             "--disable-pip-version-check", *TRYTON_PINS],
+        ):  # fmt: skip
+            result = subprocess.run(
+                args, capture_output=True, text=True, timeout=_INSTALL_TIMEOUT_S, check=False,
+                stdin=subprocess.DEVNULL, cwd=scratch,
+            )  # fmt: skip
+            if result.returncode != 0:
+                raise TrytonUnavailable(
+                    f"installing Tryton failed (exit {result.returncode}); PyPI must be "
+                    "reachable:\n" + tail(result.stdout + result.stderr)
+                )
+
+    return fill_cache_once(venv_dir(env), install, TrytonUnavailable)
+
+
+def postgres_bin(env: Mapping[str, str]) -> Path:
+    """The directory of initdb/postgres/psql, installing the Debian package if root may."""
+    found = _find_postgres_bin(env)
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        _log.info("PostgreSQL not found: apt-get install -y postgresql")
+        for args in (["apt-get", "update"], ["apt-get", "install", "-y", "postgresql"]):
+            subprocess.run(
+                args, capture_output=True, timeout=_INSTALL_TIMEOUT_S, check=False,
+                stdin=subprocess.DEVNULL, env={**env, "DEBIAN_FRONTEND": "noninteractive"},
+            )  # fmt: skip
+        found = _find_postgres_bin(env)
+    if found is None:
+        raise TrytonUnavailable(PG_MISSING)
+    return found
+
+
+def _find_postgres_bin(env: Mapping[str, str]) -> Path | None:
+    # Debian keeps the server binaries off PATH, one directory per major version: newest first.
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
+    )
+    on_path = shutil.which("initdb", path=env.get("PATH"))
+    if on_path:
+        candidates.append(str(Path(on_path).parent))
+    for directory in candidates:
+        if all(
+            os.access(Path(directory) / tool, os.X_OK) for tool in ("initdb", "postgres", "psql")
+        ):
+            return Path(directory)
+    return None
+
+
+def _pg_major(bin_dir: Path) -> str:
+    out = subprocess.run(
+        [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    return out.split()[-1].split(".")[0]
+
+
+def setup_spec(catalogue: Catalogue, finance: Mapping[str, Any], today: date) -> dict[str, Any]:
+    """What tryton_setup.py creates: the catalogue's master data and the finance accounts."""
+
+    def kind(code: str) -> str:
+        if code == "1200":
+            return "receivable"
+        if code == "1300":
+            return "stock"
+        return {"1": "asset", "2": "liability", "4": "revenue"}.get(code[0], "expense")
+
+    templates = finance["templates"]
+    return {
+        "company": "erpbridge sample shop",
+        "currency": finance["functional_currency"],
+        "accounts": {
+            code: {"name": name, "kind": kind(code)} for code, name in finance["accounts"].items()
+        },
+        "revenue_account": templates["sale"]["credit"]["merchandise"],
+        "expense_account": templates["cogs"]["debit"]["cogs"],
+        "fiscal_years": [today.year - 1, today.year, today.year + 1],
+        "skus": [
+            {
+                "code": sku.code,
+                "name": sku.name,
+                "list_price": str(sku.price(catalogue.base_currency)),
+                "cost_price": str(sku.unit_cost),
+            }
+            for sku in catalogue.skus
+        ],
+        "warehouses": [{"code": w.warehouse_id, "name": w.name} for w in catalogue.warehouses],
+        "customers": [
+            {
+                "code": c.customer_id,
+                "name": c.name,
+                "email": c.email,
+                "street": c.address.line1,
+                "city": c.address.city,
+                "postal_code": c.address.postal_code,
+            }
+            for c in catalogue.customers
+        ],
+    }
+
+
+def _default_spec() -> dict[str, Any]:
+    finance = json.loads(_FINANCE.read_text(encoding="utf-8"))
+    return setup_spec(Catalogue.default(), finance, date.today())
+
+
+def template_dir(env: Mapping[str, str], pg_major: str, spec: Mapping[str, Any]) -> Path:
+    key = _key(*TRYTON_PINS, pg_major, json.dumps(spec, sort_keys=True), _SETUP_SCRIPT.read_text())
+    return cache_dir(env) / f"tryton-pgdata-{key}"
+
+
+def _give_to_cluster_owner(path: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    user = pwd.getpwnam(_PG_OS_USER)
+    for root, dirs, files in os.walk(path):
+        for name in (".", *dirs, *files):
+            os.chown(os.path.join(root, name), user.pw_uid, user.pw_gid)
+
+
+class _Postgres:
+    """One throwaway PostgreSQL cluster in `run_dir`, on a loopback port."""
+
+    def __init__(self, bin_dir: Path, run_dir: Path, log_path: Path) -> None:
+        self.bin_dir = bin_dir
+        self.run_dir = run_dir
+        self.data = run_dir / "pgdata"
+        self.log_path = log_path
+        self.port = free_ports(1)[0]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _as_owner(self) -> list[str]:
+        if os.geteuid() != 0:
+            return []
+        user = pwd.getpwnam(_PG_OS_USER)
+        return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+
+    def initdb(self) -> None:
+        self._run(
+            [str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", _PG_SUPERUSER,
+             "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
+            as_owner=True,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*self._as_owner(), str(self.bin_dir / "postgres"), "-D", str(self.data),
+                 "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
+                 "-c", f"unix_socket_directories={self.run_dir}",
+                 # Throwaway data: durability only costs time here.
+                 "-c", "fsync=off", "-c", "synchronous_commit=off",
+                 "-c", "full_page_writes=off"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"PostgreSQL exited with {self.process.returncode} while starting, "
+                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            if self.psql("SELECT 1", check=False):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(
+            f"PostgreSQL not ready after {_START_TIMEOUT_S:.0f}s, log {self.log_path}"
+        )
+
+    def psql(self, sql: str, *, check: bool = True) -> bool:
+        result = subprocess.run(
+            [str(self.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
+             "-U", _PG_SUPERUSER, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
+            capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise RuntimeError(f"psql {sql!r} failed: {result.stderr.strip()}")
+        return result.returncode == 0
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            # SIGINT is PostgreSQL's fast shutdown: no waiting for clients, still a clean stop.
+            self.process.send_signal(signal.SIGINT)
+        if self.process is not None:
+            stop_process(self.process, _STOP_TIMEOUT_S)
+
+    def _run(self, args: list[str], *, as_owner: bool) -> None:
+        with self.log_path.open("ab") as log:
+            result = subprocess.run(
+                [*(self._as_owner() if as_owner else []), *args],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                timeout=_START_TIMEOUT_S, check=False,
+            )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{Path(args[0]).name} failed (exit {result.returncode}), "
+                f"log {self.log_path}:\n{log_tail(self.log_path)}"
+            )
+
+
+def _new_run_dir() -> Path:
+    # Under /tmp, not the cache: the cache may sit in root's home, where `nobody` cannot reach.
+    run_dir = Path(tempfile.mkdtemp(prefix="erpbridge-tryton-"))
+    _give_to_cluster_owner(run_dir)
+    return run_dir
+
+
+def _trytond_conf(run_dir: Path, pg_port: int, web_port: int) -> Path:
+    conf = run_dir / "trytond.conf"
+    conf.write_text(
+        "[database]\n"
+        f"uri = postgresql://{_PG_SUPERUSER}@127.0.0.1:{pg_port}/\n"
+        f"path = {run_dir / 'filestore'}\n"
+        "[web]\n"
+        f"listen = 127.0.0.1:{web_port}\n"
+        "[session]\n"
+        "timeout = 3600\n",
+        encoding="utf-8",
+    )
+    return conf
+
+
+def _run_in_venv(venv: Path, args: list[str], log_path: Path, extra_env: Mapping[str, str]) -> None:
+    started = time.monotonic()
+    with log_path.open("ab") as log:
+        result = subprocess.run(
+            [str(venv / "bin" / "python"), *args],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            timeout=_PREPARE_TIMEOUT_S, check=False, env={**os.environ, **extra_env},
+        )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(Path(a).name for a in args[:2])} failed (exit {result.returncode}), "
+            f"log {log_path}:\n{log_tail(log_path)}"
+        )
+    # The first run's cost is mostly these steps: worth seeing where it goes.
+    _log.info("%s took %.1f s", Path(args[0]).name, time.monotonic() - started)
+
+
+def ensure_template(env: Mapping[str, str], venv: Path, bin_dir: Path, log_path: Path) -> Path:
+    """A stopped PostgreSQL data dir holding the prepared `erpbridge_template` database."""
+    spec = _default_spec()
+    target = template_dir(env, _pg_major(bin_dir), spec)
+
+    def prepare(staged: Path, scratch: Path) -> None:
+        _log.info("preparing the Tryton template database into %s", target)
+        run_dir = _new_run_dir()
+        try:
+            pg = _Postgres(bin_dir, run_dir, log_path)
+            pg.initdb()
+            pg.start()
+            try:
+                pg.psql(f"CREATE DATABASE {_TEMPLATE_DATABASE}")
+                conf = _trytond_conf(run_dir, pg.port, free_ports(1)[0])
+                passfile = scratch / "password"
+                passfile.write_text(ADMIN_PASSWORD, encoding="utf-8")
+                _run_in_venv(
+                    venv,
+                    [str(venv / "bin" / "trytond-admin"), "-c", str(conf),
+                     "-d", _TEMPLATE_DATABASE, "--all", "--activate-dependencies",
+                     "--email", "admin@example.com", "-u", *MODULES],
+                    log_path, {"TRYTONPASSFILE": str(passfile)},
+                )  # fmt: skip
+                spec_path = scratch / "spec.json"
+                spec_path.write_text(json.dumps(spec, indent=1), encoding="utf-8")
+                _run_in_venv(
+                    venv,
+                    [
+                        str(_SETUP_SCRIPT),
+                        str(conf),
+                        f"postgresql://{_PG_SUPERUSER}@127.0.0.1:{pg.port}/{_TEMPLATE_DATABASE}",
+                        str(spec_path),
+                    ],
+                    log_path,
+                    {},
+                )
+            finally:
+                pg.stop()
+            shutil.copytree(pg.data, staged / "pgdata", symlinks=True)
+            shutil.copy(spec_path, staged / "spec.json")
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    return fill_cache_once(target, prepare, TrytonUnavailable)
+
+
+def _wait_for_trytond(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    body = json.dumps({"id": 0, "method": "common.server.version", "params": []}).encode()
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"trytond exited with {process.returncode} while starting, "
+                f"log {log_path}:\n{log_tail(log_path)}"
+            )
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if "result" in cast(dict[str, Any], json.load(response)):
+                    return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"trytond not ready after {_START_TIMEOUT_S:.0f}s, log {log_path}")
+
+
+@contextmanager
+def running_tryton(
+    *, env: Mapping[str, str] | None = None, keep_log: Callable[[], bool] | None = None
+) -> Iterator[Tryton]:
+    """Yield a trytond with a fresh copy of the prepared database; stop it and PostgreSQL on exit.
+
+    `keep_log` is asked at stop time whether the log (trytond, PostgreSQL, and on a first
+    run the install and preparation) is worth keeping.
+    """
+    env = os.environ if env is None else env
+    bin_dir = postgres_bin(env)
+    venv = ensure_venv(env)
+    log_path = new_log(env, "tryton")
+    ready = False
+
+    def keep() -> bool:
+        return not ready or (keep_log is not None and keep_log())
+
+    with ExitStack() as stack:
+        stack.callback(dispose_log, log_path, keep, "Tryton")
+        template = ensure_template(env, venv, bin_dir, log_path)
+        run_dir = _new_run_dir()
+        stack.callback(shutil.rmtree, run_dir, True)
+        pg = _Postgres(bin_dir, run_dir, log_path)
+        shutil.copytree(template / "pgdata", pg.data, symlinks=True)
+        pg.data.chmod(0o700)  # postgres refuses a data dir others can read
+        _give_to_cluster_owner(pg.data)
+        stack.callback(pg.stop)
+        atexit.register(pg.stop)
+        stack.callback(atexit.unregister, pg.stop)
+        pg.start()
+        pg.psql(f"CREATE DATABASE {DATABASE} TEMPLATE {_TEMPLATE_DATABASE}")
+
+        web_port = free_ports(1)[0]
+        conf = _trytond_conf(run_dir, pg.port, web_port)
+        with log_path.open("ab") as log:
+            trytond = subprocess.Popen(
+                [str(venv / "bin" / "python"), str(venv / "bin" / "trytond"),
+                 "-c", str(conf), "-d", DATABASE],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+        def stop_trytond() -> None:
+            stop_process(trytond, _STOP_TIMEOUT_S)
+
+        # Stopped before PostgreSQL (callbacks run last-in first-out).
+        stack.callback(stop_trytond)
+        atexit.register(stop_trytond)
+        stack.callback(atexit.unregister, stop_trytond)
+        base = f"http://127.0.0.1:{web_port}"
+        _wait_for_trytond(trytond, f"{base}/rpc/", log_path)
+        ready = True
+        yield Tryton(
+            url=f"{base}/{DATABASE}/rpc/",
+            database=DATABASE,
+            login=ADMIN_LOGIN,
+            password=ADMIN_PASSWORD,
+            postgres_port=pg.port,
+            log_path=log_path,
+        )
