@@ -115,6 +115,19 @@ class Command:
             "command": (f"erpbridge.{self.kind.value}", self.body),
         }
 
+    @classmethod
+    def from_datum(cls, datum: dict[str, Any]) -> Command:
+        """A decoded erpbridge.ErpCommand, as a sink reads it from erp.commands.
+
+        The dispatch key only matters on the pending topic; a sink gets the body's entity.
+        """
+        member, body = datum["command"]
+        kind = Kind(member.rsplit(".", 1)[-1])
+        occurred = datum["occurred_at"]
+        created_ms = statejson.millis(occurred) if isinstance(occurred, datetime) else occurred
+        key = body.get("order_id") or f"{body.get('sku')}@{body.get('warehouse_id')}"
+        return cls(datum["command_id"], kind, datum["target"], created_ms, key, body)
+
 
 def sales_order_id(order_id: str) -> str:
     return f"{order_id}/sales-order/1"
