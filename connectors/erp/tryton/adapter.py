@@ -71,6 +71,16 @@ def unit_price_for(quantity: int, line_amount: Decimal, digits: int) -> Decimal:
     return base
 
 
+def _money(amount: Decimal, digits: int, entry_id: str) -> Decimal:
+    """`amount` at the currency's digits, which Tryton insists on; never rounded silently."""
+    exact = amount.quantize(Decimal(1).scaleb(-digits))
+    if exact != amount:
+        raise PermanentError(
+            "sub-unit-amount", f"{entry_id}: {amount} has more than {digits} decimals"
+        )
+    return exact
+
+
 class TrytonAdapter:
     """One Tryton database; `open` logs in once, the session is kept."""
 
@@ -450,6 +460,7 @@ class TrytonAdapter:
                     f"({entry['functional_currency']})",
                 )
         journal = await self._journal("general", self.journal_code)
+        digits = await self._currency_digits(await self._company_currency())
         ids = [entry["entry_id"] for entry in entries]
         found = {
             row["description"]: row
@@ -462,7 +473,7 @@ class TrytonAdapter:
         new = [entry for entry in entries if entry["entry_id"] not in found]
         if new:
             accounts = await self._accounts({line["account"] for e in new for line in e["lines"]})
-            values = [await self._move(entry, journal, accounts) for entry in new]
+            values = [await self._move(entry, journal, accounts, digits) for entry in new]
             for entry, move_id in zip(
                 new, await self.rpc.create("account.move", values), strict=True
             ):
@@ -473,7 +484,7 @@ class TrytonAdapter:
         return Document("account.move", ",".join(str(found[i]["id"]) for i in ids))
 
     async def _move(
-        self, entry: dict[str, Any], journal: int, accounts: dict[str, int]
+        self, entry: dict[str, Any], journal: int, accounts: dict[str, int], digits: int
     ) -> dict[str, Any]:
         # A date once decoded from erp.commands; its ISO form while pending (statejson).
         raw = entry["posting_date"]
@@ -493,7 +504,8 @@ class TrytonAdapter:
             "lines": [["create", [
                 {
                     "account": accounts[line["account"]],
-                    "debit": line["functional_debit"], "credit": line["functional_credit"],
+                    "debit": _money(line["functional_debit"], digits, entry["entry_id"]),
+                    "credit": _money(line["functional_credit"], digits, entry["entry_id"]),
                     "description": line.get("memo") or entry["description"],
                 }
                 for line in entry["lines"]
@@ -534,6 +546,13 @@ class TrytonAdapter:
         if found is None:
             raise PermanentError("unknown-currency", f"no Tryton currency {code!r}")
         return found
+
+    async def _company_currency(self) -> int:
+        if ("company-currency", "") not in self._ids:
+            company = self.rpc.context["company"]
+            (row,) = await self.rpc.model("company.company", "read", [company], ["currency"])
+            self._ids["company-currency", ""] = int(row["currency"])
+        return self._ids["company-currency", ""]
 
     async def _currency_digits(self, currency: int) -> int:
         if currency not in self._digits:
