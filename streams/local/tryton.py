@@ -5,8 +5,10 @@ versions. PostgreSQL is a throwaway cluster from the machine's binaries (install
 when running as root and they are missing): Tryton's accounting checks only hold there, on
 SQLite `account.move.post` accepts an unbalanced move. The first run also prepares a cluster
 holding a fully set-up database (modules, company, chart of accounts, fiscal years, the
-sample catalogue's products, warehouses and customers) and keeps it in the cache; every run
-copies that cluster and creates its database with `CREATE DATABASE ... TEMPLATE`.
+sample catalogue's products, warehouses with their opening stock, customers) and keeps it in
+the cache; every run copies that cluster and creates its database with `CREATE DATABASE ...
+TEMPLATE`. trytond can be stopped and started again on the same port and database
+(`Tryton.stop_server` / `start_server`), to play an ERP that is down for a while.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Usage: python tryton_setup.py TRYTOND_CONF DATABASE_URI SPEC_JSON; the URI names
 database (postgresql://user@host:port/name): proteus takes a bare name for SQLite. The spec (written by
 streams.local.tryton from the sample catalogue and config/finance.json) names the company
 currency and the others with rates, accounts, fiscal years, warehouses with their opening
-stock, products and customers. Only the standard
-library, proteus and trytond's shipped test tools are available here.
+stock, products and customers. Only the standard library, proteus and trytond's shipped test
+tools are available here.
 """
 
 from __future__ import annotations

@@ -178,6 +178,25 @@ def test_a_sales_order_left_in_draft_is_finished_by_the_redelivery(tryton: Tryto
     run(tryton, scenario)
 
 
+def test_an_order_in_euros_is_sold_and_shipped_in_euros(tryton: Tryton) -> None:
+    oid = order_id()
+    by_kind = commands(oid, [
+        on_account(oid, [line("L1", A, 3, "19.99", discount="0.01")], currency="EUR"),
+        fulfilled(oid, "F1", EU, {A: 3}, at=NOW + MINUTE_MS),
+    ])  # fmt: skip
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        document = await erp.execute(by_kind[Kind.CREATE_SALES_ORDER][0])
+        await erp.execute(by_kind[Kind.RECORD_SHIPMENT][0])
+        (sale,) = await read(erp, "sale.sale", [int(document.id)],
+                             ["currency.code", "untaxed_amount", "shipment_state"])  # fmt: skip
+        assert sale["currency."]["code"] == "EUR"
+        assert sale["untaxed_amount"] == Decimal("59.96")
+        assert sale["shipment_state"] == "sent"
+
+    run(tryton, scenario)
+
+
 def test_unknown_customer_and_skus_are_permanent_errors(tryton: Tryton) -> None:
     oid = order_id()
     unknown_sku = sales_order(oid, [line("L1", "SKU-NOPE", 1), line("L2", "SKU-NADA", 1)])
