@@ -1,5 +1,5 @@
-"""Fixtures every test package may use: one real Kafka broker and schema registry per session,
-unique topic names."""
+"""Fixtures every test package may use: one real Kafka broker, schema registry and Tryton ERP
+per session, unique topic names."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from streams.local.kafka import Broker, running_broker
 from streams.local.registry import Registry, running_registry
+from streams.local.tryton import Tryton, running_tryton
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +27,13 @@ def schema_registry(request: pytest.FixtureRequest) -> Iterator[Registry]:
     # tests sharing it apart.
     with running_registry(keep_log=lambda: request.session.testsfailed > 0) as registry:
         yield registry
+
+
+@pytest.fixture(scope="session")
+def tryton(request: pytest.FixtureRequest) -> Iterator[Tryton]:
+    # One ERP database for the session: tests keep apart by unique order and command ids.
+    with running_tryton(keep_log=lambda: request.session.testsfailed > 0) as erp:
+        yield erp
 
 
 @pytest.fixture

@@ -5,8 +5,10 @@ versions. PostgreSQL is a throwaway cluster from the machine's binaries (install
 when running as root and they are missing): Tryton's accounting checks only hold there, on
 SQLite `account.move.post` accepts an unbalanced move. The first run also prepares a cluster
 holding a fully set-up database (modules, company, chart of accounts, fiscal years, the
-sample catalogue's products, warehouses and customers) and keeps it in the cache; every run
-copies that cluster and creates its database with `CREATE DATABASE ... TEMPLATE`.
+sample catalogue's products, warehouses with their opening stock, customers) and keeps it in
+the cache; every run copies that cluster and creates its database with `CREATE DATABASE ...
+TEMPLATE`. trytond can be stopped and started again on the same port and database
+(`Tryton.stop_server` / `start_server`), to play an ERP that is down for a while.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
@@ -81,16 +83,37 @@ class TrytonUnavailable(RuntimeError):
     """No Tryton can be provided; the message says what to install."""
 
 
-@dataclass(frozen=True)
 class Tryton:
-    """A running trytond: JSON-RPC at `url` (`POST`, body `{"method", "params"}`)."""
+    """A running trytond: JSON-RPC at `url` (`POST`, body `{"method", "params"}`).
 
-    url: str
-    database: str
-    login: str
-    password: str
-    postgres_port: int
-    log_path: Path
+    `stop_server` and `start_server` stop trytond and start it again on the same port with
+    the same database (PostgreSQL keeps running): an ERP that is down for a while.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        database: str,
+        login: str,
+        password: str,
+        postgres_port: int,
+        log_path: Path,
+        server: _Trytond,
+    ) -> None:
+        self.url = url
+        self.database = database
+        self.login = login
+        self.password = password
+        self.postgres_port = postgres_port
+        self.log_path = log_path
+        self._server = server
+
+    def stop_server(self) -> None:
+        self._server.stop()
+
+    def start_server(self) -> None:
+        self._server.start()
 
 
 def _key(*parts: str) -> str:
@@ -166,7 +189,8 @@ def _pg_major(bin_dir: Path) -> str:
 
 
 def setup_spec(catalogue: Catalogue, finance: Mapping[str, Any], today: date) -> dict[str, Any]:
-    """What tryton_setup.py creates: the catalogue's master data and the finance accounts."""
+    """What tryton_setup.py creates: the catalogue's master data, the finance accounts and
+    the opening stock (every SKU's target stock in every warehouse)."""
 
     def kind(code: str) -> str:
         if code == "1200":
@@ -176,6 +200,7 @@ def setup_spec(catalogue: Catalogue, finance: Mapping[str, Any], today: date) ->
         return {"1": "asset", "2": "liability", "4": "revenue"}.get(code[0], "expense")
 
     templates = finance["templates"]
+    rates = finance["exchange_rates"]["rates"]
     return {
         "company": "erpbridge sample shop",
         "currency": finance["functional_currency"],
@@ -185,12 +210,25 @@ def setup_spec(catalogue: Catalogue, finance: Mapping[str, Any], today: date) ->
         "revenue_account": templates["sale"]["credit"]["merchandise"],
         "expense_account": templates["cogs"]["debit"]["cogs"],
         "fiscal_years": [today.year - 1, today.year, today.year + 1],
+        # Before anything the sample or a test does: the opening stock's date.
+        "opening_date": date(today.year - 1, 1, 1).isoformat(),
+        # Tryton's rate is foreign units per company unit; the mapping has the inverse.
+        "currencies": {
+            code: {
+                day: str((Decimal(1) / Decimal(per_unit)).quantize(Decimal("0.000001")))
+                for day, per_unit in rates[code].items()
+            }
+            for code in catalogue.currencies
+            if code != finance["functional_currency"] and code in rates
+        },
         "skus": [
             {
                 "code": sku.code,
                 "name": sku.name,
                 "list_price": str(sku.price(catalogue.base_currency)),
                 "cost_price": str(sku.unit_cost),
+                # The sample's first events are ERP snapshots of this on-hand everywhere.
+                "target_stock": sku.target_stock,
             }
             for sku in catalogue.skus
         ],
@@ -452,23 +490,13 @@ def running_tryton(
 
         web_port = free_ports(1)[0]
         conf = _trytond_conf(run_dir, pg.port, web_port)
-        with log_path.open("ab") as log:
-            trytond = subprocess.Popen(
-                [str(venv / "bin" / "python"), str(venv / "bin" / "trytond"),
-                 "-c", str(conf), "-d", DATABASE],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-
-        def stop_trytond() -> None:
-            stop_process(trytond, _STOP_TIMEOUT_S)
-
-        # Stopped before PostgreSQL (callbacks run last-in first-out).
-        stack.callback(stop_trytond)
-        atexit.register(stop_trytond)
-        stack.callback(atexit.unregister, stop_trytond)
         base = f"http://127.0.0.1:{web_port}"
-        _wait_for_trytond(trytond, f"{base}/rpc/", log_path)
+        server = _Trytond(venv, conf, f"{base}/rpc/", log_path)
+        # Stopped before PostgreSQL (callbacks run last-in first-out).
+        stack.callback(server.stop)
+        atexit.register(server.stop)
+        stack.callback(atexit.unregister, server.stop)
+        server.start()
         ready = True
         yield Tryton(
             url=f"{base}/{DATABASE}/rpc/",
@@ -477,4 +505,32 @@ def running_tryton(
             password=ADMIN_PASSWORD,
             postgres_port=pg.port,
             log_path=log_path,
+            server=server,
         )
+
+
+class _Trytond:
+    """The trytond process, which may be stopped and started again on the same port."""
+
+    def __init__(self, venv: Path, conf: Path, probe_url: str, log_path: Path) -> None:
+        self.venv = venv
+        self.conf = conf
+        self.probe_url = probe_url
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(self.venv / "bin" / "python"), str(self.venv / "bin" / "trytond"),
+                 "-c", str(self.conf), "-d", DATABASE],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        _wait_for_trytond(self.process, self.probe_url, self.log_path)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, _STOP_TIMEOUT_S)

@@ -3,8 +3,9 @@
 Usage: python tryton_setup.py TRYTOND_CONF DATABASE_URI SPEC_JSON; the URI names the
 database (postgresql://user@host:port/name): proteus takes a bare name for SQLite. The spec (written by
 streams.local.tryton from the sample catalogue and config/finance.json) names the company
-currency, accounts, fiscal years, warehouses, products and customers. Only the standard
-library, proteus and trytond's shipped test tools are available here.
+currency and the others with rates, accounts, fiscal years, warehouses with their opening
+stock, products and customers. Only the standard library, proteus and trytond's shipped test
+tools are available here.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def main(conf: str, database_uri: str, spec_path: str) -> None:
     created: dict[str, Any] = {}
     for code, entry in spec["accounts"].items():
         account = Account(name=entry["name"], code=code, parent=root, type=by_kind[entry["kind"]])
-        account.party_required = entry["kind"] in ("receivable",)
+        # erpbridge's journal keys receivables by order, not by party: no party on its lines.
+        account.party_required = False
         account.save()
         created[code] = account
 
@@ -67,9 +69,18 @@ def main(conf: str, database_uri: str, spec_path: str) -> None:
         )
         fiscalyear.click("create_period")
 
+    # Sales in the catalogue's other currencies need them, with rates for stock valuation.
+    Currency = Model.get("currency.currency")
+    for code, rates in spec["currencies"].items():
+        currency = Currency(name=code, code=code, symbol=code, rounding=Decimal("0.01"))
+        for day, rate in rates.items():
+            currency.rates.new(date=datetime.date.fromisoformat(day), rate=Decimal(rate))
+        currency.save()
+
     payment_term = create_payment_term()
     payment_term.save()
 
+    products: dict[str, Any] = {}
     Category = Model.get("product.category")
     category = Category(name="Merchandise", accounting=True)
     category.account_revenue = created[spec["revenue_account"]]
@@ -93,8 +104,12 @@ def main(conf: str, database_uri: str, spec_path: str) -> None:
         (product,) = template.products
         product.cost_price = Decimal(sku["cost_price"])
         product.save()
+        products[sku["code"]] = product
 
     Location = Model.get("stock.location")
+    Inventory = Model.get("stock.inventory")
+    opening = datetime.date.fromisoformat(spec["opening_date"])
+    (lost_found,) = Location.find([("type", "=", "lost_found")], limit=1)
     for warehouse in spec["warehouses"]:
         code = warehouse["code"]
         # A warehouse needs its own input, output and storage locations, made first.
@@ -106,10 +121,18 @@ def main(conf: str, database_uri: str, spec_path: str) -> None:
             location.save()
         site = Location(name=warehouse["name"], code=code, type="warehouse")
         site.input_location, site.output_location, site.storage_location = parts
+        # Inventories book their differences against it.
+        site.lost_found_location = lost_found
         site.save()
         for location in parts:
             location.parent = site
             location.save()
+        # The opening stock: a confirmed inventory of the storage location.
+        inventory = Inventory(location=parts[2], date=opening)
+        for sku in spec["skus"]:
+            inventory.lines.new(product=products[sku["code"]], quantity=sku["target_stock"])
+        inventory.save()
+        inventory.click("confirm")
 
     for customer in spec["customers"]:
         party = Party(name=customer["name"], code=customer["code"])

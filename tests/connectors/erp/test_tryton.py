@@ -1,0 +1,556 @@
+"""connectors.erp.tryton against a real Tryton (the session's `tryton` fixture).
+
+Commands come from the rules that issue them (order_commands, adjustment_command,
+entry_command) and are checked against erpbridge.ErpCommand, so they carry what
+erp.commands carries. Every test uses its own order ids: tests share one ERP database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from connectors.erp.adapter import Document, PermanentError, TransientError
+from connectors.erp.tryton import TrytonAdapter
+from connectors.erp.tryton.rpc import TrytonRpc, decode, encode, retry_after
+from streams.codec import Codec
+from streams.domain.commands import (
+    Command,
+    CommandPolicy,
+    Kind,
+    adjustment_command,
+    cancellation_id,
+    order_commands,
+)
+from streams.domain.events import InputEvent
+from streams.domain.finance import JournalEntry, JournalLine, entry_command
+from streams.domain.orders import Order
+from streams.local.tryton import Tryton
+from streams.schema_store import SchemaStore
+from streams.settings import REPO_ROOT
+from tests.streams.domain.builders import (
+    EAST,
+    EU,
+    MINUTE_MS,
+    WEST,
+    adjusted,
+    apply,
+    fulfilled,
+    line,
+    placed,
+    refunded,
+)
+
+T = TypeVar("T")
+POLICY = CommandPolicy(target="tryton")
+CUSTOMER = "CUS-0001"
+A, B = "SKU-0001", "SKU-0002"
+CODEC = Codec(SchemaStore.from_directory(REPO_ROOT / "schemas"))
+NOW = int(datetime.combine(date.today(), time(12), UTC).timestamp() * 1000)
+
+
+def checked(command: Command) -> Command:
+    """The command, once it encodes as the erp.commands value."""
+    CODEC.encode("erpbridge.ErpCommand", command.to_datum(), topic="erp.commands")
+    return command
+
+
+def run(tryton: Tryton, scenario: Callable[[TrytonAdapter], Awaitable[T]]) -> T:
+    async def main() -> T:
+        erp = TrytonAdapter(tryton.url, tryton.login, tryton.password)
+        await erp.open()
+        try:
+            return await scenario(erp)
+        finally:
+            await erp.close()
+
+    return asyncio.run(main())
+
+
+def order_id() -> str:
+    return f"T-{uuid.uuid4().hex[:12]}"
+
+
+def on_account(oid: str, lines: Sequence[dict[str, Any]], **kwargs: Any) -> InputEvent:
+    """An order on account (confirmable when placed) by a customer Tryton knows."""
+    event = placed(
+        oid, lines, payment_terms="ON_ACCOUNT", purchase_order_number=f"PO-{oid}", at=NOW, **kwargs
+    )
+    event.payload["customer"]["customer_id"] = CUSTOMER
+    return event
+
+
+def commands(oid: str, events: Sequence[InputEvent]) -> dict[Kind, list[Command]]:
+    order = Order(oid)
+    for event in events:
+        apply(order, event)
+    by_kind: dict[Kind, list[Command]] = {}
+    for command in order_commands(order, POLICY):
+        by_kind.setdefault(command.kind, []).append(checked(command))
+    return by_kind
+
+
+def sales_order(oid: str, lines: Sequence[dict[str, Any]], **kwargs: Any) -> Command:
+    return commands(oid, [on_account(oid, lines, **kwargs)])[Kind.CREATE_SALES_ORDER][0]
+
+
+def adjustment(sku: str, warehouse: str, delta: int) -> Command:
+    event = adjusted(sku, warehouse, delta, at=NOW, reason="DAMAGE", event_id=uuid.uuid4().hex)
+    command = adjustment_command(event, POLICY)
+    assert command is not None
+    return checked(command)
+
+
+def journal(*entries: JournalEntry) -> Command:
+    first = entry_command(entries[0], "tryton")
+    body = {"entries": [entry_command(e, "tryton").body["entries"][0] for e in entries]}
+    return checked(replace(first, body=body))
+
+
+def entry(lines: Sequence[tuple[str, str, str]], entry_id: str | None = None) -> JournalEntry:
+    """A USD entry of (account, debit, credit) lines."""
+    return JournalEntry(
+        entry_id=entry_id or f"JE-{uuid.uuid4().hex[:12]}",
+        posted_ms=NOW,
+        order_id=None,
+        description="test entry",
+        transaction_currency="USD",
+        functional_currency="USD",
+        exchange_rate=Decimal(1),
+        lines=tuple(
+            JournalLine(account, Decimal(d), Decimal(c), Decimal(d), Decimal(c))
+            for account, d, c in lines
+        ),
+    )
+
+
+async def read(erp: TrytonAdapter, model: str, ids: Sequence[int], fields: list[str]) -> Any:
+    return await erp.rpc.model(model, "read", list(ids), fields)
+
+
+def test_a_sales_order_is_created_confirmed_once_and_priced_net_of_discounts(
+    tryton: Tryton,
+) -> None:
+    oid = order_id()
+    command = sales_order(
+        oid, [line("L1", A, 3, "10.00", discount="1.00"), line("L2", B, 1, "5.00")]
+    )
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        first = await erp.execute(command)
+        assert first == await erp.execute(command)
+        assert await erp.sales_by_reference([command.command_id]) == {command.command_id: 1}
+        (sale,) = await read(erp, "sale.sale", [int(first.id)], ["state", "lines", "party.code",
+                             "invoice_method", "shipment_method", "untaxed_amount"])  # fmt: skip
+        assert sale["state"] == "processing"
+        assert sale["party."]["code"] == CUSTOMER
+        assert (sale["invoice_method"], sale["shipment_method"]) == ("manual", "manual")
+        lines = await read(erp, "sale.line", sale["lines"], ["product.code", "quantity", "amount"])
+        assert {(x["product."]["code"], x["quantity"], x["amount"]) for x in lines} == {
+            (A, 3.0, Decimal("29.00")),
+            (B, 1.0, Decimal("5.00")),
+        }
+        assert sale["untaxed_amount"] == Decimal("34.00")
+
+    run(tryton, scenario)
+
+
+def test_a_sales_order_left_in_draft_is_finished_by_the_redelivery(tryton: Tryton) -> None:
+    oid = order_id()
+    command = sales_order(oid, [line("L1", A, 1)])
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        # A crash between create and confirm: only the draft exists.
+        sale_id = await erp._new_sale(command.command_id, command.body)
+        assert await erp.execute(command) == Document("sale.sale", str(sale_id))
+        (sale,) = await read(erp, "sale.sale", [sale_id], ["state"])
+        assert sale["state"] == "processing"
+
+    run(tryton, scenario)
+
+
+def test_an_order_in_euros_is_sold_and_shipped_in_euros(tryton: Tryton) -> None:
+    oid = order_id()
+    by_kind = commands(oid, [
+        on_account(oid, [line("L1", A, 3, "19.99", discount="0.01")], currency="EUR"),
+        fulfilled(oid, "F1", EU, {A: 3}, at=NOW + MINUTE_MS),
+    ])  # fmt: skip
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        document = await erp.execute(by_kind[Kind.CREATE_SALES_ORDER][0])
+        await erp.execute(by_kind[Kind.RECORD_SHIPMENT][0])
+        (sale,) = await read(erp, "sale.sale", [int(document.id)],
+                             ["currency.code", "untaxed_amount", "shipment_state"])  # fmt: skip
+        assert sale["currency."]["code"] == "EUR"
+        assert sale["untaxed_amount"] == Decimal("59.96")
+        assert sale["shipment_state"] == "sent"
+
+    run(tryton, scenario)
+
+
+def test_unknown_customer_and_skus_are_permanent_errors(tryton: Tryton) -> None:
+    oid = order_id()
+    unknown_sku = sales_order(oid, [line("L1", "SKU-NOPE", 1), line("L2", "SKU-NADA", 1)])
+    stranger = placed(oid, [line("L1", A, 1)], payment_terms="ON_ACCOUNT",
+                      purchase_order_number="PO-1", at=NOW)  # fmt: skip
+    unknown_customer = commands(oid, [stranger])[Kind.CREATE_SALES_ORDER][0]
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        with pytest.raises(PermanentError) as sku:
+            await erp.execute(unknown_sku)
+        assert sku.value.code == "unknown-sku"
+        assert "SKU-NADA" in sku.value.message and "SKU-NOPE" in sku.value.message
+        with pytest.raises(PermanentError) as customer:
+            await erp.execute(unknown_customer)
+        assert customer.value.code == "unknown-customer" and "C-1" in customer.value.message
+        assert await erp.sales_by_reference([unknown_sku.command_id]) == {}
+
+    run(tryton, scenario)
+
+
+def test_a_shipment_is_done_once_decreases_stock_and_waits_for_its_sale(tryton: Tryton) -> None:
+    oid = order_id()
+    events = [
+        on_account(oid, [line("L1", A, 3), line("L2", B, 1)]),
+        fulfilled(oid, "F1", WEST, {A: 2, B: 1}, at=NOW + MINUTE_MS),
+    ]
+    by_kind = commands(oid, events)
+    (shipment,) = by_kind[Kind.RECORD_SHIPMENT]
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        with pytest.raises(TransientError) as early:
+            await erp.execute(shipment)
+        assert early.value.code == "no-sales-order"
+        before = await erp.stock_levels([A, B], [WEST])
+        document = await erp.execute(by_kind[Kind.CREATE_SALES_ORDER][0])
+        shipped = await erp.execute(shipment)
+        assert shipped == await erp.execute(shipment)
+        after = await erp.stock_levels([A, B], [WEST])
+        assert after == {(A, WEST): before[A, WEST] - 2, (B, WEST): before[B, WEST] - 1}
+        (done,) = await read(erp, "stock.shipment.out", [int(shipped.id)], ["state", "reference"])
+        assert done["state"] == "done" and done["reference"] == shipment.command_id
+        (sale,) = await read(erp, "sale.sale", [int(document.id)], ["shipment_state"])
+        assert sale["shipment_state"] == "partially shipped"
+
+    run(tryton, scenario)
+
+
+def test_a_shipment_beyond_the_stock_is_forced_through(tryton: Tryton) -> None:
+    oid = order_id()
+    by_kind = commands(oid, [
+        on_account(oid, [line("L1", B, 5000)]),
+        fulfilled(oid, "F1", EAST, {B: 5000}, at=NOW + MINUTE_MS),
+    ])  # fmt: skip
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        before = await erp.stock_levels([B], [EAST])
+        await erp.execute(by_kind[Kind.CREATE_SALES_ORDER][0])
+        await erp.execute(by_kind[Kind.RECORD_SHIPMENT][0])
+        assert await erp.stock_levels([B], [EAST]) == {(B, EAST): before[B, EAST] - 5000}
+        # Put it back for the tests that follow.
+        await erp.execute(adjustment(B, EAST, 5000))
+
+    run(tryton, scenario)
+
+
+@pytest.mark.parametrize("confirmed", [True, False], ids=["confirmed", "draft"])
+def test_a_cancellation_leaves_nothing_to_ship_once(tryton: Tryton, confirmed: bool) -> None:
+    oid = order_id()
+    placement = on_account(oid, [line("L1", A, 2)])
+    # The order agent issues the sales order first; cancelled later, the order issues this:
+    create = commands(oid, [placement])[Kind.CREATE_SALES_ORDER][0]
+    cancel = checked(replace(create, command_id=cancellation_id(oid),
+                             kind=Kind.CANCEL_SALES_ORDER, created_ms=NOW + MINUTE_MS,
+                             body={"order_id": oid, "reason": "customer_request"}))  # fmt: skip
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        with pytest.raises(TransientError) as early:
+            await erp.execute(cancel)
+        assert early.value.code == "no-sales-order"
+        if confirmed:
+            document = await erp.execute(create)
+        else:
+            document = Document(
+                "sale.sale", str(await erp._new_sale(create.command_id, create.body))
+            )
+        assert await erp.execute(cancel) == document
+        assert await erp.execute(cancel) == document
+        (sale,) = await read(erp, "sale.sale", [int(document.id)],
+                             ["state", "to_ship", "shipment_state", "comment", "shipments"])  # fmt: skip
+        assert sale["comment"].count(cancel.command_id) == 1
+        assert "customer_request" in sale["comment"]
+        if confirmed:
+            # Tryton cannot cancel a confirmed sale: its shipment is cancelled, the moves ignored.
+            assert sale["state"] == "processing" and not sale["to_ship"]
+            assert sale["shipment_state"] == "none"
+            shipments = await read(erp, "stock.shipment.out", sale["shipments"], ["state"])
+            assert [s["state"] for s in shipments] == ["cancelled"]
+        else:
+            assert sale["state"] == "cancelled"
+
+    run(tryton, scenario)
+
+
+def test_a_credit_note_has_negative_lines_and_restocks_once(tryton: Tryton) -> None:
+    oid = order_id()
+    by_kind = commands(oid, [
+        on_account(oid, [line("L1", A, 3, "10.00")]),
+        fulfilled(oid, "F1", EAST, {A: 3}, at=NOW + MINUTE_MS),
+        refunded(oid, "R1", {A: (2, "20.00")}, restock=True, warehouse=EAST, at=NOW + 2 * MINUTE_MS),
+    ])  # fmt: skip
+    (credit,) = by_kind[Kind.CREATE_CREDIT_NOTE]
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        with pytest.raises(TransientError):
+            await erp.execute(credit)
+        await erp.execute(by_kind[Kind.CREATE_SALES_ORDER][0])
+        await erp.execute(by_kind[Kind.RECORD_SHIPMENT][0])
+        before = await erp.stock_levels([A], [EAST])
+        document = await erp.execute(credit)
+        assert document == await erp.execute(credit)
+        assert await erp.stock_levels([A], [EAST]) == {(A, EAST): before[A, EAST] + 2}
+        (invoice,) = await read(erp, "account.invoice", [int(document.id)],
+                                ["state", "type", "total_amount", "lines", "party.code"])  # fmt: skip
+        assert (invoice["type"], invoice["state"]) == ("out", "validated")
+        assert invoice["total_amount"] == Decimal("-20.00")
+        assert invoice["party."]["code"] == CUSTOMER
+        lines = await read(erp, "account.invoice.line", invoice["lines"], ["quantity"])
+        assert [x["quantity"] for x in lines] == [-2.0]
+        returns = await erp.rpc.search_read(
+            "stock.shipment.out.return", [["reference", "=", credit.command_id]], ["state"]
+        )
+        assert [r["state"] for r in returns] == ["done"]
+
+    run(tryton, scenario)
+
+
+def test_an_adjustment_moves_stock_by_its_delta_once(tryton: Tryton) -> None:
+    down, up = adjustment(A, WEST, -4), adjustment(A, WEST, 7)
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        before = (await erp.stock_levels([A], [WEST]))[A, WEST]
+        first = await erp.execute(down)
+        assert first == await erp.execute(down)
+        assert (await erp.stock_levels([A], [WEST]))[A, WEST] == before - 4
+        await erp.execute(up)
+        await erp.execute(up)
+        assert (await erp.stock_levels([A], [WEST]))[A, WEST] == before + 3
+
+    run(tryton, scenario)
+
+
+def test_a_merged_adjustment_applies_only_the_parts_not_applied_yet(tryton: Tryton) -> None:
+    one, two, three = (adjustment(B, EU, d) for d in (-1, -2, 5))
+    parts = [
+        {"command_id": c.command_id, "delta": c.body["delta"], "reason": c.body["reason"],
+         "reference": c.body["reference"]}
+        for c in (one, two, three)
+    ]  # fmt: skip
+    merged = checked(replace(three, body={**three.body, "delta": 2, "parts": parts}))
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        before = (await erp.stock_levels([B], [EU]))[B, EU]
+        applied = await erp.execute(one)
+        document = await erp.execute(merged)
+        assert document.id.split(",")[0] == applied.id
+        assert len(document.id.split(",")) == 3
+        assert (await erp.stock_levels([B], [EU]))[B, EU] == before + 2
+        assert await erp.execute(merged) == document
+        assert (await erp.stock_levels([B], [EU]))[B, EU] == before + 2
+
+    run(tryton, scenario)
+
+
+def test_journal_entries_are_posted_once_per_entry_with_their_amounts(tryton: Tryton) -> None:
+    sale = entry([("1200", "107.25", "0"), ("4000", "0", "100.00"), ("2310", "0", "7.25")])
+    fee = entry([("6150", "3.20", "0"), ("1110", "0", "3.20")])
+    command = journal(sale, fee)
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        # The first entry was posted by an earlier attempt: only the second is new.
+        first = await erp.execute(journal(sale))
+        document = await erp.execute(command)
+        assert document == await erp.execute(command)
+        ids = [int(i) for i in document.id.split(",")]
+        assert ids[0] == int(first.id) and len(ids) == 2
+        moves = await read(erp, "account.move", ids, ["state", "description", "lines"])
+        assert [m["state"] for m in moves] == ["posted", "posted"]
+        assert [m["description"] for m in moves] == [sale.entry_id, fee.entry_id]
+        lines = await read(erp, "account.move.line", moves[0]["lines"],
+                           ["account.code", "debit", "credit"])  # fmt: skip
+        assert sorted((x["account."]["code"], x["debit"], x["credit"]) for x in lines) == [
+            ("1200", Decimal("107.25"), Decimal("0")),
+            ("2310", Decimal("0"), Decimal("7.25")),
+            ("4000", Decimal("0"), Decimal("100.00")),
+        ]
+
+    run(tryton, scenario)
+
+
+def test_unknown_accounts_and_unbalanced_entries_are_refused(tryton: Tryton) -> None:
+    unknown = journal(entry([("9999", "1.00", "0"), ("4000", "0", "1.00")]))
+    unbalanced = journal(entry([("1200", "10.00", "0"), ("4000", "0", "7.00")]))
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        with pytest.raises(PermanentError) as account:
+            await erp.execute(unknown)
+        assert account.value.code == "unknown-account" and "9999" in account.value.message
+        with pytest.raises(PermanentError) as balance:
+            await erp.execute(unbalanced)
+        assert balance.value.code == "unbalanced-entry"
+        assert "10.0000" in balance.value.message and "7.0000" in balance.value.message
+        entry_id = unbalanced.body["entries"][0]["entry_id"]
+        assert (
+            await erp.rpc.search_read("account.move", [["description", "=", entry_id]], ["id"])
+            == []
+        )
+
+    run(tryton, scenario)
+
+
+def test_a_stopped_server_is_transient_and_the_adapter_recovers(tryton: Tryton) -> None:
+    oid = order_id()
+    command = sales_order(oid, [line("L1", A, 1)])
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        await erp.stock_levels([A], [EAST])
+        tryton.stop_server()
+        try:
+            with pytest.raises(TransientError) as down:
+                await erp.execute(command)
+            assert down.value.code == "unreachable"
+        finally:
+            tryton.start_server()
+        document = await erp.execute(command)
+        assert await erp.execute(command) == document
+
+    run(tryton, scenario)
+
+
+# --- the JSON-RPC client's mapping of Tryton's answers, without a server -----------------------
+
+
+def fake_tryton(answer: Callable[[str, list[Any]], httpx.Response]) -> TrytonRpc:
+    """A client whose server logs in as user 1 and answers every other call with `answer`."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        call = json.loads(request.content, object_hook=decode)
+        if call["method"] == "common.db.login":
+            return httpx.Response(200, json={"id": call["id"], "result": [1, "token"]})
+        if call["method"] == "model.res.user.get_preferences":
+            return httpx.Response(200, json={"id": call["id"], "result": {"company": 1}})
+        return answer(call["method"], call["params"])
+
+    return TrytonRpc("http://tryton/db/rpc/", "admin", "pw", transport=httpx.MockTransport(handle))
+
+
+def call_once(rpc: TrytonRpc) -> Any:
+    async def main() -> Any:
+        try:
+            return await rpc.model("sale.sale", "read", [1], ["state"])
+        finally:
+            await rpc.close()
+
+    return asyncio.run(main())
+
+
+def error(*error: Any) -> Callable[[str, list[Any]], httpx.Response]:
+    return lambda method, params: httpx.Response(200, json={"id": 1, "error": list(error)})
+
+
+def test_decimals_and_dates_travel_tagged_both_ways() -> None:
+    sent: list[Any] = []
+
+    def echo(method: str, params: list[Any]) -> httpx.Response:
+        sent.append(params)
+        return httpx.Response(200, content=json.dumps({"id": 1, "result": params}, default=encode))
+
+    values = [Decimal("10.0050"), date(2027, 1, 15), datetime(2027, 1, 15, 8, 30, 1, 5)]
+    rpc = fake_tryton(echo)
+
+    async def main() -> Any:
+        try:
+            return await rpc.model("m", "f", values)
+        finally:
+            await rpc.close()
+
+    assert asyncio.run(main()) == [values, {"company": 1}]
+    assert sent == [[values, {"company": 1}]]
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "message"),
+    [
+        (error("UserError", ["A value is required for field \"Party\".", "", None]),
+         "UserError", "A value is required for field \"Party\"."),
+        (error("UserWarning", ["key", "Stock moves have no origin.", ""]),
+         "UserWarning", "Stock moves have no origin."),
+        (error("AccessError", ["You are not allowed to read.", ""]),
+         "AccessError", "You are not allowed to read."),
+        (error("'foo'", "Traceback ..."), "server-error", "'foo'"),
+        (lambda m, p: httpx.Response(422, text="Missing context argument"),
+         "http-422", "Missing context argument"),
+    ],
+)  # fmt: skip
+def test_what_a_retry_cannot_fix_is_permanent(
+    answer: Callable[[str, list[Any]], httpx.Response], code: str, message: str
+) -> None:
+    with pytest.raises(PermanentError) as refused:
+        call_once(fake_tryton(answer))
+    assert refused.value.code == code and message in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "retry_after"),
+    [
+        (lambda m, p: httpx.Response(503, headers={"Retry-After": "7"}), "http-503", 7.0),
+        (lambda m, p: httpx.Response(429), "http-429", None),
+        (lambda m, p: httpx.Response(504), "http-504", None),
+        (error("ConcurrencyException", "Records were modified in the meanwhile"),
+         "concurrency", None),
+        (error("could not serialize access due to concurrent update", ""), "concurrency", None),
+    ],
+)  # fmt: skip
+def test_what_a_retry_may_fix_is_transient(
+    answer: Callable[[str, list[Any]], httpx.Response], code: str, retry_after: float | None
+) -> None:
+    with pytest.raises(TransientError) as later:
+        call_once(fake_tryton(answer))
+    assert (later.value.code, later.value.retry_after) == (code, retry_after)
+
+
+def test_network_failures_are_transient() -> None:
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    for transport, code in ((timeout, "timeout"), (refused, "unreachable")):
+        rpc = TrytonRpc("http://tryton/db/rpc/", "a", "b", transport=httpx.MockTransport(transport))
+        with pytest.raises(TransientError) as later:
+            asyncio.run(rpc.open())
+        assert later.value.code == code
+
+
+def test_an_expired_session_logs_in_again_once() -> None:
+    answers = iter([httpx.Response(401), httpx.Response(200, json={"id": 1, "result": "ok"})])
+    assert call_once(fake_tryton(lambda m, p: next(answers))) == "ok"
+    with pytest.raises(PermanentError) as refused:
+        call_once(fake_tryton(lambda m, p: httpx.Response(401)))
+    assert refused.value.code == "unauthorized"
+
+
+def test_retry_after_takes_seconds_or_an_http_date() -> None:
+    assert retry_after("120") == 120.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert retry_after("soon") is None and retry_after(None) is None
