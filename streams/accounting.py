@@ -8,6 +8,7 @@ waiting are waiting - waiting_applied - waiting_dead_lettered (per worker proces
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -77,14 +78,18 @@ class EventAccounting:
             for topic, account in sorted(self._topics.items())
         }
 
-    def settled(self, expected: int) -> bool:
-        """`expected` events consumed, and each one has its outcome (none still in flight)."""
-        totals = self.totals()
+    def settled(self, expected: int, topics: Collection[str] | None = None) -> bool:
+        """`expected` events consumed (from `topics`, default all), and each one has its
+        outcome (none still in flight)."""
+        totals = self.totals(topics)
         return totals["consumed"] == expected == sum(totals[o.value] for o in Outcome)
 
-    def totals(self) -> dict[str, int]:
+    def totals(self, topics: Collection[str] | None = None) -> dict[str, int]:
+        """Sums over `topics` (logical names), default every topic consumed so far."""
         totals = {"consumed": 0, **{o.value: 0 for o in Outcome}, **{w.value: 0 for w in Later}}
-        for account in self._topics.values():
+        for topic, account in self._topics.items():
+            if topics is not None and topic not in topics:
+                continue
             totals["consumed"] += account.consumed
             for o in Outcome:
                 totals[o.value] += account.outcomes[o]

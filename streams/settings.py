@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +111,45 @@ class Settings(BaseSettings):
         ge=1,
         description="Commands a worker holds while they wait for the rate limit; beyond this "
         "it stops reading the pending topic until some are sent.",
+    )
+    erp_url: str | None = Field(
+        default=None,
+        description="The ERP's API endpoint for the connector (Tryton: its JSON-RPC URL "
+        "http://host:port/<database>/rpc/); the demo starts a local Tryton and sets it.",
+    )
+    erp_login: str = Field(default="admin", description="The ERP user the connector acts as.")
+    erp_password: SecretStr | None = Field(
+        default=None, description="That user's password (or API key)."
+    )
+    erp_max_in_flight: dict[str, int] = Field(
+        default_factory=lambda: {"tryton": 2},
+        description='Commands one connector runs at once per ERP, JSON: {"tryton": 2}. Match '
+        "the ERP's own concurrency limit (NetSuite: 5 to 15 per account tier).",
+    )
+    erp_timeout_seconds: float = Field(
+        default=30, gt=0, description="One ERP request's timeout; a timeout is retried."
+    )
+    erp_backoff_initial_seconds: float = Field(
+        default=0.5, gt=0, description="First retry delay; it doubles per attempt, with jitter."
+    )
+    erp_backoff_max_seconds: float = Field(default=30, gt=0, description="Longest retry delay.")
+    erp_give_up_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="How long a command may keep failing transiently (ERP down, throttled) "
+        "before it goes to erp.commands.dlq.",
+    )
+    connector_buffer: int = Field(
+        default=500,
+        ge=1,
+        description="Commands a connector holds (running or waiting to retry); beyond this it "
+        "stops reading erp.commands.",
+    )
+    connector_commit_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the connector commits the offsets of commands the ERP confirmed "
+        "or that were dead-lettered.",
     )
     journal_batch_size: int = Field(
         default=50, ge=1, description="Journal entries coalesced into one PostJournalEntry."

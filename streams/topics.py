@@ -86,6 +86,7 @@ SPECS: tuple[TopicSpec, ...] = (
             STOCK_REQUESTS,
             ORDER_FEEDBACK,
             ERP_PENDING,
+            ERP_COMMANDS,
             ERP_RESULTS,
         )
     ),

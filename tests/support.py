@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -9,19 +10,24 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from click.testing import CliRunner, Result
 from confluent_kafka import Consumer, TopicPartition
+from mode import Service
+from pydantic import SecretStr
 
 from streams.app import ACCOUNTING_PATH
 from streams.cli import main
+from streams.domain.commands import Kind
+from streams.jsonlines import parse_line, to_datum
 from streams.schema_store import SchemaStore
 from streams.settings import REPO_ROOT, Settings
 
@@ -112,6 +118,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None:
             continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         text = json.dumps(value) if isinstance(value, dict | list | tuple) else str(value)
         env[f"ERPBRIDGE_{name.upper()}"] = text
     return env
@@ -123,19 +131,23 @@ def spawn_worker(
     """`erpbridge worker` as a subprocess with `settings` and its own web port; with
     `clock_file`, on the business clock of tests.streams.clocked_worker instead."""
     port = free_port()
-    env = {**os.environ, **settings_env(settings), "ERPBRIDGE_WEB_PORT": str(port)}
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     command = ["-m", "streams.cli", "worker", "--loglevel", "info"]
     if clock_file is not None:
         command = ["-m", "tests.streams.clocked_worker", str(clock_file)]
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, *command],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = spawn(command, settings, log_path, ERPBRIDGE_WEB_PORT=str(port))
     return WorkerProcess(process, port, log_path)
+
+
+def spawn(
+    args: list[str], settings: Settings, log_path: Path, **env: str
+) -> subprocess.Popen[bytes]:
+    """`python <args>` with `settings` in its environment, output appended to `log_path`."""
+    environment = {**os.environ, **settings_env(settings), **env}
+    environment.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, *args], env=environment, stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 def run(args: list[str], env: dict[str, str | None], stdin: str | None = None) -> Result:
@@ -144,6 +156,20 @@ def run(args: list[str], env: dict[str, str | None], stdin: str | None = None) -
 
 def lines_of(topic: str) -> list[str]:
     return [line for line in (EVENTS / f"{topic}.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _command_templates() -> dict[Kind, dict[str, Any]]:
+    """A realistic body of each kind, from the erp.commands fixture."""
+    schema = STORE.current("erpbridge.ErpCommand")
+    bodies = {}
+    for line in lines_of("erp.commands"):
+        name, body = to_datum(schema, parse_line(line))["command"]
+        bodies[Kind(name.removeprefix("erpbridge."))] = body
+    return bodies
+
+
+TEMPLATES = _command_templates()
+"""A realistic body of each ERP command kind."""
 
 
 def fake_maven(bin_dir: Path, body: str) -> Path:
@@ -158,3 +184,42 @@ def fake_maven(bin_dir: Path, body: str) -> Path:
     )
     mvn.chmod(mvn.stat().st_mode | stat.S_IXUSR)
     return bin_dir / "calls"
+
+
+S = TypeVar("S", bound=Service)
+T = TypeVar("T")
+
+
+class RunningService(Generic[S]):
+    """A mode service on its own event loop in a thread, so a test can poll it with deadlines."""
+
+    def __init__(self, make: Callable[[], S]) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+        async def start() -> S:
+            # Made on the loop, so whatever it creates (locks, semaphores) belongs to it.
+            service = make()
+            await service.start()
+            return service
+
+        self.service = self.run(start())
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=60)
+
+    def call(self, read: Callable[[S], T]) -> T:
+        """`read(service)` on the service's loop, for figures it changes as it runs."""
+
+        async def call() -> T:
+            return read(self.service)
+
+        return self.run(call())
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.run(self.service.stop())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+            self._loop.close()

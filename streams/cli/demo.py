@@ -7,21 +7,33 @@ import signal
 import tempfile
 import threading
 import time
+from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import click
 from confluent_kafka import Producer
+from pydantic import SecretStr
 
+from connectors.erp.audit import Audit
+from connectors.erp.sink import ErpSink
+from connectors.erp.tryton import TrytonAdapter
 from streams import worker
-from streams.app import create_topology
+from streams.app import Topology, create_topology
 from streams.cli.app import main, settings_of
+from streams.codec import codec_from_settings
+from streams.domain import statejson
+from streams.domain.alerts import AlertBook
+from streams.domain.commands import order_of_sales_order, sales_order_id
+from streams.domain.orders import order_from_json
+from streams.domain.stock import SkuStock
 from streams.local.kafka import running_broker
+from streams.local.tryton import running_tryton
 from streams.sample_publisher import publish_sample
 from streams.settings import Settings
 from streams.tables import changelog_sources
 from streams.topic_admin import ensure_topics
-from streams.topics import ORDERS, TopicCatalog
+from streams.topics import ERP_RESULTS, INPUTS, ORDERS, TopicCatalog
 
 # Records no producer should ever write, so every run shows dead-lettering at work.
 _UNDECODABLE = (
@@ -69,71 +81,159 @@ class Feed(threading.Thread):
         self.published += len(_UNDECODABLE)
 
 
-def _erp_commands(snapshot: dict[str, Any]) -> str:
-    """The dispatcher's figures over every ERP target: what the rate limit let through."""
-    targets = snapshot["targets"].values()
-    sent = sum(t["sent"] for t in targets)
-    waiting = sum(t["held"] for t in targets)
-    saved = sum(t["calls_saved"] for t in targets)
-    return f"erp commands sent {sent:>6}, waiting {waiting:>6}, calls saved {saved:>5}"
+class Loop:
+    """The whole loop's figures for the progress line, and whether it has drained."""
+
+    def __init__(self, topology: Topology, sink: ErpSink, feed: Feed) -> None:
+        self.topology, self.sink, self.feed = topology, sink, feed
+        self.started = time.monotonic()
+        self._last: tuple[int, ...] | None = None
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        inputs = self.topology.accounting.totals(INPUTS)
+        dispatch = self.topology.dispatcher.snapshot()["targets"].values()
+        erp = self.sink.snapshot()
+        return (
+            f"[{elapsed:6.1f}s] events {self.feed.published:>6} published,"
+            f" {inputs['consumed']:>6} consumed ({inputs['consumed'] / elapsed:5.1f}/s),"
+            f" lag {self.feed.published - inputs['consumed']:>5},"
+            f" dead-lettered {inputs['dead_lettered']:>3}"
+            f" | erp commands sent {sum(t['sent'] for t in dispatch):>5},"
+            f" waiting {sum(t['held'] for t in dispatch):>5},"
+            f" calls saved {sum(t['calls_saved'] for t in dispatch):>4}"
+            f" | ERP calls {erp['calls']:>5} ({erp['calls'] / elapsed:4.1f}/s),"
+            f" done {erp['succeeded']:>5}, failed {erp['failed']:>3}, retries {erp['retries']:>3}"
+            f" | open alerts {self.open_alerts():>3}"
+        )
+
+    def open_alerts(self) -> int:
+        tables = self.topology.tables
+        return sum(
+            1
+            for table in (tables.order_alerts, tables.stock_alerts, tables.command_alerts)
+            for data in table.values()
+            for alert in AlertBook.from_json(statejson.loads(data)).alerts.values()
+            if alert.resolved_ms is None
+        )
+
+    def drained(self) -> bool:
+        """Every event consumed, every command sent, executed and its result consumed, and
+        nothing moved since the last look (a record may be between two topics)."""
+        accounting = self.topology.accounting
+        dispatch = self.topology.dispatcher.snapshot()
+        sent = sum(t["sent"] for t in dispatch["targets"].values())
+        erp = self.sink.snapshot()
+        answered = erp["succeeded"] + erp["failed"]
+        figures = (self.feed.published, sent, answered, accounting.totals()["consumed"])
+        quiet = (
+            not self.feed.is_alive()
+            and accounting.settled(self.feed.published, INPUTS)
+            and all(t["held"] == 0 for t in dispatch["targets"].values())
+            and dispatch["in_flight"] == 0
+            and self.sink.held() == 0
+            and answered + erp["ignored"] == sent
+            and accounting.settled(answered, (ERP_RESULTS,))
+        )
+        stable, self._last = figures == self._last, figures
+        return quiet and stable
+
+    async def audit(self, adapter: TrytonAdapter) -> Audit:
+        """erpbridge's orders and stock, read from this worker's tables, beside the ERP's."""
+        tables = self.topology.tables
+        orders = [order_from_json(statejson.loads(v)) for v in tables.orders.values()]
+        expected = frozenset(
+            o.order_id for o in orders if sales_order_id(o.order_id) in o.issued
+        )
+        ours = {
+            (stock.sku, warehouse): level.on_hand
+            for stock in (SkuStock.from_json(statejson.loads(v)) for v in tables.stock.values())
+            for warehouse, level in stock.warehouses.items()
+        }
+        # Asked for every order erpbridge knows, so a sale it never sent shows up too.
+        by_reference = await adapter.sales_by_reference(sales_order_id(o.order_id) for o in orders)
+        erp_sales: Counter[str] = Counter()
+        for reference, count in by_reference.items():
+            order_id = order_of_sales_order(reference)
+            if order_id is not None:
+                erp_sales[order_id] += count
+        skus = {sku for sku, _ in ours}
+        warehouses = {warehouse for _, warehouse in ours}
+        return Audit(expected, erp_sales, ours, await adapter.stock_levels(skus, warehouses))
 
 
 @main.command("demo")
-@click.option("--orders", default=1000, show_default=True, help="Orders in the sample.")
+@click.option("--orders", default=100, show_default=True, help="Orders in the sample.")
 @click.option("--rate", default=100.0, show_default=True, help="Events per second; 0 = flat out.")
 @click.option("--seed", default=7, show_default=True)
-@click.option("--exit-when-done", is_flag=True, help="Stop once every published event is consumed.")
+@click.option(
+    "--keep-running", is_flag=True, help="Keep running once the loop drained (Ctrl-C stops)."
+)
 @click.pass_context
-def demo(ctx: click.Context, orders: int, rate: float, seed: int, exit_when_done: bool) -> None:
-    """Start a broker (unless KAFKA_BOOTSTRAP_SERVERS is set), create the topics, run the
-    stream worker and feed it a realistic sample, printing progress. Ctrl-C stops it all."""
+def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: bool) -> None:
+    """The whole loop on this machine: a Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set)
+    and a Tryton ERP of its own, the stream worker fed a realistic sample, the ERP connector
+    executing the rate-limited commands, printing progress; once everything drained, a
+    check that the ERP holds every order exactly once and erpbridge's stock. Ctrl-C stops
+    it all."""
     base = settings_of(ctx)
-    with running_broker() as broker, tempfile.TemporaryDirectory(prefix="erpbridge-") as data:
-        settings = base.model_copy(
-            update={"kafka_bootstrap_servers": broker.bootstrap_servers, "data_dir": Path(data)}
-        )
+    with ExitStack() as stack:
+        broker = stack.enter_context(running_broker())
         click.echo(f"broker: {broker.kind} at {broker.bootstrap_servers}")
+        click.echo("ERP: starting Tryton (the first run installs it and prepares its database)")
+        tryton = stack.enter_context(running_tryton())
+        click.echo(f"ERP: Tryton at {tryton.url}")
+        data = stack.enter_context(tempfile.TemporaryDirectory(prefix="erpbridge-"))
+        settings = base.model_copy(
+            update={
+                "kafka_bootstrap_servers": broker.bootstrap_servers,
+                "data_dir": Path(data),
+                "erp_target": TrytonAdapter.name,
+                "erp_url": tryton.url,
+                "erp_login": tryton.login,
+                "erp_password": SecretStr(tryton.password),
+            }
+        )
+        catalog = TopicCatalog.from_settings(settings)
         report = ensure_topics(
-            settings.confluent_config(),
-            TopicCatalog.from_settings(settings),
-            changelogs=changelog_sources(settings.app_id),
+            settings.confluent_config(), catalog, changelogs=changelog_sources(settings.app_id)
         )
         click.echo(f"topics: {report}")
         topology = create_topology(settings)
+        adapter = TrytonAdapter(
+            tryton.url, tryton.login, tryton.password, timeout=settings.erp_timeout_seconds
+        )
+        sink = ErpSink(settings, catalog, codec_from_settings(settings), adapter)
         feed = Feed(settings, seed, orders, rate)
-        started = time.monotonic()
+        loop = Loop(topology, sink, feed)
+        verdict: list[Audit] = []
 
         async def progress() -> None:
-            totals = topology.accounting.totals()
-            elapsed = time.monotonic() - started
-            click.echo(
-                f"[{elapsed:6.1f}s] published {feed.published:>7} | consumed {totals['consumed']:>7}"
-                f" ({totals['consumed'] / elapsed:7.1f}/s) | applied {totals['applied']:>7}"
-                f" | duplicate {totals['duplicate']:>3} | waiting {totals['waiting']:>3}"
-                f" | dead-lettered {totals['dead_lettered']:>3}"
-                f" | lag {feed.published - totals['consumed']:>6}"
-                f" | {_erp_commands(topology.dispatcher.snapshot())}"
-            )
+            click.echo(loop.line())
             if feed.error is not None:
                 click.echo(f"sample feed failed: {feed.error!r}", err=True)
                 os.kill(os.getpid(), signal.SIGTERM)
-            elif (
-                exit_when_done
-                and not feed.is_alive()
-                and topology.accounting.settled(feed.published)
-            ):
-                os.kill(os.getpid(), signal.SIGTERM)
+            elif not verdict and loop.drained():
+                audit = await loop.audit(adapter)
+                verdict.append(audit)
+                click.echo(audit.render())
+                if not keep_running:
+                    os.kill(os.getpid(), signal.SIGTERM)
 
         topology.app.timer(interval=2.0)(progress)
         feed.start()
         try:
-            worker.run(topology, quiet=True)
+            worker.run(topology, sink, quiet=True)
         except SystemExit:
             pass
         finally:
             feed.stop_requested.set()
             feed.join(timeout=30)
-        totals = topology.accounting.totals()
+        totals = topology.accounting.totals(INPUTS)
         click.echo(f"final: published {feed.published}, accounting {totals}")
-        if feed.error is not None or not topology.accounting.settled(totals["consumed"]):
+        if not verdict:
+            click.echo("stopped before the loop drained: no ERP check")
+        if feed.error is not None or not topology.accounting.settled(totals["consumed"], INPUTS):
             raise SystemExit(1)
+        if verdict and not verdict[0].ok:
+            raise SystemExit(2)

@@ -133,6 +133,12 @@ def sales_order_id(order_id: str) -> str:
     return f"{order_id}/sales-order/1"
 
 
+def order_of_sales_order(command_id: str) -> str | None:
+    """The order a sales-order command id stands for; None for any other command id."""
+    order_id, sep, version = command_id.rpartition("/sales-order/")
+    return order_id if sep and version == "1" else None
+
+
 def cancellation_id(order_id: str) -> str:
     return f"{order_id}/cancel/1"
 

@@ -9,9 +9,7 @@ mapped to the adapter's: whatever a retry may fix is a TransientError, the rest 
 from __future__ import annotations
 
 import base64
-import email.utils
 import json
-import time
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import httpx
 
 from connectors.erp.adapter import PermanentError, TransientError
+from connectors.erp.http import retry_after
 
 # Tryton's error names (and database messages) that mean "someone else held the row".
 _TRANSIENT_NAMES = frozenset({"ConcurrencyException", "RateLimitException"})
@@ -61,20 +60,6 @@ def decode(obj: dict[str, Any]) -> Any:
     if kind == "date":
         return date(obj["year"], obj["month"], obj["day"])
     return obj
-
-
-def retry_after(header: str | None, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header: delay-seconds or an HTTP date."""
-    if not header:
-        return None
-    header = header.strip()
-    if header.isdigit():
-        return float(header)
-    try:
-        when = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def rpc_error(error: Any) -> PermanentError | TransientError:

@@ -4,14 +4,12 @@ effect, a crash loses nothing, and undecodable pending records are dead-lettered
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import signal
-import threading
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -25,11 +23,17 @@ from streams.agents.dispatch import DISPATCH_PATH, Dispatcher
 from streams.agents.intake import partition_for
 from streams.codec import Codec
 from streams.domain.commands import Command, Kind, Lane
-from streams.jsonlines import parse_line, to_datum
 from streams.settings import RateLimit, Settings
 from streams.topics import ERP_COMMANDS, ERP_PENDING, TopicCatalog, dead_letter_of
 from tests.streams.agents.pipeline import read_all
-from tests.support import STORE, lines_of, record_count, spawn_worker, wait_for
+from tests.support import (
+    STORE,
+    TEMPLATES,
+    RunningService,
+    record_count,
+    spawn_worker,
+    wait_for,
+)
 
 CODEC = Codec(STORE)
 TARGET = "tryton"
@@ -38,17 +42,6 @@ T = TypeVar("T")
 # --- commands -------------------------------------------------------------------------------
 
 
-def _templates() -> dict[Kind, dict[str, Any]]:
-    """A realistic body of each kind, from the erp.commands fixture."""
-    schema = STORE.current("erpbridge.ErpCommand")
-    bodies = {}
-    for line in lines_of("erp.commands"):
-        name, body = to_datum(schema, parse_line(line))["command"]
-        bodies[Kind(name.removeprefix("erpbridge."))] = body
-    return bodies
-
-
-TEMPLATES = _templates()
 EPOCH = date(1970, 1, 1)
 
 
@@ -165,29 +158,16 @@ def sustained_rate(timestamps_ms: list[int], burst: int) -> float:
 # --- running dispatchers --------------------------------------------------------------------
 
 
-class RunningDispatcher:
-    """A Dispatcher on its own event loop in a thread, so the test can poll it with deadlines."""
-
+class RunningDispatcher(RunningService[Dispatcher]):
     def __init__(self, settings: Settings, topics: TopicCatalog) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
+        super().__init__(lambda: Dispatcher(settings, topics, CODEC))
 
-        async def start() -> Dispatcher:
-            dispatcher = Dispatcher(settings, topics, CODEC)
-            await dispatcher.start()
-            return dispatcher
-
-        self.dispatcher = self._run(start())
-
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=60)
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.service
 
     def snapshot(self) -> dict[str, Any]:
-        async def snapshot() -> dict[str, Any]:
-            return self.dispatcher.snapshot()
-
-        return self._run(snapshot())
+        return self.call(Dispatcher.snapshot)
 
     def target(self) -> dict[str, Any]:
         target: dict[str, Any] = self.snapshot()["targets"][TARGET]
@@ -196,13 +176,6 @@ class RunningDispatcher:
     def owned(self) -> list[int]:
         owned: list[int] = self.snapshot()["owned_partitions"]
         return owned
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._run(self.dispatcher.stop())
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=30)
-            self._loop.close()
 
 
 @pytest.fixture

@@ -20,7 +20,9 @@ from streams.domain.commands import (
     confirmed_at,
     issue,
     order_commands,
+    order_of_sales_order,
     sales_order_id,
+    shipment_id,
 )
 from streams.domain.events import InputEvent
 from streams.domain.orders import Order
@@ -241,3 +243,9 @@ def test_every_command_is_a_valid_erp_command_and_survives_the_pending_topic(
         assert decoded["command_id"] == command.command_id
         assert decoded["priority"] == command.lane
         assert decoded["command"][0] == f"erpbridge.{command.kind.value}"
+
+
+def test_a_sales_order_command_id_names_its_order_and_no_other_does() -> None:
+    assert order_of_sales_order(sales_order_id("ORD-1/a")) == "ORD-1/a"
+    assert order_of_sales_order(shipment_id("ORD-1", "f-1")) is None
+    assert order_of_sales_order("ORD-1/sales-order/2") is None

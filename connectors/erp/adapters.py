@@ -1,0 +1,48 @@
+"""Which adapter speaks to which ERP: one factory per target name, the only place to add one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from connectors.erp.adapter import ErpAdapter
+from connectors.erp.http import ProtectingTransport
+from connectors.erp.retry import Backoff
+from streams.settings import Settings
+
+
+def _tryton(settings: Settings) -> ErpAdapter:
+    from connectors.erp.tryton import TrytonAdapter
+
+    password = settings.erp_password
+    return TrytonAdapter(
+        _required(settings.erp_url, "ERPBRIDGE_ERP_URL"),
+        settings.erp_login,
+        _required(password.get_secret_value() if password else None, "ERPBRIDGE_ERP_PASSWORD"),
+        timeout=settings.erp_timeout_seconds,
+        transport=protecting_transport(settings, TrytonAdapter.name),
+    )
+
+
+def protecting_transport(settings: Settings, target: str) -> ProtectingTransport:
+    """The request-level protection of an HTTP adapter, from the target's settings."""
+    return ProtectingTransport(
+        settings.erp_max_in_flight.get(target, 1), Backoff.from_settings(settings)
+    )
+
+
+ADAPTERS: dict[str, Callable[[Settings], ErpAdapter]] = {"tryton": _tryton}
+
+
+def adapter_for(settings: Settings, target: str | None = None) -> ErpAdapter:
+    """The adapter for `target` (default: the settings' erp_target), configured from settings."""
+    name = target or settings.erp_target
+    factory = ADAPTERS.get(name)
+    if factory is None:
+        raise ValueError(f"no ERP adapter named {name!r}; known: {', '.join(sorted(ADAPTERS))}")
+    return factory(settings)
+
+
+def _required(value: str | None, variable: str) -> str:
+    if not value:
+        raise ValueError(f"{variable} is not set")
+    return value

@@ -1,0 +1,447 @@
+"""The ERP sink: erp.commands executed by one ERP adapter, answers on erp.results.
+
+- At least once: an offset is committed only once every command before it in its partition
+  was confirmed by the ERP or dead-lettered; the adapter's lookup by command id makes a
+  redelivered command find its document instead of creating a second one.
+- The ERP is protected: at most `erp_max_in_flight` commands run at once, attempts are paced
+  by the target's rate limit (this connector's share of it, by partitions owned), and
+  transient failures retry the command with exponential backoff and jitter, never sooner
+  than the ERP's Retry-After. HTTP adapters also protect it per request
+  (connectors.erp.http: a cap on requests in flight, throttled requests retried, a
+  Retry-After holding back every request).
+- One bad command never stalls the others: commands run concurrently up to the cap, and a
+  failing one waits for its retry outside the cap. Permanent failures go to
+  erp.commands.dlq at once with the ERP's message; transient ones once they outlast
+  `erp_give_up_seconds`.
+- Commands about one entity (an order, a SKU at a warehouse) run one at a time; a
+  command whose prerequisite is not in the ERP yet (a shipment before its sales order)
+  fails transiently and retries.
+- Commands addressed to another ERP are left to that ERP's connector (its own group).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from mode import Service
+
+from connectors.erp.adapter import Document, ErpAdapter, ErpError, PermanentError, TransientError
+from connectors.erp.checks import refuse
+from connectors.erp.retry import Backoff
+from streams.codec import Codec, DecodeError
+from streams.deadletter import dead_letter
+from streams.domain.commands import Command
+from streams.domain.dispatch import OffsetTracker, Source, TokenBucket
+from streams.settings import Settings
+from streams.topics import ERP_COMMANDS, ERP_RESULTS, TopicCatalog, dead_letter_of, spec
+
+log = logging.getLogger(__name__)
+
+STAGE = "erp"
+_FETCH_TIMEOUT_MS = 200
+_SEND_RETRY_DELAY = 1.0
+_IDLE = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What became of one command."""
+
+    document: Document | None
+    error: ErpError | None
+    attempts: int
+    latency_ms: int
+
+
+def entity_of(command: Command) -> str:
+    """What the command changes in the ERP: commands about one entity run one at a time, so
+    a cancellation never meets its sales order half made. erp.commands is keyed by command
+    id, so they may come from different partitions."""
+    body = command.body
+    if "order_id" in body:
+        return f"order:{body['order_id']}"
+    if "sku" in body:
+        return f"stock:{body['sku']}@{body['warehouse_id']}"
+    return command.command_id
+
+
+class _KeyedLocks:
+    """One lock per key, dropped once nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    def __init__(self, sink: ErpSink) -> None:
+        self._sink = sink
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._sink.revoked({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._sink.assigned({tp.partition for tp in assigned})
+
+
+class ErpSink(Service):
+    """Start and stop it like any mode service, or run it beside a Faust worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: TopicCatalog,
+        codec: Codec,
+        adapter: ErpAdapter,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__()
+        self._settings = settings
+        self._codec = codec
+        self._adapter = adapter
+        self._clock = clock
+        self._rand = rand
+        self._commands = catalog.physical(ERP_COMMANDS)
+        self._results = catalog.physical(ERP_RESULTS)
+        self._dead_letters = catalog.physical(dead_letter_of(ERP_COMMANDS))
+        self._partitions = catalog.partitions(ERP_COMMANDS)
+        self.group = f"{settings.app_id}-connector-{adapter.name}"
+        self._backoff = Backoff.from_settings(settings)
+        limit = settings.erp_rate_limits.get(adapter.name)
+        self._bucket = (
+            None if limit is None else TokenBucket(limit.rate, limit.burst, clock, share=0.0)
+        )
+        self._slots = asyncio.Semaphore(settings.erp_max_in_flight.get(adapter.name, 1))
+        self._entities = _KeyedLocks()
+        self._opened = False
+        self._opening = asyncio.Lock()
+        self._offsets = OffsetTracker()
+        self._committed: dict[int, int] = {}
+        self._owned: set[int] = set()
+        self._paused: set[int] = set()
+        self._handling: dict[int, set[asyncio.Task[None]]] = {}
+        self._loops: list[asyncio.Future[None]] = []
+        self._consumer: Any = None
+        self._producer: Any = None
+        self.counts: Counter[str] = Counter()
+        """succeeded, failed, dead_lettered, retries, calls, ignored (other targets)."""
+        self.running = 0
+        self.max_running = 0
+
+    async def on_start(self) -> None:
+        bootstrap = self._settings.require_bootstrap()
+        session_ms = int(self._settings.session_timeout_seconds * 1000)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, client_id=self.group, acks="all", enable_idempotence=True
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id=self.group,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=min(3000, session_ms // 3),
+        )
+        await self._producer.start()
+        await self._consumer.start()
+        self._consumer.subscribe([self._commands], listener=_Rebalance(self))
+        self._loops = [
+            self.add_future(self._fetch()),
+            self.add_future(self._commit_every(self._settings.connector_commit_interval_seconds)),
+        ]
+
+    async def on_stop(self) -> None:
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        if self._consumer is not None:
+            await self._cancel(set(self._handling))
+            await self._commit()
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        await self._adapter.close()
+
+    # --- rebalancing ------------------------------------------------------------------
+
+    def assigned(self, partitions: set[int]) -> None:
+        self._owned = set(partitions)
+        self._resize()
+        log.info("connector %s: owns %s", self._adapter.name, sorted(partitions))
+
+    async def revoked(self, partitions: set[int]) -> None:
+        """Commit what is done and drop the rest: their next owner runs it again, and the
+        ERP lookup by command id keeps a command that already ran from running twice."""
+        await self._cancel(partitions)
+        await self._commit()
+        self._owned -= partitions
+        self._offsets.forget(partitions)
+        for partition in partitions:
+            self._committed.pop(partition, None)
+        self._resize()
+
+    def _resize(self) -> None:
+        if self._bucket is not None:
+            self._bucket.resize(len(self._owned) / self._partitions)
+
+    async def _cancel(self, partitions: Iterable[int]) -> None:
+        tasks = [t for p in partitions for t in self._handling.pop(p, set())]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- reading ----------------------------------------------------------------------
+
+    def held(self) -> int:
+        return sum(len(tasks) for tasks in self._handling.values())
+
+    async def _fetch(self) -> None:
+        while True:
+            self._backpressure()
+            batches = await self._consumer.getmany(
+                timeout_ms=_FETCH_TIMEOUT_MS,
+                max_records=max(1, self._settings.connector_buffer - self.held()),
+            )
+            for tp, records in batches.items():
+                if tp.partition not in self._owned:
+                    continue  # revoked while fetched: its next owner reads it
+                for record in records:
+                    self._take(record)
+
+    def _backpressure(self) -> None:
+        # Paused, not left unpolled: the consumer keeps its place in the group while full.
+        assigned = {tp.partition for tp in self._consumer.assignment()}
+        wanted = assigned if self.held() >= self._settings.connector_buffer else set()
+        self._paused &= assigned
+        self._consumer.pause(*self._tps(wanted - self._paused))
+        self._consumer.resume(*self._tps(self._paused - wanted))
+        self._paused = wanted
+
+    def _take(self, record: ConsumerRecord) -> None:
+        source = Source(record.partition, record.offset)
+        self._offsets.received(source)
+        tasks = self._handling.setdefault(record.partition, set())
+        task = asyncio.ensure_future(self._handle(record, source))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        task.add_done_callback(self._crash_on_bug)
+
+    def _crash_on_bug(self, task: asyncio.Task[None]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            # A bug here must stop the connector, not leave an offset stuck for ever.
+            self.add_future(self.crash(error))
+
+    # --- executing --------------------------------------------------------------------
+
+    async def _handle(self, record: ConsumerRecord, source: Source) -> None:
+        try:
+            datum = self._codec.decode(record.value, expected=spec(ERP_COMMANDS).value_schema).datum
+            command = Command.from_datum(datum)
+        except DecodeError as error:
+            await self._dead_letter(record, error.reason, str(error))
+            self._offsets.done(source)
+            return
+        if command.target != self._adapter.name:
+            self.counts["ignored"] += 1
+        else:
+            refusal = refuse(command)
+            if refusal is not None:
+                answer = Answer(None, refusal, 0, 0)
+            else:
+                answer = await self._execute(command)
+            await self._answer(record, command, answer)
+        self._offsets.done(source)
+
+    async def _execute(self, command: Command) -> Answer:
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            async with self._entities.hold(entity_of(command)), self._slots:
+                await self._pace()
+                self.running += 1
+                self.max_running = max(self.max_running, self.running)
+                self.counts["calls"] += 1
+                try:
+                    await self._open()
+                    document = await self._adapter.execute(command)
+                    return Answer(document, None, attempt, self._ms_since(started))
+                except PermanentError as error:
+                    return Answer(None, error, attempt, self._ms_since(started))
+                except TransientError as error:
+                    failure = error
+                except (KeyError, TypeError, ValueError) as error:
+                    # The ERP answered something the adapter cannot read: no retry will help.
+                    reason = PermanentError("adapter-error", repr(error))
+                    log.exception("connector: %s failed in the adapter", command.command_id)
+                    return Answer(None, reason, attempt, self._ms_since(started))
+                finally:
+                    self.running -= 1
+            delay = self._backoff.delay(attempt, failure.retry_after, self._rand)
+            elapsed = self._clock() - started
+            if self._backoff.gives_up(elapsed, delay):
+                # Final for this connector; a replay from the dead-letter topic may succeed.
+                gave_up = PermanentError(
+                    failure.code,
+                    f"{failure.message} (still failing after {attempt} attempts in {elapsed:.0f}s)",
+                )
+                return Answer(None, gave_up, attempt, self._ms_since(started))
+            self.counts["retries"] += 1
+            log.info(
+                "connector: %s failed (%s), retry in %.1fs", command.command_id, failure, delay
+            )
+            await asyncio.sleep(delay)
+
+    async def _open(self) -> None:
+        async with self._opening:
+            if not self._opened:
+                await self._adapter.open()
+                self._opened = True
+
+    async def _pace(self) -> None:
+        while self._bucket is not None and not self._bucket.take():
+            delay = self._bucket.delay()
+            await asyncio.sleep(_IDLE if delay is None else max(delay, 0.001))
+
+    def _ms_since(self, started: float) -> int:
+        return int((self._clock() - started) * 1000)
+
+    # --- answering --------------------------------------------------------------------
+
+    async def _answer(self, record: ConsumerRecord, command: Command, answer: Answer) -> None:
+        error = answer.error
+        if error is not None:
+            self.counts["failed"] += 1
+            await self._dead_letter(record, error.code, error.message)
+        else:
+            self.counts["succeeded"] += 1
+        status = "SUCCEEDED" if error is None else "FAILED"
+        datum = {
+            "event_id": f"{command.command_id}/{status.lower()}",
+            "occurred_at": datetime.now(UTC),
+            "source": f"erp:{self._adapter.name}",
+            "command_id": command.command_id,
+            "target": command.target,
+            "status": status,
+            "order_id": command.body.get("order_id"),
+            "document_type": None if answer.document is None else answer.document.type,
+            "document_id": None if answer.document is None else answer.document.id,
+            "error": None
+            if error is None
+            else {"code": error.code, "message": error.message, "permanent": error.permanent},
+            "attempts": answer.attempts,
+            "latency_ms": answer.latency_ms,
+        }
+        value = self._codec.encode(spec(ERP_RESULTS).value_schema or "", datum, topic=self._results)
+        await self._send(self._results, command.command_id.encode(), value, [])
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str, error: str) -> None:
+        letter = dead_letter(
+            dlq_topic=self._dead_letters,
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=record.headers or (),
+            stage=STAGE,
+            reason=reason,
+            error=error,
+        )
+        log.warning(
+            "connector: %s offset %d dead-lettered: %s %s",
+            record.topic,
+            record.offset,
+            reason,
+            error,
+        )
+        await self._send(letter.topic, letter.key, letter.value, letter.headers, letter.partition)
+        self.counts["dead_lettered"] += 1
+
+    async def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        partition: int | None = None,
+    ) -> None:
+        # The offset waits for this: a result or dead letter is never lost to a broker hiccup.
+        while True:
+            try:
+                await self._producer.send_and_wait(
+                    topic, value=value, key=key, headers=headers, partition=partition
+                )
+                return
+            except KafkaError as exc:
+                log.warning("connector: sending to %s failed, again: %r", topic, exc)
+                await asyncio.sleep(_SEND_RETRY_DELAY)
+
+    # --- committing -------------------------------------------------------------------
+
+    async def _commit_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self._commit()
+
+    async def _commit(self) -> None:
+        offsets = {
+            p: o
+            for p, o in self._offsets.committable().items()
+            if p in self._owned and self._committed.get(p) != o
+        }
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(
+                {TopicPartition(self._commands, p): o for p, o in offsets.items()}
+            )
+        except KafkaError as exc:
+            log.warning("connector: commit of %s failed: %r", offsets, exc)
+            return
+        self._committed.update(offsets)
+
+    def _tps(self, partitions: Iterable[int]) -> list[TopicPartition]:
+        return [TopicPartition(self._commands, p) for p in partitions]
+
+    # --- observing --------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "target": self._adapter.name,
+            "owned_partitions": sorted(self._owned),
+            "held": self.held(),
+            "running": self.running,
+            "max_running": self.max_running,
+            **{k: self.counts[k] for k in ("succeeded", "failed", "retries", "calls", "ignored")},
+        }

@@ -1,0 +1,40 @@
+"""`erpbridge connector ...`: the services between Kafka and outside systems."""
+
+from __future__ import annotations
+
+import click
+from mode import Worker
+
+from connectors.erp.adapters import adapter_for
+from connectors.erp.sink import ErpSink
+from streams.cli.app import main, require_bootstrap, settings_of
+from streams.codec import codec_from_settings
+from streams.topics import TopicCatalog
+
+
+@main.group("connector")
+def connector() -> None:
+    """Run a connector: a service that carries erpbridge's topics to an outside system."""
+
+
+@connector.command("erp")
+@click.option("--target", help="The ERP to serve (default ERPBRIDGE_ERP_TARGET).")
+@click.option("--loglevel", default="info", show_default=True)
+@click.pass_context
+def erp(ctx: click.Context, target: str | None, loglevel: str) -> None:
+    """Execute erp.commands in the ERP and publish what it did on erp.results.
+
+    Connects to ERPBRIDGE_ERP_URL as ERPBRIDGE_ERP_LOGIN / ERPBRIDGE_ERP_PASSWORD. Scale by
+    running more connectors with the same ERPBRIDGE_APP_ID: they share erp.commands'
+    partitions, and each holds to its share of the ERP's rate limit.
+    """
+    require_bootstrap(ctx)
+    settings = settings_of(ctx)
+    try:
+        adapter = adapter_for(settings, target)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    sink = ErpSink(
+        settings, TopicCatalog.from_settings(settings), codec_from_settings(settings), adapter
+    )
+    Worker(sink, loglevel=loglevel).execute_from_commandline()
