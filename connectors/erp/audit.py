@@ -58,7 +58,7 @@ class Audit:
             - len(self.missing)
             - len(set(self.doubled) & self.expected_orders)
         )
-        header = ("check", "erpbridge", "ERP", "")
+        header = ("check", "erpbridge", "ERP", "result")
         rows = [
             (
                 "sales orders, exactly once",

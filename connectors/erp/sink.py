@@ -42,7 +42,7 @@ from connectors.erp.checks import refuse
 from connectors.erp.retry import Backoff
 from streams.codec import Codec, DecodeError
 from streams.deadletter import dead_letter
-from streams.domain.commands import Command
+from streams.domain.commands import Command, Kind
 from streams.domain.dispatch import OffsetTracker, Source, TokenBucket
 from streams.settings import Settings
 from streams.topics import ERP_COMMANDS, ERP_RESULTS, TopicCatalog, dead_letter_of, spec
@@ -152,6 +152,8 @@ class ErpSink(Service):
         self._producer: Any = None
         self.counts: Counter[str] = Counter()
         """succeeded, failed, dead_lettered, retries, calls, ignored (other targets)."""
+        self.executed: Counter[Kind] = Counter()
+        """Commands the ERP confirmed, by kind."""
         self.running = 0
         self.max_running = 0
 
@@ -344,6 +346,7 @@ class ErpSink(Service):
             await self._dead_letter(record, error.code, error.message)
         else:
             self.counts["succeeded"] += 1
+            self.executed[command.kind] += 1
         status = "SUCCEEDED" if error is None else "FAILED"
         datum = {
             "event_id": f"{command.command_id}/{status.lower()}",
@@ -444,4 +447,5 @@ class ErpSink(Service):
             "running": self.running,
             "max_running": self.max_running,
             **{k: self.counts[k] for k in ("succeeded", "failed", "retries", "calls", "ignored")},
+            "executed": {kind.value: n for kind, n in sorted(self.executed.items())},
         }

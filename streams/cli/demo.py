@@ -142,9 +142,7 @@ class Loop:
         """erpbridge's orders and stock, read from this worker's tables, beside the ERP's."""
         tables = self.topology.tables
         orders = [order_from_json(statejson.loads(v)) for v in tables.orders.values()]
-        expected = frozenset(
-            o.order_id for o in orders if sales_order_id(o.order_id) in o.issued
-        )
+        expected = frozenset(o.order_id for o in orders if sales_order_id(o.order_id) in o.issued)
         ours = {
             (stock.sku, warehouse): level.on_hand
             for stock in (SkuStock.from_json(statejson.loads(v)) for v in tables.stock.values())
@@ -216,6 +214,10 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: 
             elif not verdict and loop.drained():
                 audit = await loop.audit(adapter)
                 verdict.append(audit)
+                executed = sink.snapshot()["executed"]
+                click.echo(
+                    "executed in the ERP: " + ", ".join(f"{n} {k}" for k, n in executed.items())
+                )
                 click.echo(audit.render())
                 if not keep_running:
                     os.kill(os.getpid(), signal.SIGTERM)

@@ -73,7 +73,7 @@ def test_demo_runs_the_loop_until_the_erp_agrees_with_erpbridge(
     assert "the ERP agrees with erpbridge" in output
 
 
-def test_ctrl_c_stops_worker_feed_and_its_own_broker(tmp_path: Path) -> None:
+def test_ctrl_c_stops_worker_feed_connector_and_its_own_broker_and_erp(tmp_path: Path) -> None:
     log = tmp_path / "demo.log"
     process = _demo(_env(), log, "--orders", "5000", "--rate", "200")
     try:
