@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -24,10 +24,12 @@ from confluent_kafka import Consumer, TopicPartition
 from mode import Service
 from pydantic import SecretStr
 
+from connectors.erp.tryton import TrytonAdapter
 from streams.app import ACCOUNTING_PATH
 from streams.cli import main
 from streams.domain.commands import Kind
 from streams.jsonlines import parse_line, to_datum
+from streams.local.tryton import Tryton
 from streams.schema_store import SchemaStore
 from streams.settings import REPO_ROOT, Settings
 
@@ -223,3 +225,17 @@ class RunningService(Generic[S]):
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=30)
             self._loop.close()
+
+
+def on_tryton(tryton: Tryton, scenario: Callable[[TrytonAdapter], Awaitable[T]]) -> T:
+    """`scenario(adapter)` with a Tryton adapter of its own, logged in for it."""
+
+    async def main() -> T:
+        erp = TrytonAdapter(tryton.url, tryton.login, tryton.password)
+        await erp.open()
+        try:
+            return await scenario(erp)
+        finally:
+            await erp.close()
+
+    return asyncio.run(main())

@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from mode import Service
 
@@ -41,9 +40,10 @@ from connectors.erp.adapter import Document, ErpAdapter, ErpError, PermanentErro
 from connectors.erp.checks import refuse
 from connectors.erp.retry import Backoff
 from streams.codec import Codec, DecodeError
+from streams.committer import Committer, Rebalance
 from streams.deadletter import dead_letter
 from streams.domain.commands import Command, Kind
-from streams.domain.dispatch import OffsetTracker, Source, TokenBucket
+from streams.domain.dispatch import Source, TokenBucket
 from streams.settings import Settings
 from streams.topics import ERP_COMMANDS, ERP_RESULTS, TopicCatalog, dead_letter_of, spec
 
@@ -98,17 +98,6 @@ class _KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    def __init__(self, sink: ErpSink) -> None:
-        self._sink = sink
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._sink.revoked({tp.partition for tp in revoked})
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self._sink.assigned({tp.partition for tp in assigned})
-
-
 class ErpSink(Service):
     """Start and stop it like any mode service, or run it beside a Faust worker."""
 
@@ -142,10 +131,7 @@ class ErpSink(Service):
         self._entities = _KeyedLocks()
         self._opened = False
         self._opening = asyncio.Lock()
-        self._offsets = OffsetTracker()
-        self._committed: dict[int, int] = {}
-        self._owned: set[int] = set()
-        self._paused: set[int] = set()
+        self._progress = Committer(self._commands, f"connector {adapter.name}")
         self._handling: dict[int, set[asyncio.Task[None]]] = {}
         self._loops: list[asyncio.Future[None]] = []
         self._consumer: Any = None
@@ -174,10 +160,12 @@ class ErpSink(Service):
         )
         await self._producer.start()
         await self._consumer.start()
-        self._consumer.subscribe([self._commands], listener=_Rebalance(self))
+        self._progress.consumer = self._consumer
+        self._consumer.subscribe([self._commands], listener=Rebalance(self.assigned, self.revoked))
+        interval = self._settings.connector_commit_interval_seconds
         self._loops = [
             self.add_future(self._fetch()),
-            self.add_future(self._commit_every(self._settings.connector_commit_interval_seconds)),
+            self.add_future(self._progress.commit_every(interval)),
         ]
 
     async def on_stop(self) -> None:
@@ -186,7 +174,7 @@ class ErpSink(Service):
         await asyncio.gather(*self._loops, return_exceptions=True)
         if self._consumer is not None:
             await self._cancel(set(self._handling))
-            await self._commit()
+            await self._progress.commit()
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
@@ -195,7 +183,7 @@ class ErpSink(Service):
     # --- rebalancing ------------------------------------------------------------------
 
     def assigned(self, partitions: set[int]) -> None:
-        self._owned = set(partitions)
+        self._progress.owned = set(partitions)
         self._resize()
         log.info("connector %s: owns %s", self._adapter.name, sorted(partitions))
 
@@ -203,16 +191,12 @@ class ErpSink(Service):
         """Commit what is done and drop the rest: their next owner runs it again, and the
         ERP lookup by command id keeps a command that already ran from running twice."""
         await self._cancel(partitions)
-        await self._commit()
-        self._owned -= partitions
-        self._offsets.forget(partitions)
-        for partition in partitions:
-            self._committed.pop(partition, None)
+        await self._progress.release(partitions)
         self._resize()
 
     def _resize(self) -> None:
         if self._bucket is not None:
-            self._bucket.resize(len(self._owned) / self._partitions)
+            self._bucket.resize(len(self._progress.owned) / self._partitions)
 
     async def _cancel(self, partitions: Iterable[int]) -> None:
         tasks = [t for p in partitions for t in self._handling.pop(p, set())]
@@ -233,23 +217,18 @@ class ErpSink(Service):
                 max_records=max(1, self._settings.connector_buffer - self.held()),
             )
             for tp, records in batches.items():
-                if tp.partition not in self._owned:
+                if tp.partition not in self._progress.owned:
                     continue  # revoked while fetched: its next owner reads it
                 for record in records:
                     self._take(record)
 
     def _backpressure(self) -> None:
-        # Paused, not left unpolled: the consumer keeps its place in the group while full.
-        assigned = {tp.partition for tp in self._consumer.assignment()}
-        wanted = assigned if self.held() >= self._settings.connector_buffer else set()
-        self._paused &= assigned
-        self._consumer.pause(*self._tps(wanted - self._paused))
-        self._consumer.resume(*self._tps(self._paused - wanted))
-        self._paused = wanted
+        full = self.held() >= self._settings.connector_buffer
+        self._progress.pause_only(set(self._progress.owned) if full else set())
 
     def _take(self, record: ConsumerRecord) -> None:
         source = Source(record.partition, record.offset)
-        self._offsets.received(source)
+        self._progress.received(source)
         tasks = self._handling.setdefault(record.partition, set())
         task = asyncio.ensure_future(self._handle(record, source))
         tasks.add(task)
@@ -270,7 +249,7 @@ class ErpSink(Service):
             command = Command.from_datum(datum)
         except DecodeError as error:
             await self._dead_letter(record, error.reason, str(error))
-            self._offsets.done(source)
+            self._progress.done(source)
             return
         if command.target != self._adapter.name:
             self.counts["ignored"] += 1
@@ -281,7 +260,7 @@ class ErpSink(Service):
             else:
                 answer = await self._execute(command)
             await self._answer(record, command, answer)
-        self._offsets.done(source)
+        self._progress.done(source)
 
     async def _execute(self, command: Command) -> Answer:
         started = self._clock()
@@ -409,40 +388,13 @@ class ErpSink(Service):
                 log.warning("connector: sending to %s failed, again: %r", topic, exc)
                 await asyncio.sleep(_SEND_RETRY_DELAY)
 
-    # --- committing -------------------------------------------------------------------
-
-    async def _commit_every(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await self._commit()
-
-    async def _commit(self) -> None:
-        offsets = {
-            p: o
-            for p, o in self._offsets.committable().items()
-            if p in self._owned and self._committed.get(p) != o
-        }
-        if not offsets:
-            return
-        try:
-            await self._consumer.commit(
-                {TopicPartition(self._commands, p): o for p, o in offsets.items()}
-            )
-        except KafkaError as exc:
-            log.warning("connector: commit of %s failed: %r", offsets, exc)
-            return
-        self._committed.update(offsets)
-
-    def _tps(self, partitions: Iterable[int]) -> list[TopicPartition]:
-        return [TopicPartition(self._commands, p) for p in partitions]
-
     # --- observing --------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "group": self.group,
             "target": self._adapter.name,
-            "owned_partitions": sorted(self._owned),
+            "owned_partitions": sorted(self._progress.owned),
             "held": self.held(),
             "running": self.running,
             "max_running": self.max_running,

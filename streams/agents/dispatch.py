@@ -22,23 +22,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from mode import Service
 
 from streams import deadletter
 from streams.codec import Codec
+from streams.committer import Committer, Rebalance
 from streams.domain.commands import Command
 from streams.domain.dispatch import (
     Clock,
     Dispatch,
     DispatchQueue,
-    OffsetTracker,
     Pending,
     Source,
     TokenBucket,
@@ -74,17 +73,6 @@ class _Target:
     saved: int = 0
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._dispatcher = dispatcher
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._dispatcher.revoked({tp.partition for tp in revoked})
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._dispatcher.assigned({tp.partition for tp in assigned})
-
-
 class Dispatcher(Service):
     """Start and stop it like any mode service (`await d.start()`, `await d.stop()`), or
     attach it to the Faust app, which then starts and stops it with the worker."""
@@ -114,10 +102,7 @@ class Dispatcher(Service):
             )
             for name, limit in settings.erp_rate_limits.items()
         }
-        self._offsets = OffsetTracker()
-        self._committed: dict[int, int] = {}
-        self._owned: set[int] = set()
-        self._paused: set[int] = set()
+        self._progress = Committer(self._pending, "dispatch")
         self._in_flight: set[asyncio.Future[None]] = set()
         self._loops: list[asyncio.Future[None]] = []
         self._dead_lettered = 0
@@ -144,10 +129,11 @@ class Dispatcher(Service):
         )
         await self._producer.start()
         await self._consumer.start()
-        self._consumer.subscribe([self._pending], listener=_Rebalance(self))
+        self._progress.consumer = self._consumer
+        self._consumer.subscribe([self._pending], listener=Rebalance(self.assigned, self.revoked))
         self._loops = [
             self.add_future(self._fetch()),
-            self.add_future(self._commit_every(COMMIT_INTERVAL)),
+            self.add_future(self._progress.commit_every(COMMIT_INTERVAL)),
             *(self.add_future(self._dispatch(t)) for t in self._targets.values()),
         ]
 
@@ -157,7 +143,7 @@ class Dispatcher(Service):
         await asyncio.gather(*self._loops, return_exceptions=True)
         if self._consumer is not None:
             await self._drain()
-            await self._commit()
+            await self._progress.commit()
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
@@ -165,21 +151,17 @@ class Dispatcher(Service):
     # --- rebalancing ------------------------------------------------------------------
 
     def assigned(self, partitions: set[int]) -> None:
-        self._owned = set(partitions)
+        self._progress.owned = set(partitions)
         self._resize()
         log.info("dispatch: owns %s of %d pending partitions", sorted(partitions), self._partitions)
 
     async def revoked(self, partitions: set[int]) -> None:
         """Stop spending tokens for them, let sends finish and commit, then forget what
         waits from them: their next owner reads it again from the committed offset."""
-        self._resize(self._owned - partitions)
+        self._resize(self._progress.owned - partitions)
         await self._drain()
-        await self._commit()
-        self._owned -= partitions
+        await self._progress.release(partitions)
         dropped = sum(t.queue.drop(partitions) for t in self._targets.values())
-        self._offsets.forget(partitions)
-        for partition in partitions:
-            self._committed.pop(partition, None)
         log.info(
             "dispatch: revoked %s, %d waiting commands left to their next owner",
             sorted(partitions),
@@ -187,7 +169,7 @@ class Dispatcher(Service):
         )
 
     def _resize(self, owned: set[int] | None = None) -> None:
-        share = len(self._owned if owned is None else owned) / self._partitions
+        share = len(self._progress.owned if owned is None else owned) / self._partitions
         for target in self._targets.values():
             target.bucket.resize(share)
             target.wake.set()
@@ -202,19 +184,19 @@ class Dispatcher(Service):
                 timeout_ms=_FETCH_TIMEOUT_MS, max_records=max(1, min(room, _FETCH_MAX_RECORDS))
             )
             for tp, records in batches.items():
-                if tp.partition not in self._owned:
+                if tp.partition not in self._progress.owned:
                     continue  # revoked while fetched: its next owner reads it
                 for record in records:
                     await self._intake(record)
 
     async def _intake(self, record: ConsumerRecord) -> None:
         source = Source(record.partition, record.offset)
-        self._offsets.received(source)
+        self._progress.received(source)
         try:
             command, target = self._parse(record.value)
         except _Rejected as rejected:
             await self._dead_letter(record, rejected)
-            self._offsets.done(source)
+            self._progress.done(source)
             return
         if not len(target.queue):
             target.wake.set()
@@ -279,18 +261,13 @@ class Dispatcher(Service):
         lanes = [lane for t in self._targets.values() for lane, n in t.queue.depth().items() if n]
         wanted: set[int] = set()
         if held >= limit:
-            wanted = set(self._owned)
+            wanted = set(self._progress.owned)
         elif lanes and held >= limit * 3 // 4:
             # Reading on where more urgent work waits lets it overtake; the rest can wait.
             least = max(lanes)
             for t in self._targets.values():
                 wanted |= t.queue.partitions_in(least)
-        assigned = {tp.partition for tp in self._consumer.assignment()}
-        wanted &= assigned
-        self._paused &= assigned
-        self._consumer.pause(*self._tps(wanted - self._paused))
-        self._consumer.resume(*self._tps(self._paused - wanted))
-        self._paused = wanted
+        self._progress.pause_only(wanted)
 
     # --- sending ----------------------------------------------------------------------
 
@@ -329,42 +306,13 @@ class Dispatcher(Service):
             target.wake.set()
             return
         for source in dispatch.sources:
-            self._offsets.done(source)
+            self._progress.done(source)
         target.sent += 1
         target.saved += dispatch.saved
 
     async def _drain(self) -> None:
         while self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
-
-    # --- committing -------------------------------------------------------------------
-
-    async def _commit_every(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await self._commit()
-
-    async def _commit(self) -> None:
-        offsets = {
-            p: o
-            for p, o in self._offsets.committable().items()
-            if p in self._owned and self._committed.get(p) != o
-        }
-        if not offsets:
-            return
-        try:
-            await self._consumer.commit(
-                {TopicPartition(self._pending, p): o for p, o in offsets.items()}
-            )
-        except KafkaError as exc:
-            # The group moved on (this worker was too slow or is leaving): the next owner
-            # re-sends from the last commit, which sinks de-duplicate.
-            log.warning("dispatch: commit of %s failed: %r", offsets, exc)
-            return
-        self._committed.update(offsets)
-
-    def _tps(self, partitions: Iterable[int]) -> list[TopicPartition]:
-        return [TopicPartition(self._pending, p) for p in partitions]
 
     # --- observing --------------------------------------------------------------------
 
@@ -389,8 +337,8 @@ class Dispatcher(Service):
             }
         return {
             "group": self.group,
-            "owned_partitions": sorted(self._owned),
-            "paused_partitions": sorted(self._paused),
+            "owned_partitions": sorted(self._progress.owned),
+            "paused_partitions": sorted(self._progress.paused),
             "partitions": self._partitions,
             "in_flight": len(self._in_flight),
             "dead_lettered": self._dead_lettered,

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from connectors.erp.tryton import TrytonAdapter
 from streams.local.tryton import Tryton
-
-T = TypeVar("T")
-
-
-def read(tryton: Tryton, reader: Callable[[TrytonAdapter], Awaitable[T]]) -> T:
-    """`reader(adapter)` with an adapter of its own, logged in for this one read."""
-
-    async def run() -> T:
-        adapter = TrytonAdapter(tryton.url, tryton.login, tryton.password)
-        await adapter.open()
-        try:
-            return await reader(adapter)
-        finally:
-            await adapter.close()
-
-    return asyncio.run(run())
+from tests.support import on_tryton
 
 
 def sales(tryton: Tryton, command_ids: list[str]) -> Counter[str]:
     """Sales orders per sales-order command id (their reference)."""
-    return Counter(read(tryton, lambda a: a.sales_by_reference(command_ids)))
+    return Counter(on_tryton(tryton, lambda a: a.sales_by_reference(command_ids)))
 
 
 def journal_entries(tryton: Tryton, entry_ids: list[str]) -> Counter[str]:
@@ -41,4 +23,4 @@ def journal_entries(tryton: Tryton, entry_ids: list[str]) -> Counter[str]:
         )
         return Counter(row["description"] for row in rows)
 
-    return read(tryton, moves)
+    return on_tryton(tryton, moves)

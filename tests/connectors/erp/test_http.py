@@ -79,3 +79,34 @@ def test_other_server_errors_go_back_at_once() -> None:
 
     assert asyncio.run(call()).status_code == 500
     assert len(seen) == 1
+
+
+def test_a_retry_after_holds_back_every_request_through_the_transport() -> None:
+    arrivals: dict[str, list[float]] = {"first": [], "second": []}
+    statuses = [429]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        arrivals[request.content.decode()].append(time.monotonic())
+        if statuses:
+            return httpx.Response(statuses.pop(), headers={"Retry-After": "1"})
+        return httpx.Response(200)
+
+    transport = ProtectingTransport(
+        2,
+        Backoff(initial=0.01, maximum=0.05, give_up_after=30),
+        inner=httpx.MockTransport(answer),
+    )
+
+    async def calls() -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            first = asyncio.ensure_future(client.post("http://erp/rpc", content=b"first"))
+            while not transport.throttled:
+                await asyncio.sleep(0.005)
+            # Sent once the ERP has said "wait 1 s", by a caller that never saw the refusal.
+            second = await client.post("http://erp/rpc", content=b"second")
+            assert second.status_code == 200 and (await first).status_code == 200
+
+    asyncio.run(calls())
+    refused = arrivals["first"][0]
+    assert arrivals["second"][0] >= refused + 1.0
+    assert arrivals["first"][1] >= refused + 1.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -49,6 +49,7 @@ from tests.streams.domain.builders import (
     placed,
     refunded,
 )
+from tests.support import on_tryton
 
 T = TypeVar("T")
 POLICY = CommandPolicy(target="tryton")
@@ -62,18 +63,6 @@ def checked(command: Command) -> Command:
     """The command, once it encodes as the erp.commands value."""
     CODEC.encode("erpbridge.ErpCommand", command.to_datum(), topic="erp.commands")
     return command
-
-
-def run(tryton: Tryton, scenario: Callable[[TrytonAdapter], Awaitable[T]]) -> T:
-    async def main() -> T:
-        erp = TrytonAdapter(tryton.url, tryton.login, tryton.password)
-        await erp.open()
-        try:
-            return await scenario(erp)
-        finally:
-            await erp.close()
-
-    return asyncio.run(main())
 
 
 def order_id() -> str:
@@ -161,7 +150,7 @@ def test_a_sales_order_is_created_confirmed_once_and_priced_net_of_discounts(
         }
         assert sale["untaxed_amount"] == Decimal("34.00")
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 def test_a_sales_order_left_in_draft_is_finished_by_the_redelivery(tryton: Tryton) -> None:
@@ -175,7 +164,7 @@ def test_a_sales_order_left_in_draft_is_finished_by_the_redelivery(tryton: Tryto
         (sale,) = await read(erp, "sale.sale", [sale_id], ["state"])
         assert sale["state"] == "processing"
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 def test_an_order_in_euros_is_sold_and_shipped_in_euros(tryton: Tryton) -> None:
@@ -194,7 +183,7 @@ def test_an_order_in_euros_is_sold_and_shipped_in_euros(tryton: Tryton) -> None:
         assert sale["untaxed_amount"] == Decimal("59.96")
         assert sale["shipment_state"] == "sent"
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 def test_unknown_customer_and_skus_are_permanent_errors(tryton: Tryton) -> None:
@@ -214,7 +203,7 @@ def test_unknown_customer_and_skus_are_permanent_errors(tryton: Tryton) -> None:
         assert customer.value.code == "unknown-customer" and "C-1" in customer.value.message
         assert await erp.sales_by_reference([unknown_sku.command_id]) == {}
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 def test_a_shipment_is_done_once_decreases_stock_and_waits_for_its_sale(tryton: Tryton) -> None:
@@ -241,7 +230,7 @@ def test_a_shipment_is_done_once_decreases_stock_and_waits_for_its_sale(tryton: 
         (sale,) = await read(erp, "sale.sale", [int(document.id)], ["shipment_state"])
         assert sale["shipment_state"] == "partially shipped"
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 def test_a_shipment_beyond_the_stock_is_forced_through(tryton: Tryton) -> None:
@@ -259,7 +248,7 @@ def test_a_shipment_beyond_the_stock_is_forced_through(tryton: Tryton) -> None:
         # Put it back for the tests that follow.
         await erp.execute(adjustment(B, EAST, 5000))
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 @pytest.mark.parametrize("confirmed", [True, False], ids=["confirmed", "draft"])
@@ -297,7 +286,7 @@ def test_a_cancellation_leaves_nothing_to_ship_once(tryton: Tryton, confirmed: b
         else:
             assert sale["state"] == "cancelled"
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 def test_a_credit_note_has_negative_lines_and_restocks_once(tryton: Tryton) -> None:
@@ -330,7 +319,7 @@ def test_a_credit_note_has_negative_lines_and_restocks_once(tryton: Tryton) -> N
         )
         assert [r["state"] for r in returns] == ["done"]
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 def test_an_adjustment_moves_stock_by_its_delta_once(tryton: Tryton) -> None:
@@ -345,7 +334,7 @@ def test_an_adjustment_moves_stock_by_its_delta_once(tryton: Tryton) -> None:
         await erp.execute(up)
         assert (await erp.stock_levels([A], [WEST]))[A, WEST] == before + 3
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 def test_a_merged_adjustment_applies_only_the_parts_not_applied_yet(tryton: Tryton) -> None:
@@ -367,7 +356,7 @@ def test_a_merged_adjustment_applies_only_the_parts_not_applied_yet(tryton: Tryt
         assert await erp.execute(merged) == document
         assert (await erp.stock_levels([B], [EU]))[B, EU] == before + 2
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 def test_journal_entries_are_posted_once_per_entry_with_their_amounts(tryton: Tryton) -> None:
@@ -393,7 +382,7 @@ def test_journal_entries_are_posted_once_per_entry_with_their_amounts(tryton: Tr
             ("4000", Decimal("0"), Decimal("100.00")),
         ]
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 def test_an_entry_on_an_unknown_account_is_refused(tryton: Tryton) -> None:
@@ -405,7 +394,7 @@ def test_an_entry_on_an_unknown_account_is_refused(tryton: Tryton) -> None:
             await erp.execute(unknown)
         assert account.value.code == "unknown-account" and "9999" in account.value.message
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 def test_a_stopped_server_is_transient_and_the_adapter_recovers(tryton: Tryton) -> None:
@@ -424,7 +413,7 @@ def test_a_stopped_server_is_transient_and_the_adapter_recovers(tryton: Tryton) 
         document = await erp.execute(command)
         assert await erp.execute(command) == document
 
-    run(tryton, scenario)
+    on_tryton(tryton, scenario)
 
 
 # --- the JSON-RPC client's mapping of Tryton's answers, without a server -----------------------

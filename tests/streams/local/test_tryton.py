@@ -3,9 +3,7 @@ stock, spoken to with the connector's own JSON-RPC client."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -17,21 +15,10 @@ from connectors.erp.adapter import PermanentError
 from connectors.erp.tryton.rpc import TrytonRpc
 from streams.local.tryton import Tryton
 from streams.sample import Catalogue
+from tests.support import on_tryton
 
 FINANCE = Path(__file__).resolve().parents[3] / "config" / "finance.json"
 T = TypeVar("T")
-
-
-def run(tryton: Tryton, scenario: Callable[[TrytonRpc], Awaitable[T]]) -> T:
-    async def main() -> T:
-        rpc = TrytonRpc(tryton.url, tryton.login, tryton.password)
-        await rpc.open()
-        try:
-            return await scenario(rpc)
-        finally:
-            await rpc.close()
-
-    return asyncio.run(main())
 
 
 def test_the_catalogue_is_there_with_its_opening_stock(tryton: Tryton) -> None:
@@ -75,7 +62,7 @@ def test_the_catalogue_is_there_with_its_opening_stock(tryton: Tryton) -> None:
             (sku.code, w): sku.target_stock for sku in catalogue.skus for w in warehouses
         }
 
-    run(tryton, scenario)
+    on_tryton(tryton, lambda erp: scenario(erp.rpc))
 
 
 def test_finance_accounts_exist_and_an_unbalanced_move_is_refused(tryton: Tryton) -> None:
@@ -117,4 +104,4 @@ def test_finance_accounts_exist_and_an_unbalanced_move_is_refused(tryton: Tryton
         (posted,) = await rpc.model("account.move", "read", [balanced], ["state"])
         assert posted["state"] == "posted"
 
-    run(tryton, scenario)
+    on_tryton(tryton, lambda erp: scenario(erp.rpc))

@@ -1,0 +1,105 @@
+"""The partitions of one topic a consumer owns, what of them may be committed, and pausing.
+
+For services whose records finish out of order (the dispatcher, the ERP connector): an
+offset is committed only up to the first record of its partition not done yet, so a crash
+re-reads, never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from streams.domain.dispatch import OffsetTracker, Source
+
+log = logging.getLogger(__name__)
+
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Hands a rebalance's partition numbers to the service."""
+
+    def __init__(
+        self,
+        assigned: Callable[[set[int]], None],
+        revoked: Callable[[set[int]], Awaitable[None]],
+    ) -> None:
+        self._assigned = assigned
+        self._revoked = revoked
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self._revoked({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._assigned({tp.partition for tp in assigned})
+
+
+class Committer:
+    """`consumer` is an AIOKafkaConsumer subscribed to `topic`, set once it exists."""
+
+    def __init__(self, topic: str, name: str) -> None:
+        self.topic = topic
+        self.name = name
+        self.consumer: Any = None
+        self.owned: set[int] = set()
+        self.paused: set[int] = set()
+        self._offsets = OffsetTracker()
+        self._committed: dict[int, int] = {}
+
+    def received(self, source: Source) -> None:
+        self._offsets.received(source)
+
+    def done(self, source: Source) -> None:
+        self._offsets.done(source)
+
+    async def release(self, partitions: set[int]) -> None:
+        """On revocation, once nothing of `partitions` is in flight: commit, then forget
+        them; their next owner reads from the committed offsets."""
+        await self.commit()
+        self.owned -= partitions
+        self._offsets.forget(partitions)
+        for partition in partitions:
+            self._committed.pop(partition, None)
+
+    async def commit_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.commit()
+
+    async def commit(self) -> None:
+        offsets = {
+            p: o
+            for p, o in self._offsets.committable().items()
+            if p in self.owned and self._committed.get(p) != o
+        }
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(self.tps_at(offsets))
+        except KafkaError as exc:
+            # The group moved on (too slow, or leaving): the next owner re-reads from the
+            # last commit, which sinks de-duplicate.
+            log.warning("%s: commit of %s failed: %r", self.name, offsets, exc)
+            return
+        self._committed.update(offsets)
+
+    def pause_only(self, wanted: set[int]) -> None:
+        """Pause exactly `wanted` of the assigned partitions, resuming the others: paused,
+        not left unpolled, so the consumer keeps its place in the group."""
+        assigned = {tp.partition for tp in self.consumer.assignment()}
+        wanted &= assigned
+        self.paused &= assigned
+        self.consumer.pause(*self.tps(wanted - self.paused))
+        self.consumer.resume(*self.tps(self.paused - wanted))
+        self.paused = wanted
+
+    def tps(self, partitions: Iterable[int]) -> list[TopicPartition]:
+        return [TopicPartition(self.topic, p) for p in partitions]
+
+    def tps_at(self, offsets: dict[int, int]) -> dict[TopicPartition, int]:
+        return {TopicPartition(self.topic, p): o for p, o in offsets.items()}
