@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,8 +29,52 @@ class RateLimit(BaseModel):
     burst: int = Field(ge=1)
 
 
+class InvalidSettings(ValueError):
+    """Settings that cannot start a process: one line per problem, naming the variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """`ERPBRIDGE_<SECRET>_FILE=/path`: the secret is the file's content without its trailing
+    newline, as Kubernetes mounts secrets (the convention of the Postgres and MySQL images)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads every secret at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in secret_fields():
+            variable = f"{env_variable(name)}_FILE"
+            path = os.environ.get(variable)
+            if path is None:
+                continue
+            if env_variable(name) in os.environ:
+                raise InvalidSettings(
+                    [f"{variable} and {env_variable(name)} are both set; set only one"]
+                )
+            try:
+                text = Path(path).read_text()
+            except (OSError, UnicodeDecodeError) as error:
+                reason = error.strerror if isinstance(error, OSError) else str(error)
+                raise InvalidSettings(
+                    [f"{variable}={path!r}: cannot read the file: {reason}"]
+                ) from None
+            values[name] = text.removesuffix("\n").removesuffix("\r")
+        return values
+
+
 class Settings(BaseSettings):
-    """Environment variables are `ERPBRIDGE_<FIELD>` unless an alias says otherwise."""
+    """Environment variables are `ERPBRIDGE_<FIELD>` unless an alias says otherwise.
+
+    A secret (a SecretStr field: `erp_password`) can instead come from a file, as Kubernetes
+    mounts secrets: `ERPBRIDGE_ERP_PASSWORD_FILE=/path` makes the file's content, without its
+    trailing newline, the value. Setting both the variable and its `_FILE` is an error, and so
+    is a missing or unreadable file. `load_settings` turns every problem into one line naming
+    the variable.
+    """
 
     model_config = SettingsConfigDict(env_prefix="ERPBRIDGE_", extra="ignore", frozen=True)
 
@@ -85,9 +137,7 @@ class Settings(BaseSettings):
         "time-based alerts for being due.",
     )
 
-    erp_target: str = Field(
-        default="tryton", description="The ERP that commands are addressed to."
-    )
+    erp_target: str = Field(default="tryton", description="The ERP that commands are addressed to.")
     erp_sources: tuple[str, ...] = Field(
         default=("erp:",),
         description="`source` prefixes of events that come from the ERP itself; their stock "
@@ -176,6 +226,17 @@ class Settings(BaseSettings):
         description="Units an ERP snapshot's on hand may differ from erpbridge's before an alert.",
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SecretFiles(settings_cls), dotenv_settings)
+
     @field_validator("topic_partitions")
     @classmethod
     def _positive_counts(cls, value: dict[str, int]) -> dict[str, int]:
@@ -205,3 +266,52 @@ class Settings(BaseSettings):
             "enable.idempotence": True,
             "acks": "all",
         }
+
+
+def env_variable(field_name: str) -> str:
+    """The environment variable a setting is read from (its first alias, if it has any)."""
+    alias = Settings.model_fields[field_name].validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return f"ERPBRIDGE_{field_name.upper()}"
+
+
+def secret_fields() -> list[str]:
+    return [
+        name
+        for name, field in Settings.model_fields.items()
+        if SecretStr in (field.annotation, *getattr(field.annotation, "__args__", ()))
+    ]
+
+
+def _variable_of(key: str) -> str:
+    """`key` is a field name or one of its aliases, as pydantic reports them."""
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else []
+        if key.lower() in (name, *(str(choice).lower() for choice in choices)):
+            return env_variable(name)
+    return key
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (and `overrides`), or InvalidSettings naming each bad
+    variable, its value and why."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key, *path = (str(part) for part in error["loc"])
+            variable = _variable_of(key)
+            where = f" at {'.'.join(path)}" if path else ""
+            # A secret's value never goes into a message, which may end up in a log.
+            value = "" if key in secret_fields() else f"={error['input']!r}"
+            problems.append(f"{variable}{where}{value}: {error['msg']}")
+        raise InvalidSettings(problems) from None
+    except SettingsError as exc:
+        # pydantic-settings names the field only in its message: a JSON value that is not JSON.
+        match = re.search(r'field "(\w+)"', str(exc))
+        variable = _variable_of(match.group(1)) if match else "a setting"
+        raw = os.environ.get(variable)
+        raise InvalidSettings([f"{variable}={raw!r}: not valid JSON ({exc.__cause__})"]) from None

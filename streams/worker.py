@@ -11,10 +11,21 @@ from streams.app import Topology
 
 
 def run(
-    topology: Topology, *services: ServiceT, loglevel: str = "warning", quiet: bool = False
+    topology: Topology,
+    *services: ServiceT,
+    loglevel: str = "warning",
+    quiet: bool = False,
+    override_logging: bool = True,
 ) -> NoReturn:
+    """With `override_logging` false, logging stays as the caller configured it (see
+    streams.logs) instead of faust's colored lines."""
     # Our own output goes to stdout as is, not through faust's logger.
     worker = faust.Worker(
-        topology.app, *services, loglevel=loglevel, quiet=quiet, redirect_stdouts=False
+        topology.app,
+        *services,
+        loglevel=loglevel,
+        quiet=quiet,
+        redirect_stdouts=False,
+        override_logging=override_logging,
     )
     worker.execute_from_commandline()

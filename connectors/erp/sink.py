@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from mode import Service
@@ -251,15 +252,20 @@ class ErpSink(Service):
             await self._dead_letter(record, error.reason, str(error))
             self._progress.done(source)
             return
-        if command.target != self._adapter.name:
-            self.counts["ignored"] += 1
-        else:
-            refusal = refuse(command)
-            if refusal is not None:
-                answer = Answer(None, refusal, 0, 0)
+        context = {"command_id": command.command_id}
+        if "order_id" in command.body:
+            context["order_id"] = command.body["order_id"]
+        # Every log line about this command, from here down, carries its ids.
+        with structlog.contextvars.bound_contextvars(**context):
+            if command.target != self._adapter.name:
+                self.counts["ignored"] += 1
             else:
-                answer = await self._execute(command)
-            await self._answer(record, command, answer)
+                refusal = refuse(command)
+                if refusal is not None:
+                    answer = Answer(None, refusal, 0, 0)
+                else:
+                    answer = await self._execute(command)
+                await self._answer(record, command, answer)
         self._progress.done(source)
 
     async def _execute(self, command: Command) -> Answer:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from streams.settings import Settings
+from streams.settings import InvalidSettings, Settings, load_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,9 +41,9 @@ def main(
         if value is not None
     }
     try:
-        ctx.obj = Settings(**overrides)
-    except ValidationError as exc:
-        raise click.UsageError(f"invalid settings: {exc}") from exc
+        ctx.obj = load_settings(**overrides)
+    except InvalidSettings as exc:
+        raise click.UsageError(f"invalid settings:\n{exc}") from None
 
 
 def settings_of(ctx: click.Context) -> Settings:

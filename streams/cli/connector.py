@@ -9,6 +9,7 @@ from connectors.erp.adapters import adapter_for
 from connectors.erp.sink import ErpSink
 from streams.cli.app import main, require_bootstrap, settings_of
 from streams.codec import codec_from_settings
+from streams.logs import configure_logging
 from streams.topics import TopicCatalog
 
 
@@ -37,4 +38,6 @@ def erp(ctx: click.Context, target: str | None, loglevel: str) -> None:
     sink = ErpSink(
         settings, TopicCatalog.from_settings(settings), codec_from_settings(settings), adapter
     )
-    Worker(sink, loglevel=loglevel).execute_from_commandline()
+    configure_logging(loglevel, settings=settings)
+    # Logging is ours (JSON lines, secrets redacted), not mode's.
+    Worker(sink, loglevel=loglevel, override_logging=False).execute_from_commandline()

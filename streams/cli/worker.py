@@ -7,6 +7,7 @@ import click
 from streams import worker
 from streams.app import create_topology
 from streams.cli.app import main, require_bootstrap, settings_of
+from streams.logs import configure_logging
 from streams.tables import changelog_sources
 from streams.topic_admin import CopartitioningError, check_copartitioning
 from streams.topics import TopicCatalog
@@ -23,6 +24,7 @@ def worker_command(ctx: click.Context, loglevel: str) -> None:
     """
     require_bootstrap(ctx)
     settings = settings_of(ctx)
+    configure_logging(loglevel, settings=settings)
     try:
         check_copartitioning(
             settings.confluent_config(),
@@ -31,4 +33,4 @@ def worker_command(ctx: click.Context, loglevel: str) -> None:
         )
     except CopartitioningError as error:
         raise click.ClickException(str(error)) from None
-    worker.run(create_topology(settings), loglevel=loglevel)
+    worker.run(create_topology(settings), loglevel=loglevel, override_logging=False)
