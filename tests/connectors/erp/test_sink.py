@@ -4,6 +4,7 @@ for a while; poison commands dead-lettered while the others succeed."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import Counter
 from collections.abc import Callable
@@ -151,6 +152,12 @@ def test_a_crash_between_erp_success_and_commit_creates_nothing_twice(
     _assert_succeeded(again, ids)
     assert all(len(docs) == 1 for docs in _documents(again, ids).values())
     _assert_once_in_erp(tryton, commands)
+    # The production process logs JSON lines, about commands with their ids, never the password.
+    text = (tmp_path / "connector-2.log").read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert {line["command_id"] for line in lines if "command_id" in line} <= set(ids)
+    assert any("command_id" in line for line in lines)
+    assert tryton.password not in text
 
 
 def test_the_erp_down_for_a_while_loses_and_doubles_nothing(
