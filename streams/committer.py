@@ -12,11 +12,12 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from streams.domain.dispatch import OffsetTracker, Source
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,18 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         self._assigned({tp.partition for tp in assigned})
 
 
+def idempotent_producer(settings: Settings, client_id: str) -> Any:
+    """An aiokafka producer that writes each record once, acknowledged by all replicas."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.require_bootstrap(),
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+    )
+
+
 class Committer:
-    """`consumer` is an AIOKafkaConsumer subscribed to `topic`, set once it exists."""
+    """`consumer` is the group consumer of `topic`, once `subscribe` started it."""
 
     def __init__(self, topic: str, name: str) -> None:
         self.topic = topic
@@ -50,6 +61,27 @@ class Committer:
         self.paused: set[int] = set()
         self._offsets = OffsetTracker()
         self._committed: dict[int, int] = {}
+
+    async def subscribe(
+        self,
+        settings: Settings,
+        group: str,
+        assigned: Callable[[set[int]], None],
+        revoked: Callable[[set[int]], Awaitable[None]],
+    ) -> None:
+        """Start a consumer in `group` that never commits by itself, subscribed to the topic."""
+        session_ms = int(settings.session_timeout_seconds * 1000)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.require_bootstrap(),
+            client_id=group,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=min(3000, session_ms // 3),
+        )
+        await self.consumer.start()
+        self.consumer.subscribe([self.topic], listener=Rebalance(assigned, revoked))
 
     def received(self, source: Source) -> None:
         self._offsets.received(source)

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from mode import Service
 
@@ -41,7 +41,7 @@ from connectors.erp.adapter import Document, ErpAdapter, ErpError, PermanentErro
 from connectors.erp.checks import refuse
 from connectors.erp.retry import Backoff
 from streams.codec import Codec, DecodeError
-from streams.committer import Committer, Rebalance
+from streams.committer import Committer, idempotent_producer
 from streams.deadletter import dead_letter
 from streams.domain.commands import Command, Kind
 from streams.domain.dispatch import Source, TokenBucket
@@ -135,7 +135,6 @@ class ErpSink(Service):
         self._progress = Committer(self._commands, f"connector {adapter.name}")
         self._handling: dict[int, set[asyncio.Task[None]]] = {}
         self._loops: list[asyncio.Future[None]] = []
-        self._consumer: Any = None
         self._producer: Any = None
         self.counts: Counter[str] = Counter()
         """succeeded, failed, dead_lettered, retries, calls, ignored (other targets)."""
@@ -145,38 +144,24 @@ class ErpSink(Service):
         self.max_running = 0
 
     async def on_start(self) -> None:
-        bootstrap = self._settings.require_bootstrap()
-        session_ms = int(self._settings.session_timeout_seconds * 1000)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, client_id=self.group, acks="all", enable_idempotence=True
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            client_id=self.group,
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=session_ms,
-            heartbeat_interval_ms=min(3000, session_ms // 3),
-        )
+        self._producer = idempotent_producer(self._settings, self.group)
         await self._producer.start()
-        await self._consumer.start()
-        self._progress.consumer = self._consumer
-        self._consumer.subscribe([self._commands], listener=Rebalance(self.assigned, self.revoked))
-        interval = self._settings.connector_commit_interval_seconds
+        await self._progress.subscribe(self._settings, self.group, self.assigned, self.revoked)
         self._loops = [
             self.add_future(self._fetch()),
-            self.add_future(self._progress.commit_every(interval)),
+            self.add_future(
+                self._progress.commit_every(self._settings.connector_commit_interval_seconds)
+            ),
         ]
 
     async def on_stop(self) -> None:
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        if self._consumer is not None:
+        if self._progress.consumer is not None:
             await self._cancel(set(self._handling))
             await self._progress.commit()
-            await self._consumer.stop()
+            await self._progress.consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
         await self._adapter.close()
@@ -213,7 +198,7 @@ class ErpSink(Service):
     async def _fetch(self) -> None:
         while True:
             self._backpressure()
-            batches = await self._consumer.getmany(
+            batches = await self._progress.consumer.getmany(
                 timeout_ms=_FETCH_TIMEOUT_MS,
                 max_records=max(1, self._settings.connector_buffer - self.held()),
             )

@@ -26,13 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from mode import Service
 
 from streams import deadletter
 from streams.codec import Codec
-from streams.committer import Committer, Rebalance
+from streams.committer import Committer, idempotent_producer
 from streams.domain.commands import Command
 from streams.domain.dispatch import (
     Clock,
@@ -106,31 +106,12 @@ class Dispatcher(Service):
         self._in_flight: set[asyncio.Future[None]] = set()
         self._loops: list[asyncio.Future[None]] = []
         self._dead_lettered = 0
-        self._consumer: Any = None
         self._producer: Any = None
 
     async def on_start(self) -> None:
-        bootstrap = self._settings.require_bootstrap()
-        session_ms = int(self._settings.session_timeout_seconds * 1000)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=self.group,
-            acks="all",
-            enable_idempotence=True,
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            client_id=self.group,
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=session_ms,
-            heartbeat_interval_ms=min(3000, session_ms // 3),
-        )
+        self._producer = idempotent_producer(self._settings, self.group)
         await self._producer.start()
-        await self._consumer.start()
-        self._progress.consumer = self._consumer
-        self._consumer.subscribe([self._pending], listener=Rebalance(self.assigned, self.revoked))
+        await self._progress.subscribe(self._settings, self.group, self.assigned, self.revoked)
         self._loops = [
             self.add_future(self._fetch()),
             self.add_future(self._progress.commit_every(COMMIT_INTERVAL)),
@@ -141,10 +122,10 @@ class Dispatcher(Service):
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        if self._consumer is not None:
+        if self._progress.consumer is not None:
             await self._drain()
             await self._progress.commit()
-            await self._consumer.stop()
+            await self._progress.consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
 
@@ -180,7 +161,7 @@ class Dispatcher(Service):
         while True:
             self._backpressure()
             room = self._settings.dispatch_buffer - self._held()
-            batches = await self._consumer.getmany(
+            batches = await self._progress.consumer.getmany(
                 timeout_ms=_FETCH_TIMEOUT_MS, max_records=max(1, min(room, _FETCH_MAX_RECORDS))
             )
             for tp, records in batches.items():
