@@ -119,6 +119,25 @@ def dead_letter(
     return DeadLetter(dlq_topic, partition, key, value, kept + [(k, v.encode()) for k, v in ours])
 
 
+def of_consumed(
+    record: Any, dlq_topic: str, *, stage: str, reason: str, error: str
+) -> DeadLetter:
+    """The dead letter of an aiokafka ConsumerRecord (topic, partition, offset, key, value,
+    headers), as the services outside Faust (dispatcher, ERP connector) read them."""
+    return dead_letter(
+        dlq_topic=dlq_topic,
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=record.headers or (),
+        stage=stage,
+        reason=reason,
+        error=error,
+    )
+
+
 def describe(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
     """The dead-letter headers of a record, decoded, for tools and tests."""
     return {

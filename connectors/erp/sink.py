@@ -42,7 +42,7 @@ from connectors.erp.checks import refuse
 from connectors.erp.retry import Backoff
 from streams.codec import Codec, DecodeError
 from streams.committer import Committer, idempotent_producer
-from streams.deadletter import dead_letter
+from streams.deadletter import of_consumed
 from streams.domain.commands import Command, Kind
 from streams.domain.dispatch import Source, TokenBucket
 from streams.settings import Settings
@@ -338,18 +338,7 @@ class ErpSink(Service):
         await self._send(self._results, command.command_id.encode(), value, [])
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str, error: str) -> None:
-        letter = dead_letter(
-            dlq_topic=self._dead_letters,
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            headers=record.headers or (),
-            stage=STAGE,
-            reason=reason,
-            error=error,
-        )
+        letter = of_consumed(record, self._dead_letters, stage=STAGE, reason=reason, error=error)
         log.warning(
             "connector: %s offset %d dead-lettered: %s %s",
             record.topic,

@@ -203,14 +203,9 @@ class Dispatcher(Service):
         return command, target
 
     async def _dead_letter(self, record: ConsumerRecord, rejected: _Rejected) -> None:
-        letter = deadletter.dead_letter(
-            dlq_topic=self._dead_letters,
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            headers=record.headers,
+        letter = deadletter.of_consumed(
+            record,
+            self._dead_letters,
             stage=rejected.stage,
             reason=rejected.reason,
             error=rejected.error,
