@@ -371,7 +371,9 @@ def test_journal_entries_are_posted_once_per_entry_with_their_amounts(tryton: Tr
         assert document == await erp.execute(command)
         ids = [int(i) for i in document.id.split(",")]
         assert ids[0] == int(first.id) and len(ids) == 2
-        moves = await read(erp, "account.move", ids, ["state", "description", "lines"])
+        # Tryton's read does not promise the order of the ids asked for.
+        rows = await read(erp, "account.move", ids, ["state", "description", "lines"])
+        moves = sorted(rows, key=lambda m: ids.index(m["id"]))
         assert [m["state"] for m in moves] == ["posted", "posted"]
         assert [m["description"] for m in moves] == [sale.entry_id, fee.entry_id]
         lines = await read(erp, "account.move.line", moves[0]["lines"],
