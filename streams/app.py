@@ -82,6 +82,11 @@ def create_topology(
         # A few milliseconds of linger batch the many small outputs into fewer requests.
         producer_linger=0.005,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        # False where an operator owns the topics: Faust then declares none, changelogs included.
+        topic_allow_declare=settings.create_topics,
+        # No timer or task runs on_leader, so the leader topic would only be one more to create.
+        topic_disable_leader=True,
+        consumer_group_instance_id=settings.group_instance_id,
         web_host=settings.web_host,
         web_port=settings.web_port,
         autodiscover=False,

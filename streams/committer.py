@@ -75,6 +75,8 @@ class Committer:
             bootstrap_servers=settings.require_bootstrap(),
             client_id=group,
             group_id=group,
+            # Static membership, like the worker's Faust consumer (None: dynamic).
+            group_instance_id=settings.group_instance_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=session_ms,

@@ -109,6 +109,16 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Bind address of the worker's web server."
     )
     web_port: int = Field(default=6066, ge=1, le=65535)
+    create_topics: bool = Field(
+        default=True,
+        description="Whether the worker may create topics (Faust's changelogs); false where "
+        "an operator (Strimzi KafkaTopic resources) owns every topic.",
+    )
+    group_instance_id: str | None = Field(
+        default=None,
+        description="Static group membership of the worker's consumers (Kubernetes: the pod "
+        "name): a worker restarted within the session timeout keeps its partitions.",
+    )
     session_timeout_seconds: float = Field(
         default=30,
         ge=6,

@@ -56,6 +56,11 @@ _SEND_RETRY_DELAY = 1.0
 _IDLE = 0.05
 
 
+def connector_group(app_id: str, target: str) -> str:
+    """The consumer group of the connector of ERP `target`: one per target."""
+    return f"{app_id}-connector-{target}"
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What became of one command."""
@@ -122,7 +127,7 @@ class ErpSink(Service):
         self._results = catalog.physical(ERP_RESULTS)
         self._dead_letters = catalog.physical(dead_letter_of(ERP_COMMANDS))
         self._partitions = catalog.partitions(ERP_COMMANDS)
-        self.group = f"{settings.app_id}-connector-{adapter.name}"
+        self.group = connector_group(settings.app_id, adapter.name)
         self._backoff = Backoff.from_settings(settings)
         limit = settings.erp_rate_limits.get(adapter.name)
         self._bucket = (

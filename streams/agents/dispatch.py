@@ -56,6 +56,11 @@ _FETCH_MAX_RECORDS = 500
 _RETRY_DELAY = 1.0
 
 
+def dispatch_group(app_id: str) -> str:
+    """The dispatcher's consumer group, beside the Faust group `app_id`."""
+    return f"{app_id}-dispatch"
+
+
 class _Rejected(Exception):
     def __init__(self, stage: str, reason: str, error: str) -> None:
         super().__init__(f"{reason}: {error}")
@@ -93,7 +98,7 @@ class Dispatcher(Service):
         self._commands = catalog.physical(ERP_COMMANDS)
         self._dead_letters = catalog.physical(dead_letter_of(ERP_PENDING))
         self._partitions = catalog.partitions(ERP_PENDING)
-        self.group = f"{settings.app_id}-dispatch"
+        self.group = dispatch_group(settings.app_id)
         # No share before the first assignment: a bucket only ever fills at this worker's share.
         self._targets = {
             name: _Target(
