@@ -74,13 +74,7 @@ def ensure_topics(
     partition count before the new topic shows in its metadata and crashes the agent.
     """
     admin = _admin(config)
-    wanted = {
-        catalog.physical(s.name): (catalog.partitions(s.name), dict(s.configs)) for s in SPECS
-    }
-    wanted.update(
-        (name, (catalog.partitions(source), {"cleanup.policy": "compact"}))
-        for name, source in (changelogs or {}).items()
-    )
+    wanted = {t.name: (t.partitions, t.configs) for t in catalog.physical_topics(changelogs or {})}
     counts = _partition_counts(admin, timeout)
     report = TopicReport(partitions={name: wanted[name][0] for name in wanted})
     new = [

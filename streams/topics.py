@@ -6,6 +6,7 @@ physical names (tenant prefix) and partition counts of one deployment.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -39,6 +40,8 @@ class Role(Enum):
     INTERNAL = "internal"
     OUTPUT = "output"
     DEAD_LETTER = "dead-letter"
+    CHANGELOG = "changelog"
+    """A Faust table's changelog (streams.tables); not in SPECS: its name follows the app id."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ def _delete(days: int) -> tuple[tuple[str, str], ...]:
 
 # Tables (latest value per key is the truth) are compacted; event streams expire.
 _COMPACT = (("cleanup.policy", "compact"), ("min.compaction.lag.ms", str(3600 * 1000)))
+
+CHANGELOG_CONFIGS: tuple[tuple[str, str], ...] = (("cleanup.policy", "compact"),)
+"""Configs of the Faust tables' changelog topics (streams.tables.changelog_sources)."""
 
 SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(ORDERS, Role.INPUT, "order_id", "erpbridge.OrderEvent", _delete(7)),
@@ -123,6 +129,16 @@ def dead_letter_of(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class PhysicalTopic:
+    """One topic of a deployment as the cluster must have it."""
+
+    name: str
+    role: Role
+    partitions: int
+    configs: dict[str, str]
+
+
+@dataclass(frozen=True)
 class TopicCatalog:
     """Physical topic names and partition counts for one deployment."""
 
@@ -160,3 +176,21 @@ class TopicCatalog:
         if name.endswith(DLQ_SUFFIX) and name not in self.partition_overrides:
             return self.partitions(name[: -len(DLQ_SUFFIX)])
         return self.partition_overrides.get(name, self.default_partitions)
+
+    def physical_topics(self, changelogs: Mapping[str, str]) -> list[PhysicalTopic]:
+        """Every topic of the catalogue, then `changelogs` (a changelog's physical name -> the
+        logical topic its table is partitioned like)."""
+        return [
+            *(
+                PhysicalTopic(
+                    self.physical(s.name), s.role, self.partitions(s.name), dict(s.configs)
+                )
+                for s in SPECS
+            ),
+            *(
+                PhysicalTopic(
+                    name, Role.CHANGELOG, self.partitions(source), dict(CHANGELOG_CONFIGS)
+                )
+                for name, source in changelogs.items()
+            ),
+        ]

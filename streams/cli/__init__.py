@@ -3,6 +3,7 @@
 from streams.cli import (  # noqa: F401  (registers verbs)
     connector,
     demo,
+    k8s,
     produce,
     sample,
     tail,
