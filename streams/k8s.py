@@ -7,6 +7,7 @@ drift from the catalogue (streams/topics.py) and the tables' changelogs (streams
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,9 @@ def topology_settings(env_file: Path) -> Settings:
     missing = [env_variable(f) for f in TOPOLOGY_SETTINGS if env_variable(f) not in values]
     if missing:
         raise ValueError(f"{env_file} does not set {', '.join(missing)}")
-    fields = {name: values[env_variable(name)] for name in TOPOLOGY_SETTINGS}
+    fields: dict[str, Any] = {name: values[env_variable(name)] for name in TOPOLOGY_SETTINGS}
     # JSON-valued settings arrive as text here, not through the environment source.
-    fields["topic_partitions"] = yaml.safe_load(fields["topic_partitions"]) or {}
+    fields["topic_partitions"] = json.loads(fields["topic_partitions"] or "{}")
     return load_settings(**fields)
 
 
