@@ -18,14 +18,17 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from connectors.erp.sink import connector_group
 from streams import k8s
+from streams.cli import main
 from streams.settings import REPO_ROOT, Settings, env_variable, load_settings, secret_fields
-from streams.topics import AGENT_SOURCES, ERP_COMMANDS, Role
+from streams.tables import changelog_sources
+from streams.topics import AGENT_SOURCES, DLQ_SUFFIX, ERP_COMMANDS, Role, TopicCatalog
 from tests.deploy.tools import kustomize_build
 
-# A fresh machine builds kustomize (about 2 minutes) and promtool (longer) on first use.
+# A fresh machine builds kustomize on first use (about 2 minutes here).
 pytestmark = pytest.mark.timeout(1800)
 
 OVERLAYS = ("dev", "prod")
@@ -123,14 +126,33 @@ def test_kafka_topics_yaml_is_the_generators_output() -> None:
     )
 
 
+def test_k8s_topics_verb_follows_its_env_file(tmp_path: Path) -> None:
+    env_file, output = tmp_path / "topology.env", tmp_path / "topics.yaml"
+    env_file.write_text(
+        "ERPBRIDGE_APP_ID=shop\nERPBRIDGE_TOPIC_PREFIX=acme-\nERPBRIDGE_PARTITIONS=3\n"
+        'ERPBRIDGE_TOPIC_PARTITIONS={"erp.commands": 12}\n'
+    )
+    args = ["k8s", "topics", "--env-file", str(env_file), "--cluster", "kafka-a", "-o", str(output)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    topics = {t["spec"]["topicName"]: t for t in yaml.safe_load_all(output.read_text())}
+    assert topics["acme-erp.commands"]["spec"]["partitions"] == 12
+    assert topics["acme-erp.commands.dlq"]["spec"]["partitions"] == 12
+    assert topics["acme-commerce.orders"]["spec"]["partitions"] == 3
+    assert topics["shop-orders-changelog"]["spec"]["config"]["cleanup.policy"] == "compact"
+    assert {t["metadata"]["labels"][k8s.CLUSTER_LABEL] for t in topics.values()} == {"kafka-a"}
+
+    env_file.write_text("ERPBRIDGE_APP_ID=shop\n")
+    result = CliRunner().invoke(main, ["k8s", "topics", "--env-file", str(env_file)])
+    assert result.exit_code == 1
+    assert "does not set ERPBRIDGE_TOPIC_PREFIX, ERPBRIDGE_PARTITIONS" in result.output
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_topic_the_code_uses_is_a_kafka_topic_fit_for_its_role(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
     settings = k8s.topology_settings(k8s.TOPOLOGY_ENV)
-    from streams.tables import changelog_sources
-    from streams.topics import TopicCatalog
-
     wanted = {
         t.name: t
         for t in TopicCatalog.from_settings(settings).physical_topics(
@@ -154,7 +176,7 @@ def test_every_topic_the_code_uses_is_a_kafka_topic_fit_for_its_role(
     # Dead letters wait for a person: kept longer than what they come from.
     for name, topic in topics.items():
         if wanted[name].role is Role.DEAD_LETTER:
-            source = topics[name.removesuffix(".dlq")]["spec"]["config"]["retention.ms"]
+            source = topics[name.removesuffix(DLQ_SUFFIX)]["spec"]["config"]["retention.ms"]
             assert topic["spec"]["config"]["retention.ms"] > source, name
 
 
