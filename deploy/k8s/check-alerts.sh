@@ -1,7 +1,8 @@
 #!/bin/sh
 # promtool's rule unit tests (alert-tests.yaml) on the rules of base/prometheus-rules.yaml.
-# Needs promtool (go install github.com/prometheus/prometheus/cmd/promtool@v0.316.0) and
-# the project's Python (PyYAML) to take the rule groups out of the PrometheusRule.
+# Needs promtool on PATH (Debian's `prometheus` package, or `go install
+# github.com/prometheus/prometheus/cmd/promtool@v0.316.0`, a long build) and a Python with
+# PyYAML (PYTHON=.venv/bin/python) to take the rule groups out of the PrometheusRule.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 python=${PYTHON:-python3}
