@@ -14,6 +14,7 @@ from faust.types import Message, StreamT
 
 from streams.accounting import Outcome
 from streams.agents.context import AgentContext
+from streams.agents.logcontext import about_record
 from streams.codec import DecodeError
 from streams.domain import messages
 from streams.domain.alerts import ERP_COMMAND, command_findings
@@ -46,7 +47,8 @@ class ResultsAgent:
 
     async def _run(self, stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await self._on_result(event.message)
+            with about_record(ERP_RESULTS, event.message):
+                await self._on_result(event.message)
 
     async def _on_result(self, message: Message) -> None:
         self._c.accounting.consumed(ERP_RESULTS)
