@@ -8,7 +8,7 @@ from typing import IO, Any
 import click
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from streams.cli.app import main, require_bootstrap, settings_of
+from streams.cli.app import connect, main
 from streams.codec import EncodeError, codec_from_settings
 from streams.jsonlines import JsonLineError, parse_line, to_datum
 from streams.topics import SPECS, TopicCatalog, spec
@@ -70,8 +70,7 @@ def produce(
       erpbridge tail commerce.orders --values-only | erpbridge produce commerce.orders -
       erpbridge produce commerce.payments payments.jsonl --key-field event.payment_id
     """
-    settings = settings_of(ctx)
-    require_bootstrap(ctx)
+    settings = connect(ctx)
     try:
         physical = TopicCatalog.from_settings(settings).physical(topic)
     except ValueError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from confluent_kafka import KafkaException
 
-from streams.cli.app import main, require_bootstrap, settings_of
+from streams.cli.app import connect, main, settings_of
 from streams.tables import changelog_sources
 from streams.topic_admin import ensure_topics, topic_states
 from streams.topics import TopicCatalog
@@ -93,8 +93,7 @@ def list_topics(ctx: click.Context, timeout: float) -> None:
 
 
 def _connection(ctx: click.Context) -> tuple[dict[str, str], TopicCatalog]:
-    settings = settings_of(ctx)
-    require_bootstrap(ctx)
+    settings = connect(ctx)
     try:
         catalog = TopicCatalog.from_settings(settings)
     except ValueError as exc:
