@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from streams.kafka_security import KafkaAccessError, check_connection
+from streams.kafka_security import CHECK_TIMEOUT_SECONDS, KafkaAccessError, check_connection
 from streams.settings import InvalidSettings, Settings, load_settings
 
 
@@ -53,7 +53,7 @@ def settings_of(ctx: click.Context) -> Settings:
     return settings
 
 
-def connect(ctx: click.Context) -> Settings:
+def connect(ctx: click.Context, *, timeout: float = CHECK_TIMEOUT_SECONDS) -> Settings:
     """The settings, once the brokers answered with them: a verb that uses Kafka stops here,
     within seconds and naming the problem, if it cannot (wrong password, untrusted
     certificate, brokers unreachable) rather than retrying without end."""
@@ -62,12 +62,12 @@ def connect(ctx: click.Context) -> Settings:
         raise click.UsageError(
             "no Kafka broker: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers"
         )
-    check_kafka(settings)
+    check_kafka(settings, timeout=timeout)
     return settings
 
 
-def check_kafka(settings: Settings) -> None:
+def check_kafka(settings: Settings, *, timeout: float = CHECK_TIMEOUT_SECONDS) -> None:
     try:
-        check_connection(settings)
+        check_connection(settings, timeout=timeout)
     except KafkaAccessError as error:
         raise click.ClickException(str(error)) from None
