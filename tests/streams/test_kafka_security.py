@@ -219,7 +219,12 @@ def test_a_wrong_password_or_an_untrusted_broker_stops_processes_at_once(
     wrong = f"wrong-{uuid.uuid4().hex}"
     bad_password = secure_kafka.scram(topic_prefix, tmp_path, kafka_sasl_password=SecretStr(wrong))
     untrusted = secure_kafka.scram(
-        topic_prefix, tmp_path, kafka_ssl_ca_file=secure_kafka.stranger_ca
+        topic_prefix,
+        tmp_path,
+        kafka_ssl_ca_file=secure_kafka.stranger_ca,
+        # The connector checks its ERP settings before Kafka; this ERP is never reached.
+        erp_url="http://127.0.0.1:9/erp/rpc/",
+        erp_password=SecretStr("erp"),
     )
     runs = {
         "worker, wrong password": (["-m", "streams.cli", "worker"], bad_password),
