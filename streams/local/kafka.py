@@ -328,6 +328,9 @@ def _scram_arguments(secure: SecureListeners | None) -> list[str]:
     round trip after start."""
     if secure is None:
         return []
+    # StorageTool splits `[name=..,password=..]` at every comma, quoted or not.
+    if any("," in text for user in secure.scram_users.items() for text in user):
+        raise ValueError("SCRAM user names and passwords of the local broker cannot hold ','")
     return [
         f"--add-scram=SCRAM-SHA-512=[name={name},password={password}]"
         for name, password in secure.scram_users.items()
