@@ -25,6 +25,7 @@ from streams.domain.finance import FinanceMapping
 from streams.domain.policy import HOUR_MS, Policy
 from streams.domain.routing import RoutingRules
 from streams.faust_app import StreamApp
+from streams.kafka_security import faust_credentials
 from streams.settings import Settings
 from streams.tables import Tables
 from streams.topics import AGENT_SOURCES, TopicCatalog
@@ -68,6 +69,7 @@ def create_topology(
         settings.app_id,
         stream_topics=frozenset(catalog.physical(name) for name in AGENT_SOURCES),
         broker=broker_urls(settings.require_bootstrap()),
+        broker_credentials=faust_credentials(settings),
         # rocksdb keeps state on the worker's volume so a restart replays only the changelog tail.
         store="rocksdb://",
         datadir=str(settings.data_dir),

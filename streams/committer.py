@@ -17,6 +17,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from streams.domain.dispatch import OffsetTracker, Source
+from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def idempotent_producer(settings: Settings, client_id: str) -> Any:
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
+        **aiokafka_security(settings),
     )
 
 
@@ -79,6 +81,7 @@ class Committer:
             auto_offset_reset="earliest",
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=min(3000, session_ms // 3),
+            **aiokafka_security(settings),
         )
         await self.consumer.start()
         self.consumer.subscribe([self.topic], listener=Rebalance(assigned, revoked))

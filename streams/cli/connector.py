@@ -7,7 +7,7 @@ from mode import Worker
 
 from connectors.erp.adapters import adapter_for
 from connectors.erp.sink import ErpSink
-from streams.cli.app import main, require_bootstrap, settings_of
+from streams.cli.app import connect, main, settings_of
 from streams.codec import codec_from_settings
 from streams.logs import configure_logging
 from streams.topics import TopicCatalog
@@ -29,12 +29,12 @@ def erp(ctx: click.Context, target: str | None, loglevel: str) -> None:
     running more connectors with the same ERPBRIDGE_APP_ID: they share erp.commands'
     partitions, and each holds to its share of the ERP's rate limit.
     """
-    require_bootstrap(ctx)
     settings = settings_of(ctx)
     try:
         adapter = adapter_for(settings, target)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    connect(ctx)
     sink = ErpSink(
         settings, TopicCatalog.from_settings(settings), codec_from_settings(settings), adapter
     )

@@ -20,7 +20,7 @@ from connectors.erp.sink import ErpSink
 from connectors.erp.tryton import TrytonAdapter
 from streams import worker
 from streams.app import Topology, create_topology
-from streams.cli.app import main, settings_of
+from streams.cli.app import check_kafka, main, settings_of
 from streams.codec import codec_from_settings
 from streams.domain import statejson
 from streams.domain.alerts import AlertBook
@@ -192,6 +192,7 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: 
                 "erp_password": SecretStr(tryton.password),
             }
         )
+        check_kafka(settings)
         catalog = TopicCatalog.from_settings(settings)
         report = ensure_topics(
             settings.confluent_config(), catalog, changelogs=changelog_sources(settings.app_id)
