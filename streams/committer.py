@@ -59,6 +59,8 @@ class Committer:
         self.consumer: Any = None
         self.owned: set[int] = set()
         self.paused: set[int] = set()
+        self.joined = False
+        """The group gave this consumer its partitions (maybe none) since the last revocation."""
         self._offsets = OffsetTracker()
         self._committed: dict[int, int] = {}
 
@@ -81,7 +83,16 @@ class Committer:
             heartbeat_interval_ms=min(3000, session_ms // 3),
         )
         await self.consumer.start()
-        self.consumer.subscribe([self.topic], listener=Rebalance(assigned, revoked))
+
+        def on_assigned(partitions: set[int]) -> None:
+            self.joined = True
+            assigned(partitions)
+
+        async def on_revoked(partitions: set[int]) -> None:
+            self.joined = False
+            await revoked(partitions)
+
+        self.consumer.subscribe([self.topic], listener=Rebalance(on_assigned, on_revoked))
 
     def received(self, source: Source) -> None:
         self._offsets.received(source)
