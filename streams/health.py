@@ -123,23 +123,27 @@ class StallWatch:
     def __init__(self, threshold: float, clock: Clock = time.monotonic) -> None:
         self.threshold = threshold
         self._clock = clock
-        self._since: dict[tuple[str, int], tuple[int | None, float]] = {}
+        self._since: dict[tuple[str, int], tuple[int | None, float | None]] = {}
+        """Per partition: its mark, and since when records wait on it without it moving."""
 
     def observe(self, samples: Iterable[PartitionSample]) -> None:
         """Partitions not among `samples` are no longer owned and are forgotten."""
         now = self._clock()
-        seen: dict[tuple[str, int], tuple[int | None, float]] = {}
+        seen: dict[tuple[str, int], tuple[int | None, float | None]] = {}
         for s in samples:
             key = (s.topic, s.partition)
-            previous = self._since.get(key)
-            moving = previous is None or previous[0] != s.mark or s.paused or not s.waiting
-            seen[key] = (s.mark, now) if moving else previous  # type: ignore[assignment]
+            mark, since = self._since.get(key, (s.mark, None))
+            if s.paused or not s.waiting:
+                since = None
+            elif since is None or mark != s.mark:
+                since = now
+            seen[key] = (s.mark, since)
         self._since = seen
 
     def stuck(self) -> dict[tuple[str, int], float]:
-        """Partitions stuck, with for how long nothing moved on them."""
+        """Partitions stuck, with for how long records waited on them with nothing moving."""
         now = self._clock()
-        idle = {key: now - since for key, (_, since) in self._since.items()}
+        idle = {key: now - since for key, (_, since) in self._since.items() if since is not None}
         return {key: seconds for key, seconds in idle.items() if seconds > self.threshold}
 
 

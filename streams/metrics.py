@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from streams.agents.dispatch import Dispatcher
     from streams.agents.results import ResultsAgent
     from streams.tables import Tables
+
+# A `<histogram>_created` gauge per label set says nothing Prometheus does not know.
+disable_created_metrics()
 
 METRICS_PATH = "/metrics"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -113,9 +116,7 @@ def event_families(
     """Per topic (logical name): consumed, applied (at once or after waiting), duplicate and
     dead-lettered by reason (at once or after waiting); plus the dispatcher's dead letters,
     `dispatcher_dead_letters` by (topic, reason)."""
-    consumed = counter(
-        "erpbridge_events_consumed_total", "Events consumed, per topic.", ["topic"]
-    )
+    consumed = counter("erpbridge_events_consumed_total", "Events consumed, per topic.", ["topic"])
     applied = counter(
         "erpbridge_events_applied_total",
         "Events applied to state, at once or after waiting, per topic.",
@@ -131,7 +132,9 @@ def event_families(
     )
     for topic, account in sorted(accounting.topics().items()):
         consumed.add_metric([topic], account.consumed)
-        applied.add_metric([topic], account.outcomes[Outcome.APPLIED] + account.later[Later.APPLIED])
+        applied.add_metric(
+            [topic], account.outcomes[Outcome.APPLIED] + account.later[Later.APPLIED]
+        )
         duplicate.add_metric([topic], account.outcomes[Outcome.DUPLICATE])
         for reason, n in sorted(account.dead_letter_reasons.items()):
             dead.add_metric([topic, reason], n)
@@ -161,9 +164,7 @@ def dispatch_families(dispatcher: Dispatcher, results: ResultsAgent) -> Iterator
         "ERP commands waiting for the rate limiter in this worker.",
         labels=["target"],
     )
-    saved = counter(
-        "erpbridge_erp_calls_saved_total", "ERP calls saved by coalescing.", ["target"]
-    )
+    saved = counter("erpbridge_erp_calls_saved_total", "ERP calls saved by coalescing.", ["target"])
     for target, figures in sorted(dispatcher.figures().items()):
         for sent_kind, n in sorted(figures.emitted.items()):
             emitted.add_metric([target, sent_kind.value], n)
@@ -227,4 +228,3 @@ def worker_registry(
         yield consumer_lag(lag())
 
     return registry_of(events, dispatch, alerts, lags)
-

@@ -34,7 +34,9 @@ def connector_readiness(sink: ErpSink, monitor: HealthMonitor) -> list[Check]:
         Check(
             "assignment",
             sink.joined,
-            f"{len(owned)} partitions owned" if sink.joined else f"waiting for the group {sink.group}",
+            f"{len(owned)} partitions owned"
+            if sink.joined
+            else f"waiting for the group {sink.group}",
         ),
         monitor.broker.check(),
         Check("erp", sink.erp_up is not False, erp, required=False),

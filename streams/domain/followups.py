@@ -54,6 +54,7 @@ def follow_ups(
         return FollowUps(documents, entries)
     return FollowUps(fresh, posted)
 
+
 def request_cost(
     stock: SkuStock, request: StockRequest, mapping: FinanceMapping
 ) -> JournalEntry | None:
