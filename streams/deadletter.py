@@ -119,7 +119,9 @@ def dead_letter(
     return DeadLetter(dlq_topic, partition, key, value, kept + [(k, v.encode()) for k, v in ours])
 
 
-def of_consumed(record: Any, dlq_topic: str, *, stage: str, reason: str, error: str) -> DeadLetter:
+def of_consumed(
+    record: Any, dlq_topic: str, *, stage: str, reason: str, error: str
+) -> DeadLetter:
     """The dead letter of an aiokafka ConsumerRecord (topic, partition, offset, key, value,
     headers), as the services outside Faust (dispatcher, ERP connector) read them."""
     return dead_letter(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from streams.tables import Tables
 
 # A `<histogram>_created` gauge per label set says nothing Prometheus does not know.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 METRICS_PATH = "/metrics"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

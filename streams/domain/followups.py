@@ -54,7 +54,6 @@ def follow_ups(
         return FollowUps(documents, entries)
     return FollowUps(fresh, posted)
 
-
 def request_cost(
     stock: SkuStock, request: StockRequest, mapping: FinanceMapping
 ) -> JournalEntry | None:
