@@ -241,8 +241,8 @@ class HealthMonitor(Service):
         self._broker_request = broker_request
         self.interval = interval
         self.watchdog = LoopWatchdog(min(1.0, interval), loop_blocked_seconds, clock)
-        # Several probes in a row must fail before the broker counts as unreachable.
-        self.broker = BrokerProbe(3 * interval + 5.0, clock)
+        # Two probes in a row must fail before the broker counts as unreachable.
+        self.broker = BrokerProbe(2.5 * interval, clock)
         self.stalls = {v.group: StallWatch(stall_seconds, clock) for v in views}
         self.samples: dict[str, list[PartitionSample]] = {v.group: [] for v in views}
 
