@@ -61,6 +61,8 @@ class Committer:
         self.consumer: Any = None
         self.owned: set[int] = set()
         self.paused: set[int] = set()
+        self.joined = False
+        """The group gave this consumer its partitions (maybe none) since the last revocation."""
         self._offsets = OffsetTracker()
         self._committed: dict[int, int] = {}
 
@@ -84,7 +86,16 @@ class Committer:
             **aiokafka_security(settings),
         )
         await self.consumer.start()
-        self.consumer.subscribe([self.topic], listener=Rebalance(assigned, revoked))
+
+        def on_assigned(partitions: set[int]) -> None:
+            self.joined = True
+            assigned(partitions)
+
+        async def on_revoked(partitions: set[int]) -> None:
+            self.joined = False
+            await revoked(partitions)
+
+        self.consumer.subscribe([self.topic], listener=Rebalance(on_assigned, on_revoked))
 
     def received(self, source: Source) -> None:
         self._offsets.received(source)

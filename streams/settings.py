@@ -141,6 +141,22 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Bind address of the worker's web server."
     )
     web_port: int = Field(default=6066, ge=1, le=65535)
+    connector_web_host: str = Field(
+        default="127.0.0.1",
+        description="Bind address of the ERP connector's health and metrics server.",
+    )
+    connector_web_port: int = Field(default=6067, ge=1, le=65535)
+    health_stall_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="A consumer whose records wait on a partition it owns without progress "
+        "for this long is not live.",
+    )
+    health_loop_blocked_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="An event loop blocked for longer than this is not live.",
+    )
     session_timeout_seconds: float = Field(
         default=30,
         ge=6,

@@ -8,6 +8,7 @@ own alerts (a captured payment waiting for its sales order) can resolve.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from faust.types import Message, StreamT
@@ -39,6 +40,8 @@ def outcome_of(datum: dict[str, Any]) -> ErpOutcome:
 class ResultsAgent:
     def __init__(self, context: AgentContext) -> None:
         self._c = context
+        self.answers: Counter[tuple[str, str, bool]] = Counter()
+        """Results read, by (target, command kind, succeeded); a redelivered one counts again."""
         self._source = context.topic(ERP_RESULTS)
         self._feedback = context.topic(ORDER_FEEDBACK)
 
@@ -61,6 +64,7 @@ class ResultsAgent:
             return
         command_id: str = datum["command_id"]
         outcome = outcome_of(datum)
+        self.answers[datum["target"], datum.get("kind") or "unknown", outcome.succeeded] += 1
         now = self._c.now_ms()
         tables = self._c.tables
         findings = command_findings(command_id, outcome)

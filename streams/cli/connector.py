@@ -7,6 +7,7 @@ from mode import Worker
 
 from connectors.erp.adapters import adapter_for
 from connectors.erp.sink import ErpSink
+from connectors.erp.web import ConnectorWeb
 from streams.cli.app import connect, main, settings_of
 from streams.codec import codec_from_settings
 from streams.logs import configure_logging
@@ -25,7 +26,8 @@ def connector() -> None:
 def erp(ctx: click.Context, target: str | None, loglevel: str) -> None:
     """Execute erp.commands in the ERP and publish what it did on erp.results.
 
-    Connects to ERPBRIDGE_ERP_URL as ERPBRIDGE_ERP_LOGIN / ERPBRIDGE_ERP_PASSWORD. Scale by
+    Connects to ERPBRIDGE_ERP_URL as ERPBRIDGE_ERP_LOGIN / ERPBRIDGE_ERP_PASSWORD; serves
+    /livez, /readyz and /metrics on ERPBRIDGE_CONNECTOR_WEB_HOST:ERPBRIDGE_CONNECTOR_WEB_PORT. Scale by
     running more connectors with the same ERPBRIDGE_APP_ID: they share erp.commands'
     partitions, and each holds to its share of the ERP's rate limit.
     """
@@ -40,4 +42,6 @@ def erp(ctx: click.Context, target: str | None, loglevel: str) -> None:
     )
     configure_logging(loglevel, settings=settings)
     # Logging is ours (JSON lines, secrets redacted), not mode's.
-    Worker(sink, loglevel=loglevel, override_logging=False).execute_from_commandline()
+    Worker(
+        sink, ConnectorWeb(settings, sink), loglevel=loglevel, override_logging=False
+    ).execute_from_commandline()

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from connectors.erp.audit import Audit
 from connectors.erp.sink import ErpSink
 from connectors.erp.tryton import TrytonAdapter
+from connectors.erp.web import ConnectorWeb
 from streams import worker
 from streams.app import Topology, create_topology
 from streams.cli.app import check_kafka, main, settings_of
@@ -226,7 +227,9 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: 
         topology.app.timer(interval=2.0)(progress)
         feed.start()
         try:
-            worker.run(topology, sink, quiet=True)
+            # Each serves its own health and metrics: the worker on web_port, the connector
+            # on connector_web_port, from registries of their own.
+            worker.run(topology, sink, ConnectorWeb(settings, sink), quiet=True)
         except SystemExit:
             pass
         finally:

@@ -27,7 +27,7 @@ def _header(event_id: str) -> dict[str, Any]:
     return {"event_id": event_id, "occurred_at": NOW, "source": "test"}
 
 
-def _valid_records(codec: Codec, topics: TopicCatalog) -> list[tuple[str, bytes, bytes]]:
+def valid_records(codec: Codec, topics: TopicCatalog) -> list[tuple[str, bytes, bytes]]:
     cancelled = {
         **_header("e-1"),
         "order_id": "o-1",
@@ -96,7 +96,7 @@ def test_undecodable_records_are_dead_lettered_with_their_reason(
     settings: Settings, topics: TopicCatalog, start_worker: Callable[[], WorkerProcess]
 ) -> None:
     codec = Codec(SchemaStore.from_directory(Path("schemas")))
-    good = _valid_records(codec, topics)
+    good = valid_records(codec, topics)
     inventory_on_orders = good[1][2]
     valid_order = good[0][2]
     bad = {
