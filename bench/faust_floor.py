@@ -25,6 +25,7 @@ from faust.types import StreamT
 from bench.passthrough import PassThroughResult, cpu_seconds
 from streams.app import broker_urls
 from streams.codec import DecodeError, codec_from_settings
+from streams.kafka_security import faust_credentials
 from streams.settings import Settings
 from streams.topics import INPUTS, TopicCatalog, spec
 
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     app = faust.App(
         args.group,
         broker=broker_urls(settings.require_bootstrap()),
+        broker_credentials=faust_credentials(settings),
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",

@@ -66,6 +66,10 @@ class EventAccounting:
         if reason is not None:
             account.dead_letter_reasons[reason] += 1
 
+    def topics(self) -> dict[str, TopicAccount]:
+        """Each topic's account, by logical name (live: read, never change)."""
+        return self._topics
+
     def snapshot(self) -> dict[str, dict[str, object]]:
         return {
             topic: {

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import faust
 from faust.web import Request, Response, View
 
 from streams.accounting import EventAccounting
@@ -25,6 +24,18 @@ from streams.domain.finance import FinanceMapping
 from streams.domain.policy import HOUR_MS, Policy
 from streams.domain.routing import RoutingRules
 from streams.faust_app import StreamApp
+from streams.health import (
+    LIVENESS_PATH,
+    READINESS_PATH,
+    Check,
+    ConsumerView,
+    HealthMonitor,
+    aiokafka_view,
+    broker_request,
+    verdict,
+)
+from streams.kafka_security import faust_credentials
+from streams.metrics import CONTENT_TYPE, METRICS_PATH, render, worker_registry
 from streams.settings import Settings
 from streams.tables import Tables
 from streams.topics import AGENT_SOURCES, TopicCatalog
@@ -34,10 +45,11 @@ ACCOUNTING_PATH = "/erpbridge/accounting/"
 
 @dataclass
 class Topology:
-    app: faust.App
+    app: StreamApp
     accounting: EventAccounting
     tables: Tables
     dispatcher: Dispatcher
+    monitor: HealthMonitor
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
@@ -68,6 +80,7 @@ def create_topology(
         settings.app_id,
         stream_topics=frozenset(catalog.physical(name) for name in AGENT_SOURCES),
         broker=broker_urls(settings.require_bootstrap()),
+        broker_credentials=faust_credentials(settings),
         # rocksdb keeps state on the worker's volume so a restart replays only the changelog tail.
         store="rocksdb://",
         datadir=str(settings.data_dir),
@@ -116,7 +129,8 @@ def create_topology(
     )
     OrderAgent(context).register(settings.expiry_interval_seconds)
     StockAgent(context).register()
-    ResultsAgent(context).register()
+    results = ResultsAgent(context)
+    results.register()
 
     @app.page(ACCOUNTING_PATH)
     async def _accounting(web: View, request: Request) -> Response:
@@ -130,4 +144,58 @@ def create_topology(
     async def _dispatch(web: View, request: Request) -> Response:
         return web.json(dispatcher.snapshot())
 
-    return Topology(app, accounting, tables, dispatcher)
+    monitor = HealthMonitor(
+        [
+            ConsumerView(settings.app_id, app.stream_samples),
+            aiokafka_view(dispatcher.group, dispatcher.consumer),
+        ],
+        lambda: broker_request(dispatcher.consumer()),
+        stall_seconds=settings.health_stall_seconds,
+        loop_blocked_seconds=settings.health_loop_blocked_seconds,
+    )
+    # Started with the app, before recovery: the probes answer (503) while it recovers.
+    app.add_dependency(monitor)
+    registry = worker_registry(
+        accounting, dispatcher, results, tables, context.now_ms, lambda: monitor.samples
+    )
+
+    @app.page(LIVENESS_PATH)
+    async def _livez(web: View, request: Request) -> Response:
+        status, body = verdict(monitor.liveness())
+        return web.json(body, status=status)
+
+    @app.page(READINESS_PATH)
+    async def _readyz(web: View, request: Request) -> Response:
+        status, body = verdict(worker_readiness(app, dispatcher, monitor))
+        return web.json(body, status=status)
+
+    @app.page(METRICS_PATH)
+    async def _metrics(web: View, request: Request) -> Response:
+        # aiohttp refuses a charset inside content_type=, so the header goes as is.
+        return web.bytes(render(registry), headers={"Content-Type": CONTENT_TYPE})
+
+    return Topology(app, accounting, tables, dispatcher, monitor)
+
+
+def worker_readiness(app: StreamApp, dispatcher: Dispatcher, monitor: HealthMonitor) -> list[Check]:
+    """Tables recovered, both groups (Faust's and the dispatcher's) gave this worker its
+    partitions (maybe none: more workers than partitions), the broker answers."""
+    owned = len(app.assignor.assigned_actives()) if app.assigned else 0
+    return [
+        Check(
+            "recovery",
+            app.tables.actives_ready,
+            "tables recovered" if app.tables.actives_ready else "recovering tables",
+        ),
+        Check(
+            "assignment",
+            app.assigned,
+            f"{owned} partitions owned" if app.assigned else "waiting for the group",
+        ),
+        Check(
+            "dispatch_assignment",
+            dispatcher.joined,
+            "assigned" if dispatcher.joined else f"waiting for the group {dispatcher.group}",
+        ),
+        monitor.broker.check(),
+    ]

@@ -17,6 +17,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from streams.domain.dispatch import OffsetTracker, Source
+from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def idempotent_producer(settings: Settings, client_id: str) -> Any:
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
+        **aiokafka_security(settings),
     )
 
 
@@ -59,6 +61,8 @@ class Committer:
         self.consumer: Any = None
         self.owned: set[int] = set()
         self.paused: set[int] = set()
+        self.joined = False
+        """The group gave this consumer its partitions (maybe none) since the last revocation."""
         self._offsets = OffsetTracker()
         self._committed: dict[int, int] = {}
 
@@ -81,9 +85,19 @@ class Committer:
             auto_offset_reset="earliest",
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=min(3000, session_ms // 3),
+            **aiokafka_security(settings),
         )
         await self.consumer.start()
-        self.consumer.subscribe([self.topic], listener=Rebalance(assigned, revoked))
+
+        def on_assigned(partitions: set[int]) -> None:
+            self.joined = True
+            assigned(partitions)
+
+        async def on_revoked(partitions: set[int]) -> None:
+            self.joined = False
+            await revoked(partitions)
+
+        self.consumer.subscribe([self.topic], listener=Rebalance(on_assigned, on_revoked))
 
     def received(self, source: Source) -> None:
         self._offsets.received(source)

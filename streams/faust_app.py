@@ -22,10 +22,13 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP, ConsumerT
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
+
+from streams.health import PartitionSample
 
 
 class _StrictConsumer(Consumer):
@@ -66,6 +69,42 @@ class StreamApp(faust.App):
     def __init__(self, *args: Any, stream_topics: frozenset[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._stream_topics = stream_topics
+        self.assigned = False
+        """The group gave this worker its partitions (maybe none) since the last revocation."""
+
+    async def _on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.assigned = False
+        await super()._on_partitions_revoked(revoked)
+
+    async def _on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self.assigned = True
+        await super()._on_partitions_assigned(assigned, generation_id)
+
+    async def stream_samples(self) -> list[PartitionSample]:
+        """The stream partitions this worker owns, for health and lag. Progress is the
+        committed offset: records fetched but never processed (the race above) still
+        wait. During a rebalance or a recovery waiting is expected."""
+        consumer: Any = self.consumer
+        expected = self.rebalancing or not self.tables.actives_ready
+        try:
+            assignment = consumer.assignment()
+        except ConsumerNotStarted:
+            return []
+        samples = []
+        for tp in sorted(assignment):
+            if tp.topic not in self._stream_topics:
+                continue
+            samples.append(
+                PartitionSample(
+                    tp.topic,
+                    tp.partition,
+                    consumer.highwater(tp),
+                    await consumer.position(tp),
+                    consumer._committed_offset.get(tp),
+                    expected,
+                )
+            )
+        return samples
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:

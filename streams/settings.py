@@ -8,8 +8,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,6 +28,9 @@ from pydantic_settings import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
 
 class RateLimit(BaseModel):
@@ -85,6 +98,25 @@ class Settings(BaseSettings):
         ),
         description="host:port list; when unset, local tools start a broker of their own.",
     )
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client connects: SASL_SSL (SCRAM over TLS) or SSL "
+        "(TLS, a client certificate for mutual TLS) in production.",
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(default="SCRAM-SHA-512")
+    kafka_sasl_username: str | None = Field(default=None)
+    kafka_sasl_password: SecretStr | None = Field(default=None)
+    kafka_ssl_ca_file: FilePath | None = Field(
+        default=None,
+        description="PEM CA certificates the brokers' certificates must chain to "
+        "(default: the system's).",
+    )
+    kafka_ssl_cert_file: FilePath | None = Field(
+        default=None, description="PEM client certificate (chain), for mutual TLS."
+    )
+    kafka_ssl_key_file: FilePath | None = Field(
+        default=None, description="PEM private key of the client certificate, unencrypted."
+    )
     app_id: str = Field(default="erpbridge", description="Faust app id and consumer group prefix.")
     topic_prefix: str = Field(
         default="", description="Prepended to every topic name, for several tenants on one cluster."
@@ -118,6 +150,22 @@ class Settings(BaseSettings):
         default=None,
         description="Static group membership of the worker's consumers (Kubernetes: the pod "
         "name): a worker restarted within the session timeout keeps its partitions.",
+    )
+    connector_web_host: str = Field(
+        default="127.0.0.1",
+        description="Bind address of the ERP connector's health and metrics server.",
+    )
+    connector_web_port: int = Field(default=6067, ge=1, le=65535)
+    health_stall_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="A consumer whose records wait on a partition it owns without progress "
+        "for this long is not live.",
+    )
+    health_loop_blocked_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="An event loop blocked for longer than this is not live.",
     )
     session_timeout_seconds: float = Field(
         default=30,
@@ -255,14 +303,44 @@ class Settings(BaseSettings):
             raise ValueError(f"partition counts must be >= 1, got {bad}")
         return value
 
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Settings:
+        """Settings the chosen protocol would ignore are refused too: a CA file with
+        PLAINTEXT means someone believes the connection is encrypted when it is not."""
+        protocol = self.kafka_security_protocol
+        problems = []
+        sasl = protocol.startswith("SASL_")
+        for name in ("kafka_sasl_username", "kafka_sasl_password"):
+            if sasl and getattr(self, name) is None:
+                problems.append(f"{env_variable(name)} must be set with {protocol}")
+            if not sasl and getattr(self, name) is not None:
+                problems.append(f"{env_variable(name)} is set but {protocol} does not use SASL")
+        if not protocol.endswith("SSL"):
+            problems += [
+                f"{env_variable(name)} is set but {protocol} does not use TLS"
+                for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file")
+                if getattr(self, name) is not None
+            ]
+        elif (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            problems.append(
+                "ERPBRIDGE_KAFKA_SSL_CERT_FILE and ERPBRIDGE_KAFKA_SSL_KEY_FILE go together "
+                "(a client certificate and its key); only one is set"
+            )
+        if problems:
+            # One error without a field: load_settings prints each of its lines as is.
+            raise PydanticCustomError("kafka_security", "\n".join(problems))
+        return self
+
     def require_bootstrap(self) -> str:
         if not self.kafka_bootstrap_servers:
             raise ValueError("KAFKA_BOOTSTRAP_SERVERS is not set")
         return self.kafka_bootstrap_servers
 
     def confluent_config(self) -> dict[str, str]:
-        """Connection settings for confluent-kafka clients (librdkafka names)."""
-        return {"bootstrap.servers": self.require_bootstrap()}
+        """Connection settings for confluent-kafka clients (librdkafka names), security included."""
+        from streams.kafka_security import confluent_security
+
+        return {"bootstrap.servers": self.require_bootstrap(), **confluent_security(self)}
 
     def producer_config(self) -> dict[str, str | bool]:
         """confluent-kafka producer settings that partition like Java clients and Faust do.
@@ -312,6 +390,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
+            if not error["loc"]:
+                # A check across settings (Kafka security): its lines name the variables.
+                problems += error["msg"].splitlines()
+                continue
             key, *path = (str(part) for part in error["loc"])
             variable = _variable_of(key)
             where = f" at {'.'.join(path)}" if path else ""

@@ -53,6 +53,10 @@ class TransientError(ErpError):
         self.retry_after = retry_after
 
 
+UNREACHED = frozenset({"unreachable", "timeout"})
+"""TransientError codes of a call that never reached the ERP (or got no answer from it)."""
+
+
 class ErpAdapter(Protocol):
     """One ERP. `execute` must be idempotent: it looks the command id up in the ERP first
     and returns the document found there instead of creating a second one."""

@@ -36,8 +36,16 @@ import structlog
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from mode import Service
+from prometheus_client import Histogram
 
-from connectors.erp.adapter import Document, ErpAdapter, ErpError, PermanentError, TransientError
+from connectors.erp.adapter import (
+    UNREACHED,
+    Document,
+    ErpAdapter,
+    ErpError,
+    PermanentError,
+    TransientError,
+)
 from connectors.erp.checks import refuse
 from connectors.erp.retry import Backoff
 from streams.codec import Codec, DecodeError
@@ -45,6 +53,7 @@ from streams.committer import Committer, idempotent_producer
 from streams.deadletter import of_consumed
 from streams.domain.commands import Command, Kind
 from streams.domain.dispatch import Source, TokenBucket
+from streams.metrics import LATENCY_BUCKETS
 from streams.settings import Settings
 from streams.topics import ERP_COMMANDS, ERP_RESULTS, TopicCatalog, dead_letter_of, spec
 
@@ -147,6 +156,20 @@ class ErpSink(Service):
         """Commands the ERP confirmed, by kind."""
         self.running = 0
         self.max_running = 0
+        self.answered: Counter[tuple[Kind, bool]] = Counter()
+        """Commands answered, by kind and whether they succeeded."""
+        self.retry_reasons: Counter[str] = Counter()
+        """Retries, by the transient failure's code."""
+        self.erp_up: bool | None = None
+        """Whether the last ERP call reached the ERP (None before the first)."""
+        # Unregistered: connectors.erp.metrics collects it into the connector's registry.
+        self.request_seconds = Histogram(
+            "erpbridge_connector_erp_request_seconds",
+            "One attempt at executing one command in the ERP.",
+            ["target", "kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
 
     async def on_start(self) -> None:
         self._producer = idempotent_producer(self._settings, self.group)
@@ -268,13 +291,18 @@ class ErpSink(Service):
                 self.running += 1
                 self.max_running = max(self.max_running, self.running)
                 self.counts["calls"] += 1
+                timer = self.request_seconds.labels(self._adapter.name, command.kind.value).time()
                 try:
-                    await self._open()
-                    document = await self._adapter.execute(command)
+                    with timer:
+                        await self._open()
+                        document = await self._adapter.execute(command)
+                    self.erp_up = True
                     return Answer(document, None, attempt, self._ms_since(started))
                 except PermanentError as error:
+                    self.erp_up = True
                     return Answer(None, error, attempt, self._ms_since(started))
                 except TransientError as error:
+                    self.erp_up = error.code not in UNREACHED
                     failure = error
                 except (KeyError, TypeError, ValueError) as error:
                     # The ERP answered something the adapter cannot read: no retry will help.
@@ -293,6 +321,7 @@ class ErpSink(Service):
                 )
                 return Answer(None, gave_up, attempt, self._ms_since(started))
             self.counts["retries"] += 1
+            self.retry_reasons[failure.code] += 1
             log.info(
                 "connector: %s failed (%s), retry in %.1fs", command.command_id, failure, delay
             )
@@ -316,6 +345,7 @@ class ErpSink(Service):
 
     async def _answer(self, record: ConsumerRecord, command: Command, answer: Answer) -> None:
         error = answer.error
+        self.answered[command.kind, error is None] += 1
         if error is not None:
             self.counts["failed"] += 1
             await self._dead_letter(record, error.code, error.message)
@@ -330,6 +360,7 @@ class ErpSink(Service):
             "command_id": command.command_id,
             "target": command.target,
             "status": status,
+            "kind": command.kind.value,
             "order_id": command.body.get("order_id"),
             "document_type": None if answer.document is None else answer.document.type,
             "document_id": None if answer.document is None else answer.document.id,
@@ -374,6 +405,18 @@ class ErpSink(Service):
                 await asyncio.sleep(_SEND_RETRY_DELAY)
 
     # --- observing --------------------------------------------------------------------
+
+    @property
+    def target(self) -> str:
+        return self._adapter.name
+
+    @property
+    def joined(self) -> bool:
+        return self._progress.joined
+
+    def consumer(self) -> Any:
+        """The connector's group consumer, once started."""
+        return self._progress.consumer
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -22,18 +22,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from mode import Service
+from prometheus_client import Histogram
 
 from streams import deadletter
 from streams.codec import Codec
 from streams.committer import Committer, idempotent_producer
-from streams.domain.commands import Command
+from streams.domain.commands import Command, Kind
 from streams.domain.dispatch import (
     Clock,
     Dispatch,
@@ -42,6 +44,7 @@ from streams.domain.dispatch import (
     Source,
     TokenBucket,
 )
+from streams.metrics import LATENCY_BUCKETS
 from streams.settings import Settings
 from streams.topics import ERP_COMMANDS, ERP_PENDING, TopicCatalog, dead_letter_of
 
@@ -76,6 +79,18 @@ class _Target:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     sent: int = 0
     saved: int = 0
+    emitted: Counter[Kind] = field(default_factory=Counter)
+    """Commands sent, by kind."""
+
+
+@dataclass(frozen=True)
+class TargetFigures:
+    """One target's figures for /metrics."""
+
+    emitted: Mapping[Kind, int]
+    waiting: int
+    """ERP calls waiting for the limiter."""
+    saved: int
 
 
 class Dispatcher(Service):
@@ -110,8 +125,26 @@ class Dispatcher(Service):
         self._progress = Committer(self._pending, "dispatch")
         self._in_flight: set[asyncio.Future[None]] = set()
         self._loops: list[asyncio.Future[None]] = []
-        self._dead_lettered = 0
+        self._dead_lettered: Counter[str] = Counter()
         self._producer: Any = None
+        # Unregistered: streams.metrics collects them into the worker's registry.
+        self.wait_seconds = Histogram(
+            "erpbridge_dispatch_wait_seconds",
+            "Time a command waited for the rate limiter: from the pending topic to its release.",
+            ["target"],
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
+        self.event_to_command_seconds = Histogram(
+            "erpbridge_event_to_command_seconds",
+            "From the input event's time to its ERP command published on erp.commands.",
+            ["target"],
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
+        for name in self._targets:
+            self.wait_seconds.labels(name)
+            self.event_to_command_seconds.labels(name)
 
     async def on_start(self) -> None:
         self._producer = idempotent_producer(self._settings, self.group)
@@ -223,7 +256,7 @@ class Dispatcher(Service):
             partition=letter.partition,
             headers=letter.headers,
         )
-        self._dead_lettered += 1
+        self._dead_lettered[rejected.reason] += 1
         log.warning(
             "dead-lettered %s[%d]@%d (%s): %s",
             record.topic,
@@ -264,6 +297,10 @@ class Dispatcher(Service):
             # Stamped when the limiter lets it go, so erp.commands' timestamps show the
             # rate the ERP is held to, however late the event loop gets to the send.
             released_ms = int(self._wall_clock() * 1000)
+            queued_ms = min(m.queued_ms for m in dispatch.members)
+            self.wait_seconds.labels(dispatch.command.target).observe(
+                max(0, released_ms - queued_ms) / 1000
+            )
             # Not awaited here: acknowledgements come back while the next tokens accrue. A
             # service future, so a bug crashes the service instead of stalling a partition.
             sending = self.add_future(self._send(target, dispatch, released_ms))
@@ -289,7 +326,12 @@ class Dispatcher(Service):
         for source in dispatch.sources:
             self._progress.done(source)
         target.sent += 1
+        target.emitted[command.kind] += 1
         target.saved += dispatch.saved
+        published_ms = self._wall_clock() * 1000
+        self.event_to_command_seconds.labels(command.target).observe(
+            max(0.0, published_ms - command.created_ms) / 1000
+        )
 
     async def _drain(self) -> None:
         while self._in_flight:
@@ -322,9 +364,27 @@ class Dispatcher(Service):
             "paused_partitions": sorted(self._progress.paused),
             "partitions": self._partitions,
             "in_flight": len(self._in_flight),
-            "dead_lettered": self._dead_lettered,
+            "dead_lettered": sum(self._dead_lettered.values()),
             "targets": targets,
         }
+
+    def figures(self) -> dict[str, TargetFigures]:
+        return {
+            name: TargetFigures(dict(t.emitted), len(t.queue), t.saved)
+            for name, t in self._targets.items()
+        }
+
+    def dead_letters(self) -> dict[tuple[str, str], int]:
+        """Records dead-lettered from the pending topic, by (logical topic, reason)."""
+        return {(ERP_PENDING, reason): n for reason, n in self._dead_lettered.items()}
+
+    def consumer(self) -> Any:
+        """The dispatcher's group consumer, once started."""
+        return self._progress.consumer
+
+    @property
+    def joined(self) -> bool:
+        return self._progress.joined
 
 
 async def _sleep_or_wake(wake: asyncio.Event, timeout: float | None) -> None:

@@ -18,6 +18,7 @@ from streams.agents import derived
 from streams.agents.context import AgentContext
 from streams.agents.deadletters import source_of
 from streams.agents.intake import partition_for
+from streams.agents.logcontext import about_record
 from streams.deadletter import SourceRecord
 from streams.domain import messages
 from streams.domain.alerts import ORDER, order_findings, order_next_check_ms
@@ -59,10 +60,11 @@ class OrderAgent:
         async for event in stream.events():
             message = event.message
             name = self._logical[message.topic]
-            if name == ORDER_FEEDBACK:
-                await self._on_feedback(message)
-            else:
-                await self._on_input(name, message)
+            with about_record(name, message):
+                if name == ORDER_FEEDBACK:
+                    await self._on_feedback(message)
+                else:
+                    await self._on_input(name, message)
 
     async def _on_input(self, name: str, message: Message) -> None:
         event = await self._c.intake.admit(name, message)

@@ -8,12 +8,14 @@ own alerts (a captured payment waiting for its sales order) can resolve.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from faust.types import Message, StreamT
 
 from streams.accounting import Outcome
 from streams.agents.context import AgentContext
+from streams.agents.logcontext import about_record
 from streams.codec import DecodeError
 from streams.domain import messages
 from streams.domain.alerts import ERP_COMMAND, command_findings
@@ -38,6 +40,8 @@ def outcome_of(datum: dict[str, Any]) -> ErpOutcome:
 class ResultsAgent:
     def __init__(self, context: AgentContext) -> None:
         self._c = context
+        self.answers: Counter[tuple[str, str, bool]] = Counter()
+        """Results read, by (target, command kind, succeeded); a redelivered one counts again."""
         self._source = context.topic(ERP_RESULTS)
         self._feedback = context.topic(ORDER_FEEDBACK)
 
@@ -46,7 +50,8 @@ class ResultsAgent:
 
     async def _run(self, stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await self._on_result(event.message)
+            with about_record(ERP_RESULTS, event.message):
+                await self._on_result(event.message)
 
     async def _on_result(self, message: Message) -> None:
         self._c.accounting.consumed(ERP_RESULTS)
@@ -59,6 +64,7 @@ class ResultsAgent:
             return
         command_id: str = datum["command_id"]
         outcome = outcome_of(datum)
+        self.answers[datum["target"], datum.get("kind") or "unknown", outcome.succeeded] += 1
         now = self._c.now_ms()
         tables = self._c.tables
         findings = command_findings(command_id, outcome)

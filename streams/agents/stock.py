@@ -13,6 +13,7 @@ from faust.types import Message, StreamT
 from streams.accounting import Outcome
 from streams.agents import derived
 from streams.agents.context import AgentContext
+from streams.agents.logcontext import about_record
 from streams.domain import messages
 from streams.domain.alerts import SKU, stock_findings
 from streams.domain.commands import Command, adjustment_command
@@ -39,10 +40,12 @@ class StockAgent:
     async def _run(self, stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            if self._logical[message.topic] == STOCK_REQUESTS:
-                await self._on_request(message)
-            else:
-                await self._on_inventory(message)
+            name = self._logical[message.topic]
+            with about_record(name, message):
+                if name == STOCK_REQUESTS:
+                    await self._on_request(message)
+                else:
+                    await self._on_inventory(message)
 
     async def _on_inventory(self, message: Message) -> None:
         event = await self._c.intake.admit(INVENTORY, message)

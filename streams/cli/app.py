@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from streams.kafka_security import CHECK_TIMEOUT_SECONDS, KafkaAccessError, check_connection
 from streams.settings import InvalidSettings, Settings, load_settings
 
 
@@ -52,10 +53,21 @@ def settings_of(ctx: click.Context) -> Settings:
     return settings
 
 
-def require_bootstrap(ctx: click.Context) -> str:
+def connect(ctx: click.Context, *, timeout: float = CHECK_TIMEOUT_SECONDS) -> Settings:
+    """The settings, once the brokers answered with them: a verb that uses Kafka stops here,
+    within seconds and naming the problem, if it cannot (wrong password, untrusted
+    certificate, brokers unreachable) rather than retrying without end."""
     settings = settings_of(ctx)
     if not settings.kafka_bootstrap_servers:
         raise click.UsageError(
             "no Kafka broker: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers"
         )
-    return settings.kafka_bootstrap_servers
+    check_kafka(settings, timeout=timeout)
+    return settings
+
+
+def check_kafka(settings: Settings, *, timeout: float = CHECK_TIMEOUT_SECONDS) -> None:
+    try:
+        check_connection(settings, timeout=timeout)
+    except KafkaAccessError as error:
+        raise click.ClickException(str(error)) from None

@@ -7,7 +7,8 @@ from mode import Worker
 
 from connectors.erp.adapters import adapter_for
 from connectors.erp.sink import ErpSink
-from streams.cli.app import main, require_bootstrap, settings_of
+from connectors.erp.web import ConnectorWeb
+from streams.cli.app import connect, main, settings_of
 from streams.codec import codec_from_settings
 from streams.logs import configure_logging
 from streams.topics import TopicCatalog
@@ -25,19 +26,22 @@ def connector() -> None:
 def erp(ctx: click.Context, target: str | None, loglevel: str) -> None:
     """Execute erp.commands in the ERP and publish what it did on erp.results.
 
-    Connects to ERPBRIDGE_ERP_URL as ERPBRIDGE_ERP_LOGIN / ERPBRIDGE_ERP_PASSWORD. Scale by
+    Connects to ERPBRIDGE_ERP_URL as ERPBRIDGE_ERP_LOGIN / ERPBRIDGE_ERP_PASSWORD; serves
+    /livez, /readyz and /metrics on ERPBRIDGE_CONNECTOR_WEB_HOST:ERPBRIDGE_CONNECTOR_WEB_PORT. Scale by
     running more connectors with the same ERPBRIDGE_APP_ID: they share erp.commands'
     partitions, and each holds to its share of the ERP's rate limit.
     """
-    require_bootstrap(ctx)
     settings = settings_of(ctx)
     try:
         adapter = adapter_for(settings, target)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    connect(ctx)
     sink = ErpSink(
         settings, TopicCatalog.from_settings(settings), codec_from_settings(settings), adapter
     )
     configure_logging(loglevel, settings=settings)
     # Logging is ours (JSON lines, secrets redacted), not mode's.
-    Worker(sink, loglevel=loglevel, override_logging=False).execute_from_commandline()
+    Worker(
+        sink, ConnectorWeb(settings, sink), loglevel=loglevel, override_logging=False
+    ).execute_from_commandline()

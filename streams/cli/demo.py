@@ -18,9 +18,10 @@ from pydantic import SecretStr
 from connectors.erp.audit import Audit
 from connectors.erp.sink import ErpSink
 from connectors.erp.tryton import TrytonAdapter
+from connectors.erp.web import ConnectorWeb
 from streams import worker
 from streams.app import Topology, create_topology
-from streams.cli.app import main, settings_of
+from streams.cli.app import check_kafka, main, settings_of
 from streams.codec import codec_from_settings
 from streams.domain import statejson
 from streams.domain.alerts import AlertBook
@@ -192,6 +193,7 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: 
                 "erp_password": SecretStr(tryton.password),
             }
         )
+        check_kafka(settings)
         catalog = TopicCatalog.from_settings(settings)
         report = ensure_topics(
             settings.confluent_config(), catalog, changelogs=changelog_sources(settings.app_id)
@@ -225,7 +227,9 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: 
         topology.app.timer(interval=2.0)(progress)
         feed.start()
         try:
-            worker.run(topology, sink, quiet=True)
+            # Each serves its own health and metrics: the worker on web_port, the connector
+            # on connector_web_port, from registries of their own.
+            worker.run(topology, sink, ConnectorWeb(settings, sink), quiet=True)
         except SystemExit:
             pass
         finally:

@@ -8,7 +8,7 @@ from typing import IO, Any
 import click
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from streams.cli.app import main, require_bootstrap, settings_of
+from streams.cli.app import connect, main, settings_of
 from streams.codec import EncodeError, codec_from_settings
 from streams.jsonlines import JsonLineError, parse_line, to_datum
 from streams.topics import SPECS, TopicCatalog, spec
@@ -71,7 +71,6 @@ def produce(
       erpbridge produce commerce.payments payments.jsonl --key-field event.payment_id
     """
     settings = settings_of(ctx)
-    require_bootstrap(ctx)
     try:
         physical = TopicCatalog.from_settings(settings).physical(topic)
     except ValueError as exc:
@@ -106,6 +105,7 @@ def produce(
         click.echo(f"{len(bad)} bad lines: nothing published to {physical}{hint}", err=True)
         ctx.exit(1)
 
+    connect(ctx)
     failures = _publish(settings.producer_config(), physical, records, timeout)
     for failure in failures[:_MAX_REPORTED]:
         click.echo(failure, err=True)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import click
 
-from streams.cli.app import main, require_bootstrap, settings_of
+from streams.cli.app import connect, main, settings_of
 from streams.jsonlines import JsonLineError, from_datum, parse_timestamp
 from streams.sample import DEFAULT_START, Catalogue, generate
 from streams.sample_publisher import Pacer, PublishError, publish_sample
@@ -109,7 +109,7 @@ def sample(
         click.echo(f"wrote {written} events in {progress.elapsed():.1f}s", err=True)
         return
 
-    require_bootstrap(ctx)
+    connect(ctx)
     try:
         published = publish_sample(settings, seed, orders, rate, progress, start=start)
     except PublishError as exc:

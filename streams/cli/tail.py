@@ -22,7 +22,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from streams.cli.app import main, require_bootstrap, settings_of
+from streams.cli.app import connect, main
 from streams.codec import Codec, DecodeError, codec_from_settings
 from streams.jsonlines import JsonLineError, format_timestamp, from_datum, parse_timestamp
 from streams.topics import SPECS, TopicCatalog, spec
@@ -105,8 +105,7 @@ def tail(
         raise click.UsageError(
             "--values-only needs a topic with a schema; dead-letter values are raw bytes"
         )
-    settings = settings_of(ctx)
-    require_bootstrap(ctx)
+    settings = connect(ctx)
     try:
         physical = TopicCatalog.from_settings(settings).physical(topic)
     except ValueError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from confluent_kafka import KafkaException
 
-from streams.cli.app import main, require_bootstrap, settings_of
+from streams.cli.app import connect, main, settings_of
 from streams.tables import changelog_sources
 from streams.topic_admin import ensure_topics, topic_states
 from streams.topics import TopicCatalog
@@ -35,7 +35,7 @@ def create(ctx: click.Context, timeout: float) -> None:
       erpbridge topics create
       ERPBRIDGE_TOPIC_PREFIX=staging- ERPBRIDGE_PARTITIONS=12 erpbridge topics create
     """
-    config, catalog = _connection(ctx)
+    config, catalog = _connection(ctx, timeout)
     changelogs = changelog_sources(settings_of(ctx).app_id)
     try:
         report = ensure_topics(config, catalog, changelogs=changelogs, timeout=timeout)
@@ -67,7 +67,7 @@ def list_topics(ctx: click.Context, timeout: float) -> None:
     Example:
       erpbridge topics list
     """
-    config, catalog = _connection(ctx)
+    config, catalog = _connection(ctx, timeout)
     try:
         states = topic_states(config, catalog, timeout=timeout)
     except KafkaException as exc:
@@ -92,9 +92,8 @@ def list_topics(ctx: click.Context, timeout: float) -> None:
         click.echo(f"{state.name:<{width}}  {partitions:>3} partitions  {' '.join(configs)}")
 
 
-def _connection(ctx: click.Context) -> tuple[dict[str, str], TopicCatalog]:
-    settings = settings_of(ctx)
-    require_bootstrap(ctx)
+def _connection(ctx: click.Context, timeout: float) -> tuple[dict[str, str], TopicCatalog]:
+    settings = connect(ctx, timeout=timeout)
     try:
         catalog = TopicCatalog.from_settings(settings)
     except ValueError as exc:

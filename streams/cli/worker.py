@@ -6,7 +6,7 @@ import click
 
 from streams import worker
 from streams.app import create_topology
-from streams.cli.app import main, require_bootstrap, settings_of
+from streams.cli.app import connect, main
 from streams.logs import configure_logging
 from streams.tables import changelog_sources
 from streams.topic_admin import CopartitioningError, check_copartitioning
@@ -22,8 +22,7 @@ def worker_command(ctx: click.Context, loglevel: str) -> None:
     Topics must exist (`erpbridge topics create`). Scale by running more workers with the
     same ERPBRIDGE_APP_ID: Kafka spreads the partitions between them.
     """
-    require_bootstrap(ctx)
-    settings = settings_of(ctx)
+    settings = connect(ctx)
     configure_logging(loglevel, settings=settings)
     try:
         check_copartitioning(

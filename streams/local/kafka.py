@@ -79,12 +79,33 @@ class BrokerUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class SecureListeners:
+    """Key material for a broker's SASL_SSL listener (SCRAM-SHA-512 users) and SSL
+    listener (a client certificate signed by `ca_file` required), all PEM files.
+
+    `key_file` must hold an unencrypted PKCS#8 key ("BEGIN PRIVATE KEY"), as Kafka's PEM
+    key store reads it; `cert_file` is the broker's certificate (chain).
+    """
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    scram_users: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Broker:
-    """Where clients connect; `log_path` is the broker's log when this process runs it."""
+    """Where clients connect; `log_path` is the broker's log when this process runs it.
+
+    With secure listeners, `sasl_ssl_bootstrap` and `ssl_bootstrap` are where they listen;
+    `bootstrap_servers` stays PLAINTEXT.
+    """
 
     bootstrap_servers: str
     kind: BrokerKind
     log_path: Path | None
+    sasl_ssl_bootstrap: str | None = None
+    ssl_bootstrap: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,14 +157,23 @@ def running_broker(
     env: Mapping[str, str] | None = None,
     keep_log: Callable[[], bool] | None = None,
     extra_properties: Mapping[str, str] | None = None,
+    secure: SecureListeners | None = None,
 ) -> Iterator[Broker]:
     """Yield a broker that accepts clients, and stop whatever was started for it on exit.
 
     `keep_log` is asked at stop time whether the local broker's log is worth keeping
-    (a test failed); `extra_properties` are broker properties applied last.
+    (a test failed); `extra_properties` are broker properties applied last. `secure`
+    opens a SASL_SSL and an SSL listener beside PLAINTEXT; only a broker run here can be
+    set up so, so it is always the local JVM one then.
     """
     env = os.environ if env is None else env
     extra = dict(extra_properties or {})
+    if secure is not None:
+        if java(env) is None:
+            raise BrokerUnavailable(f"a broker with TLS and SCRAM listeners needs {JAVA_MISSING}")
+        with _local_jvm_broker(env, extra, keep_log, secure) as broker:
+            yield broker
+        return
     kind = choose_broker_kind(env, default_probes(env))
     if kind == "external":
         yield Broker(env[BOOTSTRAP_ENV].strip(), "external", None)
@@ -237,17 +267,25 @@ def _cluster_id() -> str:
 
 
 def _server_properties(
-    port: int, controller_port: int, data_dir: Path, extra: Mapping[str, str]
+    ports: Mapping[str, int],
+    controller_port: int,
+    data_dir: Path,
+    extra: Mapping[str, str],
+    security: Mapping[str, str],
 ) -> str:
+    """`ports` by listener name, which is also its security protocol (PLAINTEXT first)."""
+    advertised = ",".join(f"{name}://127.0.0.1:{port}" for name, port in ports.items())
     properties = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": f"{advertised},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": advertised,
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(
+            ["CONTROLLER:PLAINTEXT", *(f"{name}:{name}" for name in ports)]
+        ),
         "log.dirs": str(data_dir),
         # Few threads: the broker shares two cores with the tests and their workers.
         "num.network.threads": "2",
@@ -255,9 +293,48 @@ def _server_properties(
         "background.threads": "2",
         "num.recovery.threads.per.data.dir": "1",
         **_POLICY_PROPERTIES,
+        **security,
         **extra,
     }
     return "".join(f"{key}={_escape(value)}\n" for key, value in properties.items())
+
+
+def _security_properties(secure: SecureListeners, run_dir: Path) -> dict[str, str]:
+    """TLS from PEM files on both secure listeners, SCRAM-SHA-512 on SASL_SSL, and a client
+    certificate required on SSL. Without an authorizer every authenticated client may do
+    anything; the controller and inter-broker traffic stay PLAINTEXT on loopback."""
+    # Kafka's PEM key store is one file: the private key, then the certificate chain.
+    key_store = run_dir / "broker-keystore.pem"
+    key_store.write_text(
+        secure.key_file.read_text(encoding="ascii") + secure.cert_file.read_text(encoding="ascii"),
+        encoding="ascii",
+    )
+    key_store.chmod(0o600)
+    return {
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(key_store),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(secure.ca_file),
+        "listener.name.ssl.ssl.client.auth": "required",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+    }
+
+
+def _scram_arguments(secure: SecureListeners | None) -> list[str]:
+    """StorageTool writes these users into the cluster metadata as it formats: no admin
+    round trip after start."""
+    if secure is None:
+        return []
+    # StorageTool splits `[name=..,password=..]` at every comma, quoted or not.
+    if any("," in text for user in secure.scram_users.items() for text in user):
+        raise ValueError("SCRAM user names and passwords of the local broker cannot hold ','")
+    return [
+        f"--add-scram=SCRAM-SHA-512=[name={name},password={password}]"
+        for name, password in secure.scram_users.items()
+    ]
 
 
 def _escape(value: str) -> str:
@@ -281,10 +358,13 @@ rootLogger.appenderRef.out.ref = out
 class _LocalBroker:
     """One `java` broker process with its temporary data directory."""
 
-    def __init__(self, process: subprocess.Popen[bytes], run_dir: Path, bootstrap: str) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], run_dir: Path, ports: Mapping[str, int]
+    ) -> None:
         self.process = process
         self.run_dir = run_dir
-        self.bootstrap = bootstrap
+        self.addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+        self.bootstrap = self.addresses["PLAINTEXT"]
 
     def stop(self) -> None:
         stop_process(self.process, _STOP_TIMEOUT_S)
@@ -293,7 +373,10 @@ class _LocalBroker:
 
 @contextmanager
 def _local_jvm_broker(
-    env: Mapping[str, str], extra: Mapping[str, str], keep_log: Callable[[], bool] | None
+    env: Mapping[str, str],
+    extra: Mapping[str, str],
+    keep_log: Callable[[], bool] | None,
+    secure: SecureListeners | None = None,
 ) -> Iterator[Broker]:
     java_path = java(env)
     if java_path is None:
@@ -308,25 +391,39 @@ def _local_jvm_broker(
 
     with ExitStack() as stack:
         stack.callback(dispose_log, log_path, keep, "Kafka broker")
-        broker = _start_java(java_path, libs, log_path, extra)
+        broker = _start_java(java_path, libs, log_path, extra, secure)
         stack.callback(broker.stop)
         # atexit covers an interpreter that exits without unwinding this generator.
         atexit.register(broker.stop)
         stack.callback(atexit.unregister, broker.stop)
         _wait_until_ready(broker, log_path)
         ready = True
-        yield Broker(broker.bootstrap, "local-jvm", log_path)
+        yield Broker(
+            broker.bootstrap,
+            "local-jvm",
+            log_path,
+            sasl_ssl_bootstrap=broker.addresses.get("SASL_SSL"),
+            ssl_bootstrap=broker.addresses.get("SSL"),
+        )
 
 
 def _start_java(
-    java_path: str, libs: Path, log_path: Path, extra: Mapping[str, str]
+    java_path: str,
+    libs: Path,
+    log_path: Path,
+    extra: Mapping[str, str],
+    secure: SecureListeners | None,
 ) -> _LocalBroker:
     run_dir = Path(tempfile.mkdtemp(prefix="erpbridge-kafka-"))
     try:
-        port, controller_port = free_ports(2)
+        names = ["PLAINTEXT", *(["SASL_SSL", "SSL"] if secure else [])]
+        controller_port, *listener_ports = free_ports(len(names) + 1)
+        ports = dict(zip(names, listener_ports, strict=True))
+        security = _security_properties(secure, run_dir) if secure else {}
         server_properties = run_dir / "server.properties"
         server_properties.write_text(
-            _server_properties(port, controller_port, run_dir / "data", extra), encoding="utf-8"
+            _server_properties(ports, controller_port, run_dir / "data", extra, security),
+            encoding="utf-8",
         )
         log_config = run_dir / "log4j2.properties"
         log_config.write_text(_LOG4J2_PROPERTIES, encoding="utf-8")
@@ -342,7 +439,7 @@ def _start_java(
         with log_path.open("ab") as log:
             formatted = subprocess.run(
                 [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
-                 "-c", str(server_properties)],
+                 "-c", str(server_properties), *_scram_arguments(secure)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 timeout=_START_TIMEOUT_S, check=False,
             )  # fmt: skip
@@ -363,7 +460,7 @@ def _start_java(
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    return _LocalBroker(process, run_dir, f"127.0.0.1:{port}")
+    return _LocalBroker(process, run_dir, ports)
 
 
 def _wait_until_ready(broker: _LocalBroker, log_path: Path) -> None:

@@ -130,3 +130,76 @@ def test_connector_with_missing_or_invalid_setting_stops_naming_it(
     assert result.exit_code != 0
     assert named in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("env", "lines"),
+    [
+        (
+            {"ERPBRIDGE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
+            [
+                "ERPBRIDGE_KAFKA_SASL_USERNAME must be set with SASL_SSL",
+                "ERPBRIDGE_KAFKA_SASL_PASSWORD must be set with SASL_SSL",
+            ],
+        ),
+        (
+            {"ERPBRIDGE_KAFKA_SECURITY_PROTOCOL": "SSL", "ERPBRIDGE_KAFKA_SSL_CERT_FILE": "{pem}"},
+            [
+                "ERPBRIDGE_KAFKA_SSL_CERT_FILE and ERPBRIDGE_KAFKA_SSL_KEY_FILE go together "
+                "(a client certificate and its key); only one is set"
+            ],
+        ),
+        (
+            {"ERPBRIDGE_KAFKA_SSL_CA_FILE": "{pem}", "ERPBRIDGE_KAFKA_SASL_USERNAME": "u"},
+            [
+                "ERPBRIDGE_KAFKA_SASL_USERNAME is set but PLAINTEXT does not use SASL",
+                "ERPBRIDGE_KAFKA_SSL_CA_FILE is set but PLAINTEXT does not use TLS",
+            ],
+        ),
+        (
+            {
+                "ERPBRIDGE_KAFKA_SECURITY_PROTOCOL": "SSL",
+                "ERPBRIDGE_KAFKA_SSL_KEY_FILE": "{absent}",
+            },
+            ["ERPBRIDGE_KAFKA_SSL_KEY_FILE='{absent}': Path does not point to a file"],
+        ),
+        (
+            {"ERPBRIDGE_KAFKA_SECURITY_PROTOCOL": "TLS"},
+            [
+                "ERPBRIDGE_KAFKA_SECURITY_PROTOCOL='TLS': Input should be 'PLAINTEXT', 'SSL', "
+                "'SASL_PLAINTEXT' or 'SASL_SSL'"
+            ],
+        ),
+    ],
+)
+def test_kafka_security_settings_that_cannot_work_are_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], lines: list[str]
+) -> None:
+    pem = tmp_path / "file.pem"
+    pem.write_text("PEM\n")
+    paths = {"pem": str(pem), "absent": str(tmp_path / "absent.pem")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(**paths))
+    with pytest.raises(InvalidSettings) as raised:
+        load_settings()
+    assert raised.value.problems == [line.format(**paths) for line in lines]
+
+
+def test_kafka_password_from_a_file_and_never_in_a_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("kafka-s3cret\n")
+    monkeypatch.setenv("ERPBRIDGE_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("ERPBRIDGE_KAFKA_SASL_USERNAME", "erpbridge")
+    monkeypatch.setenv("ERPBRIDGE_KAFKA_SASL_PASSWORD_FILE", str(secret))
+    settings = load_settings()
+    assert settings.kafka_sasl_password is not None
+    assert settings.kafka_sasl_password.get_secret_value() == "kafka-s3cret"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+
+    monkeypatch.setenv("ERPBRIDGE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    with pytest.raises(InvalidSettings) as raised:
+        load_settings()
+    assert "ERPBRIDGE_KAFKA_SASL_PASSWORD is set but PLAINTEXT" in str(raised.value)
+    assert "kafka-s3cret" not in str(raised.value)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,7 +27,7 @@ def _header(event_id: str) -> dict[str, Any]:
     return {"event_id": event_id, "occurred_at": NOW, "source": "test"}
 
 
-def _valid_records(codec: Codec, topics: TopicCatalog) -> list[tuple[str, bytes, bytes]]:
+def valid_records(codec: Codec, topics: TopicCatalog) -> list[tuple[str, bytes, bytes]]:
     cancelled = {
         **_header("e-1"),
         "order_id": "o-1",
@@ -95,7 +96,7 @@ def test_undecodable_records_are_dead_lettered_with_their_reason(
     settings: Settings, topics: TopicCatalog, start_worker: Callable[[], WorkerProcess]
 ) -> None:
     codec = Codec(SchemaStore.from_directory(Path("schemas")))
-    good = _valid_records(codec, topics)
+    good = valid_records(codec, topics)
     inventory_on_orders = good[1][2]
     valid_order = good[0][2]
     bad = {
@@ -194,6 +195,10 @@ def _fulfilled(fulfilment_id: str, sku: str) -> tuple[str, dict[str, Any]]:
     )
 
 
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
 def test_semantically_bad_misrouted_and_expired_events_are_dead_lettered_and_counted(
     settings: Settings, topics: TopicCatalog, tmp_path: Path
 ) -> None:
@@ -281,5 +286,17 @@ def test_semantically_bad_misrouted_and_expired_events_are_dead_lettered_and_cou
         assert "waited" in reasons["order-not-placed"]
         assert f"partition {right}" in reasons["wrong-partition"]
         assert worker.process.poll() is None, "the worker must survive bad input"
+        # Each dead letter's log line says which order it is about (JSON logs, issue 6).
+        logged = {
+            line["event"].split("(")[1].split(")")[0]: line
+            for line in _json_lines(tmp_path / "worker.log")
+            if line["event"].startswith("dead-lettered ")
+        }
+        assert logged.keys() == expected_reasons.keys()
+        assert {k: logged["sku-not-ordered"][k] for k in ("topic", "order_id")} == {
+            "topic": ORDERS,
+            "order_id": "o-ok",
+        }
+        assert logged["order-not-placed"]["order_id"] == "o-never"
     finally:
         worker.stop()
