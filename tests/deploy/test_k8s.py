@@ -23,6 +23,8 @@ from click.testing import CliRunner
 from connectors.erp.sink import connector_group
 from streams import k8s
 from streams.cli import main
+from streams.health import LIVENESS_PATH, READINESS_PATH
+from streams.metrics import METRICS_PATH, exported_metric_names
 from streams.settings import REPO_ROOT, Settings, env_variable, load_settings, secret_fields
 from streams.tables import changelog_sources
 from streams.topics import AGENT_SOURCES, DLQ_SUFFIX, ERP_COMMANDS, Role, TopicCatalog
@@ -279,8 +281,6 @@ def test_worker_statefulset_runs_as_the_code_expects(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    from streams.health import LIVENESS_PATH, READINESS_PATH
-
     docs = rendered[overlay]
     (worker,) = _objects(docs, "StatefulSet")
     (container,) = worker["spec"]["template"]["spec"]["containers"]
@@ -322,8 +322,6 @@ def test_worker_statefulset_runs_as_the_code_expects(
 def test_connector_serves_health_on_its_own_port(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
-    from streams.health import LIVENESS_PATH, READINESS_PATH
-
     docs = rendered[overlay]
     (connector,) = _objects(docs, "Deployment")
     (container,) = connector["spec"]["template"]["spec"]["containers"]
@@ -404,8 +402,6 @@ def test_autoscaling_on_lag_is_bounded_by_partitions(
 def test_prometheus_scrapes_metrics_and_rules_use_exported_names(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
-    from streams.metrics import METRICS_PATH, exported_metric_names
-
     docs = rendered[overlay]
     exported = exported_metric_names()
     monitors = _objects(docs, "ServiceMonitor")
