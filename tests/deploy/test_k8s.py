@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from streams.metrics import METRICS_PATH, exported_metric_names
 from streams.settings import REPO_ROOT, Settings, env_variable, load_settings, secret_fields
 from streams.tables import changelog_sources
 from streams.topics import AGENT_SOURCES, DLQ_SUFFIX, ERP_COMMANDS, Role, TopicCatalog
-from tests.deploy.tools import kustomize_build
+from tests.deploy.tools import kustomize_build, promtool
 
 # A fresh machine builds kustomize on first use (about 2 minutes here).
 pytestmark = pytest.mark.timeout(1800)
@@ -461,8 +462,8 @@ def test_each_alert_fires_within_a_minute_of_its_condition(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     """A condition shows in a sample after at most one scrape, in a rule's result after at
-    most one evaluation, then the alert waits `for`; deploy/k8s/alert-tests.yaml checks the
-    expressions themselves with promtool (see deploy/k8s/README.md)."""
+    most one evaluation, then the alert waits `for`; the promtool test below runs the
+    expressions themselves."""
     (rules,) = _objects(rendered["prod"], "PrometheusRule")
     alerts = []
     for group in rules["spec"]["groups"]:
@@ -477,3 +478,23 @@ def test_each_alert_fires_within_a_minute_of_its_condition(
         assert any(families <= _metric_names(rule["expr"]) for rule in alerts), condition
     (success,) = [r for r in alerts if "acknowledged" in r["expr"]]
     assert re.search(r"<\s*0\.995\s*$", success["expr"].strip())
+
+
+def test_promtool_shows_each_alert_silent_before_its_condition_and_firing_within_a_minute(
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """deploy/k8s/alert-tests.yaml: promtool's unit tests of the rendered rules."""
+    (rules,) = _objects(rendered["prod"], "PrometheusRule")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules["spec"]))
+    cases = yaml.safe_load((k8s.DEPLOY_DIR / "alert-tests.yaml").read_text())
+    (tmp_path / "alert-tests.yaml").write_text(yaml.safe_dump(cases))
+    tested = {
+        check["alertname"] for case in cases["tests"] for check in case["alert_rule_test"]
+    }
+    alerts = {rule["alert"] for group in rules["spec"]["groups"] for rule in group["rules"]}
+    assert tested == alerts, f"alerts without a promtool test: {alerts - tested}"
+    for args in (["check", "rules", "rules.yaml"], ["test", "rules", "alert-tests.yaml"]):
+        result = subprocess.run(
+            [str(promtool()), *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}{result.stderr}"
