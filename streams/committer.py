@@ -22,6 +22,33 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
+STOP_STEP_SECONDS = 5.0
+"""How long each step of a client's shutdown may take (last commit, consumer, producer):
+with the broker gone aiokafka would wait for it without end, and Kubernetes kills a pod
+that overstays its grace period (45 s for the connector, 60 s for the worker)."""
+
+
+async def stop_step(step: Awaitable[Any], what: str, timeout: float = STOP_STEP_SECONDS) -> None:
+    """Await one shutdown step, giving up after `timeout` so the next step still runs.
+
+    What a step leaves undone is safe to lose: offsets not committed are read again by the
+    partition's next owner, and everything downstream de-duplicates.
+    """
+    try:
+        await asyncio.wait_for(step, timeout)
+    except TimeoutError:
+        log.warning("%s did not finish within %g s (broker unreachable?); going on", what, timeout)
+    except KafkaError as exc:
+        log.warning("%s failed: %r; going on", what, exc)
+    except asyncio.CancelledError:
+        # aiokafka's fetcher, closing, awaits the fetch tasks it has just cancelled: one in
+        # its retry back-off (the broker is gone) re-raises that cancellation here. Only a
+        # cancellation of this task itself goes on up.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("%s was cut short inside aiokafka (broker unreachable?); going on", what)
+
 
 class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     """Hands a rebalance's partition numbers to the service."""
@@ -113,6 +140,11 @@ class Committer:
         self._offsets.forget(partitions)
         for partition in partitions:
             self._committed.pop(partition, None)
+
+    async def close(self) -> None:
+        """The last commit, then the consumer stopped, each bounded (see `stop_step`)."""
+        await stop_step(self.commit(), f"{self.name}: the last commit")
+        await stop_step(self.consumer.stop(), f"{self.name}: stopping the consumer")
 
     async def commit_every(self, interval: float) -> None:
         while True:

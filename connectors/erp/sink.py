@@ -49,7 +49,7 @@ from connectors.erp.adapter import (
 from connectors.erp.checks import refuse
 from connectors.erp.retry import Backoff
 from streams.codec import Codec, DecodeError
-from streams.committer import Committer, idempotent_producer
+from streams.committer import Committer, idempotent_producer, stop_step
 from streams.deadletter import of_consumed
 from streams.domain.commands import Command, Kind
 from streams.domain.dispatch import Source, TokenBucket
@@ -188,10 +188,9 @@ class ErpSink(Service):
         await asyncio.gather(*self._loops, return_exceptions=True)
         if self._progress.consumer is not None:
             await self._cancel(set(self._handling))
-            await self._progress.commit()
-            await self._progress.consumer.stop()
+            await self._progress.close()
         if self._producer is not None:
-            await self._producer.stop()
+            await stop_step(self._producer.stop(), f"{self._progress.name}: stopping the producer")
         await self._adapter.close()
 
     # --- rebalancing ------------------------------------------------------------------

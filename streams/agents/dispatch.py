@@ -34,7 +34,7 @@ from prometheus_client import Histogram
 
 from streams import deadletter
 from streams.codec import Codec
-from streams.committer import Committer, idempotent_producer
+from streams.committer import Committer, idempotent_producer, stop_step
 from streams.domain.commands import Command, Kind
 from streams.domain.dispatch import (
     Clock,
@@ -161,11 +161,10 @@ class Dispatcher(Service):
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         if self._progress.consumer is not None:
-            await self._drain()
-            await self._progress.commit()
-            await self._progress.consumer.stop()
+            await stop_step(self._drain(), f"{self._progress.name}: the sends in flight")
+            await self._progress.close()
         if self._producer is not None:
-            await self._producer.stop()
+            await stop_step(self._producer.stop(), f"{self._progress.name}: stopping the producer")
 
     # --- rebalancing ------------------------------------------------------------------
 

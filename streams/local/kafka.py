@@ -106,6 +106,8 @@ class Broker:
     log_path: Path | None
     sasl_ssl_bootstrap: str | None = None
     ssl_bootstrap: str | None = None
+    stop: Callable[[], None] | None = None
+    """Stops a broker this process runs before its context ends (a test of a lost broker)."""
 
 
 @dataclass(frozen=True)
@@ -404,6 +406,7 @@ def _local_jvm_broker(
             log_path,
             sasl_ssl_bootstrap=broker.addresses.get("SASL_SSL"),
             ssl_bootstrap=broker.addresses.get("SSL"),
+            stop=broker.stop,
         )
 
 

@@ -7,12 +7,15 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from connectors.erp.adapters import adapter_for
 from connectors.erp.sink import ErpSink
 from connectors.erp.web import ConnectorWeb
 from streams.health import LIVENESS_PATH, READINESS_PATH
+from streams.local.kafka import running_broker
 from streams.settings import Settings
+from streams.topic_admin import ensure_topics
 from streams.topics import ERP_COMMANDS, TopicCatalog
-from tests.connectors.erp.records import publish, sample_commands, wait_results
+from tests.connectors.erp.records import CODEC, publish, sample_commands, wait_results
 from tests.streams.test_metrics import get, samples
 from tests.support import RunningService, free_port, wait_for
 
@@ -86,3 +89,41 @@ def test_metrics_count_the_commands_run_in_the_erp_and_show_it_up(
         assert lag == {p: 0 for p in range(erp_topics.partitions(ERP_COMMANDS))}
     finally:
         running.run(web.stop())
+
+
+def test_a_lost_broker_makes_the_connector_unready_and_it_still_stops(
+    connector_settings: Settings,
+) -> None:
+    """On a broker of its own, which then goes away: /readyz turns 503 naming the broker
+    while the partitions stay assigned, /livez stays 200 (a restart would not bring the
+    broker back), and the connector still stops, each shutdown step bounded."""
+    with running_broker() as broker:
+        assert broker.stop is not None, "the test needs a broker this process runs"
+        settings = connector_settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": broker.bootstrap_servers,
+                "connector_web_port": free_port(),
+            }
+        )
+        catalog = TopicCatalog.from_settings(settings)
+        ensure_topics(settings.confluent_config(), catalog)
+        running = RunningService(lambda: ErpSink(settings, catalog, CODEC, adapter_for(settings)))
+        web = serve(running, settings)
+        port = settings.connector_web_port
+        wait_for(lambda: readiness(port)[0] == 200, timeout=30, what="the connector ready")
+
+        broker.stop()
+        _, body = wait_for(
+            lambda: (answer := readiness(port))[0] == 503 and answer,
+            timeout=30,
+            what="the connector unready",
+        )
+        assert not body["checks"]["broker"]["ok"], body
+        assert body["checks"]["assignment"]["ok"], body
+        assert get(port, LIVENESS_PATH)[0] == 200
+
+        # Raises if the stop fails or takes over 60 s. Before each step was bounded,
+        # aiokafka's closing fetcher cut it short (CancelledError), or a last commit waited
+        # for the lost coordinator without end.
+        running.run(web.stop())
+        running.stop()
