@@ -12,11 +12,12 @@ from connectors.erp.sink import ErpSink
 from connectors.erp.web import ConnectorWeb
 from streams.health import LIVENESS_PATH, READINESS_PATH
 from streams.local.kafka import running_broker
+from streams.metrics import CONNECTOR_METRICS
 from streams.settings import Settings
 from streams.topic_admin import ensure_topics
 from streams.topics import ERP_COMMANDS, TopicCatalog
 from tests.connectors.erp.records import CODEC, publish, sample_commands, wait_results
-from tests.streams.test_metrics import get, samples
+from tests.streams.test_metrics import get, samples, scraped_families
 from tests.support import RunningService, free_port, wait_for
 
 
@@ -69,6 +70,7 @@ def test_metrics_count_the_commands_run_in_the_erp_and_show_it_up(
             count = value("erpbridge_connector_erp_request_seconds_count", **labels)
             assert count is not None and count >= n
         assert value("erpbridge_connector_erp_up", target="tryton") == 1
+        assert scraped_families(port) == set(CONNECTOR_METRICS)
         assert value("erpbridge_connector_in_flight", target="tryton") == 0
         topic = erp_topics.physical(ERP_COMMANDS)
         group = running.service.group
