@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from streams.cli import connector, worker
-from streams.settings import InvalidSettings, RateLimit, load_settings
+from streams.settings import (
+    REPO_ROOT,
+    InvalidSettings,
+    RateLimit,
+    Settings,
+    env_variable,
+    load_settings,
+)
 from tests.support import run
 
 
@@ -203,3 +210,15 @@ def test_kafka_password_from_a_file_and_never_in_a_message(
         load_settings()
     assert "ERPBRIDGE_KAFKA_SASL_PASSWORD is set but PLAINTEXT" in str(raised.value)
     assert "kafka-s3cret" not in str(raised.value)
+
+
+def test_every_setting_is_documented_in_the_readme_with_its_default() -> None:
+    """The README's configuration table names every variable a process reads."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration") :].split("\n\n", 2)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    for name in Settings.model_fields:
+        variable = f"`{env_variable(name)}`"
+        (row,) = [r for r in rows if variable in r.split(" | ")[0]] or [None]
+        assert row is not None, f"{env_variable(name)} is not in the README's settings table"
+        assert row.split(" | ")[1].strip(), f"{env_variable(name)} has no default in the README"
