@@ -28,7 +28,12 @@ def _demo(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    return {**env, "ERPBRIDGE_WEB_PORT": str(free_port()), **extra}
+    return {
+        **env,
+        "ERPBRIDGE_WEB_PORT": str(free_port()),
+        "ERPBRIDGE_CONNECTOR_WEB_PORT": str(free_port()),
+        **extra,
+    }
 
 
 def test_demo_runs_the_loop_until_the_erp_agrees_with_erpbridge(
