@@ -323,8 +323,8 @@ class Settings(BaseSettings):
             ]
         elif (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
             problems.append(
-                "ERPBRIDGE_KAFKA_SSL_CERT_FILE and ERPBRIDGE_KAFKA_SSL_KEY_FILE go together "
-                "(a client certificate and its key); only one is set"
+                f"{env_variable('kafka_ssl_cert_file')} and {env_variable('kafka_ssl_key_file')} "
+                "go together (a client certificate and its key); only one is set"
             )
         if problems:
             # One error without a field: load_settings prints each of its lines as is.

@@ -150,10 +150,8 @@ class ErpSink(Service):
         self._handling: dict[int, set[asyncio.Task[None]]] = {}
         self._loops: list[asyncio.Future[None]] = []
         self._producer: Any = None
-        self.counts: Counter[str] = Counter()
-        """succeeded, failed, dead_lettered, retries, calls, ignored (other targets)."""
-        self.executed: Counter[Kind] = Counter()
-        """Commands the ERP confirmed, by kind."""
+        self._tally: Counter[str] = Counter()
+        """calls, dead_lettered, ignored (other targets); the rest of `counts` is derived."""
         self.running = 0
         self.max_running = 0
         self.answered: Counter[tuple[Kind, bool]] = Counter()
@@ -270,7 +268,7 @@ class ErpSink(Service):
         # Every log line about this command, from here down, carries its ids.
         with structlog.contextvars.bound_contextvars(**context):
             if command.target != self._adapter.name:
-                self.counts["ignored"] += 1
+                self._tally["ignored"] += 1
             else:
                 refusal = refuse(command)
                 if refusal is not None:
@@ -289,7 +287,7 @@ class ErpSink(Service):
                 await self._pace()
                 self.running += 1
                 self.max_running = max(self.max_running, self.running)
-                self.counts["calls"] += 1
+                self._tally["calls"] += 1
                 timer = self.request_seconds.labels(self._adapter.name, command.kind.value).time()
                 try:
                     with timer:
@@ -319,7 +317,6 @@ class ErpSink(Service):
                     f"{failure.message} (still failing after {attempt} attempts in {elapsed:.0f}s)",
                 )
                 return Answer(None, gave_up, attempt, self._ms_since(started))
-            self.counts["retries"] += 1
             self.retry_reasons[failure.code] += 1
             log.info(
                 "connector: %s failed (%s), retry in %.1fs", command.command_id, failure, delay
@@ -346,11 +343,7 @@ class ErpSink(Service):
         error = answer.error
         self.answered[command.kind, error is None] += 1
         if error is not None:
-            self.counts["failed"] += 1
             await self._dead_letter(record, error.code, error.message)
-        else:
-            self.counts["succeeded"] += 1
-            self.executed[command.kind] += 1
         status = "SUCCEEDED" if error is None else "FAILED"
         datum = {
             "event_id": f"{command.command_id}/{status.lower()}",
@@ -382,7 +375,7 @@ class ErpSink(Service):
             error,
         )
         await self._send(letter.topic, letter.key, letter.value, letter.headers, letter.partition)
-        self.counts["dead_lettered"] += 1
+        self._tally["dead_lettered"] += 1
 
     async def _send(
         self,
@@ -417,7 +410,23 @@ class ErpSink(Service):
         """The connector's group consumer, once started."""
         return self._progress.consumer
 
+    @property
+    def counts(self) -> Counter[str]:
+        """succeeded, failed, dead_lettered, retries, calls, ignored (other targets)."""
+        succeeded = sum(n for (_, ok), n in self.answered.items() if ok)
+        return self._tally + Counter(
+            succeeded=succeeded,
+            failed=self.answered.total() - succeeded,
+            retries=self.retry_reasons.total(),
+        )
+
+    @property
+    def executed(self) -> Counter[Kind]:
+        """Commands the ERP confirmed, by kind."""
+        return Counter({kind: n for (kind, ok), n in self.answered.items() if ok})
+
     def snapshot(self) -> dict[str, Any]:
+        counts = self.counts
         return {
             "group": self.group,
             "target": self._adapter.name,
@@ -425,6 +434,6 @@ class ErpSink(Service):
             "held": self.held(),
             "running": self.running,
             "max_running": self.max_running,
-            **{k: self.counts[k] for k in ("succeeded", "failed", "retries", "calls", "ignored")},
+            **{k: counts[k] for k in ("succeeded", "failed", "retries", "calls", "ignored")},
             "executed": {kind.value: n for kind, n in sorted(self.executed.items())},
         }

@@ -77,10 +77,13 @@ class _Target:
     bucket: TokenBucket
     queue: DispatchQueue
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    sent: int = 0
     saved: int = 0
     emitted: Counter[Kind] = field(default_factory=Counter)
     """Commands sent, by kind."""
+
+    @property
+    def sent(self) -> int:
+        return self.emitted.total()
 
 
 @dataclass(frozen=True)
@@ -324,7 +327,6 @@ class Dispatcher(Service):
             return
         for source in dispatch.sources:
             self._progress.done(source)
-        target.sent += 1
         target.emitted[command.kind] += 1
         target.saved += dispatch.saved
         published_ms = self._wall_clock() * 1000
