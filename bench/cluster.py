@@ -22,8 +22,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 )
 
 from bench.workload import Workload
-from streams.settings import Settings
-from streams.topics import ERP_COMMANDS, ERP_PENDING, INPUTS, SPECS, TopicCatalog
+from streams.contracts.topics import ERP_COMMANDS, ERP_PENDING, INPUTS, SPECS, TopicCatalog
+from streams.ops.settings import Settings
 
 _REQUEST_TIMEOUT = 15.0
 _DRAIN_INTERVAL = 0.5

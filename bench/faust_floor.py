@@ -23,11 +23,11 @@ import faust
 from faust.types import StreamT
 
 from bench.passthrough import PassThroughResult, cpu_seconds
-from streams.app import broker_urls
-from streams.codec import DecodeError, codec_from_settings
-from streams.kafka_security import faust_credentials
-from streams.settings import Settings
-from streams.topics import INPUTS, TopicCatalog, spec
+from streams.contracts.codec import DecodeError, codec_from_settings
+from streams.contracts.topics import INPUTS, TopicCatalog, spec
+from streams.ops.kafka_security import faust_credentials
+from streams.ops.settings import Settings
+from streams.topology.app import broker_urls
 
 _BATCH = 500
 _WINDOW_S = 0.01

@@ -22,9 +22,9 @@ from bench.cluster import BenchError, await_drained, preload
 from bench.machine import CpuMeter, CpuUsage
 from bench.worker import Worker
 from bench.workload import Workload
-from streams.codec import DecodeError, codec_from_settings
-from streams.settings import Settings
-from streams.topics import ORDER_STATUS, TopicCatalog, spec
+from streams.contracts.codec import DecodeError, codec_from_settings
+from streams.contracts.topics import ORDER_STATUS, TopicCatalog, spec
+from streams.ops.settings import Settings
 
 _QUIET = 3.0
 """Outputs are complete once none arrived for this long (at least) after the inputs were

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from streams.codec import DecodeError, codec_from_settings
-from streams.settings import Settings
-from streams.topics import INPUTS, TopicCatalog, spec
+from streams.contracts.codec import DecodeError, codec_from_settings
+from streams.contracts.topics import INPUTS, TopicCatalog, spec
+from streams.ops.settings import Settings
 
 _BATCH = 1000
 

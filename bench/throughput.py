@@ -41,12 +41,12 @@ from bench.stats import crossing_time, median, percentile
 from bench.wait import wait_for
 from bench.worker import Worker
 from bench.workload import Workload, build
-from streams.codec import codec_from_settings
+from streams.contracts.changelogs import changelog_sources
+from streams.contracts.codec import codec_from_settings
+from streams.contracts.topics import TopicCatalog
 from streams.local.kafka import KAFKA_VERSION, Broker, running_broker
-from streams.settings import REPO_ROOT, Settings
-from streams.tables import changelog_sources
-from streams.topic_admin import ensure_topics
-from streams.topics import TopicCatalog
+from streams.ops.settings import REPO_ROOT, Settings
+from streams.ops.topic_admin import ensure_topics
 
 Say = Callable[[str], None]
 

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.cluster import BenchError
+from streams.contracts.topics import INPUTS
 from streams.local.jvm import free_ports
-from streams.settings import Settings
-from streams.topics import INPUTS
+from streams.ops.settings import Settings
 
 ACCOUNTING_PATH = "/erpbridge/accounting/"
-"""The worker's accounting page (streams.app), read over HTTP so the bench never imports the app."""
+"""The worker's accounting page (streams.topology.app), read over HTTP so the bench never imports the app."""
 
 _STOP_TIMEOUT = 30.0
 

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.codec import codec_from_settings
+from streams.contracts.codec import codec_from_settings
+from streams.contracts.topics import INPUTS
 from streams.local.jvm import cache_dir
-from streams.sample import DEFAULT_START, Catalogue, generate
-from streams.settings import REPO_ROOT, Settings
-from streams.topics import INPUTS
+from streams.ops.settings import REPO_ROOT, Settings
+from streams.sample.generator import DEFAULT_START, Catalogue, generate
 
 _FORMAT = 1
 _PROGRESS_EVERY = 25_000

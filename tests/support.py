@@ -25,13 +25,13 @@ from mode import Service
 from pydantic import SecretStr
 
 from connectors.erp.tryton import TrytonAdapter
-from streams.app import ACCOUNTING_PATH
 from streams.cli import main
+from streams.contracts.jsonlines import parse_line, to_datum
+from streams.contracts.schema_store import SchemaStore
 from streams.domain.commands import Kind
-from streams.jsonlines import parse_line, to_datum
 from streams.local.tryton import Tryton
-from streams.schema_store import SchemaStore
-from streams.settings import REPO_ROOT, Settings
+from streams.ops.settings import REPO_ROOT, Settings
+from streams.topology.app import ACCOUNTING_PATH
 
 EVENTS = REPO_ROOT / "tests" / "fixtures" / "events"
 """One JSON-lines file of realistic records per topic schema."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from connectors.erp.adapter import ErpAdapter
 from connectors.erp.http import ProtectingTransport
 from connectors.erp.retry import Backoff
-from streams.settings import Settings
+from streams.ops.settings import Settings
 
 
 def _tryton(settings: Settings) -> ErpAdapter:

@@ -9,8 +9,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from connectors.erp.sink import ErpSink
-from streams.health import PartitionSample
-from streams.metrics import consumer_lag, counter, registry_of
+from streams.ops.health import PartitionSample
+from streams.ops.metrics import consumer_lag, counter, registry_of
 
 
 def connector_families(sink: ErpSink) -> Iterator[Metric]:

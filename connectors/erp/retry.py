@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from streams.settings import Settings
+from streams.ops.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,14 +48,14 @@ from connectors.erp.adapter import (
 )
 from connectors.erp.checks import refuse
 from connectors.erp.retry import Backoff
-from streams.codec import Codec, DecodeError
-from streams.committer import Committer, idempotent_producer, stop_step
-from streams.deadletter import of_consumed
+from streams.contracts.codec import Codec, DecodeError
+from streams.contracts.deadletter import of_consumed
+from streams.contracts.topics import ERP_COMMANDS, ERP_RESULTS, TopicCatalog, dead_letter_of, spec
 from streams.domain.commands import Command, Kind
 from streams.domain.dispatch import Source, TokenBucket
-from streams.metrics import LATENCY_BUCKETS
-from streams.settings import Settings
-from streams.topics import ERP_COMMANDS, ERP_RESULTS, TopicCatalog, dead_letter_of, spec
+from streams.ops.metrics import LATENCY_BUCKETS
+from streams.ops.settings import Settings
+from streams.topology.committer import Committer, idempotent_producer, stop_step
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from mode import Service
 
 from connectors.erp.metrics import connector_registry
 from connectors.erp.sink import ErpSink
-from streams.health import (
+from streams.ops.health import (
     LIVENESS_PATH,
     READINESS_PATH,
     Check,
@@ -21,8 +21,8 @@ from streams.health import (
     broker_request,
     verdict,
 )
-from streams.metrics import CONTENT_TYPE, METRICS_PATH, render
-from streams.settings import Settings
+from streams.ops.metrics import CONTENT_TYPE, METRICS_PATH, render
+from streams.ops.settings import Settings
 
 
 def connector_readiness(sink: ErpSink, monitor: HealthMonitor) -> list[Check]:

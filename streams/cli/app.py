@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from streams.kafka_security import CHECK_TIMEOUT_SECONDS, KafkaAccessError, check_connection
-from streams.settings import InvalidSettings, Settings, load_settings
+from streams.ops.kafka_security import CHECK_TIMEOUT_SECONDS, KafkaAccessError, check_connection
+from streams.ops.settings import InvalidSettings, Settings, load_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,9 +9,9 @@ from connectors.erp.adapters import adapter_for
 from connectors.erp.sink import ErpSink
 from connectors.erp.web import ConnectorWeb
 from streams.cli.app import connect, main, settings_of
-from streams.codec import codec_from_settings
-from streams.logs import configure_logging
-from streams.topics import TopicCatalog
+from streams.contracts.codec import codec_from_settings
+from streams.contracts.topics import TopicCatalog
+from streams.ops.logs import configure_logging
 
 
 @main.group("connector")

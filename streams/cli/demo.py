@@ -19,10 +19,10 @@ from connectors.erp.audit import Audit
 from connectors.erp.sink import ErpSink
 from connectors.erp.tryton import TrytonAdapter
 from connectors.erp.web import ConnectorWeb
-from streams import worker
-from streams.app import Topology, create_topology
 from streams.cli.app import check_kafka, main, settings_of
-from streams.codec import codec_from_settings
+from streams.contracts.changelogs import changelog_sources
+from streams.contracts.codec import codec_from_settings
+from streams.contracts.topics import ERP_RESULTS, INPUTS, ORDERS, TopicCatalog
 from streams.domain import statejson
 from streams.domain.alerts import AlertBook
 from streams.domain.commands import order_of_sales_order, sales_order_id
@@ -30,11 +30,11 @@ from streams.domain.orders import order_from_json
 from streams.domain.stock import SkuStock
 from streams.local.kafka import running_broker
 from streams.local.tryton import running_tryton
-from streams.sample_publisher import publish_sample
-from streams.settings import Settings
-from streams.tables import changelog_sources
-from streams.topic_admin import ensure_topics
-from streams.topics import ERP_RESULTS, INPUTS, ORDERS, TopicCatalog
+from streams.ops.settings import Settings
+from streams.ops.topic_admin import ensure_topics
+from streams.sample.publisher import publish_sample
+from streams.topology import worker
+from streams.topology.app import Topology, create_topology
 
 # Records no producer should ever write, so every run shows dead-lettering at work.
 _UNDECODABLE = (

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from streams import k8s
 from streams.cli.app import main
+from streams.ops import k8s
 
 
 @main.group("k8s")

@@ -9,9 +9,9 @@ import click
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.cli.app import connect, main, settings_of
-from streams.codec import EncodeError, codec_from_settings
-from streams.jsonlines import JsonLineError, parse_line, to_datum
-from streams.topics import SPECS, TopicCatalog, spec
+from streams.contracts.codec import EncodeError, codec_from_settings
+from streams.contracts.jsonlines import JsonLineError, parse_line, to_datum
+from streams.contracts.topics import SPECS, TopicCatalog, spec
 
 _SCHEMA_TOPICS = [s.name for s in SPECS if s.value_schema is not None]
 _MAX_REPORTED = 20
@@ -30,7 +30,7 @@ class _Record:
 @click.option(
     "--key-field",
     help="Field whose value is the message key; dots reach into nested objects "
-    "(default: the topic's key field in streams/topics.py).",
+    "(default: the topic's key field in streams/contracts/topics.py).",
 )
 @click.option(
     "--skip-invalid",
@@ -54,7 +54,7 @@ def produce(
 ) -> None:
     """Publish JSON lines from FILE (default: stdin) to TOPIC, one Avro record per line.
 
-    TOPIC is a logical name such as commerce.orders (any topic of streams/topics.py
+    TOPIC is a logical name such as commerce.orders (any topic of streams/contracts/topics.py
     with a schema); ERPBRIDGE_TOPIC_PREFIX is prepended. Each line is one
     record in the friendly JSON form (money as strings like "19.99", ISO-8601
     timestamps with a timezone, a union of records as {"type": "OrderPlaced", ...}) —

@@ -9,11 +9,11 @@ from datetime import datetime
 import click
 
 from streams.cli.app import connect, main, settings_of
-from streams.jsonlines import JsonLineError, from_datum, parse_timestamp
-from streams.sample import DEFAULT_START, Catalogue, generate
-from streams.sample_publisher import Pacer, PublishError, publish_sample
-from streams.schema_store import SchemaStore
-from streams.topics import INPUTS, TopicCatalog
+from streams.contracts.jsonlines import JsonLineError, from_datum, parse_timestamp
+from streams.contracts.schema_store import SchemaStore
+from streams.contracts.topics import INPUTS, TopicCatalog
+from streams.sample.generator import DEFAULT_START, Catalogue, generate
+from streams.sample.publisher import Pacer, PublishError, publish_sample
 
 _PROGRESS_EVERY = 2.0
 

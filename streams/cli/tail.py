@@ -23,9 +23,9 @@ from confluent_kafka import (
 )
 
 from streams.cli.app import connect, main
-from streams.codec import Codec, DecodeError, codec_from_settings
-from streams.jsonlines import JsonLineError, format_timestamp, from_datum, parse_timestamp
-from streams.topics import SPECS, TopicCatalog, spec
+from streams.contracts.codec import Codec, DecodeError, codec_from_settings
+from streams.contracts.jsonlines import JsonLineError, format_timestamp, from_datum, parse_timestamp
+from streams.contracts.topics import SPECS, TopicCatalog, spec
 
 _POLL_SECONDS = 0.5
 _LEADER_WAIT_SECONDS = 30.0
@@ -80,7 +80,7 @@ def tail(
     """Print the records of TOPIC as JSON lines, one per record, decoded from Avro.
 
     TOPIC is a logical name such as commerce.orders or commerce.orders.dlq (any topic
-    of streams/topics.py); ERPBRIDGE_TOPIC_PREFIX is prepended. Each line is an
+    of streams/contracts/topics.py); ERPBRIDGE_TOPIC_PREFIX is prepended. Each line is an
     envelope {"topic", "partition", "offset", "timestamp", "key", "value"}; with
     --values-only just the value. Without --follow, tail stops at the end offsets seen
     when it started. Dead-letter topics (*.dlq) have no schema: their records show the

@@ -6,14 +6,14 @@ import click
 from confluent_kafka import KafkaException
 
 from streams.cli.app import connect, main, settings_of
-from streams.tables import changelog_sources
-from streams.topic_admin import ensure_topics, topic_states
-from streams.topics import TopicCatalog
+from streams.contracts.changelogs import changelog_sources
+from streams.contracts.topics import TopicCatalog
+from streams.ops.topic_admin import ensure_topics, topic_states
 
 
 @main.group("topics")
 def topics() -> None:
-    """Create or inspect the topics of streams/topics.py on the cluster.
+    """Create or inspect the topics of streams/contracts/topics.py on the cluster.
 
     Physical names carry ERPBRIDGE_TOPIC_PREFIX; partition counts come from
     ERPBRIDGE_PARTITIONS and ERPBRIDGE_TOPIC_PARTITIONS.

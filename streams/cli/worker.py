@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from streams import worker
-from streams.app import create_topology
 from streams.cli.app import connect, main
-from streams.logs import configure_logging
-from streams.tables import changelog_sources
-from streams.topic_admin import CopartitioningError, check_copartitioning
-from streams.topics import TopicCatalog
+from streams.contracts.changelogs import changelog_sources
+from streams.contracts.topics import TopicCatalog
+from streams.ops.logs import configure_logging
+from streams.ops.topic_admin import CopartitioningError, check_copartitioning
+from streams.topology import worker
+from streams.topology.app import create_topology
 
 
 @main.command("worker")

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 from streams.domain import statejson
 from streams.domain.commands import SOURCE, sales_order_id
 from streams.domain.messages import ErpOutcome
+from streams.domain.money import quantize_minor
 from streams.domain.orders import ZERO, Order
 from streams.domain.stock import SkuStock
-from streams.money import quantize_minor
 
 if TYPE_CHECKING:
-    from streams.settings import Settings
+    from streams.ops.settings import Settings
 
 MINUTE_MS = 60_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

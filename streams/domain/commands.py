@@ -20,8 +20,8 @@ from typing import Any
 
 from streams.domain import statejson
 from streams.domain.events import InputEvent
+from streams.domain.money import allocate, quantize_minor
 from streams.domain.orders import Movement, Order, Placement
-from streams.money import allocate, quantize_minor
 
 SOURCE = "erpbridge"
 

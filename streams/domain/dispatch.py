@@ -1,7 +1,7 @@
 """Rate-limited dispatch rules, pure Python: the token bucket, the per-target queue with its
 priority lanes and coalescing, and which pending-topic offsets are safe to commit.
 
-The service that runs them against Kafka is streams.agents.dispatch.
+The service that runs them against Kafka is streams.topology.agents.dispatch.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from streams.domain import statejson
-from streams.money import UnknownCurrencyError, minor_unit
+from streams.domain.money import UnknownCurrencyError, minor_unit
 
 
 class Rejection(Exception):

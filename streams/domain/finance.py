@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from streams.domain.commands import SOURCE, Command, Kind, journal_command_id
+from streams.domain.money import UnknownCurrencyError, allocate, minor_unit, quantize_minor
 from streams.domain.orders import Order, Payment, Placement, Refund
-from streams.money import UnknownCurrencyError, allocate, minor_unit, quantize_minor
 
 ZERO = Decimal(0)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

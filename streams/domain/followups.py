@@ -27,9 +27,9 @@ from streams.domain.finance import (
     order_journal,
 )
 from streams.domain.messages import RequestKind, StockRequest
+from streams.domain.money import MINOR_UNITS
 from streams.domain.orders import Order
 from streams.domain.stock import SkuStock
-from streams.money import MINOR_UNITS
 
 
 @dataclass(frozen=True, slots=True)

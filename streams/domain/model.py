@@ -29,8 +29,7 @@ from streams.domain.messages import StockRequest
 from streams.domain.orders import Order, OrderEffect, Transition, Verdict
 from streams.domain.policy import Policy
 from streams.domain.routing import RoutingRules
-from streams.domain.stock import Availability, SkuStock
-from streams.topics import INVENTORY
+from streams.domain.stock import INVENTORY_EVENTS, Availability, SkuStock
 
 
 @dataclass
@@ -65,7 +64,7 @@ class ReferenceModel:
         """Apply one decoded input event from logical `topic`; the outcome's name."""
         try:
             require_rate(event, self.finance)
-            if topic == INVENTORY:
+            if event.kind in INVENTORY_EVENTS:
                 stock = self._stock(event.key)
                 effect = stock.apply_event(event, self.rules, self.policy, now_ms)
                 adjustment = adjustment_command(event, self.command_policy)

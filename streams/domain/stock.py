@@ -39,6 +39,9 @@ from streams.domain.messages import (
 from streams.domain.policy import Policy, due, prune_seen
 from streams.domain.routing import Destination, RoutingRules
 
+INVENTORY_EVENTS = frozenset({"StockSnapshot", "StockAdjusted"})
+"""The events that change a SKU's stock; the rest concern orders."""
+
 
 class Verdict(Enum):
     APPLIED = "applied"

@@ -45,7 +45,7 @@ from streams.local.jvm import (
     stop_process,
     tail,
 )
-from streams.sample import Catalogue
+from streams.sample.generator import Catalogue
 
 _log = logging.getLogger(__name__)
 

@@ -22,13 +22,13 @@ import yaml
 from click.testing import CliRunner
 
 from connectors.erp.sink import connector_group
-from streams import k8s
 from streams.cli import main
-from streams.health import LIVENESS_PATH, READINESS_PATH
-from streams.metrics import METRICS_PATH, exported_metric_names
-from streams.settings import REPO_ROOT, Settings, env_variable, load_settings, secret_fields
-from streams.tables import changelog_sources
-from streams.topics import AGENT_SOURCES, DLQ_SUFFIX, ERP_COMMANDS, Role, TopicCatalog
+from streams.contracts.changelogs import changelog_sources
+from streams.contracts.topics import AGENT_SOURCES, DLQ_SUFFIX, ERP_COMMANDS, Role, TopicCatalog
+from streams.ops import k8s
+from streams.ops.health import LIVENESS_PATH, READINESS_PATH
+from streams.ops.metrics import METRICS_PATH, exported_metric_names
+from streams.ops.settings import REPO_ROOT, Settings, env_variable, load_settings, secret_fields
 from tests.deploy.tools import kustomize_build, promtool
 
 # A fresh machine builds kustomize on first use (about 2 minutes here).

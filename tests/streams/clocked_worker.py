@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from streams import worker
-from streams.app import create_topology
-from streams.settings import Settings
+from streams.ops.settings import Settings
+from streams.topology import worker
+from streams.topology.app import create_topology
 
 
 class FileClock:

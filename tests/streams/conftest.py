@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from streams.settings import Settings
-from streams.tables import changelog_sources
-from streams.topic_admin import ensure_topics
-from streams.topics import TopicCatalog
+from streams.contracts.changelogs import changelog_sources
+from streams.contracts.topics import TopicCatalog
+from streams.ops.settings import Settings
+from streams.ops.topic_admin import ensure_topics
 from tests.support import WorkerProcess, spawn_worker, worker_settings
 
 

@@ -10,10 +10,10 @@ import pytest
 
 from connectors.erp.adapters import adapter_for
 from connectors.erp.sink import ErpSink
+from streams.contracts.topics import TopicCatalog
 from streams.local.tryton import Tryton
-from streams.settings import RateLimit, Settings
-from streams.topic_admin import ensure_topics
-from streams.topics import TopicCatalog
+from streams.ops.settings import RateLimit, Settings
+from streams.ops.topic_admin import ensure_topics
 from tests.connectors.erp.records import CODEC
 from tests.support import RunningService, worker_settings
 

@@ -14,14 +14,14 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from streams import deadletter
-from streams.codec import Codec
+from streams.contracts import deadletter
+from streams.contracts.codec import Codec
+from streams.contracts.topics import ERP_COMMANDS, ERP_RESULTS, TopicCatalog, dead_letter_of
 from streams.domain.commands import Command
 from streams.domain.finance import entry_command
-from streams.sample import Catalogue, generate
-from streams.settings import Settings
-from streams.topics import ERP_COMMANDS, ERP_RESULTS, TopicCatalog, dead_letter_of
-from tests.streams.agents.pipeline import read_all, run_model
+from streams.ops.settings import Settings
+from streams.sample.generator import Catalogue, generate
+from tests.streams.topology.agents.pipeline import read_all, run_model
 from tests.support import STORE, wait_for
 
 CODEC = Codec(STORE)

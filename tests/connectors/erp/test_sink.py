@@ -16,10 +16,10 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.erp.sink import ErpSink
+from streams.contracts.topics import ERP_COMMANDS, TopicCatalog
 from streams.domain.commands import Command, Kind
 from streams.local.tryton import Tryton
-from streams.settings import Settings
-from streams.topics import ERP_COMMANDS, TopicCatalog
+from streams.ops.settings import Settings
 from tests.connectors.erp import erp_reads
 from tests.connectors.erp.records import (
     dead_letters,

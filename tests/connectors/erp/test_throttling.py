@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from connectors.erp.sink import ErpSink
+from streams.contracts.topics import TopicCatalog
 from streams.local.tryton import Tryton
-from streams.settings import Settings
-from streams.topics import TopicCatalog
+from streams.ops.settings import Settings
 from tests.connectors.erp.records import publish, sample_commands, wait_results
 from tests.connectors.erp.test_sink import _assert_once_in_erp, _assert_succeeded, _ids
 from tests.support import RunningService

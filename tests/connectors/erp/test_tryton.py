@@ -22,7 +22,8 @@ import pytest
 from connectors.erp.adapter import Document, PermanentError, TransientError
 from connectors.erp.tryton import TrytonAdapter
 from connectors.erp.tryton.rpc import TrytonRpc, decode, encode
-from streams.codec import Codec
+from streams.contracts.codec import Codec
+from streams.contracts.schema_store import SchemaStore
 from streams.domain.commands import (
     Command,
     CommandPolicy,
@@ -35,8 +36,7 @@ from streams.domain.events import InputEvent
 from streams.domain.finance import JournalEntry, JournalLine, entry_command
 from streams.domain.orders import Order
 from streams.local.tryton import Tryton
-from streams.schema_store import SchemaStore
-from streams.settings import REPO_ROOT
+from streams.ops.settings import REPO_ROOT
 from tests.streams.domain.builders import (
     EAST,
     EU,

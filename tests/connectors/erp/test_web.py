@@ -10,12 +10,12 @@ from typing import Any
 from connectors.erp.adapters import adapter_for
 from connectors.erp.sink import ErpSink
 from connectors.erp.web import ConnectorWeb
-from streams.health import LIVENESS_PATH, READINESS_PATH
+from streams.contracts.topics import ERP_COMMANDS, TopicCatalog
 from streams.local.kafka import running_broker
-from streams.metrics import CONNECTOR_METRICS
-from streams.settings import Settings
-from streams.topic_admin import ensure_topics
-from streams.topics import ERP_COMMANDS, TopicCatalog
+from streams.ops.health import LIVENESS_PATH, READINESS_PATH
+from streams.ops.metrics import CONNECTOR_METRICS
+from streams.ops.settings import Settings
+from streams.ops.topic_admin import ensure_topics
 from tests.connectors.erp.records import CODEC, publish, sample_commands, wait_results
 from tests.streams.test_metrics import get, samples, scraped_families
 from tests.support import RunningService, free_port, wait_for

@@ -15,10 +15,10 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.jsonlines import parse_line, to_datum
-from streams.settings import Settings
-from streams.topic_admin import ensure_topics
-from streams.topics import INPUTS, ORDERS, PAYMENTS, TopicCatalog, spec
+from streams.contracts.jsonlines import parse_line, to_datum
+from streams.contracts.topics import INPUTS, ORDERS, PAYMENTS, TopicCatalog, spec
+from streams.ops.settings import Settings
+from streams.ops.topic_admin import ensure_topics
 from tests.support import EVENTS, STORE, lines_of, record_count, run
 
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from streams.codec import Codec
-from streams.deadletter import REASON, SOURCE_OFFSET, dead_letter
-from streams.jsonlines import format_timestamp, parse_line, to_datum
-from streams.topics import ORDERS, PAYMENTS, TopicCatalog, dead_letter_of
+from streams.contracts.codec import Codec
+from streams.contracts.deadletter import REASON, SOURCE_OFFSET, dead_letter
+from streams.contracts.jsonlines import format_timestamp, parse_line, to_datum
+from streams.contracts.topics import ORDERS, PAYMENTS, TopicCatalog, dead_letter_of
 from tests.support import STORE, lines_of, record_count, run, wait_for
 
 

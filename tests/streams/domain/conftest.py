@@ -8,7 +8,7 @@ import pytest
 
 from streams.domain.orders import Order
 from streams.domain.routing import RoutingRules
-from streams.settings import REPO_ROOT
+from streams.ops.settings import REPO_ROOT
 
 
 @pytest.fixture

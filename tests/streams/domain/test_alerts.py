@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from streams.codec import Codec
+from streams.contracts.codec import Codec
+from streams.contracts.schema_store import SchemaStore
 from streams.domain import statejson
 from streams.domain.alerts import (
     AMOUNT_MISMATCH,
@@ -38,8 +39,7 @@ from streams.domain.commands import sales_order_id
 from streams.domain.messages import ErpOutcome
 from streams.domain.orders import Order
 from streams.domain.stock import SkuStock
-from streams.schema_store import SchemaStore
-from streams.settings import REPO_ROOT, Settings
+from streams.ops.settings import REPO_ROOT, Settings
 from tests.streams.domain.builders import (
     EAST,
     MINUTE_MS,

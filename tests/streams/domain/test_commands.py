@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from streams.codec import Codec
+from streams.contracts.codec import Codec
+from streams.contracts.schema_store import SchemaStore
 from streams.domain.commands import (
     Command,
     CommandPolicy,
@@ -26,8 +27,7 @@ from streams.domain.commands import (
 )
 from streams.domain.events import InputEvent
 from streams.domain.orders import Order
-from streams.schema_store import SchemaStore
-from streams.settings import REPO_ROOT
+from streams.ops.settings import REPO_ROOT
 from tests.streams.domain.builders import (
     EAST,
     MINUTE_MS,

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.codec import Codec
+from streams.contracts.codec import Codec
 from streams.domain.commands import Command, Kind
 from streams.domain.events import InputEvent
 from streams.domain.finance import (
@@ -29,9 +29,9 @@ from streams.domain.finance import (
     entry_command,
     order_journal,
 )
+from streams.domain.money import minor_unit
 from streams.domain.orders import Order
-from streams.money import minor_unit
-from streams.settings import REPO_ROOT
+from streams.ops.settings import REPO_ROOT
 from tests.streams.domain.builders import (
     EAST,
     MINUTE_MS,

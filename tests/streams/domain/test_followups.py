@@ -14,7 +14,7 @@ from streams.domain.followups import follow_ups, request_cost, require_rate
 from streams.domain.messages import RequestKind, StockRequest
 from streams.domain.orders import Order
 from streams.domain.stock import SkuStock
-from streams.settings import REPO_ROOT
+from streams.ops.settings import REPO_ROOT
 from tests.streams.domain.builders import (
     EAST,
     RULES,

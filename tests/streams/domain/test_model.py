@@ -7,15 +7,15 @@ from decimal import Decimal
 
 import pytest
 
+from streams.contracts.topics import INVENTORY, ORDERS, PAYMENTS, spec
 from streams.domain.events import InputEvent
 from streams.domain.finance import FinanceMapping
 from streams.domain.model import ReferenceModel
 from streams.domain.orders import Status
 from streams.domain.policy import HOUR_MS, Policy
 from streams.domain.routing import RoutingRules
-from streams.sample import DEFAULT_START, Catalogue, SampleEvent, generate
-from streams.settings import REPO_ROOT
-from streams.topics import INVENTORY, ORDERS, PAYMENTS, spec
+from streams.ops.settings import REPO_ROOT
+from streams.sample.generator import DEFAULT_START, Catalogue, SampleEvent, generate
 from tests.streams.domain.builders import (
     EAST,
     NEW_YORK,

@@ -14,7 +14,7 @@ import pytest
 from connectors.erp.adapter import PermanentError
 from connectors.erp.tryton.rpc import TrytonRpc
 from streams.local.tryton import Tryton
-from streams.sample import Catalogue
+from streams.sample.generator import Catalogue
 from tests.support import on_tryton
 
 FINANCE = Path(__file__).resolve().parents[3] / "config" / "finance.json"

@@ -1,0 +1,33 @@
+"""The changelog-backed tables' names and their changelog topics, part of the topic
+catalogue: `erpbridge topics create` and the Kubernetes manifests create them, and each
+must have the partition count of the input topic its table is partitioned like."""
+
+from __future__ import annotations
+
+from streams.contracts.topics import ERP_RESULTS, INVENTORY, ORDERS
+
+ORDERS_TABLE = "orders"
+STOCK_TABLE = "stock"
+DEADLINES_TABLE = "order-deadlines"
+"""Order id -> when the order's timer must next tick it: its oldest waiting event expires
+or a time-based alert may open; only orders that have such a time."""
+ORDER_ALERTS_TABLE = "order-alerts"
+STOCK_ALERTS_TABLE = "stock-alerts"
+COMMAND_ALERTS_TABLE = "command-alerts"
+"""Alerts are state (opened once, resolved once), kept per entity beside its state."""
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    return f"{app_id}-{table}-changelog"
+
+
+def changelog_sources(app_id: str) -> dict[str, str]:
+    """Each changelog topic and the input topic whose partitions it must match."""
+    return {
+        changelog_topic(app_id, ORDERS_TABLE): ORDERS,
+        changelog_topic(app_id, DEADLINES_TABLE): ORDERS,
+        changelog_topic(app_id, STOCK_TABLE): INVENTORY,
+        changelog_topic(app_id, ORDER_ALERTS_TABLE): ORDERS,
+        changelog_topic(app_id, STOCK_ALERTS_TABLE): INVENTORY,
+        changelog_topic(app_id, COMMAND_ALERTS_TABLE): ERP_RESULTS,
+    }

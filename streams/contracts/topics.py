@@ -1,0 +1,196 @@
+"""The topic catalogue: every topic's logical name, role, value schema and configuration.
+
+Code refers to topics by the constants below; `TopicCatalog` turns them into the
+physical names (tenant prefix) and partition counts of one deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from streams.ops.settings import Settings
+
+ORDERS = "commerce.orders"
+INVENTORY = "commerce.inventory"
+PAYMENTS = "commerce.payments"
+ERP_COMMANDS = "erp.commands"
+ERP_RESULTS = "erp.results"
+ALERTS = "reconciliation.alerts"
+AVAILABILITY = "inventory.availability"
+ORDER_STATUS = "orders.status"
+JOURNAL = "finance.journal"
+STOCK_REQUESTS = "internal.stock-requests"
+"""Order events' effects on stock, re-keyed from order id to SKU."""
+ORDER_FEEDBACK = "internal.order-feedback"
+"""Reservation outcomes (re-keyed from SKU to order id), ERP results (re-keyed from command
+id to order id) and timer ticks for orders."""
+ERP_PENDING = "internal.erp-pending"
+"""ERP commands waiting for the rate limit, keyed so that commands that may coalesce (one
+SKU's adjustments) share a partition."""
+
+DLQ_SUFFIX = ".dlq"
+
+_DAY_MS = 24 * 3600 * 1000
+
+
+class Role(Enum):
+    INPUT = "input"
+    INTERNAL = "internal"
+    OUTPUT = "output"
+    DEAD_LETTER = "dead-letter"
+    CHANGELOG = "changelog"
+    """A Faust table's changelog (streams.topology.tables); not in SPECS: its name follows the app id."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    role: Role
+    key: str
+    value_schema: str | None
+    """Full Avro name of the value; None for internal topics (JSON, streams.domain.messages)
+    and dead-letter topics, which keep the original bytes."""
+    configs: tuple[tuple[str, str], ...]
+
+    @property
+    def compacted(self) -> bool:
+        return ("cleanup.policy", "compact") in self.configs
+
+
+def _delete(days: int) -> tuple[tuple[str, str], ...]:
+    return (("cleanup.policy", "delete"), ("retention.ms", str(days * _DAY_MS)))
+
+
+# Tables (latest value per key is the truth) are compacted; event streams expire.
+_COMPACT = (("cleanup.policy", "compact"), ("min.compaction.lag.ms", str(3600 * 1000)))
+
+CHANGELOG_CONFIGS: tuple[tuple[str, str], ...] = (("cleanup.policy", "compact"),)
+"""Configs of the Faust tables' changelog topics (streams.contracts.changelogs.changelog_sources)."""
+
+SPECS: tuple[TopicSpec, ...] = (
+    TopicSpec(ORDERS, Role.INPUT, "order_id", "erpbridge.OrderEvent", _delete(7)),
+    TopicSpec(INVENTORY, Role.INPUT, "sku", "erpbridge.InventoryEvent", _delete(7)),
+    TopicSpec(PAYMENTS, Role.INPUT, "order_id", "erpbridge.PaymentEvent", _delete(7)),
+    TopicSpec(ERP_COMMANDS, Role.OUTPUT, "command_id", "erpbridge.ErpCommand", _delete(7)),
+    TopicSpec(ERP_RESULTS, Role.OUTPUT, "command_id", "erpbridge.ErpResult", _delete(7)),
+    TopicSpec(ALERTS, Role.OUTPUT, "alert_id", "erpbridge.ReconciliationAlert", _COMPACT),
+    TopicSpec(AVAILABILITY, Role.OUTPUT, "sku", "erpbridge.StockAvailability", _COMPACT),
+    TopicSpec(ORDER_STATUS, Role.OUTPUT, "order_id", "erpbridge.OrderStatusChanged", _delete(30)),
+    TopicSpec(JOURNAL, Role.OUTPUT, "entry_id", "erpbridge.JournalEntry", _delete(365)),
+    TopicSpec(STOCK_REQUESTS, Role.INTERNAL, "sku", None, _delete(7)),
+    TopicSpec(ORDER_FEEDBACK, Role.INTERNAL, "order_id", None, _delete(7)),
+    TopicSpec(ERP_PENDING, Role.INTERNAL, "dispatch key", None, _delete(7)),
+    # Dead letters wait for a human, so they are kept longer than their source.
+    *(
+        TopicSpec(name + DLQ_SUFFIX, Role.DEAD_LETTER, "original key", None, _delete(30))
+        for name in (
+            ORDERS,
+            INVENTORY,
+            PAYMENTS,
+            STOCK_REQUESTS,
+            ORDER_FEEDBACK,
+            ERP_PENDING,
+            ERP_COMMANDS,
+            ERP_RESULTS,
+        )
+    ),
+)
+
+INPUTS: tuple[str, ...] = tuple(s.name for s in SPECS if s.role is Role.INPUT)
+
+COPARTITIONED: tuple[tuple[str, ...], ...] = (
+    (ORDERS, PAYMENTS, ORDER_FEEDBACK),
+    (INVENTORY, STOCK_REQUESTS),
+    (ERP_RESULTS,),
+)
+"""Topics one agent reads together: a key must land on the same partition number in each,
+so each group needs one partition count (and the murmur2 partitioner on every producer)."""
+
+AGENT_SOURCES: tuple[str, ...] = tuple(name for group in COPARTITIONED for name in group)
+"""Every topic an agent reads."""
+
+
+_BY_NAME = {s.name: s for s in SPECS}
+
+
+def spec(name: str) -> TopicSpec:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown topic {name!r}; known: {', '.join(s.name for s in SPECS)}"
+        ) from None
+
+
+def dead_letter_of(name: str) -> str:
+    return name + DLQ_SUFFIX
+
+
+@dataclass(frozen=True)
+class PhysicalTopic:
+    """One topic of a deployment as the cluster must have it."""
+
+    name: str
+    role: Role
+    partitions: int
+    configs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TopicCatalog:
+    """Physical topic names and partition counts for one deployment."""
+
+    prefix: str
+    default_partitions: int
+    partition_overrides: dict[str, int]
+    replication_factor: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicCatalog:
+        unknown = set(settings.topic_partitions) - {s.name for s in SPECS}
+        if unknown:
+            raise ValueError(
+                f"ERPBRIDGE_TOPIC_PARTITIONS names unknown topics: {', '.join(sorted(unknown))}"
+            )
+        return cls(
+            settings.topic_prefix,
+            settings.partitions,
+            dict(settings.topic_partitions),
+            settings.replication_factor,
+        )
+
+    def physical(self, name: str) -> str:
+        spec(name)
+        return self.prefix + name
+
+    def logical(self, physical: str) -> str:
+        if not physical.startswith(self.prefix):
+            raise KeyError(f"topic {physical!r} lacks the prefix {self.prefix!r}")
+        name = physical[len(self.prefix) :]
+        spec(name)
+        return name
+
+    def partitions(self, name: str) -> int:
+        if name.endswith(DLQ_SUFFIX) and name not in self.partition_overrides:
+            return self.partitions(name[: -len(DLQ_SUFFIX)])
+        return self.partition_overrides.get(name, self.default_partitions)
+
+    def physical_topics(self, changelogs: Mapping[str, str]) -> list[PhysicalTopic]:
+        """Every topic of the catalogue, then `changelogs` (a changelog's physical name -> the
+        logical topic its table is partitioned like)."""
+        return [
+            *(
+                PhysicalTopic(
+                    self.physical(s.name), s.role, self.partitions(s.name), dict(s.configs)
+                )
+                for s in SPECS
+            ),
+            *(
+                PhysicalTopic(
+                    name, Role.CHANGELOG, self.partitions(source), dict(CHANGELOG_CONFIGS)
+                )
+                for name, source in changelogs.items()
+            ),
+        ]

@@ -1,0 +1,434 @@
+"""Driving the topology on the real broker and comparing it with the reference model.
+
+Final state is read the way a recovering worker reads it: from the tables' changelog topics.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+
+from streams.contracts import deadletter
+from streams.contracts.changelogs import ORDERS_TABLE, STOCK_TABLE, changelog_topic
+from streams.contracts.codec import Codec
+from streams.contracts.topics import (
+    AGENT_SOURCES,
+    ALERTS,
+    AVAILABILITY,
+    ERP_PENDING,
+    INPUTS,
+    JOURNAL,
+    ORDER_STATUS,
+    TopicCatalog,
+    dead_letter_of,
+    spec,
+)
+from streams.domain import statejson
+from streams.domain.commands import Command
+from streams.domain.events import InputEvent
+from streams.domain.finance import FinanceMapping, entry_command
+from streams.domain.model import ReferenceModel
+from streams.domain.orders import Order, order_from_json
+from streams.domain.routing import RoutingRules
+from streams.domain.stock import SkuStock
+from streams.ops.settings import Settings
+from streams.ops.topic_admin import consumer_lag
+from streams.sample.generator import SampleEvent
+from streams.topology.app import alert_policy_of, command_policy_of, policy_of
+from tests.support import wait_for
+
+
+def namespaced(event: SampleEvent, prefix: str) -> SampleEvent:
+    """The event with its order ids and SKUs prefixed, so examples share topics unharmed."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: prefix + v if k in ("order_id", "sku") and isinstance(v, str) else walk(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, tuple):
+            return tuple(walk(v) for v in value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return SampleEvent(event.topic, prefix + event.key, event.schema_name, walk(event.datum))
+
+
+def produce(
+    settings: Settings, catalog: TopicCatalog, codec: Codec, events: Iterable[SampleEvent]
+) -> int:
+    producer = Producer(settings.producer_config())
+    count = 0
+    for event in events:
+        topic = catalog.physical(event.topic)
+        producer.produce(
+            topic,
+            key=event.key.encode(),
+            value=codec.encode(event.schema_name, event.datum, topic=topic),
+        )
+        count += 1
+        if count % 1000 == 0:
+            producer.poll(0)
+    assert producer.flush(30) == 0, "events were not delivered"
+    return count
+
+
+def quiesce(settings: Settings, catalog: TopicCatalog, *, timeout: float = 120) -> None:
+    """Wait until the worker group has committed everything on every topic it reads.
+
+    Faust flushes what a record produced before committing the record, so nothing is in
+    flight once every source topic, the internal ones included, has no lag; it must hold
+    twice in a row, a commit interval apart, to rule out a record between two reads.
+    """
+    topics = [catalog.physical(name) for name in AGENT_SOURCES]
+    config = settings.confluent_config()
+
+    last: dict[tuple[str, int], int] = {}
+
+    def idle() -> bool:
+        last.clear()
+        last.update(consumer_lag(config, settings.app_id, topics))
+        return not any(last.values())
+
+    def idle_twice() -> bool:
+        if not idle():
+            return False
+        time.sleep(3)  # one Faust commit interval (2.8 s), so a late commit shows as lag
+        return idle()
+
+    try:
+        wait_for(idle_twice, timeout=timeout, what=f"group {settings.app_id} to commit everything")
+    except AssertionError as error:
+        lagging = {f"{t}[{p}]": n for (t, p), n in last.items() if n}
+        raise AssertionError(f"{error}; lag: {lagging}") from None
+
+
+def read_all(settings: Settings, topic: str, *, timeout: float = 60) -> list[Message]:
+    """Every record of `topic` from the beginning to its current end."""
+    consumer = Consumer(
+        {
+            **settings.confluent_config(),
+            "group.id": f"reader-{topic}-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        ends = {}
+        for p in metadata.topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        records: list[Message] = []
+        positions = {p: 0 for p in ends}
+        deadline = time.monotonic() + timeout
+        while any(positions[p] < ends[p] for p in ends):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            records.append(message)
+            positions[message.partition()] = message.offset() + 1
+        return records
+    finally:
+        consumer.close()
+
+
+def latest_by_key(records: Sequence[Message]) -> dict[bytes, bytes | None]:
+    latest: dict[bytes, bytes | None] = {}
+    for record in records:
+        latest[record.key()] = record.value()
+    return latest
+
+
+@dataclass
+class TopologyState:
+    orders: dict[str, Order]
+    stock: dict[str, SkuStock]
+    availability: dict[str, dict[str, Any]]
+    """Latest inventory.availability value per SKU."""
+    statuses: dict[str, list[dict[str, Any]]]
+    """orders.status values per order, in topic order, de-duplicated by event id."""
+    commands: dict[str, list[Command]]
+    """Every copy of every command on the pending topic, by command id."""
+    journal: dict[str, list[dict[str, Any]]]
+    """Every copy of every finance.journal entry, by entry id."""
+    alerts: dict[str, dict[str, Any]]
+    """The latest reconciliation.alerts value per alert id."""
+
+    @classmethod
+    def read(cls, settings: Settings, catalog: TopicCatalog, codec: Codec) -> TopologyState:
+        orders = {
+            key.decode(): order_from_json(statejson.loads(value))
+            for key, value in latest_by_key(
+                read_all(settings, changelog_topic(settings.app_id, ORDERS_TABLE))
+            ).items()
+            if value is not None
+        }
+        stock = {
+            key.decode(): SkuStock.from_json(statejson.loads(value))
+            for key, value in latest_by_key(
+                read_all(settings, changelog_topic(settings.app_id, STOCK_TABLE))
+            ).items()
+            if value is not None
+        }
+        availability = {
+            key.decode(): codec.decode(value).datum
+            for key, value in latest_by_key(
+                read_all(settings, catalog.physical(AVAILABILITY))
+            ).items()
+            if value is not None
+        }
+        statuses: dict[str, list[dict[str, Any]]] = {}
+        seen: set[str] = set()
+        for record in read_all(settings, catalog.physical(ORDER_STATUS)):
+            datum = codec.decode(record.value()).datum
+            if datum["event_id"] not in seen:
+                seen.add(datum["event_id"])
+                statuses.setdefault(datum["order_id"], []).append(datum)
+        commands: dict[str, list[Command]] = {}
+        for record in read_all(settings, catalog.physical(ERP_PENDING)):
+            command = Command.decode(record.value())
+            commands.setdefault(command.command_id, []).append(command)
+        journal: dict[str, list[dict[str, Any]]] = {}
+        for record in read_all(settings, catalog.physical(JOURNAL)):
+            datum = codec.decode(record.value()).datum
+            journal.setdefault(datum["entry_id"], []).append(datum)
+        alerts = {
+            key.decode(): codec.decode(value).datum
+            for key, value in latest_by_key(read_all(settings, catalog.physical(ALERTS))).items()
+            if value is not None
+        }
+        return cls(orders, stock, availability, statuses, commands, journal, alerts)
+
+
+def run_model(events: Iterable[SampleEvent], settings: Settings, codec: Codec) -> ReferenceModel:
+    model = ReferenceModel(
+        RoutingRules.from_file(settings.routing_rules),
+        FinanceMapping.from_file(settings.finance_mapping),
+        policy_of(settings),
+        command_policy_of(settings),
+        alert_policy_of(settings),
+    )
+    # The worker's clock is processing time, which in a test is all "now".
+    now_ms = int(time.time() * 1000)
+    for event in events:
+        # Through the codec, so the model sees the datum exactly as the worker decodes it.
+        datum = codec.decode(codec.encode(event.schema_name, event.datum, topic="model")).datum
+        model.feed(event.topic, InputEvent.from_datum(datum, spec(event.topic).key), now_ms)
+    return model
+
+
+def order_projection(order: Order) -> dict[str, Any]:
+    """What must not depend on arrival order: everything but reservations and bookkeeping."""
+    return {
+        "placement": statejson.plain(order.placement),
+        "lines": {
+            line_id: {
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "fulfilled": line.fulfilled,
+                "refunded": line.refunded,
+                "restocked": line.restocked,
+            }
+            for line_id, line in order.lines.items()
+        },
+        "cancelled_ms": order.cancelled_ms,
+        "payments": statejson.plain(order.payments),
+        "fulfilments": statejson.plain(order.fulfilments),
+        "refunds": statejson.plain(order.refunds),
+        "waiting": sorted(w.event.event_id for w in order.waiting),
+        "status": order.status,
+    }
+
+
+def stock_projection(stock: SkuStock) -> dict[str, Any]:
+    """On hand per warehouse, and each open claim's demand (reserved + backordered)."""
+    return {
+        "on_hand": {
+            w: s.on_hand for w, s in sorted(stock.warehouses.items()) if s.on_hand or s.reserved
+        },
+        "demand": {
+            order_id: {
+                line_id: (
+                    line.quantity,
+                    line.shipped,
+                    sum(line.reserved.values()) + line.backordered,
+                )
+                for line_id, line in claim.lines.items()
+            }
+            for order_id, claim in sorted(stock.claims.items())
+        },
+    }
+
+
+def assert_consistent(state: TopologyState, prefix: str) -> None:
+    """Invariants of the topology's own state, whatever the arrival order."""
+    for sku, stock in state.stock.items():
+        if not sku.startswith(prefix):
+            continue
+        for warehouse, level in stock.warehouses.items():
+            claimed = sum(
+                line.reserved.get(warehouse, 0)
+                for claim in stock.claims.values()
+                for line in claim.lines.values()
+            )
+            assert level.reserved == claimed, (
+                f"{sku}@{warehouse}: reserved {level.reserved} != claims {claimed}"
+            )
+            assert level.reserved >= 0
+        for order_id, claim in stock.claims.items():
+            order = state.orders[order_id]
+            for line_id, line in claim.lines.items():
+                seen_by_order = order.lines[line_id]
+                assert seen_by_order.reserved == line.reserved, (
+                    f"{order_id}/{line_id} reservation differs"
+                )
+                assert seen_by_order.backordered == line.backordered
+        figures = stock.availability()
+        published = state.availability[sku]
+        assert (published["on_hand"], published["reserved"], published["available"]) == (
+            figures.on_hand,
+            figures.reserved,
+            figures.available,
+        ), f"{sku}: inventory.availability is not the table's latest figure"
+    for order_id, order in state.orders.items():
+        if not order_id.startswith(prefix) or order.status is None:
+            continue
+        history = state.statuses[order_id]
+        assert history[-1]["status"] == order.status.value, f"{order_id}: last status differs"
+        for before, after in itertools.pairwise(history):
+            assert after["previous_status"] == before["status"], f"{order_id}: broken chain"
+
+
+def assert_matches_model(state: TopologyState, model: ReferenceModel, prefix: str) -> None:
+    mine = {k: order_projection(v) for k, v in state.orders.items() if k.startswith(prefix)}
+    expected = {k: order_projection(v) for k, v in model.orders.items()}
+    assert mine.keys() == expected.keys()
+    for order_id in expected:
+        differing = {
+            k: (mine[order_id][k], v)
+            for k, v in expected[order_id].items()
+            if mine[order_id][k] != v
+        }
+        assert not differing, (
+            f"order {order_id} differs from the model (topology, model): {differing}"
+        )
+    stock = {k: stock_projection(v) for k, v in state.stock.items() if k.startswith(prefix)}
+    expected_stock = {k: stock_projection(v) for k, v in model.stock.items()}
+    differing_stock = {
+        sku: (stock.get(sku), expected_stock.get(sku))
+        for sku in stock.keys() | expected_stock.keys()
+        if stock.get(sku) != expected_stock.get(sku)
+    }
+    assert not differing_stock, f"stock differs from the model (topology, model): {differing_stock}"
+    for sku, availability in model.availability.items():
+        published = state.availability[sku]
+        assert published["on_hand"] == availability.on_hand, f"{sku}: published on hand"
+        assert {
+            w["warehouse_id"]: w["on_hand"] for w in published["warehouses"] if w["on_hand"]
+        } == {w: on_hand for w, on_hand, _, _ in availability.warehouses if on_hand}, (
+            f"{sku}: published on hand per warehouse"
+        )
+    assert_consistent(state, prefix)
+
+
+_COST_ENTRY = ("/journal/cogs/", "/journal/restock/")
+"""Cost entries use the unit cost known when the shipment reached the stock agent, which
+depends on how inventory and order topics interleave: checked by invariants only."""
+
+
+def _race_free(command_or_entry_id: str, cancelled: set[str]) -> bool:
+    """Whether the id's existence and content depend only on facts, not on arrival order.
+
+    Whether a cancelled order ever became a sales order depends on whether its payment or
+    its cancellation came first, as in any real system.
+    """
+    order_id = command_or_entry_id.split("/", 1)[0]
+    return order_id not in cancelled and not any(c in command_or_entry_id for c in _COST_ENTRY)
+
+
+def assert_handed_on_like_model(
+    state: TopologyState, model: ReferenceModel, prefix: str, codec: Codec
+) -> None:
+    """ERP commands and journal entries: every copy of an id is identical (replays re-send
+    the same), and what does not depend on arrival order equals the model's exactly."""
+    for command_id, copies in state.commands.items():
+        assert all(c == copies[0] for c in copies), f"{command_id}: copies differ"
+    for entry_id, datums in state.journal.items():
+        assert all(d == datums[0] for d in datums), f"{entry_id}: copies differ"
+        lines = datums[0]["lines"]
+        assert sum(x["debit"] for x in lines) == sum(x["credit"] for x in lines), entry_id
+        assert sum(x["functional_debit"] for x in lines) == sum(
+            x["functional_credit"] for x in lines
+        ), entry_id
+    cancelled = {k for k, o in model.orders.items() if o.cancelled_ms is not None}
+    mine = {
+        k: v[0].to_json()
+        for k, v in state.commands.items()
+        if k.startswith(prefix) and _race_free(k, cancelled)
+    }
+    expected = {k: v.to_json() for k, v in model.commands.items() if _race_free(k, cancelled)}
+    for entry in model.journal.values():
+        if _race_free(entry.entry_id, cancelled):
+            command = entry_command(entry, model.command_policy.target)
+            expected[command.command_id] = command.to_json()
+    assert mine.keys() == expected.keys(), (
+        f"commands only in the topology: {sorted(mine.keys() - expected.keys())}; "
+        f"only in the model: {sorted(expected.keys() - mine.keys())}"
+    )
+    differing = [k for k in expected if mine[k] != expected[k]]
+    assert not differing, f"commands differ from the model: {differing}"
+    entries = {
+        k: v[0]
+        for k, v in state.journal.items()
+        if k.startswith(prefix) and _race_free(k, cancelled)
+    }
+    expected_entries = {
+        k: codec.decode(codec.encode("erpbridge.JournalEntry", e.to_datum(), topic="model")).datum
+        for k, e in model.journal.items()
+        if _race_free(k, cancelled)
+    }
+    assert entries == expected_entries, (
+        f"journal entries differ from the model: "
+        f"{sorted(k for k in entries.keys() | expected_entries.keys() if entries.get(k) != expected_entries.get(k))}"
+    )
+
+
+def dead_letters(
+    settings: Settings, catalog: TopicCatalog, codec: Codec, prefix: str
+) -> list[tuple[str, str]]:
+    """(event id, reason) of every dead letter of the input topics whose key has `prefix`."""
+    found = []
+    for name in INPUTS:
+        for record in read_all(settings, catalog.physical(dead_letter_of(name))):
+            if not (record.key() or b"").decode().startswith(prefix):
+                continue
+            reason = deadletter.describe(record.headers() or [])[deadletter.REASON]
+            found.append((codec.decode(record.value()).datum["event_id"], reason))
+    return sorted(found)
+
+
+def model_dead_letters(model: ReferenceModel) -> list[tuple[str, str]]:
+    return sorted((d.event.event_id, d.reason) for d in model.dead_letters)
+
+
+def members_with_partitions(settings: Settings, catalog: TopicCatalog) -> int:
+    """Members of the worker group that own at least one partition of an input topic."""
+    admin = AdminClient(settings.confluent_config())
+    [future] = admin.describe_consumer_groups([settings.app_id]).values()
+    inputs = {catalog.physical(name) for name in INPUTS}
+    return sum(
+        1
+        for member in future.result(timeout=10).members
+        if any(tp.topic in inputs for tp in member.assignment.topic_partitions)
+    )

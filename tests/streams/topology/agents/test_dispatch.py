@@ -1,0 +1,522 @@
+"""The dispatcher on the real broker: the rate limit holds for one worker and for two sharing
+it, urgent commands overtake waiting ones, coalescing saves calls without changing the net
+effect, a crash loses nothing, and undecodable pending records are dead-lettered."""
+
+from __future__ import annotations
+
+import copy
+import json
+import signal
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from streams.contracts import deadletter
+from streams.contracts.codec import Codec
+from streams.contracts.topics import ERP_COMMANDS, ERP_PENDING, TopicCatalog, dead_letter_of
+from streams.domain.commands import Command, Kind, Lane
+from streams.ops.settings import RateLimit, Settings
+from streams.topology.agents.dispatch import DISPATCH_PATH, Dispatcher
+from streams.topology.agents.intake import partition_for
+from tests.streams.topology.agents.pipeline import read_all
+from tests.support import (
+    STORE,
+    TEMPLATES,
+    RunningService,
+    record_count,
+    spawn_worker,
+    wait_for,
+)
+
+CODEC = Codec(STORE)
+TARGET = "tryton"
+T = TypeVar("T")
+
+# --- commands -------------------------------------------------------------------------------
+
+
+EPOCH = date(1970, 1, 1)
+
+
+def command(kind: Kind, n: int, *, sku: str | None = None, delta: int = 1) -> Command:
+    """Command number `n` of `kind`, with its own ids and dispatch key."""
+    body = copy.deepcopy(TEMPLATES[kind])
+    order_id = f"o-{n}"
+    if kind is Kind.ADJUST_INVENTORY:
+        sku = sku or f"SKU-{n}"
+        body.update(sku=sku, delta=delta, reference=f"ref-{n}")
+        key = f"{sku}@{body['warehouse_id']}"
+        return Command(f"{key}/adjust/e-{n}", kind, TARGET, n, key, body)
+    if kind is Kind.POST_JOURNAL_ENTRY:
+        entry = dict(body["entries"][0])
+        # statejson has no tag for a date: the Avro date goes as days since the epoch.
+        days = (entry["posting_date"] - EPOCH).days
+        entry.update(entry_id=f"JE-{n}", event_id=f"je-{n}", order_id=order_id, posting_date=days)
+        return Command(f"JE-{n}/post", kind, TARGET, n, order_id, {"entries": [entry]})
+    body["order_id"] = order_id
+    if kind is Kind.RECORD_SHIPMENT:
+        body["fulfillment_id"] = f"f-{n}"
+    if kind is Kind.CREATE_CREDIT_NOTE:
+        body["refund_id"] = f"r-{n}"
+    return Command(f"{order_id}/{kind.value}/{n}", kind, TARGET, n, order_id, body)
+
+
+MIXED = tuple(Kind)
+
+
+def balanced(total: int, partitions: int, kinds: tuple[Kind, ...] = MIXED) -> list[Command]:
+    """`total` commands of `kinds` in turn, with distinct keys spread evenly over the pending
+    partitions (murmur2, like every producer), so workers sharing them finish together."""
+    quota = -(-total // partitions)
+    per_partition: Counter[int] = Counter()
+    commands: list[Command] = []
+    n = 0
+    while len(commands) < total:
+        candidate = command(kinds[len(commands) % len(kinds)], n)
+        n += 1
+        partition = partition_for(candidate.dispatch_key.encode(), partitions)
+        if per_partition[partition] < quota:
+            per_partition[partition] += 1
+            commands.append(candidate)
+    return commands
+
+
+def publish(settings: Settings, topics: TopicCatalog, records: list[tuple[str, bytes]]) -> None:
+    producer = Producer(settings.producer_config())
+    for key, value in records:
+        producer.produce(topics.physical(ERP_PENDING), key=key.encode(), value=value)
+    assert producer.flush(30) == 0
+
+
+def publish_commands(settings: Settings, topics: TopicCatalog, commands: list[Command]) -> None:
+    publish(settings, topics, [(c.dispatch_key, c.encode()) for c in commands])
+
+
+# --- what reaches erp.commands --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sent:
+    timestamp_ms: int
+    command_id: str
+    priority: int
+    kind: str
+    body: dict[str, Any]
+
+
+def sent(settings: Settings, topics: TopicCatalog) -> list[Sent]:
+    """Everything on erp.commands, in timestamp order."""
+    out = []
+    for message in read_all(settings, topics.physical(ERP_COMMANDS)):
+        datum = CODEC.decode(message.value(), expected="erpbridge.ErpCommand").datum
+        name, body = datum["command"]
+        out.append(
+            Sent(
+                message.timestamp()[1],
+                datum["command_id"],
+                datum["priority"],
+                name.removeprefix("erpbridge."),
+                body,
+            )
+        )
+    return sorted(out, key=lambda s: s.timestamp_ms)
+
+
+def wait_sent(settings: Settings, topics: TopicCatalog, count: int, timeout: float) -> None:
+    topic = topics.physical(ERP_COMMANDS)
+    wait_for(
+        lambda: record_count(settings.require_bootstrap(), topic) >= count,
+        timeout=timeout,
+        what=f"{count} commands on {topic}",
+    )
+
+
+def busiest_second(timestamps_ms: list[int]) -> int:
+    """The most records in any window [t, t + 1000 ms)."""
+    most, start = 0, 0
+    for end, t in enumerate(timestamps_ms):
+        while t - timestamps_ms[start] >= 1000:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def sustained_rate(timestamps_ms: list[int], burst: int) -> float:
+    """Records per second from the record after the first `burst` to the last: whatever a
+    full bucket lets out at once is left out, the rest is what the rate alone allows."""
+    rest = timestamps_ms[burst:]
+    return (len(rest) - 1) / ((rest[-1] - rest[0]) / 1000)
+
+
+# --- running dispatchers --------------------------------------------------------------------
+
+
+class RunningDispatcher(RunningService[Dispatcher]):
+    def __init__(self, settings: Settings, topics: TopicCatalog) -> None:
+        super().__init__(lambda: Dispatcher(settings, topics, CODEC))
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.service
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.call(Dispatcher.snapshot)
+
+    def target(self) -> dict[str, Any]:
+        target: dict[str, Any] = self.snapshot()["targets"][TARGET]
+        return target
+
+    def owned(self) -> list[int]:
+        owned: list[int] = self.snapshot()["owned_partitions"]
+        return owned
+
+
+@pytest.fixture
+def start_dispatcher(
+    topics: TopicCatalog,
+) -> Iterator[Callable[[Settings], RunningDispatcher]]:
+    started: list[RunningDispatcher] = []
+
+    def start(settings: Settings) -> RunningDispatcher:
+        running = RunningDispatcher(settings, topics)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+def limited(settings: Settings, rate: float, burst: int, **overrides: Any) -> Settings:
+    limits = {TARGET: RateLimit(rate=rate, burst=burst)}
+    return settings.model_copy(update={"erp_rate_limits": limits, **overrides})
+
+
+# --- the rate limit -------------------------------------------------------------------------
+
+RATE = 50
+BURST = 10
+BURST_SIZE = 5000
+
+
+def _check_rate(records: list[Sent], commands: list[Command]) -> None:
+    assert Counter(r.command_id for r in records) == Counter(c.command_id for c in commands)
+    timestamps = [r.timestamp_ms for r in records]
+    most = busiest_second(timestamps)
+    rate = sustained_rate(timestamps, BURST)
+    print(f"busiest second {most} (limit {RATE + BURST}), sustained {rate:.2f}/s")
+    assert most <= RATE + BURST
+    assert rate >= 0.95 * RATE
+
+
+def test_a_burst_is_held_to_the_rate_plus_burst(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    """5,000 commands of every kind at once, 50/s with a burst of 10: no 1-second window of
+    erp.commands record timestamps holds more than 60, and the sustained rate (see
+    `sustained_rate`) is at least 95% of 50/s."""
+    settings = limited(settings, RATE, BURST, journal_batch_size=1)  # nothing merges
+    commands = balanced(BURST_SIZE, topics.partitions(ERP_PENDING))
+    publish_commands(settings, topics, commands)
+    running = start_dispatcher(settings)
+
+    wait_sent(settings, topics, BURST_SIZE, timeout=BURST_SIZE / RATE + 60)
+    _check_rate(sent(settings, topics), commands)
+    target = running.target()
+    assert target["sent"] == BURST_SIZE and target["calls_saved"] == 0
+    assert target["share"] == 1.0
+
+
+def test_two_workers_share_the_limit(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    """The same burst through two dispatchers in one group: each spends the share of the
+    limit its partitions give it, and together they keep to 60 a second and 95% of 50/s."""
+    settings = limited(settings, RATE, BURST, journal_batch_size=1)
+    partitions = topics.partitions(ERP_PENDING)
+    first = start_dispatcher(settings)
+    wait_for(lambda: len(first.owned()) == partitions, timeout=60, what="the first to own all")
+    second = start_dispatcher(settings)
+    wait_for(
+        lambda: (
+            first.owned() and second.owned() and len(first.owned() + second.owned()) == partitions
+        ),
+        timeout=60,
+        what="both dispatchers to own partitions",
+    )
+    shares = sorted([first.target()["share"], second.target()["share"]])
+    assert shares == pytest.approx([1 / 3, 2 / 3])
+
+    commands = balanced(BURST_SIZE, partitions)
+    publish_commands(settings, topics, commands)
+    wait_sent(settings, topics, BURST_SIZE, timeout=BURST_SIZE / RATE + 60)
+    _check_rate(sent(settings, topics), commands)
+    assert first.target()["sent"] + second.target()["sent"] == BURST_SIZE
+
+
+# --- priority -------------------------------------------------------------------------------
+
+
+def test_urgent_commands_overtake_waiting_bookkeeping(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    settings = limited(settings, 5, 1, journal_batch_size=1)
+    bookkeeping = [
+        command(Kind.ADJUST_INVENTORY if n % 2 else Kind.POST_JOURNAL_ENTRY, n) for n in range(40)
+    ]
+    publish_commands(settings, topics, bookkeeping)
+    running = start_dispatcher(settings)
+    waiting = wait_for(
+        lambda: (t := running.target())["sent"] >= 2 and t["depth"]["bookkeeping"] >= 30 and t,
+        timeout=60,
+        what="bookkeeping commands waiting",
+    )
+    assert waiting["oldest_age_seconds"] > 0
+
+    urgent = [
+        command(kind, 100 + n)
+        for n, kind in enumerate(
+            [Kind.CREATE_SALES_ORDER, Kind.CANCEL_SALES_ORDER, Kind.CREATE_CREDIT_NOTE] * 2
+        )
+    ]
+    publish_commands(settings, topics, urgent)
+    wait_sent(settings, topics, len(bookkeeping) + len(urgent), timeout=60)
+
+    records = sent(settings, topics)
+    urgent_ids = {c.command_id for c in urgent}
+    last_urgent = max(i for i, r in enumerate(records) if r.command_id in urgent_ids)
+    after = [r for r in records[last_urgent + 1 :] if r.command_id not in urgent_ids]
+    # Without lanes the urgent ones would come out after every bookkeeping command.
+    assert len(after) >= 20
+    assert {r.priority for r in records if r.command_id in urgent_ids} == {int(Lane.ORDERS)}
+    assert {r.priority for r in after} == {int(Lane.BOOKKEEPING)}
+
+
+# --- coalescing -----------------------------------------------------------------------------
+
+
+def test_coalescing_saves_calls_and_keeps_the_net_effect(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    settings = limited(settings, 2, 1, journal_batch_size=10)
+    adjustments = [
+        command(Kind.ADJUST_INVENTORY, n, sku=f"SKU-{n % 3}", delta=(n * 7) % 11 - 5)
+        for n in range(24)
+    ]
+    journals = [command(Kind.POST_JOURNAL_ENTRY, 100 + n) for n in range(25)]
+    publish_commands(settings, topics, adjustments + journals)
+    running = start_dispatcher(settings)
+
+    def members(records: list[Sent]) -> int:
+        return sum(
+            len(r.body["parts"]) or 1 if r.kind == "AdjustInventory" else len(r.body["entries"])
+            for r in records
+        )
+
+    total = len(adjustments) + len(journals)
+    records = wait_for(
+        lambda: members(r := sent(settings, topics)) >= total and r,
+        timeout=60,
+        what="every adjustment and journal entry on erp.commands",
+    )
+    assert len(records) <= 10  # 3 SKUs and 3 batches of 10 if all waited together
+    target = wait_for(
+        lambda: (t := running.target())["sent"] == len(records) and t,
+        timeout=10,
+        what="the dispatcher to count what it sent",
+    )
+    assert target["calls_saved"] == total - len(records)
+
+    def net(commands: list[tuple[str, int]]) -> dict[str, int]:
+        totals: Counter[str] = Counter()
+        for key, delta in commands:
+            totals[key] += delta
+        return dict(totals)
+
+    out_adjustments = [r for r in records if r.kind == "AdjustInventory"]
+    assert net([(r.body["sku"], r.body["delta"]) for r in out_adjustments]) == net(
+        [(c.body["sku"], c.body["delta"]) for c in adjustments]
+    )
+    # What a sink de-duplicates on: each adjustment's own id, in the parts of a merged one.
+    part_ids = []
+    for r in out_adjustments:
+        if r.body["parts"]:
+            assert r.command_id.startswith("batch/")
+            assert r.body["delta"] == sum(p["delta"] for p in r.body["parts"])
+        part_ids += [p["command_id"] for p in r.body["parts"]] or [r.command_id]
+    assert sorted(part_ids) == sorted(c.command_id for c in adjustments)
+    entry_ids = [
+        e["entry_id"] for r in records if r.kind == "PostJournalEntry" for e in r.body["entries"]
+    ]
+    assert sorted(entry_ids) == sorted(c.body["entries"][0]["entry_id"] for c in journals)
+
+
+# --- crash ----------------------------------------------------------------------------------
+
+
+def test_a_crash_while_commands_wait_loses_none(
+    settings: Settings,
+    topics: TopicCatalog,
+    tmp_path: Path,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    """A worker (the real `erpbridge worker`, dispatcher attached) is killed with -9 while
+    commands wait; a new dispatcher then sends every command at least once."""
+    settings = limited(settings, 20, 5, journal_batch_size=1)
+    commands = balanced(300, topics.partitions(ERP_PENDING))
+    publish_commands(settings, topics, commands)
+    worker = spawn_worker(settings, tmp_path / "worker.log")
+    try:
+        url = f"http://127.0.0.1:{worker.web_port}{DISPATCH_PATH}"
+
+        def worker_target() -> dict[str, Any]:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                target: dict[str, Any] = json.load(response)["targets"][TARGET]
+                return target
+
+        waiting = wait_for(
+            lambda: (t := worker_target())["sent"] >= 40 and t["held"] > 0 and t,
+            timeout=90,
+            what="the worker's dispatcher to send some and hold the rest",
+        )
+        worker.process.send_signal(signal.SIGKILL)
+        worker.process.wait(timeout=10)
+    finally:
+        worker.stop()
+    before = {r.command_id for r in sent(settings, topics)}
+    assert len(before) < len(commands)
+
+    start_dispatcher(limited(settings, 500, 50, journal_batch_size=1))
+    wanted = {c.command_id for c in commands}
+
+    def all_sent() -> list[Sent] | None:
+        records = sent(settings, topics)
+        return records if wanted <= {r.command_id for r in records} else None
+
+    records = wait_for(all_sent, timeout=90, what="every command on erp.commands")
+    duplicates = len(records) - len(wanted)
+    print(f"sent {waiting['sent']} before kill -9, {duplicates} sent again after it")
+    assert {r.command_id for r in records} == wanted
+
+
+# --- dead letters ---------------------------------------------------------------------------
+
+
+def test_undecodable_pending_records_are_dead_lettered(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    settings = limited(settings, 100, 10)
+    good = [command(Kind.CANCEL_SALES_ORDER, n) for n in range(3)]
+    foreign = command(Kind.CANCEL_SALES_ORDER, 10)
+    bad: list[tuple[str, bytes, str]] = [
+        ("k-1", b"\x00 not json", "corrupt"),
+        ("k-2", json.dumps({"command_id": "x", "kind": "Teleport"}).encode(), "corrupt"),
+        ("o-10", replace(foreign, target="sap").encode(), "unknown-target"),
+        (
+            "o-11",
+            replace(foreign, body={"reason": None}).encode(),
+            "invalid-command",
+        ),
+    ]
+    records = [(c.dispatch_key, c.encode()) for c in good[:2]]
+    records += [(key, value) for key, value, _ in bad] + [(good[2].dispatch_key, good[2].encode())]
+    publish(settings, topics, records)
+    running = start_dispatcher(settings)
+
+    wait_sent(settings, topics, len(good), timeout=60)
+    dlq = topics.physical(dead_letter_of(ERP_PENDING))
+    wait_for(
+        lambda: record_count(settings.require_bootstrap(), dlq) >= len(bad),
+        timeout=30,
+        what="dead letters",
+    )
+    assert {r.command_id for r in sent(settings, topics)} == {c.command_id for c in good}
+    letters = read_all(settings, dlq)
+    reasons = {}
+    for letter in letters:
+        headers = deadletter.describe(letter.headers() or [])
+        assert headers[deadletter.SOURCE_TOPIC] == topics.physical(ERP_PENDING)
+        assert int(headers[deadletter.SOURCE_PARTITION]) == letter.partition()
+        reasons[letter.key().decode()] = (headers[deadletter.REASON], letter.value())
+    assert {k: reason for k, (reason, _) in reasons.items()} == {k: r for k, _, r in bad}
+    assert {k: value for k, (_, value) in reasons.items()} == {k: v for k, v, _ in bad}
+    assert running.snapshot()["dead_lettered"] == len(bad)
+    # Nothing stalls: the group's commits reach the end of every partition.
+    wait_for(
+        lambda: committed(settings, topics, running.dispatcher.group) == ends(settings, topics),
+        timeout=30,
+        what="commits at the end of the pending topic",
+    )
+
+
+def _pending_partitions(topics: TopicCatalog) -> list[TopicPartition]:
+    topic = topics.physical(ERP_PENDING)
+    return [TopicPartition(topic, p) for p in range(topics.partitions(ERP_PENDING))]
+
+
+def committed(settings: Settings, topics: TopicCatalog, group: str) -> dict[int, int]:
+    consumer = Consumer({**settings.confluent_config(), "group.id": group})
+    try:
+        return {
+            tp.partition: tp.offset
+            for tp in consumer.committed(_pending_partitions(topics), timeout=10)
+        }
+    finally:
+        consumer.close()
+
+
+def ends(settings: Settings, topics: TopicCatalog) -> dict[int, int]:
+    consumer = Consumer({**settings.confluent_config(), "group.id": "ends"})
+    try:
+        return {
+            tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1]
+            for tp in _pending_partitions(topics)
+        }
+    finally:
+        consumer.close()
+
+
+# --- memory bound ---------------------------------------------------------------------------
+
+
+def test_held_commands_stay_within_the_buffer(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    settings = limited(settings, 40, 4, journal_batch_size=1, dispatch_buffer=20)
+    commands = balanced(120, topics.partitions(ERP_PENDING))
+    publish_commands(settings, topics, commands)
+    running = start_dispatcher(settings)
+    most_held = 0
+    paused_seen = False
+
+    def done() -> bool:
+        nonlocal most_held, paused_seen
+        snapshot = running.snapshot()
+        target = snapshot["targets"][TARGET]
+        most_held = max(most_held, target["held"])
+        paused_seen = paused_seen or bool(snapshot["paused_partitions"])
+        return bool(target["sent"] == len(commands))
+
+    wait_for(done, timeout=60, what="every command sent")
+    assert 0 < most_held <= 20
+    assert paused_seen
+    assert {r.command_id for r in sent(settings, topics)} == {c.command_id for c in commands}
