@@ -71,6 +71,14 @@ class CommerceStream:
     orders: tuple[str, ...] = field(default=())
     """Order ids placed (payments for orders never placed have others)."""
 
+    def __repr__(self) -> str:
+        """One line per delivery, for a counterexample a person can read."""
+        lines = [
+            f"  {e.event_id} {e.kind} {e.key} at T0{(e.occurred_ms - T0) // 1000:+d}s: {_brief(e)}"
+            for e in self.deliveries
+        ]
+        return "CommerceStream(\n" + "\n".join(lines) + f"\n  unit costs {dict(self.unit_costs)})"
+
     @property
     def events(self) -> list[InputEvent]:
         """Each event once, in the order of its first arrival."""
@@ -97,6 +105,23 @@ class CommerceStream:
         costed = [e for e in self.deliveries if _costed(e)]
         rest = [e for e in self.deliveries if not _costed(e)]
         return replace(self, deliveries=tuple(costed + rest))
+
+
+def _brief(event: InputEvent) -> str:
+    p = event.payload
+    if event.kind == "OrderPlaced":
+        lines = ", ".join(f"{x['quantity']} {x['sku']} at {x['unit_price']}" for x in p["lines"])
+        ship_to = p["ship_to"]
+        return (
+            f"{lines}; total {p['total']} {p['currency']} {p['payment_terms']} to "
+            f"{ship_to['country']}-{ship_to['region']}"
+        )
+    shown = {
+        k: v
+        for k, v in p.items()
+        if v is not None and k not in ("customer", "ship_to", "carrier", "tracking_number")
+    }
+    return ", ".join(f"{k}={v}" for k, v in shown.items())
 
 
 def _costed(event: InputEvent) -> bool:
