@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
 
 from hypothesis import strategies as st
 
@@ -312,6 +311,8 @@ def _story(
     market = draw(st.sampled_from(MARKETS), label="market")
     currency = market.currency
     ordered = draw(st.lists(st.sampled_from(skus), min_size=1, unique=True), label="ordered")
+    if draw(st.integers(0, 5), label="a second line of a SKU") == 0:
+        ordered.append(draw(st.sampled_from(ordered)))
     lines = []
     for sku in ordered:
         price = draw(st.integers(100, 9999), label="unit price")
@@ -324,6 +325,8 @@ def _story(
                 draw(st.sampled_from([0, price * 7 // 100, price * 19 // 100]), label="unit tax"),
             )
         )
+    quantity = {sku: sum(x.quantity for x in lines if x.sku == sku) for sku in ordered}
+    unit_gross = {sku: next(x.gross for x in lines if x.sku == sku) for sku in ordered}
     net = sum(x.quantity * (x.price - x.discount) for x in lines)
     order_discount = draw(
         st.sampled_from([0, 0, 0, min(500, net // 2), net // 7]), label="order discount"
@@ -332,100 +335,92 @@ def _story(
     shipping_tax = shipping * draw(st.sampled_from([0, 19]), label="shipping tax rate") // 100
     total = sum(x.quantity * x.gross for x in lines) - order_discount + shipping + shipping_tax
     on_account = draw(st.integers(0, 4), label="terms") == 0
-    gateway = draw(st.sampled_from(GATEWAYS), label="gateway")
-    payment_id = f"PAY-{order_id}"
-    events = [
-        b.placed(
-            order_id,
-            [
-                b.line(
-                    f"L{n}",
-                    x.sku,
-                    x.quantity,
-                    money(x.price),
-                    discount=money(x.quantity * x.discount),
-                    tax=[money(x.quantity * x.tax)] if x.tax else [],
-                    jurisdiction=market.jurisdiction,
-                )
-                for n, x in enumerate(lines, 1)
-            ],
-            total=money(total),
-            currency=currency,
-            destination=market.destination,
-            payment_terms="ON_ACCOUNT" if on_account else "PREPAID",
-            purchase_order_number=f"PO-{order_id}" if on_account else None,
-            discounts=[
-                {"code": "SAVE", "description": None, "amount": Decimal(money(order_discount))}
+    placement = b.placed(
+        order_id,
+        [
+            b.line(
+                f"L{n}",
+                x.sku,
+                x.quantity,
+                money(x.price),
+                discount=money(x.quantity * x.discount),
+                tax=[money(x.quantity * x.tax)] if x.tax else [],
+                jurisdiction=market.jurisdiction,
+            )
+            for n, x in enumerate(lines, 1)
+        ],
+        total=money(total),
+        currency=currency,
+        destination=market.destination,
+        payment_terms="ON_ACCOUNT" if on_account else "PREPAID",
+        purchase_order_number=f"PO-{order_id}" if on_account else None,
+        discounts=[{"code": "SAVE", "description": None, "amount": Decimal(money(order_discount))}]
+        if order_discount
+        else [],
+        shipping=None
+        if not shipping
+        else {
+            "method": "standard",
+            "amount": Decimal(money(shipping)),
+            "tax_lines": [
+                {
+                    "jurisdiction": market.jurisdiction,
+                    "rate": Decimal("0.19"),
+                    "amount": Decimal(money(shipping_tax)),
+                }
             ]
-            if order_discount
+            if shipping_tax
             else [],
-            shipping=None
-            if not shipping
-            else {
-                "method": "standard",
-                "amount": Decimal(money(shipping)),
-                "tax_lines": [
-                    {
-                        "jurisdiction": market.jurisdiction,
-                        "rate": Decimal("0.19"),
-                        "amount": Decimal(money(shipping_tax)),
-                    }
-                ]
-                if shipping_tax
-                else [],
-            },
-            at=placed_at,
-            event_id=ids(),
-        )
-    ]
-    minute = placed_at + MINUTE_MS
+        },
+        at=placed_at,
+        event_id=ids(),
+    )
+    events: list[InputEvent] = []
 
-    def pay(builder: Callable[..., InputEvent], amount: int, at: int, **kwargs: Any) -> InputEvent:
-        return builder(
-            order_id,
-            money(amount),
-            payment_id=kwargs.pop("payment_id", payment_id),
-            currency=currency,
-            gateway=gateway,
-            at=at,
-            event_id=ids(),
-            **kwargs,
+    def resent(event: InputEvent) -> None:
+        """The fact again under a new event id, as a storefront's or gateway's retried
+        webhook sends it."""
+        events.append(event)
+        if draw(st.integers(0, 7), label="re-sent under a new id") == 0:
+            events.append(replace(event, event_id=ids()))
+
+    resent(placement)
+    payments = _payments(draw, ids, order_id, currency, total if not on_account else 0, placed_at)
+    events += [e for p in payments for e in p.events]
+    captured = sum(p.captured for p in payments)
+
+    def pay_back(amount: int, refund_id: str, at: int) -> None:
+        """The gateway's refund of `amount`, from the payment with most left to refund."""
+        payment = max(payments, key=lambda p: p.captured - p.refunded)
+        amount = min(amount, payment.captured - payment.refunded)
+        if amount <= 0:
+            return
+        payment.refunded += amount
+        resent(
+            b.payment_refunded(
+                order_id,
+                money(amount),
+                refund_id,
+                payment_id=payment.payment_id,
+                currency=currency,
+                gateway=payment.gateway,
+                at=at,
+                event_id=ids(),
+            )
         )
 
-    captured = 0
-    if not on_account:
-        if draw(st.integers(0, 5), label="declined first") == 0:
-            events.append(pay(b.payment_failed, total, minute, payment_id=f"{payment_id}-0"))
-        if draw(st.booleans(), label="authorized"):
-            events.append(pay(b.authorized, total, minute + 1000))
-        how = draw(st.sampled_from(["full", "full", "split", "none"]), label="capture")
-        if how == "full":
-            events.append(pay(b.captured, total, minute + 2000))
-        elif how == "split":
-            first = draw(st.integers(1, max(1, total - 1)), label="first capture")
-            events.append(pay(b.captured, first, minute + 2000))
-            events.append(pay(b.captured, total - first, minute + 3000))
-        captured = 0 if how == "none" else total
     if draw(st.integers(0, 4), label="cancelled") == 0:
         events.append(b.cancelled(order_id, at=placed_at + 5 * MINUTE_MS, event_id=ids()))
         if captured and draw(st.booleans(), label="money back"):
-            events.append(
-                pay(
-                    b.payment_refunded,
-                    captured,
-                    placed_at + 6 * MINUTE_MS,
-                    refund_id=f"RF-{order_id}-C",
-                )
-            )
-        events += _settlement(
-            draw, ids, order_id, (payment_id, currency, gateway), captured, placed_at
-        )
+            pay_back(captured, f"RF-{order_id}-C", placed_at + 6 * MINUTE_MS)
+        for payment in payments:
+            _settlement(draw, ids, order_id, payment, placed_at, resent)
         return events
     # Shipments: some units of each SKU, in one or two fulfilments, from any warehouse.
     ship_all = draw(st.booleans(), label="ship everything")
     shipped = {
-        x.sku: x.quantity if ship_all else draw(st.integers(0, x.quantity), label="shipped")
-        for x in lines
+        sku: n if ship_all else draw(st.integers(0, n), label="shipped")
+        for sku, n in quantity.items()
     }
     at = placed_at + 20 * MINUTE_MS
     for k in range(draw(st.integers(1, 2), label="fulfilments")):
@@ -435,46 +430,49 @@ def _story(
             if part:
                 units[sku] = part
                 shipped[sku] -= part
-        if not units:
-            continue
-        fulfilment = b.fulfilled(
-            order_id,
-            f"F-{order_id}-{k}",
-            draw(st.sampled_from(WAREHOUSES), label="ships from"),
-            units,
-            at=at + k * 5 * MINUTE_MS,
-            event_id=ids(),
-        )
-        events.append(fulfilment)
-        if draw(st.integers(0, 5), label="re-sent webhook") == 0:
-            events.append(replace(fulfilment, event_id=ids()))
+        if units:
+            resent(
+                b.fulfilled(
+                    order_id,
+                    f"F-{order_id}-{k}",
+                    draw(st.sampled_from(WAREHOUSES), label="ships from"),
+                    units,
+                    at=at + k * 5 * MINUTE_MS,
+                    event_id=ids(),
+                )
+            )
     # What left, per SKU: what was shipped (each fulfilment's units sum to it).
     sent = _shipped(events)
-    # Refunds: of units ordered (restocked only as far as shipped), never beyond what was
-    # captured (or, on account, the order's total).
+    # Refunds: of units ordered (restocked only as far as shipped), or of none (a price
+    # adjustment), never beyond what was captured (or, on account, the order's total).
     refundable = total if on_account else captured
-    refunded = {x.sku: 0 for x in lines}
-    restocked = {x.sku: 0 for x in lines}
+    refunded = dict.fromkeys(quantity, 0)
+    restocked = dict.fromkeys(quantity, 0)
     # Sometimes everything back in one refund (tax and shipping included): refunded in full.
     in_full = draw(st.integers(0, 4), label="refunded in full") == 0
     for k in range(1 if in_full else draw(st.integers(0, 2), label="refunds")):
         returned: dict[str, tuple[int, str]] = {}
         restock = draw(st.booleans(), label="restock")
-        for x in lines:
-            left = x.quantity - refunded[x.sku]
+        adjustment = not in_full and not restock and draw(st.integers(0, 5)) == 0
+        for sku, ordered_units in quantity.items():
+            left = ordered_units - refunded[sku]
             if restock:
-                left = min(left, sent.get(x.sku, 0) - restocked[x.sku])
-            n = left if in_full else draw(st.integers(0, left), label="returned")
-            if not n:
-                continue
-            amount = min(n * x.gross, refundable)
-            if not in_full:
-                amount -= draw(st.sampled_from([0, amount // 3]), label="kept back")
+                left = min(left, sent.get(sku, 0) - restocked[sku])
+            if adjustment:
+                n = 0
+                amount = min(unit_gross[sku] // 2, refundable)
+            else:
+                n = left if in_full else draw(st.integers(0, left), label="returned")
+                if not n:
+                    continue
+                amount = min(n * unit_gross[sku], refundable)
+                if not in_full:
+                    amount -= draw(st.sampled_from([0, amount // 3]), label="kept back")
             refundable -= amount
-            refunded[x.sku] += n
+            refunded[sku] += n
             if restock:
-                restocked[x.sku] += n
-            returned[x.sku] = (n, money(amount))
+                restocked[sku] += n
+            returned[sku] = (n, money(amount))
         shipping_back = 0
         if shipping and (in_full or draw(st.booleans(), label="shipping refunded")):
             shipping_back = min(shipping, refundable)
@@ -484,7 +482,7 @@ def _story(
             continue
         refund_id = f"RF-{order_id}-{k}"
         refund_at = placed_at + (40 + 10 * k) * MINUTE_MS
-        events.append(
+        resent(
             b.refunded(
                 order_id,
                 refund_id,
@@ -501,39 +499,100 @@ def _story(
             )
         )
         if not on_account and draw(st.integers(0, 4), label="gateway refund") > 0:
-            events.append(
-                pay(b.payment_refunded, amount, refund_at + MINUTE_MS, refund_id=refund_id)
-            )
-    events += _settlement(draw, ids, order_id, (payment_id, currency, gateway), captured, placed_at)
+            pay_back(amount, refund_id, refund_at + MINUTE_MS)
+    for payment in payments:
+        _settlement(draw, ids, order_id, payment, placed_at, resent)
     return events
+
+
+@dataclass
+class _Payment:
+    payment_id: str
+    gateway: str
+    currency: str
+    captured: int = 0
+    refunded: int = 0
+    events: list[InputEvent] = field(default_factory=list)
+
+
+def _payments(
+    draw: st.DrawFn, ids: _Ids, order_id: str, currency: str, total: int, placed_at: int
+) -> list[_Payment]:
+    """A prepaid order's payments (none on account): maybe a declined attempt and an
+    authorization first, then the total captured at once, in two captures, split over two
+    gateways (split tender), or never."""
+    gateway = draw(st.sampled_from(GATEWAYS), label="gateway")
+    main = _Payment(f"PAY-{order_id}", gateway, currency)
+    if not total:
+        return []
+    at = placed_at + MINUTE_MS
+
+    def event(builder: Callable[..., InputEvent], payment: _Payment, amount: int) -> InputEvent:
+        nonlocal at
+        at += 1000
+        return builder(
+            order_id,
+            money(amount),
+            payment_id=payment.payment_id,
+            currency=currency,
+            gateway=payment.gateway,
+            at=at,
+            event_id=ids(),
+        )
+
+    if draw(st.integers(0, 5), label="declined first") == 0:
+        declined = _Payment(f"{main.payment_id}-0", gateway, currency)
+        main.events.append(event(b.payment_failed, declined, total))
+    if draw(st.booleans(), label="authorized"):
+        main.events.append(event(b.authorized, main, total))
+    how = draw(st.sampled_from(["full", "full", "split", "tender", "none"]), label="capture")
+    parts = [total]
+    if how in ("split", "tender") and total > 1:
+        first = draw(st.integers(1, total - 1), label="first capture")
+        parts = [first, total - first]
+    if how == "none":
+        return [main]
+    if how == "tender" and len(parts) == 2:
+        other = _Payment(
+            f"{main.payment_id}-2",
+            draw(st.sampled_from([g for g in GATEWAYS if g != gateway]), label="second gateway"),
+            currency,
+        )
+        for payment, amount in zip((main, other), parts, strict=True):
+            payment.events.append(event(b.captured, payment, amount))
+            payment.captured += amount
+        return [main, other]
+    for amount in parts:
+        main.events.append(event(b.captured, main, amount))
+        main.captured += amount
+    return [main]
 
 
 def _settlement(
     draw: st.DrawFn,
     ids: _Ids,
     order_id: str,
-    payment: tuple[str, str, str],
-    captured: int,
+    payment: _Payment,
     placed_at: int,
-) -> list[InputEvent]:
+    resent: Callable[[InputEvent], None],
+) -> None:
     """The gateway's payout of what it captured, net of its fee, two hours later."""
-    if not captured or not draw(st.booleans(), label="settled"):
-        return []
-    payment_id, currency, gateway = payment
-    fee = min(captured, captured * 29 // 1000 + 30)
-    return [
+    if not payment.captured or not draw(st.booleans(), label="settled"):
+        return
+    fee = min(payment.captured, payment.captured * 29 // 1000 + 30)
+    resent(
         b.settled(
             order_id,
-            money(captured),
+            money(payment.captured),
             money(fee),
-            payout_id=f"PO-{order_id}",
-            payment_id=payment_id,
-            currency=currency,
-            gateway=gateway,
+            payout_id=f"PO-{payment.payment_id}",
+            payment_id=payment.payment_id,
+            currency=payment.currency,
+            gateway=payment.gateway,
             at=placed_at + 120 * MINUTE_MS,
             event_id=ids(),
         )
-    ]
+    )
 
 
 def _shipped(events: Sequence[InputEvent]) -> dict[str, int]:
