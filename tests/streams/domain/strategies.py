@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -77,6 +78,10 @@ class CommerceStream:
             for e in self.deliveries
         ]
         return "CommerceStream(\n" + "\n".join(lines) + f"\n  unit costs {dict(self.unit_costs)})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Hypothesis prints a counterexample with this."""
+        printer.text(repr(self))
 
     @property
     def events(self) -> list[InputEvent]:
