@@ -20,6 +20,11 @@ Reservations
     An order's claim on this SKU records per line what is reserved at which warehouse and
     what is backordered. Reserve, release, ship and restock requests are idempotent: a claim
     is made once, and shipments and restocks are remembered by reference.
+
+    The order hears back (an `AllocationUpdate`) only when a claim is or was backordered,
+    which is all the order's rules use a reservation for (its backorder alert); a line
+    reserved in full needs no answer, which saves a message and an order update per line.
+    A duplicate request always answers, since it may be a redelivery whose answer was lost.
 """
 
 from __future__ import annotations
@@ -115,6 +120,10 @@ class Claim:
     updated_ms: int = 0
 
     @property
+    def backordered(self) -> bool:
+        return any(line.backordered for line in self.lines.values())
+
+    @property
     def closed(self) -> bool:
         return self.released or all(line.shipped >= line.quantity for line in self.lines.values())
 
@@ -186,6 +195,7 @@ class SkuStock:
         self, request: StockRequest, rules: RoutingRules, policy: Policy, now_ms: int
     ) -> StockEffect:
         claim = self.claims.get(request.order_id)
+        had_backorder = claim is not None and claim.backordered
         if request.kind is RequestKind.RESERVE:
             if claim is not None:
                 return StockEffect(Verdict.DUPLICATE, [self._update(request.order_id, claim)])
@@ -213,9 +223,10 @@ class SkuStock:
                 self.at(request.warehouse).move(request.at_ms, delta, policy.snapshot_window_ms)
         claim.version += 1
         claim.updated_ms = now_ms
-        update = self._update(request.order_id, claim)
         self._prune(now_ms, policy.dedup_ttl_ms)
-        return StockEffect(Verdict.APPLIED, [update])
+        if not (had_backorder or claim.backordered):
+            return StockEffect(Verdict.APPLIED)
+        return StockEffect(Verdict.APPLIED, [self._update(request.order_id, claim)])
 
     def _reserve(
         self,

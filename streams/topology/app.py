@@ -110,7 +110,7 @@ def create_topology(
     policy = policy_of(settings)
     accounting = EventAccounting()
     tables = Tables.create(app, catalog)
-    dead_letters = DeadLetters(app, catalog, AGENT_SOURCES)
+    dead_letters = DeadLetters(catalog)
     intake = Intake(catalog, codec, accounting, dead_letters)
     context = AgentContext(
         app=app,
@@ -120,7 +120,7 @@ def create_topology(
         intake=intake,
         dead_letters=dead_letters,
         accounting=accounting,
-        outputs=Outputs(app, catalog, codec, settings.erp_target),
+        outputs=Outputs(catalog, codec, settings.erp_target),
         rules=rules,
         policy=policy,
         commands=command_policy_of(settings),
