@@ -93,8 +93,8 @@ def create_topology(
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_seconds,
-        # A few milliseconds of linger batch the many small outputs into fewer requests.
-        producer_linger=0.005,
+        # No linger: a batch hands all its records to the producer at once, and waits for them.
+        producer_linger=0.0,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         # False where an operator owns the topics: Faust then declares none, changelogs included.
         topic_allow_declare=settings.create_topics,
