@@ -108,3 +108,8 @@ class LogicalTopic(click.ParamType):
         else:
             problem = self.refusal.format(topic=value)
         self.fail(f"{problem}; it takes {', '.join(self.allowed)}", param, ctx)
+
+
+def counted(number: int, noun: str) -> str:
+    """`1 record`, `3 records`: for what the verbs print."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from streams.cli.app import LogicalTopic, connect, main
+from streams.cli.app import LogicalTopic, connect, counted, main
 from streams.contracts.topics import ERP_COMMANDS, INPUTS, TopicCatalog, dead_letter_of
 from streams.ops.dlq import StoredDeadLetter, choose, read_dead_letters
 from streams.ops.records import PartitionReader, RecordsError, Sender
@@ -66,7 +66,7 @@ def list_dead_letters(ctx: click.Context, topic: str, reason: str | None) -> Non
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
     for row in rows:
         click.echo("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]))
-    click.echo(f"{len(letters)} dead letters in {physical}")
+    click.echo(f"{counted(len(letters), 'dead letter')} in {physical}")
 
 
 @dlq.command("replay")
@@ -132,14 +132,16 @@ def replay_dead_letters(
             sender.send(original)
             click.echo(f"re-sent {line}")
     if sender is None:
-        click.echo(f"dry run: {len(outgoing)} dead letters would go back to {source}; nothing sent")
+        click.echo(
+            f"dry run: {counted(len(outgoing), 'dead letter')} would go back to {source}; nothing sent"
+        )
         return
     failures = sender.finish()
     for failure in failures:
         click.echo(failure, err=True)
     if failures:
         raise click.ClickException(f"{len(failures)} dead letters were not confirmed by {source}")
-    click.echo(f"sent {len(outgoing)} dead letters from {physical} back to {source}")
+    click.echo(f"sent {counted(len(outgoing), 'dead letter')} from {physical} back to {source}")
 
 
 def _read(settings: Settings, topic: str) -> tuple[str, list[StoredDeadLetter], list[int]]:

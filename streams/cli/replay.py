@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from streams.cli.app import IsoTime, LogicalTopic, connect, main
+from streams.cli.app import IsoTime, LogicalTopic, connect, counted, main
 from streams.contracts.topics import INPUTS, TopicCatalog
 from streams.ops.records import PartitionReader, Record, RecordsError, Sender
 from streams.ops.replay import Selection, Span, forgotten, selected, spans
@@ -115,10 +115,12 @@ def replay(
         )
     total = sum(counts.values())
     if dry_run:
-        click.echo(f"dry run: {total} records would be re-sent to {physical}; nothing sent")
+        click.echo(
+            f"dry run: {counted(total, 'record')} would be re-sent to {physical}; nothing sent"
+        )
     else:
         click.echo(
-            f"re-sent {total} records to {physical}; the topology counts those it applied "
+            f"re-sent {counted(total, 'record')} to {physical}; the topology counts those it applied "
             "already as duplicates"
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streams.cli.app import connect, main
+from streams.cli.app import connect, counted, main
 from streams.contracts.changelogs import ORDERS_TABLE, changelog_topic
 from streams.contracts.topics import ERP_PENDING, ORDERS, TopicCatalog
 from streams.domain.commands import Command
@@ -83,7 +83,7 @@ def resync(ctx: click.Context, order_ids: tuple[str, ...], dry_run: bool) -> Non
             )
             continue
         click.echo(
-            f"order {order.order_id} ({status}): {verb} {len(commands)} commands to {pending}"
+            f"order {order.order_id} ({status}): {verb} {counted(len(commands), 'command')} to {pending}"
         )
         width = max(len(c.command_id) for c in commands)
         for command in commands:
@@ -94,7 +94,7 @@ def resync(ctx: click.Context, order_ids: tuple[str, ...], dry_run: bool) -> Non
                 sender.send(Outgoing(pending, None, key, command.encode(), (), command.command_id))
     total = sum(len(commands) for _, commands in plans)
     if sender is None:
-        click.echo(f"dry run: {total} commands would be re-sent; nothing sent")
+        click.echo(f"dry run: {counted(total, 'command')} would be re-sent; nothing sent")
         return
     failures = sender.finish()
     for failure in failures:
@@ -102,7 +102,7 @@ def resync(ctx: click.Context, order_ids: tuple[str, ...], dry_run: bool) -> Non
     if failures:
         raise click.ClickException(f"{len(failures)} commands were not confirmed by {pending}")
     click.echo(
-        f"re-sent {total} commands for {len(plans)} orders; the ERP connector creates only "
+        f"re-sent {counted(total, 'command')} in all; the ERP connector creates only "
         "the documents the ERP does not have"
     )
 
