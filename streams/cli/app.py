@@ -10,6 +10,7 @@ import click
 from streams.contracts.jsonlines import JsonLineError, parse_timestamp
 from streams.contracts.topics import spec
 from streams.ops.kafka_security import CHECK_TIMEOUT_SECONDS, KafkaAccessError, check_connection
+from streams.ops.records import Sender
 from streams.ops.settings import InvalidSettings, Settings, load_settings
 
 
@@ -113,3 +114,13 @@ class LogicalTopic(click.ParamType):
 def counted(number: int, noun: str) -> str:
     """`1 record`, `3 records`: for what the verbs print."""
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def confirm(sender: Sender, noun: str, topic: str) -> None:
+    """Wait until the broker confirmed every record sent; each one it did not goes to stderr,
+    then an error."""
+    failures = sender.finish()
+    for failure in failures:
+        click.echo(failure, err=True)
+    if failures:
+        raise click.ClickException(f"{counted(len(failures), noun)} not confirmed by {topic}")

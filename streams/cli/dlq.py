@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from streams.cli.app import LogicalTopic, connect, counted, main
+from streams.cli.app import LogicalTopic, confirm, connect, counted, main
 from streams.contracts.topics import ERP_COMMANDS, INPUTS, TopicCatalog, dead_letter_of
 from streams.ops.dlq import StoredDeadLetter, choose, read_dead_letters
 from streams.ops.records import PartitionReader, RecordsError, Sender
@@ -136,11 +136,7 @@ def replay_dead_letters(
             f"dry run: {counted(len(outgoing), 'dead letter')} would go back to {source}; nothing sent"
         )
         return
-    failures = sender.finish()
-    for failure in failures:
-        click.echo(failure, err=True)
-    if failures:
-        raise click.ClickException(f"{len(failures)} dead letters were not confirmed by {source}")
+    confirm(sender, "dead letter", source)
     click.echo(f"sent {counted(len(outgoing), 'dead letter')} from {physical} back to {source}")
 
 

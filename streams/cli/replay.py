@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from streams.cli.app import IsoTime, LogicalTopic, connect, counted, main
+from streams.cli.app import IsoTime, LogicalTopic, confirm, connect, counted, main
 from streams.contracts.topics import INPUTS, TopicCatalog
 from streams.ops.records import PartitionReader, Record, RecordsError, Sender
 from streams.ops.replay import Selection, Span, forgotten, selected, spans
@@ -86,11 +86,16 @@ def replay(
     selection = Selection(since, until, partition, from_offset, to_offset, keys)
     # Producers partition by murmur2 (the topology dead-letters records that are not), so a
     # key's records are on one partition.
-    key_partitions = {partition_for(key.encode(), catalog.partitions(topic)) for key in keys}
+    key_partitions = {key: partition_for(key.encode(), catalog.partitions(topic)) for key in keys}
+    for key, belongs in key_partitions.items():
+        if partition is not None and belongs != partition:
+            raise click.UsageError(
+                f"key {key} belongs on partition {belongs} of {physical} (murmur2), not {partition}"
+            )
     remembered_since = datetime.now(UTC) - timedelta(hours=settings.dedup_ttl_hours)
     try:
         with PartitionReader(settings.confluent_config()) as reader:
-            chosen = spans(reader, physical, selection, key_partitions)
+            chosen = spans(reader, physical, selection, set(key_partitions.values()))
             old = forgotten(reader, physical, chosen, remembered_since)
             if old:
                 raise RecordsError(
@@ -131,7 +136,7 @@ def _with_every_key(
     found = {record.key for record in records}
     missing = [key for key in keys if key.encode() not in found]
     if missing:
-        where = "; ".join(map(str, chosen)) or "no partition"
+        where = "; ".join(f"partition {s.partition}: {s.offsets}" for s in chosen) or "none"
         raise RecordsError(
             f"{topic}: no record with key {', '.join(missing)} in the range read ({where})"
         )
@@ -151,9 +156,5 @@ def _resend(
         else:
             sender.send(record.resend(f"partition {record.partition} offset {record.offset}"))
     if sender is not None:
-        failures = sender.finish()
-        for failure in failures:
-            click.echo(failure, err=True)
-        if failures:
-            raise RecordsError(f"{len(failures)} records were not confirmed by {topic}")
+        confirm(sender, "record", topic)
     return counts

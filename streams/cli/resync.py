@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streams.cli.app import connect, counted, main
+from streams.cli.app import confirm, connect, counted, main
 from streams.contracts.changelogs import ORDERS_TABLE, changelog_topic
 from streams.contracts.topics import ERP_PENDING, ORDERS, TopicCatalog
 from streams.domain.commands import Command
@@ -96,11 +96,7 @@ def resync(ctx: click.Context, order_ids: tuple[str, ...], dry_run: bool) -> Non
     if sender is None:
         click.echo(f"dry run: {counted(total, 'command')} would be re-sent; nothing sent")
         return
-    failures = sender.finish()
-    for failure in failures:
-        click.echo(failure, err=True)
-    if failures:
-        raise click.ClickException(f"{len(failures)} commands were not confirmed by {pending}")
+    confirm(sender, "command", pending)
     click.echo(
         f"re-sent {counted(total, 'command')} in all; the ERP connector creates only "
         "the documents the ERP does not have"

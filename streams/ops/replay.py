@@ -32,7 +32,7 @@ class Span:
 
     @property
     def offsets(self) -> str:
-        return f"offsets {self.start}..{self.end - 1}" if self.end > self.start else "no offsets"
+        return f"offsets {self.start}..{self.end - 1}" if self.end > self.start else "no records"
 
     def __str__(self) -> str:
         return f"partition {self.partition} {self.offsets}"

@@ -199,6 +199,12 @@ def test_replay_refuses_a_key_partition_or_offset_that_does_not_exist_sending_no
             f"Error: {physical} partition {partition} holds offsets 0..{held - 1}; "
             f"offset {held} does not exist",
         ),
+        (
+            ["--partition", str((partition + 1) % 3), "--key", SHIPPED],
+            2,
+            f"Error: key {SHIPPED} belongs on partition {partition} of {physical} (murmur2), "
+            f"not {(partition + 1) % 3}",
+        ),
         (["--to-offset", "1"], 2, "Error: --from-offset and --to-offset need --partition"),
         (
             ["--from", "2026-11-26T10:00:00Z", "--partition", "0", "--from-offset", "0"],
