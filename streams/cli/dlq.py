@@ -56,7 +56,7 @@ def list_dead_letters(ctx: click.Context, topic: str, reason: str | None) -> Non
     """
     physical, letters, _ = _read(connect(ctx), topic)
     try:
-        letters = choose(letters, physical, (), reason=reason) if reason else letters
+        letters = choose(letters, physical, reason=reason)
     except RecordsError as error:
         raise click.ClickException(str(error)) from None
     if not letters:
@@ -65,7 +65,9 @@ def list_dead_letters(ctx: click.Context, topic: str, reason: str | None) -> Non
     rows = [_COLUMNS, *(_row(letter) for letter in letters)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
     for row in rows:
-        click.echo("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]))
+        click.echo(
+            "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
+        )
     click.echo(f"{counted(len(letters), 'dead letter')} in {physical}")
 
 
@@ -112,7 +114,7 @@ def replay_dead_letters(
     physical, letters, partitions = _read(settings, topic)
     source = TopicCatalog.from_settings(settings).physical(topic)
     try:
-        chosen = choose(letters, physical, partitions, offsets=offsets, reason=reason)
+        chosen = choose(letters, physical, offsets=offsets, partitions=partitions, reason=reason)
         outgoing = [(letter, letter.original(source)) for letter in chosen]
     except RecordsError as error:
         raise click.ClickException(str(error)) from None

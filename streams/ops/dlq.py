@@ -71,13 +71,13 @@ def read_dead_letters(reader: PartitionReader, topic: str) -> list[StoredDeadLet
 def choose(
     letters: list[StoredDeadLetter],
     topic: str,
-    partitions: Collection[int],
     *,
     offsets: Collection[tuple[int, int]] = (),
+    partitions: Collection[int] = (),
     reason: str | None = None,
 ) -> list[StoredDeadLetter]:
-    """The dead letters at `offsets` (each must exist), or those with `reason` (at least
-    one), or all of them when neither is given."""
+    """The dead letters at `offsets` (each must exist among `topic`'s `partitions`), or
+    those with `reason` (at least one), or all of them when neither is given."""
     if offsets:
         at = {(d.record.partition, d.record.offset): d for d in letters}
         for partition, offset in offsets:
