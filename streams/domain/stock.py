@@ -27,7 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+
+import msgspec
 
 from streams.domain.events import InputEvent, Rejection, check_currency, to_ms
 from streams.domain.messages import (
@@ -48,12 +49,17 @@ class Verdict(Enum):
     DUPLICATE = "duplicate"
 
 
-@dataclass(slots=True)
-class WarehouseStock:
+class _Stored(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A SKU's state is stored field by position (streams.domain.statecodec), for claims are
+    many and keys would double their size: a new field goes last, with a default, and no
+    field is ever moved or retyped without a new state format."""
+
+
+class WarehouseStock(_Stored):
     on_hand: int = 0
     reserved: int = 0
     snapshot_as_of: int | None = None
-    movements: list[tuple[int, int]] = field(default_factory=list)
+    movements: list[tuple[int, int]] = msgspec.field(default_factory=list)
     """(at_ms, delta) of movements after the latest snapshot, within the snapshot window."""
     horizon_ms: int | None = None
     """Movements at or before this time were folded in for good."""
@@ -96,20 +102,18 @@ class WarehouseStock:
         self.snapshot_as_of = as_of
 
 
-@dataclass(slots=True)
-class ClaimLine:
+class ClaimLine(_Stored):
     quantity: int
-    reserved: dict[str, int] = field(default_factory=dict)
+    reserved: dict[str, int] = msgspec.field(default_factory=dict)
     backordered: int = 0
     shipped: int = 0
 
 
-@dataclass(slots=True)
-class Claim:
+class Claim(_Stored):
     """One order's reservations of this SKU."""
 
-    lines: dict[str, ClaimLine] = field(default_factory=dict)
-    refs: set[str] = field(default_factory=set)
+    lines: dict[str, ClaimLine] = msgspec.field(default_factory=dict)
+    refs: set[str] = msgspec.field(default_factory=set)
     released: bool = False
     version: int = 0
     updated_ms: int = 0
@@ -134,12 +138,11 @@ class StockEffect:
     updates: list[AllocationUpdate] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class SkuStock:
+class SkuStock(_Stored):
     sku: str
-    warehouses: dict[str, WarehouseStock] = field(default_factory=dict)
-    claims: dict[str, Claim] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
+    warehouses: dict[str, WarehouseStock] = msgspec.field(default_factory=dict)
+    claims: dict[str, Claim] = msgspec.field(default_factory=dict)
+    seen: dict[str, int] = msgspec.field(default_factory=dict)
     pruned_ms: int = 0
 
     def at(self, warehouse: str) -> WarehouseStock:
@@ -282,72 +285,6 @@ class SkuStock:
         done = [o for o, c in self.claims.items() if c.closed and c.updated_ms < cutoff]
         for order_id in done:
             del self.claims[order_id]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "sku": self.sku,
-            "warehouses": {
-                w: {
-                    "on_hand": s.on_hand,
-                    "reserved": s.reserved,
-                    "snapshot_as_of": s.snapshot_as_of,
-                    "movements": s.movements,
-                    "horizon_ms": s.horizon_ms,
-                    "unit_cost": None if s.unit_cost is None else str(s.unit_cost),
-                    "cost_currency": s.cost_currency,
-                    "drift": s.drift,
-                }
-                for w, s in self.warehouses.items()
-            },
-            "claims": {
-                o: {
-                    "lines": {
-                        i: [line.quantity, line.reserved, line.backordered, line.shipped]
-                        for i, line in c.lines.items()
-                    },
-                    "refs": sorted(c.refs),
-                    "released": c.released,
-                    "version": c.version,
-                    "updated_ms": c.updated_ms,
-                }
-                for o, c in self.claims.items()
-            },
-            "seen": self.seen,
-            "pruned_ms": self.pruned_ms,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SkuStock:
-        return cls(
-            sku=data["sku"],
-            warehouses={
-                w: WarehouseStock(
-                    on_hand=s["on_hand"],
-                    reserved=s["reserved"],
-                    snapshot_as_of=s["snapshot_as_of"],
-                    movements=[(t, d) for t, d in s["movements"]],
-                    horizon_ms=s["horizon_ms"],
-                    unit_cost=None if s["unit_cost"] is None else Decimal(s["unit_cost"]),
-                    cost_currency=s["cost_currency"],
-                    drift=s.get("drift"),  # absent from state written before drift was kept
-                )
-                for w, s in data["warehouses"].items()
-            },
-            claims={
-                o: Claim(
-                    lines={
-                        i: ClaimLine(q, dict(r), b, s) for i, (q, r, b, s) in c["lines"].items()
-                    },
-                    refs=set(c["refs"]),
-                    released=c["released"],
-                    version=c["version"],
-                    updated_ms=c["updated_ms"],
-                )
-                for o, c in data["claims"].items()
-            },
-            seen=dict(data["seen"]),
-            pruned_ms=data["pruned_ms"],
-        )
 
 
 def _known_warehouse(warehouse: str, rules: RoutingRules) -> str:

@@ -22,9 +22,9 @@ from streams.contracts.changelogs import (
     STOCK_TABLE,
 )
 from streams.contracts.topics import ERP_RESULTS, INVENTORY, ORDERS, TopicCatalog
-from streams.domain import statejson
+from streams.domain import statecodec
 from streams.domain.alerts import Alert, AlertBook, Finding
-from streams.domain.orders import Order, order_from_json, order_to_json
+from streams.domain.orders import Order
 from streams.domain.stock import SkuStock
 
 
@@ -40,7 +40,7 @@ class Tables:
     @classmethod
     def create(cls, app: faust.App, catalog: TopicCatalog) -> Tables:
         def table(name: str, source: str) -> TableT[bytes, bytes]:
-            # bytes types make Faust store raw bytes; state is encoded by streams.domain.statejson.
+            # bytes types make Faust store raw bytes; state is encoded by streams.domain.statecodec.
             return app.Table(
                 name, partitions=catalog.partitions(source), key_type=bytes, value_type=bytes
             )
@@ -56,12 +56,12 @@ class Tables:
 
     def order(self, order_id: str) -> Order:
         data = self.orders.get(order_id.encode())
-        return Order(order_id) if data is None else order_from_json(statejson.loads(data))
+        return Order(order_id) if data is None else statecodec.decode_order(data)
 
     def save_order(self, order: Order, deadline_ms: int | None) -> None:
         """The order, and when its timer must next tick it (None: never by time alone)."""
         key = order.order_id.encode()
-        self.orders[key] = statejson.dumps(order_to_json(order))
+        self.orders[key] = statecodec.encode_order(order)
         if deadline_ms is not None:
             self.deadlines[key] = str(deadline_ms).encode()
         elif key in self.deadlines:
@@ -69,10 +69,10 @@ class Tables:
 
     def sku(self, sku: str) -> SkuStock:
         data = self.stock.get(sku.encode())
-        return SkuStock(sku) if data is None else SkuStock.from_json(statejson.loads(data))
+        return SkuStock(sku) if data is None else statecodec.decode_sku(data)
 
     def save_sku(self, stock: SkuStock) -> None:
-        self.stock[stock.sku.encode()] = statejson.dumps(stock.to_json())
+        self.stock[stock.sku.encode()] = statecodec.encode_sku(stock)
 
     @staticmethod
     def reconcile_alerts(
@@ -87,12 +87,8 @@ class Tables:
         """The alerts the findings open or resolve (the book saved if any), and on a replay
         every alert's current state too, for receivers that may have lost it."""
         data = table.get(key.encode())
-        book = (
-            AlertBook(entity_type, key)
-            if data is None
-            else AlertBook.from_json(statejson.loads(data))
-        )
+        book = AlertBook(entity_type, key) if data is None else statecodec.decode_alerts(data)
         changes = book.reconcile(findings, now_ms)
         if changes:
-            table[key.encode()] = statejson.dumps(book.to_json())
+            table[key.encode()] = statecodec.encode_alerts(book)
         return changes + book.current() if replay else changes

@@ -29,12 +29,12 @@ from streams.contracts.topics import (
     dead_letter_of,
     spec,
 )
-from streams.domain import statejson
+from streams.domain import statecodec, statejson
 from streams.domain.commands import Command
 from streams.domain.events import InputEvent
 from streams.domain.finance import FinanceMapping, entry_command
 from streams.domain.model import ReferenceModel
-from streams.domain.orders import Order, order_from_json
+from streams.domain.orders import Order
 from streams.domain.routing import RoutingRules
 from streams.domain.stock import SkuStock
 from streams.ops.settings import Settings
@@ -168,14 +168,14 @@ class TopologyState:
     @classmethod
     def read(cls, settings: Settings, catalog: TopicCatalog, codec: Codec) -> TopologyState:
         orders = {
-            key.decode(): order_from_json(statejson.loads(value))
+            key.decode(): statecodec.decode_order(value)
             for key, value in latest_by_key(
                 read_all(settings, changelog_topic(settings.app_id, ORDERS_TABLE))
             ).items()
             if value is not None
         }
         stock = {
-            key.decode(): SkuStock.from_json(statejson.loads(value))
+            key.decode(): statecodec.decode_sku(value)
             for key, value in latest_by_key(
                 read_all(settings, changelog_topic(settings.app_id, STOCK_TABLE))
             ).items()
