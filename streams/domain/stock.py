@@ -19,7 +19,9 @@ On hand and the ERP
 Reservations
     An order's claim on this SKU records per line what is reserved at which warehouse and
     what is backordered. Reserve, release, ship and restock requests are idempotent: a claim
-    is made once, and shipments and restocks are remembered by reference.
+    is made once, and shipments and restocks are remembered by reference. A closed claim
+    (released, or every unit shipped) drops its lines and is kept, that small, for the
+    de-duplication TTL.
 """
 
 from __future__ import annotations
@@ -117,10 +119,20 @@ class Claim(_Stored):
     released: bool = False
     version: int = 0
     updated_ms: int = 0
+    settled: tuple[str, ...] = ()
+    """The ids of the lines a closed claim no longer keeps (see `settle`)."""
 
     @property
     def closed(self) -> bool:
         return self.released or all(line.shipped >= line.quantity for line in self.lines.values())
+
+    def settle(self) -> None:
+        """Drop a closed claim's lines, keeping what a redelivered request needs until the
+        de-duplication TTL: refs, released, version, and the line ids its allocation update
+        names. Closed stays closed, and a closed line holds no reservation or backorder
+        (released, or every unit shipped took one of them), so the update is unchanged."""
+        self.settled += tuple(self.lines)
+        self.lines = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +226,8 @@ class SkuStock(_Stored):
                 else:
                     delta = request.quantity
                 self.at(request.warehouse).move(request.at_ms, delta, policy.snapshot_window_ms)
+        if claim.closed:
+            claim.settle()
         claim.version += 1
         claim.updated_ms = now_ms
         update = self._update(request.order_id, claim)
@@ -265,15 +279,12 @@ class SkuStock(_Stored):
             line.backordered -= min(line.backordered, take)
 
     def _update(self, order_id: str, claim: Claim) -> AllocationUpdate:
-        return AllocationUpdate(
-            order_id=order_id,
-            sku=self.sku,
-            version=claim.version,
-            lines={
-                line_id: LineReservation(dict(line.reserved), line.backordered)
-                for line_id, line in claim.lines.items()
-            },
-        )
+        lines = {
+            line_id: LineReservation(dict(line.reserved), line.backordered)
+            for line_id, line in claim.lines.items()
+        }
+        lines.update((line_id, LineReservation()) for line_id in claim.settled)
+        return AllocationUpdate(order_id=order_id, sku=self.sku, version=claim.version, lines=lines)
 
     def _prune(self, now_ms: int, ttl_ms: int) -> None:
         """Forget event ids, and closed claims, older than the de-duplication TTL."""
@@ -282,9 +293,12 @@ class SkuStock(_Stored):
         self.pruned_ms = now_ms
         prune_seen(self.seen, now_ms, ttl_ms)
         cutoff = now_ms - ttl_ms
-        done = [o for o, c in self.claims.items() if c.closed and c.updated_ms < cutoff]
-        for order_id in done:
-            del self.claims[order_id]
+        for order_id, claim in list(self.claims.items()):
+            if claim.closed and claim.updated_ms < cutoff:
+                del self.claims[order_id]
+            elif claim.closed:
+                # Closed before claims were settled on closing (state of an older release).
+                claim.settle()
 
 
 def _known_warehouse(warehouse: str, rules: RoutingRules) -> str:

@@ -366,6 +366,7 @@ skus = st.builds(
             released=st.booleans(),
             version=counts,
             updated_ms=times,
+            settled=st.lists(ids, max_size=2).map(tuple),
         ),
         max_size=4,
     ),

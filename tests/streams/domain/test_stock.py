@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.domain import messages, statecodec, statejson
 from streams.domain.events import Rejection
 from streams.domain.messages import AllocationUpdate, LineReservation, Tick
 from streams.domain.policy import HOUR_MS, PRUNE_EVERY_MS, Policy
-from streams.domain.stock import Availability, SkuStock, Verdict
+from streams.domain.stock import Availability, Claim, SkuStock, Verdict
 from tests.streams.domain.builders import (
     CALIFORNIA,
     EAST,
@@ -437,6 +441,114 @@ def test_closed_claims_are_pruned_after_the_ttl_and_open_ones_kept() -> None:
     )
     assert set(stock.claims) == {"O-open", "O-x", "O-y"}
     assert reserved(stock, EAST) == 2 + 1 + 1
+
+
+# --- closed claims ----------------------------------------------------------------------------
+
+
+def test_a_shipped_claim_keeps_only_what_de_duplication_needs() -> None:
+    stock = stocked(SKU, {EAST: 10})
+    reservation = reserve("O-1", SKU, [("L1", 2), ("L2", 1)], NEW_YORK)
+    stock_request(stock, reservation)
+    shipment = ship("O-1", SKU, "FUL-1", EAST, 3, at=T0 + 1)
+    shipped = stock_request(stock, shipment)
+    claim = stock.claims["O-1"]
+    assert (claim.lines, claim.settled, claim.refs, claim.closed) == (
+        {},
+        ("L1", "L2"),
+        {"FUL-1"},
+        True,
+    )
+    empty = {"L1": LineReservation(), "L2": LineReservation()}
+    assert shipped.updates == [AllocationUpdate("O-1", SKU, 2, empty)]
+    # Redelivered requests are still duplicates, answered with the same update.
+    for again in (shipment, reservation):
+        effect = stock_request(stock, again, now=T0 + 5)
+        assert (effect.verdict, effect.updates) == (Verdict.DUPLICATE, shipped.updates)
+    assert (on_hand(stock, EAST), reserved(stock, EAST)) == (7, 0)
+    # What may still come applies as before: a restock once, and a release when the order
+    # is cancelled for the SKUs it has not shipped.
+    assert stock_request(stock, restock("O-1", SKU, "RF-1", EAST, 1, at=T0 + 2)).updates == [
+        AllocationUpdate("O-1", SKU, 3, empty)
+    ]
+    assert on_hand(stock, EAST) == 8
+    released = stock_request(stock, release("O-1", SKU, at=T0 + 3))
+    assert released.updates == [AllocationUpdate("O-1", SKU, 4, empty)]
+    assert stock.claims["O-1"].settled == ("L1", "L2")
+
+
+def test_a_released_claim_keeps_only_what_de_duplication_needs() -> None:
+    stock = stocked(SKU, {EAST: 10})
+    stock_request(stock, reserve("O-1", SKU, [("L1", 2)], NEW_YORK))
+    released = stock_request(stock, release("O-1", SKU, at=T0 + 1))
+    claim = stock.claims["O-1"]
+    assert (claim.lines, claim.settled, claim.released) == ({}, ("L1",), True)
+    again = stock_request(stock, release("O-1", SKU, at=T0 + 1))
+    assert (again.verdict, again.updates) == (Verdict.DUPLICATE, released.updates)
+    # Goods of the cancelled order that had shipped come back.
+    stock_request(stock, restock("O-1", SKU, "RF-1", EAST, 2, at=T0 + 2))
+    assert on_hand(stock, EAST) == 12
+
+
+def test_an_open_claim_keeps_its_lines() -> None:
+    stock = stocked(SKU, {EAST: 10})
+    stock_request(stock, reserve("O-1", SKU, [("L1", 2)], NEW_YORK))
+    stock_request(stock, ship("O-1", SKU, "FUL-1", EAST, 1, at=T0 + 1))
+    claim = stock.claims["O-1"]
+    assert (list(claim.lines), claim.settled) == (["L1"], ())
+
+
+def test_a_closed_claim_of_an_older_release_is_settled_at_the_next_pruning() -> None:
+    stock = stocked(SKU, {EAST: 10})
+    stock_request(stock, reserve("O-1", SKU, [("L1", 2)], NEW_YORK))
+    with mock.patch.object(Claim, "settle", lambda self: None):
+        stock_request(stock, release("O-1", SKU, at=T0 + 1))
+    assert list(stock.claims["O-1"].lines) == ["L1"]
+    stock_event(stock, adjusted(SKU, EAST, 1, at=T0 + PRUNE_EVERY_MS))
+    assert (stock.claims["O-1"].lines, stock.claims["O-1"].settled) == ({}, ("L1",))
+
+
+_ORDERS = {"O-1": (("L1", 2), ("L2", 3)), "O-2": (("L1", 4),), "O-3": (("L1", 1), ("L2", 1))}
+_requests = st.one_of(
+    st.builds(lambda o: ("reserve", o), st.sampled_from(sorted(_ORDERS))),
+    st.builds(lambda o: ("release", o), st.sampled_from(sorted(_ORDERS))),
+    st.tuples(
+        st.sampled_from(["ship", "restock"]),
+        st.sampled_from(sorted(_ORDERS)),
+        st.sampled_from(["A", "B", "C"]),
+        st.sampled_from([EAST, WEST]),
+        st.integers(min_value=1, max_value=4),
+    ),
+)
+
+
+@settings(max_examples=150)
+@given(st.lists(st.tuples(_requests, st.integers(min_value=0, max_value=HOUR_MS)), max_size=25))
+def test_settling_closed_claims_changes_no_answer_and_no_figure(
+    steps: list[tuple[tuple[Any, ...], int]],
+) -> None:
+    policy = Policy(dedup_ttl_ms=2 * HOUR_MS)
+    settled, whole = stocked(SKU, {EAST: 5, WEST: 3}), stocked(SKU, {EAST: 5, WEST: 3})
+    now = T0
+    for (kind, order_id, *rest), wait in steps:
+        now += wait
+        if kind == "reserve":
+            request = reserve(order_id, SKU, _ORDERS[order_id], NEW_YORK, at=now)
+        elif kind == "release":
+            request = release(order_id, SKU, at=now)
+        else:
+            ref, warehouse, quantity = rest
+            make = ship if kind == "ship" else restock
+            request = make(order_id, SKU, f"{kind}-{ref}", warehouse, quantity, at=now)
+        effect = stock_request(settled, request, policy=policy)
+        with mock.patch.object(Claim, "settle", lambda self: None):
+            expected = stock_request(whole, request, policy=policy)
+        assert (effect.verdict, effect.updates) == (expected.verdict, expected.updates)
+        assert settled.availability() == whole.availability()
+        assert settled.warehouses == whole.warehouses
+        assert {
+            o: (c.refs, c.released, c.version, c.closed) for o, c in settled.claims.items()
+        } == {o: (c.refs, c.released, c.version, c.closed) for o, c in whole.claims.items()}
 
 
 # --- availability -----------------------------------------------------------------------------

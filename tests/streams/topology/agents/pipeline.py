@@ -252,7 +252,8 @@ def order_projection(order: Order) -> dict[str, Any]:
 
 
 def stock_projection(stock: SkuStock) -> dict[str, Any]:
-    """On hand per warehouse, and each open claim's demand (reserved + backordered)."""
+    """On hand per warehouse, and each open claim's demand (reserved + backordered); a closed
+    claim keeps no lines."""
     return {
         "on_hand": {
             w: s.on_hand for w, s in sorted(stock.warehouses.items()) if s.on_hand or s.reserved
