@@ -1,5 +1,6 @@
-"""State as the release before the state codec stored it (tests/fixtures/state), and how
-the tests read it."""
+"""Stored state the current release must read (tests/fixtures/state): as the release before
+the state codec wrote it (format 0), and as format 1 was first written. Run as
+`python -m tests.streams.domain.stored` to write format-1.jsonl, which is done once only."""
 
 from __future__ import annotations
 
@@ -8,9 +9,23 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from streams.domain import statecodec
 from streams.ops.settings import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "state"
+FORMAT_1 = FIXTURES / "format-1.jsonl"
+DECODERS: dict[str, Callable[[bytes], Any]] = {
+    "orders": statecodec.decode_order,
+    "stock": statecodec.decode_sku,
+    "order-alerts": statecodec.decode_alerts,
+    "stock-alerts": statecodec.decode_alerts,
+}
+ENCODERS: dict[str, Callable[[Any], bytes]] = {
+    "orders": statecodec.encode_order,
+    "stock": statecodec.encode_sku,
+    "order-alerts": statecodec.encode_alerts,
+    "stock-alerts": statecodec.encode_alerts,
+}
 
 
 def _load_describe() -> Callable[[Any], Any]:
@@ -52,3 +67,21 @@ def _with_added_fields(described: Any) -> Any:
         if f"@{name}" in out:
             out[f"@{name}"] = {**out[f"@{name}"], **added}
     return out
+
+
+def format_1() -> list[tuple[str, int, bytes]]:
+    """(table, index of the changelog record, that record's state as format 1 first wrote it)."""
+    rows = map(json.loads, FORMAT_1.read_text().splitlines())
+    return [(r["table"], r["record"], bytes.fromhex(r["value"])) for r in rows]
+
+
+def _write_format_1() -> None:
+    with FORMAT_1.open("w") as out:
+        for table in sorted(DECODERS):
+            for i, (_, value) in enumerate(changelog(table)):
+                stored = ENCODERS[table](DECODERS[table](value))
+                out.write(json.dumps({"table": table, "record": i, "value": stored.hex()}) + "\n")
+
+
+if __name__ == "__main__":
+    _write_format_1()
