@@ -1,21 +1,23 @@
 """How the tables store state: an order, a SKU's stock, an alert book as bytes, and back.
 
-Format 1, the one written: the marker EB 01, then MessagePack (msgspec) of the dataclasses,
-each as a map by field name, typed by their annotations on the way back: Decimals as their
-text (exponent kept), enums by value, sets and tuples as arrays. The datums the rules keep
-as received (a placement's document, a waiting event's payload and consumed record) are
-typed Any, so inside them a Decimal is extension type 1 holding its text and a datetime is
+Format 1, the one written: the marker EB 01, then MessagePack (msgspec), typed by the
+domain's own annotations on the way back. An order and an alert book are dataclasses,
+each written as a map by field name; a SKU's stock is msgspec Structs, each written as an
+array of its fields in order (see streams.domain.stock._Stored). Decimals go as their text
+(exponent kept), enums by value, sets and tuples as arrays. The datums the rules keep as
+received (a placement's document, a waiting event's payload and consumed record) are typed
+Any, so inside them a Decimal is extension type 1 holding its text and a datetime is
 MessagePack's timestamp; anything else that could not come back as it went raises.
 
-A field added with a default needs no new format: bytes without it decode to the default,
-and a removed field is skipped. Renaming or retyping a field needs format 2, read beside
-format 1 here. A release that only writes format 1 cannot be rolled back to one that only
-reads JSON once it has written state.
+A field added with a default (last, in a Struct) needs no new format: bytes without it
+decode to the default; a dataclass's removed field is skipped. Renaming a dataclass's
+field, moving a Struct's, or retyping either needs format 2, read beside format 1 here. A
+release that only writes format 1 cannot be rolled back to one that only reads JSON once
+it has written state.
 
 Format 0, read only: the JSON through dicts (streams.domain.statejson) that releases up to
 9b01a66 wrote, recognised by its opening brace, so a worker upgraded on a surviving RocksDB
-directory, or restoring an older changelog, reads it; the next write of a key replaces it.
-"""
+directory, or restoring an older changelog, reads it; the next write of a key replaces it."""
 
 from __future__ import annotations
 
