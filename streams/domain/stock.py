@@ -22,6 +22,11 @@ Reservations
     is made once, and shipments and restocks are remembered by reference. A closed claim
     (released, or every unit shipped) drops its lines and is kept, that small, for the
     de-duplication TTL.
+
+    The order hears back (an `AllocationUpdate`) only when a claim is or was backordered,
+    which is all the order's rules use a reservation for (its backorder alert); a line
+    reserved in full needs no answer, which saves a message and an order update per line.
+    A duplicate request always answers, since it may be a redelivery whose answer was lost.
 """
 
 from __future__ import annotations
@@ -123,6 +128,10 @@ class Claim(_Stored):
     """The ids of the lines a closed claim no longer keeps (see `settle`)."""
 
     @property
+    def backordered(self) -> bool:
+        return any(line.backordered for line in self.lines.values())
+
+    @property
     def closed(self) -> bool:
         return self.released or all(line.shipped >= line.quantity for line in self.lines.values())
 
@@ -201,6 +210,7 @@ class SkuStock(_Stored):
         self, request: StockRequest, rules: RoutingRules, policy: Policy, now_ms: int
     ) -> StockEffect:
         claim = self.claims.get(request.order_id)
+        had_backorder = claim is not None and claim.backordered
         if request.kind is RequestKind.RESERVE:
             if claim is not None:
                 return StockEffect(Verdict.DUPLICATE, [self._update(request.order_id, claim)])
@@ -230,9 +240,10 @@ class SkuStock(_Stored):
             claim.settle()
         claim.version += 1
         claim.updated_ms = now_ms
-        update = self._update(request.order_id, claim)
         self._prune(now_ms, policy.dedup_ttl_ms)
-        return StockEffect(Verdict.APPLIED, [update])
+        if not (had_backorder or claim.backordered):
+            return StockEffect(Verdict.APPLIED)
+        return StockEffect(Verdict.APPLIED, [self._update(request.order_id, claim)])
 
     def _reserve(
         self,

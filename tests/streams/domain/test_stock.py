@@ -205,19 +205,15 @@ def test_transfer_to_an_unknown_warehouse_is_rejected() -> None:
 # --- reserve ----------------------------------------------------------------------------------
 
 
-def test_reserve_claims_per_line_and_answers_with_an_allocation() -> None:
+def test_reserve_claims_per_line_and_answers_only_a_backorder() -> None:
     stock = stocked(SKU, {EAST: 10, WEST: 3, EU: 0})
     effect = stock_request(stock, reserve("O-1", SKU, [("L1", 2), ("L2", 4)], CALIFORNIA))
     assert effect.verdict is Verdict.APPLIED
     # L1 fits at the west warehouse; L2 no longer does (1 left) and goes east whole.
-    assert effect.updates == [
-        AllocationUpdate(
-            "O-1",
-            SKU,
-            1,
-            {"L1": LineReservation({WEST: 2}, 0), "L2": LineReservation({EAST: 4}, 0)},
-        )
-    ]
+    lines = stock.claims["O-1"].lines
+    assert (lines["L1"].reserved, lines["L2"].reserved) == ({WEST: 2}, {EAST: 4})
+    # Reserved in full: the order needs no answer.
+    assert effect.updates == []
     assert (reserved(stock, WEST), reserved(stock, EAST)) == (2, 4)
     assert stock.availability().available == 13 - 6
 
@@ -246,7 +242,13 @@ def test_a_repeated_reserve_is_a_duplicate_that_resends_the_same_allocation() ->
     # The order's replay after a restart builds the request anew: still the same claim.
     other = stock_request(stock, reserve("O-1", SKU, [("L1", 3)], CALIFORNIA), now=T0 + 6)
     assert again.verdict is other.verdict is Verdict.DUPLICATE
-    assert again.updates == other.updates == first.updates
+    # A duplicate always answers: it may be a redelivery whose first answer was lost.
+    assert first.updates == []
+    assert (
+        again.updates
+        == other.updates
+        == [AllocationUpdate("O-1", SKU, 1, {"L1": LineReservation({EAST: 3}, 0)})]
+    )
     assert reserved(stock, EAST) == 3
 
 
@@ -283,7 +285,8 @@ def test_ship_releases_the_shipping_warehouse_first_and_reduces_its_on_hand() ->
     stock_request(stock, reserve("O-1", SKU, [("L1", 5)], CALIFORNIA))  # west 2, east 3
     effect = stock_request(stock, ship("O-1", SKU, "FUL-1", EAST, 3, at=T0 + 1))
     assert effect.verdict is Verdict.APPLIED
-    assert effect.updates == [AllocationUpdate("O-1", SKU, 2, {"L1": LineReservation({WEST: 2})})]
+    assert effect.updates == []
+    assert stock.claims["O-1"].lines["L1"].reserved == {WEST: 2}
     assert (reserved(stock, EAST), reserved(stock, WEST)) == (0, 2)
     assert (on_hand(stock, EAST), on_hand(stock, WEST)) == (0, 2)
 
@@ -327,7 +330,8 @@ def test_a_repeated_ship_is_a_duplicate_by_reference() -> None:
     first = stock_request(stock, ship("O-1", SKU, "FUL-1", EAST, 2, at=T0 + 1))
     again = stock_request(stock, ship("O-1", SKU, "FUL-1", EAST, 2, at=T0 + 1), now=T0 + 9)
     assert again.verdict is Verdict.DUPLICATE
-    assert again.updates == first.updates
+    assert first.updates == []
+    assert again.updates == [AllocationUpdate("O-1", SKU, 2, {"L1": LineReservation({EAST: 2})})]
     assert on_hand(stock, EAST) == 8
     assert reserved(stock, EAST) == 2
 
@@ -344,7 +348,7 @@ def test_ship_without_a_claim_moves_stock_and_leaves_a_closed_claim() -> None:
     stock = stocked(SKU, {EAST: 10})
     effect = stock_request(stock, ship("O-1", SKU, "FUL-1", EAST, 3, at=T0 + 1))
     assert effect.verdict is Verdict.APPLIED
-    assert effect.updates == [AllocationUpdate("O-1", SKU, 1, {})]
+    assert effect.updates == []
     assert on_hand(stock, EAST) == 7
     assert reserved(stock, EAST) == 0
     assert stock.claims["O-1"].released and stock.claims["O-1"].closed
@@ -361,7 +365,8 @@ def test_restock_adds_to_on_hand_once() -> None:
     again = stock_request(stock, restock("O-1", SKU, "RF-1", WEST, 1, at=T0 + 2))
     assert first.verdict is Verdict.APPLIED
     assert again.verdict is Verdict.DUPLICATE
-    assert again.updates == first.updates
+    assert first.updates == []
+    assert again.updates == [AllocationUpdate("O-1", SKU, 3, {"L1": LineReservation({}, 0)})]
     assert (on_hand(stock, EAST), on_hand(stock, WEST)) == (8, 1)
     assert stock.availability().reserved == 0
 
@@ -447,10 +452,11 @@ def test_closed_claims_are_pruned_after_the_ttl_and_open_ones_kept() -> None:
 
 
 def test_a_shipped_claim_keeps_only_what_de_duplication_needs() -> None:
-    stock = stocked(SKU, {EAST: 10})
-    reservation = reserve("O-1", SKU, [("L1", 2), ("L2", 1)], NEW_YORK)
+    stock = stocked(SKU, {EAST: 2})
+    reservation = reserve("O-1", SKU, [("L1", 2), ("L2", 1)], NEW_YORK)  # L2 backordered
     stock_request(stock, reservation)
-    shipment = ship("O-1", SKU, "FUL-1", EAST, 3, at=T0 + 1)
+    stock_event(stock, adjusted(SKU, EAST, 1, at=T0 + 1))
+    shipment = ship("O-1", SKU, "FUL-1", EAST, 3, at=T0 + 2)
     shipped = stock_request(stock, shipment)
     claim = stock.claims["O-1"]
     assert (claim.lines, claim.settled, claim.refs, claim.closed) == (
@@ -459,32 +465,35 @@ def test_a_shipped_claim_keeps_only_what_de_duplication_needs() -> None:
         {"FUL-1"},
         True,
     )
+    # The backorder is gone, which the order hears of: every line, emptied.
     empty = {"L1": LineReservation(), "L2": LineReservation()}
     assert shipped.updates == [AllocationUpdate("O-1", SKU, 2, empty)]
     # Redelivered requests are still duplicates, answered with the same update.
     for again in (shipment, reservation):
         effect = stock_request(stock, again, now=T0 + 5)
         assert (effect.verdict, effect.updates) == (Verdict.DUPLICATE, shipped.updates)
-    assert (on_hand(stock, EAST), reserved(stock, EAST)) == (7, 0)
+    assert (on_hand(stock, EAST), reserved(stock, EAST)) == (0, 0)
     # What may still come applies as before: a restock once, and a release when the order
     # is cancelled for the SKUs it has not shipped.
-    assert stock_request(stock, restock("O-1", SKU, "RF-1", EAST, 1, at=T0 + 2)).updates == [
-        AllocationUpdate("O-1", SKU, 3, empty)
-    ]
-    assert on_hand(stock, EAST) == 8
-    released = stock_request(stock, release("O-1", SKU, at=T0 + 3))
-    assert released.updates == [AllocationUpdate("O-1", SKU, 4, empty)]
+    restocked = stock_request(stock, restock("O-1", SKU, "RF-1", EAST, 1, at=T0 + 3))
+    assert (restocked.verdict, on_hand(stock, EAST)) == (Verdict.APPLIED, 1)
+    stock_request(stock, release("O-1", SKU, at=T0 + 4))
+    again = stock_request(stock, release("O-1", SKU, at=T0 + 4))
+    assert again.updates == [AllocationUpdate("O-1", SKU, 4, empty)]
     assert stock.claims["O-1"].settled == ("L1", "L2")
 
 
 def test_a_released_claim_keeps_only_what_de_duplication_needs() -> None:
     stock = stocked(SKU, {EAST: 10})
     stock_request(stock, reserve("O-1", SKU, [("L1", 2)], NEW_YORK))
-    released = stock_request(stock, release("O-1", SKU, at=T0 + 1))
+    stock_request(stock, release("O-1", SKU, at=T0 + 1))
     claim = stock.claims["O-1"]
     assert (claim.lines, claim.settled, claim.released) == ({}, ("L1",), True)
     again = stock_request(stock, release("O-1", SKU, at=T0 + 1))
-    assert (again.verdict, again.updates) == (Verdict.DUPLICATE, released.updates)
+    assert (again.verdict, again.updates) == (
+        Verdict.DUPLICATE,
+        [AllocationUpdate("O-1", SKU, 2, {"L1": LineReservation()})],
+    )
     # Goods of the cancelled order that had shipped come back.
     stock_request(stock, restock("O-1", SKU, "RF-1", EAST, 2, at=T0 + 2))
     assert on_hand(stock, EAST) == 12
@@ -610,7 +619,7 @@ def test_restored_state_still_recognises_duplicates() -> None:
 
 def test_stock_messages_survive_encoding() -> None:
     request = reserve("O-1", SKU, [("L1", 2), ("L2", 1)], CALIFORNIA)
-    assert messages.decode_request(messages.encode(request)) == request
+    assert messages.decode_requests(messages.encode(request)) == [request]
     assert sorted(statejson.loads(messages.encode(request))) == [
         "at_ms",
         "destination",
@@ -628,11 +637,14 @@ def test_stock_messages_survive_encoding() -> None:
         ship("O-1", SKU, "FUL-1", EAST, 2),
         restock("O-1", SKU, "RF-1", WEST, 1),
     ):
-        assert messages.decode_request(messages.encode(other)) == other
+        assert messages.decode_requests(messages.encode(other)) == [other]
+    bundle = [request, release("O-2", SKU, at=T0 + 1), ship("O-3", "SKU-B", "FUL-1", EAST, 2)]
+    assert messages.decode_requests(messages.encode_bundle(bundle)) == bundle
     update = AllocationUpdate("O-1", SKU, 3, {"L1": LineReservation({EAST: 1, WEST: 1}, 2)})
-    assert messages.decode_feedback(messages.encode(update)) == update
+    assert messages.decode_feedback(messages.encode(update)) == [update]
     tick = Tick("O-1", T0)
-    assert messages.decode_feedback(messages.encode(tick)) == tick
+    assert messages.decode_feedback(messages.encode(tick)) == [tick]
+    assert messages.decode_feedback(messages.encode_bundle([update, tick])) == [update, tick]
     with pytest.raises(ValueError, match="unknown order feedback type 'bogus'"):
         messages.decode_feedback(b'{"type":"bogus"}')
 
