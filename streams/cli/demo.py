@@ -24,6 +24,7 @@ from streams.contracts.changelogs import changelog_sources
 from streams.contracts.codec import codec_from_settings
 from streams.contracts.topics import ERP_RESULTS, INPUTS, ORDERS, TopicCatalog
 from streams.domain.commands import order_of_sales_order, sales_order_id
+from streams.domain.statecodec import decode_alerts, decode_order, decode_sku
 from streams.local.kafka import running_broker
 from streams.local.tryton import running_tryton
 from streams.ops.settings import Settings
@@ -31,7 +32,6 @@ from streams.ops.topic_admin import ensure_topics
 from streams.sample.publisher import publish_sample
 from streams.topology import worker
 from streams.topology.app import Topology, create_topology
-from streams.topology.tables import decode_alerts, decode_order, decode_sku
 
 # Records no producer should ever write, so every run shows dead-lettering at work.
 _UNDECODABLE = (

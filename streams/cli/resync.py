@@ -16,10 +16,10 @@ from streams.domain.finance import (
 )
 from streams.domain.followups import follow_ups
 from streams.domain.orders import Order
+from streams.domain.statecodec import decode_order
 from streams.ops.records import Outgoing, PartitionReader, Record, RecordsError, Sender
 from streams.topology.agents.intake import partition_for
 from streams.topology.app import command_policy_of
-from streams.topology.tables import decode_order
 
 
 @main.command("resync")

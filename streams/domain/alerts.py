@@ -26,7 +26,6 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from streams.domain import statejson
 from streams.domain.commands import SOURCE, sales_order_id
 from streams.domain.messages import ErpOutcome
 from streams.domain.money import quantize_minor
@@ -181,26 +180,6 @@ class AlertBook:
         """Every alert's current state, to send again when the input that changed it is
         redelivered after a crash (the records are identical, so receivers are unaffected)."""
         return sorted(self.alerts.values(), key=lambda alert: alert.alert_id)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "entity_type": self.entity_type,
-            "entity_id": self.entity_id,
-            "alerts": {t: statejson.plain(a) for t, a in self.alerts.items()},
-            "opened": self.opened,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AlertBook:
-        return cls(
-            entity_type=data["entity_type"],
-            entity_id=data["entity_id"],
-            alerts={
-                t: Alert(**{**a, "severity": Severity(a["severity"])})
-                for t, a in data["alerts"].items()
-            },
-            opened=dict(data["opened"]),
-        )
 
 
 # -- order rules --------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
-from streams.domain import statejson
 from streams.domain.events import InputEvent, Rejection, check_currency
 from streams.domain.messages import AllocationUpdate, ErpOutcome, RequestKind, StockRequest
 from streams.domain.policy import Policy, due, prune_seen
@@ -798,87 +797,3 @@ def _amounts(payload: dict[str, Any]) -> list[tuple[str, Decimal]]:
             for j, tax in enumerate(line.get("tax_lines", []))
         ]
     return found
-
-
-# -- persistence --------------------------------------------------------------------------
-
-
-def order_to_json(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.order_id,
-        "placement": statejson.plain(order.placement),
-        "lines": {i: statejson.plain(line) for i, line in order.lines.items()},
-        "cancelled_ms": order.cancelled_ms,
-        "cancel_reason": order.cancel_reason,
-        "payments": {i: statejson.plain(p) for i, p in order.payments.items()},
-        "fulfilments": {i: statejson.plain(f) for i, f in order.fulfilments.items()},
-        "refunds": {i: statejson.plain(r) for i, r in order.refunds.items()},
-        "waiting": [
-            {
-                "event": w.event.to_json(),
-                "record": w.record,
-                "first_seen_ms": w.first_seen_ms,
-                "reason": w.reason,
-                "detail": w.detail,
-            }
-            for w in order.waiting
-        ],
-        "seen": order.seen,
-        "status": order.status,
-        "transitions": [statejson.plain(t) for t in order.transitions],
-        "pruned_ms": order.pruned_ms,
-        "issued": order.issued,
-        "erp": {i: statejson.plain(o) for i, o in order.erp.items()},
-    }
-
-
-def order_from_json(data: dict[str, Any]) -> Order:
-    u = statejson.untag
-    placement = data["placement"]
-    return Order(
-        order_id=data["order_id"],
-        placement=None if placement is None else Placement(**u(placement)),
-        lines={i: Line(**u(line)) for i, line in data["lines"].items()},
-        cancelled_ms=data["cancelled_ms"],
-        cancel_reason=data["cancel_reason"],
-        payments={i: _payment_from_json(p) for i, p in data["payments"].items()},
-        fulfilments={i: Fulfilment(**f) for i, f in data["fulfilments"].items()},
-        refunds={i: Refund(**u(r)) for i, r in data["refunds"].items()},
-        waiting=[
-            Waiting(
-                event=InputEvent.from_json(w["event"]),
-                record=w["record"],
-                first_seen_ms=w["first_seen_ms"],
-                reason=w["reason"],
-                detail=w["detail"],
-            )
-            for w in data["waiting"]
-        ],
-        seen=dict(data["seen"]),
-        status=None if data["status"] is None else Status(data["status"]),
-        transitions=[
-            Transition(
-                previous=None if t["previous"] is None else Status(t["previous"]),
-                status=Status(t["status"]),
-                cause_event_id=t["cause_event_id"],
-                at_ms=t["at_ms"],
-            )
-            for t in data["transitions"]
-        ],
-        pruned_ms=data["pruned_ms"],
-        issued=dict(data["issued"]),
-        erp={i: ErpOutcome(**o) for i, o in data["erp"].items()},
-    )
-
-
-def _payment_from_json(data: dict[str, Any]) -> Payment:
-    p = statejson.untag(data)
-    return Payment(
-        **{
-            **p,
-            "captures": {i: Movement(**m) for i, m in p["captures"].items()},
-            "authorizations": {i: Movement(**m) for i, m in p["authorizations"].items()},
-            "refunds": {i: Movement(**m) for i, m in p["refunds"].items()},
-            "payouts": {i: Payout(**m) for i, m in p["payouts"].items()},
-        }
-    )

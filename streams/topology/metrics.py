@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from streams.domain.statecodec import decode_alerts
 from streams.ops.health import PartitionSample
 from streams.ops.metrics import consumer_lag, counter, registry_of
 from streams.topology.accounting import EventAccounting, Later, Outcome
-from streams.topology.tables import decode_alerts
 
 if TYPE_CHECKING:
     from streams.topology.agents.dispatch import Dispatcher

@@ -21,9 +21,16 @@ from streams.contracts.changelogs import (
     STOCK_TABLE,
 )
 from streams.contracts.topics import ERP_RESULTS, INVENTORY, ORDERS, TopicCatalog
-from streams.domain import statejson
 from streams.domain.alerts import AlertBook
-from streams.domain.orders import Order, order_from_json, order_to_json
+from streams.domain.orders import Order
+from streams.domain.statecodec import (
+    decode_alerts,
+    decode_order,
+    decode_sku,
+    encode_alerts,
+    encode_order,
+    encode_sku,
+)
 from streams.domain.stock import SkuStock
 from streams.topology.agents.batch import Batch
 
@@ -40,7 +47,7 @@ class Tables:
     @classmethod
     def create(cls, app: faust.App, catalog: TopicCatalog) -> Tables:
         def table(name: str, source: str) -> TableT[bytes, bytes]:
-            # bytes types make Faust store raw bytes; state is encoded by streams.domain.statejson.
+            # bytes types make Faust store raw bytes; state is encoded by streams.domain.statecodec.
             return app.Table(
                 name, partitions=catalog.partitions(source), key_type=bytes, value_type=bytes
             )
@@ -89,27 +96,3 @@ class Tables:
         batch: Batch, table: TableT[bytes, bytes], partition: int, book: AlertBook
     ) -> None:
         batch.put_state(table, partition, book.entity_id.encode(), encode_alerts(book))
-
-
-def decode_order(data: bytes) -> Order:
-    return order_from_json(statejson.loads(data))
-
-
-def encode_order(order: Order) -> bytes:
-    return statejson.dumps(order_to_json(order))
-
-
-def decode_sku(data: bytes) -> SkuStock:
-    return SkuStock.from_json(statejson.loads(data))
-
-
-def encode_sku(stock: SkuStock) -> bytes:
-    return statejson.dumps(stock.to_json())
-
-
-def decode_alerts(data: bytes) -> AlertBook:
-    return AlertBook.from_json(statejson.loads(data))
-
-
-def encode_alerts(book: AlertBook) -> bytes:
-    return statejson.dumps(book.to_json())

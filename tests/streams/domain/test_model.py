@@ -199,7 +199,8 @@ def test_competing_orders_share_the_last_units() -> None:
     # Goods arrive and the first order ships: on hand and reservations follow.
     model.feed(INVENTORY, adjusted("SKU-A", WEST, 5, at=T0 + 2), T0 + 2)
     model.feed(ORDERS, fulfilled("O-1", "FUL-1", EAST, {"SKU-A": 2}, at=T0 + 3), T0 + 3)
-    assert claims["O-1"].lines["L1"].reserved == {}
+    # Shipped in full: the claim holds nothing and keeps no lines (it is settled).
+    assert (claims["O-1"].closed, claims["O-1"].lines, claims["O-1"].settled) == (True, {}, ("L1",))
     figures = model.availability["SKU-A"]
     assert (figures.on_hand, figures.reserved, figures.available) == (6, 1, 5)
     assert model.outcomes == Counter({"applied": 5})

@@ -36,12 +36,12 @@ from streams.domain.finance import FinanceMapping, entry_command
 from streams.domain.model import ReferenceModel
 from streams.domain.orders import Order
 from streams.domain.routing import RoutingRules
+from streams.domain.statecodec import decode_order, decode_sku
 from streams.domain.stock import SkuStock
 from streams.ops.settings import Settings
 from streams.ops.topic_admin import consumer_lag
 from streams.sample.generator import SampleEvent
 from streams.topology.app import alert_policy_of, command_policy_of, policy_of
-from streams.topology.tables import decode_order, decode_sku
 from tests.support import wait_for
 
 
@@ -253,7 +253,8 @@ def order_projection(order: Order) -> dict[str, Any]:
 
 
 def stock_projection(stock: SkuStock) -> dict[str, Any]:
-    """On hand per warehouse, and each open claim's demand (reserved + backordered)."""
+    """On hand per warehouse, and each open claim's demand (reserved + backordered); a closed
+    claim keeps no lines."""
     return {
         "on_hand": {
             w: s.on_hand for w, s in sorted(stock.warehouses.items()) if s.on_hand or s.reserved
