@@ -189,6 +189,10 @@ class Transition:
     status: Status
     cause_event_id: str
     at_ms: int
+    sequence: int
+    """The transition's number within its order, from 1: its position in the order's
+    transitions, so a re-sent copy carries the number of its first copy and a consumer can
+    tell a stale copy from a newer transition. Not stored: the position gives it."""
 
 
 @dataclass(slots=True)
@@ -355,14 +359,16 @@ class Order:
         A crash between applying an event and its outputs reaching the broker leaves the event
         applied in local state but its offset uncommitted; its redelivery must heal that.
         Every request is idempotent on the stock side, so all of the order's requests go again.
+        The transitions it caused go again as they were first sent, then the order's latest
+        transition if that is not already the last of them: redelivered events are replayed
+        in whatever order they come, and the last status record must stay the current one.
         """
         if any(w.event.event_id == event_id for w in self.waiting):
             return OrderEffect(Verdict.DUPLICATE)
-        return OrderEffect(
-            Verdict.DUPLICATE,
-            requests=self.all_requests(),
-            transitions=[t for t in self.transitions if t.cause_event_id == event_id],
-        )
+        transitions = [t for t in self.transitions if t.cause_event_id == event_id]
+        if self.transitions and transitions[-1:] != self.transitions[-1:]:
+            transitions.append(self.transitions[-1])
+        return OrderEffect(Verdict.DUPLICATE, requests=self.all_requests(), transitions=transitions)
 
     def all_requests(self) -> list[StockRequest]:
         requests: list[StockRequest] = []
@@ -384,7 +390,7 @@ class Order:
     ) -> None:
         after = self.derive_status()
         if after is not None and after != before:
-            transition = Transition(before, after, cause, at_ms)
+            transition = Transition(before, after, cause, at_ms, len(self.transitions) + 1)
             self.status = after
             self.transitions.append(transition)
             effect.transitions.append(transition)
@@ -825,7 +831,11 @@ def order_to_json(order: Order) -> dict[str, Any]:
         ],
         "seen": order.seen,
         "status": order.status,
-        "transitions": [statejson.plain(t) for t in order.transitions],
+        # Without sequence numbers: a transition's position gives it.
+        "transitions": [
+            {k: v for k, v in statejson.plain(t).items() if k != "sequence"}
+            for t in order.transitions
+        ],
         "pruned_ms": order.pruned_ms,
         "issued": order.issued,
         "erp": {i: statejson.plain(o) for i, o in order.erp.items()},
@@ -862,8 +872,9 @@ def order_from_json(data: dict[str, Any]) -> Order:
                 status=Status(t["status"]),
                 cause_event_id=t["cause_event_id"],
                 at_ms=t["at_ms"],
+                sequence=position,
             )
-            for t in data["transitions"]
+            for position, t in enumerate(data["transitions"], start=1)
         ],
         pruned_ms=data["pruned_ms"],
         issued=dict(data["issued"]),

@@ -135,6 +135,10 @@ class Availability:
     available: int
     warehouses: tuple[tuple[str, int, int, int], ...]
     """(warehouse, on hand, reserved, available), sorted by warehouse."""
+    changed: tuple[str, int] | None = field(default=None, compare=False)
+    """(cause, time) of the change that produced these figures: an inventory event id or a
+    stock request's cause, and its stamp; None before any change, or in state kept before
+    changes were recorded. Two availabilities are equal when their figures are."""
 
 
 @dataclass(slots=True)
@@ -150,6 +154,10 @@ class SkuStock:
     claims: dict[str, Claim] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
     pruned_ms: int = 0
+    changed: tuple[str, int] | None = None
+    """(cause, time) of the latest change of the availability figures: what identifies the
+    figures on inventory.availability, so a re-send of them is identical to their first
+    record."""
 
     def at(self, warehouse: str) -> WarehouseStock:
         return self.warehouses.setdefault(warehouse, WarehouseStock())
@@ -163,6 +171,7 @@ class SkuStock:
             reserved=sum(r[2] for r in rows),
             available=sum(r[3] for r in rows),
             warehouses=rows,
+            changed=self.changed,
         )
 
     def apply_event(
@@ -171,6 +180,7 @@ class SkuStock:
         """Apply a StockSnapshot or StockAdjusted; raises Rejection for bad input."""
         if event.event_id in self.seen:
             return StockEffect(Verdict.DUPLICATE)
+        before = self.availability()
         p = event.payload
         warehouse = _known_warehouse(p["warehouse_id"], rules)
         _check_cost(p.get("unit_cost"), p.get("currency"))
@@ -187,6 +197,7 @@ class SkuStock:
             raise Rejection("unknown-event", f"inventory event {event.kind} is not handled")
         if p.get("unit_cost") is not None:
             stock.unit_cost, stock.cost_currency = p["unit_cost"], p["currency"]
+        self._changed(before, event.event_id, event.occurred_ms)
         self.seen[event.event_id] = now_ms
         self._prune(now_ms, policy.dedup_ttl_ms)
         return StockEffect(Verdict.APPLIED)
@@ -196,6 +207,7 @@ class SkuStock:
     ) -> StockEffect:
         claim = self.claims.get(request.order_id)
         had_backorder = claim is not None and claim.backordered
+        before = self.availability()
         if request.kind is RequestKind.RESERVE:
             if claim is not None:
                 return StockEffect(Verdict.DUPLICATE, [self._update(request.order_id, claim)])
@@ -223,6 +235,7 @@ class SkuStock:
                 self.at(request.warehouse).move(request.at_ms, delta, policy.snapshot_window_ms)
         claim.version += 1
         claim.updated_ms = now_ms
+        self._changed(before, request.cause, request.at_ms)
         self._prune(now_ms, policy.dedup_ttl_ms)
         if not (had_backorder or claim.backordered):
             return StockEffect(Verdict.APPLIED)
@@ -271,6 +284,10 @@ class SkuStock:
                     self.at(w).reserved -= released
                     take -= released
             line.backordered -= min(line.backordered, take)
+
+    def _changed(self, before: Availability, cause: str, at_ms: int) -> None:
+        if self.availability() != before:
+            self.changed = (cause, at_ms)
 
     def _update(self, order_id: str, claim: Claim) -> AllocationUpdate:
         return AllocationUpdate(
@@ -325,10 +342,12 @@ class SkuStock:
             },
             "seen": self.seen,
             "pruned_ms": self.pruned_ms,
+            "changed": self.changed,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SkuStock:
+        changed = data.get("changed")  # absent from state written before it was kept
         return cls(
             sku=data["sku"],
             warehouses={
@@ -358,6 +377,7 @@ class SkuStock:
             },
             seen=dict(data["seen"]),
             pruned_ms=data["pruned_ms"],
+            changed=None if changed is None else (changed[0], changed[1]),
         )
 
 
