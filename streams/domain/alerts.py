@@ -138,7 +138,9 @@ class Alert:
             "first_seen_at": _utc(self.first_seen_ms),
             "resolved_at": None if self.resolved_ms is None else _utc(self.resolved_ms),
             "summary": self.summary,
-            "evidence": dict(self.evidence),
+            # Sorted: an Avro map is encoded in the dict's order, and stored books come back
+            # with their keys sorted, so a re-sent alert is byte for byte its first copy.
+            "evidence": dict(sorted(self.evidence.items())),
         }
 
 

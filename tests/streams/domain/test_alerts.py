@@ -557,6 +557,21 @@ def test_current_state_re_emits_the_same_records() -> None:
     assert [a.to_datum() for a in alerts.book.current()] == [latest[i] for i in sorted(latest)]
 
 
+def test_an_alert_re_sent_from_a_restored_book_is_byte_for_byte_its_first_copy() -> None:
+    """Stored books come back with their evidence keys sorted; the record must not change."""
+    codec = Codec(SchemaStore.from_directory(REPO_ROOT / "schemas"))
+    alerts = OrderAlerts()
+    placed_order(alerts)
+    apply(alerts.order, captured("O-1", "25.00", at=minutes(1)))
+    [opened] = alerts.tick(minutes(1))
+    restored = AlertBook.from_json(statejson.loads(statejson.dumps(alerts.book.to_json())))
+
+    def encoded(alert: Alert) -> bytes:
+        return codec.encode("erpbridge.ReconciliationAlert", alert.to_datum(), topic="alerts")
+
+    assert [encoded(a) for a in restored.current()] == [encoded(opened)]
+
+
 # --- next check --------------------------------------------------------------------------------
 
 
