@@ -40,6 +40,11 @@ class StockRequest:
     warehouse: str | None = None
     destination: Destination | None = None
 
+    @property
+    def cause(self) -> str:
+        """The request as the cause of a stock change: unique, since requests apply once."""
+        return f"{self.order_id}:{self.kind.value}:{self.ref}"
+
     def to_json(self) -> dict[str, Any]:
         d = self.destination
         return {

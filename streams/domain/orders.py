@@ -188,6 +188,11 @@ class Transition:
     status: Status
     cause_event_id: str
     at_ms: int
+    sequence: int = 0
+    """The transition's number within its order, from 1: its position in the order's
+    transitions, so a re-sent copy carries the number of its first copy and a consumer can
+    tell a stale copy from a newer transition. State written before transitions carried it
+    is numbered by position when read (streams.domain.statecodec)."""
 
 
 @dataclass(slots=True)
@@ -354,14 +359,16 @@ class Order:
         A crash between applying an event and its outputs reaching the broker leaves the event
         applied in local state but its offset uncommitted; its redelivery must heal that.
         Every request is idempotent on the stock side, so all of the order's requests go again.
+        The transitions it caused go again as they were first sent, then the order's latest
+        transition if that is not already the last of them: redelivered events are replayed
+        in whatever order they come, and the last status record must stay the current one.
         """
         if any(w.event.event_id == event_id for w in self.waiting):
             return OrderEffect(Verdict.DUPLICATE)
-        return OrderEffect(
-            Verdict.DUPLICATE,
-            requests=self.all_requests(),
-            transitions=[t for t in self.transitions if t.cause_event_id == event_id],
-        )
+        transitions = [t for t in self.transitions if t.cause_event_id == event_id]
+        if self.transitions and transitions[-1:] != self.transitions[-1:]:
+            transitions.append(self.transitions[-1])
+        return OrderEffect(Verdict.DUPLICATE, requests=self.all_requests(), transitions=transitions)
 
     def all_requests(self) -> list[StockRequest]:
         requests: list[StockRequest] = []
@@ -383,7 +390,7 @@ class Order:
     ) -> None:
         after = self.derive_status()
         if after is not None and after != before:
-            transition = Transition(before, after, cause, at_ms)
+            transition = Transition(before, after, cause, at_ms, len(self.transitions) + 1)
             self.status = after
             self.transitions.append(transition)
             effect.transitions.append(transition)

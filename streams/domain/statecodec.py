@@ -62,8 +62,16 @@ def encode_order(order: Order) -> bytes:
 
 def decode_order(data: bytes) -> Order:
     if _is_current(data):
-        return _ORDER.decode(memoryview(data)[len(_HEADER) :])
-    return _order_from_json(statejson.loads(data))
+        return _numbered(_ORDER.decode(memoryview(data)[len(_HEADER) :]))
+    return _numbered(_order_from_json(statejson.loads(data)))
+
+
+def _numbered(order: Order) -> Order:
+    """Transitions carry their position: state written before they did gets it here."""
+    for position, transition in enumerate(order.transitions, 1):
+        if transition.sequence != position:
+            order.transitions[position - 1] = replace(transition, sequence=position)
+    return order
 
 
 def encode_sku(stock: SkuStock) -> bytes:

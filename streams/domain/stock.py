@@ -151,6 +151,10 @@ class Availability:
     available: int
     warehouses: tuple[tuple[str, int, int, int], ...]
     """(warehouse, on hand, reserved, available), sorted by warehouse."""
+    changed: tuple[str, int] | None = field(default=None, compare=False)
+    """(cause, time) of the change that produced these figures: an inventory event id or a
+    stock request's cause, and its stamp; None before any change, or in state kept before
+    changes were recorded. Two availabilities are equal when their figures are."""
 
 
 @dataclass(slots=True)
@@ -165,6 +169,10 @@ class SkuStock(_Stored):
     claims: dict[str, Claim] = msgspec.field(default_factory=dict)
     seen: dict[str, int] = msgspec.field(default_factory=dict)
     pruned_ms: int = 0
+    changed: tuple[str, int] | None = None
+    """(cause, time) of the latest change of the availability figures: what identifies the
+    figures on inventory.availability, so a re-send of them is identical to their first
+    record."""
 
     def at(self, warehouse: str) -> WarehouseStock:
         return self.warehouses.setdefault(warehouse, WarehouseStock())
@@ -178,6 +186,7 @@ class SkuStock(_Stored):
             reserved=sum(r[2] for r in rows),
             available=sum(r[3] for r in rows),
             warehouses=rows,
+            changed=self.changed,
         )
 
     def apply_event(
@@ -186,6 +195,7 @@ class SkuStock(_Stored):
         """Apply a StockSnapshot or StockAdjusted; raises Rejection for bad input."""
         if event.event_id in self.seen:
             return StockEffect(Verdict.DUPLICATE)
+        before = self.availability()
         p = event.payload
         warehouse = _known_warehouse(p["warehouse_id"], rules)
         _check_cost(p.get("unit_cost"), p.get("currency"))
@@ -202,6 +212,7 @@ class SkuStock(_Stored):
             raise Rejection("unknown-event", f"inventory event {event.kind} is not handled")
         if p.get("unit_cost") is not None:
             stock.unit_cost, stock.cost_currency = p["unit_cost"], p["currency"]
+        self._changed(before, event.event_id, event.occurred_ms)
         self.seen[event.event_id] = now_ms
         self._prune(now_ms, policy.dedup_ttl_ms)
         return StockEffect(Verdict.APPLIED)
@@ -211,6 +222,7 @@ class SkuStock(_Stored):
     ) -> StockEffect:
         claim = self.claims.get(request.order_id)
         had_backorder = claim is not None and claim.backordered
+        before = self.availability()
         if request.kind is RequestKind.RESERVE:
             if claim is not None:
                 return StockEffect(Verdict.DUPLICATE, [self._update(request.order_id, claim)])
@@ -240,6 +252,7 @@ class SkuStock(_Stored):
             claim.settle()
         claim.version += 1
         claim.updated_ms = now_ms
+        self._changed(before, request.cause, request.at_ms)
         self._prune(now_ms, policy.dedup_ttl_ms)
         if not (had_backorder or claim.backordered):
             return StockEffect(Verdict.APPLIED)
@@ -288,6 +301,10 @@ class SkuStock(_Stored):
                     self.at(w).reserved -= released
                     take -= released
             line.backordered -= min(line.backordered, take)
+
+    def _changed(self, before: Availability, cause: str, at_ms: int) -> None:
+        if self.availability() != before:
+            self.changed = (cause, at_ms)
 
     def _update(self, order_id: str, claim: Claim) -> AllocationUpdate:
         lines = {

@@ -115,7 +115,7 @@ class StockAgent:
                 if cost is not None:
                     c.outputs.journal(batch, cost)
                 updates += effect.updates
-                cause = f"{request.order_id}:{request.kind.value}:{request.ref}", request.at_ms
+                cause = request.cause, request.at_ms
             duplicate = effect.verdict is Verdict.DUPLICATE
             resend |= duplicate
             book_changed |= self._alerts(batch, stock, book, duplicate)

@@ -41,8 +41,9 @@ def _load_describe() -> Callable[[Any], Any]:
 
 describe = _load_describe()
 
-ADDED_SINCE = {"Claim": {"settled": {"@tuple": []}}}
-"""Fields added since the fixtures were written, with what state without them decodes to."""
+ADDED_SINCE = {"Claim": {"settled": {"@tuple": []}}, "SkuStock": {"changed": None}}
+"""Fields added since the fixtures were written, with what state without them decodes to
+(and a transition's sequence, which is its position in its order)."""
 
 
 def changelog(table: str) -> list[tuple[str, bytes]]:
@@ -66,6 +67,9 @@ def _with_added_fields(described: Any) -> Any:
     for name, added in ADDED_SINCE.items():
         if f"@{name}" in out:
             out[f"@{name}"] = {**out[f"@{name}"], **added}
+    if "@Order" in out:
+        for position, transition in enumerate(out["@Order"]["transitions"], 1):
+            transition["@Transition"] = {**transition["@Transition"], "sequence": position}
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import string
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -311,6 +312,7 @@ orders = st.builds(
     waiting=st.lists(waiting, max_size=2),
     seen=st.dictionaries(ids, times, max_size=3),
     status=st.none() | statuses,
+    # Numbered by position, as the rules number them.
     transitions=st.lists(
         st.builds(
             Transition,
@@ -320,7 +322,7 @@ orders = st.builds(
             at_ms=times,
         ),
         max_size=3,
-    ),
+    ).map(lambda ts: [replace(t, sequence=i) for i, t in enumerate(ts, 1)]),
     pruned_ms=times,
     issued=st.dictionaries(ids, times, max_size=3),
     erp=st.dictionaries(ids, outcomes, max_size=2),

@@ -579,6 +579,24 @@ def test_availability_of_an_unknown_sku_is_zero() -> None:
     assert SkuStock(SKU).availability() == Availability(0, 0, 0, ())
 
 
+def test_availability_carries_the_change_that_produced_its_figures() -> None:
+    """What identifies the figures on inventory.availability: a duplicate, or a change that
+    leaves the figures as they were, keeps the identity of the figures' first record."""
+    stock = SkuStock(SKU)
+    assert stock.availability().changed is None
+    count = snapshot(SKU, EAST, 10, T0)
+    stock_event(stock, count)
+    assert stock.availability().changed == (count.event_id, T0)
+    claim = reserve("O-1", SKU, [("L1", 3)], NEW_YORK, at=T0 + 1)
+    stock_request(stock, claim)
+    assert stock.availability().changed == ("O-1:reserve:", T0 + 1) == (claim.cause, T0 + 1)
+    assert stock_event(stock, count).verdict is Verdict.DUPLICATE
+    assert stock_request(stock, claim).verdict is Verdict.DUPLICATE
+    stock_event(stock, snapshot(SKU, EAST, 5, T0 - 1))  # stale: ignored
+    stock_event(stock, snapshot(SKU, EAST, 10, T0 + 2))  # agrees: the same figures
+    assert stock.availability().changed == (claim.cause, T0 + 1)
+
+
 # --- persistence ------------------------------------------------------------------------------
 
 
