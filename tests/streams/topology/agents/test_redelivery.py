@@ -26,8 +26,7 @@ from streams.contracts.topics import (
     PAYMENTS,
     TopicCatalog,
 )
-from streams.domain import statejson
-from streams.domain.alerts import AlertBook
+from streams.domain.statecodec import decode_alerts
 from streams.ops.settings import Settings
 from streams.sample.generator import DEFAULT_START, Catalogue, generate
 from tests.streams.topology.agents.pipeline import (
@@ -140,7 +139,7 @@ def test_a_redelivery_of_every_input_leaves_the_last_record_of_each_key_true(
         changelog = read_all(settings, changelog_topic(settings.app_id, table))
         for value in latest_by_key(changelog).values():
             assert value is not None
-            for alert in AlertBook.from_json(statejson.loads(value)).alerts.values():
+            for alert in decode_alerts(value).alerts.values():
                 datum = alert.to_datum()
                 encoded = CODEC.encode("erpbridge.ReconciliationAlert", datum, topic=ALERTS)
                 assert alerts[alert.alert_id] == CODEC.decode(encoded).datum
