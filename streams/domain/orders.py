@@ -314,8 +314,10 @@ class Order:
             prune_seen(self.seen, now_ms, policy.dedup_ttl_ms)
         return effect
 
-    def apply_allocation(self, update: AllocationUpdate) -> None:
-        """Record the stock's reservations of this order's lines of one SKU (latest version wins)."""
+    def apply_allocation(self, update: AllocationUpdate) -> bool:
+        """Record the stock's reservations of this order's lines of one SKU (latest version
+        wins); False if it told nothing new."""
+        applied = False
         for line_id, reservation in update.lines.items():
             line = self.lines.get(line_id)
             if line is None or update.version <= line.allocation_version:
@@ -323,6 +325,8 @@ class Order:
             line.reserved = dict(reservation.reserved)
             line.backordered = reservation.backordered
             line.allocation_version = update.version
+            applied = True
+        return applied
 
     def apply_erp_result(self, command_id: str, outcome: ErpOutcome) -> bool:
         """Record the ERP's answer; False if it is not newer than the one recorded."""

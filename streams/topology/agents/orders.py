@@ -152,13 +152,15 @@ class OrderAgent:
         return effect
 
     def _apply_feedback(self, order: Order, feedback: OrderFeedback) -> OrderEffect:
-        if isinstance(feedback, AllocationUpdate):
-            order.apply_allocation(feedback)
-        elif isinstance(feedback, Tick):
+        """A reservation outcome or ERP answer that tells nothing new may be a redelivery
+        whose alerts were lost: it counts as a duplicate, which re-sends them."""
+        if isinstance(feedback, Tick):
             return order.expire(feedback.now_ms, self._c.policy)
-        elif isinstance(feedback, ErpAnswer):
-            order.apply_erp_result(feedback.command_id, feedback.outcome)
-        return OrderEffect(Verdict.APPLIED)
+        if isinstance(feedback, AllocationUpdate):
+            new = order.apply_allocation(feedback)
+        else:
+            new = order.apply_erp_result(feedback.command_id, feedback.outcome)
+        return OrderEffect(Verdict.APPLIED if new else Verdict.DUPLICATE)
 
     def _follow(
         self,

@@ -86,7 +86,9 @@ class ResultsAgent:
                 now = self._c.now_ms()
                 changes = book.reconcile(command_findings(command_id, outcome), now)
                 changed |= bool(changes)
-                for alert in changes:
+                # A result that changes nothing may be a redelivery whose alert was lost:
+                # the command's alerts go again (a command has one or two).
+                for alert in changes or book.current():
                     self._c.outputs.alert(batch, alert)
                 self._c.accounting.outcome(ERP_RESULTS, Outcome.APPLIED)
                 order_id = datum["order_id"]

@@ -698,11 +698,13 @@ def test_apply_allocation_keeps_the_latest_version(order: Order) -> None:
     assert (order.lines["L1"].reserved, order.lines["L1"].backordered) == ({WEST: 3, EAST: 1}, 1)
     assert order.lines["L1"].allocation_version == 2
     assert "L-unknown" not in order.lines
-    # Older and equal versions arrive late: ignored.
-    order.apply_allocation(AllocationUpdate(OID, A, 1, {"L1": LineReservation({}, 5)}))
-    order.apply_allocation(AllocationUpdate(OID, A, 2, {"L1": LineReservation({EU: 5}, 0)}))
+    # Older and equal versions arrive late: ignored, and told apart (a redelivery).
+    assert not order.apply_allocation(AllocationUpdate(OID, A, 1, {"L1": LineReservation({}, 5)}))
+    assert not order.apply_allocation(
+        AllocationUpdate(OID, A, 2, {"L1": LineReservation({EU: 5}, 0)})
+    )
     assert order.lines["L1"].reserved == {WEST: 3, EAST: 1}
-    order.apply_allocation(AllocationUpdate(OID, A, 3, {"L1": LineReservation({}, 0)}))
+    assert order.apply_allocation(AllocationUpdate(OID, A, 3, {"L1": LineReservation({}, 0)}))
     assert (order.lines["L1"].reserved, order.lines["L1"].backordered) == ({}, 0)
     assert order.lines["L2"].reserved == {WEST: 1}
     assert order.lines["L3"].allocation_version == 0
