@@ -23,7 +23,7 @@ from streams.domain import messages
 from streams.domain.alerts import ORDER, AlertBook, order_findings, order_next_check_ms
 from streams.domain.events import InputEvent, Rejection
 from streams.domain.followups import follow_ups, require_rate
-from streams.domain.messages import AllocationUpdate, ErpAnswer, OrderFeedback, StockRequest, Tick
+from streams.domain.messages import AllocationUpdate, OrderFeedback, StockRequest, Tick
 from streams.domain.orders import Order, OrderEffect, Verdict
 from streams.topology.accounting import Later, Outcome
 from streams.topology.agents.batch import (
