@@ -132,7 +132,7 @@ def _generate(
 
 def _cache_path(events: int, skus: int, seed: int, settings: Settings) -> Path:
     digest = hashlib.sha256(f"{_FORMAT}|{events}|{skus}|{seed}|{DEFAULT_START}".encode())
-    for source in ("sample.py", "money.py", "codec.py"):
+    for source in ("sample/generator.py", "domain/money.py", "contracts/codec.py"):
         digest.update((REPO_ROOT / "streams" / source).read_bytes())
     for schema in sorted(Path(settings.schemas_dir).rglob("*.avsc")):
         digest.update(str(schema.relative_to(settings.schemas_dir)).encode())

@@ -3,8 +3,11 @@
 from streams.cli import (  # noqa: F401  (registers verbs)
     connector,
     demo,
+    dlq,
     k8s,
     produce,
+    replay,
+    resync,
     sample,
     tail,
     topics,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
+from streams.contracts.jsonlines import JsonLineError, parse_timestamp
+from streams.contracts.topics import spec
 from streams.ops.kafka_security import CHECK_TIMEOUT_SECONDS, KafkaAccessError, check_connection
+from streams.ops.records import Sender
 from streams.ops.settings import InvalidSettings, Settings, load_settings
 
 
@@ -71,3 +75,52 @@ def check_kafka(settings: Settings, *, timeout: float = CHECK_TIMEOUT_SECONDS) -
         check_connection(settings, timeout=timeout)
     except KafkaAccessError as error:
         raise click.ClickException(str(error)) from None
+
+
+class IsoTime(click.ParamType):
+    """An ISO 8601 time with its zone, as the JSON lines write them."""
+
+    name = "ISO-TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return parse_timestamp(value)
+        except JsonLineError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class LogicalTopic(click.ParamType):
+    """A logical topic name a verb works on; any other is refused with `refusal` (which may
+    name it as {topic}) and the names it takes."""
+
+    name = "TOPIC"
+
+    def __init__(self, allowed: Sequence[str], refusal: str) -> None:
+        self.allowed = tuple(allowed)
+        self.refusal = refusal
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value in self.allowed:
+            return value
+        try:
+            spec(value)
+        except KeyError:
+            problem = f"unknown topic {value!r}"
+        else:
+            problem = self.refusal.format(topic=value)
+        self.fail(f"{problem}; it takes {', '.join(self.allowed)}", param, ctx)
+
+
+def counted(number: int, noun: str) -> str:
+    """`1 record`, `3 records`: for what the verbs print."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def confirm(sender: Sender, noun: str, topic: str) -> None:
+    """Wait until the broker confirmed every record sent; each one it did not goes to stderr,
+    then an error."""
+    failures = sender.finish()
+    for failure in failures:
+        click.echo(failure, err=True)
+    if failures:
+        raise click.ClickException(f"{counted(len(failures), noun)} not confirmed by {topic}")

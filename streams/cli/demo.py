@@ -23,11 +23,8 @@ from streams.cli.app import check_kafka, main, settings_of
 from streams.contracts.changelogs import changelog_sources
 from streams.contracts.codec import codec_from_settings
 from streams.contracts.topics import ERP_RESULTS, INPUTS, ORDERS, TopicCatalog
-from streams.domain import statejson
-from streams.domain.alerts import AlertBook
 from streams.domain.commands import order_of_sales_order, sales_order_id
-from streams.domain.orders import order_from_json
-from streams.domain.stock import SkuStock
+from streams.domain.statecodec import decode_alerts, decode_order, decode_sku
 from streams.local.kafka import running_broker
 from streams.local.tryton import running_tryton
 from streams.ops.settings import Settings
@@ -114,7 +111,7 @@ class Loop:
             1
             for table in (tables.order_alerts, tables.stock_alerts, tables.command_alerts)
             for data in table.values()
-            for alert in AlertBook.from_json(statejson.loads(data)).alerts.values()
+            for alert in decode_alerts(data).alerts.values()
             if alert.resolved_ms is None
         )
 
@@ -142,11 +139,11 @@ class Loop:
     async def audit(self, adapter: TrytonAdapter) -> Audit:
         """erpbridge's orders and stock, read from this worker's tables, beside the ERP's."""
         tables = self.topology.tables
-        orders = [order_from_json(statejson.loads(v)) for v in tables.orders.values()]
+        orders = [decode_order(v) for v in tables.orders.values()]
         expected = frozenset(o.order_id for o in orders if sales_order_id(o.order_id) in o.issued)
         ours = {
             (stock.sku, warehouse): level.on_hand
-            for stock in (SkuStock.from_json(statejson.loads(v)) for v in tables.stock.values())
+            for stock in (decode_sku(v) for v in tables.stock.values())
             for warehouse, level in stock.warehouses.items()
         }
         # Asked for every order erpbridge knows, so a sale it never sent shows up too.

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import click
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.cli.app import connect, main, settings_of
 from streams.contracts.codec import EncodeError, codec_from_settings
 from streams.contracts.jsonlines import JsonLineError, parse_line, to_datum
 from streams.contracts.topics import SPECS, TopicCatalog, spec
+from streams.ops.records import Outgoing, RecordsError, Sender
 
 _SCHEMA_TOPICS = [s.name for s in SPECS if s.value_schema is not None]
 _MAX_REPORTED = 20
@@ -106,7 +106,14 @@ def produce(
         ctx.exit(1)
 
     connect(ctx)
-    failures = _publish(settings.producer_config(), physical, records, timeout)
+    sender = Sender(settings.producer_config(), timeout=timeout)
+    try:
+        sender.require_topic(physical)
+    except RecordsError as exc:
+        raise click.ClickException(str(exc)) from None
+    for record in records:
+        sender.send(Outgoing(physical, None, record.key, record.value, (), f"line {record.line}"))
+    failures = sender.finish()
     for failure in failures[:_MAX_REPORTED]:
         click.echo(failure, err=True)
     if failures:
@@ -130,48 +137,3 @@ def _key_of(datum: dict[str, Any], field: str) -> bytes:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise JsonLineError(field, f"the key must be a string or an integer, not {value!r:.40}")
     return str(value).encode("utf-8")
-
-
-def _publish(
-    config: dict[str, str | bool], topic: str, records: list[_Record], timeout: float
-) -> list[str]:
-    """Produce and flush; the failures, one per record the broker did not confirm."""
-    producer = Producer(
-        {
-            **config,
-            # librdkafka then fails undelivered records itself, each with a delivery report.
-            "message.timeout.ms": int(timeout * 1000),
-        }
-    )
-    try:
-        metadata = producer.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise click.ClickException(
-            f"cannot reach Kafka at {config['bootstrap.servers']}: {exc}"
-        ) from exc
-    if topic not in metadata.topics or metadata.topics[topic].error is not None:
-        raise click.ClickException(f"topic {topic} does not exist; run `erpbridge topics create`")
-
-    failures: list[str] = []
-
-    def delivered(line: int) -> Any:
-        def report(error: KafkaError | None, message: Message) -> None:
-            if error is not None:
-                failures.append(f"line {line}: not delivered: {error.str()}")
-
-        return report
-
-    for record in records:
-        while True:
-            try:
-                producer.produce(
-                    topic, key=record.key, value=record.value, on_delivery=delivered(record.line)
-                )
-                break
-            except BufferError:  # local queue full: let deliveries drain it
-                producer.poll(0.5)
-        producer.poll(0)
-    remaining = producer.flush(timeout + 10)
-    if remaining:
-        failures.append(f"{remaining} records still unconfirmed after {timeout + 10:.0f}s")
-    return failures

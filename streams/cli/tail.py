@@ -6,11 +6,9 @@ import base64
 import json
 import os
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import click
 from confluent_kafka import (
@@ -22,26 +20,14 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from streams.cli.app import connect, main
+from streams.cli.app import IsoTime, connect, main
 from streams.contracts.codec import Codec, DecodeError, codec_from_settings
-from streams.contracts.jsonlines import JsonLineError, format_timestamp, from_datum, parse_timestamp
+from streams.contracts.jsonlines import format_timestamp, from_datum
 from streams.contracts.topics import SPECS, TopicCatalog, spec
+from streams.ops.records import missing_topic, retrying
 
 _POLL_SECONDS = 0.5
-_LEADER_WAIT_SECONDS = 30.0
-_LEADER_MOVING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
-_T = TypeVar("_T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class _Timestamp(click.ParamType):
-    name = "ISO-TIME"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            return parse_timestamp(value)
-        except JsonLineError as exc:
-            self.fail(str(exc), param, ctx)
 
 
 @main.command("tail")
@@ -51,7 +37,7 @@ class _Timestamp(click.ParamType):
 @click.option(
     "--offset", type=click.IntRange(min=0), help="Start at this offset in every partition."
 )
-@click.option("--since", type=_Timestamp(), help="Start at the first record at or after this time.")
+@click.option("--since", type=IsoTime(), help="Start at the first record at or after this time.")
 @click.option("--partition", type=click.IntRange(min=0), help="Read only this partition.")
 @click.option("--max-messages", type=click.IntRange(min=1), help="Stop after this many records.")
 @click.option(
@@ -156,7 +142,7 @@ def _assign(
     metadata = consumer.list_topics(topic, timeout=30)
     described = metadata.topics.get(topic)
     if described is None or described.error is not None:
-        raise click.ClickException(f"topic {topic} does not exist; run `erpbridge topics create`")
+        raise click.ClickException(str(missing_topic(topic)))
     partitions = sorted(described.partitions)
     if only is not None:
         if only not in partitions:
@@ -165,7 +151,7 @@ def _assign(
 
     def watermarks(partition: int) -> tuple[int, int]:
         tp = TopicPartition(topic, partition)
-        return _retrying(lambda: consumer.get_watermark_offsets(tp, timeout=30))
+        return retrying(lambda: consumer.get_watermark_offsets(tp, timeout=30))
 
     marks = {p: watermarks(p) for p in partitions}
     if since is not None:
@@ -173,7 +159,7 @@ def _assign(
         wanted = [TopicPartition(topic, p, millis) for p in partitions]
         found = {
             tp.partition: tp.offset
-            for tp in _retrying(lambda: consumer.offsets_for_times(wanted, timeout=30))
+            for tp in retrying(lambda: consumer.offsets_for_times(wanted, timeout=30))
         }
         # -1: no record at or after that time, so start at the end.
         starts = {p: found[p] if found[p] >= 0 else marks[p][1] for p in partitions}
@@ -187,22 +173,6 @@ def _assign(
     spans = ", ".join(f"[{p}] {starts[p]}..{marks[p][1]}" for p in partitions)
     click.echo(f"reading {topic} {spans}{', then following' if follow else ''}", err=True)
     return {p: marks[p][1] for p in partitions if starts[p] < marks[p][1]}
-
-
-def _retrying(query: Callable[[], _T]) -> _T:
-    """Run an offset query, again while the partition's leader is still taking over.
-
-    A partition answers "not leader" for a moment after its topic is created or its
-    leader moves; librdkafka does not retry these one-off queries itself.
-    """
-    deadline = time.monotonic() + _LEADER_WAIT_SECONDS
-    while True:
-        try:
-            return query()
-        except KafkaException as exc:
-            if exc.args[0].code() not in _LEADER_MOVING or time.monotonic() >= deadline:
-                raise
-        time.sleep(_POLL_SECONDS / 5)
 
 
 def _consume(

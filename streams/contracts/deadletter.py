@@ -115,13 +115,16 @@ def dead_letter(
         (FAILED_AT, failed_at),
     ]
     # Earlier dead-letter headers are replaced, so a replayed record that fails again says why now.
-    kept = [(k, v) for k, v in headers if not k.startswith(HEADER_PREFIX)]
+    kept = original_headers(headers)
     return DeadLetter(dlq_topic, partition, key, value, kept + [(k, v.encode()) for k, v in ours])
 
 
-def of_consumed(
-    record: Any, dlq_topic: str, *, stage: str, reason: str, error: str
-) -> DeadLetter:
+def original_headers(headers: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """A dead letter's headers without the dead-letter ones: the original record's."""
+    return [(k, v) for k, v in headers if not k.startswith(HEADER_PREFIX)]
+
+
+def of_consumed(record: Any, dlq_topic: str, *, stage: str, reason: str, error: str) -> DeadLetter:
     """The dead letter of an aiokafka ConsumerRecord (topic, partition, offset, key, value,
     headers), as the services outside Faust (dispatcher, ERP connector) read them."""
     return dead_letter(

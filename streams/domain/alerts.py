@@ -13,8 +13,13 @@ so a condition that clears and comes back is a new alert and the old one stays r
 
 Time-based findings only ever appear with time, never disappear with it: each rule knows the
 time from which its finding holds if the facts stay as they are, which is what the findings
-compare with `now_ms` and what `order_next_check_ms` schedules the next tick by. A finding
-that holds at once (an over-capture, a backorder) holds from the time of the fact behind it.
+compare with `now_ms` and what `order_next_check_ms` schedules the next tick by. Those times
+are business time: a limit counts from the stamp of the fact it waits on, so a stamp behind
+the worker's clock brings the finding forward and one ahead holds it back by the skew. A
+finding that holds at once (an over-capture, a capture in another currency, a backorder)
+needs no time at all: it holds as soon as the fact behind it is known, whatever the fact's
+stamp, since a stamp ahead of the worker's clock (a skewed shop or gateway clock) must not
+hold it back until a later tick.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from streams.domain import statejson
 from streams.domain.commands import SOURCE, sales_order_id
 from streams.domain.messages import ErpOutcome
 from streams.domain.money import quantize_minor
@@ -133,7 +137,9 @@ class Alert:
             "first_seen_at": _utc(self.first_seen_ms),
             "resolved_at": None if self.resolved_ms is None else _utc(self.resolved_ms),
             "summary": self.summary,
-            "evidence": dict(self.evidence),
+            # Sorted: an Avro map is encoded in the dict's order, and stored books come back
+            # with their keys sorted, so a re-sent alert is byte for byte its first copy.
+            "evidence": dict(sorted(self.evidence.items())),
         }
 
 
@@ -182,45 +188,30 @@ class AlertBook:
         redelivered after a crash (the records are identical, so receivers are unaffected)."""
         return sorted(self.alerts.values(), key=lambda alert: alert.alert_id)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "entity_type": self.entity_type,
-            "entity_id": self.entity_id,
-            "alerts": {t: statejson.plain(a) for t, a in self.alerts.items()},
-            "opened": self.opened,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AlertBook:
-        return cls(
-            entity_type=data["entity_type"],
-            entity_id=data["entity_id"],
-            alerts={
-                t: Alert(**{**a, "severity": Severity(a["severity"])})
-                for t, a in data["alerts"].items()
-            },
-            opened=dict(data["opened"]),
-        )
-
 
 # -- order rules --------------------------------------------------------------------------
 
-_Held = tuple[int, Finding]
-"""A finding and the time from which it holds while the order's facts stay as they are."""
+_Held = tuple[int | None, Finding]
+"""A finding and the time from which it holds while the order's facts stay as they are;
+None when it holds as soon as its facts are known."""
 
 
 def order_findings(order: Order, policy: AlertPolicy, now_ms: int) -> dict[str, Finding]:
     return {
         alert_type: finding
         for alert_type, (since_ms, finding) in _order_holds(order, policy).items()
-        if since_ms <= now_ms
+        if since_ms is None or since_ms <= now_ms
     }
 
 
 def order_next_check_ms(order: Order, policy: AlertPolicy, now_ms: int) -> int | None:
     """The earliest time after `now_ms` at which a finding appears unless new facts arrive;
     None when time alone changes nothing."""
-    later = [since for since, _ in _order_holds(order, policy).values() if since > now_ms]
+    later = [
+        since
+        for since, _ in _order_holds(order, policy).values()
+        if since is not None and since > now_ms
+    ]
     return min(later, default=None)
 
 
@@ -329,17 +320,14 @@ def _amount_mismatch(order: Order, policy: AlertPolicy) -> _Held | None:
             by_currency[p.currency] = by_currency.get(p.currency, ZERO) + p.captured
         for other, amount in sorted(by_currency.items()):
             evidence[f"captured_{other}"] = _money(amount, other)
-        since = min(c.at_ms for p in foreign for c in p.captures.values())
-        return since, Finding(
+        return None, Finding(
             Severity.CRITICAL,
             f"order {order.order_id} is in {currency}, but payments were captured in "
             f"{', '.join(sorted(by_currency))}",
             evidence,
         )
-    captures = [c.at_ms for p in order.payments.values() for c in p.captures.values()]
     if captured - total > policy.amount_tolerance:
-        # It holds from the capture that went over, at the latest.
-        return max(captures), Finding(
+        return None, Finding(
             Severity.CRITICAL,
             f"{_money(captured, currency)} captured for order {order.order_id}, more than its "
             f"total of {_money(total, currency)}",
@@ -347,7 +335,7 @@ def _amount_mismatch(order: Order, policy: AlertPolicy) -> _Held | None:
         )
     if (
         total - captured > policy.amount_tolerance
-        and captures
+        and any(p.captures for p in order.payments.values())
         and placement.payment_terms == "PREPAID"
     ):
         evidence["placed_at"] = _iso(placement.placed_ms)
@@ -411,7 +399,7 @@ def _backorder(order: Order, policy: AlertPolicy) -> _Held | None:
             f"{line.sku}: {line.backordered} of {line.quantity} backordered, reserved "
             f"{_reservation(line.reserved)}"
         )
-    return placement.placed_ms, Finding(
+    return None, Finding(
         Severity.WARNING,
         f"order {order.order_id} has {units} units backordered on {len(short)} lines",
         evidence,

@@ -197,8 +197,10 @@ def _reached(placement: Placement, movements: list[tuple[str, Movement]]) -> int
     return None
 
 
-def order_commands(order: Order, policy: CommandPolicy) -> list[Command]:
-    """Every document command the order's facts call for now.
+def order_commands(order: Order, policy: CommandPolicy, *, replay: bool = False) -> list[Command]:
+    """Every document command the order's facts call for now; without `replay` only those it
+    has not issued yet (each depends only on facts that never change once recorded, so an
+    issued command need not be built again).
 
     The sales order goes once the order is confirmable, unless it was cancelled first (then
     the ERP never hears of it); everything else about the order needs the sales order in
@@ -208,23 +210,29 @@ def order_commands(order: Order, policy: CommandPolicy) -> list[Command]:
     placement = order.placement
     if placement is None:
         return []
+
+    def wanted(command_id: str) -> bool:
+        return replay or command_id not in order.issued
+
     so_id = sales_order_id(order.order_id)
     created = order.issued.get(so_id)
     if created is None:
         created = confirmed_at(order, policy)
         if created is None or order.cancelled_ms is not None:
             return []
-    commands = [
-        _command(
-            policy,
-            so_id,
-            Kind.CREATE_SALES_ORDER,
-            created,
-            order.order_id,
-            _sales_order(order.order_id, placement),
+    commands = []
+    if wanted(so_id):
+        commands.append(
+            _command(
+                policy,
+                so_id,
+                Kind.CREATE_SALES_ORDER,
+                created,
+                order.order_id,
+                _sales_order(order.order_id, placement),
+            )
         )
-    ]
-    if order.cancelled_ms is not None:
+    if order.cancelled_ms is not None and wanted(cancellation_id(order.order_id)):
         body: dict[str, Any] = {"order_id": order.order_id, "reason": order.cancel_reason}
         commands.append(
             _command(
@@ -237,6 +245,9 @@ def order_commands(order: Order, policy: CommandPolicy) -> list[Command]:
             )
         )
     for fulfilment_id, f in sorted(order.fulfilments.items(), key=lambda i: (i[1].at_ms, i[0])):
+        command_id = shipment_id(order.order_id, fulfilment_id)
+        if not wanted(command_id):
+            continue
         body = {
             "order_id": order.order_id,
             "fulfillment_id": fulfilment_id,
@@ -246,16 +257,12 @@ def order_commands(order: Order, policy: CommandPolicy) -> list[Command]:
             "tracking_number": f.tracking_number,
         }
         commands.append(
-            _command(
-                policy,
-                shipment_id(order.order_id, fulfilment_id),
-                Kind.RECORD_SHIPMENT,
-                f.at_ms,
-                order.order_id,
-                body,
-            )
+            _command(policy, command_id, Kind.RECORD_SHIPMENT, f.at_ms, order.order_id, body)
         )
     for refund_id, succeeded_ms in sorted(refunds_succeeded(order).items()):
+        command_id = credit_note_id(order.order_id, refund_id)
+        if not wanted(command_id):
+            continue
         refund = order.refunds[refund_id]
         body = {
             "order_id": order.order_id,
@@ -271,12 +278,7 @@ def order_commands(order: Order, policy: CommandPolicy) -> list[Command]:
         }
         commands.append(
             _command(
-                policy,
-                credit_note_id(order.order_id, refund_id),
-                Kind.CREATE_CREDIT_NOTE,
-                succeeded_ms,
-                order.order_id,
-                body,
+                policy, command_id, Kind.CREATE_CREDIT_NOTE, succeeded_ms, order.order_id, body
             )
         )
     return commands

@@ -43,27 +43,6 @@ class InputEvent:
             payload=payload,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "occurred_ms": self.occurred_ms,
-            "source": self.source,
-            "key": self.key,
-            "kind": self.kind,
-            "payload": statejson.tag(self.payload),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> InputEvent:
-        return cls(
-            event_id=data["event_id"],
-            occurred_ms=data["occurred_ms"],
-            source=data["source"],
-            key=data["key"],
-            kind=data["kind"],
-            payload=statejson.untag(data["payload"]),
-        )
-
 
 def to_ms(value: datetime | int) -> int:
     if isinstance(value, int):

@@ -28,7 +28,7 @@ conversion leaves unbalanced goes on an explicit line to the rounding account.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -724,9 +724,17 @@ def _figures(placement: Placement) -> _Figures:
 
 
 def order_journal(
-    order: Order, mapping: FinanceMapping, confirmed_ms: int | None
+    order: Order,
+    mapping: FinanceMapping,
+    confirmed_ms: int | None,
+    done: Callable[[str], bool] = lambda entry_id: False,
 ) -> list[JournalEntry]:
-    """Every journal entry the order's facts call for as of now, by posting time and id.
+    """Every journal entry the order's facts call for as of now that is not `done` (by
+    entry id), by posting time and id.
+
+    Each entry depends only on facts that never change once recorded, so an entry already
+    posted need not be built again: `done` lets a caller that remembers what it posted
+    derive only what an event changed, at a cost that does not grow with the order's history.
 
     `confirmed_ms` is when the ERP confirmed the sales order (None: not yet); it matters only
     under confirmation-based recognition. Raises MissingRateError when an entry's currency
@@ -735,17 +743,34 @@ def order_journal(
     entries: list[JournalEntry | None] = []
     placement = order.placement
     if placement is not None:
-        figures = _figures(placement)
+        figures = _LazyFigures(placement)
         if mapping.revenue_recognition is Recognition.SHIPMENT:
-            entries += _sales_at_shipment(order, figures, mapping)
+            entries += _sales_at_shipment(order, figures, mapping, done)
         else:
-            entries += _sales_at_confirmation(order, figures, mapping, confirmed_ms)
-        entries += _credit_notes(order, placement, figures, mapping)
-    entries += _payments(order, mapping)
+            entries += _sales_at_confirmation(order, figures, mapping, confirmed_ms, done)
+        entries += _credit_notes(order, placement, figures, mapping, done)
+    entries += _payments(order, mapping, done)
     return sorted(
         (entry for entry in entries if entry is not None),
         key=lambda entry: (entry.posted_ms, entry.entry_id),
     )
+
+
+class _LazyFigures:
+    """The placement's figures, computed the first time an entry needs them."""
+
+    def __init__(self, placement: Placement) -> None:
+        self._placement = placement
+        self._figures: _Figures | None = None
+
+    def get(self) -> _Figures:
+        if self._figures is None:
+            self._figures = _figures(self._placement)
+        return self._figures
+
+
+def journal_entry_id(order_id: str, suffix: str) -> str:
+    return f"{order_id}/journal/{suffix}"
 
 
 def _sale_entry(
@@ -760,7 +785,7 @@ def _sale_entry(
     builder = _Builder(
         mapping,
         "sale",
-        f"{order.order_id}/journal/{suffix}",
+        journal_entry_id(order.order_id, suffix),
         order.order_id,
         description,
         currency,
@@ -776,35 +801,42 @@ def _sale_entry(
 
 
 def _sales_at_shipment(
-    order: Order, figures: _Figures, mapping: FinanceMapping
+    order: Order, lazy: _LazyFigures, mapping: FinanceMapping, done: Callable[[str], bool]
 ) -> list[JournalEntry | None]:
     """One sale per fulfilment for the units it ships, each computed from that fulfilment
     alone so it never changes when others arrive. Once every unit has shipped, the rounding
     of those shares is trued up by one more entry, so the sales sum to the order's totals."""
     entries: list[JournalEntry | None] = []
-    recognised = _Amounts()
+    built = False
     for fulfilment_id, fulfilment in sorted(order.fulfilments.items()):
-        part = figures.shipped(fulfilment.lines)
-        recognised += part
+        suffix = f"sale/{fulfilment_id}"
+        if done(journal_entry_id(order.order_id, suffix)):
+            continue
+        built = True
+        figures = lazy.get()
         entries.append(
             _sale_entry(
                 order,
                 mapping,
-                f"sale/{fulfilment_id}",
-                part,
+                suffix,
+                figures.shipped(fulfilment.lines),
                 figures.currency,
                 fulfilment.at_ms,
                 f"Sale of order {order.order_id}: revenue for the goods shipped in fulfilment "
                 f"{fulfilment_id} from {fulfilment.warehouse} (recognised at shipment)",
             )
         )
+    # The true-up depends only on the fulfilments, so it was settled (posted, or nothing to
+    # post) when the last of them was; it needs working out only when one is new.
+    if not built or done(journal_entry_id(order.order_id, "sale-rounding")):
+        return entries
+    figures = lazy.get()
     shipped = {sku: 0 for sku in figures.pools}
     for fulfilment in order.fulfilments.values():
         for sku, quantity in fulfilment.lines.items():
             shipped[sku] += quantity
-    if order.fulfilments and all(
-        shipped[sku] == pool.quantity for sku, pool in figures.pools.items()
-    ):
+    if all(shipped[sku] == pool.quantity for sku, pool in figures.pools.items()):
+        recognised = _total(figures.shipped(f.lines) for _, f in sorted(order.fulfilments.items()))
         entries.append(
             _sale_entry(
                 order,
@@ -821,29 +853,37 @@ def _sales_at_shipment(
 
 
 def _sales_at_confirmation(
-    order: Order, figures: _Figures, mapping: FinanceMapping, confirmed_ms: int | None
+    order: Order,
+    lazy: _LazyFigures,
+    mapping: FinanceMapping,
+    confirmed_ms: int | None,
+    done: Callable[[str], bool],
 ) -> list[JournalEntry | None]:
     """The whole order at confirmation, and at a cancellation a reversal of what had not
     shipped. An order cancelled before it was confirmed (the ERP never had its sales order)
     is never recognised; the caller passes no confirmation time for it."""
     if confirmed_ms is None:
         return []
-    entries = [
-        _sale_entry(
-            order,
-            mapping,
-            "sale",
-            figures.whole,
-            figures.currency,
-            confirmed_ms,
-            f"Sale of order {order.order_id}: revenue recognised at confirmation",
+    entries: list[JournalEntry | None] = []
+    if not done(journal_entry_id(order.order_id, "sale")):
+        figures = lazy.get()
+        entries.append(
+            _sale_entry(
+                order,
+                mapping,
+                "sale",
+                figures.whole,
+                figures.currency,
+                confirmed_ms,
+                f"Sale of order {order.order_id}: revenue recognised at confirmation",
+            )
         )
-    ]
     cancelled_ms = order.cancelled_ms
-    if cancelled_ms is not None:
+    if cancelled_ms is not None and not done(journal_entry_id(order.order_id, "sale-reversal")):
         # No fulfilment applies after a cancellation, so what shipped is final here. A
         # cancellation processed after the confirmation but dated before it is reversed on
         # the confirmation's date, never before the sale it reverses.
+        figures = lazy.get()
         shipped = _total(figures.shipped(f.lines) for f in order.fulfilments.values())
         entries.append(
             _sale_entry(
@@ -861,7 +901,11 @@ def _sales_at_confirmation(
 
 
 def _credit_notes(
-    order: Order, placement: Placement, figures: _Figures, mapping: FinanceMapping
+    order: Order,
+    placement: Placement,
+    lazy: _LazyFigures,
+    mapping: FinanceMapping,
+    done: Callable[[str], bool],
 ) -> list[JournalEntry | None]:
     """A credit note per refund the customer has received: paid back through a gateway (a
     payment refund with the same refund id), or credited on account. A pending refund is not
@@ -870,13 +914,15 @@ def _credit_notes(
     on_account = placement.payment_terms == "ON_ACCOUNT"
     entries: list[JournalEntry | None] = []
     for refund_id, refund in sorted(order.refunds.items()):
-        if not (on_account or refund_id in paid_back):
+        entry_id = journal_entry_id(order.order_id, f"credit-note/{refund_id}")
+        if not (on_account or refund_id in paid_back) or done(entry_id):
             continue
+        figures = lazy.get()
         total = quantize_minor(refund.total, figures.currency)
         builder = _Builder(
             mapping,
             "credit_note",
-            f"{order.order_id}/journal/credit-note/{refund_id}",
+            entry_id,
             order.order_id,
             f"Credit note for {refund.kind.lower()} {refund_id} of order {order.order_id}",
             figures.currency,
@@ -905,7 +951,7 @@ def _payment_entry(
     builder = _Builder(
         mapping,
         template,
-        f"{order_id}/journal/{suffix}",
+        journal_entry_id(order_id, suffix),
         order_id,
         description,
         payment.currency,
@@ -917,13 +963,17 @@ def _payment_entry(
     return builder.build()
 
 
-def _payments(order: Order, mapping: FinanceMapping) -> list[JournalEntry | None]:
+def _payments(
+    order: Order, mapping: FinanceMapping, done: Callable[[str], bool]
+) -> list[JournalEntry | None]:
     """Captures, payment refunds and settlements, each in the payment's own currency."""
     entries: list[JournalEntry | None] = []
     order_id = order.order_id
     for payment_id, payment in sorted(order.payments.items()):
         gateway = payment.gateway
         for event_id, capture in sorted(payment.captures.items()):
+            if done(journal_entry_id(order_id, f"capture/{event_id}")):
+                continue
             entries.append(
                 _payment_entry(
                     mapping,
@@ -940,6 +990,8 @@ def _payments(order: Order, mapping: FinanceMapping) -> list[JournalEntry | None
                 )
             )
         for refund_id, refund in sorted(payment.refunds.items()):
+            if done(journal_entry_id(order_id, f"payment-refund/{refund_id}")):
+                continue
             entries.append(
                 _payment_entry(
                     mapping,
@@ -957,6 +1009,8 @@ def _payments(order: Order, mapping: FinanceMapping) -> list[JournalEntry | None
                 )
             )
         for payout_id, payout in sorted(payment.payouts.items()):
+            if done(journal_entry_id(order_id, f"settlement/{payout_id}")):
+                continue
             gross = quantize_minor(payout.gross, payment.currency)
             fee = quantize_minor(payout.fee, payment.currency)
             entries.append(

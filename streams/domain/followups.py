@@ -43,16 +43,23 @@ class FollowUps:
 def follow_ups(
     order: Order, policy: CommandPolicy, mapping: FinanceMapping, *, replay: bool = False
 ) -> FollowUps:
-    documents = order_commands(order, policy)
+    """What became due (recorded as issued), or with `replay` everything due so far."""
+    documents = order_commands(order, policy, replay=replay)
     fresh = issue(order, documents)
     # Revenue recognised at confirmation is posted when the sales order was issued.
-    entries = order_journal(order, mapping, order.issued.get(sales_order_id(order.order_id)))
+    entries = order_journal(
+        order,
+        mapping,
+        order.issued.get(sales_order_id(order.order_id)),
+        done=lambda entry_id: not replay and journal_command_id(entry_id) in order.issued,
+    )
     posted = [e for e in entries if journal_command_id(e.entry_id) not in order.issued]
     for entry in posted:
         order.issued[journal_command_id(entry.entry_id)] = entry.posted_ms
     if replay:
         return FollowUps(documents, entries)
     return FollowUps(fresh, posted)
+
 
 def request_cost(
     stock: SkuStock, request: StockRequest, mapping: FinanceMapping

@@ -1,4 +1,5 @@
-"""Messages between the order and stock agents, carried on internal topics as JSON.
+"""Messages between the order and stock agents, carried on internal topics as JSON, bundled
+per partition.
 
 Orders are keyed by order id and stock by SKU, so an order's effect on stock travels as a
 `StockRequest` re-keyed by SKU, and the stock's answer comes back as an `AllocationUpdate`
@@ -8,6 +9,7 @@ the stock remembers, updates carry absolute quantities and a version.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -37,6 +39,11 @@ class StockRequest:
     """Units shipped or restocked."""
     warehouse: str | None = None
     destination: Destination | None = None
+
+    @property
+    def cause(self) -> str:
+        """The request as the cause of a stock change: unique, since requests apply once."""
+        return f"{self.order_id}:{self.kind.value}:{self.ref}"
 
     def to_json(self) -> dict[str, Any]:
         d = self.destination
@@ -165,12 +172,28 @@ def encode(message: StockRequest | OrderFeedback) -> bytes:
     return statejson.dumps(message.to_json())
 
 
-def decode_request(data: bytes) -> StockRequest:
-    return StockRequest.from_json(statejson.loads(data))
+def encode_bundle(messages: Sequence[StockRequest | OrderFeedback]) -> bytes:
+    """Several messages for one partition in one record, in order: a batch sends one record
+    per partition it reaches, not one per message."""
+    return statejson.dumps([message.to_json() for message in messages])
 
 
-def decode_feedback(data: bytes) -> OrderFeedback:
+def decode_requests(data: bytes) -> list[StockRequest]:
+    """A bundle of requests, or one request alone (the timer and earlier releases)."""
+    return [StockRequest.from_json(obj) for obj in _objects(data)]
+
+
+def decode_feedback(data: bytes) -> list[OrderFeedback]:
+    """A bundle of feedback messages, or one alone."""
+    return [_feedback(obj) for obj in _objects(data)]
+
+
+def _objects(data: bytes) -> list[dict[str, Any]]:
     obj = statejson.loads(data)
+    return obj if isinstance(obj, list) else [obj]
+
+
+def _feedback(obj: dict[str, Any]) -> OrderFeedback:
     if obj.get("type") == "allocation":
         return AllocationUpdate.from_json(obj)
     if obj.get("type") == "tick":

@@ -24,6 +24,10 @@ MINOR_UNITS: dict[str, int] = {
 }  # fmt: skip
 
 
+_QUANTA = {currency: Decimal(1).scaleb(-digits) for currency, digits in MINOR_UNITS.items()}
+"""The minor unit of each currency as a Decimal (0.01 for USD), made once."""
+
+
 class UnknownCurrencyError(ValueError):
     def __init__(self, currency: str) -> None:
         super().__init__(
@@ -46,7 +50,10 @@ def quantize_minor(amount: Decimal, currency: str) -> Decimal:
     if not isinstance(amount, Decimal):
         # A float would already carry binary rounding error; refuse it rather than hide it.
         raise TypeError(f"money must be a Decimal, got {type(amount).__name__}")
-    return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_EVEN)
+    quantum = _QUANTA.get(currency)
+    if quantum is None:
+        quantum = Decimal(1).scaleb(-minor_unit(currency))
+    return amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
 
 
 def allocate(amount: Decimal, weights: Sequence[Decimal], currency: str) -> list[Decimal]:

@@ -23,7 +23,6 @@ from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
-from streams.domain import statejson
 from streams.domain.events import InputEvent, Rejection, check_currency
 from streams.domain.messages import AllocationUpdate, ErpOutcome, RequestKind, StockRequest
 from streams.domain.policy import Policy, due, prune_seen
@@ -189,6 +188,11 @@ class Transition:
     status: Status
     cause_event_id: str
     at_ms: int
+    sequence: int = 0
+    """The transition's number within its order, from 1: its position in the order's
+    transitions, so a re-sent copy carries the number of its first copy and a consumer can
+    tell a stale copy from a newer transition. State written before transitions carried it
+    is numbered by position when read (streams.domain.statecodec)."""
 
 
 @dataclass(slots=True)
@@ -310,8 +314,10 @@ class Order:
             prune_seen(self.seen, now_ms, policy.dedup_ttl_ms)
         return effect
 
-    def apply_allocation(self, update: AllocationUpdate) -> None:
-        """Record the stock's reservations of this order's lines of one SKU (latest version wins)."""
+    def apply_allocation(self, update: AllocationUpdate) -> bool:
+        """Record the stock's reservations of this order's lines of one SKU (latest version
+        wins); False if it told nothing new."""
+        applied = False
         for line_id, reservation in update.lines.items():
             line = self.lines.get(line_id)
             if line is None or update.version <= line.allocation_version:
@@ -319,6 +325,8 @@ class Order:
             line.reserved = dict(reservation.reserved)
             line.backordered = reservation.backordered
             line.allocation_version = update.version
+            applied = True
+        return applied
 
     def apply_erp_result(self, command_id: str, outcome: ErpOutcome) -> bool:
         """Record the ERP's answer; False if it is not newer than the one recorded."""
@@ -355,14 +363,16 @@ class Order:
         A crash between applying an event and its outputs reaching the broker leaves the event
         applied in local state but its offset uncommitted; its redelivery must heal that.
         Every request is idempotent on the stock side, so all of the order's requests go again.
+        The transitions it caused go again as they were first sent, then the order's latest
+        transition if that is not already the last of them: redelivered events are replayed
+        in whatever order they come, and the last status record must stay the current one.
         """
         if any(w.event.event_id == event_id for w in self.waiting):
             return OrderEffect(Verdict.DUPLICATE)
-        return OrderEffect(
-            Verdict.DUPLICATE,
-            requests=self.all_requests(),
-            transitions=[t for t in self.transitions if t.cause_event_id == event_id],
-        )
+        transitions = [t for t in self.transitions if t.cause_event_id == event_id]
+        if self.transitions and transitions[-1:] != self.transitions[-1:]:
+            transitions.append(self.transitions[-1])
+        return OrderEffect(Verdict.DUPLICATE, requests=self.all_requests(), transitions=transitions)
 
     def all_requests(self) -> list[StockRequest]:
         requests: list[StockRequest] = []
@@ -384,7 +394,7 @@ class Order:
     ) -> None:
         after = self.derive_status()
         if after is not None and after != before:
-            transition = Transition(before, after, cause, at_ms)
+            transition = Transition(before, after, cause, at_ms, len(self.transitions) + 1)
             self.status = after
             self.transitions.append(transition)
             effect.transitions.append(transition)
@@ -798,87 +808,3 @@ def _amounts(payload: dict[str, Any]) -> list[tuple[str, Decimal]]:
             for j, tax in enumerate(line.get("tax_lines", []))
         ]
     return found
-
-
-# -- persistence --------------------------------------------------------------------------
-
-
-def order_to_json(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.order_id,
-        "placement": statejson.plain(order.placement),
-        "lines": {i: statejson.plain(line) for i, line in order.lines.items()},
-        "cancelled_ms": order.cancelled_ms,
-        "cancel_reason": order.cancel_reason,
-        "payments": {i: statejson.plain(p) for i, p in order.payments.items()},
-        "fulfilments": {i: statejson.plain(f) for i, f in order.fulfilments.items()},
-        "refunds": {i: statejson.plain(r) for i, r in order.refunds.items()},
-        "waiting": [
-            {
-                "event": w.event.to_json(),
-                "record": w.record,
-                "first_seen_ms": w.first_seen_ms,
-                "reason": w.reason,
-                "detail": w.detail,
-            }
-            for w in order.waiting
-        ],
-        "seen": order.seen,
-        "status": order.status,
-        "transitions": [statejson.plain(t) for t in order.transitions],
-        "pruned_ms": order.pruned_ms,
-        "issued": order.issued,
-        "erp": {i: statejson.plain(o) for i, o in order.erp.items()},
-    }
-
-
-def order_from_json(data: dict[str, Any]) -> Order:
-    u = statejson.untag
-    placement = data["placement"]
-    return Order(
-        order_id=data["order_id"],
-        placement=None if placement is None else Placement(**u(placement)),
-        lines={i: Line(**u(line)) for i, line in data["lines"].items()},
-        cancelled_ms=data["cancelled_ms"],
-        cancel_reason=data["cancel_reason"],
-        payments={i: _payment_from_json(p) for i, p in data["payments"].items()},
-        fulfilments={i: Fulfilment(**f) for i, f in data["fulfilments"].items()},
-        refunds={i: Refund(**u(r)) for i, r in data["refunds"].items()},
-        waiting=[
-            Waiting(
-                event=InputEvent.from_json(w["event"]),
-                record=w["record"],
-                first_seen_ms=w["first_seen_ms"],
-                reason=w["reason"],
-                detail=w["detail"],
-            )
-            for w in data["waiting"]
-        ],
-        seen=dict(data["seen"]),
-        status=None if data["status"] is None else Status(data["status"]),
-        transitions=[
-            Transition(
-                previous=None if t["previous"] is None else Status(t["previous"]),
-                status=Status(t["status"]),
-                cause_event_id=t["cause_event_id"],
-                at_ms=t["at_ms"],
-            )
-            for t in data["transitions"]
-        ],
-        pruned_ms=data["pruned_ms"],
-        issued=dict(data["issued"]),
-        erp={i: ErpOutcome(**o) for i, o in data["erp"].items()},
-    )
-
-
-def _payment_from_json(data: dict[str, Any]) -> Payment:
-    p = statejson.untag(data)
-    return Payment(
-        **{
-            **p,
-            "captures": {i: Movement(**m) for i, m in p["captures"].items()},
-            "authorizations": {i: Movement(**m) for i, m in p["authorizations"].items()},
-            "refunds": {i: Movement(**m) for i, m in p["refunds"].items()},
-            "payouts": {i: Payout(**m) for i, m in p["payouts"].items()},
-        }
-    )

@@ -1,4 +1,6 @@
-"""JSON for state and internal messages, keeping Decimals and datetimes exact."""
+"""JSON for internal messages and pending commands, keeping Decimals and datetimes exact.
+
+State was stored this way too up to 9b01a66; streams.domain.statecodec still reads it."""
 
 from __future__ import annotations
 

@@ -19,7 +19,14 @@ On hand and the ERP
 Reservations
     An order's claim on this SKU records per line what is reserved at which warehouse and
     what is backordered. Reserve, release, ship and restock requests are idempotent: a claim
-    is made once, and shipments and restocks are remembered by reference.
+    is made once, and shipments and restocks are remembered by reference. A closed claim
+    (released, or every unit shipped) drops its lines and is kept, that small, for the
+    de-duplication TTL.
+
+    The order hears back (an `AllocationUpdate`) only when a claim is or was backordered,
+    which is all the order's rules use a reservation for (its backorder alert); a line
+    reserved in full needs no answer, which saves a message and an order update per line.
+    A duplicate request always answers, since it may be a redelivery whose answer was lost.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+
+import msgspec
 
 from streams.domain.events import InputEvent, Rejection, check_currency, to_ms
 from streams.domain.messages import (
@@ -48,12 +56,17 @@ class Verdict(Enum):
     DUPLICATE = "duplicate"
 
 
-@dataclass(slots=True)
-class WarehouseStock:
+class _Stored(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A SKU's state is stored field by position (streams.domain.statecodec), for claims are
+    many and keys would double their size: a new field goes last, with a default, and no
+    field is ever moved or retyped without a new state format."""
+
+
+class WarehouseStock(_Stored):
     on_hand: int = 0
     reserved: int = 0
     snapshot_as_of: int | None = None
-    movements: list[tuple[int, int]] = field(default_factory=list)
+    movements: list[tuple[int, int]] = msgspec.field(default_factory=list)
     """(at_ms, delta) of movements after the latest snapshot, within the snapshot window."""
     horizon_ms: int | None = None
     """Movements at or before this time were folded in for good."""
@@ -96,27 +109,39 @@ class WarehouseStock:
         self.snapshot_as_of = as_of
 
 
-@dataclass(slots=True)
-class ClaimLine:
+class ClaimLine(_Stored):
     quantity: int
-    reserved: dict[str, int] = field(default_factory=dict)
+    reserved: dict[str, int] = msgspec.field(default_factory=dict)
     backordered: int = 0
     shipped: int = 0
 
 
-@dataclass(slots=True)
-class Claim:
+class Claim(_Stored):
     """One order's reservations of this SKU."""
 
-    lines: dict[str, ClaimLine] = field(default_factory=dict)
-    refs: set[str] = field(default_factory=set)
+    lines: dict[str, ClaimLine] = msgspec.field(default_factory=dict)
+    refs: set[str] = msgspec.field(default_factory=set)
     released: bool = False
     version: int = 0
     updated_ms: int = 0
+    settled: tuple[str, ...] = ()
+    """The ids of the lines a closed claim no longer keeps (see `settle`)."""
+
+    @property
+    def backordered(self) -> bool:
+        return any(line.backordered for line in self.lines.values())
 
     @property
     def closed(self) -> bool:
         return self.released or all(line.shipped >= line.quantity for line in self.lines.values())
+
+    def settle(self) -> None:
+        """Drop a closed claim's lines, keeping what a redelivered request needs until the
+        de-duplication TTL: refs, released, version, and the line ids its allocation update
+        names. Closed stays closed, and a closed line holds no reservation or backorder
+        (released, or every unit shipped took one of them), so the update is unchanged."""
+        self.settled += tuple(self.lines)
+        self.lines = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +151,10 @@ class Availability:
     available: int
     warehouses: tuple[tuple[str, int, int, int], ...]
     """(warehouse, on hand, reserved, available), sorted by warehouse."""
+    changed: tuple[str, int] | None = field(default=None, compare=False)
+    """(cause, time) of the change that produced these figures: an inventory event id or a
+    stock request's cause, and its stamp; None before any change, or in state kept before
+    changes were recorded. Two availabilities are equal when their figures are."""
 
 
 @dataclass(slots=True)
@@ -134,13 +163,16 @@ class StockEffect:
     updates: list[AllocationUpdate] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class SkuStock:
+class SkuStock(_Stored):
     sku: str
-    warehouses: dict[str, WarehouseStock] = field(default_factory=dict)
-    claims: dict[str, Claim] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
+    warehouses: dict[str, WarehouseStock] = msgspec.field(default_factory=dict)
+    claims: dict[str, Claim] = msgspec.field(default_factory=dict)
+    seen: dict[str, int] = msgspec.field(default_factory=dict)
     pruned_ms: int = 0
+    changed: tuple[str, int] | None = None
+    """(cause, time) of the latest change of the availability figures: what identifies the
+    figures on inventory.availability, so a re-send of them is identical to their first
+    record."""
 
     def at(self, warehouse: str) -> WarehouseStock:
         return self.warehouses.setdefault(warehouse, WarehouseStock())
@@ -154,6 +186,7 @@ class SkuStock:
             reserved=sum(r[2] for r in rows),
             available=sum(r[3] for r in rows),
             warehouses=rows,
+            changed=self.changed,
         )
 
     def apply_event(
@@ -162,6 +195,7 @@ class SkuStock:
         """Apply a StockSnapshot or StockAdjusted; raises Rejection for bad input."""
         if event.event_id in self.seen:
             return StockEffect(Verdict.DUPLICATE)
+        before = self.availability()
         p = event.payload
         warehouse = _known_warehouse(p["warehouse_id"], rules)
         _check_cost(p.get("unit_cost"), p.get("currency"))
@@ -182,6 +216,7 @@ class SkuStock:
             raise Rejection("unknown-event", f"inventory event {event.kind} is not handled")
         if p.get("unit_cost") is not None and not counted:
             stock.unit_cost, stock.cost_currency = p["unit_cost"], p["currency"]
+        self._changed(before, event.event_id, event.occurred_ms)
         self.seen[event.event_id] = now_ms
         self._prune(now_ms, policy.dedup_ttl_ms)
         return StockEffect(Verdict.APPLIED)
@@ -190,6 +225,8 @@ class SkuStock:
         self, request: StockRequest, rules: RoutingRules, policy: Policy, now_ms: int
     ) -> StockEffect:
         claim = self.claims.get(request.order_id)
+        had_backorder = claim is not None and claim.backordered
+        before = self.availability()
         if request.kind is RequestKind.RESERVE:
             if claim is not None:
                 return StockEffect(Verdict.DUPLICATE, [self._update(request.order_id, claim)])
@@ -215,11 +252,15 @@ class SkuStock:
                 else:
                     delta = request.quantity
                 self.at(request.warehouse).move(request.at_ms, delta, policy.snapshot_window_ms)
+        if claim.closed:
+            claim.settle()
         claim.version += 1
         claim.updated_ms = now_ms
-        update = self._update(request.order_id, claim)
+        self._changed(before, request.cause, request.at_ms)
         self._prune(now_ms, policy.dedup_ttl_ms)
-        return StockEffect(Verdict.APPLIED, [update])
+        if not (had_backorder or claim.backordered):
+            return StockEffect(Verdict.APPLIED)
+        return StockEffect(Verdict.APPLIED, [self._update(request.order_id, claim)])
 
     def _reserve(
         self,
@@ -265,16 +306,17 @@ class SkuStock:
                     take -= released
             line.backordered -= min(line.backordered, take)
 
+    def _changed(self, before: Availability, cause: str, at_ms: int) -> None:
+        if self.availability() != before:
+            self.changed = (cause, at_ms)
+
     def _update(self, order_id: str, claim: Claim) -> AllocationUpdate:
-        return AllocationUpdate(
-            order_id=order_id,
-            sku=self.sku,
-            version=claim.version,
-            lines={
-                line_id: LineReservation(dict(line.reserved), line.backordered)
-                for line_id, line in claim.lines.items()
-            },
-        )
+        lines = {
+            line_id: LineReservation(dict(line.reserved), line.backordered)
+            for line_id, line in claim.lines.items()
+        }
+        lines.update((line_id, LineReservation()) for line_id in claim.settled)
+        return AllocationUpdate(order_id=order_id, sku=self.sku, version=claim.version, lines=lines)
 
     def _prune(self, now_ms: int, ttl_ms: int) -> None:
         """Forget event ids, and closed claims, older than the de-duplication TTL."""
@@ -283,75 +325,12 @@ class SkuStock:
         self.pruned_ms = now_ms
         prune_seen(self.seen, now_ms, ttl_ms)
         cutoff = now_ms - ttl_ms
-        done = [o for o, c in self.claims.items() if c.closed and c.updated_ms < cutoff]
-        for order_id in done:
-            del self.claims[order_id]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "sku": self.sku,
-            "warehouses": {
-                w: {
-                    "on_hand": s.on_hand,
-                    "reserved": s.reserved,
-                    "snapshot_as_of": s.snapshot_as_of,
-                    "movements": s.movements,
-                    "horizon_ms": s.horizon_ms,
-                    "unit_cost": None if s.unit_cost is None else str(s.unit_cost),
-                    "cost_currency": s.cost_currency,
-                    "drift": s.drift,
-                }
-                for w, s in self.warehouses.items()
-            },
-            "claims": {
-                o: {
-                    "lines": {
-                        i: [line.quantity, line.reserved, line.backordered, line.shipped]
-                        for i, line in c.lines.items()
-                    },
-                    "refs": sorted(c.refs),
-                    "released": c.released,
-                    "version": c.version,
-                    "updated_ms": c.updated_ms,
-                }
-                for o, c in self.claims.items()
-            },
-            "seen": self.seen,
-            "pruned_ms": self.pruned_ms,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SkuStock:
-        return cls(
-            sku=data["sku"],
-            warehouses={
-                w: WarehouseStock(
-                    on_hand=s["on_hand"],
-                    reserved=s["reserved"],
-                    snapshot_as_of=s["snapshot_as_of"],
-                    movements=[(t, d) for t, d in s["movements"]],
-                    horizon_ms=s["horizon_ms"],
-                    unit_cost=None if s["unit_cost"] is None else Decimal(s["unit_cost"]),
-                    cost_currency=s["cost_currency"],
-                    drift=s.get("drift"),  # absent from state written before drift was kept
-                )
-                for w, s in data["warehouses"].items()
-            },
-            claims={
-                o: Claim(
-                    lines={
-                        i: ClaimLine(q, dict(r), b, s) for i, (q, r, b, s) in c["lines"].items()
-                    },
-                    refs=set(c["refs"]),
-                    released=c["released"],
-                    version=c["version"],
-                    updated_ms=c["updated_ms"],
-                )
-                for o, c in data["claims"].items()
-            },
-            seen=dict(data["seen"]),
-            pruned_ms=data["pruned_ms"],
-        )
+        for order_id, claim in list(self.claims.items()):
+            if claim.closed and claim.updated_ms < cutoff:
+                del self.claims[order_id]
+            elif claim.closed:
+                # Closed before claims were settled on closing (state of an older release).
+                claim.settle()
 
 
 def _known_warehouse(warehouse: str, rules: RoutingRules) -> str:

@@ -93,8 +93,8 @@ def create_topology(
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_seconds,
-        # A few milliseconds of linger batch the many small outputs into fewer requests.
-        producer_linger=0.005,
+        # No linger: a batch hands all its records to the producer at once, and waits for them.
+        producer_linger=0.0,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         # False where an operator owns the topics: Faust then declares none, changelogs included.
         topic_allow_declare=settings.create_topics,
@@ -110,7 +110,7 @@ def create_topology(
     policy = policy_of(settings)
     accounting = EventAccounting()
     tables = Tables.create(app, catalog)
-    dead_letters = DeadLetters(app, catalog, AGENT_SOURCES)
+    dead_letters = DeadLetters(catalog)
     intake = Intake(catalog, codec, accounting, dead_letters)
     context = AgentContext(
         app=app,
@@ -120,7 +120,7 @@ def create_topology(
         intake=intake,
         dead_letters=dead_letters,
         accounting=accounting,
-        outputs=Outputs(app, catalog, codec, settings.erp_target),
+        outputs=Outputs(catalog, codec, settings.erp_target),
         rules=rules,
         policy=policy,
         commands=command_policy_of(settings),

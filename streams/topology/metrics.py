@@ -11,8 +11,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from streams.domain import statejson
-from streams.domain.alerts import AlertBook
+from streams.domain.statecodec import decode_alerts
 from streams.ops.health import PartitionSample
 from streams.ops.metrics import consumer_lag, counter, registry_of
 from streams.topology.accounting import EventAccounting, Later, Outcome
@@ -108,7 +107,7 @@ def alert_families(tables: Tables, now_ms: Callable[[], int]) -> Iterator[Metric
     for table in (tables.order_alerts, tables.stock_alerts, tables.command_alerts):
         # Faust iterates the active partitions' stores only: standbys are not counted.
         for data in table.values():
-            for alert in AlertBook.from_json(statejson.loads(data)).alerts.values():
+            for alert in decode_alerts(data).alerts.values():
                 if alert.resolved_ms is None:
                     count[alert.alert_type] = count.get(alert.alert_type, 0) + 1
                     seen = oldest.get(alert.alert_type, alert.first_seen_ms)

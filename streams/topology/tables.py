@@ -7,7 +7,6 @@ and restores from it (only its tail, when the RocksDB directory survived).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import faust
@@ -22,10 +21,18 @@ from streams.contracts.changelogs import (
     STOCK_TABLE,
 )
 from streams.contracts.topics import ERP_RESULTS, INVENTORY, ORDERS, TopicCatalog
-from streams.domain import statejson
-from streams.domain.alerts import Alert, AlertBook, Finding
-from streams.domain.orders import Order, order_from_json, order_to_json
+from streams.domain.alerts import AlertBook
+from streams.domain.orders import Order
+from streams.domain.statecodec import (
+    decode_alerts,
+    decode_order,
+    decode_sku,
+    encode_alerts,
+    encode_order,
+    encode_sku,
+)
 from streams.domain.stock import SkuStock
+from streams.topology.agents.batch import Batch
 
 
 @dataclass
@@ -40,7 +47,7 @@ class Tables:
     @classmethod
     def create(cls, app: faust.App, catalog: TopicCatalog) -> Tables:
         def table(name: str, source: str) -> TableT[bytes, bytes]:
-            # bytes types make Faust store raw bytes; state is encoded by streams.domain.statejson.
+            # bytes types make Faust store raw bytes; state is encoded by streams.domain.statecodec.
             return app.Table(
                 name, partitions=catalog.partitions(source), key_type=bytes, value_type=bytes
             )
@@ -56,43 +63,36 @@ class Tables:
 
     def order(self, order_id: str) -> Order:
         data = self.orders.get(order_id.encode())
-        return Order(order_id) if data is None else order_from_json(statejson.loads(data))
+        return Order(order_id) if data is None else decode_order(data)
 
-    def save_order(self, order: Order, deadline_ms: int | None) -> None:
-        """The order, and when its timer must next tick it (None: never by time alone)."""
-        key = order.order_id.encode()
-        self.orders[key] = statejson.dumps(order_to_json(order))
-        if deadline_ms is not None:
-            self.deadlines[key] = str(deadline_ms).encode()
-        elif key in self.deadlines:
-            del self.deadlines[key]
+    def save_order(self, batch: Batch, partition: int, order: Order) -> None:
+        batch.put_state(self.orders, partition, order.order_id.encode(), encode_order(order))
+
+    def deadline(self, order_id: str) -> int | None:
+        """When the order's timer must next tick it (None: never by time alone)."""
+        data = self.deadlines.get(order_id.encode())
+        return None if data is None else int(data)
+
+    def save_deadline(
+        self, batch: Batch, partition: int, order_id: str, deadline_ms: int | None
+    ) -> None:
+        value = None if deadline_ms is None else str(deadline_ms).encode()
+        batch.put_state(self.deadlines, partition, order_id.encode(), value)
 
     def sku(self, sku: str) -> SkuStock:
         data = self.stock.get(sku.encode())
-        return SkuStock(sku) if data is None else SkuStock.from_json(statejson.loads(data))
+        return SkuStock(sku) if data is None else decode_sku(data)
 
-    def save_sku(self, stock: SkuStock) -> None:
-        self.stock[stock.sku.encode()] = statejson.dumps(stock.to_json())
+    def save_sku(self, batch: Batch, partition: int, stock: SkuStock) -> None:
+        batch.put_state(self.stock, partition, stock.sku.encode(), encode_sku(stock))
 
     @staticmethod
-    def reconcile_alerts(
-        table: TableT[bytes, bytes],
-        entity_type: str,
-        key: str,
-        findings: Mapping[str, Finding],
-        now_ms: int,
-        *,
-        replay: bool = False,
-    ) -> list[Alert]:
-        """The alerts the findings open or resolve (the book saved if any), and on a replay
-        every alert's current state too, for receivers that may have lost it."""
+    def alert_book(table: TableT[bytes, bytes], entity_type: str, key: str) -> AlertBook:
         data = table.get(key.encode())
-        book = (
-            AlertBook(entity_type, key)
-            if data is None
-            else AlertBook.from_json(statejson.loads(data))
-        )
-        changes = book.reconcile(findings, now_ms)
-        if changes:
-            table[key.encode()] = statejson.dumps(book.to_json())
-        return changes + book.current() if replay else changes
+        return AlertBook(entity_type, key) if data is None else decode_alerts(data)
+
+    @staticmethod
+    def save_alert_book(
+        batch: Batch, table: TableT[bytes, bytes], partition: int, book: AlertBook
+    ) -> None:
+        batch.put_state(table, partition, book.entity_id.encode(), encode_alerts(book))

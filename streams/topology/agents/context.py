@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import faust
 from faust.types import TopicT
@@ -18,12 +17,10 @@ from streams.domain.finance import FinanceMapping
 from streams.domain.policy import Policy
 from streams.domain.routing import RoutingRules
 from streams.topology.accounting import EventAccounting
+from streams.topology.agents.deadletters import DeadLetters
+from streams.topology.agents.intake import Intake
 from streams.topology.agents.outputs import Outputs
 from streams.topology.tables import Tables
-
-if TYPE_CHECKING:  # both build their topics with catalog_topic below
-    from streams.topology.agents.deadletters import DeadLetters
-    from streams.topology.agents.intake import Intake
 
 
 def catalog_topic(app: faust.App, catalog: TopicCatalog, *names: str) -> TopicT:

@@ -1,17 +1,17 @@
-"""Sending records to `<topic>.dlq`, waiting for the broker's ack before going on, so a
-record's offset is never committed before its dead letter is safe."""
+"""Dead letters: a record the topology cannot use goes to `<topic>.dlq` with its reason, in
+the batch that read it, so it is on the broker before the record's offset is committed."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
 
-import faust
 from faust.types import Message
 
 from streams.contracts.deadletter import SourceRecord
 from streams.contracts.topics import TopicCatalog, dead_letter_of
-from streams.topology.agents.context import catalog_topic
+from streams.topology.agents.batch import Batch
+from streams.topology.agents.logcontext import about_record
 
 log = logging.getLogger(__name__)
 
@@ -30,24 +30,25 @@ def source_of(message: Message) -> SourceRecord:
 
 
 class DeadLetters:
-    def __init__(self, app: faust.App, catalog: TopicCatalog, names: tuple[str, ...]) -> None:
-        # A dead-letter topic has its source's partition count: records keep their partition.
-        self._topics = {name: catalog_topic(app, catalog, dead_letter_of(name)) for name in names}
+    def __init__(self, catalog: TopicCatalog) -> None:
+        self._catalog = catalog
 
-    async def send(
-        self, name: str, record: SourceRecord, stage: str, reason: str, error: str
+    def send(
+        self, batch: Batch, name: str, record: SourceRecord, stage: str, reason: str, error: str
     ) -> None:
-        topic = self._topics[name]
-        letter = record.dead_letter(topic.get_topic_name(), stage=stage, reason=reason, error=error)
-        delivery = await topic.send(
-            key=letter.key, value=letter.value, partition=letter.partition, headers=letter.headers
+        """A dead letter keeps its source partition (a dead-letter topic has its source's
+        partition count), so operators can replay a partition in order."""
+        topic = self._catalog.physical(dead_letter_of(name))
+        letter = record.dead_letter(topic, stage=stage, reason=reason, error=error)
+        batch.send(
+            topic, letter.key, letter.value, partition=letter.partition, headers=letter.headers
         )
-        await delivery
-        log.warning(
-            "dead-lettered %s[%d]@%d (%s): %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            reason,
-            error,
-        )
+        with about_record(name, record.partition, record.offset, record.key):
+            log.warning(
+                "dead-lettered %s[%d]@%d (%s): %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                reason,
+                error,
+            )

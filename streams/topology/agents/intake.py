@@ -3,7 +3,6 @@ dead-letter it with the reason. What passes is an InputEvent for the business ru
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -11,12 +10,11 @@ from aiokafka.partitioner import murmur2
 from faust.types import Message
 
 from streams.contracts.codec import Codec, DecodeError
-from streams.contracts.topics import TopicCatalog, spec
+from streams.contracts.topics import AGENT_SOURCES, TopicCatalog, spec
 from streams.domain.events import InputEvent
 from streams.topology.accounting import EventAccounting, Outcome
+from streams.topology.agents.batch import Batch
 from streams.topology.agents.deadletters import DeadLetters, source_of
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -39,20 +37,22 @@ class Intake:
         self._codec = codec
         self._accounting = accounting
         self._dead_letters = dead_letters
+        self._partitions = {name: catalog.partitions(name) for name in AGENT_SOURCES}
 
-    async def admit(self, name: str, message: Message) -> InputEvent | None:
+    def admit(self, batch: Batch, name: str, message: Message) -> InputEvent | None:
         """The event of a record from input topic `name`, or None once it is dead-lettered."""
         self._accounting.consumed(name)
         topic_spec = spec(name)
         try:
             decoded = self._codec.decode(message.value, expected=topic_spec.value_schema)
         except DecodeError as error:
-            await self.reject(name, message, "decode", error.reason, str(error))
+            self.reject(batch, name, message, "decode", error.reason, str(error))
             return None
         key_field = topic_spec.key
         expected_key = str(decoded.datum[key_field]).encode()
         if message.key != expected_key:
-            await self.reject(
+            self.reject(
+                batch,
                 name,
                 message,
                 "route",
@@ -60,10 +60,11 @@ class Intake:
                 f"record key {message.key!r} is not the value's {key_field} {expected_key!r}",
             )
             return None
-        partitions = self._catalog.partitions(name)
+        partitions = self._partitions[name]
         expected = partition_for(expected_key, partitions)
         if message.partition != expected:
-            await self.reject(
+            self.reject(
+                batch,
                 name,
                 message,
                 "route",
@@ -75,8 +76,8 @@ class Intake:
             return None
         return InputEvent.from_datum(decoded.datum, key_field)
 
-    async def admit_internal(
-        self, name: str, message: Message, decode: Callable[[bytes], T]
+    def admit_internal(
+        self, batch: Batch, name: str, message: Message, decode: Callable[[bytes], T]
     ) -> T | None:
         """A message of internal topic `name`, or None once it is dead-lettered.
 
@@ -87,11 +88,11 @@ class Intake:
             return decode(message.value or b"")
         except (ValueError, KeyError, TypeError) as exc:
             self._accounting.consumed(name)
-            await self.reject(name, message, "decode", "corrupt", repr(exc))
+            self.reject(batch, name, message, "decode", "corrupt", repr(exc))
             return None
 
-    async def reject(
-        self, name: str, message: Message, stage: str, reason: str, error: str
+    def reject(
+        self, batch: Batch, name: str, message: Message, stage: str, reason: str, error: str
     ) -> None:
-        await self._dead_letters.send(name, source_of(message), stage, reason, error)
+        self._dead_letters.send(batch, name, source_of(message), stage, reason, error)
         self._accounting.outcome(name, Outcome.DEAD_LETTERED, reason)

@@ -1,24 +1,23 @@
-"""What every log line carries while an agent handles a record: where the record is from
-and the key it is about (order_id, sku or command_id), so one order's or SKU's story can be
-read out of the worker's JSON logs."""
+"""What a log line about a record carries: where the record is from and the key it is
+about (order_id, sku or command_id), so one order's or SKU's story can be read out of the
+worker's JSON logs."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from faust.types import Message
 from structlog.contextvars import bound_contextvars
 
 from streams.contracts.topics import spec
 
 
 @contextmanager
-def about_record(name: str, message: Message) -> Iterator[None]:
+def about_record(name: str, partition: int, offset: int, key: bytes | None) -> Iterator[None]:
     """Binds the record's topic (logical `name`), partition, offset and its key under the
     topic's key field. The key is the record's as published, even when it turns out wrong."""
-    key = (message.key or b"").decode(errors="replace")
+    text = (key or b"").decode(errors="replace")
     with bound_contextvars(
-        topic=name, partition=message.partition, offset=message.offset, **{spec(name).key: key}
+        topic=name, partition=partition, offset=offset, **{spec(name).key: text}
     ):
         yield

@@ -2,37 +2,39 @@
 orders table.
 
 Reads commerce.orders, commerce.payments and internal.order-feedback (all keyed by order id,
-co-partitioned); sends stock requests re-keyed by SKU, lifecycle transitions to
-orders.status, ERP commands to the pending topic, journal entries, reconciliation alerts,
-and events that cannot be applied to their dead-letter topic.
+co-partitioned) in batches; per order in a batch it reads the state once, applies each record
+in arrival order as the rules say, and writes the state once. It sends stock requests
+re-keyed by SKU, lifecycle transitions to orders.status, ERP commands to the pending topic,
+journal entries, reconciliation alerts, and events that cannot be applied to their
+dead-letter topic.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from faust.types import Message, StreamT
+from faust.types import EventT, Message, StreamT
 
 from streams.contracts.deadletter import SourceRecord
-from streams.contracts.topics import (
-    ORDER_FEEDBACK,
-    ORDER_STATUS,
-    ORDERS,
-    PAYMENTS,
-    STOCK_REQUESTS,
-)
+from streams.contracts.topics import ORDER_FEEDBACK, ORDERS, PAYMENTS
 from streams.domain import messages
-from streams.domain.alerts import ORDER, order_findings, order_next_check_ms
-from streams.domain.events import Rejection
-from streams.domain.followups import FollowUps, follow_ups, require_rate
-from streams.domain.messages import AllocationUpdate, ErpAnswer, Tick
+from streams.domain.alerts import ORDER, AlertBook, order_findings, order_next_check_ms
+from streams.domain.events import InputEvent, Rejection
+from streams.domain.followups import follow_ups, require_rate
+from streams.domain.messages import AllocationUpdate, OrderFeedback, StockRequest, Tick
 from streams.domain.orders import Order, OrderEffect, Verdict
 from streams.topology.accounting import Later, Outcome
-from streams.topology.agents import derived
+from streams.topology.agents.batch import (
+    Batch,
+    batches,
+    by_partition,
+    on_partition,
+)
 from streams.topology.agents.context import AgentContext
 from streams.topology.agents.deadletters import source_of
 from streams.topology.agents.intake import partition_for
-from streams.topology.agents.logcontext import about_record
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,17 @@ _OUTCOMES = {
 }
 
 
+@dataclass
+class _Work:
+    """One order's records in a batch, with what they came from."""
+
+    items: list[tuple[str, Message, InputEvent | OrderFeedback]] = field(default_factory=list)
+
+
 class OrderAgent:
     def __init__(self, context: AgentContext) -> None:
         self._c = context
         self._source = context.topic(ORDERS, PAYMENTS, ORDER_FEEDBACK)
-        self._requests = context.topic(STOCK_REQUESTS)
-        self._feedback = context.topic(ORDER_FEEDBACK)
-        self._status = context.topic(ORDER_STATUS)
         self._logical = {context.catalog.physical(n): n for n in (ORDERS, PAYMENTS, ORDER_FEEDBACK)}
 
     def register(self, expiry_interval: float) -> None:
@@ -57,20 +63,79 @@ class OrderAgent:
         self._c.app.timer(expiry_interval, name="orders.timer")(self._tick)
 
     async def _run(self, stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
+        async for events in batches(stream):
+            batch = Batch(self._c.app)
+            requests: list[StockRequest] = []
+            for partition, group in by_partition(events).items():
+                with on_partition(group[0]):
+                    self._handle_partition(batch, partition, group, requests)
+            self._c.outputs.requests(batch, requests)
+            await batch.flush()
+
+    def _handle_partition(
+        self,
+        batch: Batch,
+        partition: int,
+        events: Sequence[EventT[bytes]],
+        requests: list[StockRequest],
+    ) -> None:
+        work: dict[str, _Work] = {}
+        for event in events:
             message = event.message
             name = self._logical[message.topic]
-            with about_record(name, message):
-                if name == ORDER_FEEDBACK:
-                    await self._on_feedback(message)
-                else:
-                    await self._on_input(name, message)
+            if name == ORDER_FEEDBACK:
+                bundle = self._c.intake.admit_internal(
+                    batch, ORDER_FEEDBACK, message, messages.decode_feedback
+                )
+                for feedback in bundle or ():
+                    work.setdefault(feedback.order_id, _Work()).items.append(
+                        (name, message, feedback)
+                    )
+            else:
+                admitted = self._c.intake.admit(batch, name, message)
+                if admitted is not None:
+                    work.setdefault(admitted.key, _Work()).items.append((name, message, admitted))
+        for order_id, order_work in work.items():
+            self._handle_order(batch, partition, order_id, order_work, requests)
 
-    async def _on_input(self, name: str, message: Message) -> None:
-        event = await self._c.intake.admit(name, message)
-        if event is None:
-            return
-        order = self._c.tables.order(event.key)
+    def _handle_order(
+        self,
+        batch: Batch,
+        partition: int,
+        order_id: str,
+        work: _Work,
+        requests: list[StockRequest],
+    ) -> None:
+        """Read the order once, apply its records in order, write it once."""
+        tables = self._c.tables
+        order = tables.order(order_id)
+        book = tables.alert_book(tables.order_alerts, ORDER, order_id)
+        book_changed = False
+        for name, message, item in work.items:
+            if isinstance(item, InputEvent):
+                effect = self._apply_input(batch, name, message, order, item)
+                if effect is None:
+                    continue
+                facts_changed = effect.verdict is not Verdict.WAITING
+            else:
+                effect = self._apply_feedback(order, item)
+                facts_changed = False
+            book_changed |= self._follow(batch, order, book, effect, facts_changed, requests)
+        now = self._c.now_ms()
+        deadlines = [
+            order.next_deadline(self._c.policy),
+            order_next_check_ms(order, self._c.alerts, now),
+        ]
+        deadline = min((d for d in deadlines if d is not None), default=None)
+        tables.save_order(batch, partition, order)
+        if deadline != tables.deadline(order_id):
+            tables.save_deadline(batch, partition, order_id, deadline)
+        if book_changed:
+            tables.save_alert_book(batch, tables.order_alerts, partition, book)
+
+    def _apply_input(
+        self, batch: Batch, name: str, message: Message, order: Order, event: InputEvent
+    ) -> OrderEffect | None:
         try:
             require_rate(event, self._c.finance)
             effect = order.apply_event(
@@ -81,89 +146,69 @@ class OrderAgent:
                 self._c.now_ms(),
             )
         except Rejection as rejection:
-            await self._c.intake.reject(name, message, "rules", rejection.reason, rejection.detail)
-            return
+            self._c.intake.reject(batch, name, message, "rules", rejection.reason, rejection.detail)
+            return None
         self._c.accounting.outcome(name, _OUTCOMES[effect.verdict], effect.reason)
-        await self._commit(order, effect, facts_changed=effect.verdict is not Verdict.WAITING)
+        return effect
 
-    async def _on_feedback(self, message: Message) -> None:
-        feedback = await self._c.intake.admit_internal(
-            ORDER_FEEDBACK, message, messages.decode_feedback
-        )
-        if feedback is None:
-            return
-        order = self._c.tables.order(feedback.order_id)
+    def _apply_feedback(self, order: Order, feedback: OrderFeedback) -> OrderEffect:
+        """A reservation outcome or ERP answer that tells nothing new may be a redelivery
+        whose alerts were lost: it counts as a duplicate, which re-sends them."""
+        if isinstance(feedback, Tick):
+            return order.expire(feedback.now_ms, self._c.policy)
         if isinstance(feedback, AllocationUpdate):
-            order.apply_allocation(feedback)
-            await self._commit(order, OrderEffect(Verdict.APPLIED))
-        elif isinstance(feedback, Tick):
-            await self._commit(order, order.expire(feedback.now_ms, self._c.policy))
-        elif isinstance(feedback, ErpAnswer):
-            order.apply_erp_result(feedback.command_id, feedback.outcome)
-            await self._commit(order, OrderEffect(Verdict.APPLIED))
+            new = order.apply_allocation(feedback)
+        else:
+            new = order.apply_erp_result(feedback.command_id, feedback.outcome)
+        return OrderEffect(Verdict.APPLIED if new else Verdict.DUPLICATE)
 
-    async def _commit(
-        self, order: Order, effect: OrderEffect, *, facts_changed: bool = False
-    ) -> None:
-        """Dead letters first (awaited), then state, then the other outputs.
+    def _follow(
+        self,
+        batch: Batch,
+        order: Order,
+        book: AlertBook,
+        effect: OrderEffect,
+        facts_changed: bool,
+        requests: list[StockRequest],
+    ) -> bool:
+        """Everything one record's effect hands on; True if the alert book changed.
 
         Commands and journal entries follow from the order's facts, so they are derived
         only when an input applied (or was redelivered), not on allocations, ERP answers
-        and timer ticks.
-
-        Outputs go through Faust's send buffer without waiting for each one: Faust flushes
-        it before committing the offsets of the records that caused them. A duplicate is
-        a possible redelivery after a crash that lost the first outputs: all go again.
+        and timer ticks. A duplicate is a possible redelivery after a crash that lost the
+        first outputs: all go again.
         """
+        c = self._c
         replay = effect.verdict is Verdict.DUPLICATE
-        now = self._c.now_ms()
+        now = c.now_ms()
         for dead in effect.dead:
             record = SourceRecord.from_json(dead.waiting.record)
-            name = self._c.catalog.logical(record.topic)
-            await self._c.dead_letters.send(
-                name, record, "rules", dead.rejection.reason, dead.rejection.detail
+            name = c.catalog.logical(record.topic)
+            c.dead_letters.send(
+                batch, name, record, "rules", dead.rejection.reason, dead.rejection.detail
             )
-            self._c.accounting.waited(name, Later.DEAD_LETTERED, dead.rejection.reason)
+            c.accounting.waited(name, Later.DEAD_LETTERED, dead.rejection.reason)
         for waiting in effect.resolved:
-            name = self._c.catalog.logical(waiting.record["topic"])
-            self._c.accounting.waited(name, Later.APPLIED)
-        handed_on = (
-            follow_ups(order, self._c.commands, self._c.finance, replay=replay)
-            if facts_changed
-            else FollowUps([], [])
-        )
-        tables = self._c.tables
-        findings = order_findings(order, self._c.alerts, now)
-        alerts = tables.reconcile_alerts(
-            tables.order_alerts, ORDER, order.order_id, findings, now, replay=replay
-        )
-        deadlines = [
-            order.next_deadline(self._c.policy),
-            order_next_check_ms(order, self._c.alerts, now),
-        ]
-        tables.save_order(order, min((d for d in deadlines if d is not None), default=None))
-        for request in effect.requests:
-            self._requests.send_soon(key=request.sku.encode(), value=messages.encode(request))
+            c.accounting.waited(c.catalog.logical(waiting.record["topic"]), Later.APPLIED)
+        requests += effect.requests
         for transition in effect.transitions:
-            datum = derived.status_changed(order.order_id, transition)
-            self._status.send_soon(
-                key=order.order_id.encode(),
-                value=self._c.codec.encode(
-                    "erpbridge.OrderStatusChanged", datum, topic=self._status.get_topic_name()
-                ),
-            )
-        for command in handed_on.commands:
-            self._c.outputs.command(command)
-        for entry in handed_on.entries:
-            self._c.outputs.journal(entry)
-        for alert in alerts:
-            self._c.outputs.alert(alert)
+            c.outputs.status(batch, order.order_id, transition)
+        if facts_changed:
+            handed_on = follow_ups(order, c.commands, c.finance, replay=replay)
+            for command in handed_on.commands:
+                c.outputs.command(batch, command)
+            for entry in handed_on.entries:
+                c.outputs.journal(batch, entry)
+        changes = book.reconcile(order_findings(order, c.alerts, now), now)
+        for alert in changes + book.current() if replay else changes:
+            c.outputs.alert(batch, alert)
+        return bool(changes)
 
     async def _tick(self) -> None:
         """Ask the order agent to expire waiting events and check time-based alerts that are
         due, on owned partitions only, so across workers each order is ticked once.
 
-        The timer only sends messages; the agent applies them like any event, so table
+        The timer only sends messages; the agent applies them like any record, so table
         writes stay in the stream and each partition's owner alone acts on it.
         """
         now = self._c.now_ms()
@@ -172,7 +217,12 @@ class OrderAgent:
         owned = {
             tp.partition for tp in self._c.app.assignor.assigned_actives() if tp.topic == topic
         }
-        for key, value in list(self._c.tables.deadlines.items()):
-            if int(value) <= now and partition_for(key, partitions) in owned:
-                tick = Tick(key.decode(), now)
-                await self._feedback.send(key=key, value=messages.encode(tick))
+        due = [
+            Tick(key.decode(), now)
+            for key, value in list(self._c.tables.deadlines.items())
+            if int(value) <= now and partition_for(key, partitions) in owned
+        ]
+        if due:
+            batch = Batch(self._c.app)
+            self._c.outputs.feedback(batch, due)
+            await batch.flush()

@@ -9,19 +9,24 @@ own alerts (a captured payment waiting for its sales order) can resolve.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
-from faust.types import Message, StreamT
+from faust.types import EventT, Message, StreamT
 
 from streams.contracts.codec import DecodeError
-from streams.contracts.topics import ERP_RESULTS, ORDER_FEEDBACK, spec
-from streams.domain import messages
+from streams.contracts.topics import ERP_RESULTS, spec
 from streams.domain.alerts import ERP_COMMAND, command_findings
 from streams.domain.events import to_ms
-from streams.domain.messages import ErpAnswer, ErpOutcome
+from streams.domain.messages import ErpAnswer, ErpOutcome, OrderFeedback
 from streams.topology.accounting import Outcome
+from streams.topology.agents.batch import (
+    Batch,
+    batches,
+    by_partition,
+    on_partition,
+)
 from streams.topology.agents.context import AgentContext
-from streams.topology.agents.logcontext import about_record
 
 
 def outcome_of(datum: dict[str, Any]) -> ErpOutcome:
@@ -43,38 +48,62 @@ class ResultsAgent:
         self.answers: Counter[tuple[str, str, bool]] = Counter()
         """Results read, by (target, command kind, succeeded); a redelivered one counts again."""
         self._source = context.topic(ERP_RESULTS)
-        self._feedback = context.topic(ORDER_FEEDBACK)
 
     def register(self) -> None:
         self._c.app.agent(self._source, name="results")(self._run)
 
     async def _run(self, stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            with about_record(ERP_RESULTS, event.message):
-                await self._on_result(event.message)
+        async for events in batches(stream):
+            batch = Batch(self._c.app)
+            answers: list[OrderFeedback] = []
+            for partition, group in by_partition(events).items():
+                with on_partition(group[0]):
+                    self._handle_partition(batch, partition, group, answers)
+            self._c.outputs.feedback(batch, answers)
+            await batch.flush()
 
-    async def _on_result(self, message: Message) -> None:
+    def _handle_partition(
+        self,
+        batch: Batch,
+        partition: int,
+        events: Sequence[EventT[bytes]],
+        answers: list[OrderFeedback],
+    ) -> None:
+        results: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            datum = self._admit(batch, event.message)
+            if datum is not None:
+                results.setdefault(datum["command_id"], []).append(datum)
+        tables = self._c.tables
+        for command_id, data in results.items():
+            book = tables.alert_book(tables.command_alerts, ERP_COMMAND, command_id)
+            changed = False
+            for datum in data:
+                outcome = outcome_of(datum)
+                self.answers[
+                    datum["target"], datum.get("kind") or "unknown", outcome.succeeded
+                ] += 1
+                now = self._c.now_ms()
+                changes = book.reconcile(command_findings(command_id, outcome), now)
+                changed |= bool(changes)
+                # A result that changes nothing may be a redelivery whose alert was lost:
+                # the command's alerts go again (a command has one or two).
+                for alert in changes or book.current():
+                    self._c.outputs.alert(batch, alert)
+                self._c.accounting.outcome(ERP_RESULTS, Outcome.APPLIED)
+                order_id = datum["order_id"]
+                if order_id is not None:
+                    answers.append(ErpAnswer(order_id, command_id, outcome))
+            if changed:
+                tables.save_alert_book(batch, tables.command_alerts, partition, book)
+
+    def _admit(self, batch: Batch, message: Message) -> dict[str, Any] | None:
         self._c.accounting.consumed(ERP_RESULTS)
         try:
-            datum = self._c.codec.decode(
+            datum: dict[str, Any] = self._c.codec.decode(
                 message.value, expected=spec(ERP_RESULTS).value_schema
             ).datum
         except DecodeError as error:
-            await self._c.intake.reject(ERP_RESULTS, message, "decode", error.reason, str(error))
-            return
-        command_id: str = datum["command_id"]
-        outcome = outcome_of(datum)
-        self.answers[datum["target"], datum.get("kind") or "unknown", outcome.succeeded] += 1
-        now = self._c.now_ms()
-        tables = self._c.tables
-        findings = command_findings(command_id, outcome)
-        alerts = tables.reconcile_alerts(
-            tables.command_alerts, ERP_COMMAND, command_id, findings, now
-        )
-        self._c.accounting.outcome(ERP_RESULTS, Outcome.APPLIED)
-        for alert in alerts:
-            self._c.outputs.alert(alert)
-        order_id = datum["order_id"]
-        if order_id is not None:
-            answer = ErpAnswer(order_id, command_id, outcome)
-            self._feedback.send_soon(key=order_id.encode(), value=messages.encode(answer))
+            self._c.intake.reject(batch, ERP_RESULTS, message, "decode", error.reason, str(error))
+            return None
+        return datum

@@ -1,130 +1,155 @@
 """The stock agent: inventory events and stock requests into the stock table.
 
-Reads commerce.inventory and internal.stock-requests (both keyed by SKU, co-partitioned);
-sends reservation outcomes back to orders, each change of a SKU's availability to the
-compacted inventory.availability topic, stock changes from outside the ERP to it as
+Reads commerce.inventory and internal.stock-requests (both keyed by SKU, co-partitioned) in
+batches; per SKU in a batch it reads the state once, applies each record in arrival order,
+and writes the state once. It sends the orders the answers they need (backorders), one
+availability record per SKU whose availability the batch changed to the compacted
+inventory.availability topic, stock changes from outside the ERP to the ERP as
 AdjustInventory, the cost of goods shipped and restocked to the journal, and stock alerts.
 """
 
 from __future__ import annotations
 
-from faust.types import Message, StreamT
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from streams.contracts.topics import AVAILABILITY, INVENTORY, ORDER_FEEDBACK, STOCK_REQUESTS
+from faust.types import EventT, Message, StreamT
+
+from streams.contracts.topics import INVENTORY, STOCK_REQUESTS
 from streams.domain import messages
-from streams.domain.alerts import SKU, stock_findings
-from streams.domain.commands import Command, adjustment_command
-from streams.domain.events import Rejection
-from streams.domain.finance import JournalEntry
+from streams.domain.alerts import SKU, AlertBook, stock_findings
+from streams.domain.commands import adjustment_command
+from streams.domain.events import InputEvent, Rejection
 from streams.domain.followups import request_cost, require_rate
-from streams.domain.stock import Availability, SkuStock, StockEffect, Verdict
+from streams.domain.messages import AllocationUpdate, StockRequest
+from streams.domain.stock import SkuStock, StockEffect, Verdict
 from streams.topology.accounting import Outcome
-from streams.topology.agents import derived
+from streams.topology.agents.batch import (
+    Batch,
+    batches,
+    by_partition,
+    on_partition,
+)
 from streams.topology.agents.context import AgentContext
-from streams.topology.agents.logcontext import about_record
 
 _OUTCOMES = {Verdict.APPLIED: Outcome.APPLIED, Verdict.DUPLICATE: Outcome.DUPLICATE}
+
+
+@dataclass(slots=True)
+class _Item:
+    message: Message
+    record: InputEvent | StockRequest
 
 
 class StockAgent:
     def __init__(self, context: AgentContext) -> None:
         self._c = context
         self._source = context.topic(INVENTORY, STOCK_REQUESTS)
-        self._feedback = context.topic(ORDER_FEEDBACK)
-        self._availability = context.topic(AVAILABILITY)
         self._logical = {context.catalog.physical(n): n for n in (INVENTORY, STOCK_REQUESTS)}
 
     def register(self) -> None:
         self._c.app.agent(self._source, name="stock")(self._run)
 
     async def _run(self, stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            name = self._logical[message.topic]
-            with about_record(name, message):
-                if name == STOCK_REQUESTS:
-                    await self._on_request(message)
-                else:
-                    await self._on_inventory(message)
+        async for events in batches(stream):
+            batch = Batch(self._c.app)
+            updates: list[AllocationUpdate] = []
+            for partition, group in by_partition(events).items():
+                with on_partition(group[0]):
+                    self._handle_partition(batch, partition, group, updates)
+            self._c.outputs.feedback(batch, updates)
+            await batch.flush()
 
-    async def _on_inventory(self, message: Message) -> None:
-        event = await self._c.intake.admit(INVENTORY, message)
-        if event is None:
-            return
-        stock = self._c.tables.sku(event.key)
-        before = stock.availability()
-        try:
-            require_rate(event, self._c.finance)
-            effect = stock.apply_event(event, self._c.rules, self._c.policy, self._c.now_ms())
-        except Rejection as rejection:
-            await self._c.intake.reject(
-                INVENTORY, message, "rules", rejection.reason, rejection.detail
-            )
-            return
-        self._c.accounting.outcome(INVENTORY, _OUTCOMES[effect.verdict])
-        adjustment = adjustment_command(event, self._c.commands)
-        await self._commit(
-            stock, before, effect, event.event_id, event.occurred_ms, adjustment=adjustment
-        )
-
-    async def _on_request(self, message: Message) -> None:
-        request = await self._c.intake.admit_internal(
-            STOCK_REQUESTS, message, messages.decode_request
-        )
-        if request is None:
-            return
-        stock = self._c.tables.sku(request.sku)
-        before = stock.availability()
-        effect = stock.apply_request(request, self._c.rules, self._c.policy, self._c.now_ms())
-        cause = f"{request.order_id}:{request.kind.value}:{request.ref}"
-        await self._commit(
-            stock,
-            before,
-            effect,
-            cause,
-            request.at_ms,
-            cost=request_cost(stock, request, self._c.finance),
-        )
-
-    async def _commit(
+    def _handle_partition(
         self,
-        stock: SkuStock,
-        before: Availability,
-        effect: StockEffect,
-        cause: str,
-        at_ms: int,
-        *,
-        adjustment: Command | None = None,
-        cost: JournalEntry | None = None,
+        batch: Batch,
+        partition: int,
+        events: Sequence[EventT[bytes]],
+        updates: list[AllocationUpdate],
     ) -> None:
-        """State, then outputs (see the order agent). Adjustments and cost entries go again
-        on a duplicate, which may be a redelivery whose first outputs were lost."""
-        now = self._c.now_ms()
-        tables = self._c.tables
-        alerts = tables.reconcile_alerts(
-            tables.stock_alerts,
-            SKU,
-            stock.sku,
-            stock_findings(stock, self._c.alerts),
-            now,
-            replay=effect.verdict is Verdict.DUPLICATE,
-        )
-        self._c.tables.save_sku(stock)
-        if adjustment is not None:
-            self._c.outputs.command(adjustment)
-        if cost is not None:
-            self._c.outputs.journal(cost)
-        for alert in alerts:
-            self._c.outputs.alert(alert)
-        for update in effect.updates:
-            self._feedback.send_soon(key=update.order_id.encode(), value=messages.encode(update))
+        work: dict[str, list[_Item]] = {}
+        for event in events:
+            message = event.message
+            if self._logical[message.topic] == STOCK_REQUESTS:
+                bundle = self._c.intake.admit_internal(
+                    batch, STOCK_REQUESTS, message, messages.decode_requests
+                )
+                for request in bundle or ():
+                    work.setdefault(request.sku, []).append(_Item(message, request))
+            else:
+                admitted = self._c.intake.admit(batch, INVENTORY, message)
+                if admitted is not None:
+                    work.setdefault(admitted.key, []).append(_Item(message, admitted))
+        for sku, items in work.items():
+            self._handle_sku(batch, partition, sku, items, updates)
+
+    def _handle_sku(
+        self,
+        batch: Batch,
+        partition: int,
+        sku: str,
+        items: list[_Item],
+        updates: list[AllocationUpdate],
+    ) -> None:
+        """Read the SKU once, apply its records in order, write it once; its availability
+        goes out once, if the batch changed it (or redelivered something, whose first
+        availability record may have been lost)."""
+        c = self._c
+        tables = c.tables
+        stock = tables.sku(sku)
+        book = tables.alert_book(tables.stock_alerts, SKU, sku)
+        before = stock.availability()
+        book_changed = resend = False
+        cause: tuple[str, int] | None = None
+        for item in items:
+            if isinstance(item.record, InputEvent):
+                effect = self._apply_event(batch, item.message, stock, item.record)
+                if effect is None:
+                    continue
+                cause = item.record.event_id, item.record.occurred_ms
+            else:
+                request = item.record
+                effect = stock.apply_request(request, c.rules, c.policy, c.now_ms())
+                cost = request_cost(stock, request, c.finance)
+                # Sent again on a duplicate, which may be a redelivery whose first was lost.
+                if cost is not None:
+                    c.outputs.journal(batch, cost)
+                updates += effect.updates
+                cause = request.cause, request.at_ms
+            duplicate = effect.verdict is Verdict.DUPLICATE
+            resend |= duplicate
+            book_changed |= self._alerts(batch, stock, book, duplicate)
+        if cause is None:
+            return
+        tables.save_sku(batch, partition, stock)
+        if book_changed:
+            tables.save_alert_book(batch, tables.stock_alerts, partition, book)
         after = stock.availability()
-        # A duplicate may be a redelivery after a crash that lost the first send: send again.
-        if after != before or effect.verdict is Verdict.DUPLICATE:
-            datum = derived.stock_availability(stock.sku, after, cause, at_ms)
-            self._availability.send_soon(
-                key=stock.sku.encode(),
-                value=self._c.codec.encode(
-                    "erpbridge.StockAvailability", datum, topic=self._availability.get_topic_name()
-                ),
-            )
+        if after != before or resend:
+            c.outputs.availability(batch, sku, after, *cause)
+
+    def _apply_event(
+        self, batch: Batch, message: Message, stock: SkuStock, event: InputEvent
+    ) -> StockEffect | None:
+        c = self._c
+        try:
+            require_rate(event, c.finance)
+            effect = stock.apply_event(event, c.rules, c.policy, c.now_ms())
+        except Rejection as rejection:
+            c.intake.reject(batch, INVENTORY, message, "rules", rejection.reason, rejection.detail)
+            return None
+        c.accounting.outcome(INVENTORY, _OUTCOMES[effect.verdict])
+        adjustment = adjustment_command(event, c.commands)
+        # Sent again on a duplicate, which may be a redelivery whose first was lost.
+        if adjustment is not None:
+            c.outputs.command(batch, adjustment)
+        return effect
+
+    def _alerts(self, batch: Batch, stock: SkuStock, book: AlertBook, replay: bool) -> bool:
+        """The alerts the record opened or resolved (on a replay every alert's current
+        state too, for receivers that may have lost it); True if the book changed."""
+        now = self._c.now_ms()
+        changes = book.reconcile(stock_findings(stock, self._c.alerts), now)
+        for alert in changes + book.current() if replay else changes:
+            self._c.outputs.alert(batch, alert)
+        return bool(changes)

@@ -71,9 +71,9 @@ def on_hand(model: ReferenceModel) -> dict[tuple[str, str], int]:
 
 
 def order_facts(model: ReferenceModel) -> dict[str, Any]:
-    """Per order what its events say, whichever came first: status, money, shipments,
-    refunds and what each line still wants from stock (reserved + backordered), but not
-    where its reservations are (who got scarce stock depends on arrival order)."""
+    """Per order what its events say, whichever came first: status, money, shipments and
+    refunds; not where its reservations are, nor what is backordered (who got scarce stock
+    depends on arrival order)."""
     return {
         order_id: {
             "status": order.status,
@@ -82,13 +82,7 @@ def order_facts(model: ReferenceModel) -> dict[str, Any]:
             "fulfilments": statejson.plain(order.fulfilments),
             "refunds": statejson.plain(order.refunds),
             "lines": {
-                line_id: (
-                    line.sku,
-                    line.quantity,
-                    line.fulfilled,
-                    line.refunded,
-                    sum(line.reserved.values()) + line.backordered,
-                )
+                line_id: (line.sku, line.quantity, line.fulfilled, line.refunded)
                 for line_id, line in order.lines.items()
             },
             # Per SKU: which of a SKU's lines a restock is booked on depends on the order the
@@ -97,6 +91,18 @@ def order_facts(model: ReferenceModel) -> dict[str, Any]:
             "waiting": sorted(w.event.event_id for w in order.waiting),
         }
         for order_id, order in model.orders.items()
+    }
+
+
+def demand(model: ReferenceModel) -> dict[tuple[str, str, str], int]:
+    """What each order line still wants from stock (reserved + backordered), as the stock
+    keeps its claims: whatever the arrival order, what is left to ship of an open order."""
+    return {
+        (sku, order_id, line_id): wanted
+        for sku, stock in model.stock.items()
+        for order_id, claim in stock.claims.items()
+        for line_id, line in claim.lines.items()
+        if (wanted := sum(line.reserved.values()) + line.backordered)
     }
 
 
@@ -118,6 +124,7 @@ def order_independent(model: ReferenceModel) -> dict[str, Any]:
     entries = [Entry.of(e) for e in model.journal.values()]
     return {
         "orders": order_facts(model),
+        "demand": demand(model),
         "on_hand": on_hand(model),
         "journal": {e.entry_id: e for e in entries if not e.is_cost},
         "accounts": {k: v for k, v in nets(entries).items() if k[0] not in COST_ACCOUNTS},
@@ -141,19 +148,37 @@ alert's evidence is what held when it opened, so only which alerts are open is c
 
 def whole_state(model: ReferenceModel) -> dict[str, Any]:
     """Everything the model holds and handed on, reservations included; transitions as the
-    set a receiver keeps (a redelivery sends its transitions again)."""
+    set a receiver keeps (a redelivery sends its transitions again). Of an order's lines,
+    what its rules use (the backorder, not the reservations the stock keeps)."""
     return {
         "orders": {
             order_id: {
                 **order_facts(model)[order_id],
                 "lines in full": {
-                    i: (line.reserved, line.backordered, line.allocation_version, line.restocked)
-                    for i, line in order.lines.items()
+                    i: (line.restocked, line.backordered) for i, line in order.lines.items()
                 },
                 "transitions": order.transitions,
                 "issued": order.issued,
             }
             for order_id, order in model.orders.items()
+        },
+        "stock": {
+            sku: {
+                "warehouses": {w: (s.on_hand, s.reserved) for w, s in stock.warehouses.items()},
+                "claims": {
+                    order_id: (
+                        claim.released,
+                        claim.version,
+                        sorted(claim.refs),
+                        {
+                            i: (line.quantity, line.reserved, line.backordered, line.shipped)
+                            for i, line in claim.lines.items()
+                        },
+                    )
+                    for order_id, claim in stock.claims.items()
+                },
+            }
+            for sku, stock in model.stock.items()
         },
         "availability": model.availability,
         "transitions": set(model.transitions),
@@ -243,9 +268,9 @@ def check_arrival_order_does_not_matter(stream: CommerceStream, arrival: Sequenc
 
 def check_stock_is_conserved(stream: CommerceStream) -> None:
     """On hand moves only by snapshots, adjustments, shipments and restocks; an order never
-    reserves more than a warehouse had available; available = on hand - reserved; stock's
-    reservations are the orders' view of them, and each open line's reservations and
-    backorder together are what is left to ship."""
+    reserves more than a warehouse had available; available = on hand - reserved; a
+    warehouse's reservations are its claims', each open line's reservations and backorder
+    together are what is left to ship, and the order sees the backorder the stock keeps."""
     model = ReferenceModel(RULES, FINANCE)
     for event in stream.deliveries:
         before = {
@@ -254,30 +279,38 @@ def check_stock_is_conserved(stream: CommerceStream) -> None:
             for w, _, reserved, available in figures.warehouses
         }
         model.feed(topic_of(event), event, NOW)
-        reserved_by_orders: dict[tuple[str, str], int] = defaultdict(int)
-        for order_id, order in model.orders.items():
-            for line_id, line in order.lines.items():
-                for w, n in line.reserved.items():
-                    reserved_by_orders[line.sku, w] += n
-                assert placement_reserves(model, order_id) or (
-                    not line.reserved and not line.backordered
-                ), f"{order_id}/{line_id} holds stock it did not ask for"
-                if placement_reserves(model, order_id):
-                    wanted = sum(line.reserved.values()) + line.backordered
-                    assert wanted == line.quantity - line.fulfilled, (
-                        f"{order_id}/{line_id}: reserved {line.reserved} + backordered "
-                        f"{line.backordered} != {line.quantity} ordered - {line.fulfilled} shipped"
+        for sku, stock in model.stock.items():
+            claimed: dict[str, int] = defaultdict(int)
+            for order_id, claim in stock.claims.items():
+                order = model.orders[order_id]
+                for line_id, line in claim.lines.items():
+                    for w, n in line.reserved.items():
+                        claimed[w] += n
+                    left = 0 if claim.released else line.quantity - line.shipped
+                    assert sum(line.reserved.values()) + line.backordered == left, (
+                        f"{sku} for {order_id}/{line_id}: reserved {line.reserved} + "
+                        f"backordered {line.backordered} != {left} left to ship"
                     )
+                    assert order.lines[line_id].fulfilled == line.shipped, (order_id, line_id)
+            for order_id, order in model.orders.items():
+                own = stock.claims.get(order_id)
+                for line_id, ordered in order.lines.items():
+                    if ordered.sku == sku:
+                        kept = own.lines.get(line_id) if own is not None else None
+                        assert ordered.backordered == (kept.backordered if kept else 0), (
+                            f"{order_id}/{line_id} sees {ordered.backordered} backordered"
+                        )
+            for w, at in stock.warehouses.items():
+                assert 0 <= at.reserved == claimed.get(w, 0), (
+                    f"{sku}@{w}: {at.reserved} reserved, its claims {claimed.get(w, 0)}"
+                )
         for sku, figures in model.availability.items():
             assert figures.on_hand == sum(x[1] for x in figures.warehouses), sku
             assert figures.reserved == sum(x[2] for x in figures.warehouses), sku
             assert figures.available == figures.on_hand - figures.reserved, sku
+            assert figures == model.stock[sku].availability(), sku
             for w, level, reserved, available in figures.warehouses:
                 assert available == level - reserved, (sku, w)
-                by_orders = reserved_by_orders.get((sku, w), 0)
-                assert 0 <= reserved == by_orders, (
-                    f"{sku}@{w}: stock has {reserved} reserved, the orders {by_orders}"
-                )
                 was_reserved, was_available = before.get((sku, w), (0, 0))
                 grew = reserved - was_reserved
                 if event.kind == "OrderPlaced":
@@ -290,12 +323,6 @@ def check_stock_is_conserved(stream: CommerceStream) -> None:
                         f"{event.kind} {event.event_id} reserved {grew} of {sku} at {w}"
                     )
     assert on_hand(model) == expected_on_hand(stream.events)
-
-
-def placement_reserves(model: ReferenceModel, order_id: str) -> bool:
-    """Whether the order holds reservations: placed, and not cancelled."""
-    order = model.orders[order_id]
-    return order.placement is not None and order.cancelled_ms is None
 
 
 def check_the_books_balance_and_say_what_the_events_imply(stream: CommerceStream) -> None:

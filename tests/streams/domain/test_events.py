@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.domain import statejson
-from streams.domain.events import InputEvent, to_ms
+from streams.domain.events import to_ms
 from tests.streams.domain.builders import T0, to_datetime
 
 # Times where the float route, int(value.timestamp() * 1000), comes out 1 ms short.
@@ -62,24 +62,3 @@ def test_milliseconds_round_trip_through_datetimes_and_state(ms: int) -> None:
     assert to_ms(value) == ms
     assert statejson.tag(value) == {"$ms": ms}
     assert statejson.untag(statejson.tag(value)) == value
-
-
-def test_an_input_event_keeps_its_times_exact_through_state() -> None:
-    value, ms = FLOAT_OFF_BY_ONE[1]
-    datum = {
-        "event_id": "evt-1",
-        "occurred_at": value,
-        "source": "wms",
-        "sku": "SKU-A",
-        "event": (
-            "com.example.inventory.StockSnapshot",
-            {"warehouse_id": "WH-EAST", "on_hand": 4, "as_of": value},
-        ),
-    }
-    event = InputEvent.from_datum(datum, "sku")
-    assert (event.occurred_ms, event.key, event.kind) == (ms, "SKU-A", "StockSnapshot")
-    stored = statejson.loads(statejson.dumps(event.to_json()))
-    assert stored["payload"]["as_of"] == {"$ms": ms}
-    restored = InputEvent.from_json(stored)
-    assert restored == event
-    assert to_ms(restored.payload["as_of"]) == ms

@@ -7,14 +7,15 @@ from decimal import Decimal
 
 import pytest
 
-from streams.domain.commands import CommandPolicy, Kind
-from streams.domain.events import Rejection
-from streams.domain.finance import FinanceMapping
+from streams.domain.commands import CommandPolicy, Kind, order_commands, sales_order_id
+from streams.domain.events import InputEvent, Rejection
+from streams.domain.finance import FinanceMapping, Recognition, order_journal
 from streams.domain.followups import follow_ups, request_cost, require_rate
 from streams.domain.messages import RequestKind, StockRequest
 from streams.domain.orders import Order
 from streams.domain.stock import SkuStock
 from streams.ops.settings import REPO_ROOT
+from streams.sample.generator import DEFAULT_START, Catalogue, generate
 from tests.streams.domain.builders import (
     EAST,
     RULES,
@@ -91,3 +92,42 @@ def test_a_shipment_costs_the_goods_at_the_warehouse_unit_cost() -> None:
     )
     release = StockRequest(RequestKind.RELEASE, OID, "SKU-A", "", T0)
     assert request_cost(stock, release, FINANCE) is None
+
+
+@pytest.mark.parametrize("recognition", ["shipment", "confirmation"])
+def test_deriving_only_what_is_new_hands_on_what_deriving_everything_would(
+    recognition: str,
+) -> None:
+    """Follow-ups skip what an order already issued; over a whole sample, what they hand on
+    event by event is exactly what deriving everything from the final facts gives."""
+    mapping = replace(FINANCE, revenue_recognition=Recognition(recognition))
+    policy = CommandPolicy()
+    orders: dict[str, Order] = {}
+    handed: dict[str, dict[str, object]] = {}
+    for item in generate(3, 60, Catalogue.default(), DEFAULT_START):
+        if item.topic == "commerce.inventory":
+            continue
+        event = InputEvent.from_datum(item.datum, "order_id")
+        order = orders.setdefault(event.key, Order(event.key))
+        try:
+            order.apply_event(event, dict, RULES, RULE_POLICY, event.occurred_ms)
+        except Rejection:
+            continue
+        done = follow_ups(order, policy, mapping)
+        seen = handed.setdefault(event.key, {})
+        for command in done.commands:
+            assert command.command_id not in seen, f"{command.command_id} handed on twice"
+            seen[command.command_id] = command
+        for entry in done.entries:
+            assert entry.entry_id not in seen, f"{entry.entry_id} handed on twice"
+            seen[entry.entry_id] = entry
+    assert sum(map(len, handed.values())) > 100
+    for order_id, order in orders.items():
+        everything = {c.command_id: c for c in order_commands(order, policy, replay=True)}
+        confirmed = order.issued.get(sales_order_id(order_id))
+        everything |= {e.entry_id: e for e in order_journal(order, mapping, confirmed)}
+        assert handed.get(order_id, {}) == everything, order_id
+        replayed = follow_ups(order, policy, mapping, replay=True)
+        assert {c.command_id for c in replayed.commands} | {
+            e.entry_id for e in replayed.entries
+        } == set(everything)

@@ -53,12 +53,29 @@ def reserved_by_stock(model: ReferenceModel) -> dict[tuple[str, str], int]:
     }
 
 
-def reserved_by_orders(model: ReferenceModel) -> dict[tuple[str, str], int]:
+def reserved_by_claims(model: ReferenceModel) -> dict[tuple[str, str], int]:
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    for sku, stock in model.stock.items():
+        for claim in stock.claims.values():
+            for claim_line in claim.lines.values():
+                for warehouse, quantity in claim_line.reserved.items():
+                    totals[sku, warehouse] += quantity
+    return {key: total for key, total in totals.items() if total}
+
+
+def backordered_by_stock(model: ReferenceModel) -> dict[tuple[str, str], int]:
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    for sku, stock in model.stock.items():
+        for order_id, claim in stock.claims.items():
+            totals[order_id, sku] += sum(line.backordered for line in claim.lines.values())
+    return {key: total for key, total in totals.items() if total}
+
+
+def backordered_by_orders(model: ReferenceModel) -> dict[tuple[str, str], int]:
     totals: dict[tuple[str, str], int] = defaultdict(int)
     for order in model.orders.values():
         for order_line in order.lines.values():
-            for warehouse, quantity in order_line.reserved.items():
-                totals[order_line.sku, warehouse] += quantity
+            totals[order.order_id, order_line.sku] += order_line.backordered
     return {key: total for key, total in totals.items() if total}
 
 
@@ -70,9 +87,11 @@ def test_the_clean_sample_runs_through_the_model(
     for item in sample:
         event = as_input(item)
         model.feed(item.topic, event, event.occurred_ms)
-        # After every event, the stock's reservations are exactly the orders' view of them.
+        # After every event, the stock's reservations are exactly its claims', and the
+        # orders' view of their backorders (all they keep of a reservation) is the stock's.
         by_stock = reserved_by_stock(model)
-        assert by_stock == reserved_by_orders(model), event.event_id
+        assert by_stock == reserved_by_claims(model), event.event_id
+        assert backordered_by_stock(model) == backordered_by_orders(model), event.event_id
         most_reserved = max(most_reserved, sum(by_stock.values()))
 
     # Every event is accounted for, and nothing in the clean sample is dead-lettered.
@@ -168,14 +187,20 @@ def test_competing_orders_share_the_last_units() -> None:
     model.feed(INVENTORY, snapshot("SKU-A", EAST, 3, T0 - 1), T0)
     model.feed(ORDERS, placed("O-1", [line("L1", "SKU-A", 2)], destination=NEW_YORK), T0)
     model.feed(ORDERS, placed("O-2", [line("L1", "SKU-A", 2)], destination=NEW_YORK), T0 + 1)
-    first, second = model.orders["O-1"].lines["L1"], model.orders["O-2"].lines["L1"]
+    claims = model.stock["SKU-A"].claims
+    first, second = claims["O-1"].lines["L1"], claims["O-2"].lines["L1"]
     assert (first.reserved, first.backordered) == ({EAST: 2}, 0)
     assert (second.reserved, second.backordered) == ({EAST: 1}, 1)
+    # The backordered order hears of it; the one reserved in full needs no answer.
+    backordered = model.orders["O-2"].lines["L1"]
+    assert (backordered.reserved, backordered.backordered) == ({EAST: 1}, 1)
+    assert model.orders["O-1"].lines["L1"].backordered == 0
     assert model.availability["SKU-A"].available == 0
     # Goods arrive and the first order ships: on hand and reservations follow.
     model.feed(INVENTORY, adjusted("SKU-A", WEST, 5, at=T0 + 2), T0 + 2)
     model.feed(ORDERS, fulfilled("O-1", "FUL-1", EAST, {"SKU-A": 2}, at=T0 + 3), T0 + 3)
-    assert model.orders["O-1"].lines["L1"].reserved == {}
+    # Shipped in full: the claim holds nothing and keeps no lines (it is settled).
+    assert (claims["O-1"].closed, claims["O-1"].lines, claims["O-1"].settled) == (True, {}, ("L1",))
     figures = model.availability["SKU-A"]
     assert (figures.on_hand, figures.reserved, figures.available) == (6, 1, 5)
     assert model.outcomes == Counter({"applied": 5})

@@ -60,11 +60,17 @@ def features(stream: CommerceStream) -> set[str]:
     found = set()
     kinds = Counter(e.kind for e in stream.events)
     found |= {f"has {kind}" for kind in kinds}
-    lines = [line for order in model.orders.values() for line in order.lines.values()]
-    if any(line.backordered for line in lines):
+    claimed = [
+        line
+        for stock in model.stock.values()
+        for claim in stock.claims.values()
+        for line in claim.lines.values()
+    ]
+    if any(line.backordered for line in claimed):
         found.add("a line backordered")
-    if any(len(line.reserved) > 1 for line in lines):
+    if any(len(line.reserved) > 1 for line in claimed):
         found.add("a line split across warehouses")
+    lines = [line for order in model.orders.values() for line in order.lines.values()]
     if any(0 < line.fulfilled < line.quantity for line in lines):
         found.add("a line shipped in part")
     if any(line.restocked for line in lines):

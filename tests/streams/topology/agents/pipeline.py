@@ -15,7 +15,12 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
 from streams.contracts import deadletter
-from streams.contracts.changelogs import ORDERS_TABLE, STOCK_TABLE, changelog_topic
+from streams.contracts.changelogs import (
+    ORDERS_TABLE,
+    STOCK_TABLE,
+    changelog_sources,
+    changelog_topic,
+)
 from streams.contracts.codec import Codec
 from streams.contracts.topics import (
     AGENT_SOURCES,
@@ -34,12 +39,14 @@ from streams.domain.commands import Command
 from streams.domain.events import InputEvent
 from streams.domain.finance import FinanceMapping, entry_command
 from streams.domain.model import ReferenceModel
-from streams.domain.orders import Order, order_from_json
+from streams.domain.orders import Order
 from streams.domain.routing import RoutingRules
+from streams.domain.statecodec import decode_order, decode_sku
 from streams.domain.stock import SkuStock
 from streams.ops.settings import Settings
 from streams.ops.topic_admin import consumer_lag
 from streams.sample.generator import SampleEvent
+from streams.topology.agents.intake import partition_for
 from streams.topology.app import alert_policy_of, command_policy_of, policy_of
 from tests.support import wait_for
 
@@ -201,6 +208,25 @@ def latest_by_key(records: Sequence[Message]) -> dict[bytes, bytes | None]:
     return latest
 
 
+def changelog_state(
+    settings: Settings, table: str, catalog: TopicCatalog
+) -> dict[bytes, bytes | None]:
+    """The latest state per key in a table's changelog, each record checked to be on its
+    key's partition: where the worker owning that partition restores it from. (A batch
+    holds records of many partitions; state written under another partition's event would
+    be lost to the key's next owner.)"""
+    topic = changelog_topic(settings.app_id, table)
+    records = read_all(settings, topic)
+    partitions = catalog.partitions(changelog_sources(settings.app_id)[topic])
+    misplaced = [
+        (r.key(), r.partition())
+        for r in records
+        if r.partition() != partition_for(r.key(), partitions)
+    ]
+    assert not misplaced, f"{table}: state on another partition than its key's: {misplaced[:5]}"
+    return latest_by_key(records)
+
+
 @dataclass
 class TopologyState:
     orders: dict[str, Order]
@@ -208,7 +234,7 @@ class TopologyState:
     availability: dict[str, dict[str, Any]]
     """Latest inventory.availability value per SKU."""
     statuses: dict[str, list[dict[str, Any]]]
-    """orders.status values per order, in topic order, de-duplicated by event id."""
+    """orders.status values per order, in topic order, every copy."""
     commands: dict[str, list[Command]]
     """Every copy of every command on the pending topic, by command id."""
     journal: dict[str, list[dict[str, Any]]]
@@ -219,17 +245,13 @@ class TopologyState:
     @classmethod
     def read(cls, settings: Settings, catalog: TopicCatalog, codec: Codec) -> TopologyState:
         orders = {
-            key.decode(): order_from_json(statejson.loads(value))
-            for key, value in latest_by_key(
-                read_all(settings, changelog_topic(settings.app_id, ORDERS_TABLE))
-            ).items()
+            key.decode(): decode_order(value)
+            for key, value in changelog_state(settings, ORDERS_TABLE, catalog).items()
             if value is not None
         }
         stock = {
-            key.decode(): SkuStock.from_json(statejson.loads(value))
-            for key, value in latest_by_key(
-                read_all(settings, changelog_topic(settings.app_id, STOCK_TABLE))
-            ).items()
+            key.decode(): decode_sku(value)
+            for key, value in changelog_state(settings, STOCK_TABLE, catalog).items()
             if value is not None
         }
         availability = {
@@ -240,12 +262,9 @@ class TopologyState:
             if value is not None
         }
         statuses: dict[str, list[dict[str, Any]]] = {}
-        seen: set[str] = set()
         for record in read_all(settings, catalog.physical(ORDER_STATUS)):
             datum = codec.decode(record.value()).datum
-            if datum["event_id"] not in seen:
-                seen.add(datum["event_id"])
-                statuses.setdefault(datum["order_id"], []).append(datum)
+            statuses.setdefault(datum["order_id"], []).append(datum)
         commands: dict[str, list[Command]] = {}
         for record in read_all(settings, catalog.physical(ERP_PENDING)):
             command = Command.decode(record.value())
@@ -310,8 +329,9 @@ def order_projection(order: Order) -> dict[str, Any]:
 
 
 def stock_projection(stock: SkuStock) -> dict[str, Any]:
-    """On hand per warehouse, and each open claim's demand (reserved + backordered); not
-    where the reservations are, which depends on arrival order when stock is scarce."""
+    """On hand per warehouse, and each open claim's demand (reserved + backordered); a closed
+    claim keeps no lines. Not where the reservations are, which depends on arrival order
+    when stock is scarce."""
     return {
         "on_hand": {w: s.on_hand for w, s in sorted(stock.warehouses.items()) if s.on_hand},
         "demand": {
@@ -347,10 +367,15 @@ def assert_consistent(state: TopologyState, prefix: str) -> None:
             order = state.orders[order_id]
             for line_id, line in claim.lines.items():
                 seen_by_order = order.lines[line_id]
-                assert seen_by_order.reserved == line.reserved, (
-                    f"{order_id}/{line_id} reservation differs"
+                # The order hears of a claim while it is (or just stopped being) backordered,
+                # all its rules use a reservation for.
+                assert seen_by_order.backordered == line.backordered, (
+                    f"{order_id}/{line_id} backorder differs"
                 )
-                assert seen_by_order.backordered == line.backordered
+                if line.backordered:
+                    assert seen_by_order.reserved == line.reserved, (
+                        f"{order_id}/{line_id} reservation differs"
+                    )
         figures = stock.availability()
         published = state.availability[sku]
         assert (published["on_hand"], published["reserved"], published["available"]) == (
@@ -361,8 +386,19 @@ def assert_consistent(state: TopologyState, prefix: str) -> None:
     for order_id, order in state.orders.items():
         if not order_id.startswith(prefix) or order.status is None:
             continue
-        history = state.statuses[order_id]
-        assert history[-1]["status"] == order.status.value, f"{order_id}: last status differs"
+        records = state.statuses[order_id]
+        # What the README promises a consumer: the last record is the current status, and
+        # the transitions told apart by their sequence form the order's history, unbroken.
+        assert records[-1]["status"] == order.status.value, (
+            f"{order_id}: last status differs: records "
+            f"{[(r['status'], r['sequence'], r['cause_event_id']) for r in records]}, "
+            f"state {[(t.status.value, t.sequence, t.cause_event_id) for t in order.transitions]}"
+        )
+        history = sorted({r["sequence"]: r for r in records}.values(), key=lambda r: r["sequence"])
+        assert [r["sequence"] for r in history] == list(range(1, len(order.transitions) + 1))
+        assert [(r["status"], r["cause_event_id"]) for r in history] == [
+            (t.status.value, t.cause_event_id) for t in order.transitions
+        ], f"{order_id}: the numbered records are not the order's transitions"
         for before, after in itertools.pairwise(history):
             assert after["previous_status"] == before["status"], f"{order_id}: broken chain"
 

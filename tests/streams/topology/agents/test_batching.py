@@ -222,9 +222,9 @@ def test_kill_9_between_a_batchs_outputs_and_its_commit_loses_and_doubles_nothin
 def test_a_worker_joining_while_a_backlog_is_worked_off_loses_and_doubles_nothing(
     settings: Settings, topics: TopicCatalog, start_worker: Callable[[], WorkerProcess]
 ) -> None:
-    events = _sample(120, seed=23)
-    third = len(events) // 3
-    produce(settings, topics, CODEC, events[:third])
+    events = _sample(600, seed=23)
+    chunks = [events[i : i + 250] for i in range(0, len(events), 250)]
+    produced = produce(settings, topics, CODEC, chunks.pop(0))
     first = start_worker()
     wait_for(
         lambda: _input_totals(first)["consumed"] > 0,
@@ -236,19 +236,30 @@ def test_a_worker_joining_while_a_backlog_is_worked_off_loses_and_doubles_nothin
         update={"data_dir": settings.data_dir.with_name("data-2")}
     )
     second = spawn_worker(second_settings, settings.data_dir.with_name("worker-b.log"))
+    inputs = [topics.physical(name) for name in INPUTS]
     try:
-        # The rest of the backlog lands as the second worker comes up, so the first is
-        # busy with it when the group rebalances.
-        wait_for(second.accounting, timeout=60, what="the second worker's web server")
-        produce(settings, topics, CODEC, events[third:])
-        wait_for(
-            lambda: members_with_partitions(settings, topics) == 2,
-            timeout=90,
-            what="both workers to own partitions after the rebalance",
-        )
-        inputs = [topics.physical(name) for name in INPUTS]
+
+        def joined_while_busy() -> bool:
+            """Whether the second worker owns partitions; meanwhile the first is kept busy
+            with a backlog of a few hundred events, whatever its speed."""
+            nonlocal produced
+            if chunks and produced - _input_totals(first)["consumed"] < 400:
+                produced += produce(settings, topics, CODEC, chunks.pop(0))
+            return members_with_partitions(settings, topics) == 2
+
+        wait_for(joined_while_busy, timeout=90, what="the second worker to join the group")
         backlog = sum(consumer_lag(settings.confluent_config(), settings.app_id, inputs).values())
         assert backlog > 0, "the backlog was worked off before the second worker joined"
+        for chunk in chunks:
+            produce(settings, topics, CODEC, chunk)
+        try:
+            quiesce(settings, topics)
+        except AssertionError as stuck:
+            accounts = {
+                name: {t: a["consumed"] for t, a in w.accounting()["topics"].items()}
+                for name, w in (("first", first), ("second", second))
+            }
+            raise AssertionError(f"{stuck}; consumed by each worker: {accounts}") from None
         model = run_model(events, settings, CODEC)
         _final_checks(settings, topics, model)
         consumed = [_input_totals(w)["consumed"] for w in (first, second)]

@@ -12,7 +12,7 @@ from stock, and the cost of goods only through the invariants; everything else i
 exactly with the model (statuses, payments, shipments, refunds, on hand, ERP commands,
 journal entries, dead letters), the journal's account totals with what the events imply
 (tests.streams.domain.ledger), and the last orders.status record per order with the
-model's status (for orders none of whose events was redelivered: issue 17).
+model's status.
 
 The suite's budget for this module is about 60 to 90 s; the time taken is printed at the end.
 """
@@ -151,11 +151,9 @@ def test_drawn_streams_reach_what_the_model_says_does_not_depend_on_arrival_orde
         assert_matches_model(state, model, prefix)
         assert_handed_on_like_model(state, model, prefix, CODEC)
         assert dead_letters(config, catalog, CODEC, prefix) == model_dead_letters(model)
-        # The last orders.status record per order is its status, except (issue 17, still
-        # open) where a redelivered event re-sent a transition it caused earlier.
-        redelivered = {prefix + e.key for e in stream.deliveries if stream.deliveries.count(e) > 1}
+        # The last orders.status record per order is its status, redeliveries or not.
         for order_id, order in model.orders.items():
-            if order.status is not None and order_id not in redelivered:
+            if order.status is not None:
                 assert last_status[order_id] == order.status.value, order_id
         assert_books_as_implied(state, prefix, stream)
 

@@ -1,0 +1,141 @@
+"""What an agent does with one batch of records: group them, and write everything they cause
+at once.
+
+An agent takes a batch of events (`Stream.take_events`), handles them partition by
+partition and key by key, reading each key's state once and writing it once, and collects
+every record the batch causes — state changes, internal messages, outputs, dead letters —
+in one `Batch`. `Batch.flush` hands them all to the producer without waiting for each, then
+waits for the broker to confirm every one; only then does the agent take the next batch,
+which is when Faust acknowledges the previous batch's offsets. So a crash re-reads, never
+skips, and a dead letter is on the broker before its input's offset is committed.
+
+State goes to the table's store and its changelog directly (not through Faust's table
+layer, which queues changelog records one at a time in its send buffer): the same records
+Faust would write, and after the broker confirms them the same persisted offsets in RocksDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from faust.streams import Stream, _current_event
+from faust.types import TP, AppT, EventT, StoreT, StreamT, TableT
+
+BATCH_SIZE = 1000
+"""Events per batch at most: enough to amortise a flush, few enough to keep a batch's
+latency under the p99 target at full speed."""
+BATCH_WITHIN = 0.03
+"""Seconds a partly filled batch waits for more before it is handled."""
+
+
+@dataclass(slots=True)
+class _Record:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None
+    headers: list[tuple[str, bytes]] | None
+    table: TableT[bytes, bytes] | None
+
+
+@dataclass
+class Batch:
+    """The records one batch causes, sent together by `flush`."""
+
+    app: AppT
+    _records: list[_Record] = field(default_factory=list)
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Queue a record; without a partition the producer's murmur2 partitioner picks it."""
+        self._records.append(_Record(topic, key, value, partition, headers, None))
+
+    def put_state(
+        self, table: TableT[bytes, bytes], partition: int, key: bytes, value: bytes | None
+    ) -> None:
+        """Write a key's state (None deletes it) to the table's store and its changelog.
+
+        The caller is inside `on_partition(partition)`: the RocksDB store keeps one database
+        per partition and picks it by the current event."""
+        if value is None:
+            if key in table.data:
+                del table.data[key]
+            else:
+                return
+        else:
+            table.data[key] = value
+        topic = table.changelog_topic.get_topic_name()
+        self._records.append(_Record(topic, key, value, partition, None, table))
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    async def flush(self) -> None:
+        """Send every queued record without waiting for each, then wait for all; record the
+        changelog offsets the tables' stores now hold."""
+        records, self._records = self._records, []
+        producer = self.app.producer
+        pending: list[Awaitable[Any]] = []
+        for record in records:
+            pending.append(
+                await producer.send(
+                    record.topic,
+                    record.key,
+                    record.value,
+                    record.partition,
+                    None,
+                    record.headers,
+                )
+            )
+        results = await asyncio.gather(*pending)
+        persisted: dict[tuple[int, int], tuple[TableT[bytes, bytes], Any]] = {}
+        for record, metadata in zip(records, results, strict=True):
+            if record.table is not None:
+                persisted[id(record.table), metadata.partition] = (record.table, metadata)
+        for table, metadata in persisted.values():
+            # What Faust's changelog callback does: recovery then reads only what follows.
+            cast(StoreT[bytes, bytes], table.data).set_persisted_offset(
+                TP(metadata.topic, metadata.partition), metadata.offset
+            )
+
+
+async def batches(stream: StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
+    """The stream's events in batches; Faust acknowledges a batch when the next is asked
+    for, so after the agent has flushed everything the batch caused."""
+    async for events in cast(Stream[bytes], stream).take_events(BATCH_SIZE, BATCH_WITHIN):
+        yield events
+
+
+@contextmanager
+def on_partition(event: EventT[bytes]) -> Iterator[None]:
+    """Table reads and writes go to the partition of `event`.
+
+    Faust's stores find a key's partition through the current event, which in a batch is
+    whichever event the stream took last; every partition's keys are handled under an event
+    of their own partition instead."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def by_partition(events: Sequence[EventT[bytes]]) -> dict[int, list[EventT[bytes]]]:
+    """The batch's events per partition number, in arrival order. The topics an agent reads
+    are co-partitioned, so one partition number holds every record about a key."""
+    groups: dict[int, list[EventT[bytes]]] = {}
+    for event in events:
+        groups.setdefault(event.message.partition, []).append(event)
+    return groups
