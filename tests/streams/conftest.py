@@ -14,6 +14,13 @@ from streams.ops.settings import Settings
 from streams.ops.topic_admin import ensure_topics
 from tests.support import WorkerProcess, spawn_worker, worker_settings
 
+# Helpers that assert on the tests' behalf: their failures show the values compared.
+pytest.register_assert_rewrite(
+    "tests.streams.topology.agents.pipeline",
+    "tests.streams.domain.properties",
+    "tests.streams.domain.ledger",
+)
+
 
 @pytest.fixture
 def settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path) -> Settings:
