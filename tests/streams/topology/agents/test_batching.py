@@ -99,22 +99,35 @@ def _final_checks(settings: Settings, topics: TopicCatalog, model: ReferenceMode
         for key, value in latest_by_key(read_all(settings, topics.physical(AVAILABILITY))).items()
         if value is not None
     }
-    expected = {
-        sku: (a.on_hand, a.reserved, a.available, [list(w) for w in a.warehouses])
-        for sku, a in model.availability.items()
-    }
+    # On hand per warehouse exactly. Reserved and available too while no order line waits
+    # for stock: where reservations went, and so what is backordered, depends on arrival
+    # order only when stock runs short (the table's own figures are checked against the
+    # topic by assert_consistent); once every story has ended none is left open.
+    short = any(
+        line.backordered
+        for stock in model.stock.values()
+        for claim in stock.claims.values()
+        for line in claim.lines.values()
+    )
+
+    def figures(
+        on_hand: int, reserved: int, available: int, warehouses: dict[str, int]
+    ) -> tuple[int, int | None, int | None, dict[str, int]]:
+        return (on_hand, None if short else reserved, None if short else available, warehouses)
+
     assert {
-        sku: (
+        sku: figures(
             d["on_hand"],
             d["reserved"],
             d["available"],
-            [
-                [w["warehouse_id"], w["on_hand"], w["reserved"], w["available"]]
-                for w in d["warehouses"]
-            ],
+            {w["warehouse_id"]: w["on_hand"] for w in d["warehouses"] if w["on_hand"]},
         )
         for sku, d in published.items()
-    } == expected
+    } == {
+        sku: figures(a.on_hand, a.reserved, a.available, {w: n for w, n, _, _ in a.warehouses if n})
+        for sku, a in model.availability.items()
+    }
+    assert all(w["reserved"] >= 0 for d in published.values() for w in d["warehouses"])
     return state
 
 
@@ -222,9 +235,18 @@ def test_kill_9_between_a_batchs_outputs_and_its_commit_loses_and_doubles_nothin
 def test_a_worker_joining_while_a_backlog_is_worked_off_loses_and_doubles_nothing(
     settings: Settings, topics: TopicCatalog, start_worker: Callable[[], WorkerProcess]
 ) -> None:
-    events = _sample(600, seed=23)
-    chunks = [events[i : i + 250] for i in range(0, len(events), 250)]
-    produced = produce(settings, topics, CODEC, chunks.pop(0))
+    """The first worker is kept busy with a backlog of a thousand events or so, whatever its
+    speed, until the second has joined; then a little more arrives, and the story stops
+    there (the model reads the same prefix of the sample)."""
+    sample = _sample(2500, seed=23)
+    chunks = [sample[i : i + 500] for i in range(0, len(sample), 500)]
+    events: list[SampleEvent] = []
+
+    def more() -> None:
+        events.extend(chunks.pop(0))
+        produce(settings, topics, CODEC, events[-500:])
+
+    more()
     first = start_worker()
     wait_for(
         lambda: _input_totals(first)["consumed"] > 0,
@@ -240,18 +262,15 @@ def test_a_worker_joining_while_a_backlog_is_worked_off_loses_and_doubles_nothin
     try:
 
         def joined_while_busy() -> bool:
-            """Whether the second worker owns partitions; meanwhile the first is kept busy
-            with a backlog of a few hundred events, whatever its speed."""
-            nonlocal produced
-            if chunks and produced - _input_totals(first)["consumed"] < 400:
-                produced += produce(settings, topics, CODEC, chunks.pop(0))
+            if chunks and len(events) - _input_totals(first)["consumed"] < 1000:
+                more()
             return members_with_partitions(settings, topics) == 2
 
         wait_for(joined_while_busy, timeout=90, what="the second worker to join the group")
         backlog = sum(consumer_lag(settings.confluent_config(), settings.app_id, inputs).values())
         assert backlog > 0, "the backlog was worked off before the second worker joined"
-        for chunk in chunks:
-            produce(settings, topics, CODEC, chunk)
+        if chunks:
+            more()
         try:
             quiesce(settings, topics)
         except AssertionError as stuck:
