@@ -29,7 +29,7 @@ from faust.types import TP, AppT, EventT, StoreT, StreamT, TableT
 BATCH_SIZE = 1000
 """Events per batch at most: enough to amortise a flush, few enough to keep a batch's
 latency under the p99 target at full speed."""
-BATCH_WITHIN = 0.03
+BATCH_WITHIN = 0.005
 """Seconds a partly filled batch waits for more before it is handled."""
 
 
