@@ -1,0 +1,125 @@
+"""A run's final state, as far as it must not depend on arrival order, and two runs compared.
+
+Read from the topics once the workers have stopped: per order its last `orders.status`
+and its facts (placement, cancellation, payments, fulfilments, refunds: the order
+changelog decoded with streams.topology.tables), per SKU and warehouse its on hand (the
+stock changelog), every ERP command on `internal.erp-pending` and every entry on
+`finance.journal` by id, and the last `inventory.availability` on hand per SKU. Which order
+gets scarce stock depends on arrival order, so reservations and backorders are left out.
+
+Large contents are kept as digests of a canonical JSON form, so a reference run's state
+fits in memory twice; a difference then names the id (and for an order, the fact) that differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.cluster import read_topic
+from streams.contracts.changelogs import ORDERS_TABLE, STOCK_TABLE, changelog_topic
+from streams.contracts.codec import codec_from_settings
+from streams.contracts.topics import AVAILABILITY, ERP_PENDING, JOURNAL, ORDER_STATUS, TopicCatalog
+from streams.domain import statejson
+from streams.domain.commands import Command
+from streams.ops.records import PartitionReader
+from streams.ops.settings import Settings
+from streams.topology.tables import decode_order, decode_sku
+
+ORDER_FACTS = ("placement", "cancelled_ms", "cancel_reason", "payments", "fulfilments", "refunds")
+"""The recorded facts of an order (streams.domain.orders): its status is a function of them."""
+
+FIGURES = {
+    "status": "order status (last orders.status)",
+    "facts": "order facts (orders changelog)",
+    "on_hand": "on hand per SKU and warehouse (stock changelog)",
+    "commands": "ERP commands (internal.erp-pending)",
+    "journal": "journal entries (finance.journal)",
+    "availability": "on hand per SKU (last inventory.availability)",
+}
+
+
+@dataclass
+class FinalState:
+    figures: dict[str, dict[str, Any]] = field(default_factory=lambda: {f: {} for f in FIGURES})
+    """Figure (a key of FIGURES) -> id -> value or digest."""
+    conflicts: list[str] = field(default_factory=list)
+    """Ids whose copies within this run differ (a redelivery must send the same again)."""
+
+    @classmethod
+    def read(cls, settings: Settings) -> FinalState:
+        catalog = TopicCatalog.from_settings(settings)
+        codec = codec_from_settings(settings)
+        state = cls()
+        figures = state.figures
+        with PartitionReader(settings.confluent_config()) as reader:
+            for key, value in _latest(reader, catalog.physical(ORDER_STATUS)):
+                figures["status"][key] = codec.decode(value).datum["status"]
+            for key, value in _latest(reader, changelog_topic(settings.app_id, ORDERS_TABLE)):
+                order = decode_order(value)
+                figures["facts"][key] = {f: _digest(getattr(order, f)) for f in ORDER_FACTS}
+            for key, value in _latest(reader, changelog_topic(settings.app_id, STOCK_TABLE)):
+                for warehouse, level in decode_sku(value).warehouses.items():
+                    # Absent and 0 are the same on hand: a warehouse appears in the state
+                    # when an order reserves there, which depends on arrival order.
+                    if level.on_hand:
+                        figures["on_hand"][f"{key}@{warehouse}"] = level.on_hand
+            for key, value in _latest(reader, catalog.physical(AVAILABILITY)):
+                figures["availability"][key] = codec.decode(value).datum["on_hand"]
+            for record in read_topic(reader, catalog.physical(ERP_PENDING)):
+                if record.value is not None:
+                    command = Command.decode(record.value)
+                    state._add("commands", command.command_id, _digest(command))
+            for record in read_topic(reader, catalog.physical(JOURNAL)):
+                if record.value is not None:
+                    datum = codec.decode(record.value).datum
+                    state._add("journal", str(datum["entry_id"]), _digest(datum))
+        return state
+
+    def _add(self, figure: str, key: str, digest: str) -> None:
+        known = self.figures[figure].setdefault(key, digest)
+        if known != digest:
+            self.conflicts.append(f"{FIGURES[figure]}: the copies of {key} differ")
+
+    def counts(self) -> dict[str, int]:
+        return {figure: len(values) for figure, values in self.figures.items()}
+
+
+def compare(one: FinalState, two: FinalState, *, limit: int = 5) -> list[str]:
+    """What differs between the one-worker and the two-worker run, up to `limit` examples
+    per figure; none when their final states are the same."""
+    lines = [f"one worker: {c}" for c in one.conflicts[:limit]]
+    lines += [f"two workers: {c}" for c in two.conflicts[:limit]]
+    for figure, label in FIGURES.items():
+        mine, theirs = one.figures[figure], two.figures[figure]
+        differing = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        if not differing:
+            continue
+        examples = "; ".join(_describe(k, mine.get(k), theirs.get(k)) for k in differing[:limit])
+        lines.append(f"{label}: {len(differing):,} of {len(mine):,} differ, e.g. {examples}")
+    return lines
+
+
+def _describe(key: str, mine: Any, theirs: Any) -> str:
+    if mine is None or theirs is None:
+        return f"{key} only with {'one worker' if theirs is None else 'two workers'}"
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        return f"{key} ({', '.join(f for f in mine if mine[f] != theirs.get(f))})"
+    return f"{key}: {mine} vs {theirs}"
+
+
+def _latest(reader: PartitionReader, topic: str) -> Iterator[tuple[str, bytes]]:
+    """The last value of every key of `topic` that was not deleted, one partition at a time
+    (a key lives on one partition), so only one partition's latest values are held."""
+    for partition in reader.partitions(topic):
+        low, high = reader.watermarks(topic, partition)
+        latest = {r.key: r.value for r in reader.read(topic, partition, low, high) if r.key}
+        yield from ((k.decode(), v) for k, v in latest.items() if v is not None)
+
+
+def _digest(value: Any) -> str:
+    """A short digest of a canonical form: dataclasses as JSON with sorted keys, so that
+    dicts filled in a different order digest the same."""
+    return hashlib.blake2b(statejson.dumps(statejson.plain(value)), digest_size=12).hexdigest()
