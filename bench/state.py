@@ -14,6 +14,7 @@ fits in memory twice; a difference then names the id (and for an order, the fact
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,7 +99,10 @@ def compare(one: FinalState, two: FinalState, *, limit: int = 5) -> list[str]:
         if not differing:
             continue
         examples = "; ".join(_describe(k, mine.get(k), theirs.get(k)) for k in differing[:limit])
-        lines.append(f"{label}: {len(differing):,} of {len(mine):,} differ, e.g. {examples}")
+        lines.append(
+            f"{label}: {len(differing):,} differ (one worker has {len(mine):,}, two workers "
+            f"{len(theirs):,}), e.g. {examples}"
+        )
     return lines
 
 
@@ -121,5 +125,6 @@ def _latest(reader: PartitionReader, topic: str) -> Iterator[tuple[str, bytes]]:
 
 def _digest(value: Any) -> str:
     """A short digest of a canonical form: dataclasses as JSON with sorted keys, so that
-    dicts filled in a different order digest the same."""
-    return hashlib.blake2b(statejson.dumps(statejson.plain(value)), digest_size=12).hexdigest()
+    dicts filled in a different order digest the same; what JSON lacks (an Avro date) as text."""
+    text = json.dumps(statejson.plain(value), sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()

@@ -2,12 +2,16 @@
 
     .venv/bin/python -m bench.throughput [--events N] [--skus 10000] [--partitions 6]
                                          [--repeats 3] [--latency-seconds 30]
+                                         [--no-two-workers] [--no-restore]
 
 One broker (streams.local.kafka.running_broker: KAFKA_BOOTSTRAP_SERVERS, or a local one),
 N sample events generated and encoded once, then for each repeat, each on fresh topics:
-the raw pass-through (bench.passthrough) and the topology (the worker's production entry
-point, `python -m streams.cli worker`), both catching up on the N preloaded events; then
-latency at half the rate the topology sustains. Method and results: docs/benchmarks.md.
+the raw pass-through (bench.passthrough), the Faust floor (bench.faust_floor), the topology
+(the worker's production entry point, `python -m streams.cli worker`) and two such workers
+in one group, all catching up on the N preloaded events, the two workers' final state
+checked against the one worker's (bench.state); after the last one-worker run, a fresh
+worker restoring its tables into an empty data directory; then latency at half the rate the
+topology sustains. Method and results: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -350,7 +354,8 @@ def measure_topology(run: Run, workload: Workload, workers: int = 1) -> Topology
     pool: list[Worker] = []
     try:
         launched = time.monotonic()
-        pool += [run.start_worker(name) for name in names]
+        for name in names:  # one by one, so the `finally` stops those that started
+            pool.append(run.start_worker(name))
         meter = run.bench.meter(**{n: w.process.pid for n, w in zip(names, pool, strict=True)})
         consumed = [0] * workers
         samples: list[tuple[float, int]] = []
@@ -791,9 +796,7 @@ def summary(results: Results) -> list[Figure]:
         ]
     if results.restore is not None:
         seconds = results.restore.seconds
-        figures.append(
-            Figure("restore into an empty data directory, s", seconds, f"{seconds:.1f} s")
-        )
+        figures.append(Figure("restore into an empty data directory", seconds, f"{seconds:.1f} s"))
     lat = results.latency
     if lat is not None:
         p50 = p99 = None
@@ -1012,7 +1015,7 @@ def run_phases(
                 f"{topo.window.seconds:.1f}s (start-up {topo.startup_seconds:.1f}s, not counted)"
             )
             # Read before its topics go: the two-worker run is compared with it.
-            one_worker = FinalState.read(run.settings) if args.two_workers else None
+            one_worker = _final_state(run) if args.two_workers else None
             if args.restore and repeat == args.repeats:
                 results.restore = measure_restore(run)
                 say(f"  restore: /readyz answered 200 after {results.restore.seconds:.1f}s")
@@ -1028,7 +1031,7 @@ def run_phases(
             try:
                 pair = measure_topology(run, workload, workers=2)
                 results.two_workers.append(pair)
-                two_workers = FinalState.read(run.settings)
+                two_workers = _final_state(run)
             finally:
                 run.clean_up([run.settings.app_id])
             check = StateCheck(repeat, one_worker.counts(), compare(one_worker, two_workers))
@@ -1045,6 +1048,13 @@ def run_phases(
             [t.sustained_rate for t in results.topology]
         )
         results.latency = measure_latency(bench.run("latency"), workload, rate)
+
+
+def _final_state(run: Run) -> FinalState:
+    started = time.monotonic()
+    state = FinalState.read(run.settings)
+    run.bench.say(f"  final state read in {time.monotonic() - started:.1f}s")
+    return state
 
 
 def main(argv: list[str] | None = None) -> int:
