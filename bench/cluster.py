@@ -186,6 +186,13 @@ def changelog_topics(settings: Settings) -> list[str]:
     )
 
 
+def topic_reader(settings: Settings) -> PartitionReader:
+    """A reader for whole topics, partition after partition."""
+    # A short fetch wait: with the default 500 ms, each newly assigned partition waited out
+    # the previous partition's long poll first (measured: 0.45 s per partition, 0.02 s so).
+    return PartitionReader({**settings.confluent_config(), "fetch.wait.max.ms": "10"})
+
+
 def read_topic(reader: PartitionReader, topic: str) -> Iterator[Record]:
     """Every record of `topic` as it is now, partition by partition."""
     for partition in reader.partitions(topic):
@@ -199,7 +206,7 @@ def changelog_size(settings: Settings) -> tuple[int, int]:
     topics = changelog_topics(settings)
     records = sum(end_offsets(settings, topics).values())
     size = 0
-    with PartitionReader(settings.confluent_config()) as reader:
+    with topic_reader(settings) as reader:
         for topic in topics:
             size += sum(len(r.key or b"") + len(r.value or b"") for r in read_topic(reader, topic))
     return records, size

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.cluster import read_topic
+from bench import cluster
 from streams.contracts.changelogs import ORDERS_TABLE, STOCK_TABLE, changelog_topic
 from streams.contracts.codec import codec_from_settings
 from streams.contracts.topics import AVAILABILITY, ERP_PENDING, JOURNAL, ORDER_STATUS, TopicCatalog
@@ -58,7 +58,7 @@ class FinalState:
         codec = codec_from_settings(settings)
         state = cls()
         figures = state.figures
-        with PartitionReader(settings.confluent_config()) as reader:
+        with cluster.topic_reader(settings) as reader:
             for key, value in _latest(reader, catalog.physical(ORDER_STATUS)):
                 figures["status"][key] = codec.decode(value).datum["status"]
             for key, value in _latest(reader, changelog_topic(settings.app_id, ORDERS_TABLE)):
@@ -72,11 +72,11 @@ class FinalState:
                         figures["on_hand"][f"{key}@{warehouse}"] = level.on_hand
             for key, value in _latest(reader, catalog.physical(AVAILABILITY)):
                 figures["availability"][key] = codec.decode(value).datum["on_hand"]
-            for record in read_topic(reader, catalog.physical(ERP_PENDING)):
+            for record in cluster.read_topic(reader, catalog.physical(ERP_PENDING)):
                 if record.value is not None:
                     command = Command.decode(record.value)
                     state._add("commands", command.command_id, _digest(command))
-            for record in read_topic(reader, catalog.physical(JOURNAL)):
+            for record in cluster.read_topic(reader, catalog.physical(JOURNAL)):
                 if record.value is not None:
                     datum = codec.decode(record.value).datum
                     state._add("journal", str(datum["entry_id"]), _digest(datum))
