@@ -676,7 +676,8 @@ def report(results: Results) -> str:
             add(f"    {difference}")
         if check.arrival_dependent:
             add("  not counted, as arrival order decides them (cost of goods booked only once")
-            add("  the SKU's unit cost is known; a cancelled order's sales order):")
+            add("  the SKU's unit cost is known; a cancelled order's sales order; a snapshot")
+            add("  older than the movements already folded into on hand):")
         for difference in check.arrival_dependent:
             add(f"    {difference}")
     restore = results.restore
