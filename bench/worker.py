@@ -88,8 +88,12 @@ class Worker:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 return bool(response.status == 200)
-        except urllib.error.HTTPError:  # 503 while recovering: answered, not ready
-            return False
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                raise BenchError(
+                    f"the worker has no {READINESS_PATH} (an older checkout?): use --no-restore"
+                ) from None
+            return False  # 503 while recovering: answered, not ready
         except (urllib.error.URLError, OSError):
             return None
 
