@@ -394,9 +394,11 @@ def measure_topology(run: Run, workload: Workload, workers: int = 1) -> Topology
                 last_progress = time.monotonic()
             elif time.monotonic() - last_progress > _STALL_TIMEOUT:
                 raise BenchError(
-                    f"the workers consumed no input for {_STALL_TIMEOUT:.0f}s, at "
-                    f"{samples[-1][1]:,} of {total:,}; "
-                    + "; ".join(f"log {w.log_path}:\n{w.log_tail()}" for w in pool)
+                    f"{'the workers' if workers > 1 else 'the worker'} consumed no input for "
+                    f"{_STALL_TIMEOUT:.0f}s, at "
+                    f"{samples[-1][1]:,} of {total:,}; logs "
+                    + ", ".join(str(w.log_path) for w in pool)
+                    + "".join(f"\n{w.log_path.name} ends:\n{w.log_tail()}" for w in pool)
                 )
         usage = CpuMeter.usage(before, meter.snapshot(time.monotonic()))
         finished = crossing_time(samples, total) or samples[-1][0]
