@@ -16,6 +16,7 @@ from typing import Any
 from bench.cluster import BenchError
 from streams.contracts.topics import INPUTS
 from streams.local.jvm import free_ports
+from streams.ops.health import READINESS_PATH
 from streams.ops.settings import Settings
 
 ACCOUNTING_PATH = "/erpbridge/accounting/"
@@ -33,7 +34,9 @@ class Worker:
 
     @classmethod
     def start(cls, settings: Settings, source: Path, log_path: Path, loglevel: str) -> Worker:
-        """`python -m streams.cli worker` in `source` (a checkout), configured like a deployment."""
+        """`python -m streams.cli worker` in `source` (a checkout), configured like a deployment,
+        with the data directory of `settings` and a free web port of its own, so several can
+        run side by side in one group."""
         (port,) = free_ports(1)
         env = {
             **os.environ,
@@ -76,6 +79,22 @@ class Worker:
                 data: dict[str, Any] = json.load(response)
                 return data
         except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def ready(self) -> bool | None:
+        """Whether /readyz answers 200 (tables recovered, partitions assigned, broker
+        reachable); None while the web server does not answer at all."""
+        url = f"http://127.0.0.1:{self.web_port}{READINESS_PATH}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                raise BenchError(
+                    f"the worker has no {READINESS_PATH} (an older checkout?): use --no-restore"
+                ) from None
+            return False  # 503 while recovering: answered, not ready
+        except (urllib.error.URLError, OSError):
             return None
 
     def inputs_consumed(self) -> int | None:
