@@ -17,6 +17,13 @@ from typing import Any, TypeVar
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported without __all__
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 
 from streams.contracts import deadletter
 from streams.contracts.codec import Codec
@@ -460,10 +467,103 @@ def test_undecodable_pending_records_are_dead_lettered(
     assert running.snapshot()["dead_lettered"] == len(bad)
     # Nothing stalls: the group's commits reach the end of every partition.
     wait_for(
-        lambda: committed(settings, topics, running.dispatcher.group) == ends(settings, topics),
+        lambda: committed_to_end(settings, topics, running.dispatcher.group),
         timeout=30,
         what="commits at the end of the pending topic",
     )
+
+
+def test_a_merged_command_that_cannot_be_sent_loses_only_its_bad_member(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    """Journal entries of one order wait together and merge; one of them does not fit the
+    ErpCommand schema, so the merged command cannot be encoded: that entry is dead-lettered
+    and the others are each sent alone."""
+    settings = limited(settings, 100, 10, journal_batch_size=10)
+    # One dispatch key: one partition, read in one fetch, so they merge before any send.
+    entries = [
+        replace(command(Kind.POST_JOURNAL_ENTRY, 300 + n), dispatch_key="o-300") for n in range(4)
+    ]
+    bad = entries[2]
+    bad.body["entries"][0]["functional_currency"] = None
+    publish_commands(settings, topics, entries)
+    running = start_dispatcher(settings)
+
+    good = {c.command_id for c in entries if c is not bad}
+    wait_sent(settings, topics, len(good), timeout=60)
+    dlq = topics.physical(dead_letter_of(ERP_PENDING))
+    wait_for(
+        lambda: record_count(settings.require_bootstrap(), dlq) == 1,
+        timeout=30,
+        what="the bad entry dead-lettered",
+    )
+    assert sorted(r.command_id for r in sent(settings, topics)) == sorted(good)
+    (letter,) = read_all(settings, dlq)
+    assert deadletter.describe(letter.headers() or [])[deadletter.REASON] == "invalid-command"
+    assert letter.value() == bad.encode()
+    target = running.target()
+    assert (target["sent"], target["calls_saved"]) == (len(good), 0)
+    wait_for(
+        lambda: committed_to_end(settings, topics, running.dispatcher.group),
+        timeout=30,
+        what="commits at the end of the pending topic",
+    )
+
+
+def set_max_message_bytes(settings: Settings, topic: str, value: int) -> None:
+    admin = AdminClient(settings.confluent_config())
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry(
+                "max.message.bytes",
+                str(value),
+                incremental_operation=AlterConfigOpType.SET,
+            )
+        ],
+    )
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
+
+
+def test_a_send_the_broker_refuses_is_retried_and_nothing_is_lost(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    """erp.commands takes no record bigger than 100 bytes, which every command is: the broker
+    refuses each send (a real broker-side error, not a mock), so commands wait again. Once
+    the topic takes them, every command arrives once and the pending topic is committed to
+    its end."""
+    settings = limited(settings, 100, 10, journal_batch_size=1)
+    commands = balanced(30, topics.partitions(ERP_PENDING))
+    topic = topics.physical(ERP_COMMANDS)
+    set_max_message_bytes(settings, topic, 100)
+    publish_commands(settings, topics, commands)
+    running = start_dispatcher(settings)
+
+    wait_for(
+        lambda: running.target()["failed_sends"] >= 3,
+        timeout=60,
+        what="sends refused by the broker",
+    )
+    assert record_count(settings.require_bootstrap(), topic) == 0
+    assert running.target()["sent"] == 0
+    set_max_message_bytes(settings, topic, 1_048_588)  # the broker's default
+
+    wait_sent(settings, topics, len(commands), timeout=90)
+    assert Counter(r.command_id for r in sent(settings, topics)) == Counter(
+        c.command_id for c in commands
+    )
+    wait_for(
+        lambda: committed_to_end(settings, topics, running.dispatcher.group),
+        timeout=30,
+        what="commits at the end of the pending topic",
+    )
+    assert running.target()["sent"] == len(commands)
 
 
 def _pending_partitions(topics: TopicCatalog) -> list[TopicPartition]:
@@ -480,6 +580,12 @@ def committed(settings: Settings, topics: TopicCatalog, group: str) -> dict[int,
         }
     finally:
         consumer.close()
+
+
+def committed_to_end(settings: Settings, topics: TopicCatalog, group: str) -> bool:
+    """Whether `group` has committed every pending partition that holds records to its end."""
+    done = committed(settings, topics, group)
+    return all(done[p] == end for p, end in ends(settings, topics).items() if end)
 
 
 def ends(settings: Settings, topics: TopicCatalog) -> dict[int, int]:
