@@ -247,7 +247,10 @@ def measure(bench: Bench, rate: float, burst: int, backlog: Backlog) -> LegRun:
     settings.data_dir.mkdir(parents=True)
     tail = _Tail(settings, catalog.physical(ERP_COMMANDS))
     tail.start()
+    restart = bench.args.start_on_backlog
     try:
+        if restart:
+            _produce(settings, catalog.physical(ERP_PENDING), records)
         worker = Worker.start(
             settings,
             bench.args.worker_source.resolve(),
@@ -264,10 +267,11 @@ def measure(bench: Bench, rate: float, burst: int, backlog: Backlog) -> LegRun:
 
             wait_for(ready, timeout=_STARTUP_TIMEOUT, what="the worker ready (/readyz)")
             startup = time.monotonic() - launched
-            # The backlog comes once the worker runs: Faust's start-up (rebalance, table
-            # recovery) holds the event loop the dispatcher shares, and is not what is measured.
-            _produce(settings, catalog.physical(ERP_PENDING), records)
-            say(f"  {rate:g}/s: worker ready in {startup:.1f}s; {len(records):,} commands produced")
+            if not restart:
+                # The backlog comes once the worker runs: Faust's start-up (rebalance, table
+                # recovery) holds the event loop the dispatcher shares.
+                _produce(settings, catalog.physical(ERP_PENDING), records)
+            say(f"  {rate:g}/s: worker ready in {startup:.1f}s; {len(records):,} commands")
             usage, seconds, saved = _until_dispatched(bench, worker, settings, len(records))
         finally:
             worker.stop()
@@ -517,6 +521,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="orders of the sample whose commands wait (default 4000, about 20,000 inputs)",
     )
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds left out at the start")
+    parser.add_argument(
+        "--start-on-backlog",
+        action="store_true",
+        help="the backlog waits before the worker starts (a restart), instead of arriving once "
+        "it is ready",
+    )
     parser.add_argument("--seed", type=int, default=7, help="the sample's seed (default 7)")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--worker-loglevel", default="warning")

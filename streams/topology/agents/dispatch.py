@@ -57,8 +57,6 @@ COMMIT_INTERVAL = 1.0
 """Seconds between offset commits."""
 _FETCH_TIMEOUT_MS = 200
 _FETCH_MAX_RECORDS = 500
-_INTAKE_SLICE = 50
-"""Records taken in between two chances for the sender to run."""
 _RETRY_DELAY = 1.0
 
 
@@ -210,13 +208,10 @@ class Dispatcher(Service):
                 timeout_ms=_FETCH_TIMEOUT_MS, max_records=max(1, min(room, _FETCH_MAX_RECORDS))
             )
             for tp, records in batches.items():
-                for n, record in enumerate(records, 1):
-                    if tp.partition not in self._progress.owned:
-                        break  # revoked while fetched: its next owner reads it
+                if tp.partition not in self._progress.owned:
+                    continue  # revoked while fetched: its next owner reads it
+                for record in records:
                     await self._intake(record)
-                    if n % _INTAKE_SLICE == 0:
-                        # A full fetch takes a while to take in: let the sender keep its pace.
-                        await asyncio.sleep(0)
 
     async def _intake(self, record: ConsumerRecord) -> None:
         source = Source(record.partition, record.offset)

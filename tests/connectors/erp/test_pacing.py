@@ -10,6 +10,7 @@ front of the real Tryton notes when each lookup arrives there.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from connectors.erp.sink import ErpSink
 from connectors.erp.tryton import TrytonAdapter
 from streams.contracts.topics import TopicCatalog
-from streams.domain.commands import Kind
+from streams.domain.commands import Command, Kind
 from streams.local.tryton import Tryton
 from streams.ops.settings import RateLimit, Settings
 from tests.connectors.erp.proxy import ErpProxy, serving
@@ -47,12 +48,17 @@ def test_the_erp_never_gets_more_attempts_than_the_rate_allows(
     proxy: ErpProxy,
     tryton: Tryton,
 ) -> None:
-    sales = [c for c in sample_commands(seed=611, orders=16) if c.kind is Kind.CREATE_SALES_ORDER]
+    sales = [c for c in sample_commands(seed=611, orders=10) if c.kind is Kind.CREATE_SALES_ORDER]
     ids = _ids(sales)
 
     async def execute_all(erp: TrytonAdapter) -> None:
-        for command in sales:
-            await erp.execute(command)
+        slots = asyncio.Semaphore(2)  # as the connector's default cap
+
+        async def execute(command: Command) -> None:
+            async with slots:
+                await erp.execute(command)
+
+        await asyncio.gather(*map(execute, sales))
 
     on_tryton(tryton, execute_all)
     publish(connector_settings, erp_topics, list(sales))
