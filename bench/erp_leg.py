@@ -6,11 +6,10 @@ and how many ERP calls per input coalescing leaves.
 One broker (streams.local.kafka.running_broker). The backlog is what the topology puts on
 internal.erp-pending for the sample workload: the reference model (streams.domain.model)
 gives each input's ERP commands and journal entries, encoded as
-streams.topology.agents.outputs sends them. For each rate, on fresh topics: the pending
-topic preloaded with the commands of as many inputs as keep the ERP busy for `--seconds`,
-then `erpbridge worker` with ERPBRIDGE_ERP_RATE_LIMITS at that rate, until its dispatcher
-has sent them all. It prints figures and asserts nothing. Method and results:
-docs/benchmarks.md, "The ERP leg".
+streams.topology.agents.outputs sends them. For each rate, on fresh topics: `erpbridge
+worker` with ERPBRIDGE_ERP_RATE_LIMITS at that rate, the backlog produced onto the pending
+topic once the worker is ready, until its dispatcher has sent it all. It prints figures and
+asserts nothing. Method and results: docs/benchmarks.md, "The ERP leg".
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -95,6 +94,7 @@ def build_backlog(seed: int, orders: int, settings: Settings, say: Say) -> Backl
             settings.erp_target, settings.confirm_on, settings.erp_sources
         ),
     )
+    codec = codec_from_settings(settings)
     # The worker's rules run on processing time: for a backlog, all "now".
     now_ms = int(time.time() * 1000)
     records: list[tuple[bytes, bytes]] = []
@@ -103,16 +103,20 @@ def build_backlog(seed: int, orders: int, settings: Settings, say: Say) -> Backl
     for event in generate(seed, orders, Catalogue.default(), DEFAULT_START):
         inputs += 1
         commands, entries = len(model.commands), len(model.journal)
-        model.feed(event.topic, InputEvent.from_datum(event.datum, spec(event.topic).key), now_ms)
+        # Through the codec, so the rules see each datum as the worker decodes it.
+        encoded = codec.encode(event.schema_name, event.datum, topic=event.topic)
+        datum = codec.decode(encoded).datum
+        model.feed(event.topic, InputEvent.from_datum(datum, spec(event.topic).key), now_ms)
         new = _added(model.commands, commands) + [
             entry_command(entry, settings.erp_target) for entry in _added(model.journal, entries)
         ]
         for command in new:
             records.append((command.dispatch_key.encode(), command.encode()))
             kinds[command.kind.value] += 1
+    mix = ", ".join(f"{kind} {n:,}" for kind, n in kinds.most_common())
     say(
         f"backlog: {inputs:,} sample inputs ({orders:,} orders, seed {seed}) give "
-        f"{len(records):,} pending commands ({time.monotonic() - started:.1f}s)"
+        f"{len(records):,} pending commands: {mix} ({time.monotonic() - started:.1f}s)"
     )
     return Backlog(inputs, records, kinds)
 
@@ -149,7 +153,7 @@ class LegRun:
     usage: CpuUsage
     seconds: float
     """From the first command seen out to the last."""
-    kinds: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str]
 
     @property
     def calls(self) -> int:
@@ -409,7 +413,12 @@ def _read_commands(settings: Settings, topic: str, codec: Codec) -> list[Sent]:
         }
         left = {p for p, end in ends.items() if end > 0}
         sent = []
+        deadline = time.monotonic() + _STALL_TIMEOUT
         while left:
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"reading {topic}: partitions {sorted(left)} never reached their end"
+                )
             for message in consumer.consume(500, timeout=1.0):
                 partition, offset = message.partition(), message.offset()
                 if message.error() is not None or partition is None or offset is None:
