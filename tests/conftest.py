@@ -5,13 +5,34 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from streams.local.kafka import Broker, running_broker
 from streams.local.registry import Registry, running_registry
 from streams.local.tryton import Tryton, running_tryton
+
+FIGURES = pytest.StashKey[list[str]]()
+"""Lines tests report for the end of the run (examples run, time taken)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[FIGURES] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if config.stash.get(FIGURES, []):
+        terminalreporter.section("figures")
+        for line in config.stash[FIGURES]:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def report_figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Print a line in the run's summary, whatever the output capture."""
+    return request.config.stash[FIGURES].append
 
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,12 @@ class WorkerProcess:
             data: dict[str, Any] = json.load(response)
             return data
 
+    def kill(self) -> None:
+        """kill -9: the process ends at once, nothing flushed, committed or closed."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -200,17 +200,21 @@ class SkuStock(_Stored):
         warehouse = _known_warehouse(p["warehouse_id"], rules)
         _check_cost(p.get("unit_cost"), p.get("currency"))
         stock = self.at(warehouse)
+        # As of when the event tells its figures; what the latest snapshot already counted
+        # (a stale snapshot, a movement before it) does not tell the unit cost either.
+        as_of = to_ms(p["as_of"]) if event.kind == "StockSnapshot" else event.occurred_ms
+        counted = stock.snapshot_as_of is not None and as_of <= stock.snapshot_as_of
         if event.kind == "StockSnapshot":
             if p["on_hand"] < 0:
                 raise Rejection("negative-quantity", f"snapshot on_hand is {p['on_hand']}")
-            stock.snapshot(p["on_hand"], to_ms(p["as_of"]))
+            stock.snapshot(p["on_hand"], as_of)
         elif event.kind == "StockAdjusted":
             if p["reason"] == "TRANSFER" and p.get("counterpart_warehouse_id") is not None:
                 _known_warehouse(p["counterpart_warehouse_id"], rules)
             stock.move(event.occurred_ms, p["delta"], policy.snapshot_window_ms)
         else:
             raise Rejection("unknown-event", f"inventory event {event.kind} is not handled")
-        if p.get("unit_cost") is not None:
+        if p.get("unit_cost") is not None and not counted:
             stock.unit_cost, stock.cost_currency = p["unit_cost"], p["currency"]
         self._changed(before, event.event_id, event.occurred_ms)
         self.seen[event.event_id] = now_ms

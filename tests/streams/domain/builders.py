@@ -75,6 +75,7 @@ def line(
     *,
     discount: str = "0.00",
     tax: Sequence[str] = (),
+    jurisdiction: str = "US-CA",
 ) -> dict[str, Any]:
     return {
         "line_id": line_id,
@@ -83,7 +84,7 @@ def line(
         "unit_price": Decimal(unit_price),
         "discount": Decimal(discount),
         "tax_lines": [
-            {"jurisdiction": "US-CA", "rate": Decimal("0.0725"), "amount": Decimal(amount)}
+            {"jurisdiction": jurisdiction, "rate": Decimal("0.0725"), "amount": Decimal(amount)}
             for amount in tax
         ],
     }
@@ -219,11 +220,12 @@ def _payment(
     currency: str,
     at: int,
     event_id: str | None,
+    gateway: str = "stripe",
     **extra: Any,
 ) -> InputEvent:
     payload = {
         "payment_id": payment_id,
-        "gateway": "stripe",
+        "gateway": gateway,
         "amount": Decimal(amount),
         "currency": currency,
         **extra,
@@ -239,9 +241,18 @@ def authorized(
     currency: str = "USD",
     at: int = T0,
     event_id: str | None = None,
+    gateway: str = "stripe",
 ) -> InputEvent:
     return _payment(
-        "PaymentAuthorized", order_id, amount, payment_id, currency, at, event_id, method="card"
+        "PaymentAuthorized",
+        order_id,
+        amount,
+        payment_id,
+        currency,
+        at,
+        event_id,
+        gateway,
+        method="card",
     )
 
 
@@ -253,8 +264,11 @@ def captured(
     currency: str = "USD",
     at: int = T0,
     event_id: str | None = None,
+    gateway: str = "stripe",
 ) -> InputEvent:
-    return _payment("PaymentCaptured", order_id, amount, payment_id, currency, at, event_id)
+    return _payment(
+        "PaymentCaptured", order_id, amount, payment_id, currency, at, event_id, gateway
+    )
 
 
 def payment_failed(
@@ -265,6 +279,7 @@ def payment_failed(
     currency: str = "USD",
     at: int = T0,
     event_id: str | None = None,
+    gateway: str = "stripe",
 ) -> InputEvent:
     return _payment(
         "PaymentFailed",
@@ -274,6 +289,7 @@ def payment_failed(
         currency,
         at,
         event_id,
+        gateway,
         operation="CAPTURE",
         reason="card_declined",
     )
@@ -288,6 +304,7 @@ def payment_refunded(
     currency: str = "USD",
     at: int = T0,
     event_id: str | None = None,
+    gateway: str = "stripe",
 ) -> InputEvent:
     return _payment(
         "PaymentRefunded",
@@ -297,6 +314,7 @@ def payment_refunded(
         currency,
         at,
         event_id,
+        gateway,
         refund_id=refund_id,
     )
 
@@ -312,11 +330,12 @@ def settled(
     currency: str = "USD",
     at: int = T0,
     event_id: str | None = None,
+    gateway: str = "stripe",
 ) -> InputEvent:
     payload = {
         "payout_id": payout_id,
         "payment_id": payment_id,
-        "gateway": "stripe",
+        "gateway": gateway,
         "gross": Decimal(gross),
         "fee": Decimal(fee),
         "net": Decimal(gross) - Decimal(fee) if net is None else Decimal(net),
@@ -360,6 +379,7 @@ def adjusted(
     unit_cost: str | None = None,
     currency: str | None = None,
     event_id: str | None = None,
+    source: str = "test",
 ) -> InputEvent:
     payload = {
         "warehouse_id": warehouse,
@@ -370,7 +390,7 @@ def adjusted(
         "unit_cost": None if unit_cost is None else Decimal(unit_cost),
         "currency": currency,
     }
-    return event("StockAdjusted", sku, payload, at=at, event_id=event_id)
+    return event("StockAdjusted", sku, payload, at=at, event_id=event_id, source=source)
 
 
 # --- stock requests ------------------------------------------------------------------------

@@ -183,6 +183,20 @@ def test_snapshot_records_unit_cost() -> None:
     assert stock.warehouses[EAST].unit_cost == Decimal("4.50")
 
 
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_a_stale_snapshots_unit_cost_is_ignored_with_it(newest_first: bool) -> None:
+    """The cost is the newest snapshot's, whichever arrives last: an older snapshot, or a
+    movement the newest already counted, tells no newer cost."""
+    newer = snapshot(SKU, EAST, 10, T0, unit_cost="12.00", currency="USD")
+    older = snapshot(SKU, EAST, 7, T0 - HOUR_MS, unit_cost="9.00", currency="USD")
+    counted = adjusted(SKU, EAST, 2, at=T0 - 1, unit_cost="8.00", currency="USD")
+    stock = SkuStock(SKU)
+    for event in [newer, older, counted] if newest_first else [older, counted, newer]:
+        stock_event(stock, event)
+    assert stock.warehouses[EAST].unit_cost == Decimal("12.00")
+    assert on_hand(stock, EAST) == 10
+
+
 # --- adjustments ------------------------------------------------------------------------------
 
 
