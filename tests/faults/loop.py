@@ -28,7 +28,14 @@ from pydantic import SecretStr
 from connectors.erp.sink import connector_group
 from streams.contracts.changelogs import changelog_sources
 from streams.contracts.codec import Codec
-from streams.contracts.topics import AGENT_SOURCES, ERP_COMMANDS, ERP_PENDING, INPUTS, TopicCatalog
+from streams.contracts.topics import (
+    AGENT_SOURCES,
+    ERP_COMMANDS,
+    ERP_PENDING,
+    ERP_RESULTS,
+    INPUTS,
+    TopicCatalog,
+)
 from streams.local.tryton import Tryton
 from streams.ops.health import READINESS_PATH
 from streams.ops.settings import RateLimit, Settings
@@ -38,7 +45,7 @@ from streams.topology.agents.dispatch import dispatch_group
 from streams.topology.app import ACCOUNTING_PATH
 from tests.faults.faulty import KILLED
 from tests.streams.topology.agents.pipeline import produce
-from tests.support import STORE, free_port, spawn, wait_for
+from tests.support import STORE, free_port, record_count, spawn, wait_for
 
 CODEC = Codec(STORE)
 
@@ -93,9 +100,11 @@ class Process:
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)
 
-    def ready(self) -> bool:
-        status, _ = self.get(READINESS_PATH)
-        return status == 200
+    def readiness(self) -> dict[str, Any]:
+        """Each check of /readyz: {"ok": ..., "detail": ...} by name."""
+        _, body = self.get(READINESS_PATH)
+        checks: dict[str, Any] = body["checks"]
+        return checks
 
     def kill(self) -> None:
         """kill -9, from outside, wherever the process is."""
@@ -284,6 +293,10 @@ class Loop:
         except AssertionError as error:
             alive = {p.name: p.process.poll() for p in self.processes}
             raise AssertionError(f"{error}; lag {self.lag()}; processes {alive}") from None
+
+    def answered(self) -> int:
+        """Results the connectors have published: commands the ERP executed (or refused)."""
+        return record_count(self.settings.require_bootstrap(), self.catalog.physical(ERP_RESULTS))
 
     def wait_consumed(self, worker: Process, count: int, timeout: float) -> None:
         """Wait for `worker` to have consumed `count` input events (since it started)."""
