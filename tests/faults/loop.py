@@ -298,15 +298,18 @@ class Loop:
         """Results the connectors have published: commands the ERP executed (or refused)."""
         return record_count(self.settings.require_bootstrap(), self.catalog.physical(ERP_RESULTS))
 
-    def wait_consumed(self, worker: Process, count: int, timeout: float) -> None:
-        """Wait for `worker` to have consumed `count` input events (since it started)."""
+    def wait_consumed(
+        self, worker: Process, count: int, timeout: float, topics: Sequence[str] = INPUTS
+    ) -> None:
+        """Wait for `worker` to have consumed `count` events of `topics` (logical names)
+        since it started."""
 
         def consumed() -> int:
             _, page = worker.get(ACCOUNTING_PATH)
-            return sum(page["topics"].get(name, {}).get("consumed", 0) for name in INPUTS)
+            return sum(page["topics"].get(name, {}).get("consumed", 0) for name in topics)
 
         wait_for(
             lambda: consumed() >= count,
             timeout=timeout,
-            what=f"{worker.name} to consume {count} input events",
+            what=f"{worker.name} to consume {count} events of {', '.join(topics)}",
         )
