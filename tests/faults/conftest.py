@@ -3,8 +3,12 @@ with a Tryton database of the run's own."""
 
 from __future__ import annotations
 
+import errno
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +42,52 @@ def loop(
     run = Loop(settings, erp_database, tmp_path)
     yield run
     run.close()
+
+
+@dataclass
+class Volume:
+    """A small filesystem of the test's own (tmpfs) for a worker's data directory, which the
+    test can fill up or make read-only, and mend again."""
+
+    path: Path
+
+    @property
+    def _ballast(self) -> Path:
+        return self.path / "ballast"
+
+    def fill(self) -> None:
+        chunk = b"\0" * (1 << 20)
+        with self._ballast.open("ab", buffering=0) as ballast:
+            while True:
+                try:
+                    ballast.write(chunk)
+                except OSError as error:
+                    assert error.errno == errno.ENOSPC, error
+                    return
+
+    def free(self) -> None:
+        self._ballast.unlink()
+
+    def read_only(self) -> None:
+        _mount("-o", "remount,ro", str(self.path))
+
+    def writable(self) -> None:
+        _mount("-o", "remount,rw", str(self.path))
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def volume(tmp_path: Path) -> Iterator[Volume]:
+    # Filling a disk or making it read-only under a running worker takes a filesystem of
+    # its own; mounting one takes root (as root, file permissions would not stop a write).
+    assert os.geteuid() == 0, "the data-directory faults mount a tmpfs: they need root"
+    path = tmp_path / "volume"
+    path.mkdir()
+    _mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", str(path))
+    try:
+        yield Volume(path)
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=False)
