@@ -17,8 +17,9 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,34 @@ def loop_settings(bootstrap: str, prefix: str, erp: Tryton, run_dir: Path) -> Se
     )
 
 
-def sample(seed: int, orders: int) -> list[SampleEvent]:
-    return list(generate(seed, orders, Catalogue.default(), DEFAULT_START))
+def sample(seed: int, orders: int, start: datetime = DEFAULT_START) -> list[SampleEvent]:
+    return list(generate(seed, orders, Catalogue.default(), start))
+
+
+def around_now(seed: int, orders: int, minutes: int) -> list[SampleEvent]:
+    """The sample's first 2 x `minutes` minutes (its opening snapshots, orders and payments),
+    moved to happen from `minutes` ago to `minutes` from now."""
+    start = datetime.now(UTC) - timedelta(minutes=minutes)
+    end = start + timedelta(minutes=2 * minutes)
+    return [e for e in sample(seed, orders, start) if e.datum["occurred_at"] < end]
+
+
+def skewed(events: Sequence[SampleEvent], skews: Mapping[str, timedelta]) -> list[SampleEvent]:
+    """Every time an event carries moved by its source's clock error (by `source`)."""
+
+    def shift(value: Any, by: timedelta) -> Any:
+        if isinstance(value, datetime):
+            return value + by
+        if isinstance(value, dict):
+            return {k: shift(v, by) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(shift(v, by) for v in value)
+        return value
+
+    return [
+        replace(event, datum=shift(event.datum, skews.get(event.datum["source"], timedelta())))
+        for event in events
+    ]
 
 
 @dataclass
