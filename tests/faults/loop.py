@@ -50,6 +50,12 @@ from tests.support import STORE, free_port, record_count, spawn, wait_for
 
 CODEC = Codec(STORE)
 
+ORDERS = 10
+"""Orders of a run in the suite: each fault's short version (bench/soak.py runs long ones)."""
+RATE = 20.0
+"""Events fed per second: the sample arrives over seconds and many batches, so a fault
+injected once some of it is processed lands mid-stream."""
+
 SETTLED_FOR = 3.0
 """Seconds the loop must stay drained and unchanged: longer than any process's commit
 interval (Faust's 2.8 s), so a record between two topics shows as lag or a new offset."""
@@ -244,8 +250,10 @@ class Loop:
         )
 
     def close(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
+        """kill -9 whatever still runs: the run is over (and checked), only its logs stay."""
+        for process in self.processes:
+            if process.process.poll() is None:
+                process.kill()
 
     # --- input ----------------------------------------------------------------------------
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from streams.local.kafka import Broker
 from tests.faults.check import assert_nothing_lost_nor_doubled
-from tests.faults.loop import Loop, sample
-
-ORDERS = 20
-RATE = 20.0
+from tests.faults.loop import ORDERS, RATE, Loop, sample
 
 
 def test_a_broker_restart_mid_run(loop: Loop, kafka_broker: Broker) -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.faults.check import assert_nothing_lost_nor_doubled
-from tests.faults.loop import Loop, around_now, skewed
+from tests.faults.loop import ORDERS, RATE, Loop, around_now, skewed
 
-ORDERS = 12
-RATE = 20.0
 SKEWS = {
     "shopify": timedelta(minutes=-4),
     "wms": timedelta(minutes=-2),

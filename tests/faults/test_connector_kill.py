@@ -7,10 +7,7 @@ from __future__ import annotations
 import random
 
 from tests.faults.check import assert_nothing_lost_nor_doubled
-from tests.faults.loop import Loop, sample
-
-ORDERS = 20
-RATE = 20.0
+from tests.faults.loop import ORDERS, RATE, Loop, sample
 
 
 def test_connector_killed_between_the_erps_success_and_its_commit(loop: Loop) -> None:

@@ -15,11 +15,8 @@ from pathlib import Path
 from streams.ops.health import LIVENESS_PATH
 from tests.faults.check import assert_nothing_lost_nor_doubled
 from tests.faults.conftest import Volume
-from tests.faults.loop import Loop, Process, sample
+from tests.faults.loop import ORDERS, RATE, Loop, Process, sample
 from tests.support import wait_for
-
-ORDERS = 12
-RATE = 10.0
 
 
 def _gave_up(worker: Process) -> bool:

@@ -11,11 +11,9 @@ import pytest
 
 from tests.connectors.erp.proxy import Answer, ErpProxy, Request, serving
 from tests.faults.check import assert_nothing_lost_nor_doubled
-from tests.faults.loop import Loop, sample
+from tests.faults.loop import ORDERS, RATE, Loop, sample
 from tests.support import wait_for
 
-ORDERS = 20
-RATE = 20.0
 RETRY_AFTER = 2
 STORM_SECONDS = 8.0
 

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 from streams.contracts.topics import AGENT_SOURCES
 from tests.faults.check import assert_nothing_lost_nor_doubled
-from tests.faults.loop import Loop, sample
+from tests.faults.loop import ORDERS, RATE, Loop, sample
 from tests.streams.topology.agents.pipeline import members_with_partitions
 from tests.support import wait_for
-
-ORDERS = 20
-RATE = 10.0
-"""Slow enough that events still arrive while the group rebalances."""
 
 
 def test_a_second_worker_joins_and_leaves_mid_run(loop: Loop) -> None:
     events = sample(16, ORDERS)
     first = loop.start_worker("worker-1")
     loop.start_connector()
-    loop.feed(events, rate=RATE)
+    # Slower, so that events still arrive while the group rebalances.
+    loop.feed(events, rate=RATE / 2)
     loop.wait_consumed(first, len(events) // 5, timeout=120)
     # A pod of its own: its own data directory.
     second = loop.start_worker("worker-2", data_dir=loop.run_dir / "data-2")

@@ -6,19 +6,18 @@ from __future__ import annotations
 import random
 
 from tests.faults.check import assert_nothing_lost_nor_doubled
-from tests.faults.loop import Loop, sample
-
-ORDERS = 20
-RATE = 20.0
-"""Events per second: the sample arrives over several batches, so the kills land mid-stream."""
+from tests.faults.loop import ORDERS, RATE, Loop, sample
 
 
 def test_worker_killed_mid_batch_during_recovery_and_before_commit(loop: Loop) -> None:
     seed = 11
     rng = random.Random(seed)
+    events = sample(seed, ORDERS)
     loop.start_connector()
-    first = loop.start_worker("worker-1", fault=("send", rng.randint(100, 300)))
-    loop.feed(sample(seed, ORDERS), rate=RATE)
+    # Every event writes state at least once: a send within the first two per event is
+    # mid-stream, and leaves changelog records for the recovery below to read.
+    first = loop.start_worker("worker-1", fault=("send", rng.randint(len(events), 2 * len(events))))
+    loop.feed(events, rate=RATE)
     first.wait_killed_by_fault(timeout=120)
     # A new pod on an empty volume restores every table from the changelogs, and dies at it.
     fresh = loop.run_dir / "data-2"
