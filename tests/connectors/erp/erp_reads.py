@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from connectors.erp.tryton import TrytonAdapter
 from streams.local.tryton import Tryton
-from tests.support import on_tryton
+from tests.support import TrytonLogin, on_tryton
 
 
 def sales(tryton: Tryton, command_ids: list[str]) -> Counter[str]:
@@ -55,7 +55,7 @@ class Books:
     """On hand per (SKU, warehouse code): quantity in the warehouse's storage."""
 
 
-def books(tryton: Tryton, skus: Iterable[str], warehouses: Iterable[str]) -> Books:
+def books(tryton: TrytonLogin, skus: Iterable[str], warehouses: Iterable[str]) -> Books:
     codes = sorted(skus)
 
     async def read(adapter: TrytonAdapter) -> Books:
