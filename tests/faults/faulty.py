@@ -48,20 +48,25 @@ def _die(point: str, count: int) -> None:
 
 
 def arm(point: str, n: int) -> None:
-    """Make the N-th call of POINT's method in this process its last."""
+    """Make the N-th time POINT's method is reached in this process its last: the N-th call
+    for a point before the method, the N-th that returns for one after it (a call that
+    raises, say an ERP call that failed, is not a success)."""
     owner, name, before = POINTS[point]
     original: Callable[..., Any] = getattr(owner, name)
-    calls = 0
+    reached = 0
 
     @functools.wraps(original)
     async def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if before and calls == n:
-            _die(point, calls)
+        nonlocal reached
+        if before:
+            reached += 1
+            if reached == n:
+                _die(point, reached)
+            return await original(*args, **kwargs)
         result = await original(*args, **kwargs)
-        if calls == n:
-            _die(point, calls)
+        reached += 1
+        if reached == n:
+            _die(point, reached)
         return result
 
     setattr(owner, name, counted)
