@@ -1,5 +1,8 @@
 """Fixtures of the fault-injection suite: the whole loop on the session's broker and Tryton,
-with a Tryton database of the run's own."""
+with a Tryton database of the run's own.
+
+Each test runs one seed (`@pytest.mark.seed(n)`): the short versions the suite's budget
+allows. FAULT_SEEDS=k runs each on k seeds, n, n + 100, ...: more seeds, for a long run."""
 
 from __future__ import annotations
 
@@ -16,6 +19,21 @@ import pytest
 
 from streams.local.tryton import Tryton
 from tests.faults.loop import Loop, loop_settings
+
+SEEDS = "FAULT_SEEDS"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"seed(n): a fault run's first sample seed ({SEEDS})")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("seed")
+    if marker is not None:
+        first: int = marker.args[0]
+        runs = int(os.environ.get(SEEDS, "1"))
+        seeds = [first + 100 * run for run in range(runs)]
+        metafunc.parametrize("seed", seeds, ids=[f"seed{seed}" for seed in seeds])
 
 
 @pytest.fixture(scope="session")

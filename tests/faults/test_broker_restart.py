@@ -3,16 +3,19 @@ client loses it for a while and reconnects; nothing lost, nothing doubled."""
 
 from __future__ import annotations
 
+import pytest
+
 from streams.local.kafka import Broker
 from tests.faults.check import assert_nothing_lost_nor_doubled
 from tests.faults.loop import ORDERS, RATE, Loop, sample
 
 
-def test_a_broker_restart_mid_run(loop: Loop, kafka_broker: Broker) -> None:
+@pytest.mark.seed(13)
+def test_a_broker_restart_mid_run(loop: Loop, kafka_broker: Broker, seed: int) -> None:
     assert kafka_broker.restart is not None, (
         "restarting the broker needs the one this session runs (KAFKA_BOOTSTRAP_SERVERS unset)"
     )
-    events = sample(13, ORDERS)
+    events = sample(seed, ORDERS)
     worker = loop.start_worker()
     loop.start_connector()
     loop.feed(events, rate=RATE)

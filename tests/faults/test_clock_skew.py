@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.faults.check import assert_nothing_lost_nor_doubled
 from tests.faults.loop import ORDERS, RATE, Loop, around_now, skewed
 
@@ -21,8 +23,11 @@ SKEWS = {
 """Each source's clock error; the ERP's own snapshots are on time."""
 
 
-def test_events_stamped_minutes_ahead_of_and_behind_the_workers_clock(loop: Loop) -> None:
-    events = skewed(around_now(21, ORDERS, minutes=10), SKEWS)
+@pytest.mark.seed(21)
+def test_events_stamped_minutes_ahead_of_and_behind_the_workers_clock(
+    loop: Loop, seed: int
+) -> None:
+    events = skewed(around_now(seed, ORDERS, minutes=10), SKEWS)
     loop.start_worker()
     loop.start_connector()
     loop.feed(events, rate=RATE)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from tests.faults.check import assert_nothing_lost_nor_doubled
 from tests.faults.loop import ORDERS, RATE, Loop, sample
 
 
-def test_connector_killed_between_the_erps_success_and_its_commit(loop: Loop) -> None:
-    seed = 12
+@pytest.mark.seed(12)
+def test_connector_killed_between_the_erps_success_and_its_commit(loop: Loop, seed: int) -> None:
     rng = random.Random(seed)
     loop.start_worker()
     first = loop.start_connector("connector-1", fault=("erp-success", rng.randint(5, 40)))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from streams.ops.health import LIVENESS_PATH
 from tests.faults.check import assert_nothing_lost_nor_doubled
 from tests.faults.conftest import Volume
@@ -35,9 +37,10 @@ def _refused(loop: Loop, name: str, data: Path, cause: str) -> None:
     assert f"ERPBRIDGE_DATA_DIR={data}" in log and cause in log, log
 
 
-def test_the_disk_full_under_a_running_worker(loop: Loop, volume: Volume) -> None:
+@pytest.mark.seed(19)
+def test_the_disk_full_under_a_running_worker(loop: Loop, volume: Volume, seed: int) -> None:
     data = volume.path / "data"
-    events = sample(19, ORDERS)
+    events = sample(seed, ORDERS)
     worker = loop.start_worker("worker-1", data_dir=data)
     loop.start_connector()
     loop.feed(events, rate=RATE)
@@ -54,9 +57,12 @@ def test_the_disk_full_under_a_running_worker(loop: Loop, volume: Volume) -> Non
     assert_nothing_lost_nor_doubled(loop)
 
 
-def test_a_worker_restarted_on_a_read_only_data_directory(loop: Loop, volume: Volume) -> None:
+@pytest.mark.seed(20)
+def test_a_worker_restarted_on_a_read_only_data_directory(
+    loop: Loop, volume: Volume, seed: int
+) -> None:
     data = volume.path / "data"
-    events = sample(20, ORDERS)
+    events = sample(seed, ORDERS)
     worker = loop.start_worker("worker-1", data_dir=data)
     loop.start_connector()
     loop.feed(events, rate=RATE)

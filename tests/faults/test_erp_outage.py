@@ -18,8 +18,9 @@ RETRY_AFTER = 2
 STORM_SECONDS = 8.0
 
 
-def test_the_erp_stopped_for_a_while_then_back(loop: Loop) -> None:
-    events = sample(14, ORDERS)
+@pytest.mark.seed(14)
+def test_the_erp_stopped_for_a_while_then_back(loop: Loop, seed: int) -> None:
+    events = sample(seed, ORDERS)
     worker = loop.start_worker()
     connector = loop.start_connector()
     loop.feed(events, rate=RATE)
@@ -66,10 +67,13 @@ def proxy(loop: Loop, storm: Storm) -> Iterator[ErpProxy]:
         yield running
 
 
-def test_a_storm_of_429s_with_retry_after(loop: Loop, proxy: ErpProxy, storm: Storm) -> None:
+@pytest.mark.seed(15)
+def test_a_storm_of_429s_with_retry_after(
+    loop: Loop, proxy: ErpProxy, storm: Storm, seed: int
+) -> None:
     loop.start_worker()
     loop.start_connector(erp_url=proxy.url)
-    loop.feed(sample(15, ORDERS), rate=RATE)
+    loop.feed(sample(seed, ORDERS), rate=RATE)
     wait_for(lambda: loop.answered() >= 5, timeout=120, what="the ERP to execute commands")
     storm.start()
     wait_for(lambda: time.monotonic() > storm.until, timeout=60, what="the storm to pass")

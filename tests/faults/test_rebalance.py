@@ -4,6 +4,8 @@ back). Nothing lost, nothing doubled."""
 
 from __future__ import annotations
 
+import pytest
+
 from streams.contracts.topics import AGENT_SOURCES
 from tests.faults.check import assert_nothing_lost_nor_doubled
 from tests.faults.loop import ORDERS, RATE, Loop, sample
@@ -11,8 +13,9 @@ from tests.streams.topology.agents.pipeline import members_with_partitions
 from tests.support import wait_for
 
 
-def test_a_second_worker_joins_and_leaves_mid_run(loop: Loop) -> None:
-    events = sample(16, ORDERS)
+@pytest.mark.seed(16)
+def test_a_second_worker_joins_and_leaves_mid_run(loop: Loop, seed: int) -> None:
+    events = sample(seed, ORDERS)
     first = loop.start_worker("worker-1")
     loop.start_connector()
     # Slower, so that events still arrive while the group rebalances.

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from tests.faults.check import assert_nothing_lost_nor_doubled
 from tests.faults.loop import ORDERS, RATE, Loop, sample
 
 
-def test_worker_killed_mid_batch_during_recovery_and_before_commit(loop: Loop) -> None:
-    seed = 11
+@pytest.mark.seed(11)
+def test_worker_killed_mid_batch_during_recovery_and_before_commit(loop: Loop, seed: int) -> None:
     rng = random.Random(seed)
     events = sample(seed, ORDERS)
     loop.start_connector()
