@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from pydantic import SecretStr
 
 from connectors.erp.sink import connector_group
@@ -45,7 +45,6 @@ from streams.sample.generator import DEFAULT_START, Catalogue, SampleEvent, gene
 from streams.topology.agents.dispatch import dispatch_group
 from streams.topology.app import ACCOUNTING_PATH
 from tests.faults.faulty import KILLED
-from tests.streams.topology.agents.pipeline import produce
 from tests.support import STORE, free_port, record_count, spawn, wait_for
 
 CODEC = Codec(STORE)
@@ -61,10 +60,11 @@ SETTLED_FOR = 3.0
 interval (Faust's 2.8 s), so a record between two topics shows as lag or a new offset."""
 
 
-def loop_settings(bootstrap: str, prefix: str, erp: Tryton, run_dir: Path) -> Settings:
-    """A run's settings: its own topics and groups, its ERP database, the ERP's pacing
-    opened wide (Tryton, not erpbridge, is the slow part) and quick retries."""
-    return Settings(
+def loop_settings(bootstrap: str, prefix: str, erp: Tryton | None, run_dir: Path) -> Settings:
+    """A run's settings: its own topics and groups, its ERP database (None: no ERP, the
+    commands stay on erp.commands), the ERP's pacing opened wide (Tryton, not erpbridge, is
+    the slow part) and quick retries."""
+    settings = Settings(
         kafka_bootstrap_servers=bootstrap,
         topic_prefix=prefix,
         app_id=f"{prefix}app",
@@ -74,14 +74,20 @@ def loop_settings(bootstrap: str, prefix: str, erp: Tryton, run_dir: Path) -> Se
         session_timeout_seconds=6,
         # Timers often enough that time-based findings settle while the loop drains.
         expiry_interval_seconds=2,
-        erp_url=erp.url,
-        erp_login=erp.login,
-        erp_password=SecretStr(erp.password),
         erp_rate_limits={"tryton": RateLimit(rate=1000, burst=1000)},
         erp_max_in_flight={"tryton": 4},
         erp_backoff_initial_seconds=0.2,
         erp_backoff_max_seconds=2.0,
         connector_commit_interval_seconds=0.5,
+    )
+    if erp is None:
+        return settings
+    return settings.model_copy(
+        update={
+            "erp_url": erp.url,
+            "erp_login": erp.login,
+            "erp_password": SecretStr(erp.password),
+        }
     )
 
 
@@ -180,19 +186,27 @@ class Feed(threading.Thread):
                  rate: float) -> None:  # fmt: skip
         super().__init__(name="fault-feed", daemon=True)
         self._settings, self._catalog, self._events, self._rate = settings, catalog, events, rate
-        self.produced = 0
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        step = max(1, int(self._rate / 5)) if self._rate else len(self._events)
+        # One producer for the whole feed, which waits out a broker that is restarting.
+        producer = Producer({**self._settings.producer_config(), "message.timeout.ms": 300_000})
         started = time.monotonic()
         try:
-            for start in range(0, len(self._events), step):
+            for index, event in enumerate(self._events):
                 if self._rate:
-                    due = started + start / self._rate
+                    due = started + index / self._rate
                     time.sleep(max(0.0, due - time.monotonic()))  # pacing, not waiting
-                chunk = self._events[start : start + step]
-                self.produced += produce(self._settings, self._catalog, CODEC, chunk)
+                topic = self._catalog.physical(event.topic)
+                value = CODEC.encode(event.schema_name, event.datum, topic=topic)
+                while True:
+                    try:
+                        producer.produce(topic, key=event.key.encode(), value=value)
+                        break
+                    except BufferError:  # its queue full: let deliveries drain it
+                        producer.poll(0.5)
+                producer.poll(0)
+            assert producer.flush(300) == 0, "events were not delivered"
         except BaseException as exc:  # reported by `Loop.fed`, not lost in the thread
             self.error = exc
 
@@ -200,7 +214,7 @@ class Feed(threading.Thread):
 class Loop:
     """One run of the whole loop; `close` stops whatever it started."""
 
-    def __init__(self, settings: Settings, erp: Tryton, run_dir: Path) -> None:
+    def __init__(self, settings: Settings, erp: Tryton | None, run_dir: Path) -> None:
         self.settings = settings
         self.erp = erp
         self.run_dir = run_dir
@@ -275,11 +289,14 @@ class Loop:
 
     def groups(self) -> dict[str, list[str]]:
         """Each consumer group of the loop and the topics it reads."""
-        return {
+        groups = {
             self.settings.app_id: [self.catalog.physical(n) for n in AGENT_SOURCES],
             dispatch_group(self.settings.app_id): [self.catalog.physical(ERP_PENDING)],
-            connector_group(self.settings.app_id, "tryton"): [self.catalog.physical(ERP_COMMANDS)],
         }
+        if self.erp is not None:
+            connector = connector_group(self.settings.app_id, "tryton")
+            groups[connector] = [self.catalog.physical(ERP_COMMANDS)]
+        return groups
 
     def positions(self) -> dict[tuple[str, str, int], tuple[int, int]]:
         """(committed offset, end offset) per group, topic and partition."""
