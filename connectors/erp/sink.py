@@ -83,7 +83,12 @@ class Answer:
 def entity_of(command: Command) -> str:
     """What the command changes in the ERP: commands about one entity run one at a time, so
     a cancellation never meets its sales order half made. erp.commands is keyed by command
-    id, so they may come from different partitions."""
+    id, so they may come from different partitions. Journal entries are the entity of a
+    PostJournalEntry: after a crash the dispatcher batches re-sent entries anew, under other
+    ids, so batches that share entries run one at a time and each finds what the last
+    posted."""
+    if command.kind is Kind.POST_JOURNAL_ENTRY:
+        return "journal"
     body = command.body
     if "order_id" in body:
         return f"order:{body['order_id']}"
