@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -111,11 +111,30 @@ class Batch:
             )
 
 
-async def batches(stream: StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
-    """The stream's events in batches; Faust acknowledges a batch when the next is asked
-    for, so after the agent has flushed everything the batch caused."""
+async def run_in_batches(
+    app: AppT,
+    stream: StreamT[bytes],
+    handle: Callable[[Batch, Sequence[EventT[bytes]]], None],
+) -> None:
+    """An agent's loop: each batch of the stream's events handled into one `Batch`, flushed
+    before the next is taken. Faust acknowledges a batch when the next is asked for, so
+    only after the broker confirmed everything it caused."""
     async for events in cast(Stream[bytes], stream).take_events(BATCH_SIZE, BATCH_WITHIN):
-        yield events
+        batch = Batch(app)
+        handle(batch, events)
+        await batch.flush()
+
+
+def per_partition(events: Sequence[EventT[bytes]]) -> Iterator[tuple[int, list[EventT[bytes]]]]:
+    """The batch's events per partition number, in arrival order, each group handled with
+    table reads and writes going to its partition (`on_partition`). The topics an agent
+    reads are co-partitioned, so one partition number holds every record about a key."""
+    groups: dict[int, list[EventT[bytes]]] = {}
+    for event in events:
+        groups.setdefault(event.message.partition, []).append(event)
+    for partition, group in groups.items():
+        with on_partition(group[0]):
+            yield partition, group
 
 
 @contextmanager
@@ -130,12 +149,3 @@ def on_partition(event: EventT[bytes]) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
-
-
-def by_partition(events: Sequence[EventT[bytes]]) -> dict[int, list[EventT[bytes]]]:
-    """The batch's events per partition number, in arrival order. The topics an agent reads
-    are co-partitioned, so one partition number holds every record about a key."""
-    groups: dict[int, list[EventT[bytes]]] = {}
-    for event in events:
-        groups.setdefault(event.message.partition, []).append(event)
-    return groups
