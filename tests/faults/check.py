@@ -39,7 +39,10 @@ from tests.streams.topology.agents.pipeline import (
 from tests.support import TrytonLogin
 
 FINAL_STATES = {
-    "sale.sale": {"processing", "done", "cancelled"},
+    # Tryton processes a confirmed sale in a task after the commit; a server stopped in
+    # between leaves the task queued for a queue worker, which the local Tryton does not
+    # run: the sale stays confirmed, as erpbridge confirmed it.
+    "sale.sale": {"confirmed", "processing", "done", "cancelled"},
     "stock.shipment.out": {"done"},
     "stock.shipment.out.return": {"done"},
     "account.invoice": {"validated"},

@@ -17,6 +17,8 @@ Faust would write, and after the broker confirms them the same persisted offsets
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +28,10 @@ from typing import Any, cast
 from faust.streams import Stream, _current_event
 from faust.types import TP, AppT, EventT, StoreT, StreamT, TableT
 
+log = logging.getLogger(__name__)
+
+EXIT_BATCH_FAILED = 70
+"""The worker's exit status when a batch could not be handled (EX_SOFTWARE)."""
 BATCH_SIZE = 1000
 """Events per batch at most: enough to amortise a flush, few enough to keep a batch's
 latency under the p99 target at full speed."""
@@ -121,8 +127,25 @@ async def run_in_batches(
     only after the broker confirmed everything it caused."""
     async for events in cast(Stream[bytes], stream).take_events(BATCH_SIZE, BATCH_WITHIN):
         batch = Batch(app)
-        handle(batch, events)
-        await batch.flush()
+        try:
+            handle(batch, events)
+            await batch.flush()
+        except Exception as exc:
+            # `take_events` acknowledges a batch in a `finally`, so an exception leaving this
+            # loop would commit records nothing was done for (a state write on a full disk
+            # loses its batch). Exit at once instead: nothing of the batch is acknowledged,
+            # and the worker's next start reads it again.
+            log.critical(
+                "stopping: a batch of %d records could not be handled (%s: %s); its offsets "
+                "are not committed, so it is read again when the worker starts once the "
+                "cause is fixed",
+                len(events),
+                type(exc).__name__,
+                exc,
+                exc_info=True,
+            )
+            logging.shutdown()
+            os._exit(EXIT_BATCH_FAILED)
 
 
 def per_partition(events: Sequence[EventT[bytes]]) -> Iterator[tuple[int, list[EventT[bytes]]]]:
