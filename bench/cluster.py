@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from confluent_kafka import (
     ConsumerGroupState,
@@ -23,6 +23,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 
 from bench.workload import Workload
 from streams.contracts.topics import ERP_COMMANDS, ERP_PENDING, INPUTS, SPECS, TopicCatalog
+from streams.ops.records import PartitionReader, Record
 from streams.ops.settings import Settings
 
 _REQUEST_TIMEOUT = 15.0
@@ -176,6 +177,41 @@ def group_assigned(settings: Settings, group: str) -> bool:
     )
 
 
+def changelog_topics(settings: Settings) -> list[str]:
+    """The app's table changelogs, `<app id>-<table>-changelog`, whatever tables it has."""
+    return sorted(
+        name
+        for name in topics_with_prefix(settings)
+        if name.startswith(f"{settings.app_id}-") and name.endswith("-changelog")
+    )
+
+
+def topic_reader(settings: Settings) -> PartitionReader:
+    """A reader for whole topics, partition after partition."""
+    # A short fetch wait: with the default 500 ms, each newly assigned partition waited out
+    # the previous partition's long poll first (measured: 0.45 s per partition, 0.02 s so).
+    return PartitionReader({**settings.confluent_config(), "fetch.wait.max.ms": "10"})
+
+
+def read_topic(reader: PartitionReader, topic: str) -> Iterator[Record]:
+    """Every record of `topic` as it is now, partition by partition."""
+    for partition in reader.partitions(topic):
+        low, high = reader.watermarks(topic, partition)
+        yield from reader.read(topic, partition, low, high)
+
+
+def changelog_size(settings: Settings) -> tuple[int, int]:
+    """Records (the sum of the end offsets) and bytes (keys and values, as read) of the app's
+    table changelogs: what a worker on an empty data directory reads to restore its tables."""
+    topics = changelog_topics(settings)
+    records = sum(end_offsets(settings, topics).values())
+    size = 0
+    with topic_reader(settings) as reader:
+        for topic in topics:
+            size += sum(len(r.key or b"") + len(r.value or b"") for r in read_topic(reader, topic))
+    return records, size
+
+
 def delete_run(settings: Settings, groups: Iterable[str]) -> None:
     """Delete the run's topics (every topic named with its prefix) and consumer groups.
 
@@ -211,12 +247,17 @@ def forget_admins() -> None:
 
 
 def await_drained(
-    settings: Settings, catalog: TopicCatalog, *, stall_timeout: float = 60.0
+    settings: Settings,
+    catalog: TopicCatalog,
+    *,
+    stall_timeout: float = 60.0,
+    on_write: Callable[[float], None] | None = None,
 ) -> float | None:
     """When the topology was done with the preloaded events: the last time a topic it writes
     (internal, changelog, output, dead-letter) grew, as polled, once every partition of the
     input and internal topics is committed to its end. None if nothing progresses for
-    `stall_timeout` seconds first.
+    `stall_timeout` seconds first. `on_write` is called with the time of every poll that saw
+    a write, so the caller can take its measures at the moment the result will name.
 
     The last write dates the end of the work to within a poll; the commits only confirm it,
     as they lag by up to one commit interval.
@@ -244,6 +285,8 @@ def await_drained(
         total = sum(end for tp, end in ends.items() if tp.topic not in not_topology)
         if total != written:
             written, last_write = total, now
+            if on_write is not None:
+                on_write(now)
         if (total, sum(committed.values())) != progress:
             progress, last_progress = (total, sum(committed.values())), now
         # Whatever else the group reads (a future internal topic), but not table changelogs.

@@ -40,3 +40,13 @@ def crossing_time(samples: Sequence[tuple[float, int]], level: float) -> float |
             return before_at + (at - before_at) * (level - before) / (value - before)
         previous = (at, value)
     return None
+
+
+def busiest_window(timestamps_ms: Sequence[int], width_ms: int) -> int:
+    """The most of the sorted `timestamps_ms` in any window [t, t + width_ms)."""
+    most, start = 0, 0
+    for end, t in enumerate(timestamps_ms):
+        while t - timestamps_ms[start] >= width_ms:
+            start += 1
+        most = max(most, end - start + 1)
+    return most

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from bench.cluster import BenchError
 from streams.contracts.topics import INPUTS
 from streams.local.jvm import free_ports
+from streams.ops.health import READINESS_PATH
 from streams.ops.settings import Settings
 
 ACCOUNTING_PATH = "/erpbridge/accounting/"
@@ -32,10 +34,19 @@ class Worker:
     prefix: str
 
     @classmethod
-    def start(cls, settings: Settings, source: Path, log_path: Path, loglevel: str) -> Worker:
-        """`python -m streams.cli worker` in `source` (a checkout), configured like a deployment."""
+    def start(
+        cls,
+        settings: Settings,
+        source: Path,
+        log_path: Path,
+        loglevel: str,
+        env: Mapping[str, str] | None = None,
+    ) -> Worker:
+        """`python -m streams.cli worker` in `source` (a checkout), configured like a deployment,
+        with the data directory of `settings` and a free web port of its own, so several can
+        run side by side in one group; `env` adds settings (ERPBRIDGE_* variables)."""
         (port,) = free_ports(1)
-        env = {
+        environment = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": settings.require_bootstrap(),
             "ERPBRIDGE_TOPIC_PREFIX": settings.topic_prefix,
@@ -46,12 +57,13 @@ class Worker:
             "PYTHONPATH": os.pathsep.join(
                 p for p in (str(source), os.environ.get("PYTHONPATH", "")) if p
             ),
+            **(env or {}),
         }
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker", "--loglevel", loglevel],
                 cwd=source,
-                env=env,
+                env=environment,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -70,12 +82,32 @@ class Worker:
 
     def accounting(self) -> dict[str, Any] | None:
         """The accounting page, or None while the web server does not answer."""
-        url = f"http://127.0.0.1:{self.web_port}{ACCOUNTING_PATH}"
+        return self.page(ACCOUNTING_PATH)
+
+    def page(self, path: str) -> dict[str, Any] | None:
+        """A JSON page of the worker's web server, or None while it does not answer."""
+        url = f"http://127.0.0.1:{self.web_port}{path}"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 data: dict[str, Any] = json.load(response)
                 return data
         except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def ready(self) -> bool | None:
+        """Whether /readyz answers 200 (tables recovered, partitions assigned, broker
+        reachable); None while the web server does not answer at all."""
+        url = f"http://127.0.0.1:{self.web_port}{READINESS_PATH}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                raise BenchError(
+                    f"the worker has no {READINESS_PATH} (an older checkout?): use --no-restore"
+                ) from None
+            return False  # 503 while recovering: answered, not ready
+        except (urllib.error.URLError, OSError):
             return None
 
     def inputs_consumed(self) -> int | None:

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from click.testing import CliRunner, Result
 from confluent_kafka import Consumer, TopicPartition
@@ -29,7 +29,6 @@ from streams.cli import main
 from streams.contracts.jsonlines import parse_line, to_datum
 from streams.contracts.schema_store import SchemaStore
 from streams.domain.commands import Kind
-from streams.local.tryton import Tryton
 from streams.ops.settings import REPO_ROOT, Settings
 from streams.topology.app import ACCOUNTING_PATH
 
@@ -233,7 +232,16 @@ class RunningService(Generic[S]):
             self._loop.close()
 
 
-def on_tryton(tryton: Tryton, scenario: Callable[[TrytonAdapter], Awaitable[T]]) -> T:
+class TrytonLogin(Protocol):
+    """Where a Tryton database answers and who logs in: a `Tryton` this process runs, or
+    one another process runs (the demo's)."""
+
+    url: str
+    login: str
+    password: str
+
+
+def on_tryton(tryton: TrytonLogin, scenario: Callable[[TrytonAdapter], Awaitable[T]]) -> T:
     """`scenario(adapter)` with a Tryton adapter of its own, logged in for it."""
 
     async def main() -> T:

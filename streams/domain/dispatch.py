@@ -21,6 +21,9 @@ MAX_ADJUSTMENT_PARTS = 1000
 """Adjustments netted into one command at most: keeps its parts well under Kafka's default
 1 MB message size."""
 
+MERGING = frozenset({Kind.ADJUST_INVENTORY, Kind.POST_JOURNAL_ENTRY})
+"""Kinds that coalesce while they wait; the others always travel alone."""
+
 _EPSILON = 1e-9
 """Float slack, so 0.9999999999 accumulated tokens count as one."""
 
@@ -99,6 +102,10 @@ class Pending:
     command: Command
     source: Source
     queued_ms: int
+    value: bytes | None = None
+    """Its encoding for the ERP, once made: a command sent alone is encoded only once."""
+    record: Any = None
+    """The pending-topic record it came from, for a dead letter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +199,13 @@ class DispatchQueue:
         waiting = _Waiting(list(dispatch.members), dispatch.command.lane, open=False)
         self._lanes[waiting.lane].appendleft(waiting)
         self._held += len(waiting.members)
+
+    def requeue_apart(self, members: Iterable[Pending]) -> None:
+        """Put back `members` first in their lanes, in their order, each to be sent alone."""
+        for member in reversed(list(members)):
+            waiting = _Waiting([member], member.command.lane, open=False)
+            self._lanes[waiting.lane].appendleft(waiting)
+            self._held += 1
 
     def drop(self, partitions: Collection[int]) -> int:
         """Forget commands read from `partitions` (revoked: their new owner reads them

@@ -25,7 +25,7 @@ from streams.domain.commands import Command, CommandPolicy, adjustment_command
 from streams.domain.events import InputEvent, Rejection
 from streams.domain.finance import FinanceMapping, JournalEntry
 from streams.domain.followups import follow_ups, request_cost, require_rate
-from streams.domain.messages import StockRequest
+from streams.domain.messages import ErpOutcome, StockRequest
 from streams.domain.orders import Order, OrderEffect, Transition, Verdict
 from streams.domain.policy import Policy
 from streams.domain.routing import RoutingRules
@@ -82,6 +82,14 @@ class ReferenceModel:
             outcome = "dead_lettered"
         self.outcomes[outcome] += 1
         return outcome
+
+    def answer(self, order_id: str, command_id: str, outcome: ErpOutcome, now_ms: int) -> None:
+        """The ERP's answer to one of the order's commands, as the results agent hands it on:
+        the order records it and its alerts are reconciled (a confirmed sales order
+        resolves a captured payment's alert)."""
+        order = self.orders[order_id]
+        if order.apply_erp_result(command_id, outcome):
+            self._order_changed(order, now_ms)
 
     def expire(self, now_ms: int) -> None:
         for order in self.orders.values():

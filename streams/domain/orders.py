@@ -493,10 +493,12 @@ class Order:
                     "to ship",
                 )
         for sku, quantity in shipped.items():
-            for line in self._lines_of(sku):
+            lines = self._lines_of(sku)
+            for line in lines:
                 take = min(line.quantity - line.fulfilled, quantity)
                 line.fulfilled += take
                 quantity -= take
+            _book_restock(lines, sum(line.restocked for line in lines))
         self.fulfilments[fulfilment_id] = fulfilment = Fulfilment(
             warehouse=p["warehouse_id"],
             lines=shipped,
@@ -557,12 +559,13 @@ class Order:
                     )
                 warehouses[sku] = p.get("warehouse_id") or self._return_warehouse(rules)
         for sku, quantity in quantities.items():
-            for line in self._lines_of(sku):
+            lines = self._lines_of(sku)
+            for line in lines:
                 take = min(line.quantity - line.refunded, quantity)
                 line.refunded += take
-                if p["restock"]:
-                    line.restocked += take
                 quantity -= take
+            if p["restock"]:
+                _book_restock(lines, sum(line.restocked for line in lines) + quantities[sku])
         self.refunds[refund_id] = refund = Refund(
             kind=p.get("kind", "REFUND"),
             total=total,
@@ -742,6 +745,16 @@ _HANDLERS = {
     "PaymentFailed": Order._payment_failed,
     "PaymentSettled": Order._settled,
 }
+
+
+def _book_restock(lines: list[Line], units: int) -> None:
+    """Restocked units of a SKU booked on its lines in line order, each up to what it
+    shipped: a function of the totals, so neither the order refunds and fulfilments apply in
+    nor which refund restocks decides which line shows them (restocks never exceed what
+    shipped, checked per SKU before they apply)."""
+    for line in lines:
+        line.restocked = min(line.fulfilled, units)
+        units -= line.restocked
 
 
 _N = TypeVar("_N", int, Decimal)

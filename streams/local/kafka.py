@@ -108,6 +108,8 @@ class Broker:
     ssl_bootstrap: str | None = None
     stop: Callable[[], None] | None = None
     """Stops a broker this process runs before its context ends (a test of a lost broker)."""
+    restart: Callable[[], None] | None = None
+    """Restarts a broker this process runs, same ports and data (a test of a broker restart)."""
 
 
 @dataclass(frozen=True)
@@ -361,16 +363,34 @@ class _LocalBroker:
     """One `java` broker process with its temporary data directory."""
 
     def __init__(
-        self, process: subprocess.Popen[bytes], run_dir: Path, ports: Mapping[str, int]
+        self,
+        launch: Callable[[], subprocess.Popen[bytes]],
+        run_dir: Path,
+        ports: Mapping[str, int],
+        log_path: Path,
     ) -> None:
-        self.process = process
+        self._launch = launch
+        self.process = launch()
         self.run_dir = run_dir
         self.addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
         self.bootstrap = self.addresses["PLAINTEXT"]
+        self.log_path = log_path
 
     def stop(self) -> None:
         stop_process(self.process, _STOP_TIMEOUT_S)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Stop the broker as an operator would (SIGTERM, a controlled shutdown) and start it
+        again on the same ports with the same data; return once it serves clients."""
+        started = self.starts()
+        stop_process(self.process, _STOP_TIMEOUT_S)
+        self.process = self._launch()
+        _wait_until_ready(self, self.log_path, after=started)
+
+    def starts(self) -> int:
+        """How many times the broker logged its start."""
+        return self.log_path.read_text(errors="replace").count(_READY_LINE)
 
 
 @contextmanager
@@ -407,6 +427,7 @@ def _local_jvm_broker(
             sasl_ssl_bootstrap=broker.addresses.get("SASL_SSL"),
             ssl_bootstrap=broker.addresses.get("SSL"),
             stop=broker.stop,
+            restart=broker.restart,
         )
 
 
@@ -451,23 +472,28 @@ def _start_java(
                     f"formatting Kafka storage failed (exit {formatted.returncode}), "
                     f"log {log_path}:\n{log_tail(log_path)}"
                 )
-            process = subprocess.Popen(
-                [*jvm, "kafka.Kafka", str(server_properties)],
-                stdin=subprocess.DEVNULL,
-                # Out of the terminal's process group: Ctrl-C reaches us, and we stop it
-                # after the processes that still talk to it.
-                start_new_session=True,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+
+        def launch() -> subprocess.Popen[bytes]:
+            with log_path.open("ab") as log:
+                return subprocess.Popen(
+                    [*jvm, "kafka.Kafka", str(server_properties)],
+                    stdin=subprocess.DEVNULL,
+                    # Out of the terminal's process group: Ctrl-C reaches us, and we stop it
+                    # after the processes that still talk to it.
+                    start_new_session=True,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+
+        return _LocalBroker(launch, run_dir, ports, log_path)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    return _LocalBroker(process, run_dir, ports)
 
 
-def _wait_until_ready(broker: _LocalBroker, log_path: Path) -> None:
-    """Return once the broker logged its start and serves metadata to a real client."""
+def _wait_until_ready(broker: _LocalBroker, log_path: Path, after: int = 0) -> None:
+    """Return once the broker logged a start (more than `after` of them) and serves
+    metadata to a real client."""
     from confluent_kafka.admin import AdminClient
 
     deadline = time.monotonic() + _START_TIMEOUT_S
@@ -478,7 +504,7 @@ def _wait_until_ready(broker: _LocalBroker, log_path: Path) -> None:
                 f"Kafka broker exited with {broker.process.returncode} while starting, "
                 f"log {log_path}:\n{log_tail(log_path)}"
             )
-        started = started or _READY_LINE in log_path.read_text(errors="replace")
+        started = started or broker.starts() > after
         if started:
             admin = AdminClient({"bootstrap.servers": broker.bootstrap})
             try:

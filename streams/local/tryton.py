@@ -8,7 +8,9 @@ holding a fully set-up database (modules, company, chart of accounts, fiscal yea
 sample catalogue's products, warehouses with their opening stock, customers) and keeps it in
 the cache; every run copies that cluster and creates its database with `CREATE DATABASE ...
 TEMPLATE`. trytond can be stopped and started again on the same port and database
-(`Tryton.stop_server` / `start_server`), to play an ERP that is down for a while.
+(`Tryton.stop_server` / `start_server`), to play an ERP that is down for a while, and
+serves further fresh copies of the prepared database (`Tryton.new_databases`), for runs
+whose ERP must hold nothing but their own documents.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import date
 from decimal import Decimal
@@ -97,23 +99,48 @@ class Tryton:
         database: str,
         login: str,
         password: str,
-        postgres_port: int,
         log_path: Path,
         server: _Trytond,
+        postgres: _Postgres,
     ) -> None:
         self.url = url
         self.database = database
         self.login = login
         self.password = password
-        self.postgres_port = postgres_port
+        self.postgres_port = postgres.port
         self.log_path = log_path
         self._server = server
+        self._postgres = postgres
 
     def stop_server(self) -> None:
         self._server.stop()
 
     def start_server(self) -> None:
         self._server.start()
+
+    def new_databases(self, names: Sequence[str]) -> list[Tryton]:
+        """Fresh copies of the prepared database (master data, opening stock, no documents)
+        on the same trytond and PostgreSQL, each a run's own ERP. trytond is restarted once
+        to open them: trytond 8.0 serves only the databases named when it starts (for any
+        other its cache registers an empty pool before login would initialise one, and
+        every call fails with KeyError 'res.user')."""
+        for name in names:
+            self._postgres.psql(f'CREATE DATABASE "{name}" TEMPLATE {_TEMPLATE_DATABASE}')
+        self._server.databases.extend(names)
+        self._server.stop()
+        self._server.start()
+        return [
+            Tryton(
+                url=self.url.replace(f"/{self.database}/rpc/", f"/{name}/rpc/"),
+                database=name,
+                login=self.login,
+                password=self.password,
+                log_path=self.log_path,
+                server=self._server,
+                postgres=self._postgres,
+            )
+            for name in names
+        ]
 
 
 def _key(*parts: str) -> str:
@@ -503,9 +530,9 @@ def running_tryton(
             database=DATABASE,
             login=ADMIN_LOGIN,
             password=ADMIN_PASSWORD,
-            postgres_port=pg.port,
             log_path=log_path,
             server=server,
+            postgres=pg,
         )
 
 
@@ -517,6 +544,8 @@ class _Trytond:
         self.conf = conf
         self.probe_url = probe_url
         self.log_path = log_path
+        self.databases = [DATABASE]
+        """What trytond opens at start, and so all it serves."""
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -525,7 +554,7 @@ class _Trytond:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(self.venv / "bin" / "python"), str(self.venv / "bin" / "trytond"),
-                 "-c", str(self.conf), "-d", DATABASE],
+                 "-c", str(self.conf), "-d", *self.databases],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip

@@ -335,7 +335,12 @@ class TrytonAdapter:
                 model, [["reference", "in", ids]], ["reference", "state"]
             )
         }
-        new = [p for p in parts if p["command_id"] not in found and p["delta"] != 0]
+        # A part listed twice (copies the dispatcher merged after a redelivery) moves once.
+        new = list(
+            {
+                p["command_id"]: p for p in parts if p["command_id"] not in found and p["delta"]
+            }.values()
+        )
         if new:
             warehouse = await self._warehouse(body["warehouse_id"])
             product = (await self._product_rows([body["sku"]]))[body["sku"]]
@@ -462,7 +467,8 @@ class TrytonAdapter:
                 ["description", "state"],
             )
         }
-        new = [entry for entry in entries if entry["entry_id"] not in found]
+        # An entry listed twice (copies the dispatcher merged after a redelivery) posts once.
+        new = list({e["entry_id"]: e for e in entries if e["entry_id"] not in found}.values())
         if new:
             accounts = await self._accounts({line["account"] for e in new for line in e["lines"]})
             values = [await self._move(entry, journal, accounts, digits) for entry in new]

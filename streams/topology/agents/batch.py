@@ -17,8 +17,10 @@ Faust would write, and after the broker confirms them the same persisted offsets
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -26,10 +28,14 @@ from typing import Any, cast
 from faust.streams import Stream, _current_event
 from faust.types import TP, AppT, EventT, StoreT, StreamT, TableT
 
+log = logging.getLogger(__name__)
+
+EXIT_BATCH_FAILED = 70
+"""The worker's exit status when a batch could not be handled (EX_SOFTWARE)."""
 BATCH_SIZE = 1000
 """Events per batch at most: enough to amortise a flush, few enough to keep a batch's
 latency under the p99 target at full speed."""
-BATCH_WITHIN = 0.03
+BATCH_WITHIN = 0.005
 """Seconds a partly filled batch waits for more before it is handled."""
 
 
@@ -111,11 +117,47 @@ class Batch:
             )
 
 
-async def batches(stream: StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
-    """The stream's events in batches; Faust acknowledges a batch when the next is asked
-    for, so after the agent has flushed everything the batch caused."""
+async def run_in_batches(
+    app: AppT,
+    stream: StreamT[bytes],
+    handle: Callable[[Batch, Sequence[EventT[bytes]]], None],
+) -> None:
+    """An agent's loop: each batch of the stream's events handled into one `Batch`, flushed
+    before the next is taken. Faust acknowledges a batch when the next is asked for, so
+    only after the broker confirmed everything it caused."""
     async for events in cast(Stream[bytes], stream).take_events(BATCH_SIZE, BATCH_WITHIN):
-        yield events
+        batch = Batch(app)
+        try:
+            handle(batch, events)
+            await batch.flush()
+        except Exception as exc:
+            # `take_events` acknowledges a batch in a `finally`, so an exception leaving this
+            # loop would commit records nothing was done for (a state write on a full disk
+            # loses its batch). Exit at once instead: nothing of the batch is acknowledged,
+            # and the worker's next start reads it again.
+            log.critical(
+                "stopping: a batch of %d records could not be handled (%s: %s); its offsets "
+                "are not committed, so it is read again when the worker starts once the "
+                "cause is fixed",
+                len(events),
+                type(exc).__name__,
+                exc,
+                exc_info=True,
+            )
+            logging.shutdown()
+            os._exit(EXIT_BATCH_FAILED)
+
+
+def per_partition(events: Sequence[EventT[bytes]]) -> Iterator[tuple[int, list[EventT[bytes]]]]:
+    """The batch's events per partition number, in arrival order, each group handled with
+    table reads and writes going to its partition (`on_partition`). The topics an agent
+    reads are co-partitioned, so one partition number holds every record about a key."""
+    groups: dict[int, list[EventT[bytes]]] = {}
+    for event in events:
+        groups.setdefault(event.message.partition, []).append(event)
+    for partition, group in groups.items():
+        with on_partition(group[0]):
+            yield partition, group
 
 
 @contextmanager
@@ -130,12 +172,3 @@ def on_partition(event: EventT[bytes]) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
-
-
-def by_partition(events: Sequence[EventT[bytes]]) -> dict[int, list[EventT[bytes]]]:
-    """The batch's events per partition number, in arrival order. The topics an agent reads
-    are co-partitioned, so one partition number holds every record about a key."""
-    groups: dict[int, list[EventT[bytes]]] = {}
-    for event in events:
-        groups.setdefault(event.message.partition, []).append(event)
-    return groups

@@ -24,7 +24,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -37,6 +37,7 @@ from streams.contracts.codec import Codec
 from streams.contracts.topics import ERP_COMMANDS, ERP_PENDING, TopicCatalog, dead_letter_of
 from streams.domain.commands import Command, Kind
 from streams.domain.dispatch import (
+    MERGING,
     Clock,
     Dispatch,
     DispatchQueue,
@@ -80,6 +81,8 @@ class _Target:
     saved: int = 0
     emitted: Counter[Kind] = field(default_factory=Counter)
     """Commands sent, by kind."""
+    failed_sends: int = 0
+    """Sends the producer could not complete (each retried)."""
 
     @property
     def sent(self) -> int:
@@ -215,13 +218,17 @@ class Dispatcher(Service):
         self._progress.received(source)
         try:
             command, target = self._parse(record.value)
+            # Checked now, so a command that cannot be sent never blocks its lane; the
+            # encoding is kept for the send. Merging kinds are encoded once merged (see
+            # _unmerge for one that cannot be).
+            value = None if command.kind in MERGING else self._encode(command)
         except _Rejected as rejected:
             await self._dead_letter(record, rejected)
             self._progress.done(source)
             return
         if not len(target.queue):
             target.wake.set()
-        target.queue.push(Pending(command, source, record.timestamp))
+        target.queue.push(Pending(command, source, record.timestamp, value, record))
 
     def _parse(self, value: bytes | None) -> tuple[Command, _Target]:
         try:
@@ -235,12 +242,13 @@ class Dispatcher(Service):
                 "unknown-target",
                 f"no rate limit for ERP target {command.target!r} (ERPBRIDGE_ERP_RATE_LIMITS)",
             )
+        return command, target
+
+    def _encode(self, command: Command) -> bytes:
         try:
-            # Checked now, so a command that cannot be sent never blocks its lane.
-            self._codec.encode(ERP_COMMAND, command.to_datum(), topic=self._commands)
+            return self._codec.encode(ERP_COMMAND, command.to_datum(), topic=self._commands)
         except (ValueError, KeyError, TypeError) as exc:
             raise _Rejected("decode", "invalid-command", str(exc)) from exc
-        return command, target
 
     async def _dead_letter(self, record: ConsumerRecord, rejected: _Rejected) -> None:
         letter = deadletter.of_consumed(
@@ -311,7 +319,12 @@ class Dispatcher(Service):
 
     async def _send(self, target: _Target, dispatch: Dispatch, released_ms: int) -> None:
         command = dispatch.command
-        value = self._codec.encode(ERP_COMMAND, command.to_datum(), topic=self._commands)
+        alone = dispatch.members[0].value if len(dispatch.members) == 1 else None
+        try:
+            value = alone if alone is not None else self._encode(command)
+        except _Rejected:
+            await self._unmerge(target, dispatch)
+            return
         try:
             await self._producer.send_and_wait(
                 self._commands,
@@ -321,6 +334,7 @@ class Dispatcher(Service):
             )
         except KafkaError as exc:
             log.warning("dispatch: sending %s failed, it waits again: %r", command.command_id, exc)
+            target.failed_sends += 1
             await asyncio.sleep(_RETRY_DELAY)
             target.queue.requeue(dispatch)
             target.wake.set()
@@ -334,6 +348,20 @@ class Dispatcher(Service):
             max(0.0, published_ms - command.created_ms) / 1000
         )
 
+    async def _unmerge(self, target: _Target, dispatch: Dispatch) -> None:
+        """A merged command that cannot be encoded: each member is tried alone; the ones that
+        cannot be sent either are dead-lettered, the others wait again, first in their lane,
+        to be sent one by one."""
+        valid = []
+        for member in dispatch.members:
+            try:
+                valid.append(replace(member, value=self._encode(member.command)))
+            except _Rejected as rejected:
+                await self._dead_letter(member.record, rejected)
+                self._progress.done(member.source)
+        target.queue.requeue_apart(valid)
+        target.wake.set()
+
     async def _drain(self) -> None:
         while self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
@@ -343,7 +371,8 @@ class Dispatcher(Service):
     def snapshot(self) -> dict[str, Any]:
         """What GET /erpbridge/dispatch/ shows: per target its rate, this worker's share
         and tokens, ERP calls waiting per lane, the oldest waiting command's age, ERP calls
-        sent and saved by coalescing; and the partitions owned and paused."""
+        sent and saved by coalescing, sends that failed (and wait again); and the partitions
+        owned and paused."""
         now_ms = int(self._wall_clock() * 1000)
         targets = {}
         for name, t in self._targets.items():
@@ -358,6 +387,7 @@ class Dispatcher(Service):
                 "oldest_age_seconds": None if oldest is None else max(0, now_ms - oldest) / 1000,
                 "sent": t.sent,
                 "calls_saved": t.saved,
+                "failed_sends": t.failed_sends,
             }
         return {
             "group": self.group,

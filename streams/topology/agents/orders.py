@@ -26,12 +26,7 @@ from streams.domain.followups import follow_ups, require_rate
 from streams.domain.messages import AllocationUpdate, OrderFeedback, StockRequest, Tick
 from streams.domain.orders import Order, OrderEffect, Verdict
 from streams.topology.accounting import Later, Outcome
-from streams.topology.agents.batch import (
-    Batch,
-    batches,
-    by_partition,
-    on_partition,
-)
+from streams.topology.agents.batch import Batch, per_partition, run_in_batches
 from streams.topology.agents.context import AgentContext
 from streams.topology.agents.deadletters import source_of
 from streams.topology.agents.intake import partition_for
@@ -63,14 +58,13 @@ class OrderAgent:
         self._c.app.timer(expiry_interval, name="orders.timer")(self._tick)
 
     async def _run(self, stream: StreamT[bytes]) -> None:
-        async for events in batches(stream):
-            batch = Batch(self._c.app)
-            requests: list[StockRequest] = []
-            for partition, group in by_partition(events).items():
-                with on_partition(group[0]):
-                    self._handle_partition(batch, partition, group, requests)
-            self._c.outputs.requests(batch, requests)
-            await batch.flush()
+        await run_in_batches(self._c.app, stream, self._handle_batch)
+
+    def _handle_batch(self, batch: Batch, events: Sequence[EventT[bytes]]) -> None:
+        requests: list[StockRequest] = []
+        for partition, group in per_partition(events):
+            self._handle_partition(batch, partition, group, requests)
+        self._c.outputs.requests(batch, requests)
 
     def _handle_partition(
         self,

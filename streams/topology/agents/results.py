@@ -20,12 +20,7 @@ from streams.domain.alerts import ERP_COMMAND, command_findings
 from streams.domain.events import to_ms
 from streams.domain.messages import ErpAnswer, ErpOutcome, OrderFeedback
 from streams.topology.accounting import Outcome
-from streams.topology.agents.batch import (
-    Batch,
-    batches,
-    by_partition,
-    on_partition,
-)
+from streams.topology.agents.batch import Batch, per_partition, run_in_batches
 from streams.topology.agents.context import AgentContext
 
 
@@ -53,14 +48,13 @@ class ResultsAgent:
         self._c.app.agent(self._source, name="results")(self._run)
 
     async def _run(self, stream: StreamT[bytes]) -> None:
-        async for events in batches(stream):
-            batch = Batch(self._c.app)
-            answers: list[OrderFeedback] = []
-            for partition, group in by_partition(events).items():
-                with on_partition(group[0]):
-                    self._handle_partition(batch, partition, group, answers)
-            self._c.outputs.feedback(batch, answers)
-            await batch.flush()
+        await run_in_batches(self._c.app, stream, self._handle_batch)
+
+    def _handle_batch(self, batch: Batch, events: Sequence[EventT[bytes]]) -> None:
+        answers: list[OrderFeedback] = []
+        for partition, group in per_partition(events):
+            self._handle_partition(batch, partition, group, answers)
+        self._c.outputs.feedback(batch, answers)
 
     def _handle_partition(
         self,

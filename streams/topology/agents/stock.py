@@ -24,12 +24,7 @@ from streams.domain.followups import request_cost, require_rate
 from streams.domain.messages import AllocationUpdate, StockRequest
 from streams.domain.stock import SkuStock, StockEffect, Verdict
 from streams.topology.accounting import Outcome
-from streams.topology.agents.batch import (
-    Batch,
-    batches,
-    by_partition,
-    on_partition,
-)
+from streams.topology.agents.batch import Batch, per_partition, run_in_batches
 from streams.topology.agents.context import AgentContext
 
 _OUTCOMES = {Verdict.APPLIED: Outcome.APPLIED, Verdict.DUPLICATE: Outcome.DUPLICATE}
@@ -51,14 +46,13 @@ class StockAgent:
         self._c.app.agent(self._source, name="stock")(self._run)
 
     async def _run(self, stream: StreamT[bytes]) -> None:
-        async for events in batches(stream):
-            batch = Batch(self._c.app)
-            updates: list[AllocationUpdate] = []
-            for partition, group in by_partition(events).items():
-                with on_partition(group[0]):
-                    self._handle_partition(batch, partition, group, updates)
-            self._c.outputs.feedback(batch, updates)
-            await batch.flush()
+        await run_in_batches(self._c.app, stream, self._handle_batch)
+
+    def _handle_batch(self, batch: Batch, events: Sequence[EventT[bytes]]) -> None:
+        updates: list[AllocationUpdate] = []
+        for partition, group in per_partition(events):
+            self._handle_partition(batch, partition, group, updates)
+        self._c.outputs.feedback(batch, updates)
 
     def _handle_partition(
         self,

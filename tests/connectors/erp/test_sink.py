@@ -160,6 +160,37 @@ def test_a_crash_between_erp_success_and_commit_creates_nothing_twice(
     assert tryton.password not in text
 
 
+def test_journal_batches_sharing_entries_post_each_entry_once(
+    connector_settings: Settings,
+    erp_topics: TopicCatalog,
+    start_sink: Callable[..., RunningService[ErpSink]],
+    tryton: Tryton,
+) -> None:
+    """After a crash the dispatcher batches re-sent journal entries anew: batches with other
+    ids that share entries reach the connector together, and each entry is one move."""
+    entries = [
+        c for c in sample_commands(seed=505, orders=3) if c.kind is Kind.POST_JOURNAL_ENTRY
+    ]
+    assert len(entries) >= 8
+
+    def batch(name: str, members: list[Command]) -> Command:
+        body = {"entries": [e for c in members for e in c.body["entries"]]}
+        return replace(members[0], command_id=f"{connector_settings.app_id}/{name}", body=body)
+
+    third = len(entries) // 3
+    batches = [
+        batch("first", entries[: 2 * third]),
+        batch("second", entries[third:]),
+        batch("all", entries),
+    ]
+    ids = _ids(batches)
+    start_sink(erp_max_in_flight={"tryton": 3})
+    publish(connector_settings, erp_topics, list(batches))
+    answered = wait_results(connector_settings, erp_topics, ids)
+    _assert_succeeded(answered, ids)
+    _assert_once_in_erp(tryton, entries)
+
+
 def test_the_erp_down_for_a_while_loses_and_doubles_nothing(
     connector_settings: Settings,
     erp_topics: TopicCatalog,

@@ -387,6 +387,30 @@ def test_journal_entries_are_posted_once_per_entry_with_their_amounts(tryton: Tr
     on_tryton(tryton, scenario)
 
 
+def test_copies_merged_into_one_command_apply_once(tryton: Tryton) -> None:
+    """After a crash the topology re-sends its commands and the dispatcher may merge copies
+    of one entry or adjustment into one command: each is still one document."""
+    fee = entry([("6150", "1.10", "0"), ("1110", "0", "1.10")])
+    twice = journal(fee, fee)
+    down = adjustment(B, WEST, -3)
+    part = {"command_id": down.command_id, "delta": -3, "reason": "DAMAGE",
+            "reference": down.body["reference"]}  # fmt: skip
+    doubled = checked(replace(down, body={**down.body, "delta": -6, "parts": [part, part]}))
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        moves = await erp.execute(twice)
+        rows = await erp.rpc.search_read(
+            "account.move", [["description", "=", fee.entry_id]], ["state"]
+        )
+        assert [row["state"] for row in rows] == ["posted"]
+        assert set(moves.id.split(",")) == {str(rows[0]["id"])}
+        before = (await erp.stock_levels([B], [WEST]))[B, WEST]
+        await erp.execute(doubled)
+        assert (await erp.stock_levels([B], [WEST]))[B, WEST] == before - 3
+
+    on_tryton(tryton, scenario)
+
+
 def test_an_entry_on_an_unknown_account_is_refused(tryton: Tryton) -> None:
     # Unbalanced entries never reach an adapter: the sink refuses them (connectors.erp.checks).
     unknown = journal(entry([("9999", "1.00", "0"), ("4000", "0", "1.00")]))

@@ -303,6 +303,23 @@ def test_requeued_dispatch_goes_first_in_its_lane_unchanged() -> None:
     assert last is not None and last.command.body["delta"] == 5
 
 
+def test_members_put_back_apart_go_first_each_alone() -> None:
+    queue = DispatchQueue(journal_batch_size=10)
+    for n in range(3):
+        queue.push(pending(journal(n)))
+    dispatch = queue.pop()
+    assert dispatch is not None and len(dispatch.members) == 3
+    queue.push(pending(journal(5)))
+    queue.requeue_apart(dispatch.members[1:])  # the first could not be sent
+    assert queue.held == 3
+    # Apart and first, in their order; what came meanwhile still merges behind them.
+    assert [[e["entry_id"] for e in c.body["entries"]] for c in drain(queue)] == [
+        ["je-1-0"],
+        ["je-2-0"],
+        ["je-5-0"],
+    ]
+
+
 # --- offsets --------------------------------------------------------------------------------
 
 

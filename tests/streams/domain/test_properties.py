@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 from hypothesis import given, settings
 
 from streams.contracts.codec import Codec
@@ -143,12 +142,6 @@ def test_drawn_events_are_what_the_codec_decodes(stream: CommerceStream) -> None
         assert decoded == event
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rule defect: a restock is booked on the SKU's lines in the order refunds apply, "
-    "so an order's per-line restocked depends on arrival order and may exceed what the line "
-    "shipped (found by bench.properties after 2,506 examples)",
-)
 def test_which_line_a_restock_is_booked_on_does_not_depend_on_the_refunds_order() -> None:
     placed = b.placed(
         "O-1",

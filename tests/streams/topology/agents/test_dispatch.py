@@ -11,21 +11,35 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported without __all__
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 
 from streams.contracts import deadletter
 from streams.contracts.codec import Codec
-from streams.contracts.topics import ERP_COMMANDS, ERP_PENDING, TopicCatalog, dead_letter_of
+from streams.contracts.topics import (
+    ERP_COMMANDS,
+    ERP_PENDING,
+    ERP_RESULTS,
+    TopicCatalog,
+    dead_letter_of,
+)
 from streams.domain.commands import Command, Kind, Lane
 from streams.ops.settings import RateLimit, Settings
 from streams.topology.agents.dispatch import DISPATCH_PATH, Dispatcher
 from streams.topology.agents.intake import partition_for
 from tests.streams.topology.agents.pipeline import read_all
+from tests.streams.topology.test_metrics import samples
 from tests.support import (
     STORE,
     TEMPLATES,
@@ -127,6 +141,15 @@ def sent(settings: Settings, topics: TopicCatalog) -> list[Sent]:
             )
         )
     return sorted(out, key=lambda s: s.timestamp_ms)
+
+
+def stands_for(record: Sent) -> int:
+    """Pending commands a command on erp.commands stands for: a merged one lists them."""
+    if record.kind == "AdjustInventory":
+        return len(record.body["parts"]) or 1
+    if record.kind == "PostJournalEntry":
+        return len(record.body["entries"])
+    return 1
 
 
 def wait_sent(settings: Settings, topics: TopicCatalog, count: int, timeout: float) -> None:
@@ -322,15 +345,9 @@ def test_coalescing_saves_calls_and_keeps_the_net_effect(
     publish_commands(settings, topics, adjustments + journals)
     running = start_dispatcher(settings)
 
-    def members(records: list[Sent]) -> int:
-        return sum(
-            len(r.body["parts"]) or 1 if r.kind == "AdjustInventory" else len(r.body["entries"])
-            for r in records
-        )
-
     total = len(adjustments) + len(journals)
     records = wait_for(
-        lambda: members(r := sent(settings, topics)) >= total and r,
+        lambda: sum(map(stands_for, r := sent(settings, topics))) >= total and r,
         timeout=60,
         what="every adjustment and journal entry on erp.commands",
     )
@@ -460,10 +477,103 @@ def test_undecodable_pending_records_are_dead_lettered(
     assert running.snapshot()["dead_lettered"] == len(bad)
     # Nothing stalls: the group's commits reach the end of every partition.
     wait_for(
-        lambda: committed(settings, topics, running.dispatcher.group) == ends(settings, topics),
+        lambda: committed_to_end(settings, topics, running.dispatcher.group),
         timeout=30,
         what="commits at the end of the pending topic",
     )
+
+
+def test_a_merged_command_that_cannot_be_sent_loses_only_its_bad_member(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    """Journal entries of one order wait together and merge; one of them does not fit the
+    ErpCommand schema, so the merged command cannot be encoded: that entry is dead-lettered
+    and the others are each sent alone."""
+    settings = limited(settings, 100, 10, journal_batch_size=10)
+    # One dispatch key: one partition, read in one fetch, so they merge before any send.
+    entries = [
+        replace(command(Kind.POST_JOURNAL_ENTRY, 300 + n), dispatch_key="o-300") for n in range(4)
+    ]
+    bad = entries[2]
+    bad.body["entries"][0]["functional_currency"] = None
+    publish_commands(settings, topics, entries)
+    running = start_dispatcher(settings)
+
+    good = {c.command_id for c in entries if c is not bad}
+    wait_sent(settings, topics, len(good), timeout=60)
+    dlq = topics.physical(dead_letter_of(ERP_PENDING))
+    wait_for(
+        lambda: record_count(settings.require_bootstrap(), dlq) == 1,
+        timeout=30,
+        what="the bad entry dead-lettered",
+    )
+    assert sorted(r.command_id for r in sent(settings, topics)) == sorted(good)
+    (letter,) = read_all(settings, dlq)
+    assert deadletter.describe(letter.headers() or [])[deadletter.REASON] == "invalid-command"
+    assert letter.value() == bad.encode()
+    target = running.target()
+    assert (target["sent"], target["calls_saved"]) == (len(good), 0)
+    wait_for(
+        lambda: committed_to_end(settings, topics, running.dispatcher.group),
+        timeout=30,
+        what="commits at the end of the pending topic",
+    )
+
+
+def set_max_message_bytes(settings: Settings, topic: str, value: int) -> None:
+    admin = AdminClient(settings.confluent_config())
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry(
+                "max.message.bytes",
+                str(value),
+                incremental_operation=AlterConfigOpType.SET,
+            )
+        ],
+    )
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
+
+
+def test_a_send_the_broker_refuses_is_retried_and_nothing_is_lost(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    """erp.commands takes no record bigger than 100 bytes, which every command is: the broker
+    refuses each send (a real broker-side error, not a mock), so commands wait again. Once
+    the topic takes them, every command arrives once and the pending topic is committed to
+    its end."""
+    settings = limited(settings, 100, 10, journal_batch_size=1)
+    commands = balanced(30, topics.partitions(ERP_PENDING))
+    topic = topics.physical(ERP_COMMANDS)
+    set_max_message_bytes(settings, topic, 100)
+    publish_commands(settings, topics, commands)
+    running = start_dispatcher(settings)
+
+    wait_for(
+        lambda: running.target()["failed_sends"] >= 3,
+        timeout=60,
+        what="sends refused by the broker",
+    )
+    assert record_count(settings.require_bootstrap(), topic) == 0
+    assert running.target()["sent"] == 0
+    set_max_message_bytes(settings, topic, 1_048_588)  # the broker's default
+
+    wait_sent(settings, topics, len(commands), timeout=90)
+    assert Counter(r.command_id for r in sent(settings, topics)) == Counter(
+        c.command_id for c in commands
+    )
+    wait_for(
+        lambda: committed_to_end(settings, topics, running.dispatcher.group),
+        timeout=30,
+        what="commits at the end of the pending topic",
+    )
+    assert running.target()["sent"] == len(commands)
 
 
 def _pending_partitions(topics: TopicCatalog) -> list[TopicPartition]:
@@ -480,6 +590,12 @@ def committed(settings: Settings, topics: TopicCatalog, group: str) -> dict[int,
         }
     finally:
         consumer.close()
+
+
+def committed_to_end(settings: Settings, topics: TopicCatalog, group: str) -> bool:
+    """Whether `group` has committed every pending partition that holds records to its end."""
+    done = committed(settings, topics, group)
+    return all(done[p] == end for p, end in ends(settings, topics).items() if end)
 
 
 def ends(settings: Settings, topics: TopicCatalog) -> dict[int, int]:
@@ -520,3 +636,100 @@ def test_held_commands_stay_within_the_buffer(
     assert 0 < most_held <= 20
     assert paused_seen
     assert {r.command_id for r in sent(settings, topics)} == {c.command_id for c in commands}
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+def publish_results(
+    settings: Settings, topics: TopicCatalog, answers: list[tuple[Sent, bool]]
+) -> None:
+    """The ERP's answer to each command sent, as the connector writes them: (command,
+    succeeded)."""
+    topic = topics.physical(ERP_RESULTS)
+    producer = Producer(settings.producer_config())
+    for record, succeeded in answers:
+        datum = {
+            "event_id": f"{record.command_id}/answer",
+            "occurred_at": datetime.now(UTC),
+            "source": "erp:tryton",
+            "command_id": record.command_id,
+            "target": TARGET,
+            "status": "SUCCEEDED" if succeeded else "FAILED",
+            "kind": record.kind,
+            "order_id": record.body.get("order_id"),
+            "document_type": "doc" if succeeded else None,
+            "document_id": "1" if succeeded else None,
+            "error": None
+            if succeeded
+            else {"code": "unknown-sku", "message": "no such product", "permanent": True},
+            "attempts": 1,
+            "latency_ms": 5,
+        }
+        value = CODEC.encode("erpbridge.ErpResult", datum, topic=topic)
+        producer.produce(topic, key=record.command_id.encode(), value=value)
+    assert producer.flush(30) == 0
+
+
+def test_the_workers_metrics_hold_what_its_dispatcher_sent_and_heard_back(
+    settings: Settings, topics: TopicCatalog, tmp_path: Path
+) -> None:
+    """A worker (the real `erpbridge worker`) dispatches a known backlog (every kind,
+    adjustments of one SKU that net, journal entries of one order that batch, a record that
+    is no command), then reads an answer to each command it sent, one of them a failure: its
+    /metrics hold what erp.commands, the dead letters and erp.results show."""
+    settings = limited(settings, 50, 5, journal_batch_size=10)
+    commands = [command(kind, 400 + n) for n, kind in enumerate(MIXED * 2)]
+    commands += [command(Kind.ADJUST_INVENTORY, 420 + n, sku="SKU-M", delta=n) for n in range(4)]
+    # One dispatch key: one partition, taken in in one go, so they batch.
+    commands += [
+        replace(command(Kind.POST_JOURNAL_ENTRY, 430 + n), dispatch_key="o-430") for n in range(5)
+    ]
+    publish(
+        settings,
+        topics,
+        [(c.dispatch_key, c.encode()) for c in commands] + [("k-bad", b"\x00 not json")],
+    )
+    worker = spawn_worker(settings, tmp_path / "worker.log")
+    try:
+        records = wait_for(
+            lambda: sum(map(stands_for, r := sent(settings, topics))) == len(commands) and r,
+            timeout=90,
+            what="every command on erp.commands",
+        )
+        failed = next(r for r in records if r.kind == "RecordShipment")
+        publish_results(settings, topics, [(r, r is not failed) for r in records])
+
+        def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+            metrics = samples(worker.web_port)
+            consumed = metrics.get(
+                ("erpbridge_events_consumed_total", frozenset({("topic", ERP_RESULTS)}))
+            )
+            return metrics if consumed == len(records) else None
+
+        metrics = wait_for(scrape, timeout=60, what="every answer read back")
+    finally:
+        worker.stop()
+
+    def by_kind(name: str) -> dict[str, float]:
+        return {
+            dict(labels)["kind"]: n
+            for (metric, labels), n in metrics.items()
+            if metric == name and dict(labels)["target"] == TARGET
+        }
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.get((name, frozenset(labels.items())))
+
+    kinds = Counter(r.kind for r in records)
+    assert by_kind("erpbridge_erp_commands_emitted_total") == kinds
+    saved = len(commands) - len(records)
+    assert saved > 0, "nothing coalesced: the test shows nothing"
+    assert value("erpbridge_erp_calls_saved_total", target=TARGET) == saved
+    assert value("erpbridge_dispatch_queue_depth", target=TARGET) == 0
+    # Observed once per command released and published.
+    assert value("erpbridge_dispatch_wait_seconds_count", target=TARGET) == len(records)
+    assert value("erpbridge_event_to_command_seconds_count", target=TARGET) == len(records)
+    assert value("erpbridge_events_dead_lettered_total", topic=ERP_PENDING, reason="corrupt") == 1
+    assert by_kind("erpbridge_erp_commands_acknowledged_total") == kinds - Counter([failed.kind])
+    assert by_kind("erpbridge_erp_commands_failed_total") == {failed.kind: 1}
