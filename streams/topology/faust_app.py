@@ -1,24 +1,22 @@
-"""The faust.App erpbridge runs: Faust's, guarded against its lost-record race.
+"""The faust.App erpbridge runs: Faust's, guarded against losing records around rebalances.
 
 After a recovery that reads changelogs (a worker killed with kill -9, an empty data
 directory, a partition moving in), faust-streaming 0.15 seeks the stream partitions to
 their committed offsets and then clears every stream queue as it resumes the flow: records
 fetched in between are dropped while the consumer counts them as read (faust-streaming
-issue #596). They are never processed nor acknowledged. Faust then either stops committing
-the partition for good — the worker looks healthy and stalls — or, when only the record at
-the committed offset is missing, commits past it (its gap check lets one missing offset
-through, issue #606) and the record is lost.
+issue #596), and Faust has more such holes (streams.topology.cursors).
 
 Two guards:
-- on resume, queued records of stream partitions this worker owns are kept (in order);
-  revocation still drops everything queued, so no partition that left is processed;
-- the consumer never commits past a missing record at the committed offset (the topics
-  agents read have no compaction or transaction gaps, which Faust records apart), so a
-  loss that remains shows as lag and is read again after a restart, never skipped.
+- on resume, queued records of stream partitions this worker owns are kept (in order), so
+  a recovery does not leave a hole to re-read; revocation still drops everything queued;
+- the consumer commits only what the agents handled without a hole (`Cursors`), and a
+  partition with a hole is sought back to it: a record Faust dropped is read again, never
+  skipped.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import faust
@@ -29,16 +27,25 @@ from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
 from streams.ops.health import PartitionSample
+from streams.topology.cursors import Cursors
+
+log = logging.getLogger(__name__)
 
 
-class _StrictConsumer(Consumer):
+class _HandledOffsetsConsumer(Consumer):
+    """Commits what the agents handled (`Cursors`), not what Faust acknowledged."""
+
+    app: StreamApp
+
     def _new_offset(self, tp: TP) -> int | None:
-        acked = self._acked[tp]
-        committed = self._committed_offset[tp]
-        if acked and committed is not None and min(acked) > committed and not self._gap[tp]:
-            return None
-        new: int | None = super()._new_offset(tp)
-        return new
+        handled = self.app.cursors.committable(tp)
+        if handled is None:
+            new: int | None = super()._new_offset(tp)
+            return new
+        # Faust's own bookkeeping of acknowledged offsets is not used: keep it from growing.
+        self._acked[tp].clear()
+        self._acked_index[tp].clear()
+        return handled
 
 
 class _KeepStreamsOnResume(FlowControlEvent):
@@ -71,10 +78,14 @@ class StreamApp(faust.App):
         self._stream_topics = stream_topics
         self.assigned = False
         """The group gave this worker its partitions (maybe none) since the last revocation."""
+        self.cursors = Cursors()
 
     async def _on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.assigned = False
+        # Faust waits for the agents to finish what they took and commits it, then the
+        # cursors start again from the group's commits at the next assignment.
         await super()._on_partitions_revoked(revoked)
+        self.cursors.forget()
 
     async def _on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
         self.assigned = True
@@ -106,6 +117,46 @@ class StreamApp(faust.App):
             )
         return samples
 
+    async def start_cursors(self, tps: set[TP]) -> None:
+        """Start the cursors of newly read partitions where the group committed (or, with
+        no commit, at the log's first offset: Faust's committed 0 reads as None)."""
+        consumer: Any = self.consumer
+        committed = {tp: consumer._committed_offset.get(tp) for tp in tps}
+        missing = [tp for tp, offset in committed.items() if offset is None]
+        earliest = await consumer.earliest_offsets(*missing) if missing else {}
+        for tp, offset in committed.items():
+            self.cursors.start(tp, offset if offset is not None else earliest[tp])
+
+    async def seek_back(self, holes: dict[TP, int], why: str) -> None:
+        """Read `holes`' partitions again from the offsets given (not during a rebalance:
+        the next assignment seeks every partition to its commit anyway)."""
+        if self.rebalancing or not holes:
+            return
+        consumer: Any = self.consumer
+        owned = consumer.assignment()
+        for tp, offset in holes.items():
+            if tp in owned:
+                log.warning("reading %s[%d] again from offset %d: %s", tp.topic, tp.partition, offset, why)
+                await consumer.seek(tp, offset)
+
+    async def reread_stalled(self) -> None:
+        """Seek back the partitions left behind their high watermark without a record to
+        show the hole (it was the last one fetched)."""
+        if self.rebalancing or not self.tables.actives_ready:
+            return
+        consumer: Any = self.consumer
+        try:
+            owned = consumer.assignment()
+        except ConsumerNotStarted:
+            return
+        highwaters = {
+            tp: highwater
+            for tp in owned
+            if tp.topic in self._stream_topics
+            and (highwater := consumer.highwater(tp)) is not None
+        }
+        await self.seek_back(self.cursors.stalled(highwaters), "records fetched were not delivered")
+
     @cached_property
     def flow_control(self) -> FlowControlEvent:
         return _KeepStreamsOnResume(self)
@@ -115,7 +166,7 @@ class StreamApp(faust.App):
         return message is not None and message.tp in owned and message.topic in self._stream_topics
 
     def _new_consumer(self) -> ConsumerT:
-        return _StrictConsumer(
+        return _HandledOffsetsConsumer(
             self.transport,
             callback=self.topics.on_message,
             on_partitions_revoked=self._on_partitions_revoked,

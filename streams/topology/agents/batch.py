@@ -5,9 +5,9 @@ An agent takes a batch of events (`Stream.take_events`), handles them partition 
 partition and key by key, reading each key's state once and writing it once, and collects
 every record the batch causes — state changes, internal messages, outputs, dead letters —
 in one `Batch`. `Batch.flush` hands them all to the producer without waiting for each, then
-waits for the broker to confirm every one; only then does the agent take the next batch,
-which is when Faust acknowledges the previous batch's offsets. So a crash re-reads, never
-skips, and a dead letter is on the broker before its input's offset is committed.
+waits for the broker to confirm every one; only then are the batch's offsets committable
+(streams.topology.cursors). So a crash re-reads, never skips, and a dead letter is on the
+broker before its input's offset is committed.
 
 State goes to the table's store and its changelog directly (not through Faust's table
 layer, which queues changelog records one at a time in its send buffer): the same records
@@ -27,6 +27,8 @@ from typing import Any, cast
 
 from faust.streams import Stream, _current_event
 from faust.types import TP, AppT, EventT, StoreT, StreamT, TableT
+
+from streams.topology.faust_app import StreamApp
 
 log = logging.getLogger(__name__)
 
@@ -118,18 +120,25 @@ class Batch:
 
 
 async def run_in_batches(
-    app: AppT,
+    app: StreamApp,
     stream: StreamT[bytes],
     handle: Callable[[Batch, Sequence[EventT[bytes]]], None],
 ) -> None:
     """An agent's loop: each batch of the stream's events handled into one `Batch`, flushed
-    before the next is taken. Faust acknowledges a batch when the next is asked for, so
-    only after the broker confirmed everything it caused."""
-    async for events in cast(Stream[bytes], stream).take_events(BATCH_SIZE, BATCH_WITHIN):
+    before the next is taken. Only each partition's next records are handled, in offset
+    order (`Cursors`); their offsets may be committed once the broker confirmed everything
+    they caused."""
+    cursors = app.cursors
+    async for taken in cast(Stream[bytes], stream).take_events(BATCH_SIZE, BATCH_WITHIN):
         batch = Batch(app)
         try:
+            if new := cursors.unknown(taken):
+                await app.start_cursors(new)
+            events, holes = cursors.admit(taken)
             handle(batch, events)
             await batch.flush()
+            cursors.handled(events)
+            await app.seek_back(holes, "records before these were not delivered")
         except Exception as exc:
             # `take_events` acknowledges a batch in a `finally`, so an exception leaving this
             # loop would commit records nothing was done for (a state write on a full disk
@@ -139,7 +148,7 @@ async def run_in_batches(
                 "stopping: a batch of %d records could not be handled (%s: %s); its offsets "
                 "are not committed, so it is read again when the worker starts once the "
                 "cause is fixed",
-                len(events),
+                len(taken),
                 type(exc).__name__,
                 exc,
                 exc_info=True,

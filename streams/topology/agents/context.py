@@ -20,6 +20,7 @@ from streams.topology.accounting import EventAccounting
 from streams.topology.agents.deadletters import DeadLetters
 from streams.topology.agents.intake import Intake
 from streams.topology.agents.outputs import Outputs
+from streams.topology.faust_app import StreamApp
 from streams.topology.tables import Tables
 
 
@@ -32,7 +33,7 @@ def catalog_topic(app: faust.App, catalog: TopicCatalog, *names: str) -> TopicT:
 
 @dataclass(frozen=True)
 class AgentContext:
-    app: faust.App
+    app: StreamApp
     catalog: TopicCatalog
     codec: Codec
     tables: Tables

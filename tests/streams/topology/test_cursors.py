@@ -1,0 +1,94 @@
+"""Each partition's records handled in offset order from the commit, holes read again."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+
+from streams.topology.cursors import Cursors
+
+P0 = TP("orders", 0)
+P1 = TP("orders", 1)
+
+
+def events(*records: tuple[TP, int]) -> list[Any]:
+    return [SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset)) for tp, offset in records]
+
+
+def offsets(taken: list[Any]) -> list[tuple[TP, int]]:
+    return [(event.message.tp, event.message.offset) for event in taken]
+
+
+def started(**starts: int) -> Cursors:
+    cursors = Cursors()
+    for name, offset in starts.items():
+        cursors.start({"p0": P0, "p1": P1}[name], offset)
+    return cursors
+
+
+def test_a_partition_without_a_start_is_unknown_until_started() -> None:
+    cursors = started(p0=5)
+    assert cursors.unknown(events((P0, 5), (P1, 0), (P1, 1))) == {P1}
+    assert cursors.committable(P1) is None
+
+
+def test_records_in_order_are_handled_and_committable_only_once_confirmed() -> None:
+    cursors = started(p0=5, p1=0)
+    taken = events((P0, 5), (P1, 0), (P0, 6))
+    admitted, holes = cursors.admit(taken)
+    assert offsets(admitted) == [(P0, 5), (P1, 0), (P0, 6)]
+    assert holes == {}
+    assert cursors.committable(P0) == 5
+    cursors.handled(admitted)
+    assert (cursors.committable(P0), cursors.committable(P1)) == (7, 1)
+
+
+def test_records_already_handled_are_dropped() -> None:
+    cursors = started(p0=5)
+    cursors.handled(cursors.admit(events((P0, 5), (P0, 6)))[0])
+    admitted, holes = cursors.admit(events((P0, 5), (P0, 6), (P0, 7)))
+    assert offsets(admitted) == [(P0, 7)]
+    assert holes == {}
+
+
+def test_a_hole_drops_what_follows_it_and_seeks_back_to_its_first_offset() -> None:
+    cursors = started(p0=5, p1=0)
+    admitted, holes = cursors.admit(events((P0, 5), (P0, 8), (P1, 0), (P0, 9)))
+    assert offsets(admitted) == [(P0, 5), (P1, 0)]
+    assert holes == {P0: 6}
+    cursors.handled(admitted)
+    # Nothing past the hole is committed, whatever Faust acknowledged.
+    assert cursors.committable(P0) == 6
+    admitted, holes = cursors.admit(events((P0, 6), (P0, 7), (P0, 8)))
+    assert offsets(admitted) == [(P0, 6), (P0, 7), (P0, 8)]
+    assert holes == {}
+
+
+def test_a_partition_behind_its_high_watermark_that_did_not_move_is_stalled() -> None:
+    cursors = started(p0=5, p1=0)
+    highwaters = {P0: 7, P1: 0}
+    assert cursors.stalled(highwaters) == {}, "the first look only notes where each is"
+    assert cursors.stalled(highwaters) == {P0: 5}
+    cursors.handled(cursors.admit(events((P0, 5), (P0, 6)))[0])
+    assert cursors.stalled(highwaters) == {}, "caught up"
+
+
+def test_a_partition_moving_or_with_records_in_flight_is_not_stalled() -> None:
+    cursors = started(p0=5)
+    highwaters = {P0: 9}
+    cursors.stalled(highwaters)
+    cursors.handled(cursors.admit(events((P0, 5)))[0])
+    assert cursors.stalled(highwaters) == {}, "it moved since the last look"
+    in_flight, _ = cursors.admit(events((P0, 6)))
+    assert cursors.stalled(highwaters) == {}
+    assert cursors.stalled(highwaters) == {}, "its batch is not confirmed yet"
+    cursors.handled(in_flight)
+
+
+def test_forgetting_starts_every_partition_again_from_the_next_assignment() -> None:
+    cursors = started(p0=5)
+    cursors.forget()
+    assert cursors.unknown(events((P0, 5))) == {P0}
+    assert cursors.committable(P0) is None
