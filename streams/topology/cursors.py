@@ -42,9 +42,7 @@ class Cursors:
         self._next[tp] = offset
         self._done[tp] = offset
 
-    def admit(
-        self, events: Sequence[EventT[bytes]]
-    ) -> tuple[list[EventT[bytes]], dict[TP, int]]:
+    def admit(self, events: Sequence[EventT[bytes]]) -> tuple[list[EventT[bytes]], dict[TP, int]]:
         """The events to handle, in arrival order: each partition's next ones without a
         hole. And the partitions to seek back, to the first offset missing."""
         admitted: list[EventT[bytes]] = []

@@ -136,7 +136,9 @@ class StreamApp(faust.App):
         owned = consumer.assignment()
         for tp, offset in holes.items():
             if tp in owned:
-                log.warning("reading %s[%d] again from offset %d: %s", tp.topic, tp.partition, offset, why)
+                log.warning(
+                    "reading %s[%d] again from offset %d: %s", tp.topic, tp.partition, offset, why
+                )
                 await consumer.seek(tp, offset)
 
     async def reread_stalled(self) -> None:
@@ -152,8 +154,7 @@ class StreamApp(faust.App):
         highwaters = {
             tp: highwater
             for tp in owned
-            if tp.topic in self._stream_topics
-            and (highwater := consumer.highwater(tp)) is not None
+            if tp.topic in self._stream_topics and (highwater := consumer.highwater(tp)) is not None
         }
         await self.seek_back(self.cursors.stalled(highwaters), "records fetched were not delivered")
 

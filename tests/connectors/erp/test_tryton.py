@@ -554,3 +554,48 @@ def test_an_expired_session_logs_in_again_once() -> None:
     with pytest.raises(PermanentError) as refused:
         call_once(fake_tryton(lambda m, p: httpx.Response(401)))
     assert refused.value.code == "unauthorized"
+
+
+# --- the same mapping of the answers a real Tryton gives ----------------------------------------
+
+
+def test_a_real_tryton_refusal_is_permanent_and_names_the_field(tryton: Tryton) -> None:
+    async def scenario(erp: TrytonAdapter) -> None:
+        with pytest.raises(PermanentError) as missing:
+            await erp.rpc.create("sale.sale", [{"description": "no party"}])
+        assert missing.value.code == "UserError"
+        assert missing.value.message == 'A value is required for field "Party" in "Sale".'
+        with pytest.raises(PermanentError) as unknown:
+            await erp.rpc.model("no.such.model", "read", [1], ["id"])
+        # An internal error: its name is the message, its traceback is not passed on.
+        assert (unknown.value.code, unknown.value.message) == ("server-error", "'no.such.model'")
+
+    on_tryton(tryton, scenario)
+
+
+def test_a_real_tryton_concurrent_edit_is_transient(tryton: Tryton) -> None:
+    oid = order_id()
+    command = sales_order(oid, [line("L1", A, 1)])
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        sale_id = await erp._new_sale(command.command_id, command.body)
+        # What a client that read the sale before someone else wrote it sends.
+        stale = {"_timestamp": {f"sale.sale,{sale_id}": "2000-01-01 00:00:00.000000"}}
+        with pytest.raises(TransientError) as later:
+            await erp.rpc.model(
+                "sale.sale", "write", [sale_id], {"description": "edited"}, context=stale
+            )
+        assert later.value.code == "concurrency"
+
+    on_tryton(tryton, scenario)
+
+
+def test_a_session_tryton_ended_is_opened_again(tryton: Tryton) -> None:
+    async def scenario(erp: TrytonAdapter) -> None:
+        await erp.rpc.call("common.db.logout")
+        ended = erp.rpc._session
+        (user,) = await erp.rpc.search_read("res.user", [["login", "=", tryton.login]], ["login"])
+        assert user["login"] == tryton.login
+        assert erp.rpc._session != ended
+
+    on_tryton(tryton, scenario)

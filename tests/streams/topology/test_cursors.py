@@ -14,7 +14,9 @@ P1 = TP("orders", 1)
 
 
 def events(*records: tuple[TP, int]) -> list[Any]:
-    return [SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset)) for tp, offset in records]
+    return [
+        SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset)) for tp, offset in records
+    ]
 
 
 def offsets(taken: list[Any]) -> list[tuple[TP, int]]:
