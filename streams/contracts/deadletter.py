@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 HEADER_PREFIX = "erpbridge.dlq."
@@ -19,7 +18,6 @@ STAGE = HEADER_PREFIX + "stage"
 SOURCE_TOPIC = HEADER_PREFIX + "source.topic"
 SOURCE_PARTITION = HEADER_PREFIX + "source.partition"
 SOURCE_OFFSET = HEADER_PREFIX + "source.offset"
-FAILED_AT = HEADER_PREFIX + "failed.at"
 
 
 @dataclass(frozen=True)
@@ -54,9 +52,7 @@ class SourceRecord:
             headers=tuple((k, _unb64(v) or b"") for k, v in data["headers"]),
         )
 
-    def dead_letter(
-        self, dlq_topic: str, *, stage: str, reason: str, error: str, now: datetime | None = None
-    ) -> DeadLetter:
+    def dead_letter(self, dlq_topic: str, *, stage: str, reason: str, error: str) -> DeadLetter:
         return dead_letter(
             dlq_topic=dlq_topic,
             source_topic=self.topic,
@@ -68,7 +64,6 @@ class SourceRecord:
             stage=stage,
             reason=reason,
             error=error,
-            now=now,
         )
 
 
@@ -101,10 +96,11 @@ def dead_letter(
     stage: str,
     reason: str,
     error: str,
-    now: datetime | None = None,
 ) -> DeadLetter:
-    """`reason` is a short machine-readable code, `error` the human explanation."""
-    failed_at = (now or datetime.now(UTC)).isoformat()
+    """`reason` is a short machine-readable code, `error` the human explanation.
+
+    Nothing in it depends on when it is written, so the copy a redelivered record causes is
+    identical to the first; when it failed is the dead letter's own record timestamp."""
     ours = [
         (REASON, reason),
         (ERROR, error),
@@ -112,7 +108,6 @@ def dead_letter(
         (SOURCE_TOPIC, source_topic),
         (SOURCE_PARTITION, str(partition)),
         (SOURCE_OFFSET, str(offset)),
-        (FAILED_AT, failed_at),
     ]
     # Earlier dead-letter headers are replaced, so a replayed record that fails again says why now.
     kept = original_headers(headers)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from streams.contracts import deadletter
 from streams.ops.records import Outgoing, PartitionReader, Record, RecordsError
@@ -28,7 +29,12 @@ class StoredDeadLetter:
 
     @property
     def failed_at(self) -> str:
-        return self.headers.get(deadletter.FAILED_AT, "?")
+        """When it was written: its record timestamp (the header holds nothing time-bound,
+        so that a redelivered record's copy is identical to the first)."""
+        millis = self.record.timestamp_ms
+        if millis is None:
+            return "?"
+        return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds")
 
     @property
     def source_offset(self) -> str:

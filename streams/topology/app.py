@@ -42,9 +42,6 @@ from streams.topology.metrics import worker_registry
 from streams.topology.tables import Tables
 
 ACCOUNTING_PATH = "/erpbridge/accounting/"
-STALL_LOOK_SECONDS = 5.0
-"""How often partitions left behind their high watermark are looked for: a record Faust
-dropped as the last one fetched is read again within two looks."""
 
 
 @dataclass
@@ -131,7 +128,6 @@ def create_topology(
         alerts=alert_policy_of(settings),
         clock=clock,
     )
-    app.timer(STALL_LOOK_SECONDS, name="streams.reread_stalled")(app.reread_stalled)
     OrderAgent(context).register(settings.expiry_interval_seconds)
     StockAgent(context).register()
     results = ResultsAgent(context)

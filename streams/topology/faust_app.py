@@ -31,6 +31,10 @@ from streams.topology.cursors import Cursors
 
 log = logging.getLogger(__name__)
 
+STALL_LOOK_SECONDS = 5.0
+"""How often partitions left behind their high watermark are looked for: a record Faust
+dropped as the last one fetched is read again within two looks."""
+
 
 class _HandledOffsetsConsumer(Consumer):
     """Commits what the agents handled (`Cursors`), not what Faust acknowledged."""
@@ -73,12 +77,19 @@ class _KeepStreamsOnResume(FlowControlEvent):
 
 
 class StreamApp(faust.App):
-    def __init__(self, *args: Any, stream_topics: frozenset[str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        stream_topics: frozenset[str],
+        stall_look_seconds: float = STALL_LOOK_SECONDS,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._stream_topics = stream_topics
         self.assigned = False
         """The group gave this worker its partitions (maybe none) since the last revocation."""
         self.cursors = Cursors()
+        self.timer(stall_look_seconds, name="erpbridge.reread_stalled")(self.reread_stalled)
 
     async def _on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.assigned = False

@@ -50,7 +50,6 @@ def write_dead_letters(settings: Settings, topics: TopicCatalog, topic: str) -> 
             stage="rules",
             reason=letter.reason,
             error=letter.error,
-            now=FAILED_AT,
         )
         producer.produce(
             dead.topic,
@@ -58,6 +57,7 @@ def write_dead_letters(settings: Settings, topics: TopicCatalog, topic: str) -> 
             value=dead.value,
             headers=dead.headers,
             partition=dead.partition,
+            timestamp=int(FAILED_AT.timestamp() * 1000),
         )
     assert producer.flush(30) == 0
 
@@ -83,7 +83,7 @@ def test_dlq_list_shows_each_dead_letter(
     result = run(["dlq", "list", ORDERS], cli_env)
 
     assert result.exit_code == 0, result.output
-    failed = FAILED_AT.isoformat()
+    failed = FAILED_AT.isoformat(timespec="milliseconds")
     assert [line.split() for line in result.stdout.splitlines()] == [
         ["partition", "offset", "source", "offset", "reason", "failed", "at", "key", "error"],
         ["0", "0", "17", "over-refund", failed, "450789469", *LETTERS[0].error.split()],

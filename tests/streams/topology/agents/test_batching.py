@@ -1,7 +1,7 @@
 """What reading and writing in batches could break, tested as the promises it must keep, on
 the real broker with real workers: a backlog of many keys over every partition, a record
-delivered twice back to back, kill -9 between a batch's outputs and its commit, and a
-second worker joining while a backlog is worked off.
+delivered twice back to back, kill -9 between a batch's outputs (or dead letters) and its
+commit, and a second worker joining while a backlog is worked off.
 
 After each, the final checks are the same: nothing lost or doubled (the tables, commands,
 journal and dead letters as the reference model has them; tests.streams.topology.agents.
@@ -16,15 +16,20 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import replace
+from decimal import Decimal
 
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.contracts import deadletter
 from streams.contracts.codec import Codec
 from streams.contracts.topics import (
     AVAILABILITY,
     INPUTS,
     ORDER_STATUS,
+    ORDERS,
     TopicCatalog,
+    dead_letter_of,
 )
 from streams.domain.commands import Kind
 from streams.domain.model import ReferenceModel
@@ -75,7 +80,8 @@ def _final_checks(settings: Settings, topics: TopicCatalog, model: ReferenceMode
     state = TopologyState.read(settings, topics, CODEC)
     assert_matches_model(state, model, prefix="")
     assert_handed_on_like_model(state, model, "", CODEC)
-    assert dead_letters(settings, topics, CODEC, "") == model_dead_letters(model)
+    # A dead letter's copies (its input read again after a crash) are identical.
+    assert sorted(set(dead_letters(settings, topics, CODEC, ""))) == model_dead_letters(model)
     # One command id per ERP document: one sales order and at most one cancellation per
     # order, whatever was re-sent.
     ids: dict[tuple[Kind, str], set[str]] = defaultdict(set)
@@ -184,11 +190,16 @@ def test_a_record_delivered_twice_back_to_back_counts_once(
 
 
 def _kill_once_outputs_appear(
-    settings: Settings, topics: TopicCatalog, worker: WorkerProcess, *, timeout: float = 90
+    settings: Settings,
+    topics: TopicCatalog,
+    worker: WorkerProcess,
+    *,
+    name: str = ORDER_STATUS,
+    timeout: float = 90,
 ) -> None:
-    """kill -9 the worker the moment the first orders.status records are on the broker,
+    """kill -9 the worker the moment the first records of topic `name` are on the broker,
     polling their partitions' ends without pause."""
-    topic = topics.physical(ORDER_STATUS)
+    topic = topics.physical(name)
     consumer = Consumer({**settings.confluent_config(), "group.id": "watch-outputs"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -230,6 +241,70 @@ def test_kill_9_between_a_batchs_outputs_and_its_commit_loses_and_doubles_nothin
     left = sum(end - offset for offset, end in committed.values())
     assert left > 0
     assert _input_totals(second)["consumed"] == left
+
+
+def _refused_copies(events: list[SampleEvent]) -> list[SampleEvent]:
+    """Each order placed, followed by a copy of it (an order of its own) that the rules
+    refuse: a negative price is dead-lettered with `negative-amount`."""
+    mixed: list[SampleEvent] = []
+    for event in events:
+        mixed.append(event)
+        name, placed = event.datum["event"] if event.topic == ORDERS else ("", None)
+        if name.endswith("OrderPlaced"):
+            oid = f"{event.key}-REFUSED"
+            lines = [{**placed["lines"][0], "unit_price": Decimal("-1.00")}, *placed["lines"][1:]]
+            datum = {
+                **event.datum,
+                "event_id": event.datum["event_id"] + "-refused",
+                "order_id": oid,
+                "event": (name, {**placed, "lines": lines}),
+            }
+            mixed.append(replace(event, key=oid, datum=datum))
+    return mixed
+
+
+def _dead_letters_on_broker(settings: Settings, topics: TopicCatalog) -> set[tuple[str, int, int]]:
+    """The input records (physical topic, partition, offset) with a dead letter; each
+    one's copies are identical."""
+    found: dict[tuple[str, int, int], set[tuple[object, ...]]] = defaultdict(set)
+    for name in INPUTS:
+        for record in read_all(settings, topics.physical(dead_letter_of(name))):
+            about = deadletter.describe(record.headers() or [])
+            source = (
+                about[deadletter.SOURCE_TOPIC],
+                int(about[deadletter.SOURCE_PARTITION]),
+                int(about[deadletter.SOURCE_OFFSET]),
+            )
+            found[source].add((record.key(), record.value(), tuple(record.headers() or [])))
+    differing = {source: len(copies) for source, copies in found.items() if len(copies) > 1}
+    assert not differing, f"dead letters whose copies differ: {differing}"
+    return set(found)
+
+
+def test_kill_9_after_dead_letters_leaves_none_committed_without_its_letter(
+    settings: Settings, topics: TopicCatalog, start_worker: Callable[[], WorkerProcess]
+) -> None:
+    """A refused input's dead letter is on the broker before its offset is committed:
+    killed the moment the first dead letters appear, every refused input below its
+    partition's committed offset has its letter, and the restarted worker writes the rest."""
+    events = _refused_copies(_sample(40, seed=29))
+    placed = produce_placed(settings, topics, CODEC, events)
+    refused = {at for event, at in placed if event.key.endswith("-REFUSED")}
+    assert len(refused) >= 30
+    first = start_worker()
+    _kill_once_outputs_appear(settings, topics, first, name=dead_letter_of(ORDERS))
+    inputs = [topics.physical(name) for name in INPUTS]
+    committed = committed_offsets(settings, inputs)
+    lettered = _dead_letters_on_broker(settings, topics)
+    below = {at for at in refused if at[2] < committed[at[0], at[1]][0]}
+    assert below - lettered == set(), "refused inputs committed without their dead letter"
+    # The kill fell in the window: letters on the broker whose inputs were not committed.
+    assert lettered - below, f"every dead letter's input was committed before the kill: {committed}"
+    start_worker()
+    model = run_model(events, settings, CODEC)
+    _final_checks(settings, topics, model)
+    assert _dead_letters_on_broker(settings, topics) == refused
+    assert {reason for _, reason in model_dead_letters(model)} == {"negative-amount"}
 
 
 def test_a_worker_joining_while_a_backlog_is_worked_off_loses_and_doubles_nothing(
