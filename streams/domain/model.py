@@ -97,7 +97,8 @@ class ReferenceModel:
 
     def _follow(self, order: Order, effect: OrderEffect, now_ms: int) -> None:
         self.transitions += [(order.order_id, t) for t in effect.transitions]
-        for dead in effect.dead:
+        # A redelivery's dead letters are copies of ones recorded already.
+        for dead in effect.dead if effect.verdict is not Verdict.DUPLICATE else ():
             self.dead_letters.append(
                 DeadLettered(dead.waiting.event, dead.rejection.reason, dead.rejection.detail)
             )

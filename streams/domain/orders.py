@@ -202,6 +202,24 @@ class Expired:
 
 
 @dataclass(slots=True)
+class Lapsed:
+    """An event that waited and was dead-lettered, kept while what dead-lettered it (an
+    event, or a tick) may be redelivered: a crash may have lost the dead letter while the
+    order's state, without the event, was saved; the redelivery sends it again."""
+
+    waiting: Waiting
+    reason: str
+    detail: str
+    cause: str
+    """The id of the event that dead-lettered it, or `tick_cause` of the tick."""
+    at_ms: int
+
+
+def tick_cause(now_ms: int) -> str:
+    return f"tick@{now_ms}"
+
+
+@dataclass(slots=True)
 class OrderEffect:
     verdict: Verdict
     requests: list[StockRequest] = field(default_factory=list)
@@ -232,6 +250,10 @@ class Order:
     """Command id -> creation time of every ERP command this order has issued."""
     erp: dict[str, ErpOutcome] = field(default_factory=dict)
     """Command id -> the ERP's latest answer."""
+    lapsed: list[Lapsed] = field(default_factory=list)
+    ticked_ms: int = 0
+    """The latest tick applied: a tick not after it is a redelivery (or from a worker whose
+    clock is behind), and what was due by then has expired already."""
 
     # -- derived figures -------------------------------------------------------------------
 
@@ -307,12 +329,29 @@ class Order:
                 effect.verdict = Verdict.DUPLICATE
             else:
                 self._retry_waiting(effect, rules)
+                self._lapse(effect.dead, event.event_id, now_ms)
                 self._transition(before, event.event_id, event.occurred_ms, effect)
         self.seen[event.event_id] = now_ms
+        self._prune(now_ms, policy)
+        return effect
+
+    def _prune(self, now_ms: int, policy: Policy) -> None:
         if due(self.pruned_ms, now_ms):
             self.pruned_ms = now_ms
             prune_seen(self.seen, now_ms, policy.dedup_ttl_ms)
-        return effect
+            self.lapsed = [x for x in self.lapsed if x.at_ms + policy.dedup_ttl_ms > now_ms]
+
+    def _lapse(self, dead: list[Expired], cause: str, now_ms: int) -> None:
+        self.lapsed += [
+            Lapsed(d.waiting, d.rejection.reason, d.rejection.detail, cause, now_ms) for d in dead
+        ]
+
+    def _lapsed_by(self, cause: str) -> list[Expired]:
+        return [
+            Expired(x.waiting, Rejection(x.reason, x.detail))
+            for x in self.lapsed
+            if x.cause == cause
+        ]
 
     def apply_allocation(self, update: AllocationUpdate) -> bool:
         """Record the stock's reservations of this order's lines of one SKU (latest version
@@ -337,6 +376,11 @@ class Order:
         return True
 
     def expire(self, now_ms: int, policy: Policy) -> OrderEffect:
+        """Dead-letter the events that waited too long by `now_ms`, a tick's time."""
+        cause = tick_cause(now_ms)
+        if now_ms <= self.ticked_ms:
+            return OrderEffect(Verdict.DUPLICATE, dead=self._lapsed_by(cause))
+        self.ticked_ms = now_ms
         effect = OrderEffect(Verdict.APPLIED)
         keep: list[Waiting] = []
         for waiting in self.waiting:
@@ -355,6 +399,8 @@ class Order:
             else:
                 keep.append(waiting)
         self.waiting = keep
+        self._lapse(effect.dead, cause, now_ms)
+        self._prune(now_ms, policy)
         return effect
 
     def _replay(self, event_id: str) -> OrderEffect:
@@ -372,7 +418,12 @@ class Order:
         transitions = [t for t in self.transitions if t.cause_event_id == event_id]
         if self.transitions and transitions[-1:] != self.transitions[-1:]:
             transitions.append(self.transitions[-1])
-        return OrderEffect(Verdict.DUPLICATE, requests=self.all_requests(), transitions=transitions)
+        return OrderEffect(
+            Verdict.DUPLICATE,
+            requests=self.all_requests(),
+            transitions=transitions,
+            dead=self._lapsed_by(event_id),
+        )
 
     def all_requests(self) -> list[StockRequest]:
         requests: list[StockRequest] = []

@@ -110,19 +110,23 @@ def _exact(order: Order) -> Order:
     """A copy of the order whose datums MessagePack keeps exact (the order is untouched):
     msgspec writes a Decimal as text, which an Any-typed field would read back as str."""
     placement = order.placement
-    if placement is None and not order.waiting:
+    if placement is None and not order.waiting and not order.lapsed:
         return order
     return replace(
         order,
         placement=None
         if placement is None
         else replace(placement, document=_datum(placement.document)),
-        waiting=[
-            replace(
-                w, event=replace(w.event, payload=_datum(w.event.payload)), record=_datum(w.record)
-            )
-            for w in order.waiting
-        ],
+        waiting=[_exact_waiting(w) for w in order.waiting],
+        lapsed=[replace(x, waiting=_exact_waiting(x.waiting)) for x in order.lapsed],
+    )
+
+
+def _exact_waiting(waiting: Waiting) -> Waiting:
+    return replace(
+        waiting,
+        event=replace(waiting.event, payload=_datum(waiting.event.payload)),
+        record=_datum(waiting.record),
     )
 
 

@@ -181,7 +181,8 @@ class OrderAgent:
             c.dead_letters.send(
                 batch, name, record, "rules", dead.rejection.reason, dead.rejection.detail
             )
-            c.accounting.waited(name, Later.DEAD_LETTERED, dead.rejection.reason)
+            if not replay:
+                c.accounting.waited(name, Later.DEAD_LETTERED, dead.rejection.reason)
         for waiting in effect.resolved:
             c.accounting.waited(c.catalog.logical(waiting.record["topic"]), Later.APPLIED)
         requests += effect.requests

@@ -41,7 +41,11 @@ def _load_describe() -> Callable[[Any], Any]:
 
 describe = _load_describe()
 
-ADDED_SINCE = {"Claim": {"settled": {"@tuple": []}}, "SkuStock": {"changed": None}}
+ADDED_SINCE = {
+    "Claim": {"settled": {"@tuple": []}},
+    "SkuStock": {"changed": None},
+    "Order": {"lapsed": [], "ticked_ms": 0},
+}
 """Fields added since the fixtures were written, with what state without them decodes to
 (and a transition's sequence, which is its position in its order)."""
 

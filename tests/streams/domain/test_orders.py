@@ -16,9 +16,11 @@ from streams.domain.events import InputEvent, Rejection
 from streams.domain.messages import AllocationUpdate, LineReservation, RequestKind, StockRequest
 from streams.domain.orders import (
     Order,
+    OrderEffect,
     Status,
     Transition,
     Verdict,
+    Waiting,
 )
 from streams.domain.policy import HOUR_MS, PRUNE_EVERY_MS, Policy
 from streams.domain.routing import Destination
@@ -399,6 +401,51 @@ def test_expire_keeps_events_still_within_the_limit(order: Order) -> None:
     assert [d.waiting.event.payload["fulfillment_id"] for d in effect.dead] == ["FUL-1"]
     assert [w.event.payload["fulfillment_id"] for w in order.waiting] == ["FUL-2"]
     assert order.next_deadline(POLICY) == T0 + HOUR_MS + POLICY.max_wait_ms
+
+
+def letters(effect: OrderEffect) -> list[tuple[Waiting, str, str]]:
+    return [(d.waiting, d.rejection.reason, d.rejection.detail) for d in effect.dead]
+
+
+def test_a_redelivered_tick_sends_its_dead_letters_again_and_nothing_more(order: Order) -> None:
+    """A crash may save the order without the event that expired and lose the dead letter:
+    the tick comes again and must heal that, identically."""
+    apply(order, fulfilled(OID, "FUL-1", WEST, {A: 1}), now=T0)
+    apply(order, fulfilled(OID, "FUL-2", WEST, {A: 1}), now=T0 + HOUR_MS)
+    tick = T0 + POLICY.max_wait_ms
+    first = order.expire(tick, POLICY)
+    assert first.verdict is Verdict.APPLIED and len(first.dead) == 1
+    again = order.expire(tick, POLICY)
+    assert again.verdict is Verdict.DUPLICATE
+    assert letters(again) == letters(first)
+    # A tick from a worker whose clock is behind expires nothing and re-sends nothing.
+    behind = order.expire(tick - 1, POLICY)
+    assert (behind.verdict, behind.dead) == (Verdict.DUPLICATE, [])
+    assert [w.event.payload["fulfillment_id"] for w in order.waiting] == ["FUL-2"]
+    later = order.expire(tick + HOUR_MS, POLICY)
+    assert [d.waiting.event.payload["fulfillment_id"] for d in later.dead] == ["FUL-2"]
+
+
+def test_a_redelivered_event_sends_again_the_dead_letters_it_caused(order: Order) -> None:
+    apply(order, fulfilled(OID, "FUL-1", WEST, {"SKU-Z": 1}))
+    placed = two_lines(at=T0 + 1)
+    first = apply(order, placed)
+    assert [d.rejection.reason for d in first.dead] == ["sku-not-ordered"]
+    again = apply(order, placed)
+    assert again.verdict is Verdict.DUPLICATE
+    assert letters(again) == letters(first)
+
+
+def test_dead_letters_are_kept_for_redelivery_only_as_long_as_event_ids(order: Order) -> None:
+    apply(order, fulfilled(OID, "FUL-1", WEST, {A: 1}), now=T0)
+    tick = T0 + POLICY.max_wait_ms
+    order.expire(tick, POLICY)
+    assert len(order.lapsed) == 1
+    order.expire(tick + POLICY.dedup_ttl_ms - 1, POLICY)
+    assert len(order.lapsed) == 1
+    # Pruned with the event ids, at most once every PRUNE_EVERY_MS.
+    order.expire(tick + POLICY.dedup_ttl_ms + PRUNE_EVERY_MS, POLICY)
+    assert order.lapsed == []
 
 
 # --- arrival order does not matter ------------------------------------------------------------

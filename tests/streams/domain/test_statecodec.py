@@ -21,6 +21,7 @@ from streams.domain.events import InputEvent
 from streams.domain.messages import ErpOutcome
 from streams.domain.orders import (
     Fulfilment,
+    Lapsed,
     Line,
     Movement,
     Order,
@@ -326,6 +327,11 @@ orders = st.builds(
     pruned_ms=times,
     issued=st.dictionaries(ids, times, max_size=3),
     erp=st.dictionaries(ids, outcomes, max_size=2),
+    lapsed=st.lists(
+        st.builds(Lapsed, waiting=waiting, reason=texts, detail=texts, cause=ids, at_ms=times),
+        max_size=2,
+    ),
+    ticked_ms=times,
 )
 skus = st.builds(
     SkuStock,
