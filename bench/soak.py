@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
+import sys
 import threading
 import time
 import uuid
@@ -297,6 +299,8 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C: the processes, the broker and Tryton are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     def say(line: str) -> None:
         print(line, flush=True)
