@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
+import sys
 import threading
 import time
 import uuid
@@ -145,7 +147,9 @@ class Soak:
         self.progress = Progress(loop)
         self.faults: list[Injected] = []
         self._spawned = 0
-        self.worker = loop.start_worker(self.name("worker"))
+        self.data_dir = loop.settings.data_dir
+        """The worker pod's volume: its restarts find its state there."""
+        self.worker = self.start_worker()
         if erp is not None:
             erp.connector = self.start_connector(erp)
 
@@ -156,6 +160,9 @@ class Soak:
         self._spawned += 1
         return f"{kind}-{self._spawned}"
 
+    def start_worker(self, fault: tuple[str, int] | None = None) -> Process:
+        return self.loop.start_worker(self.name("worker"), fault=fault, data_dir=self.data_dir)
+
     def start_connector(self, erp: ErpLeg, fault: tuple[str, int] | None = None) -> Process:
         return self.loop.start_connector(self.name("connector"), fault=fault, erp_url=erp.proxy.url)
 
@@ -164,25 +171,22 @@ class Soak:
     def worker_kill(self) -> None:
         """kill -9 of the worker wherever it is, and a new one (as Kubernetes would)."""
         self.worker.kill()
-        self.worker = self.loop.start_worker(self.name("worker"))
+        self.worker = self.start_worker()
 
     def worker_kill_before_commit(self) -> None:
         """A worker that dies between its outputs and its first commit, then a sound one."""
         self.worker.kill()
-        self.worker = self.loop.start_worker(
-            self.name("worker"), fault=("commit", self.rng.randint(1, 3))
-        )
+        self.worker = self.start_worker(fault=("commit", self.rng.randint(1, 3)))
         self.worker.wait_killed_by_fault(timeout=HEAL_TIMEOUT)
-        self.worker = self.loop.start_worker(self.name("worker"))
+        self.worker = self.start_worker()
 
     def worker_kill_in_recovery(self) -> None:
         """A new pod on an empty volume that dies restoring its tables, then a sound one."""
         self.worker.kill()
-        fresh = self.loop.run_dir / f"data-{uuid.uuid4().hex[:6]}"
-        fault = ("recovery", self.rng.randint(1, 50))
-        self.worker = self.loop.start_worker(self.name("worker"), fault=fault, data_dir=fresh)
+        self.data_dir = self.loop.run_dir / f"data-{uuid.uuid4().hex[:6]}"
+        self.worker = self.start_worker(fault=("recovery", self.rng.randint(1, 50)))
         self.worker.wait_killed_by_fault(timeout=HEAL_TIMEOUT)
-        self.worker = self.loop.start_worker(self.name("worker"), data_dir=fresh)
+        self.worker = self.start_worker()
 
     def connector_kill_after_erp_success(self, erp: ErpLeg) -> None:
         """A connector that dies right after the ERP confirmed a command, then a sound one."""
@@ -244,7 +248,7 @@ class Soak:
         """A worker and a connector up, as Kubernetes keeps its pods: one that died (at a
         fault point it reached late) is started again."""
         if self.worker.process.poll() is not None:
-            self.worker = self.loop.start_worker(self.name("worker"))
+            self.worker = self.start_worker()
         erp = self.erp
         if (
             erp is not None
@@ -297,6 +301,8 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C: the processes, the broker and Tryton are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     def say(line: str) -> None:
         print(line, flush=True)
