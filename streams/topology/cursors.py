@@ -13,7 +13,8 @@ order from where the group committed: a record already handled is dropped, a rec
 a hole is dropped and the partition is sought back to the first missing offset. The
 worker commits only offsets handled without a hole and whose outputs the broker
 confirmed. A hole at a partition's end shows no record past it: a partition that stays
-behind its high watermark without moving is sought back too (`stalled`).
+behind its high watermark without moving is sought back too (`stalled`), and so is one
+with records waiting that no record of ever reached its agent (`unstarted`).
 """
 
 from __future__ import annotations
@@ -32,15 +33,19 @@ class Cursors:
     """Below it, every offset is handled and its outputs confirmed: what may be committed."""
     _looked: dict[TP, int] = field(default_factory=dict)
     """Each partition's next offset at the previous `stalled` look."""
+    _unstarted: set[TP] = field(default_factory=set)
+    """The partitions with records waiting and no start at the previous look."""
 
     def unknown(self, events: Iterable[EventT[bytes]]) -> set[TP]:
         """The partitions of `events` with no start offset yet (new since the assignment)."""
         return {event.message.tp for event in events if event.message.tp not in self._next}
 
     def start(self, tp: TP, offset: int) -> None:
-        """`tp` is read from `offset` on: the group's committed offset, or the log's first."""
-        self._next[tp] = offset
-        self._done[tp] = offset
+        """`tp` is read from `offset` on: the group's committed offset, or the log's first.
+        A partition started already keeps its place."""
+        if tp not in self._next:
+            self._next[tp] = offset
+            self._done[tp] = offset
 
     def admit(self, events: Sequence[EventT[bytes]]) -> tuple[list[EventT[bytes]], dict[TP, int]]:
         """The events to handle, in arrival order: each partition's next ones without a
@@ -82,8 +87,16 @@ class Cursors:
         self._looked = dict(self._next)
         return stalled
 
+    def unstarted(self, waiting: set[TP]) -> set[TP]:
+        """Of the partitions with records `waiting`, those no agent started, at this look
+        and the previous one: whatever Faust fetched of them never reached the agent."""
+        unstarted = {tp for tp in waiting if tp not in self._next}
+        found, self._unstarted = unstarted & self._unstarted, unstarted
+        return found
+
     def forget(self) -> None:
         """The group took the partitions back: the next assignment starts from its commits."""
         self._next.clear()
         self._done.clear()
         self._looked.clear()
+        self._unstarted.clear()

@@ -16,6 +16,7 @@ Two guards:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -31,6 +32,8 @@ from streams.topology.cursors import Cursors
 
 log = logging.getLogger(__name__)
 
+START_TIMEOUT_SECONDS = 30.0
+"""How long an agent waits for a partition's first offset before it stops the worker."""
 STALL_LOOK_SECONDS = 5.0
 """How often partitions left behind their high watermark are looked for: a record Faust
 dropped as the last one fetched is read again within two looks."""
@@ -42,14 +45,15 @@ class _HandledOffsetsConsumer(Consumer):
     app: StreamApp
 
     def _new_offset(self, tp: TP) -> int | None:
-        handled = self.app.cursors.committable(tp)
-        if handled is None:
+        if tp.topic not in self.app.stream_topics:
             new: int | None = super()._new_offset(tp)
             return new
         # Faust's own bookkeeping of acknowledged offsets is not used: keep it from growing.
+        # A partition no agent started commits nothing: Faust may have acknowledged records
+        # it never delivered.
         self._acked[tp].clear()
         self._acked_index[tp].clear()
-        return handled
+        return self.app.cursors.committable(tp)
 
 
 class _KeepStreamsOnResume(FlowControlEvent):
@@ -85,7 +89,7 @@ class StreamApp(faust.App):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self._stream_topics = stream_topics
+        self.stream_topics = stream_topics
         self.assigned = False
         """The group gave this worker its partitions (maybe none) since the last revocation."""
         self.cursors = Cursors()
@@ -114,7 +118,7 @@ class StreamApp(faust.App):
             return []
         samples = []
         for tp in sorted(assignment):
-            if tp.topic not in self._stream_topics:
+            if tp.topic not in self.stream_topics:
                 continue
             samples.append(
                 PartitionSample(
@@ -128,15 +132,25 @@ class StreamApp(faust.App):
             )
         return samples
 
-    async def start_cursors(self, tps: set[TP]) -> None:
+    async def start_cursors(self, tps: set[TP]) -> dict[TP, int]:
         """Start the cursors of newly read partitions where the group committed (or, with
-        no commit, at the log's first offset: Faust's committed 0 reads as None)."""
+        no commit, at the log's first offset: Faust's committed 0 reads as None); the
+        offsets they start at."""
         consumer: Any = self.consumer
         committed = {tp: consumer._committed_offset.get(tp) for tp in tps}
         missing = [tp for tp, offset in committed.items() if offset is None]
-        earliest = await consumer.earliest_offsets(*missing) if missing else {}
-        for tp, offset in committed.items():
-            self.cursors.start(tp, offset if offset is not None else earliest[tp])
+        earliest = {}
+        if missing:
+            # A call to the consumer's thread: bounded, so that an agent never hangs on it.
+            earliest = await asyncio.wait_for(
+                consumer.earliest_offsets(*missing), timeout=START_TIMEOUT_SECONDS
+            )
+        starts = {
+            tp: offset if offset is not None else earliest[tp] for tp, offset in committed.items()
+        }
+        for tp, offset in starts.items():
+            self.cursors.start(tp, offset)
+        return starts
 
     async def seek_back(self, holes: dict[TP, int], why: str) -> None:
         """Read `holes`' partitions again from the offsets given (not during a rebalance:
@@ -154,7 +168,8 @@ class StreamApp(faust.App):
 
     async def reread_stalled(self) -> None:
         """Seek back the partitions left behind their high watermark without a record to
-        show the hole (it was the last one fetched)."""
+        show the hole (it was the last one fetched), or without any record having reached
+        their agent since the assignment."""
         if self.rebalancing or not self.tables.actives_ready:
             return
         consumer: Any = self.consumer
@@ -165,9 +180,20 @@ class StreamApp(faust.App):
         highwaters = {
             tp: highwater
             for tp in owned
-            if tp.topic in self._stream_topics and (highwater := consumer.highwater(tp)) is not None
+            if tp.topic in self.stream_topics and (highwater := consumer.highwater(tp)) is not None
         }
-        await self.seek_back(self.cursors.stalled(highwaters), "records fetched were not delivered")
+        holes = self.cursors.stalled(highwaters)
+        waiting = {
+            tp
+            for tp, highwater in highwaters.items()
+            if highwater > (consumer._committed_offset.get(tp) or 0)
+        }
+        if unstarted := self.cursors.unstarted(waiting):
+            try:
+                holes.update(await self.start_cursors(unstarted))
+            except TimeoutError:
+                log.warning("no first offsets for %s yet; looking again", sorted(unstarted))
+        await self.seek_back(holes, "records fetched were not delivered")
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:
@@ -175,7 +201,7 @@ class StreamApp(faust.App):
 
     def owns_stream_record(self, item: Any, owned: set[TP]) -> bool:
         message = getattr(item, "message", None)
-        return message is not None and message.tp in owned and message.topic in self._stream_topics
+        return message is not None and message.tp in owned and message.topic in self.stream_topics
 
     def _new_consumer(self) -> ConsumerT:
         return _HandledOffsetsConsumer(

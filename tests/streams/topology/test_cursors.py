@@ -94,3 +94,20 @@ def test_forgetting_starts_every_partition_again_from_the_next_assignment() -> N
     cursors.forget()
     assert cursors.unknown(events((P0, 5))) == {P0}
     assert cursors.committable(P0) is None
+
+
+def test_a_partition_started_already_keeps_its_place() -> None:
+    cursors = started(p0=5)
+    cursors.handled(cursors.admit(events((P0, 5)))[0])
+    cursors.start(P0, 5)
+    assert cursors.committable(P0) == 6
+    assert offsets(cursors.admit(events((P0, 6)))[0]) == [(P0, 6)]
+
+
+def test_a_partition_with_records_waiting_that_no_agent_started_is_found_at_two_looks() -> None:
+    cursors = started(p0=5)
+    assert cursors.unstarted({P0, P1}) == set(), "the first look only notes it"
+    assert cursors.unstarted({P0, P1}) == {P1}
+    cursors.start(P1, 0)
+    assert cursors.unstarted({P0, P1}) == set()
+    assert cursors.unstarted(set()) == set()

@@ -19,10 +19,13 @@ from streams.local.kafka import Broker
 from tests.support import WorkerProcess, free_port, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
-PARTITIONS = 2
+PARTITIONS = 3
 RECORDS = 20
-# A hole that a later record shows, and one at the partition's end that nothing shows.
-DROPPED = (3, RECORDS - 1)
+# Partitions 0 and 1 hold RECORDS records, partition 2 one: a hole at the start of a
+# partition with no commit yet, one in the middle that a later record shows, one at the
+# end that nothing shows, and a partition none of whose records reaches the agent.
+SIZES = (RECORDS, RECORDS, 1)
+DROPPED = (0, 3, RECORDS - 1)
 
 
 @pytest.fixture
@@ -44,8 +47,8 @@ def holes_worker(
     for future in created.values():
         future.result(timeout=30)
     producer = Producer({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]})
-    for partition in range(PARTITIONS):
-        for n in range(RECORDS):
+    for partition, size in enumerate(SIZES):
+        for n in range(size):
             producer.produce(env["HOLES_SOURCE"], value=str(n).encode(), partition=partition)
     assert producer.flush(30) == 0
     port = free_port()
@@ -107,11 +110,11 @@ def test_dropped_records_are_read_again_in_order_and_never_committed_past(
     holes_worker: dict[str, str],
 ) -> None:
     wait_for(
-        lambda: committed(holes_worker) == [RECORDS] * PARTITIONS,
+        lambda: committed(holes_worker) == list(SIZES),
         timeout=90,
         what="every record's offset committed",
     )
     found = handled(holes_worker)
-    for partition in range(PARTITIONS):
+    for partition, size in enumerate(SIZES):
         # Each exactly once and in offset order: nothing past a hole was handled before it.
-        assert [o for p, o in found if p == partition] == list(range(RECORDS)), found
+        assert [o for p, o in found if p == partition] == list(range(size)), found
