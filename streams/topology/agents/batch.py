@@ -140,10 +140,10 @@ async def run_in_batches(
             cursors.handled(events)
             await app.seek_back(holes, "records before these were not delivered")
         except Exception as exc:
-            # `take_events` acknowledges a batch in a `finally`, so an exception leaving this
-            # loop would commit records nothing was done for (a state write on a full disk
-            # loses its batch). Exit at once instead: nothing of the batch is acknowledged,
-            # and the worker's next start reads it again.
+            # An exception leaving this loop would end the agent while the worker runs on
+            # without it (a state write on a full disk). Exit at once instead: the batch's
+            # offsets are not committable (`Cursors`), so the worker's next start reads it
+            # again.
             log.critical(
                 "stopping: a batch of %d records could not be handled (%s: %s); its offsets "
                 "are not committed, so it is read again when the worker starts once the "
