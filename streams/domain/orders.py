@@ -128,25 +128,41 @@ class Payment:
     payouts: dict[str, Payout] = field(default_factory=dict)
     """By payout id."""
 
+    # Loops, not sum() over a generator: the alert rules ask for these on every change.
     @property
     def authorized(self) -> Decimal:
-        return sum((a.amount for a in self.authorizations.values()), ZERO)
+        total = ZERO
+        for x in self.authorizations.values():
+            total += x.amount
+        return total
 
     @property
     def captured(self) -> Decimal:
-        return sum((c.amount for c in self.captures.values()), ZERO)
+        total = ZERO
+        for x in self.captures.values():
+            total += x.amount
+        return total
 
     @property
     def refunded(self) -> Decimal:
-        return sum((r.amount for r in self.refunds.values()), ZERO)
+        total = ZERO
+        for x in self.refunds.values():
+            total += x.amount
+        return total
 
     @property
     def fees(self) -> Decimal:
-        return sum((p.fee for p in self.payouts.values()), ZERO)
+        total = ZERO
+        for x in self.payouts.values():
+            total += x.fee
+        return total
 
     @property
     def settled(self) -> Decimal:
-        return sum((p.gross for p in self.payouts.values()), ZERO)
+        total = ZERO
+        for x in self.payouts.values():
+            total += x.gross
+        return total
 
 
 @dataclass(slots=True)
@@ -259,14 +275,11 @@ class Order:
 
     def _in_currency(self, attribute: str) -> Decimal:
         currency = self.placement.currency if self.placement else None
-        return sum(
-            (
-                getattr(p, attribute)
-                for p in self.payments.values()
-                if currency is None or p.currency == currency
-            ),
-            ZERO,
-        )
+        total = ZERO
+        for p in self.payments.values():
+            if currency is None or p.currency == currency:
+                total += getattr(p, attribute)
+        return total
 
     @property
     def captured(self) -> Decimal:

@@ -40,6 +40,11 @@ class RoutingRules:
     by_area: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Keys are "CC-REGION" or "CC" (ISO 3166)."""
     split_lines: bool = True
+    _preferences: dict[Destination, list[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """`preference` per destination seen: rules never change, and working it out anew was a
+    tenth of a reservation's cost."""
 
     def __post_init__(self) -> None:
         if not self.warehouses:
@@ -85,6 +90,12 @@ class RoutingRules:
         return cls.from_json(data, str(path))
 
     def preference(self, destination: Destination) -> list[str]:
+        ordered = self._preferences.get(destination)
+        if ordered is None:
+            ordered = self._preferences[destination] = self._ordered(destination)
+        return ordered
+
+    def _ordered(self, destination: Destination) -> list[str]:
         ordered: list[str] = []
         areas = [destination.country]
         if destination.region:

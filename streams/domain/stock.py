@@ -175,7 +175,10 @@ class SkuStock(_Stored):
     record."""
 
     def at(self, warehouse: str) -> WarehouseStock:
-        return self.warehouses.setdefault(warehouse, WarehouseStock())
+        stock = self.warehouses.get(warehouse)
+        if stock is None:
+            stock = self.warehouses[warehouse] = WarehouseStock()
+        return stock
 
     def availability(self) -> Availability:
         rows = tuple(

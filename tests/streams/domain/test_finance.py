@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,12 @@ from streams.domain.finance import (
     JournalEntry,
     MissingRateError,
     Recognition,
+    _share,
     cost_entry,
     entry_command,
     order_journal,
 )
-from streams.domain.money import minor_unit
+from streams.domain.money import minor_unit, quantize_minor
 from streams.domain.orders import Order
 from streams.ops.settings import REPO_ROOT
 from tests.streams.domain.builders import (
@@ -947,3 +949,23 @@ def test_every_stream_gives_a_balanced_journal_that_adds_up(
                 "payment_capture", "clearing", gateway=next(iter(order.payments.values())).gateway
             )
             assert (clearing, currency, None) not in actual
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    units=st.integers(-(10**9), 10**9),
+    digits_beyond=st.sampled_from([0, 0, 1, 3]),
+    currency=st.sampled_from(["USD", "JPY", "KWD"]),
+    numerator=st.integers(-(10**6), 10**6),
+    denominator=st.integers(1, 10**6),
+)
+def test_a_share_is_the_exact_product_rounded_half_even_to_the_minor_unit(
+    units: int, digits_beyond: int, currency: str, numerator: int, denominator: int
+) -> None:
+    """The integer arithmetic of `_share` against Fraction and Decimal, the way it was first
+    written, down to the exponent and the sign of zero that the encoded entry shows."""
+    amount = Decimal(units).scaleb(-(minor_unit(currency) + digits_beyond))
+    fraction = Fraction(numerator, denominator)
+    exact = Fraction(amount) * fraction
+    expected = quantize_minor(Decimal(exact.numerator) / Decimal(exact.denominator), currency)
+    assert str(_share(amount, fraction, currency)) == str(expected)
