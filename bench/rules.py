@@ -21,6 +21,7 @@ from streams.domain.events import InputEvent
 from streams.domain.finance import FinanceMapping
 from streams.domain.model import ReferenceModel
 from streams.domain.routing import RoutingRules
+from streams.ops.gc_tuning import tune_for_streaming
 from streams.ops.settings import Settings
 from streams.topology.app import alert_policy_of, command_policy_of, policy_of
 
@@ -42,6 +43,10 @@ def main() -> None:
         topic = workload.topic(i)
         datum = codec.decode(value, expected=spec(topic).value_schema).datum
         events.append((topic, InputEvent.from_datum(datum, spec(topic).key)))
+
+    # As the worker runs: the decoded workload frozen with the modules, young collections
+    # spaced out (streams/ops/gc_tuning.py).
+    tune_for_streaming()
 
     def run() -> float:
         model = ReferenceModel(

@@ -198,7 +198,7 @@ class SkuStock(_Stored):
         """Apply a StockSnapshot or StockAdjusted; raises Rejection for bad input."""
         if event.event_id in self.seen:
             return StockEffect(Verdict.DUPLICATE)
-        before = self.availability()
+        before = self._figures()
         p = event.payload
         warehouse = _known_warehouse(p["warehouse_id"], rules)
         _check_cost(p.get("unit_cost"), p.get("currency"))
@@ -229,7 +229,7 @@ class SkuStock(_Stored):
     ) -> StockEffect:
         claim = self.claims.get(request.order_id)
         had_backorder = claim is not None and claim.backordered
-        before = self.availability()
+        before = self._figures()
         if request.kind is RequestKind.RESERVE:
             if claim is not None:
                 return StockEffect(Verdict.DUPLICATE, [self._update(request.order_id, claim)])
@@ -309,8 +309,12 @@ class SkuStock(_Stored):
                     take -= released
             line.backordered -= min(line.backordered, take)
 
-    def _changed(self, before: Availability, cause: str, at_ms: int) -> None:
-        if self.availability() != before:
+    def _figures(self) -> list[tuple[str, int, int]]:
+        """What the availability figures follow from, cheaper to compare than them."""
+        return [(w, s.on_hand, s.reserved) for w, s in self.warehouses.items()]
+
+    def _changed(self, before: list[tuple[str, int, int]], cause: str, at_ms: int) -> None:
+        if self._figures() != before:
             self.changed = (cause, at_ms)
 
     def _update(self, order_id: str, claim: Claim) -> AllocationUpdate:

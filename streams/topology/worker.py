@@ -7,6 +7,7 @@ from typing import NoReturn
 import faust
 from mode import ServiceT
 
+from streams.ops.gc_tuning import tune_for_streaming
 from streams.topology.app import Topology
 
 
@@ -20,6 +21,7 @@ def run(
     """With `override_logging` false, logging stays as the caller configured it (see
     streams.ops.logs) instead of faust's colored lines."""
     # Our own output goes to stdout as is, not through faust's logger.
+    tune_for_streaming()
     worker = faust.Worker(
         topology.app,
         *services,
