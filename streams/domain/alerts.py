@@ -197,22 +197,27 @@ None when it holds as soon as its facts are known."""
 
 
 def order_findings(order: Order, policy: AlertPolicy, now_ms: int) -> dict[str, Finding]:
-    return {
-        alert_type: finding
-        for alert_type, (since_ms, finding) in _order_holds(order, policy).items()
-        if since_ms is None or since_ms <= now_ms
-    }
+    return order_alerts(order, policy, now_ms)[0]
 
 
 def order_next_check_ms(order: Order, policy: AlertPolicy, now_ms: int) -> int | None:
     """The earliest time after `now_ms` at which a finding appears unless new facts arrive;
     None when time alone changes nothing."""
-    later = [
-        since
-        for since, _ in _order_holds(order, policy).values()
-        if since is not None and since > now_ms
-    ]
-    return min(later, default=None)
+    return order_alerts(order, policy, now_ms)[1]
+
+
+def order_alerts(
+    order: Order, policy: AlertPolicy, now_ms: int
+) -> tuple[dict[str, Finding], int | None]:
+    """`order_findings` and `order_next_check_ms` from one run of the rules."""
+    findings: dict[str, Finding] = {}
+    later: int | None = None
+    for alert_type, (since_ms, finding) in _order_holds(order, policy).items():
+        if since_ms is None or since_ms <= now_ms:
+            findings[alert_type] = finding
+        elif later is None or since_ms < later:
+            later = since_ms
+    return findings, later
 
 
 def _order_holds(order: Order, policy: AlertPolicy) -> dict[str, _Held]:

@@ -20,7 +20,7 @@ from faust.types import EventT, Message, StreamT
 from streams.contracts.deadletter import SourceRecord
 from streams.contracts.topics import ORDER_FEEDBACK, ORDERS, PAYMENTS
 from streams.domain import messages
-from streams.domain.alerts import ORDER, AlertBook, order_findings, order_next_check_ms
+from streams.domain.alerts import ORDER, AlertBook, order_alerts, order_next_check_ms
 from streams.domain.events import InputEvent, Rejection
 from streams.domain.followups import follow_ups, require_rate
 from streams.domain.messages import AllocationUpdate, OrderFeedback, StockRequest, Tick
@@ -105,6 +105,8 @@ class OrderAgent:
         order = tables.order(order_id)
         book = tables.alert_book(tables.order_alerts, ORDER, order_id)
         book_changed = False
+        next_check: int | None = None
+        followed = False
         for name, message, item in work.items:
             if isinstance(item, InputEvent):
                 effect = self._apply_input(batch, name, message, order, item)
@@ -114,12 +116,12 @@ class OrderAgent:
             else:
                 effect = self._apply_feedback(order, item)
                 facts_changed = False
-            book_changed |= self._follow(batch, order, book, effect, facts_changed, requests)
-        now = self._c.now_ms()
-        deadlines = [
-            order.next_deadline(self._c.policy),
-            order_next_check_ms(order, self._c.alerts, now),
-        ]
+            changed, next_check = self._follow(batch, order, book, effect, facts_changed, requests)
+            book_changed |= changed
+            followed = True
+        if not followed:
+            next_check = order_next_check_ms(order, self._c.alerts, self._c.now_ms())
+        deadlines = [order.next_deadline(self._c.policy), next_check]
         deadline = min((d for d in deadlines if d is not None), default=None)
         tables.save_order(batch, partition, order)
         if deadline != tables.deadline(order_id):
@@ -164,8 +166,9 @@ class OrderAgent:
         effect: OrderEffect,
         facts_changed: bool,
         requests: list[StockRequest],
-    ) -> bool:
-        """Everything one record's effect hands on; True if the alert book changed.
+    ) -> tuple[bool, int | None]:
+        """Everything one record's effect hands on; whether the alert book changed, and when
+        the alert rules are next due to find something (`order_next_check_ms`).
 
         Commands and journal entries follow from the order's facts, so they are derived
         only when an input applied (or was redelivered), not on allocations, ERP answers
@@ -194,10 +197,11 @@ class OrderAgent:
                 c.outputs.command(batch, command)
             for entry in handed_on.entries:
                 c.outputs.journal(batch, entry)
-        changes = book.reconcile(order_findings(order, c.alerts, now), now)
+        findings, next_check = order_alerts(order, c.alerts, now)
+        changes = book.reconcile(findings, now)
         for alert in changes + book.current() if replay else changes:
             c.outputs.alert(batch, alert)
-        return bool(changes)
+        return bool(changes), next_check
 
     async def _tick(self) -> None:
         """Ask the order agent to expire waiting events and check time-based alerts that are
