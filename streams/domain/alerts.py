@@ -24,7 +24,7 @@ hold it back until a later tick.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -162,8 +162,9 @@ class AlertBook:
         for alert_type in sorted(self.alerts.keys() | findings.keys()):
             latest = self.alerts.get(alert_type)
             open_alert = latest if latest is not None and latest.resolved_ms is None else None
-            finding = findings.get(alert_type)
-            if finding is not None and open_alert is None:
+            found = alert_type in findings
+            if found and open_alert is None:
+                finding = findings[alert_type]
                 n = self.opened[alert_type] = self.opened.get(alert_type, 0) + 1
                 change = Alert(
                     alert_id=f"{alert_type}/{self.entity_id}/{n}",
@@ -175,7 +176,7 @@ class AlertBook:
                     evidence=dict(finding.evidence),
                     first_seen_ms=now_ms,
                 )
-            elif finding is None and open_alert is not None:
+            elif not found and open_alert is not None:
                 change = replace(open_alert, resolved_ms=now_ms)
             else:
                 continue
@@ -191,13 +192,39 @@ class AlertBook:
 
 # -- order rules --------------------------------------------------------------------------
 
-_Held = tuple[int | None, Finding]
-"""A finding and the time from which it holds while the order's facts stay as they are;
-None when it holds as soon as its facts are known."""
+_Held = tuple[int | None, Callable[[], Finding]]
+"""The time from which a finding holds while the order's facts stay as they are (None: as
+soon as its facts are known), and how to write it out."""
+
+
+class _Findings(Mapping[str, Finding]):
+    """Findings by alert type, each written out (summary and evidence) only when read: the
+    rules run on every change of an order, and an alert reads its finding once, to open."""
+
+    __slots__ = ("_found", "_write")
+
+    def __init__(self, write: dict[str, Callable[[], Finding]]) -> None:
+        self._write = write
+        self._found: dict[str, Finding] = {}
+
+    def __getitem__(self, alert_type: str) -> Finding:
+        finding = self._found.get(alert_type)
+        if finding is None:
+            finding = self._found[alert_type] = self._write[alert_type]()
+        return finding
+
+    def __contains__(self, alert_type: object) -> bool:
+        return alert_type in self._write
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._write)
+
+    def __len__(self) -> int:
+        return len(self._write)
 
 
 def order_findings(order: Order, policy: AlertPolicy, now_ms: int) -> dict[str, Finding]:
-    return order_alerts(order, policy, now_ms)[0]
+    return dict(order_alerts(order, policy, now_ms)[0])
 
 
 def order_next_check_ms(order: Order, policy: AlertPolicy, now_ms: int) -> int | None:
@@ -208,16 +235,17 @@ def order_next_check_ms(order: Order, policy: AlertPolicy, now_ms: int) -> int |
 
 def order_alerts(
     order: Order, policy: AlertPolicy, now_ms: int
-) -> tuple[dict[str, Finding], int | None]:
-    """`order_findings` and `order_next_check_ms` from one run of the rules."""
-    findings: dict[str, Finding] = {}
+) -> tuple[Mapping[str, Finding], int | None]:
+    """`order_findings` and `order_next_check_ms` from one run of the rules. The findings
+    are written out from the order when read: read them before it changes again."""
+    findings: dict[str, Callable[[], Finding]] = {}
     later: int | None = None
-    for alert_type, (since_ms, finding) in _order_holds(order, policy).items():
+    for alert_type, (since_ms, write) in _order_holds(order, policy).items():
         if since_ms is None or since_ms <= now_ms:
-            findings[alert_type] = finding
+            findings[alert_type] = write
         elif later is None or since_ms < later:
             later = since_ms
-    return findings, later
+    return _Findings(findings), later
 
 
 def _order_holds(order: Order, policy: AlertPolicy) -> dict[str, _Held]:
@@ -249,21 +277,24 @@ def _payment_without_sales_order(order: Order, policy: AlertPolicy) -> _Held | N
     if outcome is not None and outcome.succeeded:
         return None
     first = min(captures)
-    finding = Finding(
-        Severity.CRITICAL,
-        f"{_money(held, currency)} captured for order {order.order_id}, but the ERP has not "
-        f"confirmed its sales order {_minutes(policy.sales_order_ms)} minutes after the "
-        "first capture",
-        {
-            "order_id": order.order_id,
-            "captured": _money(order.captured, currency),
-            "refunded": _money(refunded, currency),
-            "first_captured_at": _iso(first),
-            "sales_order_command_id": command_id,
-            "erp_answer": _answer(outcome),
-            "limit_minutes": _minutes(policy.sales_order_ms),
-        },
-    )
+
+    def finding() -> Finding:
+        return Finding(
+            Severity.CRITICAL,
+            f"{_money(held, currency)} captured for order {order.order_id}, but the ERP has "
+            f"not confirmed its sales order {_minutes(policy.sales_order_ms)} minutes after the "
+            "first capture",
+            {
+                "order_id": order.order_id,
+                "captured": _money(order.captured, currency),
+                "refunded": _money(refunded, currency),
+                "first_captured_at": _iso(first),
+                "sales_order_command_id": command_id,
+                "erp_answer": _answer(outcome),
+                "limit_minutes": _minutes(policy.sales_order_ms),
+            },
+        )
+
     return first + policy.sales_order_ms, finding
 
 
@@ -281,18 +312,21 @@ def _order_without_payment(order: Order, policy: AlertPolicy) -> _Held | None:
         or any(p.authorized > 0 or p.captured > 0 for p in order.payments.values())
     ):
         return None
-    finding = Finding(
-        Severity.WARNING,
-        f"prepaid order {order.order_id} of {_money(placement.total, placement.currency)} has "
-        f"no payment {_minutes(policy.payment_ms)} minutes after it was placed",
-        {
-            "order_id": order.order_id,
-            "total": _money(placement.total, placement.currency),
-            "placed_at": _iso(placement.placed_ms),
-            "failed_payment_attempts": str(sum(p.failures for p in order.payments.values())),
-            "limit_minutes": _minutes(policy.payment_ms),
-        },
-    )
+
+    def finding() -> Finding:
+        return Finding(
+            Severity.WARNING,
+            f"prepaid order {order.order_id} of {_money(placement.total, placement.currency)} "
+            f"has no payment {_minutes(policy.payment_ms)} minutes after it was placed",
+            {
+                "order_id": order.order_id,
+                "total": _money(placement.total, placement.currency),
+                "placed_at": _iso(placement.placed_ms),
+                "failed_payment_attempts": str(sum(p.failures for p in order.payments.values())),
+                "limit_minutes": _minutes(policy.payment_ms),
+            },
+        )
+
     return placement.placed_ms + policy.payment_ms, finding
 
 
@@ -311,47 +345,60 @@ def _amount_mismatch(order: Order, policy: AlertPolicy) -> _Held | None:
     currency = placement.currency
     total = quantize_minor(placement.total, currency)
     captured = quantize_minor(order.captured, currency)
-    evidence = {
-        "order_id": order.order_id,
-        "total": _money(total, currency),
-        "captured": _money(captured, currency),
-        "difference": _money(captured - total, currency),
-        "tolerance": f"{policy.amount_tolerance} {currency}",
-    }
+
+    def evidence() -> dict[str, str]:
+        return {
+            "order_id": order.order_id,
+            "total": _money(total, currency),
+            "captured": _money(captured, currency),
+            "difference": _money(captured - total, currency),
+            "tolerance": f"{policy.amount_tolerance} {currency}",
+        }
+
     foreign = [p for p in order.payments.values() if p.currency != currency and p.captures]
     if foreign:
         by_currency: dict[str, Decimal] = {}
         for p in foreign:
             by_currency[p.currency] = by_currency.get(p.currency, ZERO) + p.captured
-        for other, amount in sorted(by_currency.items()):
-            evidence[f"captured_{other}"] = _money(amount, other)
-        return None, Finding(
-            Severity.CRITICAL,
-            f"order {order.order_id} is in {currency}, but payments were captured in "
-            f"{', '.join(sorted(by_currency))}",
-            evidence,
-        )
+
+        def foreign_capture() -> Finding:
+            proof = evidence()
+            for other, amount in sorted(by_currency.items()):
+                proof[f"captured_{other}"] = _money(amount, other)
+            return Finding(
+                Severity.CRITICAL,
+                f"order {order.order_id} is in {currency}, but payments were captured in "
+                f"{', '.join(sorted(by_currency))}",
+                proof,
+            )
+
+        return None, foreign_capture
     if captured - total > policy.amount_tolerance:
-        return None, Finding(
+        return None, lambda: Finding(
             Severity.CRITICAL,
             f"{_money(captured, currency)} captured for order {order.order_id}, more than its "
             f"total of {_money(total, currency)}",
-            evidence,
+            evidence(),
         )
     if (
         total - captured > policy.amount_tolerance
         and any(p.captures for p in order.payments.values())
         and placement.payment_terms == "PREPAID"
     ):
-        evidence["placed_at"] = _iso(placement.placed_ms)
-        evidence["grace_minutes"] = _minutes(policy.payment_ms)
-        return placement.placed_ms + policy.payment_ms, Finding(
-            Severity.WARNING,
-            f"only {_money(captured, currency)} captured for order {order.order_id} of "
-            f"{_money(total, currency)}, {_minutes(policy.payment_ms)} minutes after it was "
-            "placed",
-            evidence,
-        )
+
+        def under_capture() -> Finding:
+            proof = evidence()
+            proof["placed_at"] = _iso(placement.placed_ms)
+            proof["grace_minutes"] = _minutes(policy.payment_ms)
+            return Finding(
+                Severity.WARNING,
+                f"only {_money(captured, currency)} captured for order {order.order_id} of "
+                f"{_money(total, currency)}, {_minutes(policy.payment_ms)} minutes after it was "
+                "placed",
+                proof,
+            )
+
+        return placement.placed_ms + policy.payment_ms, under_capture
     return None
 
 
@@ -364,23 +411,26 @@ def _payment_for_unknown_order(order: Order, policy: AlertPolicy) -> _Held | Non
     if not seen:
         return None
     first = min(seen)
-    evidence = {
-        "order_id": order.order_id,
-        "first_payment_at": _iso(first),
-        "limit_minutes": _minutes(policy.unknown_order_ms),
-    }
-    for payment_id, p in sorted(order.payments.items()):
-        evidence[f"payment.{payment_id}"] = (
-            f"{p.gateway}: authorized {_money(p.authorized, p.currency)}, "
-            f"captured {_money(p.captured, p.currency)}"
+
+    def finding() -> Finding:
+        evidence = {
+            "order_id": order.order_id,
+            "first_payment_at": _iso(first),
+            "limit_minutes": _minutes(policy.unknown_order_ms),
+        }
+        for payment_id, p in sorted(order.payments.items()):
+            evidence[f"payment.{payment_id}"] = (
+                f"{p.gateway}: authorized {_money(p.authorized, p.currency)}, "
+                f"captured {_money(p.captured, p.currency)}"
+            )
+        captured = any(p.captured > 0 for p in order.payments.values())
+        return Finding(
+            Severity.CRITICAL if captured else Severity.WARNING,
+            f"payments for order {order.order_id}, which has not been placed "
+            f"{_minutes(policy.unknown_order_ms)} minutes after the first",
+            evidence,
         )
-    captured = any(p.captured > 0 for p in order.payments.values())
-    finding = Finding(
-        Severity.CRITICAL if captured else Severity.WARNING,
-        f"payments for order {order.order_id}, which has not been placed "
-        f"{_minutes(policy.unknown_order_ms)} minutes after the first",
-        evidence,
-    )
+
     return first + policy.unknown_order_ms, finding
 
 
@@ -397,18 +447,22 @@ def _backorder(order: Order, policy: AlertPolicy) -> _Held | None:
     }
     if not short:
         return None
-    units = sum(line.backordered for line in short.values())
-    evidence = {"order_id": order.order_id}
-    for line_id, line in short.items():
-        evidence[f"line.{line_id}"] = (
-            f"{line.sku}: {line.backordered} of {line.quantity} backordered, reserved "
-            f"{_reservation(line.reserved)}"
+
+    def finding() -> Finding:
+        units = sum(line.backordered for line in short.values())
+        evidence = {"order_id": order.order_id}
+        for line_id, line in short.items():
+            evidence[f"line.{line_id}"] = (
+                f"{line.sku}: {line.backordered} of {line.quantity} backordered, reserved "
+                f"{_reservation(line.reserved)}"
+            )
+        return Finding(
+            Severity.WARNING,
+            f"order {order.order_id} has {units} units backordered on {len(short)} lines",
+            evidence,
         )
-    return None, Finding(
-        Severity.WARNING,
-        f"order {order.order_id} has {units} units backordered on {len(short)} lines",
-        evidence,
-    )
+
+    return None, finding
 
 
 _ORDER_RULES: dict[str, Callable[[Order, AlertPolicy], _Held | None]] = {

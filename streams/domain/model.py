@@ -10,6 +10,7 @@ arrival order in both, and only the order-independent figures can be compared ex
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from streams.domain.alerts import (
@@ -18,7 +19,7 @@ from streams.domain.alerts import (
     AlertBook,
     AlertPolicy,
     Finding,
-    order_findings,
+    order_alerts,
     stock_findings,
 )
 from streams.domain.commands import Command, CommandPolicy, adjustment_command
@@ -112,7 +113,7 @@ class ReferenceModel:
             self.commands.update((c.command_id, c) for c in handed_on.commands)
             self.journal.update((e.entry_id, e) for e in handed_on.entries)
         self._alert(
-            "order", order.order_id, order_findings(order, self.alert_policy, now_ms), now_ms
+            "order", order.order_id, order_alerts(order, self.alert_policy, now_ms)[0], now_ms
         )
 
     def _request(self, request: StockRequest, now_ms: int) -> None:
@@ -139,7 +140,7 @@ class ReferenceModel:
         self._alert(SKU, stock.sku, stock_findings(stock, self.alert_policy), now_ms)
 
     def _alert(
-        self, entity_type: str, entity_id: str, findings: dict[str, Finding], now_ms: int
+        self, entity_type: str, entity_id: str, findings: Mapping[str, Finding], now_ms: int
     ) -> None:
         book = self._books.setdefault((entity_type, entity_id), AlertBook(entity_type, entity_id))
         self.alerts.update((a.alert_id, a) for a in book.reconcile(findings, now_ms))
