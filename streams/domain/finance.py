@@ -42,6 +42,7 @@ from streams.domain.money import UnknownCurrencyError, allocate, minor_unit, qua
 from streams.domain.orders import Order, Payment, Placement, Refund
 
 ZERO = Decimal(0)
+_ONE = Decimal(1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _AMOUNT_SCALE = Decimal("0.0001")
 """erpbridge.JournalLine amounts: decimal(18, 4)."""
@@ -454,10 +455,12 @@ class _Builder:
             return None
         mapping = self.mapping
         functional = mapping.functional_currency
-        rate = mapping.rate(self.currency, _utc(self.at_ms).date())
+        same = self.currency == functional
+        rate = _ONE if same else mapping.rate(self.currency, _utc(self.at_ms).date())
         lines: list[JournalLine] = []
         for account, amount, jurisdiction, memo in postings:
-            converted = quantize_minor(abs(amount) * rate, functional)
+            # In the functional currency the amount is already rounded to its minor unit.
+            converted = abs(amount) if same else quantize_minor(abs(amount) * rate, functional)
             debit = amount > 0
             lines.append(
                 JournalLine(
