@@ -133,7 +133,12 @@ class Claim(_Stored):
 
     @property
     def closed(self) -> bool:
-        return self.released or all(line.shipped >= line.quantity for line in self.lines.values())
+        # A settled claim has no lines left: the pruning asks every claim of the SKU.
+        return (
+            self.released
+            or not self.lines
+            or all(line.shipped >= line.quantity for line in self.lines.values())
+        )
 
     def settle(self) -> None:
         """Drop a closed claim's lines, keeping what a redelivered request needs until the
