@@ -109,8 +109,8 @@ class Committer:
             group_instance_id=settings.group_instance_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            # Range deals each topic's partitions out alike, so a member owns the same
-            # fraction of every topic it reads (the share of the rate limits it takes);
+            # Range deals each topic's partitions out alike, so a member owns about the
+            # same fraction of every topic it reads (the share of the rate limits it takes);
             # round robin stays offered for the members of older releases, which know only
             # it, during a rolling upgrade.
             partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),

@@ -218,8 +218,8 @@ class Dispatcher(Service):
     def _resize(self, owned: set[TopicPartition] | None = None) -> None:
         # Counted over both topics' partitions: each has one owner in the group, so the
         # shares add up to the whole limit, and a worker owning journal partitions only
-        # still earns tokens to post them. The range assignor (Committer) gives it the same
-        # fraction of either topic, so that is also its part of either topic's traffic.
+        # still earns tokens to post them. The range assignor (Committer) deals each topic's
+        # partitions out alike, so that is also about its part of either topic's traffic.
         share = len(self._progress.owned if owned is None else owned) / self._partitions
         for target in self._targets.values():
             target.bucket.resize(share)

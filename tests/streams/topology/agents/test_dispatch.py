@@ -842,13 +842,10 @@ def test_journal_entries_reach_erp_commands_merged_as_before(
     for message in read_all(settings, commands):
         datum = CODEC.decode(message.value(), expected="erpbridge.ErpCommand").datum
         ids = [e["entry_id"] for e in datum["command"][1]["entries"]]
+        command_ids = [journal_command_id(i) for i in ids]
+        assert datum["command_id"] == (command_ids[0] if len(ids) == 1 else batch_id(command_ids))
         members = [Pending(entry_command(by_id[i], target), Source(JOURNAL, 0, 0), 0) for i in ids]
         expected = merge(members)
-        assert expected.command_id == (
-            journal_command_id(ids[0])
-            if len(ids) == 1
-            else batch_id(m.command.command_id for m in members)
-        )
         assert message.value() == CODEC.encode(
             "erpbridge.ErpCommand", expected.to_datum(), topic=commands
         )
