@@ -263,8 +263,9 @@ def await_drained(
     as they lag by up to one commit interval.
     """
     inputs = {catalog.physical(name) for name in INPUTS}
-    # The dispatch stage (the pending topic, read by a group of its own, to erp.commands)
-    # runs at the ERP's rate limit by design: it is not the topology's throughput.
+    # The dispatch stage (the pending topic and the journal, read by a group of its own, to
+    # erp.commands) runs at the ERP's rate limit by design: it is not the topology's
+    # throughput. The journal is an output, and the agents' group reads no output topic.
     wanted = {catalog.physical(s.name) for s in SPECS if s.role.value in ("input", "internal")} - {
         catalog.physical(ERP_PENDING)
     }

@@ -3,13 +3,13 @@ and how many ERP calls per input coalescing leaves.
 
     .venv/bin/python -m bench.erp_leg [--rates 20,100,500] [--orders 4000] [--seed 7]
 
-One broker (streams.local.kafka.running_broker). The backlog is what the topology puts on
-internal.erp-pending for the sample workload: the reference model (streams.domain.model)
-gives each input's ERP commands and journal entries, encoded as
-streams.topology.agents.outputs sends them. For each rate, on fresh topics: `erpbridge
-worker` with ERPBRIDGE_ERP_RATE_LIMITS at that rate, the backlog produced onto the pending
-topic once the worker is ready, until its dispatcher has sent it all. It prints figures and
-asserts nothing. Method and results: docs/benchmarks.md, "The ERP leg".
+One broker (streams.local.kafka.running_broker). The backlog is what the topology hands the
+dispatcher for the sample workload: the reference model (streams.domain.model) gives each
+input's ERP commands, for internal.erp-pending, and journal entries, for finance.journal
+(Avro), encoded as streams.topology.agents.outputs sends them. For each rate, on fresh
+topics: `erpbridge worker` with ERPBRIDGE_ERP_RATE_LIMITS at that rate, the backlog produced
+onto the two topics once the worker is ready, until its dispatcher has sent it all. It
+prints figures and asserts nothing. Method and results: docs/benchmarks.md, "The ERP leg".
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ from bench.wait import wait_for
 from bench.worker import Worker
 from streams.contracts.changelogs import changelog_sources
 from streams.contracts.codec import Codec, codec_from_settings
-from streams.contracts.topics import ERP_COMMANDS, ERP_PENDING, TopicCatalog, spec
+from streams.contracts.journal import encode_entry, entry_key
+from streams.contracts.topics import ERP_COMMANDS, ERP_PENDING, JOURNAL, TopicCatalog, spec
 from streams.domain.commands import CommandPolicy
 from streams.domain.events import InputEvent
-from streams.domain.finance import FinanceMapping, entry_command
+from streams.domain.finance import FinanceMapping
 from streams.domain.model import ReferenceModel
 from streams.domain.routing import RoutingRules
 from streams.local.kafka import Broker, running_broker
@@ -54,6 +55,7 @@ from streams.ops.health import READINESS_PATH
 from streams.ops.settings import REPO_ROOT, Settings
 from streams.ops.topic_admin import ensure_topics
 from streams.sample.generator import DEFAULT_START, Catalogue, generate
+from streams.topology.agents.dispatch import dispatch_group
 
 Say = Callable[[str], None]
 V = TypeVar("V")
@@ -74,18 +76,21 @@ _POLL = 0.25
 
 @dataclass(frozen=True)
 class Backlog:
-    """The pending records the topology writes for a stream of inputs, in the order it
-    writes them."""
+    """The records the topology writes for the dispatcher for a stream of inputs, in the
+    order it writes them."""
 
     inputs: int
-    records: list[tuple[bytes, bytes]]
-    """Key (the dispatch key) and value (Command.encode()) of each pending record."""
+    records: list[tuple[str, bytes, bytes]]
+    """Logical topic, key and value of each record: a command on the pending topic (keyed
+    by its dispatch key, Command.encode()) or an entry on the journal (keyed by its id,
+    Avro)."""
     kinds: Counter[str]
+    """Records by the kind of ERP command each becomes."""
 
 
 def build_backlog(seed: int, orders: int, settings: Settings, say: Say) -> Backlog:
     """The sample of `orders` orders through the reference model: each input's ERP commands
-    and journal entries as PostJournalEntry commands, as the agents send them."""
+    and journal entries, as the agents send them."""
     started = time.monotonic()
     model = ReferenceModel(
         RoutingRules.from_file(settings.routing_rules),
@@ -97,7 +102,7 @@ def build_backlog(seed: int, orders: int, settings: Settings, say: Say) -> Backl
     codec = codec_from_settings(settings)
     # The worker's rules run on processing time: for a backlog, all "now".
     now_ms = int(time.time() * 1000)
-    records: list[tuple[bytes, bytes]] = []
+    records: list[tuple[str, bytes, bytes]] = []
     kinds: Counter[str] = Counter()
     inputs = 0
     for event in generate(seed, orders, Catalogue.default(), DEFAULT_START):
@@ -107,16 +112,19 @@ def build_backlog(seed: int, orders: int, settings: Settings, say: Say) -> Backl
         encoded = codec.encode(event.schema_name, event.datum, topic=event.topic)
         datum = codec.decode(encoded).datum
         model.feed(event.topic, InputEvent.from_datum(datum, spec(event.topic).key), now_ms)
-        new = _added(model.commands, commands) + [
-            entry_command(entry, settings.erp_target) for entry in _added(model.journal, entries)
-        ]
-        for command in new:
-            records.append((command.dispatch_key.encode(), command.encode()))
+        for command in _added(model.commands, commands):
+            records.append((ERP_PENDING, command.dispatch_key.encode(), command.encode()))
             kinds[command.kind.value] += 1
+        for entry in _added(model.journal, entries):
+            # Without a schema registry the topic does not enter the encoding.
+            value = encode_entry(codec, entry, topic=JOURNAL)
+            records.append((JOURNAL, entry_key(entry), value))
+            kinds["PostJournalEntry"] += 1
     mix = ", ".join(f"{kind} {n:,}" for kind, n in kinds.most_common())
     say(
         f"backlog: {inputs:,} sample inputs ({orders:,} orders, seed {seed}) give "
-        f"{len(records):,} pending commands: {mix} ({time.monotonic() - started:.1f}s)"
+        f"{len(records):,} records for the dispatcher, {kinds['PostJournalEntry']:,} of them "
+        f"journal entries: {mix} ({time.monotonic() - started:.1f}s)"
     )
     return Backlog(inputs, records, kinds)
 
@@ -134,7 +142,7 @@ class Sent:
     timestamp_ms: int
     kind: str
     members: int
-    """Pending records the command stands for."""
+    """Waiting records (commands or journal entries) the command stands for."""
 
 
 @dataclass
@@ -142,7 +150,8 @@ class LegRun:
     rate: float
     burst: int
     inputs: int
-    pending: int
+    waiting: int
+    """Records waiting for the dispatcher: commands on the pending topic and journal entries."""
     sent: list[Sent]
     saved: int
     """Calls saved, as the dispatcher counted them."""
@@ -194,7 +203,7 @@ class LegRun:
             "rate": self.rate,
             "burst": self.burst,
             "inputs": self.inputs,
-            "pending": self.pending,
+            "waiting": self.waiting,
             "calls": self.calls,
             "saved": self.saved,
             "per_second": self.per_second(),
@@ -254,7 +263,7 @@ def measure(bench: Bench, rate: float, burst: int, backlog: Backlog) -> LegRun:
     restart = bench.args.start_on_backlog
     try:
         if restart:
-            _produce(settings, catalog.physical(ERP_PENDING), records)
+            _produce(settings, catalog, records)
         worker = Worker.start(
             settings,
             bench.args.worker_source.resolve(),
@@ -274,8 +283,8 @@ def measure(bench: Bench, rate: float, burst: int, backlog: Backlog) -> LegRun:
             if not restart:
                 # The backlog comes once the worker runs: Faust's start-up (rebalance, table
                 # recovery) holds the event loop the dispatcher shares.
-                _produce(settings, catalog.physical(ERP_PENDING), records)
-            say(f"  {rate:g}/s: worker ready in {startup:.1f}s; {len(records):,} commands")
+                _produce(settings, catalog, records)
+            say(f"  {rate:g}/s: worker ready in {startup:.1f}s; {len(records):,} records")
             usage, seconds, saved = _until_dispatched(bench, worker, settings, len(records))
         finally:
             worker.stop()
@@ -289,18 +298,18 @@ def measure(bench: Bench, rate: float, burst: int, backlog: Backlog) -> LegRun:
         )
     finally:
         tail.stop()
-        cluster.delete_run(settings, [settings.app_id, f"{settings.app_id}-dispatch"])
+        cluster.delete_run(settings, [settings.app_id, dispatch_group(settings.app_id)])
         shutil.rmtree(settings.data_dir, ignore_errors=True)
     members = sum(s.members for s in sent)
     if members != len(records):
         raise BenchError(
-            f"erp.commands stands for {members:,} of {len(records):,} pending commands"
+            f"erp.commands stands for {members:,} of the {len(records):,} records waiting"
         )
     return LegRun(
         rate=rate,
         burst=burst,
         inputs=backlog.inputs,
-        pending=len(records),
+        waiting=len(records),
         sent=sent,
         saved=saved,
         received_ms=sorted(tail.received),
@@ -313,9 +322,9 @@ def measure(bench: Bench, rate: float, burst: int, backlog: Backlog) -> LegRun:
 
 
 def _until_dispatched(
-    bench: Bench, worker: Worker, settings: Settings, pending: int
+    bench: Bench, worker: Worker, settings: Settings, waiting: int
 ) -> tuple[CpuUsage, float, int]:
-    """Wait until the worker's dispatcher has sent (or merged) every pending command; the CPU
+    """Wait until the worker's dispatcher has sent (or merged) every record waiting; the CPU
     used from its first command to its last, those seconds, and the calls it saved."""
 
     def figures() -> tuple[int, int, int] | None:
@@ -339,12 +348,12 @@ def _until_dispatched(
     )
     before = meter.snapshot(time.monotonic())
     progress, moved = 0, time.monotonic()
-    while (current := figures()) is None or current[1] < pending:
+    while (current := figures()) is None or current[1] < waiting:
         if current is not None and current[1] > progress:
             progress, moved = current[1], time.monotonic()
         elif time.monotonic() - moved > _STALL_TIMEOUT:
             raise BenchError(
-                f"the dispatcher was stuck at {progress:,} of {pending:,} pending commands; "
+                f"the dispatcher was stuck at {progress:,} of {waiting:,} records; "
                 f"log {worker.log_path}:\n{worker.log_tail()}"
             )
         time.sleep(_POLL)
@@ -352,18 +361,20 @@ def _until_dispatched(
     return CpuMeter.usage(before, after), after.at - before.at, current[2]
 
 
-def _produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    # The worker's producer config: murmur2 on the dispatch key, as the topology writes them.
+def _produce(
+    settings: Settings, catalog: TopicCatalog, records: list[tuple[str, bytes, bytes]]
+) -> None:
+    # The worker's producer config: murmur2 on the key, as the topology writes them.
     producer = Producer({**settings.producer_config(), "linger.ms": 20, "log_level": 3})
-    for key, value in records:
+    for name, key, value in records:
         while True:
             try:
-                producer.produce(topic, key=key, value=value)
+                producer.produce(catalog.physical(name), key=key, value=value)
                 break
             except BufferError:  # local queue full: let deliveries drain it
                 producer.poll(0.1)
     if producer.flush(120):
-        raise BenchError(f"preloading {topic}: not every record was confirmed")
+        raise BenchError("preloading the backlog: not every record was confirmed")
 
 
 def _assigned_from_start(settings: Settings, topic: str, group: str) -> Consumer:
@@ -435,7 +446,7 @@ def _read_commands(settings: Settings, topic: str, codec: Codec) -> list[Sent]:
 
 
 def _members(kind: str, body: dict[str, Any]) -> int:
-    """Pending commands an erp.commands command stands for: merged ones list them."""
+    """Waiting records an erp.commands command stands for: merged ones list them."""
     if kind == "PostJournalEntry":
         return len(body["entries"])
     if kind == "AdjustInventory":
@@ -451,7 +462,7 @@ def report(runs: list[LegRun], idle: CpuUsage) -> str:
         "ERP leg: allowance used with a backlog waiting (erp.commands record timestamps, "
         "per whole second of the steady window)",
         "",
-        "| rate/s | burst | inputs | pending | calls | calls/input | saved | window s "
+        "| rate/s | burst | inputs | waiting | calls | calls/input | saved | window s "
         "| used median | min | max | mean | busiest 1 s / (rate + burst) | received busiest "
         "| inputs/s | worker cores | CPU ms/call | others |",
         "| " + " | ".join(["---"] * 18) + " |",
@@ -466,8 +477,8 @@ def report(runs: list[LegRun], idle: CpuUsage) -> str:
         worker = run.usage.processes.get("worker")
         others = run.usage.others
         lines.append(
-            f"| {run.rate:g} | {run.burst} | {run.inputs:,} | {run.pending:,} | {run.calls:,} "
-            f"| {per_input:.3f} | {run.pending - run.calls:,} | {len(run.per_second())} "
+            f"| {run.rate:g} | {run.burst} | {run.inputs:,} | {run.waiting:,} | {run.calls:,} "
+            f"| {per_input:.3f} | {run.waiting - run.calls:,} | {len(run.per_second())} "
             f"| {used_median:.3f} | {used_min:.3f} | {used_max:.3f} | {used_mean:.3f} "
             f"| {busiest} / {allowance:g} = {busiest / allowance:.3f} | {received} "
             f"| {run.rate / per_input:,.0f} | {_figure(worker)} | {_figure(run.cpu_ms_per_call())} "
@@ -481,10 +492,10 @@ def report(runs: list[LegRun], idle: CpuUsage) -> str:
             f"busiest second {busiest} {'<=' if ok_cap else '>'} rate + burst {allowance:g} "
             f"{'ok' if ok_cap else 'MISS'}"
         )
-        if run.saved != run.pending - run.calls:
+        if run.saved != run.waiting - run.calls:
             verdicts.append(
                 f"  note: the dispatcher counted {run.saved:,} calls saved, erp.commands shows "
-                f"{run.pending - run.calls:,}"
+                f"{run.waiting - run.calls:,}"
             )
         if others is not None and others > BUSY_ELSEWHERE:
             verdicts.append(f"  note: other processes used {others:.2f} cores during this run")

@@ -4,7 +4,7 @@ Read from the topics once the workers have stopped: per order its last `orders.s
 and its facts (placement, cancellation, payments, fulfilments, refunds: the order
 changelog decoded with streams.topology.tables), per SKU and warehouse its on hand (the
 stock changelog), every ERP command on `internal.erp-pending` and every entry on
-`finance.journal` by id, the last `inventory.availability` on hand per SKU, and the dead
+`finance.journal` (which the dispatcher posts as PostJournalEntry) by id, the last `inventory.availability` on hand per SKU, and the dead
 letters of every topic the agents read with their reason. Which order gets scarce stock
 depends on arrival order, so reservations and backorders are left out; commands, entries
 and dead letters whose existence depends on it (`arrival_dependent`, `ARRIVAL_REASONS`)
@@ -108,7 +108,8 @@ class FinalState:
 
 
 COST_ENTRIES = ("/journal/cogs/", "/journal/restock/")
-"""Ids of cost-of-goods entries and of the commands that post them."""
+"""Ids of cost-of-goods entries (and of the commands that post them, on the pending topic of
+a worker older than the dispatcher's reading of finance.journal)."""
 
 
 @dataclass

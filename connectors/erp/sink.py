@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 from prometheus_client import Histogram
@@ -151,8 +151,8 @@ class ErpSink(Service):
         self._entities = _KeyedLocks()
         self._opened = False
         self._opening = asyncio.Lock()
-        self._progress = Committer(self._commands, f"connector {adapter.name}")
-        self._handling: dict[int, set[asyncio.Task[None]]] = {}
+        self._progress = Committer([self._commands], f"connector {adapter.name}")
+        self._handling: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         self._loops: list[asyncio.Future[None]] = []
         self._producer: Any = None
         self._tally: Counter[str] = Counter()
@@ -199,12 +199,12 @@ class ErpSink(Service):
 
     # --- rebalancing ------------------------------------------------------------------
 
-    def assigned(self, partitions: set[int]) -> None:
+    def assigned(self, partitions: set[TopicPartition]) -> None:
         self._progress.owned = set(partitions)
         self._resize()
-        log.info("connector %s: owns %s", self._adapter.name, sorted(partitions))
+        log.info("connector %s: owns %s", self._adapter.name, self._owned_partitions())
 
-    async def revoked(self, partitions: set[int]) -> None:
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
         """Commit what is done and drop the rest: their next owner runs it again, and the
         ERP lookup by command id keeps a command that already ran from running twice."""
         await self._cancel(partitions)
@@ -215,7 +215,7 @@ class ErpSink(Service):
         if self._bucket is not None:
             self._bucket.resize(len(self._progress.owned) / self._partitions)
 
-    async def _cancel(self, partitions: Iterable[int]) -> None:
+    async def _cancel(self, partitions: Iterable[TopicPartition]) -> None:
         tasks = [t for p in partitions for t in self._handling.pop(p, set())]
         for task in tasks:
             task.cancel()
@@ -234,7 +234,7 @@ class ErpSink(Service):
                 max_records=max(1, self._settings.connector_buffer - self.held()),
             )
             for tp, records in batches.items():
-                if tp.partition not in self._progress.owned:
+                if tp not in self._progress.owned:
                     continue  # revoked while fetched: its next owner reads it
                 for record in records:
                     self._take(record)
@@ -244,9 +244,9 @@ class ErpSink(Service):
         self._progress.pause_only(set(self._progress.owned) if full else set())
 
     def _take(self, record: ConsumerRecord) -> None:
-        source = Source(record.partition, record.offset)
+        source = Source(record.topic, record.partition, record.offset)
         self._progress.received(source)
-        tasks = self._handling.setdefault(record.partition, set())
+        tasks = self._handling.setdefault(TopicPartition(record.topic, record.partition), set())
         task = asyncio.ensure_future(self._handle(record, source))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -442,12 +442,16 @@ class ErpSink(Service):
         """Commands the ERP confirmed, by kind."""
         return Counter({kind: n for (kind, ok), n in self.answered.items() if ok})
 
+    def _owned_partitions(self) -> list[int]:
+        """The erp.commands partitions it owns: the only topic it reads."""
+        return sorted(tp.partition for tp in self._progress.owned)
+
     def snapshot(self) -> dict[str, Any]:
         counts = self.counts
         return {
             "group": self.group,
             "target": self._adapter.name,
-            "owned_partitions": sorted(self._progress.owned),
+            "owned_partitions": self._owned_partitions(),
             "held": self.held(),
             "running": self.running,
             "max_running": self.max_running,

@@ -21,6 +21,7 @@ ALERTS = "reconciliation.alerts"
 AVAILABILITY = "inventory.availability"
 ORDER_STATUS = "orders.status"
 JOURNAL = "finance.journal"
+"""Journal entries, for analysts; the dispatcher also reads them, to post each to the ERP."""
 STOCK_REQUESTS = "internal.stock-requests"
 """Order events' effects on stock, re-keyed from order id to SKU."""
 ORDER_FEEDBACK = "internal.order-feedback"
@@ -33,6 +34,8 @@ SKU's adjustments) share a partition."""
 DLQ_SUFFIX = ".dlq"
 
 _DAY_MS = 24 * 3600 * 1000
+_JOURNAL_DAYS = 365
+"""How long analysts can read an entry on finance.journal."""
 
 
 class Role(Enum):
@@ -78,11 +81,12 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(ALERTS, Role.OUTPUT, "alert_id", "erpbridge.ReconciliationAlert", _COMPACT),
     TopicSpec(AVAILABILITY, Role.OUTPUT, "sku", "erpbridge.StockAvailability", _COMPACT),
     TopicSpec(ORDER_STATUS, Role.OUTPUT, "order_id", "erpbridge.OrderStatusChanged", _delete(30)),
-    TopicSpec(JOURNAL, Role.OUTPUT, "entry_id", "erpbridge.JournalEntry", _delete(365)),
+    TopicSpec(JOURNAL, Role.OUTPUT, "entry_id", "erpbridge.JournalEntry", _delete(_JOURNAL_DAYS)),
     TopicSpec(STOCK_REQUESTS, Role.INTERNAL, "sku", None, _delete(7)),
     TopicSpec(ORDER_FEEDBACK, Role.INTERNAL, "order_id", None, _delete(7)),
     TopicSpec(ERP_PENDING, Role.INTERNAL, "dispatch key", None, _delete(7)),
-    # Dead letters wait for a human, so they are kept longer than their source.
+    # Every topic erpbridge reads has one. Dead letters wait for a human, so they are kept
+    # longer than their source.
     *(
         TopicSpec(name + DLQ_SUFFIX, Role.DEAD_LETTER, "original key", None, _delete(30))
         for name in (
@@ -95,6 +99,14 @@ SPECS: tuple[TopicSpec, ...] = (
             ERP_COMMANDS,
             ERP_RESULTS,
         )
+    ),
+    # The journal, which the dispatcher reads, is kept a year; its dead letters a month more.
+    TopicSpec(
+        JOURNAL + DLQ_SUFFIX,
+        Role.DEAD_LETTER,
+        "original key",
+        None,
+        _delete(_JOURNAL_DAYS + 30),
     ),
 )
 

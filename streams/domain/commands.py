@@ -6,7 +6,8 @@ entity, the operation and its version (`<order id>/sales-order/1`, `<order id>/s
 replay of the input yields the same id.
 
 Commands wait on `internal.erp-pending` for the rate limit (streams.dispatch), where some
-coalesce; the `dispatch_key` keeps the ones that may coalesce on one partition.
+coalesce; the `dispatch_key` keeps the ones that may coalesce on one partition. The
+dispatcher makes each PostJournalEntry itself, of its entry on `finance.journal`.
 """
 
 from __future__ import annotations

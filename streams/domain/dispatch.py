@@ -1,5 +1,5 @@
 """Rate-limited dispatch rules, pure Python: the token bucket, the per-target queue with its
-priority lanes and coalescing, and which pending-topic offsets are safe to commit.
+priority lanes and coalescing, and which offsets of the topics read are safe to commit.
 
 The service that runs them against Kafka is streams.topology.agents.dispatch.
 """
@@ -88,16 +88,27 @@ class TokenBucket:
         self._at = now
 
 
-class Source(NamedTuple):
-    """The pending-topic record a command came from."""
+Partition = tuple[str, int]
+"""A topic and one of its partitions: offsets commit in order within one. aiokafka's
+TopicPartition is a named tuple of the same two, so either finds the other in a set."""
 
+
+class Source(NamedTuple):
+    """The record a command came from (the pending topic's, or the journal's)."""
+
+    topic: str
     partition: int
     offset: int
+
+    @property
+    def tp(self) -> Partition:
+        return (self.topic, self.partition)
 
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A command read from the pending topic, with where and when it was written there."""
+    """A command read from the pending topic or the journal, with where and when it was
+    written there."""
 
     command: Command
     source: Source
@@ -105,7 +116,7 @@ class Pending:
     value: bytes | None = None
     """Its encoding for the ERP, once made: a command sent alone is encoded only once."""
     record: Any = None
-    """The pending-topic record it came from, for a dead letter."""
+    """The record it came from, for a dead letter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,9 +218,9 @@ class DispatchQueue:
             self._lanes[waiting.lane].appendleft(waiting)
             self._held += 1
 
-    def drop(self, partitions: Collection[int]) -> int:
+    def drop(self, partitions: Collection[Partition]) -> int:
         """Forget commands read from `partitions` (revoked: their new owner reads them
-        again); returns how many pending records were dropped."""
+        again); returns how many records were dropped."""
         before = self._held
         self._adjustments.clear()
         self._journal = None
@@ -217,7 +228,7 @@ class DispatchQueue:
         for lane, queue in self._lanes.items():
             kept: deque[_Waiting] = deque()
             for waiting in queue:
-                members = [m for m in waiting.members if m.source.partition not in partitions]
+                members = [m for m in waiting.members if m.source.tp not in partitions]
                 if not members:
                     continue
                 rebuilt = replace(waiting, members=members)
@@ -232,14 +243,14 @@ class DispatchQueue:
         return {lane: len(queue) for lane, queue in self._lanes.items()}
 
     def oldest_ms(self) -> int | None:
-        """When the oldest waiting record was written to the pending topic."""
+        """When the oldest waiting record was written to the topic it was read from."""
         return min(
             (m.queued_ms for q in self._lanes.values() for w in q for m in w.members), default=None
         )
 
-    def partitions_in(self, lane: Lane) -> set[int]:
-        """The partitions whose records wait in `lane`."""
-        return {m.source.partition for w in self._lanes[lane] for m in w.members}
+    def partitions_in(self, lane: Lane) -> set[Partition]:
+        """The topic-partitions whose records wait in `lane`."""
+        return {m.source.tp for w in self._lanes[lane] for m in w.members}
 
     def _index(self, waiting: _Waiting) -> None:
         if not waiting.open:
@@ -316,37 +327,38 @@ def _net_adjustments(commands: list[Command]) -> dict[str, Any]:
 
 
 class OffsetTracker:
-    """Per partition, the offset it is safe to commit: the first one not done yet.
+    """Per topic-partition, the offset it is safe to commit: the first one not done yet.
 
     Records are `received` in offset order and `done` in any order (sent, dead-lettered);
     a commit never passes a record still waiting.
     """
 
     def __init__(self) -> None:
-        self._waiting: dict[int, deque[int]] = {}
-        self._done: dict[int, set[int]] = {}
-        self._next: dict[int, int] = {}
+        self._waiting: dict[Partition, deque[int]] = {}
+        self._done: dict[Partition, set[int]] = {}
+        self._next: dict[Partition, int] = {}
 
     def received(self, source: Source) -> None:
-        self._waiting.setdefault(source.partition, deque()).append(source.offset)
-        self._done.setdefault(source.partition, set())
-        self._next[source.partition] = source.offset + 1
+        tp = source.tp
+        self._waiting.setdefault(tp, deque()).append(source.offset)
+        self._done.setdefault(tp, set())
+        self._next[tp] = source.offset + 1
 
     def done(self, source: Source) -> None:
-        waiting = self._waiting.get(source.partition)
+        waiting = self._waiting.get(source.tp)
         if waiting is None:
             return  # forgotten on revocation
-        done = self._done[source.partition]
+        done = self._done[source.tp]
         done.add(source.offset)
         while waiting and waiting[0] in done:
             done.discard(waiting.popleft())
 
-    def committable(self) -> dict[int, int]:
-        """Partition -> the offset to commit (the next record to read after a restart)."""
-        return {p: (w[0] if w else self._next[p]) for p, w in self._waiting.items()}
+    def committable(self) -> dict[Partition, int]:
+        """Topic-partition -> the offset to commit (the next record to read after a restart)."""
+        return {tp: (w[0] if w else self._next[tp]) for tp, w in self._waiting.items()}
 
-    def forget(self, partitions: Iterable[int]) -> None:
-        for partition in partitions:
-            self._waiting.pop(partition, None)
-            self._done.pop(partition, None)
-            self._next.pop(partition, None)
+    def forget(self, partitions: Iterable[Partition]) -> None:
+        for tp in partitions:
+            self._waiting.pop(tp, None)
+            self._done.pop(tp, None)
+            self._next.pop(tp, None)

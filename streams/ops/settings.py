@@ -212,13 +212,14 @@ class Settings(BaseSettings):
     erp_rate_limits: dict[str, RateLimit] = Field(
         default_factory=lambda: {"tryton": RateLimit(rate=20, burst=20)},
         description='Per ERP target, JSON: {"tryton": {"rate": 50, "burst": 10}}; shared by '
-        "all workers in proportion to the pending-topic partitions each owns.",
+        "all workers in proportion to the partitions of the topics the dispatcher reads (the "
+        "pending topic and the journal) each owns.",
     )
     dispatch_buffer: int = Field(
         default=5000,
         ge=1,
         description="Commands a worker holds while they wait for the rate limit; beyond this "
-        "it stops reading the pending topic until some are sent.",
+        "it stops reading the pending topic and the journal until some are sent.",
     )
     erp_url: str | None = Field(
         default=None,

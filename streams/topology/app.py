@@ -120,7 +120,7 @@ def create_topology(
         intake=intake,
         dead_letters=dead_letters,
         accounting=accounting,
-        outputs=Outputs(catalog, codec, settings.erp_target),
+        outputs=Outputs(catalog, codec),
         rules=rules,
         policy=policy,
         commands=command_policy_of(settings),

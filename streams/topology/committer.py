@@ -1,22 +1,25 @@
-"""The partitions of one topic a consumer owns, what of them may be committed, and pausing.
+"""The topic-partitions a consumer owns, what of them may be committed, and pausing.
 
 For services whose records finish out of order (the dispatcher, the ERP connector): an
-offset is committed only up to the first record of its partition not done yet, so a crash
-re-reads, never skips.
+offset is committed only up to the first record of its topic-partition not done yet, so a
+crash re-reads, never skips. Partitions are aiokafka TopicPartitions throughout, whether
+the consumer reads one topic (the connector) or several (the dispatcher).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import KafkaError
 
-from streams.domain.dispatch import OffsetTracker, Source
+from streams.domain.dispatch import OffsetTracker, Partition, Source
 from streams.ops.kafka_security import aiokafka_security
 from streams.ops.settings import Settings
 
@@ -50,22 +53,22 @@ async def stop_step(step: Awaitable[Any], what: str, timeout: float = STOP_STEP_
         log.warning("%s was cut short inside aiokafka (broker unreachable?); going on", what)
 
 
-class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    """Hands a rebalance's partition numbers to the service."""
+Assigned = Callable[[set[TopicPartition]], None]
+Revoked = Callable[[set[TopicPartition]], Awaitable[None]]
 
-    def __init__(
-        self,
-        assigned: Callable[[set[int]], None],
-        revoked: Callable[[set[int]], Awaitable[None]],
-    ) -> None:
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Hands a rebalance's topic-partitions to the service."""
+
+    def __init__(self, assigned: Assigned, revoked: Revoked) -> None:
         self._assigned = assigned
         self._revoked = revoked
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self._revoked({tp.partition for tp in revoked})
+        await self._revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self._assigned({tp.partition for tp in assigned})
+        self._assigned(set(assigned))
 
 
 def idempotent_producer(settings: Settings, client_id: str) -> Any:
@@ -80,27 +83,23 @@ def idempotent_producer(settings: Settings, client_id: str) -> Any:
 
 
 class Committer:
-    """`consumer` is the group consumer of `topic`, once `subscribe` started it."""
+    """`consumer` is the group consumer of `topics`, once `subscribe` started it."""
 
-    def __init__(self, topic: str, name: str) -> None:
-        self.topic = topic
+    def __init__(self, topics: Sequence[str], name: str) -> None:
+        self.topics = tuple(topics)
         self.name = name
         self.consumer: Any = None
-        self.owned: set[int] = set()
-        self.paused: set[int] = set()
+        self.owned: set[TopicPartition] = set()
+        self.paused: set[TopicPartition] = set()
         self.joined = False
         """The group gave this consumer its partitions (maybe none) since the last revocation."""
         self._offsets = OffsetTracker()
-        self._committed: dict[int, int] = {}
+        self._committed: dict[Partition, int] = {}
 
     async def subscribe(
-        self,
-        settings: Settings,
-        group: str,
-        assigned: Callable[[set[int]], None],
-        revoked: Callable[[set[int]], Awaitable[None]],
+        self, settings: Settings, group: str, assigned: Assigned, revoked: Revoked
     ) -> None:
-        """Start a consumer in `group` that never commits by itself, subscribed to the topic."""
+        """Start a consumer in `group` that never commits by itself, subscribed to the topics."""
         session_ms = int(settings.session_timeout_seconds * 1000)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.require_bootstrap(),
@@ -110,21 +109,26 @@ class Committer:
             group_instance_id=settings.group_instance_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # Range deals each topic's partitions out alike, so a member owns about the
+            # same fraction of every topic it reads (the share of the rate limits it takes);
+            # round robin stays offered for the members of older releases, which know only
+            # it, during a rolling upgrade.
+            partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=min(3000, session_ms // 3),
             **aiokafka_security(settings),
         )
         await self.consumer.start()
 
-        def on_assigned(partitions: set[int]) -> None:
+        def on_assigned(partitions: set[TopicPartition]) -> None:
             self.joined = True
             assigned(partitions)
 
-        async def on_revoked(partitions: set[int]) -> None:
+        async def on_revoked(partitions: set[TopicPartition]) -> None:
             self.joined = False
             await revoked(partitions)
 
-        self.consumer.subscribe([self.topic], listener=Rebalance(on_assigned, on_revoked))
+        self.consumer.subscribe(list(self.topics), listener=Rebalance(on_assigned, on_revoked))
 
     def received(self, source: Source) -> None:
         self._offsets.received(source)
@@ -132,14 +136,14 @@ class Committer:
     def done(self, source: Source) -> None:
         self._offsets.done(source)
 
-    async def release(self, partitions: set[int]) -> None:
+    async def release(self, partitions: set[TopicPartition]) -> None:
         """On revocation, once nothing of `partitions` is in flight: commit, then forget
         them; their next owner reads from the committed offsets."""
         await self.commit()
         self.owned -= partitions
         self._offsets.forget(partitions)
-        for partition in partitions:
-            self._committed.pop(partition, None)
+        for tp in partitions:
+            self._committed.pop(tp, None)
 
     async def close(self) -> None:
         """The last commit, then the consumer stopped, each bounded (see `stop_step`)."""
@@ -153,14 +157,14 @@ class Committer:
 
     async def commit(self) -> None:
         offsets = {
-            p: o
-            for p, o in self._offsets.committable().items()
-            if p in self.owned and self._committed.get(p) != o
+            TopicPartition(*tp): o
+            for tp, o in self._offsets.committable().items()
+            if tp in self.owned and self._committed.get(tp) != o
         }
         if not offsets:
             return
         try:
-            await self.consumer.commit(self.tps_at(offsets))
+            await self.consumer.commit(offsets)
         except KafkaError as exc:
             # The group moved on (too slow, or leaving): the next owner re-reads from the
             # last commit, which sinks de-duplicate.
@@ -168,18 +172,13 @@ class Committer:
             return
         self._committed.update(offsets)
 
-    def pause_only(self, wanted: set[int]) -> None:
-        """Pause exactly `wanted` of the assigned partitions, resuming the others: paused,
-        not left unpolled, so the consumer keeps its place in the group."""
-        assigned = {tp.partition for tp in self.consumer.assignment()}
-        wanted &= assigned
+    def pause_only(self, wanted: Iterable[Partition]) -> None:
+        """Pause exactly `wanted` of the assigned topic-partitions, resuming the others:
+        paused, not left unpolled, so the consumer keeps its place in the group."""
+        assigned = set(self.consumer.assignment())
+        # aiokafka takes only its own TopicPartitions, not plain (topic, partition) pairs.
+        pause = {TopicPartition(*tp) for tp in wanted} & assigned
         self.paused &= assigned
-        self.consumer.pause(*self.tps(wanted - self.paused))
-        self.consumer.resume(*self.tps(self.paused - wanted))
-        self.paused = wanted
-
-    def tps(self, partitions: Iterable[int]) -> list[TopicPartition]:
-        return [TopicPartition(self.topic, p) for p in partitions]
-
-    def tps_at(self, offsets: dict[int, int]) -> dict[TopicPartition, int]:
-        return {TopicPartition(self.topic, p): o for p, o in offsets.items()}
+        self.consumer.pause(*(pause - self.paused))
+        self.consumer.resume(*(self.paused - pause))
+        self.paused = pause

@@ -6,8 +6,10 @@
   note per cancellation, and nothing else; Tryton's stock per SKU and warehouse equal to
   erpbridge's; its ledger equal to finance.journal, account by account.
 - The topology, read from its topics: every input event applied (its id in its order's or
-  SKU's state) or dead-lettered, as the reference model says; every command issued reached
-  the connector and succeeded; each derived topic's last record per key is the model's.
+  SKU's state) or dead-lettered, as the reference model says; every command issued (on the
+  pending topic, or as an entry on finance.journal) reached the connector and succeeded,
+  none dead-lettered by the dispatcher; each derived topic's last record per key is the
+  model's.
 
 A run without an ERP (the soak's stream-only mode) is checked up to erp.commands.
 """
@@ -20,7 +22,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from streams.contracts.topics import ERP_COMMANDS, ORDER_STATUS, spec
+from streams.contracts import deadletter
+from streams.contracts.topics import (
+    ERP_COMMANDS,
+    ERP_PENDING,
+    JOURNAL,
+    ORDER_STATUS,
+    dead_letter_of,
+    spec,
+)
 from streams.domain.alerts import BACKORDER, OVERSOLD, order_findings, stock_findings
 from streams.domain.commands import Command, Kind, sales_order_id
 from streams.domain.model import ReferenceModel
@@ -247,6 +257,13 @@ def topology_problems(loop: Loop, state: TopologyState, found: Verdict) -> None:
     unanswered = sorted(set(sent) - set(results)) if loop.erp is not None else []
     if unanswered:
         found.problems.append(f"{len(unanswered)} commands without a result: {unanswered[:5]}")
+    for name in (ERP_PENDING, JOURNAL):
+        letters = read_all(settings, catalog.physical(dead_letter_of(name)))
+        if letters:
+            reasons = Counter(
+                deadletter.describe(m.headers() or [])[deadletter.REASON] for m in letters
+            )
+            found.problems.append(f"dispatcher dead letters of {name}: {dict(reasons)}")
     erp_letters = records.dead_letters(settings, catalog)
     if erp_letters:
         found.problems.append(

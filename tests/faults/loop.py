@@ -35,6 +35,7 @@ from streams.contracts.topics import (
     ERP_PENDING,
     ERP_RESULTS,
     INPUTS,
+    JOURNAL,
     TopicCatalog,
 )
 from streams.local.tryton import Tryton
@@ -289,7 +290,10 @@ class Loop:
         """Each consumer group of the loop and the topics it reads."""
         groups = {
             self.settings.app_id: [self.catalog.physical(n) for n in AGENT_SOURCES],
-            dispatch_group(self.settings.app_id): [self.catalog.physical(ERP_PENDING)],
+            dispatch_group(self.settings.app_id): [
+                self.catalog.physical(ERP_PENDING),
+                self.catalog.physical(JOURNAL),
+            ],
         }
         if self.erp is not None:
             connector = connector_group(self.settings.app_id, "tryton")

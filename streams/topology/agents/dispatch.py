@@ -1,18 +1,25 @@
-"""The dispatcher: ERP commands from internal.erp-pending to erp.commands at each target's rate.
+"""The dispatcher: ERP commands from internal.erp-pending, and journal entries from
+finance.journal, to erp.commands at each target's rate.
 
 Not a Faust agent: holding records while they wait for tokens would block Faust's single
 consumer (and every other agent) and stall rebalances on unacknowledged events. It has
-its own aiokafka consumer, in the group `<app id>-dispatch`, and its own producer.
+its own aiokafka consumer, in the group `<app id>-dispatch`, subscribed to both topics,
+and its own producer.
 
+- Each journal entry is written once, to finance.journal; read back, it becomes the
+  PostJournalEntry `entry_command` makes of it, addressed to ERPBRIDGE_ERP_TARGET. The
+  PostJournalEntry commands an older release put on the pending topic are dispatched like
+  any other command.
 - The limit is shared: this worker's share of every target's rate and burst is the
-  fraction of the pending topic's partitions it owns, recomputed on each rebalance.
-- Nothing is lost: a pending record's offset commits only once the command standing for
-  it is acknowledged on erp.commands (or it is on the dead-letter topic), never past a
-  record still waiting; after a crash the records since the last commit are read again
-  and re-sent (sinks de-duplicate on command ids, and on the parts of merged commands).
-  Lanes reorder sends, so a partition's commit waits for its oldest waiting record: what
-  a crash re-sends is what was sent after that record arrived, not only the last second.
-- Memory is bounded: past three quarters of `dispatch_buffer` held, partitions with
+  fraction of the two topics' partitions it owns, recomputed on each rebalance.
+- Nothing is lost: a record's offset commits only once the command standing for it is
+  acknowledged on erp.commands (or the record is on its topic's dead-letter topic), never
+  past a record of its topic-partition still waiting; after a crash the records since the
+  last commit are read again and re-sent (sinks de-duplicate on command ids, and on the
+  parts of merged commands). Lanes reorder sends, so a partition's commit waits for its
+  oldest waiting record: what a crash re-sends is what was sent after that record arrived,
+  not only the last second.
+- Memory is bounded: past three quarters of `dispatch_buffer` held, topic-partitions with
   records waiting in the least urgent lane pause; at `dispatch_buffer`, all of them.
 """
 
@@ -23,28 +30,37 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 from prometheus_client import Histogram
 
 from streams.contracts import deadletter
-from streams.contracts.codec import Codec
-from streams.contracts.topics import ERP_COMMANDS, ERP_PENDING, TopicCatalog, dead_letter_of
+from streams.contracts.codec import Codec, DecodeError
+from streams.contracts.journal import InvalidEntry, decode_entry
+from streams.contracts.topics import (
+    ERP_COMMANDS,
+    ERP_PENDING,
+    JOURNAL,
+    TopicCatalog,
+    dead_letter_of,
+)
 from streams.domain.commands import Command, Kind
 from streams.domain.dispatch import (
     MERGING,
     Clock,
     Dispatch,
     DispatchQueue,
+    Partition,
     Pending,
     Source,
     TokenBucket,
 )
+from streams.domain.finance import entry_command
 from streams.ops.metrics import LATENCY_BUCKETS
 from streams.ops.settings import Settings
 from streams.topology.committer import Committer, idempotent_producer, stop_step
@@ -115,10 +131,15 @@ class Dispatcher(Service):
         self._settings = settings
         self._codec = codec
         self._wall_clock = wall_clock
-        self._pending = catalog.physical(ERP_PENDING)
+        self._journal = catalog.physical(JOURNAL)
         self._commands = catalog.physical(ERP_COMMANDS)
-        self._dead_letters = catalog.physical(dead_letter_of(ERP_PENDING))
-        self._partitions = catalog.partitions(ERP_PENDING)
+        # Each topic read, by its physical name: its logical name and its dead-letter topic.
+        self._logical = {catalog.physical(name): name for name in (ERP_PENDING, JOURNAL)}
+        self._dead_letters = {
+            physical: catalog.physical(dead_letter_of(name))
+            for physical, name in self._logical.items()
+        }
+        self._partitions = sum(catalog.partitions(name) for name in self._logical.values())
         self.group = dispatch_group(settings.app_id)
         # No share before the first assignment: a bucket only ever fills at this worker's share.
         self._targets = {
@@ -128,15 +149,17 @@ class Dispatcher(Service):
             )
             for name, limit in settings.erp_rate_limits.items()
         }
-        self._progress = Committer(self._pending, "dispatch")
+        self._progress = Committer(list(self._logical), "dispatch")
         self._in_flight: set[asyncio.Future[None]] = set()
         self._loops: list[asyncio.Future[None]] = []
-        self._dead_lettered: Counter[str] = Counter()
+        self._dead_lettered: Counter[tuple[str, str]] = Counter()
+        """By (logical topic, reason)."""
         self._producer: Any = None
         # Unregistered: streams.ops.metrics collects them into the worker's registry.
         self.wait_seconds = Histogram(
             "erpbridge_dispatch_wait_seconds",
-            "Time a command waited for the rate limiter: from the pending topic to its release.",
+            "Time a command waited for the rate limiter: from the pending topic (or the "
+            "journal) to its release.",
             ["target"],
             buckets=LATENCY_BUCKETS,
             registry=None,
@@ -174,12 +197,12 @@ class Dispatcher(Service):
 
     # --- rebalancing ------------------------------------------------------------------
 
-    def assigned(self, partitions: set[int]) -> None:
+    def assigned(self, partitions: set[TopicPartition]) -> None:
         self._progress.owned = set(partitions)
         self._resize()
-        log.info("dispatch: owns %s of %d pending partitions", sorted(partitions), self._partitions)
+        log.info("dispatch: owns %s of %d partitions", _by_topic(partitions), self._partitions)
 
-    async def revoked(self, partitions: set[int]) -> None:
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
         """Stop spending tokens for them, let sends finish and commit, then forget what
         waits from them: their next owner reads it again from the committed offset."""
         self._resize(self._progress.owned - partitions)
@@ -188,11 +211,15 @@ class Dispatcher(Service):
         dropped = sum(t.queue.drop(partitions) for t in self._targets.values())
         log.info(
             "dispatch: revoked %s, %d waiting commands left to their next owner",
-            sorted(partitions),
+            _by_topic(partitions),
             dropped,
         )
 
-    def _resize(self, owned: set[int] | None = None) -> None:
+    def _resize(self, owned: set[TopicPartition] | None = None) -> None:
+        # Counted over both topics' partitions: each has one owner in the group, so the
+        # shares add up to the whole limit, and a worker owning journal partitions only
+        # still earns tokens to post them. The range assignor (Committer) deals each topic's
+        # partitions out alike, so that is also about its part of either topic's traffic.
         share = len(self._progress.owned if owned is None else owned) / self._partitions
         for target in self._targets.values():
             target.bucket.resize(share)
@@ -208,16 +235,16 @@ class Dispatcher(Service):
                 timeout_ms=_FETCH_TIMEOUT_MS, max_records=max(1, min(room, _FETCH_MAX_RECORDS))
             )
             for tp, records in batches.items():
-                if tp.partition not in self._progress.owned:
+                if tp not in self._progress.owned:
                     continue  # revoked while fetched: its next owner reads it
                 for record in records:
                     await self._intake(record)
 
     async def _intake(self, record: ConsumerRecord) -> None:
-        source = Source(record.partition, record.offset)
+        source = Source(record.topic, record.partition, record.offset)
         self._progress.received(source)
         try:
-            command, target = self._parse(record.value)
+            command, target = self._parse(record)
             # Checked now, so a command that cannot be sent never blocks its lane; the
             # encoding is kept for the send. Merging kinds are encoded once merged (see
             # _unmerge for one that cannot be).
@@ -230,11 +257,11 @@ class Dispatcher(Service):
             target.wake.set()
         target.queue.push(Pending(command, source, record.timestamp, value, record))
 
-    def _parse(self, value: bytes | None) -> tuple[Command, _Target]:
-        try:
-            command = Command.decode(value or b"")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise _Rejected("decode", "corrupt", repr(exc)) from exc
+    def _parse(self, record: ConsumerRecord) -> tuple[Command, _Target]:
+        if record.topic == self._journal:
+            command = self._entry_command(record.value)
+        else:
+            command = _pending_command(record.value)
         target = self._targets.get(command.target)
         if target is None:
             raise _Rejected(
@@ -243,6 +270,16 @@ class Dispatcher(Service):
                 f"no rate limit for ERP target {command.target!r} (ERPBRIDGE_ERP_RATE_LIMITS)",
             )
         return command, target
+
+    def _entry_command(self, value: bytes | None) -> Command:
+        """The PostJournalEntry of a finance.journal record, as the worker addresses commands."""
+        try:
+            entry = decode_entry(self._codec, value)
+        except DecodeError as exc:
+            raise _Rejected("decode", exc.reason, exc.detail) from exc
+        except InvalidEntry as exc:
+            raise _Rejected("rules", "invalid-entry", str(exc)) from exc
+        return entry_command(entry, self._settings.erp_target)
 
     def _encode(self, command: Command) -> bytes:
         try:
@@ -253,7 +290,7 @@ class Dispatcher(Service):
     async def _dead_letter(self, record: ConsumerRecord, rejected: _Rejected) -> None:
         letter = deadletter.of_consumed(
             record,
-            self._dead_letters,
+            self._dead_letters[record.topic],
             stage=rejected.stage,
             reason=rejected.reason,
             error=rejected.error,
@@ -266,7 +303,7 @@ class Dispatcher(Service):
             partition=letter.partition,
             headers=letter.headers,
         )
-        self._dead_lettered[rejected.reason] += 1
+        self._dead_lettered[self._logical[record.topic], rejected.reason] += 1
         log.warning(
             "dead-lettered %s[%d]@%d (%s): %s",
             record.topic,
@@ -283,7 +320,7 @@ class Dispatcher(Service):
         held = self._held()
         limit = self._settings.dispatch_buffer
         lanes = [lane for t in self._targets.values() for lane, n in t.queue.depth().items() if n]
-        wanted: set[int] = set()
+        wanted: set[Partition] = set()
         if held >= limit:
             wanted = set(self._progress.owned)
         elif lanes and held >= limit * 3 // 4:
@@ -372,7 +409,7 @@ class Dispatcher(Service):
         """What GET /erpbridge/dispatch/ shows: per target its rate, this worker's share
         and tokens, ERP calls waiting per lane, the oldest waiting command's age, ERP calls
         sent and saved by coalescing, sends that failed (and wait again); and the partitions
-        owned and paused."""
+        owned and paused, per topic."""
         now_ms = int(self._wall_clock() * 1000)
         targets = {}
         for name, t in self._targets.items():
@@ -391,8 +428,8 @@ class Dispatcher(Service):
             }
         return {
             "group": self.group,
-            "owned_partitions": sorted(self._progress.owned),
-            "paused_partitions": sorted(self._progress.paused),
+            "owned_partitions": _by_topic(self._progress.owned),
+            "paused_partitions": _by_topic(self._progress.paused),
             "partitions": self._partitions,
             "in_flight": len(self._in_flight),
             "dead_lettered": sum(self._dead_lettered.values()),
@@ -406,8 +443,9 @@ class Dispatcher(Service):
         }
 
     def dead_letters(self) -> dict[tuple[str, str], int]:
-        """Records dead-lettered from the pending topic, by (logical topic, reason)."""
-        return {(ERP_PENDING, reason): n for reason, n in self._dead_lettered.items()}
+        """Records dead-lettered from the pending topic and the journal, by (logical topic,
+        reason)."""
+        return dict(self._dead_lettered)
 
     def consumer(self) -> Any:
         """The dispatcher's group consumer, once started."""
@@ -416,6 +454,21 @@ class Dispatcher(Service):
     @property
     def joined(self) -> bool:
         return self._progress.joined
+
+
+def _pending_command(value: bytes | None) -> Command:
+    try:
+        return Command.decode(value or b"")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _Rejected("decode", "corrupt", repr(exc)) from exc
+
+
+def _by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]:
+    """Partition numbers per topic, for logs and the snapshot."""
+    numbers: dict[str, list[int]] = {}
+    for tp in sorted(partitions):
+        numbers.setdefault(tp.topic, []).append(tp.partition)
+    return numbers
 
 
 async def _sleep_or_wake(wake: asyncio.Event, timeout: float | None) -> None:

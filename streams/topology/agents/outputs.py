@@ -1,6 +1,7 @@
 """The records the agents hand on, encoded and queued in the batch that caused them: ERP
-commands to the pending topic, the finance journal, alerts, the derived topics, and the
-internal messages between agents, bundled per partition.
+commands to the pending topic, the finance journal (which the dispatcher also reads, to post
+each entry to the ERP), alerts, the derived topics, and the internal messages between
+agents, bundled per partition.
 
 Every output carries a deterministic id, so a re-send after a crash or a replay is
 recognisable downstream.
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from streams.contracts.codec import Codec
+from streams.contracts.journal import encode_entry, entry_key
 from streams.contracts.topics import (
     ALERTS,
     AVAILABILITY,
@@ -25,7 +27,7 @@ from streams.contracts.topics import (
 from streams.domain import messages
 from streams.domain.alerts import Alert
 from streams.domain.commands import Command
-from streams.domain.finance import JournalEntry, entry_command
+from streams.domain.finance import JournalEntry
 from streams.domain.messages import AllocationUpdate, ErpAnswer, OrderFeedback, StockRequest, Tick
 from streams.domain.orders import Transition
 from streams.domain.stock import Availability
@@ -37,9 +39,8 @@ M = TypeVar("M", bound=StockRequest | AllocationUpdate | Tick | ErpAnswer)
 
 
 class Outputs:
-    def __init__(self, catalog: TopicCatalog, codec: Codec, target: str) -> None:
+    def __init__(self, catalog: TopicCatalog, codec: Codec) -> None:
         self._codec = codec
-        self._target = target
         self._pending = catalog.physical(ERP_PENDING)
         self._journal = catalog.physical(JOURNAL)
         self._alerts = catalog.physical(ALERTS)
@@ -54,10 +55,9 @@ class Outputs:
         batch.send(self._pending, command.dispatch_key.encode(), command.encode())
 
     def journal(self, batch: Batch, entry: JournalEntry) -> None:
-        """The entry for analysts, and as a PostJournalEntry for the ERP."""
-        value = self._codec.encode("erpbridge.JournalEntry", entry.to_datum(), topic=self._journal)
-        batch.send(self._journal, entry.entry_id.encode(), value)
-        self.command(batch, entry_command(entry, self._target))
+        """The entry, once: for analysts, and for the dispatcher to post to the ERP."""
+        value = encode_entry(self._codec, entry, topic=self._journal)
+        batch.send(self._journal, entry_key(entry), value)
 
     def alert(self, batch: Batch, alert: Alert) -> None:
         value = self._codec.encode(

@@ -1,5 +1,6 @@
 """`erpbridge resync` on the real broker: a real worker takes an order to a sales order, then
-resync re-sends its commands to internal.erp-pending under the same ids, as the topology did."""
+resync re-sends its commands to internal.erp-pending and its journal entries to
+finance.journal under the same ids, as the topology did (the entries byte for byte)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from collections.abc import Callable
 
 from streams.contracts.changelogs import ORDERS_TABLE, changelog_topic
 from streams.contracts.codec import Codec
-from streams.contracts.topics import ERP_PENDING, TopicCatalog
-from streams.domain.commands import Command, sales_order_id
+from streams.contracts.topics import ERP_PENDING, JOURNAL, TopicCatalog
+from streams.domain.commands import Command, Kind, sales_order_id
 from streams.ops.settings import Settings
 from streams.sample.generator import DEFAULT_START, Catalogue, generate
 from tests.streams.topology.agents.pipeline import TopologyState, produce, quiesce, read_all
@@ -28,6 +29,19 @@ def pending(settings: Settings, topics: TopicCatalog) -> list[tuple[int, int, Co
     )
 
 
+def journal(settings: Settings, topics: TopicCatalog) -> list[tuple[int, int, bytes, str | None]]:
+    """Every record on finance.journal: partition, offset, value, its entry's order id."""
+    return sorted(
+        (m.partition(), m.offset(), m.value(), CODEC.decode(m.value()).datum["order_id"])
+        for m in read_all(settings, topics.physical(JOURNAL))
+    )
+
+
+def entry_id(value: bytes) -> str:
+    entry: str = CODEC.decode(value).datum["entry_id"]
+    return entry
+
+
 def test_resync_resends_an_orders_commands_under_the_same_ids(
     settings: Settings,
     topics: TopicCatalog,
@@ -40,13 +54,21 @@ def test_resync_resends_an_orders_commands_under_the_same_ids(
     state = TopologyState.read(settings, topics, CODEC)
     order_id = next(o for o in sorted(state.orders) if sales_order_id(o) in state.commands)
     before = pending(settings, topics)
+    # The topology puts journal entries on finance.journal only, not on the pending topic.
+    assert not [c for _, _, c in before if c.kind is Kind.POST_JOURNAL_ENTRY]
     issued = {
         command.command_id: (partition, command)
         for partition, _, command in before
         if command.dispatch_key == order_id
-        and not any(cost in command.command_id for cost in _COST_ENTRIES)
     }
-    physical = topics.physical(ERP_PENDING)
+    journal_before = journal(settings, topics)
+    entries = {
+        entry_id(value): (partition, value)
+        for partition, _, value, entry_order in journal_before
+        if entry_order == order_id and not any(cost in entry_id(value) for cost in _COST_ENTRIES)
+    }
+    assert len(issued) > 1 and entries
+    said = f"{len(entries)} journal entr{'y' if len(entries) == 1 else 'ies'}"
 
     result = run(["resync", order_id], cli_env)
 
@@ -54,12 +76,12 @@ def test_resync_resends_an_orders_commands_under_the_same_ids(
     lines = result.stdout.splitlines()
     assert lines[0] == (
         f"order {order_id} ({state.orders[order_id].status.value}): re-sent {len(issued)} "
-        f"commands to {physical}"
+        f"commands to {topics.physical(ERP_PENDING)} and {said} to {topics.physical(JOURNAL)}"
     )
-    assert sorted(line.split()[0] for line in lines[1:-1]) == sorted(issued)
+    assert sorted(line.split()[0] for line in lines[1:-1]) == sorted([*issued, *entries])
     assert lines[-1] == (
-        f"re-sent {len(issued)} commands in all; the ERP connector creates only the "
-        "documents the ERP does not have"
+        f"re-sent {len(issued)} commands and {said} in all; the ERP connector creates only "
+        "the documents the ERP does not have"
     )
     ends = {partition: offset for partition, offset, _ in before}
     resent = {
@@ -70,12 +92,21 @@ def test_resync_resends_an_orders_commands_under_the_same_ids(
     # Same ids, same contents, same partitions: the dispatcher and the ERP see the same commands.
     assert resent == issued
     assert sales_order_id(order_id) in resent
+    journal_ends = {partition: offset for partition, offset, _, _ in journal_before}
+    resent_entries = {
+        entry_id(value): (partition, value)
+        for partition, offset, value, _ in journal(settings, topics)
+        if offset > journal_ends.get(partition, -1)
+    }
+    # The same bytes on the same partitions: the dispatcher posts the same entries.
+    assert resent_entries == entries
 
     mixed = run(["resync", order_id, "no-such-order"], cli_env)
 
     assert mixed.exit_code == 1
     assert "no state for order no-such-order" in mixed.stderr
     assert len(pending(settings, topics)) == len(before) + len(issued)
+    assert len(journal(settings, topics)) == len(journal_before) + len(entries)
 
 
 def test_resync_refuses_an_order_without_state(
@@ -93,6 +124,7 @@ def test_resync_refuses_an_order_without_state(
         "worker's; nothing re-sent\n"
     )
     assert read_all(settings, topics.physical(ERP_PENDING)) == []
+    assert read_all(settings, topics.physical(JOURNAL)) == []
 
 
 def test_resync_refuses_an_app_id_whose_changelog_does_not_exist(

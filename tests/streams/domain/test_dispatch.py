@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from streams.contracts.topics import ERP_PENDING, JOURNAL
 from streams.domain.commands import Command, Kind, Lane
 from streams.domain.dispatch import (
     MAX_ADJUSTMENT_PARTS,
@@ -101,8 +102,10 @@ def test_bucket_smaller_than_a_token_still_sends_at_its_rate() -> None:
 _offsets = count()
 
 
-def pending(command: Command, partition: int = 0, queued_ms: int = 0) -> Pending:
-    return Pending(command, Source(partition, next(_offsets)), queued_ms)
+def pending(
+    command: Command, partition: int = 0, queued_ms: int = 0, topic: str = ERP_PENDING
+) -> Pending:
+    return Pending(command, Source(topic, partition, next(_offsets)), queued_ms)
 
 
 def order(n: int) -> Command:
@@ -166,10 +169,11 @@ def test_oldest_and_partitions_per_lane() -> None:
     assert queue.oldest_ms() is None
     queue.push(pending(journal(1), partition=2, queued_ms=500))
     queue.push(pending(order(2), partition=0, queued_ms=300))
-    queue.push(pending(journal(3), partition=1, queued_ms=100))  # merges into the first batch
+    # Read from the journal, it merges into the first batch all the same.
+    queue.push(pending(journal(3), partition=2, queued_ms=100, topic=JOURNAL))
     assert queue.oldest_ms() == 100
-    assert queue.partitions_in(Lane.BOOKKEEPING) == {1, 2}
-    assert queue.partitions_in(Lane.ORDERS) == {0}
+    assert queue.partitions_in(Lane.BOOKKEEPING) == {(ERP_PENDING, 2), (JOURNAL, 2)}
+    assert queue.partitions_in(Lane.ORDERS) == {(ERP_PENDING, 0)}
 
 
 # --- coalescing -----------------------------------------------------------------------------
@@ -272,7 +276,7 @@ def test_drop_forgets_revoked_partitions_and_keeps_the_rest_merging() -> None:
     queue.push(pending(journal(2), partition=1))
     queue.push(pending(order(3), partition=1))
     queue.push(pending(adjustment(4, 2), partition=1))
-    assert queue.drop({1}) == 3
+    assert queue.drop({(ERP_PENDING, 1)}) == 3
     assert queue.held == 1 and queue.depth() == {
         Lane.ORDERS: 0,
         Lane.SHIPMENTS: 0,
@@ -326,22 +330,46 @@ def test_members_put_back_apart_go_first_each_alone() -> None:
 def test_commit_never_passes_a_waiting_record() -> None:
     tracker = OffsetTracker()
     for offset in (10, 11, 12, 14):  # 13 is a gap (a transaction marker, say)
-        tracker.received(Source(0, offset))
-    tracker.received(Source(1, 0))
-    assert tracker.committable() == {0: 10, 1: 0}
-    tracker.done(Source(0, 11))
-    tracker.done(Source(0, 12))
-    assert tracker.committable()[0] == 10
-    tracker.done(Source(0, 10))
-    assert tracker.committable()[0] == 14
-    tracker.done(Source(0, 14))
-    tracker.done(Source(1, 0))
-    assert tracker.committable() == {0: 15, 1: 1}
+        tracker.received(Source(ERP_PENDING, 0, offset))
+    tracker.received(Source(ERP_PENDING, 1, 0))
+    assert tracker.committable() == {(ERP_PENDING, 0): 10, (ERP_PENDING, 1): 0}
+    tracker.done(Source(ERP_PENDING, 0, 11))
+    tracker.done(Source(ERP_PENDING, 0, 12))
+    assert tracker.committable()[ERP_PENDING, 0] == 10
+    tracker.done(Source(ERP_PENDING, 0, 10))
+    assert tracker.committable()[ERP_PENDING, 0] == 14
+    tracker.done(Source(ERP_PENDING, 0, 14))
+    tracker.done(Source(ERP_PENDING, 1, 0))
+    assert tracker.committable() == {(ERP_PENDING, 0): 15, (ERP_PENDING, 1): 1}
+
+
+def test_one_partition_number_of_two_topics_commits_apart() -> None:
+    tracker = OffsetTracker()
+    tracker.received(Source(ERP_PENDING, 0, 7))
+    tracker.received(Source(JOURNAL, 0, 3))
+    tracker.received(Source(JOURNAL, 0, 4))
+    tracker.done(Source(JOURNAL, 0, 4))
+    tracker.done(Source(ERP_PENDING, 0, 7))
+    # The journal's record 3 still waits: its partition stays there, the pending one moves on.
+    assert tracker.committable() == {(ERP_PENDING, 0): 8, (JOURNAL, 0): 3}
+    tracker.forget([(ERP_PENDING, 0)])
+    assert tracker.committable() == {(JOURNAL, 0): 3}
+
+
+def test_drop_forgets_only_the_revoked_topic_partitions() -> None:
+    queue = DispatchQueue(journal_batch_size=10)
+    queue.push(pending(journal(1), partition=1))
+    queue.push(pending(journal(2), partition=1, topic=JOURNAL))
+    queue.push(pending(order(3), partition=1, topic=ERP_PENDING))
+    assert queue.drop({(JOURNAL, 1)}) == 1
+    assert queue.partitions_in(Lane.BOOKKEEPING) == {(ERP_PENDING, 1)}
+    assert queue.partitions_in(Lane.ORDERS) == {(ERP_PENDING, 1)}
+    assert queue.held == 2
 
 
 def test_forgotten_partitions_are_not_committed() -> None:
     tracker = OffsetTracker()
-    tracker.received(Source(0, 5))
-    tracker.forget([0])
-    tracker.done(Source(0, 5))  # a send that finished after revocation
+    tracker.received(Source(ERP_PENDING, 0, 5))
+    tracker.forget([(ERP_PENDING, 0)])
+    tracker.done(Source(ERP_PENDING, 0, 5))  # a send that finished after revocation
     assert tracker.committable() == {}

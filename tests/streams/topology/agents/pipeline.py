@@ -22,6 +22,7 @@ from streams.contracts.changelogs import (
     changelog_topic,
 )
 from streams.contracts.codec import Codec
+from streams.contracts.journal import decode_entry
 from streams.contracts.topics import (
     AGENT_SOURCES,
     ALERTS,
@@ -35,7 +36,7 @@ from streams.contracts.topics import (
     spec,
 )
 from streams.domain import statejson
-from streams.domain.commands import Command
+from streams.domain.commands import Command, journal_command_id
 from streams.domain.events import InputEvent
 from streams.domain.finance import FinanceMapping, entry_command
 from streams.domain.model import ReferenceModel
@@ -236,7 +237,8 @@ class TopologyState:
     statuses: dict[str, list[dict[str, Any]]]
     """orders.status values per order, in topic order, every copy."""
     commands: dict[str, list[Command]]
-    """Every copy of every command on the pending topic, by command id."""
+    """Every copy of every command the dispatcher reads, by command id: those on the pending
+    topic, and the PostJournalEntry it makes of each finance.journal record."""
     journal: dict[str, list[dict[str, Any]]]
     """Every copy of every finance.journal entry, by entry id."""
     alerts: dict[str, dict[str, Any]]
@@ -273,6 +275,8 @@ class TopologyState:
         for record in read_all(settings, catalog.physical(JOURNAL)):
             datum = codec.decode(record.value()).datum
             journal.setdefault(datum["entry_id"], []).append(datum)
+            command = entry_command(decode_entry(codec, record.value()), settings.erp_target)
+            commands.setdefault(command.command_id, []).append(command)
         alerts = {
             key.decode(): codec.decode(value).datum
             for key, value in latest_by_key(read_all(settings, catalog.physical(ALERTS))).items()
@@ -447,11 +451,15 @@ def assert_handed_on_like_model(
     state: TopologyState, model: ReferenceModel, prefix: str, codec: Codec
 ) -> None:
     """ERP commands and journal entries: every copy of an id is identical (replays re-send
-    the same), and what does not depend on arrival order equals the model's exactly."""
+    the same), each entry goes out once per copy on finance.journal, and what does not
+    depend on arrival order equals the model's exactly."""
     for command_id, copies in state.commands.items():
         assert all(c == copies[0] for c in copies), f"{command_id}: copies differ"
     for entry_id, datums in state.journal.items():
         assert all(d == datums[0] for d in datums), f"{entry_id}: copies differ"
+        # Each entry goes out once, to finance.journal, not again as a pending command.
+        posts = len(state.commands[journal_command_id(entry_id)])
+        assert posts == len(datums), f"{entry_id}: {posts} PostJournalEntry, {len(datums)} records"
         lines = datums[0]["lines"]
         assert sum(x["debit"] for x in lines) == sum(x["credit"] for x in lines), entry_id
         assert sum(x["functional_debit"] for x in lines) == sum(

@@ -1,6 +1,10 @@
 """The dispatcher on the real broker: the rate limit holds for one worker and for two sharing
 it, urgent commands overtake waiting ones, coalescing saves calls without changing the net
-effect, a crash loses nothing, and undecodable pending records are dead-lettered."""
+effect, a crash loses nothing, and undecodable pending records are dead-lettered; journal
+entries read from finance.journal reach erp.commands as the PostJournalEntry commands the
+worker used to send, their offsets commit behind what waits, undecodable ones are
+dead-lettered, and the PostJournalEntry commands an older release left on the pending topic
+are still sent."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,14 +32,18 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 
 from streams.contracts import deadletter
 from streams.contracts.codec import Codec
+from streams.contracts.journal import encode_entry, entry_key
 from streams.contracts.topics import (
     ERP_COMMANDS,
     ERP_PENDING,
     ERP_RESULTS,
+    JOURNAL,
     TopicCatalog,
     dead_letter_of,
 )
-from streams.domain.commands import Command, Kind, Lane
+from streams.domain.commands import Command, Kind, Lane, journal_command_id
+from streams.domain.dispatch import Pending, Source, batch_id, merge
+from streams.domain.finance import ZERO, JournalEntry, JournalLine, entry_command
 from streams.ops.settings import RateLimit, Settings
 from streams.topology.agents.dispatch import DISPATCH_PATH, Dispatcher
 from streams.topology.agents.intake import partition_for
@@ -196,9 +205,10 @@ class RunningDispatcher(RunningService[Dispatcher]):
         target: dict[str, Any] = self.snapshot()["targets"][TARGET]
         return target
 
-    def owned(self) -> list[int]:
-        owned: list[int] = self.snapshot()["owned_partitions"]
-        return owned
+    def owned(self) -> list[tuple[str, int]]:
+        """The topic-partitions it owns, of both topics."""
+        owned: dict[str, list[int]] = self.snapshot()["owned_partitions"]
+        return [(topic, p) for topic, numbers in owned.items() for p in numbers]
 
 
 @pytest.fixture
@@ -265,9 +275,10 @@ def test_two_workers_share_the_limit(
     start_dispatcher: Callable[[Settings], RunningDispatcher],
 ) -> None:
     """The same burst through two dispatchers in one group: each spends the share of the
-    limit its partitions give it, and together they keep to 60 a second and 95% of 50/s."""
+    limit its partitions (of the pending topic and the journal) give it, and together they
+    keep to 60 a second and 95% of 50/s."""
     settings = limited(settings, RATE, BURST, journal_batch_size=1)
-    partitions = topics.partitions(ERP_PENDING)
+    partitions = topics.partitions(ERP_PENDING) + topics.partitions(JOURNAL)
     first = start_dispatcher(settings)
     wait_for(lambda: len(first.owned()) == partitions, timeout=60, what="the first to own all")
     second = start_dispatcher(settings)
@@ -278,10 +289,11 @@ def test_two_workers_share_the_limit(
         timeout=60,
         what="both dispatchers to own partitions",
     )
+    # Each owns the same fraction of either topic: its share of the pending topic's traffic.
     shares = sorted([first.target()["share"], second.target()["share"]])
     assert shares == pytest.approx([1 / 3, 2 / 3])
 
-    commands = balanced(BURST_SIZE, partitions)
+    commands = balanced(BURST_SIZE, topics.partitions(ERP_PENDING))
     publish_commands(settings, topics, commands)
     wait_sent(settings, topics, BURST_SIZE, timeout=BURST_SIZE / RATE + 60)
     _check_rate(sent(settings, topics), commands)
@@ -576,34 +588,43 @@ def test_a_send_the_broker_refuses_is_retried_and_nothing_is_lost(
     assert running.target()["sent"] == len(commands)
 
 
-def _pending_partitions(topics: TopicCatalog) -> list[TopicPartition]:
-    topic = topics.physical(ERP_PENDING)
-    return [TopicPartition(topic, p) for p in range(topics.partitions(ERP_PENDING))]
+READ = (ERP_PENDING, JOURNAL)
+"""The topics the dispatcher reads."""
 
 
-def committed(settings: Settings, topics: TopicCatalog, group: str) -> dict[int, int]:
+def _partitions(topics: TopicCatalog) -> list[TopicPartition]:
+    return [
+        TopicPartition(topics.physical(name), p)
+        for name in READ
+        for p in range(topics.partitions(name))
+    ]
+
+
+def committed(settings: Settings, topics: TopicCatalog, group: str) -> dict[tuple[str, int], int]:
+    """Per (physical topic, partition) of both topics, the offset `group` committed (< 0: none)."""
     consumer = Consumer({**settings.confluent_config(), "group.id": group})
     try:
         return {
-            tp.partition: tp.offset
-            for tp in consumer.committed(_pending_partitions(topics), timeout=10)
+            (tp.topic, tp.partition): tp.offset
+            for tp in consumer.committed(_partitions(topics), timeout=10)
         }
     finally:
         consumer.close()
 
 
 def committed_to_end(settings: Settings, topics: TopicCatalog, group: str) -> bool:
-    """Whether `group` has committed every pending partition that holds records to its end."""
+    """Whether `group` has committed every partition of both topics that holds records to
+    its end."""
     done = committed(settings, topics, group)
-    return all(done[p] == end for p, end in ends(settings, topics).items() if end)
+    return all(done[tp] == end for tp, end in ends(settings, topics).items() if end)
 
 
-def ends(settings: Settings, topics: TopicCatalog) -> dict[int, int]:
+def ends(settings: Settings, topics: TopicCatalog) -> dict[tuple[str, int], int]:
     consumer = Consumer({**settings.confluent_config(), "group.id": "ends"})
     try:
         return {
-            tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1]
-            for tp in _pending_partitions(topics)
+            (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)[1]
+            for tp in _partitions(topics)
         }
     finally:
         consumer.close()
@@ -733,3 +754,241 @@ def test_the_workers_metrics_hold_what_its_dispatcher_sent_and_heard_back(
     assert value("erpbridge_events_dead_lettered_total", topic=ERP_PENDING, reason="corrupt") == 1
     assert by_kind("erpbridge_erp_commands_acknowledged_total") == kinds - Counter([failed.kind])
     assert by_kind("erpbridge_erp_commands_failed_total") == {failed.kind: 1}
+
+
+# --- journal entries from finance.journal ---------------------------------------------------
+
+
+def entry(n: int) -> JournalEntry:
+    """Journal entry number `n`: the sale of order o-<n>, posted `n` ms after the others' start."""
+    amount = Decimal(10 + n)
+    return JournalEntry(
+        entry_id=f"o-{n}/journal/sale",
+        posted_ms=1_700_000_000_000 + n,
+        order_id=f"o-{n}",
+        description=f"sale of order o-{n}",
+        transaction_currency="EUR",
+        functional_currency="EUR",
+        exchange_rate=Decimal(1),
+        lines=(
+            JournalLine("1100", amount, ZERO, amount, ZERO),
+            JournalLine("4000", ZERO, amount, ZERO, amount, memo="revenue"),
+        ),
+    )
+
+
+def publish_to(
+    settings: Settings,
+    topic: str,
+    records: list[tuple[bytes, bytes]],
+    partition: int | None = None,
+) -> None:
+    producer = Producer(settings.producer_config())
+    extra = {} if partition is None else {"partition": partition}
+    for key, value in records:
+        producer.produce(topic, key=key, value=value, **extra)
+    assert producer.flush(30) == 0
+
+
+def publish_entries(
+    settings: Settings,
+    topics: TopicCatalog,
+    entries: list[JournalEntry],
+    partition: int | None = None,
+) -> None:
+    """The entries on finance.journal as the worker writes them."""
+    topic = topics.physical(JOURNAL)
+    records = [(entry_key(e), encode_entry(CODEC, e, topic=topic)) for e in entries]
+    publish_to(settings, topic, records, partition)
+
+
+def posted_entry_ids(records: list[Sent]) -> list[str]:
+    return [
+        e["entry_id"] for r in records if r.kind == "PostJournalEntry" for e in r.body["entries"]
+    ]
+
+
+def test_journal_entries_reach_erp_commands_merged_as_before(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    """Entries on finance.journal, at 2 calls a second: they batch, and each command on
+    erp.commands is byte for byte the one the PostJournalEntry commands `entry_command`
+    makes (addressed to ERPBRIDGE_ERP_TARGET) merge into, as when the worker sent them to
+    the pending topic."""
+    target = "erpnext"
+    settings = settings.model_copy(
+        update={
+            "erp_target": target,
+            "erp_rate_limits": {target: RateLimit(rate=2, burst=1)},
+            "journal_batch_size": 10,
+        }
+    )
+    entries = [entry(n) for n in range(25)]
+    publish_entries(settings, topics, entries)
+    running = start_dispatcher(settings)
+
+    records = wait_for(
+        lambda: len(posted_entry_ids(r := sent(settings, topics))) >= len(entries) and r,
+        timeout=60,
+        what="every journal entry on erp.commands",
+    )
+    assert sorted(posted_entry_ids(records)) == sorted(e.entry_id for e in entries)
+    assert len(records) <= 10  # 3 batches of 10 if all waited together
+    assert running.snapshot()["targets"][target]["calls_saved"] == len(entries) - len(records)
+    by_id = {e.entry_id: e for e in entries}
+    commands = topics.physical(ERP_COMMANDS)
+    for message in read_all(settings, commands):
+        datum = CODEC.decode(message.value(), expected="erpbridge.ErpCommand").datum
+        ids = [e["entry_id"] for e in datum["command"][1]["entries"]]
+        command_ids = [journal_command_id(i) for i in ids]
+        assert datum["command_id"] == (command_ids[0] if len(ids) == 1 else batch_id(command_ids))
+        members = [Pending(entry_command(by_id[i], target), Source(JOURNAL, 0, 0), 0) for i in ids]
+        expected = merge(members)
+        assert message.value() == CODEC.encode(
+            "erpbridge.ErpCommand", expected.to_datum(), topic=commands
+        )
+    wait_for(
+        lambda: committed_to_end(settings, topics, running.dispatcher.group),
+        timeout=30,
+        what="commits at the end of finance.journal",
+    )
+
+
+def test_journal_commits_never_pass_an_entry_still_waiting(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    """Cancellations on the pending topic's partition 0 overtake entries on the journal's
+    partition 0 (the same number, another topic), at 2 calls a second: whenever the group's
+    commits are read, every record before a committed offset has its command on
+    erp.commands, and the journal's commit moves while entries still wait."""
+    settings = limited(settings, 2, 1, journal_batch_size=1)
+    entries = [entry(n) for n in range(12)]
+    cancels = [command(Kind.CANCEL_SALES_ORDER, 100 + n) for n in range(12)]
+    publish_entries(settings, topics, entries, partition=0)
+    publish_to(
+        settings,
+        topics.physical(ERP_PENDING),
+        [(c.dispatch_key.encode(), c.encode()) for c in cancels],
+        partition=0,
+    )
+    running = start_dispatcher(settings)
+    # The topics are new: the records' offsets are their places in these lists.
+    waiting_for = {
+        (topics.physical(JOURNAL), 0): [journal_command_id(e.entry_id) for e in entries],
+        (topics.physical(ERP_PENDING), 0): [c.command_id for c in cancels],
+    }
+    passed: list[str] = []
+    moved_while_waiting = False
+
+    def everything_committed() -> bool:
+        nonlocal moved_while_waiting
+        done = committed(settings, topics, running.dispatcher.group)
+        # Read after the commits: whatever was acknowledged before a commit is there.
+        on_commands = {r.command_id for r in sent(settings, topics)}
+        for tp, ids in waiting_for.items():
+            offset = max(done[tp], 0)
+            passed.extend(
+                f"{tp}: committed {offset}, {i} not sent"
+                for i in ids[:offset]
+                if i not in on_commands
+            )
+        offset = done[topics.physical(JOURNAL), 0]
+        moved_while_waiting |= 0 < offset < len(entries)
+        return all(done[tp] == len(ids) for tp, ids in waiting_for.items())
+
+    wait_for(everything_committed, timeout=90, what="both partitions committed to their end")
+    assert not passed
+    assert moved_while_waiting, (
+        "no commit between the first and the last entry: the test shows nothing"
+    )
+
+
+def test_journal_records_that_are_no_entry_are_dead_lettered(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    """Records among good entries on one partition of finance.journal that are no entry go
+    to finance.journal.dlq with their reason, as they were; the entries after them are sent
+    and the partition is committed to its end."""
+    settings = limited(settings, 100, 10)
+    journal = topics.physical(JOURNAL)
+    good = [entry(n) for n in range(3)]
+    misdated = {**entry(10).to_datum(), "posting_date": date(2001, 1, 1)}
+    bad: list[tuple[bytes, bytes, str]] = [
+        (b"k-1", b"not avro", "unknown-framing"),
+        (
+            b"k-2",
+            CODEC.encode(
+                "erpbridge.ErpCommand",
+                entry_command(entry(11), TARGET).to_datum(),
+                topic=topics.physical(ERP_COMMANDS),
+            ),
+            "wrong-schema",
+        ),
+        (b"k-3", encode_entry(CODEC, entry(12), topic=journal)[:-3], "truncated"),
+        (b"k-4", CODEC.encode("erpbridge.JournalEntry", misdated, topic=journal), "invalid-entry"),
+    ]
+    records = [(entry_key(e), encode_entry(CODEC, e, topic=journal)) for e in good]
+    publish_to(
+        settings, journal, records[:2] + [(k, v) for k, v, _ in bad] + records[2:], partition=0
+    )
+    running = start_dispatcher(settings)
+
+    wait_for(
+        lambda: len(posted_entry_ids(sent(settings, topics))) >= len(good),
+        timeout=60,
+        what="the good entries on erp.commands",
+    )
+    dlq = topics.physical(dead_letter_of(JOURNAL))
+    wait_for(
+        lambda: record_count(settings.require_bootstrap(), dlq) >= len(bad),
+        timeout=30,
+        what="dead letters",
+    )
+    assert sorted(posted_entry_ids(sent(settings, topics))) == sorted(e.entry_id for e in good)
+    letters = {}
+    for letter in read_all(settings, dlq):
+        headers = deadletter.describe(letter.headers() or [])
+        assert headers[deadletter.SOURCE_TOPIC] == journal
+        assert int(headers[deadletter.SOURCE_PARTITION]) == letter.partition() == 0
+        letters[letter.key()] = (headers[deadletter.REASON], letter.value())
+    assert letters == {k: (reason, v) for k, v, reason in bad}
+    assert running.call(Dispatcher.dead_letters) == {(JOURNAL, reason): 1 for _, _, reason in bad}
+    wait_for(
+        lambda: committed_to_end(settings, topics, running.dispatcher.group),
+        timeout=30,
+        what="commits at the end of finance.journal",
+    )
+
+
+def test_journal_commands_an_older_release_left_on_the_pending_topic_are_sent(
+    settings: Settings,
+    topics: TopicCatalog,
+    start_dispatcher: Callable[[Settings], RunningDispatcher],
+) -> None:
+    """After an upgrade the pending topic still holds the PostJournalEntry commands the worker
+    used to send there beside each entry: they are sent with the entries read from
+    finance.journal, and both topics are committed to their end."""
+    settings = limited(settings, 2, 1, journal_batch_size=10)
+    older = [entry(n) for n in range(6)]
+    newer = [entry(n) for n in range(6, 12)]
+    publish_commands(settings, topics, [entry_command(e, TARGET) for e in older])
+    publish_entries(settings, topics, newer)
+    running = start_dispatcher(settings)
+
+    records = wait_for(
+        lambda: len(posted_entry_ids(r := sent(settings, topics))) >= len(older + newer) and r,
+        timeout=60,
+        what="every journal entry on erp.commands",
+    )
+    assert sorted(posted_entry_ids(records)) == sorted(e.entry_id for e in older + newer)
+    wait_for(
+        lambda: committed_to_end(settings, topics, running.dispatcher.group),
+        timeout=30,
+        what="commits at the end of both topics",
+    )
