@@ -13,8 +13,9 @@ order from where the group committed: a record already handled is dropped, a rec
 a hole is dropped and the partition is sought back to the first missing offset. The
 worker commits only offsets handled without a hole and whose outputs the broker
 confirmed. A hole at a partition's end shows no record past it: a partition that stays
-behind its high watermark without moving is sought back too (`stalled`), and so is one
-with records waiting that no record of ever reached its agent (`unstarted`).
+behind its high watermark without moving is sought back too, and so is one with records
+waiting that no record of ever reached its agent (`look`), but only while the agents take
+nothing at all: with a backlog, Faust feeds some partitions' records long before others'.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Cursors:
     """Each partition's next offset at the previous `stalled` look."""
     _unstarted: set[TP] = field(default_factory=set)
     """The partitions with records waiting and no start at the previous look."""
+    _took: bool = False
+    """Whether any partition took a record since the previous look."""
 
     def unknown(self, events: Iterable[EventT[bytes]]) -> set[TP]:
         """The partitions of `events` with no start offset yet (new since the assignment)."""
@@ -59,6 +62,7 @@ class Cursors:
             if offset == expected[tp]:
                 admitted.append(event)
                 expected[tp] = offset + 1
+                self._took = True
             elif offset > expected[tp]:
                 holes[tp] = expected[tp]
         return admitted, holes
@@ -73,26 +77,32 @@ class Cursors:
         """The offset to commit for `tp`; None if it is not read by an agent (yet)."""
         return self._done.get(tp)
 
-    def stalled(self, highwaters: dict[TP, int]) -> dict[TP, int]:
-        """The partitions behind their high watermark that took nothing since the previous
-        look, with the offset to seek them back to."""
+    def look(self, highwaters: dict[TP, int], waiting: set[TP]) -> tuple[dict[TP, int], set[TP]]:
+        """Every few seconds: the partitions to seek back, with the offset to seek them to,
+        and the partitions to start (then seek back) although no record of them came.
+
+        Sought back: a partition behind its high watermark that took nothing since the
+        previous look, with nothing in flight. Started: one with records `waiting` and no
+        start, at this look and the previous one. Both only when no partition took anything
+        since the previous look either: idle agents with records left behind means Faust
+        has dropped them, while with a backlog a partition can wait behind the others'
+        records for many looks without a hole (seeking it back then only refetches it).
+        """
+        idle, self._took = not self._took, False
         stalled = {
             tp: offset
             for tp, offset in self._next.items()
-            if tp in highwaters
+            if idle
+            and tp in highwaters
             and highwaters[tp] > offset
             and self._looked.get(tp) == offset
             and self._done[tp] == offset
         }
         self._looked = dict(self._next)
-        return stalled
-
-    def unstarted(self, waiting: set[TP]) -> set[TP]:
-        """Of the partitions with records `waiting`, those no agent started, at this look
-        and the previous one: whatever Faust fetched of them never reached the agent."""
         unstarted = {tp for tp in waiting if tp not in self._next}
-        found, self._unstarted = unstarted & self._unstarted, unstarted
-        return found
+        found = unstarted & self._unstarted if idle else set()
+        self._unstarted = unstarted
+        return stalled, found
 
     def forget(self) -> None:
         """The group took the partitions back: the next assignment starts from its commits."""
@@ -100,3 +110,4 @@ class Cursors:
         self._done.clear()
         self._looked.clear()
         self._unstarted.clear()
+        self._took = False

@@ -159,12 +159,15 @@ class StreamApp(faust.App):
             return
         consumer: Any = self.consumer
         owned = consumer.assignment()
-        for tp, offset in holes.items():
-            if tp in owned:
-                log.warning(
-                    "reading %s[%d] again from offset %d: %s", tp.topic, tp.partition, offset, why
-                )
-                await consumer.seek(tp, offset)
+        seeks = {tp: offset for tp, offset in holes.items() if tp in owned}
+        for tp, offset in seeks.items():
+            log.warning(
+                "reading %s[%d] again from offset %d: %s", tp.topic, tp.partition, offset, why
+            )
+        if seeks:
+            # On the consumer's own thread: `seek` would move aiokafka's fetcher from this
+            # one while that thread reads from it (a KeyError that stopped the worker).
+            await consumer.seek_wait(seeks)
 
     async def reread_stalled(self) -> None:
         """Seek back the partitions left behind their high watermark without a record to
@@ -182,13 +185,13 @@ class StreamApp(faust.App):
             for tp in owned
             if tp.topic in self.stream_topics and (highwater := consumer.highwater(tp)) is not None
         }
-        holes = self.cursors.stalled(highwaters)
         waiting = {
             tp
             for tp, highwater in highwaters.items()
             if highwater > (consumer._committed_offset.get(tp) or 0)
         }
-        if unstarted := self.cursors.unstarted(waiting):
+        holes, unstarted = self.cursors.look(highwaters, waiting)
+        if unstarted:
             try:
                 holes.update(await self.start_cursors(unstarted))
             except TimeoutError:

@@ -68,25 +68,46 @@ def test_a_hole_drops_what_follows_it_and_seeks_back_to_its_first_offset() -> No
     assert holes == {}
 
 
+def stalled(cursors: Cursors, highwaters: dict[TP, int]) -> dict[TP, int]:
+    return cursors.look(highwaters, set())[0]
+
+
+def unstarted(cursors: Cursors, waiting: set[TP]) -> set[TP]:
+    return cursors.look({}, waiting)[1]
+
+
 def test_a_partition_behind_its_high_watermark_that_did_not_move_is_stalled() -> None:
     cursors = started(p0=5, p1=0)
     highwaters = {P0: 7, P1: 0}
-    assert cursors.stalled(highwaters) == {}, "the first look only notes where each is"
-    assert cursors.stalled(highwaters) == {P0: 5}
+    assert stalled(cursors, highwaters) == {}, "the first look only notes where each is"
+    assert stalled(cursors, highwaters) == {P0: 5}
     cursors.handled(cursors.admit(events((P0, 5), (P0, 6)))[0])
-    assert cursors.stalled(highwaters) == {}, "caught up"
+    assert stalled(cursors, highwaters) == {}, "it moved"
+    assert stalled(cursors, highwaters) == {}, "caught up"
 
 
 def test_a_partition_moving_or_with_records_in_flight_is_not_stalled() -> None:
     cursors = started(p0=5)
     highwaters = {P0: 9}
-    cursors.stalled(highwaters)
+    stalled(cursors, highwaters)
     cursors.handled(cursors.admit(events((P0, 5)))[0])
-    assert cursors.stalled(highwaters) == {}, "it moved since the last look"
+    assert stalled(cursors, highwaters) == {}, "it moved since the last look"
     in_flight, _ = cursors.admit(events((P0, 6)))
-    assert cursors.stalled(highwaters) == {}
-    assert cursors.stalled(highwaters) == {}, "its batch is not confirmed yet"
+    assert stalled(cursors, highwaters) == {}
+    assert stalled(cursors, highwaters) == {}, "its batch is not confirmed yet"
     cursors.handled(in_flight)
+
+
+def test_nothing_is_stalled_or_unstarted_while_other_partitions_take_records() -> None:
+    """A backlog: Faust feeds P1's records for looks on end while P0's and P2's wait."""
+    p2 = TP("orders", 2)
+    cursors = started(p0=5, p1=0)
+    highwaters = {P0: 9, P1: 1000}
+    assert cursors.look(highwaters, {p2}) == ({}, set())
+    for offset in range(0, 30, 10):
+        cursors.handled(cursors.admit(events(*((P1, offset + n) for n in range(10))))[0])
+        assert cursors.look(highwaters, {p2}) == ({}, set()), "P1 took records: not idle"
+    assert cursors.look(highwaters, {p2}) == ({P0: 5, P1: 30}, {p2}), "idle, left behind"
 
 
 def test_forgetting_starts_every_partition_again_from_the_next_assignment() -> None:
@@ -106,8 +127,8 @@ def test_a_partition_started_already_keeps_its_place() -> None:
 
 def test_a_partition_with_records_waiting_that_no_agent_started_is_found_at_two_looks() -> None:
     cursors = started(p0=5)
-    assert cursors.unstarted({P0, P1}) == set(), "the first look only notes it"
-    assert cursors.unstarted({P0, P1}) == {P1}
+    assert unstarted(cursors, {P0, P1}) == set(), "the first look only notes it"
+    assert unstarted(cursors, {P0, P1}) == {P1}
     cursors.start(P1, 0)
-    assert cursors.unstarted({P0, P1}) == set()
-    assert cursors.unstarted(set()) == set()
+    assert unstarted(cursors, {P0, P1}) == set()
+    assert unstarted(cursors, set()) == set()
