@@ -7,14 +7,22 @@ from typing import Any
 import click
 
 from streams.cli.app import LogicalTopic, confirm, connect, counted, main
-from streams.contracts.topics import ERP_COMMANDS, INPUTS, TopicCatalog, dead_letter_of
+from streams.contracts.topics import (
+    ERP_COMMANDS,
+    ERP_PENDING,
+    INPUTS,
+    JOURNAL,
+    TopicCatalog,
+    dead_letter_of,
+)
 from streams.ops.dlq import StoredDeadLetter, choose, read_dead_letters
 from streams.ops.records import PartitionReader, RecordsError, Sender
 from streams.ops.settings import Settings
 
 _SOURCES = LogicalTopic(
-    (*INPUTS, ERP_COMMANDS),
-    "{topic} is neither an input topic nor erp.commands, whose dead letters this works on",
+    (*INPUTS, ERP_PENDING, JOURNAL, ERP_COMMANDS),
+    "{topic} is none of the topics whose dead letters this works on: an input topic, the "
+    "dispatcher's internal.erp-pending and finance.journal, or erp.commands",
 )
 _COLUMNS = ("partition", "offset", "source offset", "reason", "failed at", "key", "error")
 
@@ -31,7 +39,8 @@ class _PartitionOffset(click.ParamType):
 
 @main.group("dlq")
 def dlq() -> None:
-    """Dead letters of an input topic or erp.commands, kept in `<topic>.dlq`.
+    """Dead letters of an input topic, of the dispatcher's internal.erp-pending and
+    finance.journal, or of erp.commands, kept in `<topic>.dlq`.
 
     A dead letter is the original record (key, value, headers) with erpbridge.dlq.*
     headers saying why it failed (reason, error, stage), where it came from (topic,

@@ -6,10 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+import pytest
 from confluent_kafka import Producer
 
 from streams.contracts.deadletter import dead_letter
-from streams.contracts.topics import ERP_COMMANDS, ORDERS, TopicCatalog, dead_letter_of
+from streams.contracts.topics import (
+    ERP_COMMANDS,
+    ERP_PENDING,
+    JOURNAL,
+    ORDERS,
+    TopicCatalog,
+    dead_letter_of,
+)
 from streams.ops.settings import Settings
 from tests.streams.topology.agents.pipeline import read_all
 from tests.support import run
@@ -118,13 +126,14 @@ def test_dlq_replay_sends_chosen_dead_letters_back_without_their_dlq_headers(
     assert records(settings, source) == sorted(map(original, LETTERS))
 
 
-def test_dlq_replay_of_erp_commands_lists_on_a_dry_run_then_sends_all(
-    settings: Settings, topics: TopicCatalog, cli_env: dict[str, str | None]
+@pytest.mark.parametrize("topic", [ERP_COMMANDS, ERP_PENDING, JOURNAL])
+def test_dlq_replay_of_what_the_dispatcher_and_connector_read_lists_on_a_dry_run_then_sends_all(
+    settings: Settings, topics: TopicCatalog, cli_env: dict[str, str | None], topic: str
 ) -> None:
-    write_dead_letters(settings, topics, ERP_COMMANDS)
-    source = topics.physical(ERP_COMMANDS)
+    write_dead_letters(settings, topics, topic)
+    source = topics.physical(topic)
 
-    listed = run(["dlq", "replay", ERP_COMMANDS, "--all", "--dry-run"], cli_env)
+    listed = run(["dlq", "replay", topic, "--all", "--dry-run"], cli_env)
 
     assert listed.exit_code == 0, listed.output
     assert listed.stdout.splitlines()[0] == (
@@ -135,7 +144,7 @@ def test_dlq_replay_of_erp_commands_lists_on_a_dry_run_then_sends_all(
     )
     assert records(settings, source) == []
 
-    sent = run(["dlq", "replay", ERP_COMMANDS, "--all"], cli_env)
+    sent = run(["dlq", "replay", topic, "--all"], cli_env)
 
     assert sent.exit_code == 0, sent.output
     assert records(settings, source) == sorted(map(original, LETTERS))
@@ -178,8 +187,10 @@ def test_dlq_refuses_what_does_not_exist_sending_nothing(
         (
             ["list", "orders.status"],
             2,
-            "orders.status is neither an input topic nor erp.commands, whose dead letters this "
-            "works on; it takes commerce.orders, commerce.inventory, commerce.payments, erp.commands",
+            "orders.status is none of the topics whose dead letters this works on: an input "
+            "topic, the dispatcher's internal.erp-pending and finance.journal, or erp.commands; "
+            "it takes commerce.orders, commerce.inventory, commerce.payments, "
+            "internal.erp-pending, finance.journal, erp.commands",
         ),
     ]
     for options, exit_code, message in refusals:
