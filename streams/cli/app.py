@@ -111,9 +111,9 @@ class LogicalTopic(click.ParamType):
         self.fail(f"{problem}; it takes {', '.join(self.allowed)}", param, ctx)
 
 
-def counted(number: int, noun: str) -> str:
-    """`1 record`, `3 records`: for what the verbs print."""
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """`1 record`, `3 records` (or the `plural` given): for what the verbs print."""
+    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
 
 
 def confirm(sender: Sender, noun: str, topic: str) -> None:

@@ -120,7 +120,7 @@ def resync(ctx: click.Context, order_ids: tuple[str, ...], dry_run: bool) -> Non
 
 
 def _entries(number: int) -> str:
-    return f"{number} journal entry" if number == 1 else f"{number} journal entries"
+    return counted(number, "journal entry", "journal entries")
 
 
 def _total(commands: int, entries: int) -> str:

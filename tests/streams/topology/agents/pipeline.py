@@ -22,7 +22,7 @@ from streams.contracts.changelogs import (
     changelog_topic,
 )
 from streams.contracts.codec import Codec
-from streams.contracts.journal import decode_entry
+from streams.contracts.journal import entry_of
 from streams.contracts.topics import (
     AGENT_SOURCES,
     ALERTS,
@@ -275,7 +275,7 @@ class TopologyState:
         for record in read_all(settings, catalog.physical(JOURNAL)):
             datum = codec.decode(record.value()).datum
             journal.setdefault(datum["entry_id"], []).append(datum)
-            command = entry_command(decode_entry(codec, record.value()), settings.erp_target)
+            command = entry_command(entry_of(datum), settings.erp_target)
             commands.setdefault(command.command_id, []).append(command)
         alerts = {
             key.decode(): codec.decode(value).datum

@@ -487,12 +487,7 @@ def test_undecodable_pending_records_are_dead_lettered(
     assert {k: reason for k, (reason, _) in reasons.items()} == {k: r for k, _, r in bad}
     assert {k: value for k, (_, value) in reasons.items()} == {k: v for k, v, _ in bad}
     assert running.snapshot()["dead_lettered"] == len(bad)
-    # Nothing stalls: the group's commits reach the end of every partition.
-    wait_for(
-        lambda: committed_to_end(settings, topics, running.dispatcher.group),
-        timeout=30,
-        what="commits at the end of the pending topic",
-    )
+    await_committed_to_end(settings, topics, running, "the pending topic")
 
 
 def test_a_merged_command_that_cannot_be_sent_loses_only_its_bad_member(
@@ -527,11 +522,7 @@ def test_a_merged_command_that_cannot_be_sent_loses_only_its_bad_member(
     assert letter.value() == bad.encode()
     target = running.target()
     assert (target["sent"], target["calls_saved"]) == (len(good), 0)
-    wait_for(
-        lambda: committed_to_end(settings, topics, running.dispatcher.group),
-        timeout=30,
-        what="commits at the end of the pending topic",
-    )
+    await_committed_to_end(settings, topics, running, "the pending topic")
 
 
 def set_max_message_bytes(settings: Settings, topic: str, value: int) -> None:
@@ -580,11 +571,7 @@ def test_a_send_the_broker_refuses_is_retried_and_nothing_is_lost(
     assert Counter(r.command_id for r in sent(settings, topics)) == Counter(
         c.command_id for c in commands
     )
-    wait_for(
-        lambda: committed_to_end(settings, topics, running.dispatcher.group),
-        timeout=30,
-        what="commits at the end of the pending topic",
-    )
+    await_committed_to_end(settings, topics, running, "the pending topic")
     assert running.target()["sent"] == len(commands)
 
 
@@ -610,6 +597,17 @@ def committed(settings: Settings, topics: TopicCatalog, group: str) -> dict[tupl
         }
     finally:
         consumer.close()
+
+
+def await_committed_to_end(
+    settings: Settings, topics: TopicCatalog, running: RunningDispatcher, where: str
+) -> None:
+    """Nothing stalls: the dispatcher's commits reach the end of every partition."""
+    wait_for(
+        lambda: committed_to_end(settings, topics, running.dispatcher.group),
+        timeout=30,
+        what=f"commits at the end of {where}",
+    )
 
 
 def committed_to_end(settings: Settings, topics: TopicCatalog, group: str) -> bool:
@@ -849,11 +847,7 @@ def test_journal_entries_reach_erp_commands_merged_as_before(
         assert message.value() == CODEC.encode(
             "erpbridge.ErpCommand", expected.to_datum(), topic=commands
         )
-    wait_for(
-        lambda: committed_to_end(settings, topics, running.dispatcher.group),
-        timeout=30,
-        what="commits at the end of finance.journal",
-    )
+    await_committed_to_end(settings, topics, running, "finance.journal")
 
 
 def test_journal_commits_never_pass_an_entry_still_waiting(
@@ -959,11 +953,7 @@ def test_journal_records_that_are_no_entry_are_dead_lettered(
         letters[letter.key()] = (headers[deadletter.REASON], letter.value())
     assert letters == {k: (reason, v) for k, v, reason in bad}
     assert running.call(Dispatcher.dead_letters) == {(JOURNAL, reason): 1 for _, _, reason in bad}
-    wait_for(
-        lambda: committed_to_end(settings, topics, running.dispatcher.group),
-        timeout=30,
-        what="commits at the end of finance.journal",
-    )
+    await_committed_to_end(settings, topics, running, "finance.journal")
 
 
 def test_journal_commands_an_older_release_left_on_the_pending_topic_are_sent(
@@ -987,8 +977,4 @@ def test_journal_commands_an_older_release_left_on_the_pending_topic_are_sent(
         what="every journal entry on erp.commands",
     )
     assert sorted(posted_entry_ids(records)) == sorted(e.entry_id for e in older + newer)
-    wait_for(
-        lambda: committed_to_end(settings, topics, running.dispatcher.group),
-        timeout=30,
-        what="commits at the end of both topics",
-    )
+    await_committed_to_end(settings, topics, running, "both topics")
