@@ -80,6 +80,7 @@ def create_topology(
     app = StreamApp(
         settings.app_id,
         stream_topics=frozenset(catalog.physical(name) for name in AGENT_SOURCES),
+        producer_config=settings.producer_config(),
         broker=broker_urls(settings.require_bootstrap()),
         broker_credentials=faust_credentials(settings),
         # rocksdb keeps state on the worker's volume so a restart replays only the changelog tail.
@@ -93,8 +94,6 @@ def create_topology(
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_seconds,
-        # No linger: a batch hands all its records to the producer at once, and waits for them.
-        producer_linger=0.0,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         # False where an operator owns the topics: Faust then declares none, changelogs included.
         topic_allow_declare=settings.create_topics,

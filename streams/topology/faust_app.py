@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import faust
@@ -29,6 +30,7 @@ from mode.utils.queues import FlowControlEvent
 
 from streams.ops.health import PartitionSample
 from streams.topology.cursors import Cursors
+from streams.topology.producer import RecordProducer
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +87,16 @@ class StreamApp(faust.App):
         self,
         *args: Any,
         stream_topics: frozenset[str],
+        producer_config: Mapping[str, Any],
         stall_look_seconds: float = STALL_LOOK_SECONDS,
         **kwargs: Any,
     ) -> None:
+        """`producer_config`: librdkafka settings of the producer every batch is written
+        with (`Settings.producer_config`); Faust's own producer carries nothing of ours."""
         super().__init__(*args, **kwargs)
         self.stream_topics = stream_topics
+        self.records = RecordProducer(producer_config)
+        self.add_dependency(self.records)
         self.assigned = False
         """The group gave this worker its partitions (maybe none) since the last revocation."""
         self.cursors = Cursors()

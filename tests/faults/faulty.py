@@ -21,20 +21,20 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from faust.tables.base import Collection
-from faust.transport.drivers.aiokafka import Consumer, Producer
+from faust.transport.drivers.aiokafka import Consumer
 
 from connectors.erp.tryton import TrytonAdapter
 from streams.cli import main
+from streams.topology.producer import Outgoing, RecordProducer
 
 KILLED = "fault: killed at"
 
-# (class, async method, whether the kill comes before the method runs)
+# (class, async method, whether the kill comes before the method runs); `send` is apart.
 POINTS: dict[str, tuple[type, str, bool]] = {
-    "send": (Producer, "send", False),
     "commit": (Consumer, "_commit", True),
     "recovery": (Collection, "on_changelog_event", False),
     "erp-success": (TrytonAdapter, "execute", False),
@@ -51,6 +51,9 @@ def arm(point: str, n: int) -> None:
     """Make the N-th time POINT's method is reached in this process its last: the N-th call
     for a point before the method, the N-th that returns for one after it (a call that
     raises, say an ERP call that failed, is not a success)."""
+    if point == "send":
+        _arm_send(n)
+        return
     owner, name, before = POINTS[point]
     original: Callable[..., Any] = getattr(owner, name)
     reached = 0
@@ -70,6 +73,27 @@ def arm(point: str, n: int) -> None:
         return result
 
     setattr(owner, name, counted)
+
+
+def _arm_send(n: int) -> None:
+    """The N-th record the worker's producer is handed, counted over every batch: the
+    producer takes a batch's records one by one, so the kill comes once it has produced
+    the N-th and asks for the next (or for the end of the batch)."""
+    original = RecordProducer.deliver
+    reached = 0
+
+    def counted(records: Iterable[Outgoing]) -> Iterator[Outgoing]:
+        nonlocal reached
+        for record in records:
+            yield record
+            reached += 1
+            if reached == n:
+                _die("send", reached)
+
+    async def deliver(self: RecordProducer, records: Iterable[Outgoing]) -> Any:
+        return await original(self, counted(records))
+
+    RecordProducer.deliver = deliver  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

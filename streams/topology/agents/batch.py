@@ -16,19 +16,19 @@ Faust would write, and after the broker confirms them the same persisted offsets
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 from faust.streams import Stream, _current_event
-from faust.types import TP, AppT, EventT, StoreT, StreamT, TableT
+from faust.types import TP, EventT, StoreT, StreamT, TableT
 
 from streams.topology.faust_app import StreamApp
+from streams.topology.producer import Headers, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +41,14 @@ BATCH_WITHIN = 0.005
 """Seconds a partly filled batch waits for more before it is handled."""
 
 
-@dataclass(slots=True)
-class _Record:
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    partition: int | None
-    headers: list[tuple[str, bytes]] | None
-    table: TableT[bytes, bytes] | None
-
-
 @dataclass
 class Batch:
     """The records one batch causes, sent together by `flush`."""
 
-    app: AppT
-    _records: list[_Record] = field(default_factory=list)
+    app: StreamApp
+    _records: list[Outgoing] = field(default_factory=list)
+    _tables: dict[str, TableT[bytes, bytes]] = field(default_factory=dict)
+    """The tables whose changelogs the batch writes, by changelog topic."""
 
     def send(
         self,
@@ -65,10 +57,10 @@ class Batch:
         value: bytes | None,
         *,
         partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: Headers | None = None,
     ) -> None:
         """Queue a record; without a partition the producer's murmur2 partitioner picks it."""
-        self._records.append(_Record(topic, key, value, partition, headers, None))
+        self._records.append((topic, key, value, partition, headers, False))
 
     def put_state(
         self, table: TableT[bytes, bytes], partition: int, key: bytes, value: bytes | None
@@ -85,7 +77,8 @@ class Batch:
         else:
             table.data[key] = value
         topic = table.changelog_topic.get_topic_name()
-        self._records.append(_Record(topic, key, value, partition, None, table))
+        self._tables[topic] = table
+        self._records.append((topic, key, value, partition, None, True))
 
     def __len__(self) -> int:
         return len(self._records)
@@ -94,28 +87,12 @@ class Batch:
         """Send every queued record without waiting for each, then wait for all; record the
         changelog offsets the tables' stores now hold."""
         records, self._records = self._records, []
-        producer = self.app.producer
-        pending: list[Awaitable[Any]] = []
-        for record in records:
-            pending.append(
-                await producer.send(
-                    record.topic,
-                    record.key,
-                    record.value,
-                    record.partition,
-                    None,
-                    record.headers,
-                )
-            )
-        results = await asyncio.gather(*pending)
-        persisted: dict[tuple[int, int], tuple[TableT[bytes, bytes], Any]] = {}
-        for record, metadata in zip(records, results, strict=True):
-            if record.table is not None:
-                persisted[id(record.table), metadata.partition] = (record.table, metadata)
-        for table, metadata in persisted.values():
+        tables, self._tables = self._tables, {}
+        offsets = await self.app.records.deliver(records)
+        for (topic, partition), offset in offsets.items():
             # What Faust's changelog callback does: recovery then reads only what follows.
-            cast(StoreT[bytes, bytes], table.data).set_persisted_offset(
-                TP(metadata.topic, metadata.partition), metadata.offset
+            cast(StoreT[bytes, bytes], tables[topic].data).set_persisted_offset(
+                TP(topic, partition), offset
             )
 
 

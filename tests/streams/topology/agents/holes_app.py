@@ -28,6 +28,7 @@ DROP = {int(offset) for offset in os.environ["HOLES_DROP"].split(",") if offset}
 app = StreamApp(
     os.environ["HOLES_APP_ID"],
     stream_topics=frozenset({SOURCE}),
+    producer_config={"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]},
     stall_look_seconds=1.0,
     broker=f"kafka://{os.environ['KAFKA_BOOTSTRAP_SERVERS']}",
     topic_partitions=PARTITIONS,
