@@ -24,8 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import cast
 
+from faust.stores.rocksdb import Store
 from faust.streams import Stream, _current_event
 from faust.types import TP, EventT, StoreT, StreamT, TableT
+from rocksdict import Rdict, WriteBatch
 
 from streams.topology.faust_app import StreamApp
 from streams.topology.producer import Headers, Outgoing
@@ -49,6 +51,8 @@ class Batch:
     _records: list[Outgoing] = field(default_factory=list)
     _tables: dict[str, TableT[bytes, bytes]] = field(default_factory=dict)
     """The tables whose changelogs the batch writes, by changelog topic."""
+    _writes: dict[tuple[int, int], tuple[Rdict, WriteBatch]] = field(default_factory=dict)
+    """The state the batch writes, per store and partition."""
 
     def send(
         self,
@@ -65,17 +69,24 @@ class Batch:
     def put_state(
         self, table: TableT[bytes, bytes], partition: int, key: bytes, value: bytes | None
     ) -> None:
-        """Write a key's state (None deletes it) to the table's store and its changelog.
+        """Write a key's state (None deletes it) to the partition's RocksDB database and
+        the table's changelog.
 
-        The caller is inside `on_partition(partition)`: the RocksDB store keeps one database
-        per partition and picks it by the current event."""
+        The database's writes of a batch go in one RocksDB write batch when it is flushed
+        (one write to its log instead of one per key, and none of Faust's per-key
+        bookkeeping): agents read each key once, before they write it, so nothing in a
+        batch reads what the batch wrote."""
+        store = cast(Store, table.data)
+        database = store._db_for_partition(partition)
+        writes = self._writes.get((id(store), partition))
+        if writes is None:
+            writes = self._writes[id(store), partition] = (database, WriteBatch(raw_mode=True))
         if value is None:
-            if key in table.data:
-                del table.data[key]
-            else:
+            if database.get(key) is None:
                 return
+            writes[1].delete(key)
         else:
-            table.data[key] = value
+            writes[1].put(key, value)
         topic = table.changelog_topic.get_topic_name()
         self._tables[topic] = table
         self._records.append((topic, key, value, partition, None, True))
@@ -88,6 +99,9 @@ class Batch:
         changelog offsets the tables' stores now hold."""
         records, self._records = self._records, []
         tables, self._tables = self._tables, {}
+        writes, self._writes = self._writes, {}
+        for database, pending in writes.values():
+            database.write(pending)
         offsets = await self.app.records.deliver(records)
         for (topic, partition), offset in offsets.items():
             # What Faust's changelog callback does: recovery then reads only what follows.
@@ -148,11 +162,11 @@ def per_partition(events: Sequence[EventT[bytes]]) -> Iterator[tuple[int, list[E
 
 @contextmanager
 def on_partition(event: EventT[bytes]) -> Iterator[None]:
-    """Table reads and writes go to the partition of `event`.
+    """Table reads go to the partition of `event`.
 
     Faust's stores find a key's partition through the current event, which in a batch is
     whichever event the stream took last; every partition's keys are handled under an event
-    of their own partition instead."""
+    of their own partition instead. (`Batch.put_state` is told the partition.)"""
     token = _current_event.set(weakref.ref(event))
     try:
         yield
