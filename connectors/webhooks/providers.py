@@ -1,0 +1,149 @@
+"""What the service needs of each provider: how a request proves it came from the provider,
+and which input events its body makes. The mappings themselves are the pure modules of the
+provider packages; this adds the provider's HTTP conventions (headers, answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.webhooks.adyen import mapping as adyen
+from connectors.webhooks.adyen.signature import item_signed
+from connectors.webhooks.body_signature import body_signed
+from connectors.webhooks.inputs import BadDelivery, Input, UnknownTopic
+from connectors.webhooks.references import References
+from connectors.webhooks.shopify import mapping as shopify
+from connectors.webhooks.stripe import mapping as stripe
+from connectors.webhooks.stripe.signature import signature_problem
+from connectors.webhooks.woocommerce import mapping as woocommerce
+
+
+@dataclass(frozen=True)
+class Request:
+    headers: Mapping[str, str]
+    """Case-insensitive, as aiohttp gives them."""
+    body: bytes
+
+
+class Unauthentic(Exception):
+    """A signature inside the body (Adyen's) that does not verify: a 401 like any other."""
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    problem: Callable[[Request, Sequence[bytes], float, float], str | None]
+    """Why the raw request is not authentic (None: it is), before its body is parsed;
+    given the route's secrets, the time now and the timestamp tolerance."""
+    inputs: Callable[[Request, Any, References, Sequence[bytes]], list[Input]]
+    """The input events of the parsed body (UnknownTopic, Unmappable, BadDelivery,
+    Unauthentic for what there are none)."""
+    keys: Callable[[Sequence[bytes]], tuple[bytes, ...]] = tuple
+    """The route's secrets as the check uses them (Adyen's are hex)."""
+    accepted: bytes = b'{"status": "accepted"}'
+    accepted_type: str = "application/json"
+    is_ping: Callable[[Request], bool] = lambda request: False
+    """A request the provider sends to test the URL: answered 200, nothing published."""
+
+
+def _header(request: Request, name: str) -> str:
+    value = request.headers.get(name)
+    if not value:
+        raise BadDelivery(f"the {name} header is missing")
+    return value
+
+
+def _body_problem(header: str) -> Callable[[Request, Sequence[bytes], float, float], str | None]:
+    def problem(
+        request: Request, secrets: Sequence[bytes], now: float, tolerance: float
+    ) -> str | None:
+        signature = request.headers.get(header)
+        if not signature:
+            return "missing"
+        return None if body_signed(request.body, signature, secrets) else "mismatch"
+
+    return problem
+
+
+def _shopify(
+    request: Request, document: Any, references: References, keys: Sequence[bytes]
+) -> list[Input]:
+    topic = _header(request, "X-Shopify-Topic")
+    return shopify.inputs(topic, _header(request, "X-Shopify-Event-Id"), document, references)
+
+
+def _woocommerce(
+    request: Request, document: Any, references: References, keys: Sequence[bytes]
+) -> list[Input]:
+    return woocommerce.inputs(_header(request, "X-WC-Webhook-Topic"), document, references)
+
+
+def _woocommerce_ping(request: Request) -> bool:
+    # On creating a webhook WooCommerce posts `webhook_id=<id>`, form-encoded and unsigned.
+    return "X-WC-Webhook-Topic" not in request.headers and request.body.startswith(b"webhook_id=")
+
+
+def _stripe_problem(
+    request: Request, secrets: Sequence[bytes], now: float, tolerance: float
+) -> str | None:
+    return signature_problem(
+        request.body, request.headers.get("Stripe-Signature"), secrets, now, tolerance
+    )
+
+
+def _stripe(
+    request: Request, document: Any, references: References, keys: Sequence[bytes]
+) -> list[Input]:
+    return stripe.inputs(document, references)
+
+
+def _adyen(
+    request: Request, document: Any, references: References, keys: Sequence[bytes]
+) -> list[Input]:
+    items = document.get("notificationItems") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not items:
+        raise BadDelivery("the body has no notificationItems")
+    found: list[Input] = []
+    unknown: UnknownTopic | None = None
+    wrapped = [
+        entry.get("NotificationRequestItem") if isinstance(entry, dict) else None for entry in items
+    ]
+    # Every item is checked before any is mapped: one forged item refuses the request.
+    if not all(item_signed(item, keys) for item in wrapped):
+        raise Unauthentic("an item's hmacSignature does not verify")
+    for item in wrapped:
+        assert isinstance(item, dict)  # item_signed checked it
+        try:
+            found += adyen.inputs(item)
+        except UnknownTopic as error:
+            unknown = error
+    if not found and unknown is not None:
+        raise unknown
+    return found
+
+
+def _hex_keys(secrets: Sequence[bytes]) -> tuple[bytes, ...]:
+    return tuple(bytes.fromhex(secret.decode()) for secret in secrets)
+
+
+PROVIDERS: dict[str, Provider] = {
+    "shopify": Provider("shopify", _body_problem("X-Shopify-Hmac-Sha256"), _shopify),
+    "woocommerce": Provider(
+        "woocommerce",
+        _body_problem("X-WC-Webhook-Signature"),
+        _woocommerce,
+        is_ping=_woocommerce_ping,
+    ),
+    "stripe": Provider("stripe", _stripe_problem, _stripe),
+    "adyen": Provider(
+        "adyen",
+        # Adyen signs each item inside the body: _adyen checks them before mapping any.
+        lambda request, secrets, now, tolerance: None,
+        _adyen,
+        keys=_hex_keys,
+        # What Adyen expects, or it keeps re-sending.
+        accepted=b"[accepted]",
+        accepted_type="text/plain",
+    ),
+}
