@@ -15,18 +15,22 @@ from tests.connectors.webhooks.vendor import adyen, assert_fits_schema
 def _one(item: dict[str, Any]) -> dict[str, Any]:
     (found,) = inputs(item)
     assert_fits_schema(found.record, found.topic)
-    return {"topic": found.topic, "key": found.key, **found.record}
+    assert (found.topic, found.key) == (PAYMENTS, found.record["order_id"])
+    return found.record
 
 
-def test_authorisation_of_10_eur() -> None:
-    assert _one(adyen("colon_notification.json")) == {
-        "topic": PAYMENTS, "key": ":slashes are fun",
+AUTHORISED = {
         "event_id": "adyen:M8NB66SBZSGLNK82:AUTHORISATION",
         "occurred_at": "2023-01-10T13:40:54+01:00", "source": "adyen",
         "order_id": ":slashes are fun",
         "event": {"type": "PaymentAuthorized", "payment_id": "M8NB66SBZSGLNK82",
                   "gateway": "adyen", "amount": "10.00", "currency": "EUR", "method": "visa"},
-    }  # fmt: skip
+}  # fmt: skip
+"""colon_notification.json: 1000 EUR cents authorised for the order ":slashes are fun"."""
+
+
+def test_authorisation_of_10_eur() -> None:
+    assert _one(adyen("colon_notification.json")) == AUTHORISED
 
 
 def test_refused_authorisation() -> None:

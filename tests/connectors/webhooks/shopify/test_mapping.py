@@ -28,35 +28,39 @@ def _one(topic: str, body: dict[str, Any], event_id: str = "evt-1") -> dict[str,
     return {"topic": found.topic, "key": found.key, **found.record}
 
 
+_LINE = {"quantity": 1, "unit_price": "199.00", "discount": "0.00", "tax_lines": []}
+ORDER_1001_EVENT_ID = "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+ORDER_1001 = {
+    "event_id": f"shopify:{ORDER_1001_EVENT_ID}",
+    "occurred_at": "2008-01-10T11:00:00-05:00",
+    "source": "shopify",
+    "order_id": "450789469",
+    "event": {
+        "type": "OrderPlaced",
+        "currency": "USD",
+        "customer": {"customer_id": "207119551", "email": "bob.norman@hostmail.com",
+                     "name": "Bob Norman"},
+        "ship_to": BOB,
+        "bill_to": BOB,
+        "channel": "web",
+        "lines": [
+            {"line_id": "466157049", "sku": "IPOD2008GREEN", **_LINE},
+            {"line_id": "518995019", "sku": "IPOD2008RED", **_LINE},
+            {"line_id": "703073504", "sku": "IPOD2008BLACK", **_LINE},
+        ],
+        "discounts": [{"code": "TENOFF", "description": None, "amount": "10.00"}],
+        "shipping": {"method": "Free Shipping", "amount": "0.00", "tax_lines": []},
+        "total": "409.94",
+    },
+}  # fmt: skip
+"""Order #1001 as erpbridge's OrderPlaced. The fixture's lines carry no tax lines of their
+own (its 11.94 tax is order level only), and its total_price is what Shopify says, not
+recomputed."""
+
+
 def test_order_1001_is_placed_with_its_three_skus_and_discount_code() -> None:
-    # The fixture's lines carry no tax lines of their own (its 11.94 tax is order level
-    # only), and its total_price is what Shopify says, not recomputed.
-    line = {"quantity": 1, "unit_price": "199.00", "discount": "0.00", "tax_lines": []}
-    assert _one("orders/create", shopify("order.json"), "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043") == {
-        "topic": ORDERS,
-        "key": "450789469",
-        "event_id": "shopify:b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
-        "occurred_at": "2008-01-10T11:00:00-05:00",
-        "source": "shopify",
-        "order_id": "450789469",
-        "event": {
-            "type": "OrderPlaced",
-            "currency": "USD",
-            "customer": {"customer_id": "207119551", "email": "bob.norman@hostmail.com",
-                         "name": "Bob Norman"},
-            "ship_to": BOB,
-            "bill_to": BOB,
-            "channel": "web",
-            "lines": [
-                {"line_id": "466157049", "sku": "IPOD2008GREEN", **line},
-                {"line_id": "518995019", "sku": "IPOD2008RED", **line},
-                {"line_id": "703073504", "sku": "IPOD2008BLACK", **line},
-            ],
-            "discounts": [{"code": "TENOFF", "description": None, "amount": "10.00"}],
-            "shipping": {"method": "Free Shipping", "amount": "0.00", "tax_lines": []},
-            "total": "409.94",
-        },
-    }  # fmt: skip
+    order = _one("orders/create", shopify("order.json"), ORDER_1001_EVENT_ID)
+    assert order == {"topic": ORDERS, "key": "450789469", **ORDER_1001}
 
 
 def test_line_taxes_are_named_by_where_the_order_ships() -> None:

@@ -18,8 +18,7 @@ from tests.connectors.webhooks.vendor import assert_fits_schema, stripe, stripe_
 
 REFERENCES = References(order_reference="order_id")
 ORDER = {"metadata": {"order_id": "450789469"}}
-ENVELOPE = {"topic": PAYMENTS, "key": "450789469",
-            "event_id": "stripe:evt_1Pgc76B7WZ01zgkWwyRHS12y",
+ENVELOPE = {"event_id": "stripe:evt_1Pgc76B7WZ01zgkWwyRHS12y",
             "occurred_at": "2009-02-13T23:31:30Z", "source": "stripe",
             "order_id": "450789469"}  # fmt: skip
 INTENT = {"payment_id": "pi_1PgafyB7WZ01zgkWSjxsAJo3", "gateway": "stripe", "currency": "USD"}
@@ -28,7 +27,8 @@ INTENT = {"payment_id": "pi_1PgafyB7WZ01zgkWSjxsAJo3", "gateway": "stripe", "cur
 def _one(event: dict[str, Any], references: References = REFERENCES) -> dict[str, Any]:
     (found,) = inputs(event, references)
     assert_fits_schema(found.record, found.topic)
-    return {"topic": found.topic, "key": found.key, **found.record}
+    assert (found.topic, found.key) == (PAYMENTS, found.record["order_id"])
+    return found.record
 
 
 def test_authorised_intent_in_cents() -> None:
@@ -39,12 +39,20 @@ def test_authorised_intent_in_cents() -> None:
     }
 
 
-def test_captured_intent() -> None:
+CAPTURED = {
+    **ENVELOPE,
+    "event": {"type": "PaymentCaptured", **INTENT, "amount": "10.99"},
+}
+"""The sample intent, succeeded with 1099 cents received."""
+
+
+def captured_intent() -> dict[str, Any]:
     intent = stripe("payment_intent") | ORDER | {"amount_received": 1099}
-    assert _one(stripe_event("payment_intent.succeeded", intent)) == {
-        **ENVELOPE,
-        "event": {"type": "PaymentCaptured", **INTENT, "amount": "10.99"},
-    }
+    return stripe_event("payment_intent.succeeded", intent)
+
+
+def test_captured_intent() -> None:
+    assert _one(captured_intent()) == CAPTURED
 
 
 def test_failed_intent_names_the_error() -> None:
