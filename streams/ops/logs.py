@@ -58,7 +58,9 @@ def secrets_of(settings: Settings) -> list[str]:
         secret.decode()
         for route in settings.webhook_routes
         for secret in settings.webhook_secrets_of(route)
-    ] + [token for route in settings.webhook_routes if (token := settings.webhook_admin_token(route))]
+    ] + [
+        token for route in settings.webhook_routes if (token := settings.webhook_admin_token(route))
+    ]
     return whole + each
 
 

@@ -324,7 +324,7 @@ class Settings(BaseSettings):
     )
     webhook_secrets: SecretStr | None = Field(
         default=None,
-        description="Signing secrets per route name, JSON: {\"main\": [\"new\", \"old\"]}; "
+        description='Signing secrets per route name, JSON: {"main": ["new", "old"]}; '
         "several at once while a secret is rotated (Adyen: hex HMAC keys).",
     )
     webhook_admin_tokens: SecretStr | None = Field(
@@ -441,7 +441,6 @@ class Settings(BaseSettings):
             "enable.idempotence": True,
             "acks": "all",
         }
-
 
     def webhook_secrets_of(self, route: str) -> tuple[bytes, ...]:
         """The signing secrets of one webhook route, newest first; none if it has none."""
