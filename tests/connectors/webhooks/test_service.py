@@ -4,6 +4,7 @@ the input topics, what is refused and why, what waits for the broker."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from streams.contracts.topics import (
     spec,
 )
 from streams.local.kafka import Broker
+from streams.ops.metrics import WEBHOOK_METRICS, exported_metric_names
 from streams.ops.settings import Settings
 from tests.connectors.webhooks.adyen.test_mapping import AUTHORISED
 from tests.connectors.webhooks.hooks import (
@@ -183,7 +185,17 @@ def test_health_and_metrics(hooks: Hooks) -> None:
     assert set(checks) == {"routes", "broker", "stock_pushes"}
     assert hooks.client.get("/livez").status_code == 200
     assert hooks.client.get("/healthz").status_code == 200
-    assert "erpbridge_webhooks_request_seconds" in hooks.client.get("/metrics").text
+    hooks.shopify("products/update", {"id": 1})
+    families = {
+        re.sub(r"_(bucket|sum|count)$", "", name)
+        for name in re.findall(
+            r"^(erpbridge_\w+?)(?:\{| )", hooks.client.get("/metrics").text, re.M
+        )
+    }
+    # What the dashboard and the alert rules may use (streams.ops.metrics) is what it exports.
+    assert {"erpbridge_webhooks_requests_total", "erpbridge_webhooks_request_seconds"} <= families
+    assert families <= set(WEBHOOK_METRICS)
+    assert set(WEBHOOK_METRICS) <= exported_metric_names()
 
 
 def test_a_stock_level_echoing_erpbridges_own_push_is_not_ingested(
