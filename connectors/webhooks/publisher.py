@@ -31,7 +31,7 @@ class Publisher:
 
     def __init__(self, config: dict[str, str | bool], ack_timeout: float) -> None:
         self._ack_timeout = ack_timeout
-        self._producer = Producer(
+        self._producer: Producer | None = Producer(
             {
                 **config,
                 "message.timeout.ms": int(ack_timeout * 1000),
@@ -51,16 +51,26 @@ class Publisher:
         self._running.clear()
         if self._thread is not None:
             self._thread.join()
-        self._producer.flush(self._ack_timeout)
+        producer, self._producer = self._live, None
+        producer.flush(self._ack_timeout)
+        # Dropped here, not when garbage is next collected: its threads would go on
+        # reconnecting to the brokers meanwhile.
+        del producer
+
+    @property
+    def _live(self) -> Producer:
+        if self._producer is None:
+            raise ConnectionError("the publisher is stopped")
+        return self._producer
 
     def _poll(self) -> None:
         while self._running.is_set():
-            self._producer.poll(_POLL_SECONDS)
+            self._live.poll(_POLL_SECONDS)
 
     def metadata(self, timeout: float) -> None:
         """A metadata request (a probe of the broker); ConnectionError if none answered."""
         try:
-            self._producer.list_topics(timeout=timeout)
+            self._live.list_topics(timeout=timeout)
         except KafkaException as error:
             raise ConnectionError(str(error)) from None
 
@@ -71,14 +81,14 @@ class Publisher:
             confirmed: asyncio.Future[None] = loop.create_future()
             confirmations.append(confirmed)
             try:
-                self._producer.produce(
+                self._live.produce(
                     record.topic,
                     key=record.key,
                     value=record.value,
                     headers=list(record.headers),
                     on_delivery=_reporter(loop, confirmed),
                 )
-            except (BufferError, KafkaException) as error:
+            except (BufferError, KafkaException, ConnectionError) as error:
                 raise NotConfirmed(f"cannot queue {record.label}: {error}") from None
         try:
             # librdkafka fails a record itself at the timeout; the margin covers its timer.
