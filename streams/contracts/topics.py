@@ -88,10 +88,10 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(AVAILABILITY, Role.OUTPUT, "sku", "erpbridge.StockAvailability", _COMPACT),
     TopicSpec(ORDER_STATUS, Role.OUTPUT, "order_id", "erpbridge.OrderStatusChanged", _delete(30)),
     TopicSpec(JOURNAL, Role.OUTPUT, "entry_id", "erpbridge.JournalEntry", _delete(_JOURNAL_DAYS)),
+    TopicSpec(STOCK_PUSHES, Role.OUTPUT, "sku@warehouse", None, _COMPACT),
     TopicSpec(STOCK_REQUESTS, Role.INTERNAL, "sku", None, _delete(7)),
     TopicSpec(ORDER_FEEDBACK, Role.INTERNAL, "order_id", None, _delete(7)),
     TopicSpec(ERP_PENDING, Role.INTERNAL, "dispatch key", None, _delete(7)),
-    TopicSpec(STOCK_PUSHES, Role.INTERNAL, "sku@warehouse", None, _COMPACT),
     # Every topic erpbridge reads has one. Dead letters wait for a human, so they are kept
     # longer than their source.
     *(

@@ -8,11 +8,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
 from connectors.webhooks.shopify.mapping import TOPICS as SHOPIFY_TOPICS
-from connectors.webhooks.shopify.subscriptions import enum_of
+from connectors.webhooks.shopify.subscriptions import (
+    ShopifyError,
+    ShopifySubscriptions,
+    enum_of,
+)
 from connectors.webhooks.woocommerce.mapping import TOPICS as WOOCOMMERCE_TOPICS
 from streams.cli import main
 from tests.connectors.webhooks.doubles import (
@@ -124,10 +129,6 @@ def test_only_the_named_route_and_clear_errors(shopify: Double, woo: Double) -> 
 
 
 def test_the_shopify_double_refuses_what_shopify_would(shopify: Double) -> None:
-    import httpx
-
-    from connectors.webhooks.shopify.subscriptions import ShopifyError, ShopifySubscriptions
-
     api = ShopifySubscriptions(httpx.Client(), shopify.url, SHOPIFY_TOKEN)
     with pytest.raises(ShopifyError, match="ORDERS_CREATED"):
         api.subscribe("orders/created", SHOP_URL)  # no such topic

@@ -33,6 +33,7 @@ from tests.connectors.webhooks.hooks import (
     SHOPIFY_SECRETS,
     STRIPE_SECRETS,
     Hooks,
+    b64_hmac,
     dead_letters,
     stored,
 )
@@ -148,8 +149,6 @@ def test_oversized_non_json_wrong_type_and_unknown_routes(
     hooks = Hooks(webhook_settings.webhook_web_port)
     big = hooks.shopify("orders/create", {"note": "x" * 5000})
     assert (big.status_code, big.json()) == (413, {"error": "the body is larger than 4096 bytes"})
-
-    from tests.connectors.webhooks.hooks import b64_hmac
 
     def signed(body: bytes, content_type: str) -> Any:
         headers = {"X-Shopify-Topic": "orders/create", "X-Shopify-Event-Id": "e",
