@@ -1,7 +1,7 @@
 """Load test of one webhooks connector replica: a bounded number of signed webhooks over
 loopback, each answered 200 only once the broker confirmed its events.
 
-    .venv/bin/python -m bench.webhooks                    # 20,000 requests, 32 at a time
+    .venv/bin/python -m bench.webhooks                    # 20,000 requests, 16 at a time
     .venv/bin/python -m bench.webhooks --requests 5000 --concurrency 16
 
 The connector runs as its own process (`erpbridge connector webhooks`, one replica) on a
@@ -186,7 +186,7 @@ def run(bootstrap: str, count: int, concurrency: int, warmup: int) -> Result:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=1_000)
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
