@@ -44,6 +44,11 @@ class UnknownTopic(Exception):
         self.topic = topic
 
 
+class Unavailable(Exception):
+    """What the mapping needs from the provider's own API cannot be read now: a 503, and
+    the provider's retry tries again."""
+
+
 class BadDelivery(Exception):
     """A request no provider sends (a required header missing): answered 400."""
 

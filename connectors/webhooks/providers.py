@@ -4,17 +4,20 @@ provider packages; this adds the provider's HTTP conventions (headers, answers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from connectors.webhooks.adyen import mapping as adyen
 from connectors.webhooks.adyen.signature import item_signed
 from connectors.webhooks.body_signature import body_signed
-from connectors.webhooks.inputs import BadDelivery, Input, UnknownTopic
+from connectors.webhooks.inputs import BadDelivery, Input, UnknownTopic, Unmappable
 from connectors.webhooks.references import References
 from connectors.webhooks.shopify import mapping as shopify
 from connectors.webhooks.stripe import mapping as stripe
+from connectors.webhooks.stripe.balance import API_URL, payout_transactions
 from connectors.webhooks.stripe.signature import signature_problem
 from connectors.webhooks.woocommerce import mapping as woocommerce
 
@@ -31,14 +34,31 @@ class Unauthentic(Exception):
 
 
 @dataclass(frozen=True)
+class Api:
+    """The provider's own API, for what a webhook does not carry (a Stripe payout's
+    transactions): the route's admin_url and its ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry."""
+
+    client: httpx.AsyncClient
+    url: str | None
+    key: str | None
+
+
+async def _nothing(document: Any, api: Api) -> Any:
+    return None
+
+
+@dataclass(frozen=True)
 class Provider:
     name: str
     problem: Callable[[Request, Sequence[bytes], float, float], str | None]
     """Why the raw request is not authentic (None: it is), before its body is parsed;
     given the route's secrets, the time now and the timestamp tolerance."""
-    inputs: Callable[[Request, Any, References, Sequence[bytes]], list[Input]]
-    """The input events of the parsed body (UnknownTopic, Unmappable, BadDelivery,
-    Unauthentic for what there are none)."""
+    inputs: Callable[[Request, Any, References, Sequence[bytes], Any], list[Input]]
+    """The input events of the parsed body and what `fetch` read (UnknownTopic,
+    Unmappable, BadDelivery, Unauthentic for what there are none)."""
+    fetch: Callable[[Any, Api], Awaitable[Any]] = _nothing
+    """What the mapping of the parsed body needs from the provider's API (Unavailable
+    when it cannot be read now)."""
     keys: Callable[[Sequence[bytes]], tuple[bytes, ...]] = tuple
     """The route's secrets as the check uses them (Adyen's are hex)."""
     accepted: bytes = b'{"status": "accepted"}'
@@ -67,14 +87,14 @@ def _body_problem(header: str) -> Callable[[Request, Sequence[bytes], float, flo
 
 
 def _shopify(
-    request: Request, document: Any, references: References, keys: Sequence[bytes]
+    request: Request, document: Any, references: References, keys: Sequence[bytes], fetched: Any
 ) -> list[Input]:
     topic = _header(request, "X-Shopify-Topic")
     return shopify.inputs(topic, _header(request, "X-Shopify-Event-Id"), document, references)
 
 
 def _woocommerce(
-    request: Request, document: Any, references: References, keys: Sequence[bytes]
+    request: Request, document: Any, references: References, keys: Sequence[bytes], fetched: Any
 ) -> list[Input]:
     return woocommerce.inputs(_header(request, "X-WC-Webhook-Topic"), document, references)
 
@@ -93,13 +113,26 @@ def _stripe_problem(
 
 
 def _stripe(
-    request: Request, document: Any, references: References, keys: Sequence[bytes]
+    request: Request, document: Any, references: References, keys: Sequence[bytes], fetched: Any
 ) -> list[Input]:
-    return stripe.inputs(document, references)
+    return stripe.inputs(document, references, fetched)
+
+
+async def _stripe_fetch(document: Any, api: Api) -> Any:
+    payout = stripe.paid_payout(document)
+    if payout is None:
+        return None
+    if not api.key:
+        raise Unmappable(
+            "no-api-key",
+            f"payout {payout}: the route has no Stripe API key (ERPBRIDGE_WEBHOOK_ADMIN_TOKENS) "
+            "to read the payments it settles",
+        )
+    return await payout_transactions(api.client, api.url or API_URL, api.key, payout)
 
 
 def _adyen(
-    request: Request, document: Any, references: References, keys: Sequence[bytes]
+    request: Request, document: Any, references: References, keys: Sequence[bytes], fetched: Any
 ) -> list[Input]:
     items = document.get("notificationItems") if isinstance(document, dict) else None
     if not isinstance(items, list) or not items:
@@ -135,7 +168,7 @@ PROVIDERS: dict[str, Provider] = {
         _woocommerce,
         is_ping=_woocommerce_ping,
     ),
-    "stripe": Provider("stripe", _stripe_problem, _stripe),
+    "stripe": Provider("stripe", _stripe_problem, _stripe, fetch=_stripe_fetch),
     "adyen": Provider(
         "adyen",
         # Adyen signs each item inside the body: _adyen checks them before mapping any.

@@ -11,8 +11,9 @@ A webhook is answered 200 only once the broker confirmed its records; in order:
   200  a topic not ingested (counted); a stock level that echoes erpbridge's own push;
        the input events, confirmed; or a body that verifies but cannot be mapped, with its
        headers and the reason on webhooks.dlq, confirmed
-  503  the broker did not confirm within ERPBRIDGE_WEBHOOK_ACK_TIMEOUT_SECONDS: the
-       provider retries, and the retry's event id makes it one event
+  503  the broker did not confirm within ERPBRIDGE_WEBHOOK_ACK_TIMEOUT_SECONDS, or the
+       provider's own API did not answer what the mapping needs (a Stripe payout's
+       transactions): the provider retries, and the retry's event id makes it one event
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+import httpx
 from aiohttp import web
 from mode import Service
 
 from connectors.webhooks.arrivals import Arrivals
 from connectors.webhooks.echoes import Echoes
-from connectors.webhooks.inputs import BadDelivery, Input, UnknownTopic, Unmappable
+from connectors.webhooks.inputs import BadDelivery, Input, Unavailable, UnknownTopic, Unmappable
 from connectors.webhooks.metrics import WebhookMetrics
-from connectors.webhooks.providers import PROVIDERS, Provider, Request, Unauthentic
+from connectors.webhooks.providers import PROVIDERS, Api, Provider, Request, Unauthentic
 from connectors.webhooks.publisher import NotConfirmed, Publisher
 from connectors.webhooks.pushes import PushReader
 from connectors.webhooks.references import References
@@ -60,6 +62,8 @@ class Route:
     provider: Provider
     keys: tuple[bytes, ...]
     references: References
+    api_url: str | None = None
+    api_key: str | None = None
 
     @property
     def path(self) -> str:
@@ -81,7 +85,9 @@ def routes_of(settings: Settings) -> dict[tuple[str, str], Route]:
                 f"webhook route {name!r}: a {provider.name} secret is not a hex key"
             ) from None
         references = References(route.warehouses, route.skus, route.order_reference, route.channel)
-        routes[(provider.name, name)] = Route(name, provider, keys, references)
+        routes[(provider.name, name)] = Route(
+            name, provider, keys, references, route.admin_url, settings.webhook_admin_token(name)
+        )
     return routes
 
 
@@ -132,6 +138,8 @@ class WebhookService(Service):
         )
         self.add_dependency(self.monitor)
         self._runner: web.AppRunner | None = None
+        # The providers' APIs, for what a webhook does not carry; within the ack timeout.
+        self._api_client = httpx.AsyncClient(timeout=settings.webhook_ack_timeout_seconds)
 
     async def _broker_request(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._publisher.metadata, 4.0)
@@ -158,6 +166,7 @@ class WebhookService(Service):
     async def on_stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        await self._api_client.aclose()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._publisher.stop)
         await loop.run_in_executor(None, self._pushes.stop)
@@ -224,8 +233,11 @@ class WebhookService(Service):
         except (ValueError, UnicodeDecodeError) as error:
             return _error(400, "rejected", f"the body is not JSON: {error}")
         try:
+            fetched = await provider.fetch(
+                document, Api(self._api_client, route.api_url, route.api_key)
+            )
             kept = self._ingested(
-                route, provider.inputs(request, document, route.references, route.keys)
+                route, provider.inputs(request, document, route.references, route.keys, fetched)
             )
             records = [self._record(item) for item in kept]
         except Unauthentic as error:
@@ -237,6 +249,9 @@ class WebhookService(Service):
             return _Answer(200, "ignored", provider.accepted, provider.accepted_type)
         except Unmappable as error:
             return await self._dead_letter(route, request, error)
+        except Unavailable as error:
+            log.warning("webhooks %s: answered 503: %s", route.path, error)
+            return _error(503, "unavailable", "what the event needs could not be read yet; retry")
         if not records:
             return _Answer(200, "ignored", provider.accepted, provider.accepted_type)
         try:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 import httpx
 
+from connectors.webhooks.adyen.mapping import EVENT_CODES as ADYEN_EVENTS
 from connectors.webhooks.service import routes_of
 from connectors.webhooks.shopify.mapping import TOPICS as SHOPIFY_TOPICS
 from connectors.webhooks.shopify.subscriptions import ShopifyError, ShopifySubscriptions
+from connectors.webhooks.stripe.mapping import TYPES as STRIPE_EVENTS
 from connectors.webhooks.subscriptions import SubscriptionApi, plan
 from connectors.webhooks.woocommerce.mapping import TOPICS as WOOCOMMERCE_TOPICS
 from connectors.webhooks.woocommerce.subscriptions import (
@@ -43,7 +45,7 @@ def register(ctx: click.Context, names: tuple[str, ...], dry_run: bool) -> None:
     does not ingest, paused or disabled ones, second copies; erpbridge removes nothing).
     Each route needs its admin_url and its ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry: Shopify's
     Admin API access token, WooCommerce's "consumer_key:consumer_secret". Stripe and Adyen
-    endpoints are set up in their dashboards; the command prints their URLs.
+    endpoints are set up in their dashboards; the command prints their URLs and events.
     """
     settings = settings_of(ctx)
     unknown = set(names) - set(settings.webhook_routes)
@@ -61,7 +63,10 @@ def register(ctx: click.Context, names: tuple[str, ...], dry_run: bool) -> None:
                 continue
             url = settings.webhook_public_url.rstrip("/") + route.path
             if provider not in ("shopify", "woocommerce"):
-                click.echo(f"{name}: set up {url} in the {provider} dashboard")
+                events = STRIPE_EVENTS if provider == "stripe" else ADYEN_EVENTS
+                click.echo(
+                    f"{name}: set up {url} in the {provider} dashboard for {', '.join(events)}"
+                )
                 continue
             api = _api(client, settings, name, settings.webhook_routes[name])
             wanted = SHOPIFY_TOPICS if provider == "shopify" else WOOCOMMERCE_TOPICS

@@ -71,8 +71,9 @@ class WebhookRoute(BaseModel):
     channel: str = Field(default="web", description="Sales channel of the shop's orders.")
     admin_url: str | None = Field(
         default=None,
-        description="For `erpbridge webhooks register`: the Shopify shop "
-        "(https://<shop>.myshopify.com) or the WordPress site of a WooCommerce shop.",
+        description="The provider's API for this route: the Shopify shop "
+        "(https://<shop>.myshopify.com) or the WooCommerce site (`webhooks register`); "
+        "Stripe's API, https://api.stripe.com unless set (a paid payout's transactions).",
     )
 
 
@@ -329,8 +330,9 @@ class Settings(BaseSettings):
     )
     webhook_admin_tokens: SecretStr | None = Field(
         default=None,
-        description="For `erpbridge webhooks register`, per route name, JSON: Shopify's Admin "
-        'API access token ("shpat_..."), WooCommerce\'s "consumer_key:consumer_secret".',
+        description='Per route name, JSON: Shopify\'s Admin API access token ("shpat_...") '
+        'and WooCommerce\'s "consumer_key:consumer_secret" for `webhooks register`; '
+        "Stripe's API key, to read a paid payout's balance transactions.",
     )
     webhook_public_url: str | None = Field(
         default=None,

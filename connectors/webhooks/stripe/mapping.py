@@ -3,10 +3,11 @@ erpbridge's payment events. Pure: the route's references come in as a value.
 
 The payment intent is the payment: its id is the payment id of the authorisation, the
 capture and every refund. `charge.*` events repeat what `payment_intent.*` say (subscribing
-to both would count a capture twice), so they are not ingested; payouts name no payments
-(their fees are in the payout's balance transactions, which a webhook does not carry).
-The order is the intent's (or the refund's) metadata entry the route names
-(`order_id` unless configured otherwise); without it the event cannot be placed.
+to both would count a capture twice), so they are not ingested. A paid payout names no
+payments: the service reads its balance transactions from Stripe's API (stripe/balance.py)
+and each charge among them is a PaymentSettled with its fee. The order is the intent's
+(the refund's, the charge's) metadata entry the route names (`order_id` unless configured
+otherwise); without it the event cannot be placed.
 """
 
 from __future__ import annotations
@@ -28,18 +29,32 @@ from connectors.webhooks.references import References
 SOURCE = "stripe"
 GATEWAY = "stripe"
 
+PAYOUT_PAID = "payout.paid"
 TYPES = (
     "payment_intent.amount_capturable_updated",
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "refund.created",
     "refund.updated",
+    PAYOUT_PAID,
 )
+_SETTLED_TYPES = ("charge", "payment")
+"""Balance transactions that settle a payment; refunds, adjustments and Stripe's own fees
+are not payments of an order."""
 
 
-def inputs(event: Any, references: References) -> list[Input]:
+def paid_payout(event: Any) -> str | None:
+    """The payout whose balance transactions `event` needs, if it is a paid payout."""
+    if isinstance(event, dict) and event.get("type") == PAYOUT_PAID:
+        return text(event, "data.object.id")
+    return None
+
+
+def inputs(
+    event: Any, references: References, transactions: list[dict[str, Any]] | None = None
+) -> list[Input]:
     """The input events of one Stripe event; [] when it tells nothing erpbridge keeps yet
-    (a refund still pending)."""
+    (a refund still pending). A paid payout's come from its balance `transactions`."""
     if not isinstance(event, dict):
         raise Unmappable("not-an-object", "the body is not a JSON object")
     kind = text(event, "type")
@@ -50,6 +65,9 @@ def inputs(event: Any, references: References) -> list[Input]:
     obj = field(event, "data.object")
     if kind.startswith("refund."):
         return _refund(event_id, occurred_at, obj, references)
+    if kind == PAYOUT_PAID:
+        assert transactions is not None, "a paid payout is mapped with its transactions"
+        return _settled(event_id, occurred_at, obj, transactions, references)
     intent_id = text(obj, "id")
     currency = currency_code(obj.get("currency"), "data.object.currency")
     order_id = _order_of(obj, references, f"payment intent {intent_id}")
@@ -114,3 +132,41 @@ def _order_of(obj: dict[str, Any], references: References, owner: str) -> str:
             f"{owner} has no metadata.{references.order_reference} naming its order",
         )
     return order_id
+
+
+def _settled(
+    event_id: str,
+    occurred_at: str,
+    payout: dict[str, Any],
+    transactions: list[dict[str, Any]],
+    references: References,
+) -> list[Input]:
+    payout_id = text(payout, "id")
+    found = []
+    for transaction in transactions:
+        if transaction.get("type") not in _SETTLED_TYPES:
+            continue
+        transaction_id = text(transaction, "id")
+        charge = transaction.get("source")
+        if not isinstance(charge, dict):
+            raise Unmappable(
+                "missing-field", f"balance transaction {transaction_id} has no expanded source"
+            )
+        charge_id = text(charge, "id")
+        currency = currency_code(transaction.get("currency"), "currency")
+        settled = {
+            "type": "PaymentSettled",
+            "payout_id": payout_id,
+            "payment_id": optional_text(charge, "payment_intent") or charge_id,
+            "gateway": GATEWAY,
+            "gross": from_minor_units(transaction.get("amount"), currency, "amount"),
+            "fee": from_minor_units(transaction.get("fee"), currency, "fee"),
+            "net": from_minor_units(transaction.get("net"), currency, "net"),
+            "currency": currency,
+        }
+        order_id = _order_of(charge, references, f"charge {charge_id}")
+        # One event per transaction: the payout's event id alone would make them duplicates.
+        found.append(
+            payment_input(f"{event_id}:{transaction_id}", occurred_at, SOURCE, order_id, settled)
+        )
+    return found

@@ -7,7 +7,10 @@ documented request shapes (no real Shopify or WooCommerce can run here):
   that is no topic) is refused here too;
 - WooCommerce's /wp-json/wc/v3/webhooks: each request's arguments are checked against the
   route's argument schema in WooCommerce's API index (tests/fixtures/woocommerce/_index.md):
-  required, type, enum, and no unknown ones.
+  required, type, enum, and no unknown ones;
+- Stripe's GET /v1/balance_transactions, as its API reference documents listing a payout's
+  transactions: the secret key as the Basic user, `payout`, `limit` (1 to 100),
+  `starting_after`, `expand[]`, nothing else; the list object it answers.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import graphql
 from tests.connectors.webhooks.vendor import FIXTURES
 
 SHOPIFY_TOKEN = "shpat_test_token"
+STRIPE_KEY = "rk_test_balance_reader"
 WOO_KEY, WOO_SECRET = "ck_test", "cs_test"
 
 
@@ -59,6 +63,10 @@ class Double:
     """What a double holds and what it was asked."""
 
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    transactions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Stripe: balance transactions by payout id."""
+    failing: bool = False
+    """Answers 500 to everything, as an API having a bad moment."""
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     url: str = ""
@@ -196,6 +204,35 @@ class _WooCommerce(_Handler):
         self._answer(201, hook)
 
 
+class _StripeApi(_Handler):
+    _PARAMS = frozenset({"payout", "limit", "starting_after", "expand[]"})
+
+    def do_GET(self) -> None:
+        if self.double.failing:
+            return self._refuse(500, "api_error")
+        url = urlsplit(self.path)
+        if url.path != "/v1/balance_transactions":
+            return self._refuse(404, f"Unrecognized request URL (GET: {url.path})")
+        expected = base64.b64encode(f"{STRIPE_KEY}:".encode()).decode()
+        if self.headers.get("Authorization") != f"Basic {expected}":
+            return self._refuse(401, "Invalid API Key provided")
+        query = parse_qs(url.query)
+        if set(query) - self._PARAMS or "payout" not in query:
+            return self._refuse(400, f"invalid parameters {sorted(query)}")
+        limit = int(query.get("limit", ["10"])[0])
+        if not 1 <= limit <= 100:
+            return self._refuse(400, "limit must be between 1 and 100")
+        self.double.requests.append(("GET", self.path, None))
+        listed = self.double.transactions.get(query["payout"][0], [])
+        after = query.get("starting_after", [None])[0]
+        start = next((i + 1 for i, t in enumerate(listed) if t["id"] == after), 0)
+        page = listed[start : start + limit]
+        if query.get("expand[]") != ["data.source"]:
+            page = [t | {"source": t["source"]["id"]} for t in page]
+        self._answer(200, {"object": "list", "url": "/v1/balance_transactions",
+                           "has_more": start + limit < len(listed), "data": page})  # fmt: skip
+
+
 @contextmanager
 def _serving(handler: type[_Handler]) -> Iterator[Double]:
     double = Double()
@@ -216,3 +253,7 @@ def shopify_admin() -> Any:
 
 def woocommerce_admin() -> Any:
     return _serving(_WooCommerce)
+
+
+def stripe_api() -> Any:
+    return _serving(_StripeApi)

@@ -74,7 +74,8 @@ def test_creates_what_each_shop_needs_then_keeps_it(shopify: Double, woo: Double
         assert any(line.startswith(f"main: created {topic} -> {SHOP_URL}") for line in lines)
     for topic in WOOCOMMERCE_TOPICS:
         assert any(line.startswith(f"woo: created {topic} -> {WOO_URL}") for line in lines)
-    assert f"payments: set up {PUBLIC}/webhooks/stripe/payments in the stripe dashboard" in lines
+    stripe = f"payments: set up {PUBLIC}/webhooks/stripe/payments in the stripe dashboard for "
+    assert any(line.startswith(stripe) and "payout.paid" in line for line in lines)
     assert sorted(s["topic"] for s in shopify.subscriptions) == sorted(map(enum_of, SHOPIFY_TOPICS))
     # WooCommerce signs with the route's newest secret, which it is given once, here.
     posted = [body for method, _, body in woo.requests if method == "POST"]
@@ -129,9 +130,10 @@ def test_only_the_named_route_and_clear_errors(shopify: Double, woo: Double) -> 
 
 
 def test_the_shopify_double_refuses_what_shopify_would(shopify: Double) -> None:
-    api = ShopifySubscriptions(httpx.Client(), shopify.url, SHOPIFY_TOKEN)
-    with pytest.raises(ShopifyError, match="ORDERS_CREATED"):
-        api.subscribe("orders/created", SHOP_URL)  # no such topic
-    with pytest.raises(ShopifyError, match="401"):
-        ShopifySubscriptions(httpx.Client(), shopify.url, "wrong").subscriptions()
+    with httpx.Client() as client:
+        api = ShopifySubscriptions(client, shopify.url, SHOPIFY_TOKEN)
+        with pytest.raises(ShopifyError, match="ORDERS_CREATED"):
+            api.subscribe("orders/created", SHOP_URL)  # no such topic
+        with pytest.raises(ShopifyError, match="401"):
+            ShopifySubscriptions(client, shopify.url, "wrong").subscriptions()
     assert shopify.subscriptions == []

@@ -3,6 +3,7 @@ the input topics, what is refused and why, what waits for the broker."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from pydantic import SecretStr
 
 from connectors.webhooks.echoes import Push
 from connectors.webhooks.service import WebhookService
@@ -27,8 +29,9 @@ from streams.contracts.topics import (
 )
 from streams.local.kafka import Broker
 from streams.ops.metrics import WEBHOOK_METRICS, exported_metric_names
-from streams.ops.settings import Settings
+from streams.ops.settings import Settings, WebhookRoute
 from tests.connectors.webhooks.adyen.test_mapping import AUTHORISED
+from tests.connectors.webhooks.doubles import STRIPE_KEY, stripe_api
 from tests.connectors.webhooks.hooks import (
     SHOPIFY_SECRETS,
     STRIPE_SECRETS,
@@ -38,11 +41,18 @@ from tests.connectors.webhooks.hooks import (
     stored,
 )
 from tests.connectors.webhooks.shopify.test_mapping import ORDER_1001, ORDER_1001_EVENT_ID
-from tests.connectors.webhooks.stripe.test_mapping import CAPTURED, captured_intent
+from tests.connectors.webhooks.stripe.test_mapping import (
+    CAPTURED,
+    SETTLED,
+    captured_intent,
+    settled_transactions,
+)
 from tests.connectors.webhooks.vendor import (
     adyen,
     adyen_notification,
     shopify,
+    stripe,
+    stripe_event,
     woocommerce,
 )
 from tests.connectors.webhooks.woocommerce.test_mapping import ORDER_727
@@ -261,3 +271,38 @@ def test_a_broker_that_cannot_confirm_gets_503_and_the_retry_lands_once(
     assert {r["event_id"] for _, r in records} == {ORDER_1001["event_id"]}
     metrics = hooks.client.get("/metrics").text
     assert 'outcome="unavailable",provider="shopify",route="main"}' in metrics
+
+
+def test_a_paid_payout_settles_the_charges_read_from_stripes_api(
+    webhook_settings: Settings,
+    webhook_topics: TopicCatalog,
+    start_webhooks: Callable[..., RunningService[WebhookService]],
+) -> None:
+    with stripe_api() as api:
+        api.transactions["po_1Pgc79B7WZ01zgkWu1KToYf4"] = settled_transactions()
+        routes = {
+            **webhook_settings.webhook_routes,
+            "payments": WebhookRoute(provider="stripe", admin_url=api.url),
+        }
+        start_webhooks(
+            webhook_routes=routes,
+            webhook_admin_tokens=SecretStr(json.dumps({"payments": STRIPE_KEY})),
+        )
+        hooks = Hooks(webhook_settings.webhook_web_port)
+        payout = stripe_event("payout.paid", stripe("payout"))
+        api.failing = True  # Stripe's API cannot list them now: Stripe re-sends the event
+        assert hooks.stripe(payout).status_code == 503
+        assert stored(webhook_settings, webhook_topics, PAYMENTS) == []
+        api.failing = False
+        assert hooks.stripe(payout).status_code == 200
+    assert by_key(stored(webhook_settings, webhook_topics, PAYMENTS)) == by_key(
+        [datum(record, PAYMENTS) for record in SETTLED]
+    )
+
+
+def test_a_paid_payout_without_an_api_key_is_dead_lettered(
+    hooks: Hooks, webhook_settings: Settings, webhook_topics: TopicCatalog
+) -> None:
+    assert hooks.stripe(stripe_event("payout.paid", stripe("payout"))).status_code == 200
+    (letter,) = dead_letters(webhook_settings, webhook_topics, WEBHOOKS_DLQ)
+    assert letter["erpbridge.dlq.reason"] == "no-api-key"

@@ -111,8 +111,53 @@ def test_failed_refund_and_pending_refund() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "resource"),
-    [("charge.succeeded", "charge"), ("payout.paid", "payout"), ("plan.created", "event")],
+    [("charge.succeeded", "charge"), ("payout.created", "payout"), ("plan.created", "event")],
 )
-def test_charges_payouts_and_others_are_not_ingested(kind: str, resource: str) -> None:
+def test_charges_unpaid_payouts_and_others_are_not_ingested(kind: str, resource: str) -> None:
     with pytest.raises(UnknownTopic):
         inputs(stripe_event(kind, stripe(resource) | ORDER), REFERENCES)
+
+
+def settled_transactions() -> list[dict[str, Any]]:
+    """The payout's balance transactions as Stripe lists them (source expanded): the sample
+    charge (1.00 USD, no fee) and the same charge again as a 409.94 payment with its 12.19
+    fee; a refund, which settles no payment."""
+    charge = stripe("charge") | ORDER
+    sample = stripe("balance_transaction") | {"source": charge}
+    with_fee = sample | {
+        "id": "txn_fee",
+        "amount": 40994,
+        "fee": 1219,
+        "net": 39775,
+        "source": charge | {"payment_intent": "pi_1PgafyB7WZ01zgkWSjxsAJo3"},
+    }
+    refund = sample | {"id": "txn_refund", "type": "refund", "amount": -100, "net": -100,
+                       "source": stripe("refund")}  # fmt: skip
+    return [sample, with_fee, refund]
+
+
+_SETTLED = {"type": "PaymentSettled", "payout_id": "po_1Pgc79B7WZ01zgkWu1KToYf4",
+            "gateway": "stripe", "currency": "USD"}  # fmt: skip
+SETTLED = [
+    {**ENVELOPE, "event_id": "stripe:evt_1Pgc76B7WZ01zgkWwyRHS12y:txn_1PgaxNB7WZ01zgkWEV3TLf40",
+     "event": {**_SETTLED, "payment_id": "ch_1PgafuB7WZ01zgkWXYmPNZs8",
+               "gross": "1.00", "fee": "0.00", "net": "1.00"}},
+    {**ENVELOPE, "event_id": "stripe:evt_1Pgc76B7WZ01zgkWwyRHS12y:txn_fee",
+     "event": {**_SETTLED, "payment_id": "pi_1PgafyB7WZ01zgkWSjxsAJo3",
+               "gross": "409.94", "fee": "12.19", "net": "397.75"}},
+]  # fmt: skip
+"""The sample payout, paid, as the settlements of settled_transactions()' two charges."""
+
+
+def test_a_paid_payout_settles_each_charge_with_its_fee() -> None:
+    payout = stripe_event("payout.paid", stripe("payout"))
+    found = inputs(payout, REFERENCES, settled_transactions())
+    for item in found:
+        assert_fits_schema(item.record, item.topic)
+    assert [item.record for item in found] == SETTLED
+
+
+def test_a_settled_charge_without_its_order_is_named() -> None:
+    transactions = [stripe("balance_transaction") | {"source": stripe("charge")}]
+    with pytest.raises(Unmappable, match="charge ch_1PgafuB7WZ01zgkWXYmPNZs8 has no metadata"):
+        inputs(stripe_event("payout.paid", stripe("payout")), REFERENCES, transactions)
