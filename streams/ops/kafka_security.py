@@ -173,4 +173,6 @@ def _explain(settings: Settings, errors: list[KafkaError], timeout: float) -> st
         )
     if error.code() == KafkaError._SSL:
         return f"Kafka TLS handshake with {bootstrap} failed: {detail}"
-    return f"cannot reach Kafka at {bootstrap} with {protocol} within {timeout:g}s: {detail}"
+    return (
+        f"cannot reach Kafka at {bootstrap} with {protocol} within {timeout:g}s: {detail}"
+    )

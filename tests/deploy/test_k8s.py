@@ -500,7 +500,9 @@ def test_promtool_shows_each_alert_silent_before_its_condition_and_firing_within
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules["spec"]))
     cases = yaml.safe_load((k8s.DEPLOY_DIR / "alert-tests.yaml").read_text())
     (tmp_path / "alert-tests.yaml").write_text(yaml.safe_dump(cases))
-    tested = {check["alertname"] for case in cases["tests"] for check in case["alert_rule_test"]}
+    tested = {
+        check["alertname"] for case in cases["tests"] for check in case["alert_rule_test"]
+    }
     alerts = {rule["alert"] for group in rules["spec"]["groups"] for rule in group["rules"]}
     assert tested == alerts, f"alerts without a promtool test: {alerts - tested}"
     for args in (["check", "rules", "rules.yaml"], ["test", "rules", "alert-tests.yaml"]):

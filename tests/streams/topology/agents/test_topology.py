@@ -34,7 +34,9 @@ def _sample(orders: int, seed: int = 3) -> list[SampleEvent]:
     return list(generate(seed, orders, Catalogue.default(), DEFAULT_START))
 
 
-def _check(settings: Settings, topics: TopicCatalog, events: list[SampleEvent]) -> TopologyState:
+def _check(
+    settings: Settings, topics: TopicCatalog, events: list[SampleEvent]
+) -> TopologyState:
     quiesce(settings, topics)
     model = run_model(events, settings, CODEC)
     assert model.outcomes["applied"] > 0
