@@ -237,10 +237,16 @@ def _refunded(event_id: str, refund: dict[str, Any], references: References) -> 
         if t.get("kind") == "refund" and t.get("status") == "success"
     ]
     currencies = {t.get("currency") for t in transactions} - {None}
+    if not currencies:
+        # A refund that moves no money (goods returned for an exchange) names its currency
+        # only in its lines' money sets.
+        currencies = {
+            r.get("subtotal_set", {}).get("shop_money", {}).get("currency_code") for r in refunded
+        } - {None}
     if len(currencies) != 1:
         raise Unmappable(
             "missing-currency",
-            f"refund {refund_id} names no single currency in its successful refund transactions",
+            f"refund {refund_id} names no single currency in its transactions or lines",
         )
     currency = currency_code(currencies.pop(), "transactions[].currency")
     shipping = [

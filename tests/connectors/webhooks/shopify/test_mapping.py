@@ -202,3 +202,13 @@ def test_a_float_never_becomes_money() -> None:
     order["line_items"][0]["price"] = 199.0
     with pytest.raises(Unmappable, match=re.escape("line_items[0].price is 199.0, not a decimal")):
         inputs("orders/create", "evt-1", order, REFERENCES)
+
+
+def test_a_refund_that_moves_no_money_takes_its_lines_currency() -> None:
+    refund = shopify("refund.json") | {"transactions": []}
+    for line in refund["refund_line_items"]:
+        line["subtotal_set"] = {"shop_money": {"amount": "199.00", "currency_code": "USD"}}
+    event = _one("refunds/create", refund)["event"]
+    assert (event["currency"], event["total"]) == ("USD", "0.00")
+    with pytest.raises(Unmappable, match="refund 509562969 names no single currency"):
+        inputs("refunds/create", "evt-1", shopify("refund.json") | {"transactions": []}, REFERENCES)
