@@ -50,9 +50,9 @@ async def _nothing(document: Any, api: Api) -> Any:
 @dataclass(frozen=True)
 class Provider:
     name: str
-    problem: Callable[[Request, Sequence[bytes], float, float], str | None]
+    problem: Callable[[Request, Sequence[bytes], float], str | None]
     """Why the raw request is not authentic (None: it is), before its body is parsed;
-    given the route's secrets, the time now and the timestamp tolerance."""
+    given the route's secrets and the timestamp tolerance in seconds."""
     inputs: Callable[[Request, Any, References, Sequence[bytes], Any], list[Input]]
     """The input events of the parsed body and what `fetch` read (UnknownTopic,
     Unmappable, BadDelivery, Unauthentic for what there are none)."""
@@ -74,10 +74,8 @@ def _header(request: Request, name: str) -> str:
     return value
 
 
-def _body_problem(header: str) -> Callable[[Request, Sequence[bytes], float, float], str | None]:
-    def problem(
-        request: Request, secrets: Sequence[bytes], now: float, tolerance: float
-    ) -> str | None:
+def _body_problem(header: str) -> Callable[[Request, Sequence[bytes], float], str | None]:
+    def problem(request: Request, secrets: Sequence[bytes], tolerance: float) -> str | None:
         signature = request.headers.get(header)
         if not signature:
             return "missing"
@@ -104,12 +102,8 @@ def _woocommerce_ping(request: Request) -> bool:
     return "X-WC-Webhook-Topic" not in request.headers and request.body.startswith(b"webhook_id=")
 
 
-def _stripe_problem(
-    request: Request, secrets: Sequence[bytes], now: float, tolerance: float
-) -> str | None:
-    return signature_problem(
-        request.body, request.headers.get("Stripe-Signature"), secrets, now, tolerance
-    )
+def _stripe_problem(request: Request, secrets: Sequence[bytes], tolerance: float) -> str | None:
+    return signature_problem(request.body, request.headers.get("Stripe-Signature"), secrets, tolerance)
 
 
 def _stripe(
@@ -157,7 +151,11 @@ def _adyen(
 
 
 def _hex_keys(secrets: Sequence[bytes]) -> tuple[bytes, ...]:
-    return tuple(bytes.fromhex(secret.decode()) for secret in secrets)
+    """Adyen's keys as they are (hex text, what its library takes); one that is not hex is
+    refused when the route is set up."""
+    for secret in secrets:
+        bytes.fromhex(secret.decode())
+    return tuple(secrets)
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -172,7 +170,7 @@ PROVIDERS: dict[str, Provider] = {
     "adyen": Provider(
         "adyen",
         # Adyen signs each item inside the body: _adyen checks them before mapping any.
-        lambda request, secrets, now, tolerance: None,
+        lambda request, secrets, tolerance: None,
         _adyen,
         keys=_hex_keys,
         # What Adyen expects, or it keeps re-sending.

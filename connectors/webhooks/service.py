@@ -220,7 +220,7 @@ class WebhookService(Service):
         if provider.is_ping(request):
             return _Answer(200, "ignored", b'{"status": "ok"}')
         problem = provider.problem(
-            request, route.keys, self._clock(), self._settings.webhook_timestamp_tolerance_seconds
+            request, route.keys, self._settings.webhook_timestamp_tolerance_seconds
         )
         if problem is not None:
             return self._unauthentic(route, http, problem)
