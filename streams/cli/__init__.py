@@ -11,6 +11,7 @@ from streams.cli import (  # noqa: F401  (registers verbs)
     sample,
     tail,
     topics,
+    webhooks,
     worker,
 )
 from streams.cli.app import main

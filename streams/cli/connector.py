@@ -8,6 +8,7 @@ from mode import Worker
 from connectors.erp.adapters import adapter_for
 from connectors.erp.sink import ErpSink
 from connectors.erp.web import ConnectorWeb
+from connectors.webhooks.service import WebhookService
 from streams.cli.app import connect, main, settings_of
 from streams.contracts.codec import codec_from_settings
 from streams.contracts.topics import TopicCatalog
@@ -45,3 +46,32 @@ def erp(ctx: click.Context, target: str | None, loglevel: str) -> None:
     Worker(
         sink, ConnectorWeb(settings, sink), loglevel=loglevel, override_logging=False
     ).execute_from_commandline()
+
+
+@connector.command("webhooks")
+@click.option("--loglevel", default="info", show_default=True)
+@click.pass_context
+def webhooks(ctx: click.Context, loglevel: str) -> None:
+    """Receive storefront and payment webhooks into commerce.orders, commerce.payments and
+    commerce.inventory.
+
+    Serves POST /webhooks/<provider>/<route> for each route of ERPBRIDGE_WEBHOOK_ROUTES
+    (signed with the route's ERPBRIDGE_WEBHOOK_SECRETS), and /livez, /readyz and /metrics,
+    on ERPBRIDGE_WEBHOOK_WEB_HOST:ERPBRIDGE_WEBHOOK_WEB_PORT. A webhook is answered 200 once
+    the broker has confirmed its events, 503 if it cannot within
+    ERPBRIDGE_WEBHOOK_ACK_TIMEOUT_SECONDS (the provider retries), 401 if its signature does
+    not verify. Scale by running more replicas behind one address: they share nothing but
+    the broker.
+    """
+    settings = settings_of(ctx)
+    if not settings.webhook_routes:
+        raise click.UsageError("no webhook routes: set ERPBRIDGE_WEBHOOK_ROUTES")
+    connect(ctx)
+    try:
+        service = WebhookService(
+            settings, TopicCatalog.from_settings(settings), codec_from_settings(settings)
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    configure_logging(loglevel, settings=settings)
+    Worker(service, loglevel=loglevel, override_logging=False).execute_from_commandline()

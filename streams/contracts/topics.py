@@ -30,6 +30,12 @@ id to order id) and timer ticks for orders."""
 ERP_PENDING = "internal.erp-pending"
 """ERP commands waiting for the rate limit, keyed so that commands that may coalesce (one
 SKU's adjustments) share a partition."""
+WEBHOOKS_DLQ = "webhooks.dlq"
+"""Webhooks that were verified but cannot be mapped: the raw body with the request's headers
+and the reason, for a human (connectors.webhooks)."""
+STOCK_PUSHES = "storefront.stock-pushes"
+"""Stock levels erpbridge pushed to storefronts, latest per SKU and warehouse (JSON,
+connectors.webhooks.echoes): how the webhooks connector tells an echo of its own push."""
 
 DLQ_SUFFIX = ".dlq"
 
@@ -82,6 +88,7 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(AVAILABILITY, Role.OUTPUT, "sku", "erpbridge.StockAvailability", _COMPACT),
     TopicSpec(ORDER_STATUS, Role.OUTPUT, "order_id", "erpbridge.OrderStatusChanged", _delete(30)),
     TopicSpec(JOURNAL, Role.OUTPUT, "entry_id", "erpbridge.JournalEntry", _delete(_JOURNAL_DAYS)),
+    TopicSpec(STOCK_PUSHES, Role.OUTPUT, "sku@warehouse", None, _COMPACT),
     TopicSpec(STOCK_REQUESTS, Role.INTERNAL, "sku", None, _delete(7)),
     TopicSpec(ORDER_FEEDBACK, Role.INTERNAL, "order_id", None, _delete(7)),
     TopicSpec(ERP_PENDING, Role.INTERNAL, "dispatch key", None, _delete(7)),
@@ -100,6 +107,8 @@ SPECS: tuple[TopicSpec, ...] = (
             ERP_RESULTS,
         )
     ),
+    # Webhooks have no source topic: their dead letters are the request, kept like the others.
+    TopicSpec(WEBHOOKS_DLQ, Role.DEAD_LETTER, "event id", None, _delete(30)),
     # The journal, which the dispatcher reads, is kept a year; its dead letters a month more.
     TopicSpec(
         JOURNAL + DLQ_SUFFIX,

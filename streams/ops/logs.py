@@ -52,7 +52,16 @@ class Redactor:
 
 def secrets_of(settings: Settings) -> list[str]:
     values = (getattr(settings, name) for name in secret_fields())
-    return [value.get_secret_value() for value in values if value is not None]
+    whole = [value.get_secret_value() for value in values if value is not None]
+    # The webhook secrets and tokens are JSON of several: each one alone is secret too.
+    each = [
+        secret.decode()
+        for route in settings.webhook_routes
+        for secret in settings.webhook_secrets_of(route)
+    ] + [
+        token for route in settings.webhook_routes if (token := settings.webhook_admin_token(route))
+    ]
+    return whole + each
 
 
 def configure_logging(

@@ -1,5 +1,6 @@
-"""What the worker's and the ERP connector's Prometheus metrics share: the exported names,
-the text format, consumer lag, and registries of custom collectors.
+"""What the worker's, the ERP connector's and the webhooks connector's Prometheus metrics
+share: the exported names, the text format, consumer lag, and registries of custom
+collectors.
 
 Counts come from what each process keeps anyway, read when Prometheus scrapes: custom
 collectors, not counters kept twice (the worker's are in streams.topology.metrics).
@@ -50,6 +51,13 @@ CONNECTOR_METRICS = (
     CONSUMER_LAG,
 )
 
+WEBHOOK_METRICS = (
+    "erpbridge_webhooks_requests_total",
+    "erpbridge_webhooks_events_total",
+    "erpbridge_webhooks_reordered_total",
+    "erpbridge_webhooks_request_seconds",
+)
+
 # Seconds: from a few milliseconds (a free limiter) to an hour (a backlog behind a slow ERP).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
@@ -57,7 +65,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 def exported_metric_names() -> frozenset[str]:
     """Every metric family erpbridge exports, named as a scrape shows them (counters with
     their `_total`; histograms by their base name)."""
-    return frozenset(WORKER_METRICS + CONNECTOR_METRICS)
+    return frozenset(WORKER_METRICS + CONNECTOR_METRICS + WEBHOOK_METRICS)
 
 
 def counter(name: str, documentation: str, labels: list[str]) -> CounterMetricFamily:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from decimal import Decimal
@@ -40,6 +41,40 @@ class RateLimit(BaseModel):
 
     rate: float = Field(gt=0)
     burst: int = Field(ge=1)
+
+
+WebhookProvider = Literal["shopify", "woocommerce", "stripe", "adyen"]
+
+
+class WebhookRoute(BaseModel):
+    """One shop or payment account whose webhooks arrive at /webhooks/<provider>/<name>.
+
+    The lookups turn the provider's ids into erpbridge's; an id they lack is an error
+    that names it, never a guess."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    provider: WebhookProvider
+    warehouses: dict[str, str] = Field(
+        default_factory=dict,
+        description="The storefront's location ids -> erpbridge warehouses "
+        '({"905684977": "WH-EAST"}); WooCommerce, which has one stock location, uses "default".',
+    )
+    skus: dict[str, str] = Field(
+        default_factory=dict,
+        description="Shopify inventory item ids -> SKUs (its stock webhooks name no SKU).",
+    )
+    order_reference: str = Field(
+        default="order_id",
+        description="Stripe: the metadata key that holds erpbridge's order id.",
+    )
+    channel: str = Field(default="web", description="Sales channel of the shop's orders.")
+    admin_url: str | None = Field(
+        default=None,
+        description="The provider's API for this route: the Shopify shop "
+        "(https://<shop>.myshopify.com) or the WooCommerce site (`webhooks register`); "
+        "Stripe's API, https://api.stripe.com unless set (a paid payout's transactions).",
+    )
 
 
 class InvalidSettings(ValueError):
@@ -279,6 +314,51 @@ class Settings(BaseSettings):
         ge=0,
         description="How far the captured amount may differ from the order total.",
     )
+    webhook_web_host: str = Field(
+        default="127.0.0.1", description="Bind address of the webhooks connector."
+    )
+    webhook_web_port: int = Field(default=6068, ge=1, le=65535)
+    webhook_routes: dict[str, WebhookRoute] = Field(
+        default_factory=dict,
+        description="The webhooks connector's shops and accounts by name, JSON: "
+        '{"main": {"provider": "shopify", "warehouses": {"905684977": "WH-EAST"}}}.',
+    )
+    webhook_secrets: SecretStr | None = Field(
+        default=None,
+        description='Signing secrets per route name, JSON: {"main": ["new", "old"]}; '
+        "several at once while a secret is rotated (Adyen: hex HMAC keys).",
+    )
+    webhook_admin_tokens: SecretStr | None = Field(
+        default=None,
+        description='Per route name, JSON: Shopify\'s Admin API access token ("shpat_...") '
+        'and WooCommerce\'s "consumer_key:consumer_secret" for `webhooks register`; '
+        "Stripe's API key, to read a paid payout's balance transactions.",
+    )
+    webhook_public_url: str | None = Field(
+        default=None,
+        description="The connector's URL as the providers reach it "
+        "(https://hooks.example.com); `erpbridge webhooks register` subscribes routes under it.",
+    )
+    webhook_ack_timeout_seconds: float = Field(
+        default=4.0,
+        gt=0,
+        description="How long a webhook waits for the broker's confirmation before a 503 "
+        "(Shopify gives up after 5 s).",
+    )
+    webhook_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Larger webhook bodies are answered 413."
+    )
+    webhook_timestamp_tolerance_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="How far a signed timestamp (Stripe's t=) may be from now.",
+    )
+    webhook_echo_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="How long a stock level erpbridge pushed to a storefront is recognised "
+        "when the storefront's webhook echoes it back.",
+    )
     alert_drift_tolerance: int = Field(
         default=0,
         ge=0,
@@ -302,6 +382,14 @@ class Settings(BaseSettings):
         bad = {name: count for name, count in value.items() if count < 1}
         if bad:
             raise ValueError(f"partition counts must be >= 1, got {bad}")
+        return value
+
+    @field_validator("webhook_secrets", "webhook_admin_tokens")
+    @classmethod
+    def _json_by_route(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here so a typo stops the process at start; the message never shows the value.
+        if value is not None:
+            _parse_by_route(value)
         return value
 
     @model_validator(mode="after")
@@ -355,6 +443,30 @@ class Settings(BaseSettings):
             "enable.idempotence": True,
             "acks": "all",
         }
+
+    def webhook_secrets_of(self, route: str) -> tuple[bytes, ...]:
+        """The signing secrets of one webhook route, newest first; none if it has none."""
+        secrets = _parse_by_route(self.webhook_secrets) if self.webhook_secrets else {}
+        found = secrets.get(route, ())
+        return tuple(s.encode() for s in ([found] if isinstance(found, str) else found))
+
+    def webhook_admin_token(self, route: str) -> str | None:
+        tokens = _parse_by_route(self.webhook_admin_tokens) if self.webhook_admin_tokens else {}
+        token = tokens.get(route)
+        return token if isinstance(token, str) else None
+
+
+def _parse_by_route(value: SecretStr) -> dict[str, str | list[str]]:
+    try:
+        parsed = json.loads(value.get_secret_value())
+    except ValueError:
+        raise ValueError("not valid JSON") from None
+    if not isinstance(parsed, dict) or not all(
+        isinstance(v, str) or (isinstance(v, list) and all(isinstance(i, str) for i in v))
+        for v in parsed.values()
+    ):
+        raise ValueError("must be a JSON object of route name -> string or list of strings")
+    return parsed
 
 
 def env_variable(field_name: str) -> str:

@@ -90,7 +90,9 @@ def _settings_of(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path:
     for name, value in env.items():
         if name.endswith("_FILE"):
             value = str(tmp_path / name)
-            Path(value).write_text("made-up secret\n")
+            # The webhook secrets are JSON: a signing secret per route.
+            secret = '{"main": ["made-up secret"]}' if "WEBHOOK" in name else "made-up secret"
+            Path(value).write_text(secret + "\n")
         monkeypatch.setenv(name, value)
     return load_settings()
 
@@ -178,8 +180,10 @@ def test_every_topic_the_code_uses_is_a_kafka_topic_fit_for_its_role(
             assert spec["config"]["cleanup.policy"] == "compact", name
     # Dead letters wait for a person: kept longer than what they come from.
     for name, topic in topics.items():
-        if wanted[name].role is Role.DEAD_LETTER:
-            source = topics[name.removesuffix(DLQ_SUFFIX)]["spec"]["config"]["retention.ms"]
+        source_name = name.removesuffix(DLQ_SUFFIX)
+        # webhooks.dlq's source is no topic but the providers' requests.
+        if wanted[name].role is Role.DEAD_LETTER and source_name in topics:
+            source = topics[source_name]["spec"]["config"]["retention.ms"]
             assert topic["spec"]["config"]["retention.ms"] > source, name
 
 
@@ -320,17 +324,25 @@ def test_worker_statefulset_runs_as_the_code_expects(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_connector_serves_health_on_its_own_port(
+def test_connectors_serve_health_on_their_own_ports(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
     docs = rendered[overlay]
-    (connector,) = _objects(docs, "Deployment")
-    (container,) = connector["spec"]["template"]["spec"]["containers"]
-    assert container["args"][:2] == ["connector", "erp"]
-    env = _container_env(docs, container)
-    port = int(env[env_variable("connector_web_port")])
-    assert port == Settings.model_fields["connector_web_port"].default
-    assert env[env_variable("connector_web_host")] == "0.0.0.0"
+    for name, verb, port_setting, host_setting in (
+        ("erpbridge-connector", "erp", "connector_web_port", "connector_web_host"),
+        ("erpbridge-webhooks", "webhooks", "webhook_web_port", "webhook_web_host"),
+    ):
+        connector = _one(docs, "Deployment", name)
+        (container,) = connector["spec"]["template"]["spec"]["containers"]
+        assert container["args"][:2] == ["connector", verb]
+        env = _container_env(docs, container)
+        port = int(env[env_variable(port_setting)])
+        assert port == Settings.model_fields[port_setting].default
+        assert env[env_variable(host_setting)] == "0.0.0.0"
+        _serves_probes(container, port)
+
+
+def _serves_probes(container: dict[str, Any], port: int) -> None:
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert set(ports.values()) == {port}
     assert container["livenessProbe"]["httpGet"]["path"] == LIVENESS_PATH
@@ -349,7 +361,7 @@ def test_autoscaling_on_lag_is_bounded_by_partitions(
         t["spec"]["topicName"]: t["spec"]["partitions"] for t in _objects(docs, "KafkaTopic")
     }
     (worker,) = _objects(docs, "StatefulSet")
-    (connector,) = _objects(docs, "Deployment")
+    connector = _one(docs, "Deployment", "erpbridge-connector")
     (connector_container,) = connector["spec"]["template"]["spec"]["containers"]
     target = _container_env(docs, connector_container).get(
         env_variable("erp_target"), Settings.model_fields["erp_target"].default

@@ -75,3 +75,19 @@ def test_a_configured_password_never_appears(capsys: pytest.CaptureFixture[str])
     assert parsed[2]["auth"] == {"token": REDACTED}
     assert REDACTED in parsed[3]["exception"]
     assert parsed[4]["url"] == f"http://admin:{REDACTED}@host"
+
+
+def test_each_webhook_secret_and_admin_token_never_appears(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = Settings(
+        webhook_routes={"main": {"provider": "shopify"}, "eu": {"provider": "adyen"}},
+        webhook_secrets=SecretStr('{"main": ["shpss_new", "shpss_old"], "eu": ["A1B2C3"]}'),
+        webhook_admin_tokens=SecretStr('{"main": "shpat_token"}'),
+    )
+    configure_logging("info", settings=settings)
+    logging.getLogger("connectors.webhooks").warning(
+        "secrets shpss_new shpss_old A1B2C3 shpat_token"
+    )
+    captured = capsys.readouterr()
+    assert lines(captured.err)[0]["event"] == f"secrets {REDACTED} {REDACTED} {REDACTED} {REDACTED}"

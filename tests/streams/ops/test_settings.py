@@ -222,3 +222,28 @@ def test_every_setting_is_documented_in_the_readme_with_its_default() -> None:
         (row,) = [r for r in rows if variable in r.split(" | ")[0]] or [None]
         assert row is not None, f"{env_variable(name)} is not in the README's settings table"
         assert row.split(" | ")[1].strip(), f"{env_variable(name)} has no default in the README"
+
+
+def test_webhook_secrets_from_a_file_per_route_and_never_in_a_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text('{"main": ["shpss_new", "shpss_old"], "eu": "A1B2"}\n')
+    monkeypatch.setenv("ERPBRIDGE_WEBHOOK_SECRETS_FILE", str(secrets))
+    settings = load_settings()
+    assert settings.webhook_secrets_of("main") == (b"shpss_new", b"shpss_old")
+    assert settings.webhook_secrets_of("eu") == (b"A1B2",)
+    assert settings.webhook_secrets_of("other") == ()
+
+    secrets.write_text('{"main": "shpss_new", "eu": 7}\n')
+    with pytest.raises(InvalidSettings) as raised:
+        load_settings()
+    assert "ERPBRIDGE_WEBHOOK_SECRETS: Value error, must be a JSON object" in str(raised.value)
+    assert "shpss_new" not in str(raised.value)
+
+
+def test_webhook_routes_name_their_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ERPBRIDGE_WEBHOOK_ROUTES", '{"main": {"provider": "magento"}}')
+    with pytest.raises(InvalidSettings) as raised:
+        load_settings()
+    assert "ERPBRIDGE_WEBHOOK_ROUTES at main.provider='magento'" in str(raised.value)

@@ -1,0 +1,1 @@
+"""Adyen: standard payment notifications."""

@@ -1,0 +1,117 @@
+"""What a provider's mapping hands the service: input records in the friendly JSON form
+(streams.contracts.jsonlines), or why there are none."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from streams.contracts.topics import INVENTORY, ORDERS, PAYMENTS
+
+
+@dataclass(frozen=True)
+class Input:
+    """One record for an input topic (a logical name of streams.contracts.topics)."""
+
+    topic: str
+    key: str
+    record: dict[str, Any]
+
+    @property
+    def event_id(self) -> str:
+        return str(self.record["event_id"])
+
+    @property
+    def occurred_at(self) -> str:
+        return str(self.record["occurred_at"])
+
+
+class Unmappable(Exception):
+    """A verified payload erpbridge cannot turn into its events: it goes to webhooks.dlq with
+    `reason` (a short code) and `detail` (naming the id or field at fault)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class UnknownTopic(Exception):
+    """A webhook topic or event type erpbridge does not ingest: answered 200 and counted."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"webhook topic {topic!r} is not ingested")
+        self.topic = topic
+
+
+class Unavailable(Exception):
+    """What the mapping needs from the provider's own API cannot be read now: a 503, and
+    the provider's retry tries again."""
+
+
+class BadDelivery(Exception):
+    """A request no provider sends (a required header missing): answered 400."""
+
+
+def field(document: Any, path: str) -> Any:
+    """`document`'s value at a dotted `path`, or Unmappable naming the path."""
+    value = document
+    for part in path.split("."):
+        if not isinstance(value, dict) or value.get(part) is None:
+            raise Unmappable("missing-field", f"{path} is missing")
+        value = value[part]
+    return value
+
+
+def text(document: Any, path: str) -> str:
+    """A required id or name as a string (providers send ids as numbers or strings)."""
+    value = field(document, path)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Unmappable("invalid-field", f"{path} is {value!r:.40}, not an id or a name")
+    return str(value)
+
+
+def optional_text(document: Any, path: str) -> str | None:
+    """A string that may be absent, null or empty (all three mean none)."""
+    try:
+        value = text(document, path)
+    except Unmappable:
+        return None
+    return value or None
+
+
+def order_input(
+    event_id: str, occurred_at: str, source: str, order_id: str, event: dict[str, Any]
+) -> Input:
+    """An OrderEvent of commerce.orders; `event` is its union branch ({"type": ...})."""
+    return Input(
+        ORDERS, order_id, _envelope(event_id, occurred_at, source, "order_id", order_id, event)
+    )
+
+
+def payment_input(
+    event_id: str, occurred_at: str, source: str, order_id: str, event: dict[str, Any]
+) -> Input:
+    """A PaymentEvent of commerce.payments."""
+    return Input(
+        PAYMENTS, order_id, _envelope(event_id, occurred_at, source, "order_id", order_id, event)
+    )
+
+
+def inventory_input(
+    event_id: str, occurred_at: str, source: str, sku: str, event: dict[str, Any]
+) -> Input:
+    """An InventoryEvent of commerce.inventory."""
+    return Input(INVENTORY, sku, _envelope(event_id, occurred_at, source, "sku", sku, event))
+
+
+def _envelope(
+    event_id: str, occurred_at: str, source: str, key_field: str, key: str, event: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "occurred_at": occurred_at,
+        "source": source,
+        key_field: key,
+        "event": event,
+    }

@@ -1,0 +1,180 @@
+"""What the service needs of each provider: how a request proves it came from the provider,
+and which input events its body makes. The mappings themselves are the pure modules of the
+provider packages; this adds the provider's HTTP conventions (headers, answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from connectors.webhooks.adyen import mapping as adyen
+from connectors.webhooks.adyen.signature import item_signed
+from connectors.webhooks.body_signature import body_signed
+from connectors.webhooks.inputs import BadDelivery, Input, UnknownTopic, Unmappable
+from connectors.webhooks.references import References
+from connectors.webhooks.shopify import mapping as shopify
+from connectors.webhooks.stripe import mapping as stripe
+from connectors.webhooks.stripe.balance import API_URL, payout_transactions
+from connectors.webhooks.stripe.signature import signature_problem
+from connectors.webhooks.woocommerce import mapping as woocommerce
+
+
+@dataclass(frozen=True)
+class Request:
+    headers: Mapping[str, str]
+    """Case-insensitive, as aiohttp gives them."""
+    body: bytes
+
+
+class Unauthentic(Exception):
+    """A signature inside the body (Adyen's) that does not verify: a 401 like any other."""
+
+
+@dataclass(frozen=True)
+class Api:
+    """The provider's own API, for what a webhook does not carry (a Stripe payout's
+    transactions): the route's admin_url and its ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry."""
+
+    client: httpx.AsyncClient
+    url: str | None
+    key: str | None
+
+
+async def _nothing(document: Any, api: Api) -> Any:
+    return None
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    problem: Callable[[Request, Sequence[bytes], float], str | None]
+    """Why the raw request is not authentic (None: it is), before its body is parsed;
+    given the route's secrets and the timestamp tolerance in seconds."""
+    inputs: Callable[[Request, Any, References, Sequence[bytes], Any], list[Input]]
+    """The input events of the parsed body and what `fetch` read (UnknownTopic,
+    Unmappable, BadDelivery, Unauthentic for what there are none)."""
+    fetch: Callable[[Any, Api], Awaitable[Any]] = _nothing
+    """What the mapping of the parsed body needs from the provider's API (Unavailable
+    when it cannot be read now)."""
+    keys: Callable[[Sequence[bytes]], tuple[bytes, ...]] = tuple
+    """The route's secrets as the check uses them (Adyen's are hex)."""
+    accepted: bytes = b'{"status": "accepted"}'
+    accepted_type: str = "application/json"
+    is_ping: Callable[[Request], bool] = lambda request: False
+    """A request the provider sends to test the URL: answered 200, nothing published."""
+
+
+def _header(request: Request, name: str) -> str:
+    value = request.headers.get(name)
+    if not value:
+        raise BadDelivery(f"the {name} header is missing")
+    return value
+
+
+def _body_problem(header: str) -> Callable[[Request, Sequence[bytes], float], str | None]:
+    def problem(request: Request, secrets: Sequence[bytes], tolerance: float) -> str | None:
+        signature = request.headers.get(header)
+        if not signature:
+            return "missing"
+        return None if body_signed(request.body, signature, secrets) else "mismatch"
+
+    return problem
+
+
+def _shopify(
+    request: Request, document: Any, references: References, keys: Sequence[bytes], fetched: Any
+) -> list[Input]:
+    topic = _header(request, "X-Shopify-Topic")
+    return shopify.inputs(topic, _header(request, "X-Shopify-Event-Id"), document, references)
+
+
+def _woocommerce(
+    request: Request, document: Any, references: References, keys: Sequence[bytes], fetched: Any
+) -> list[Input]:
+    return woocommerce.inputs(_header(request, "X-WC-Webhook-Topic"), document, references)
+
+
+def _woocommerce_ping(request: Request) -> bool:
+    # On creating a webhook WooCommerce posts `webhook_id=<id>`, form-encoded and unsigned.
+    return "X-WC-Webhook-Topic" not in request.headers and request.body.startswith(b"webhook_id=")
+
+
+def _stripe_problem(request: Request, secrets: Sequence[bytes], tolerance: float) -> str | None:
+    return signature_problem(request.body, request.headers.get("Stripe-Signature"), secrets, tolerance)
+
+
+def _stripe(
+    request: Request, document: Any, references: References, keys: Sequence[bytes], fetched: Any
+) -> list[Input]:
+    return stripe.inputs(document, references, fetched)
+
+
+async def _stripe_fetch(document: Any, api: Api) -> Any:
+    payout = stripe.paid_payout(document)
+    if payout is None:
+        return None
+    if not api.key:
+        raise Unmappable(
+            "no-api-key",
+            f"payout {payout}: the route has no Stripe API key (ERPBRIDGE_WEBHOOK_ADMIN_TOKENS) "
+            "to read the payments it settles",
+        )
+    return await payout_transactions(api.client, api.url or API_URL, api.key, payout)
+
+
+def _adyen(
+    request: Request, document: Any, references: References, keys: Sequence[bytes], fetched: Any
+) -> list[Input]:
+    items = document.get("notificationItems") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not items:
+        raise BadDelivery("the body has no notificationItems")
+    found: list[Input] = []
+    unknown: UnknownTopic | None = None
+    wrapped = [
+        entry.get("NotificationRequestItem") if isinstance(entry, dict) else None for entry in items
+    ]
+    # Every item is checked before any is mapped: one forged item refuses the request.
+    if not all(item_signed(item, keys) for item in wrapped):
+        raise Unauthentic("an item's hmacSignature does not verify")
+    for item in wrapped:
+        assert isinstance(item, dict)  # item_signed checked it
+        try:
+            found += adyen.inputs(item)
+        except UnknownTopic as error:
+            unknown = error
+    if not found and unknown is not None:
+        raise unknown
+    return found
+
+
+def _hex_keys(secrets: Sequence[bytes]) -> tuple[bytes, ...]:
+    """Adyen's keys as they are (hex text, what its library takes); one that is not hex is
+    refused when the route is set up."""
+    for secret in secrets:
+        bytes.fromhex(secret.decode())
+    return tuple(secrets)
+
+
+PROVIDERS: dict[str, Provider] = {
+    "shopify": Provider("shopify", _body_problem("X-Shopify-Hmac-Sha256"), _shopify),
+    "woocommerce": Provider(
+        "woocommerce",
+        _body_problem("X-WC-Webhook-Signature"),
+        _woocommerce,
+        is_ping=_woocommerce_ping,
+    ),
+    "stripe": Provider("stripe", _stripe_problem, _stripe, fetch=_stripe_fetch),
+    "adyen": Provider(
+        "adyen",
+        # Adyen signs each item inside the body: _adyen checks them before mapping any.
+        lambda request, secrets, tolerance: None,
+        _adyen,
+        keys=_hex_keys,
+        # What Adyen expects, or it keeps re-sending.
+        accepted=b"[accepted]",
+        accepted_type="text/plain",
+    ),
+}

@@ -1,0 +1,1 @@
+"""Shopify: orders, fulfilments, refunds, transactions and inventory levels."""

@@ -1,0 +1,1 @@
+"""WooCommerce: orders (placed, cancelled, completed, refunded) and product stock."""

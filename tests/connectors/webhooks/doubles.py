@@ -1,0 +1,259 @@
+"""HTTP doubles of the two admin APIs `erpbridge webhooks register` talks to, holding to the
+documented request shapes (no real Shopify or WooCommerce can run here):
+
+- Shopify's Admin GraphQL API: every request is parsed, validated and executed against
+  Shopify's own 2026-01 schema (tests/fixtures/shopify-admin), so a query or mutation
+  Shopify would refuse (an unknown field, a wrong argument or variable type, an enum value
+  that is no topic) is refused here too;
+- WooCommerce's /wp-json/wc/v3/webhooks: each request's arguments are checked against the
+  route's argument schema in WooCommerce's API index (tests/fixtures/woocommerce/_index.md):
+  required, type, enum, and no unknown ones;
+- Stripe's GET /v1/balance_transactions, as its API reference documents listing a payout's
+  transactions: the secret key as the Basic user, `payout`, `limit` (1 to 100),
+  `starting_after`, `expand[]`, nothing else; the list object it answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import graphql
+
+from tests.connectors.webhooks.vendor import FIXTURES
+
+SHOPIFY_TOKEN = "shpat_test_token"
+STRIPE_KEY = "rk_test_balance_reader"
+WOO_KEY, WOO_SECRET = "ck_test", "cs_test"
+
+
+@cache
+def shopify_schema() -> graphql.GraphQLSchema:
+    path = FIXTURES / "shopify-admin" / "admin-2026-01.schema.graphql.gz"
+    with gzip.open(path, "rt") as sdl:
+        # Shopify's schema breaks a newer rule of the GraphQL spec (fields implementing an
+        # interface field deprecated where it is not); what requests may say is unaffected.
+        return graphql.build_schema(sdl.read(), assume_valid=True)
+
+
+@cache
+def woocommerce_webhook_args() -> dict[str, dict[str, Any]]:
+    """Method -> argument schema of /wc/v3/webhooks, from the API index example."""
+    text = (FIXTURES / "woocommerce" / "_index.md").read_text()
+    index = json.loads(re.search(r"```json\n(.*?)```", text, re.S).group(1))  # type: ignore[union-attr]
+    args = {}
+    for endpoint in index["routes"]["/wc/v3/webhooks"]["endpoints"]:
+        for method in endpoint["methods"]:
+            args[method] = endpoint["args"]
+    return args
+
+
+@dataclass
+class Double:
+    """What a double holds and what it was asked."""
+
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    transactions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Stripe: balance transactions by payout id."""
+    failing: bool = False
+    """Answers 500 to everything, as an API having a bad moment."""
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    url: str = ""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    double: Double
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _refuse(self, status: int, why: str) -> None:
+        self.double.refused.append(why)
+        self._answer(status, {"errors": why})
+
+    def _body(self) -> Any:
+        length = int(self.headers.get("Content-Length", 0))
+        return json.loads(self.rfile.read(length)) if length else None
+
+
+class _Shopify(_Handler):
+    def do_POST(self) -> None:
+        if self.path != "/admin/api/2026-01/graphql.json":
+            return self._refuse(404, f"no such endpoint {self.path}")
+        if self.headers.get("X-Shopify-Access-Token") != SHOPIFY_TOKEN:
+            return self._refuse(401, "[API] Invalid API key or access token")
+        if not (self.headers.get("Content-Type") or "").startswith("application/json"):
+            return self._refuse(415, "the body must be application/json")
+        body = self._body()
+        if set(body) - {"query", "variables", "operationName"} or "query" not in body:
+            return self._refuse(400, f"not a GraphQL request: {sorted(body)}")
+        self.double.requests.append(("POST", self.path, body))
+        document = graphql.parse(body["query"])
+        errors = graphql.validate(shopify_schema(), document)
+        if errors:
+            return self._refuse(200, "; ".join(e.message for e in errors))
+        result = graphql.execute_sync(
+            shopify_schema(), document, root_value=self, variable_values=body.get("variables")
+        )
+        if result.errors:
+            return self._refuse(200, "; ".join(e.message for e in result.errors))
+        self._answer(200, {"data": result.data})
+
+    # Root fields, resolved by graphql-core's default resolver (attributes of root_value).
+    def webhookSubscriptions(
+        self, info: Any, first: int, after: str | None = None, **_: Any
+    ) -> Any:
+        start = int(after or 0)
+        page = self.double.subscriptions[start : start + first]
+        more = start + first < len(self.double.subscriptions)
+        return {"nodes": page, "pageInfo": {"hasNextPage": more, "endCursor": str(start + first),
+                                            "hasPreviousPage": start > 0, "startCursor": str(start)}}  # fmt: skip
+
+    def webhookSubscriptionCreate(
+        self, info: Any, topic: str, webhookSubscription: dict[str, Any]
+    ) -> Any:
+        uri = webhookSubscription.get("uri")
+        if not uri or not uri.startswith("https://"):
+            return {"webhookSubscription": None,
+                    "userErrors": [{"field": ["webhookSubscription", "uri"],
+                                    "message": "Address is invalid"}]}  # fmt: skip
+        node = {"id": f"gid://shopify/WebhookSubscription/{len(self.double.subscriptions) + 1}",
+                "topic": topic, "uri": uri}  # fmt: skip
+        self.double.subscriptions.append(node)
+        return {"webhookSubscription": node, "userErrors": []}
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    return {
+        "string": isinstance(value, str),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+        "array": isinstance(value, list),
+    }.get(kind, True)
+
+
+class _WooCommerce(_Handler):
+    def _authorised(self) -> bool:
+        expected = base64.b64encode(f"{WOO_KEY}:{WOO_SECRET}".encode()).decode()
+        return self.headers.get("Authorization") == f"Basic {expected}"
+
+    def _check(self, method: str, args: dict[str, Any]) -> str | None:
+        schema = woocommerce_webhook_args()[method]
+        unknown = set(args) - set(schema)
+        if unknown:
+            return f"unknown arguments {sorted(unknown)}"
+        for name, rules in schema.items():
+            if name not in args:
+                if rules.get("required"):
+                    return f"Missing parameter(s): {name}"
+                continue
+            if not _type_ok(args[name], rules.get("type", "")):
+                return f"{name} is not of type {rules['type']}"
+            if "enum" in rules and args[name] not in rules["enum"]:
+                return f"{name} is not one of {rules['enum']}"
+        return None
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path != "/wp-json/wc/v3/webhooks":
+            return self._refuse(404, f"no such route {url.path}")
+        if not self._authorised():
+            return self._refuse(401, "woocommerce_rest_cannot_view")
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        args: dict[str, Any] = {k: int(v) if v.isdigit() else v for k, v in query.items()}
+        problem = self._check("GET", args)
+        if problem:
+            return self._refuse(400, problem)
+        self.double.requests.append(("GET", self.path, None))
+        per_page, page = args.get("per_page", 10), args.get("page", 1)
+        self._answer(200, self.double.subscriptions[(page - 1) * per_page : page * per_page])
+
+    def do_POST(self) -> None:
+        if self.path != "/wp-json/wc/v3/webhooks":
+            return self._refuse(404, f"no such route {self.path}")
+        if not self._authorised():
+            return self._refuse(401, "woocommerce_rest_cannot_create")
+        body = self._body()
+        problem = self._check("POST", body)
+        if problem:
+            return self._refuse(400, problem)
+        self.double.requests.append(("POST", self.path, body))
+        hook = {"id": 100 + len(self.double.subscriptions), "name": body.get("name", ""),
+                "status": body.get("status", "active"), "topic": body["topic"],
+                "delivery_url": body["delivery_url"]}  # fmt: skip
+        self.double.subscriptions.append(hook)
+        self._answer(201, hook)
+
+
+class _StripeApi(_Handler):
+    _PARAMS = frozenset({"payout", "limit", "starting_after", "expand[]"})
+
+    def do_GET(self) -> None:
+        if self.double.failing:
+            return self._refuse(500, "api_error")
+        url = urlsplit(self.path)
+        if url.path != "/v1/balance_transactions":
+            return self._refuse(404, f"Unrecognized request URL (GET: {url.path})")
+        expected = base64.b64encode(f"{STRIPE_KEY}:".encode()).decode()
+        if self.headers.get("Authorization") != f"Basic {expected}":
+            return self._refuse(401, "Invalid API Key provided")
+        query = parse_qs(url.query)
+        if set(query) - self._PARAMS or "payout" not in query:
+            return self._refuse(400, f"invalid parameters {sorted(query)}")
+        limit = int(query.get("limit", ["10"])[0])
+        if not 1 <= limit <= 100:
+            return self._refuse(400, "limit must be between 1 and 100")
+        self.double.requests.append(("GET", self.path, None))
+        listed = self.double.transactions.get(query["payout"][0], [])
+        after = query.get("starting_after", [None])[0]
+        start = next((i + 1 for i, t in enumerate(listed) if t["id"] == after), 0)
+        page = listed[start : start + limit]
+        if query.get("expand[]") != ["data.source"]:
+            page = [t | {"source": t["source"]["id"]} for t in page]
+        self._answer(200, {"object": "list", "url": "/v1/balance_transactions",
+                           "has_more": start + limit < len(listed), "data": page})  # fmt: skip
+
+
+@contextmanager
+def _serving(handler: type[_Handler]) -> Iterator[Double]:
+    double = Double()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Bound", (handler,), {"double": double}))
+    double.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield double
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def shopify_admin() -> Any:
+    return _serving(_Shopify)
+
+
+def woocommerce_admin() -> Any:
+    return _serving(_WooCommerce)
+
+
+def stripe_api() -> Any:
+    return _serving(_StripeApi)

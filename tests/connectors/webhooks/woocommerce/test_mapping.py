@@ -1,0 +1,118 @@
+"""WooCommerce's documented examples (its REST API docs: a webhook body is the resource as
+the API serves it) to erpbridge's input events, written out by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connectors.webhooks.inputs import UnknownTopic, Unmappable
+from connectors.webhooks.references import References
+from connectors.webhooks.woocommerce.mapping import inputs
+from streams.contracts.topics import INVENTORY, ORDERS
+from tests.connectors.webhooks.vendor import (
+    assert_fits_schema,
+    woocommerce,
+    woocommerce_listed_order,
+)
+
+# The examples' products have no SKUs: the route maps their product ids to SKUs.
+REFERENCES = References(
+    warehouses={"default": "WH-WEST"},
+    skus={"93": "WOO-SINGLE-1", "87": "WOO-ALBUM", "34": "WOO-CAP", "794": "WOO-PREMIUM"},
+)
+JOHN = {"name": "John Doe", "line1": "969 Market", "line2": None, "city": "San Francisco",
+        "region": "CA", "postal_code": "94103", "country": "US"}  # fmt: skip
+
+
+def _records(topic: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    found = inputs(topic, body, REFERENCES)
+    for item in found:
+        assert_fits_schema(item.record, item.topic)
+    return [{"topic": item.topic, "key": item.key, **item.record} for item in found]
+
+
+ORDER_727 = {
+        "event_id": "woocommerce:order.created:727",
+        "occurred_at": "2017-03-22T19:28:02+00:00", "source": "woocommerce", "order_id": "727",
+        "event": {
+            "type": "OrderPlaced", "currency": "USD",
+            "customer": {"customer_id": "guest:john.doe@example.com",
+                         "email": "john.doe@example.com", "name": "John Doe"},
+            "ship_to": JOHN, "bill_to": JOHN, "channel": "web",
+            "lines": [
+                {"line_id": "315", "sku": "WOO-SINGLE-1", "quantity": 2, "unit_price": "3.00",
+                 "discount": "0.00",
+                 "tax_lines": [{"jurisdiction": "US-CA", "rate": "0.075", "amount": "0.45"}]},
+                {"line_id": "316", "sku": "Bar3", "quantity": 1, "unit_price": "12.00",
+                 "discount": "0.00",
+                 "tax_lines": [{"jurisdiction": "US-CA", "rate": "0.075", "amount": "0.9"}]},
+            ],
+            "discounts": [],
+            "shipping": {"method": "Flat Rate", "amount": "10.00", "tax_lines": []},
+            "total": "29.35",
+        },
+}  # fmt: skip
+"""The documented order 727 (a guest's) as erpbridge's OrderPlaced."""
+
+
+def test_order_727_is_placed() -> None:
+    order = woocommerce("_orders.md", "## Retrieve an order ##")
+    assert _records("order.created", order) == [{"topic": ORDERS, "key": "727", **ORDER_727}]
+
+
+def test_a_product_without_sku_or_mapping_is_named() -> None:
+    order = woocommerce("_orders.md", "## Retrieve an order ##")
+    with pytest.raises(Unmappable, match="inventory item 93 has no SKU"):
+        inputs("order.created", order, References())
+
+
+def test_completed_order_723_with_two_refunds() -> None:
+    envelope = {"topic": ORDERS, "key": "723", "source": "woocommerce", "order_id": "723",
+                "occurred_at": "2017-03-21T19:54:51+00:00"}  # fmt: skip
+    refund = {"type": "OrderRefunded", "kind": "REFUND", "currency": "USD", "lines": [],
+              "shipping_amount": None, "restock": False, "warehouse_id": None}  # fmt: skip
+    assert _records("order.updated", woocommerce_listed_order(723)) == [
+        {**envelope, "event_id": "woocommerce:723:completed",
+         "event": {"type": "OrderFulfilled", "fulfillment_id": "723-completed",
+                   "warehouse_id": "WH-WEST",
+                   "lines": [{"sku": "WOO-ALBUM", "quantity": 1}, {"sku": "WOO-CAP", "quantity": 1}],
+                   "carrier": None, "tracking_number": None}},
+        {**envelope, "event_id": "woocommerce:refund:726",
+         "event": {**refund, "refund_id": "726", "total": "10.00"}},
+        {**envelope, "event_id": "woocommerce:refund:724",
+         "event": {**refund, "refund_id": "724", "total": "9.00"}},
+    ]  # fmt: skip
+
+
+def test_cancelled_order() -> None:
+    order = woocommerce("_orders.md", "## Retrieve an order ##") | {"status": "cancelled"}
+    assert _records("order.updated", order) == [{
+        "topic": ORDERS, "key": "727", "event_id": "woocommerce:727:cancelled",
+        "occurred_at": "2017-03-22T19:28:08+00:00", "source": "woocommerce", "order_id": "727",
+        "event": {"type": "OrderCancelled", "reason": None},
+    }]  # fmt: skip
+
+
+def test_an_order_still_processing_tells_nothing_new() -> None:
+    assert _records("order.updated", woocommerce("_orders.md", "## Retrieve an order ##")) == []
+
+
+def test_product_stock() -> None:
+    product = woocommerce("_products.md", "## Retrieve a product ##")
+    # The documented product does not manage stock: nothing to ingest.
+    assert _records("product.updated", product) == []
+    counted = product | {"manage_stock": True, "stock_quantity": 12}
+    assert _records("product.updated", counted) == [{
+        "topic": INVENTORY, "key": "WOO-PREMIUM",
+        "event_id": "woocommerce:product:794:2017-03-23T20:01:14+00:00",
+        "occurred_at": "2017-03-23T20:01:14+00:00", "source": "woocommerce", "sku": "WOO-PREMIUM",
+        "event": {"type": "StockSnapshot", "warehouse_id": "WH-WEST", "on_hand": 12,
+                  "as_of": "2017-03-23T20:01:14+00:00"},
+    }]  # fmt: skip
+
+
+def test_other_topics_are_not_ingested() -> None:
+    with pytest.raises(UnknownTopic):
+        inputs("coupon.created", {}, REFERENCES)
