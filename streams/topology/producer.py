@@ -28,7 +28,7 @@ STOP_FLUSH_SECONDS = 10.0
 TUNING = {
     # A batch's records are produced in one go; a millisecond gathers them into few
     # requests without adding to a batch's wait.
-    "linger.ms": 1,
+    "linger.ms": 5,
     # A batch of 1,000 inputs causes a few thousand records; several agents flush at once.
     "queue.buffering.max.messages": 1_000_000,
 }
