@@ -1,5 +1,5 @@
 """What a produced record costs: aiokafka's `send` against the worker's librdkafka producer
-(streams.topology.producer), side by side on one broker.
+(streams.ops.async_producer), side by side on one broker.
 
 `python -m bench.producers [--records N] [--batch N] [--topics N] [--rounds N]
 [--linger-ms N]` sends N records of 300 bytes in batches (each batch produced at once,
@@ -25,8 +25,8 @@ from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 from bench.cluster import admin
 from bench.machine import listening_pid, process_cpu_seconds
 from streams.local.kafka import running_broker
+from streams.ops.async_producer import AsyncProducer, ProducerRecord
 from streams.ops.settings import Settings
-from streams.topology.producer import Outgoing, RecordProducer
 
 VALUE = b"x" * 300
 
@@ -53,16 +53,15 @@ async def aiokafka_run(bootstrap: str, work: list[list[tuple[str, bytes]]]) -> N
 async def librdkafka_run(
     settings: Settings, linger_ms: int, work: list[list[tuple[str, bytes]]]
 ) -> None:
-    producer = RecordProducer({**settings.producer_config(), "linger.ms": linger_ms})
-    await producer.start()
+    producer = AsyncProducer({**settings.producer_config(), "linger.ms": linger_ms})
     try:
         for batch in work:
-            outgoing: list[Outgoing] = [
+            outgoing: list[ProducerRecord] = [
                 (topic, key, VALUE, None, None, False) for topic, key in batch
             ]
             await producer.deliver(outgoing)
     finally:
-        await producer.stop()
+        producer.close(30)
 
 
 def measured(run: Callable[[], Awaitable[None]], broker_pid: int | None) -> tuple[float, ...]:

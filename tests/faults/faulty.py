@@ -29,7 +29,7 @@ from faust.transport.drivers.aiokafka import Consumer
 
 from connectors.erp.tryton import TrytonAdapter
 from streams.cli import main
-from streams.topology.producer import Outgoing, RecordProducer
+from streams.ops.async_producer import AsyncProducer, ProducerRecord, Sent
 
 KILLED = "fault: killed at"
 
@@ -79,10 +79,10 @@ def _arm_send(n: int) -> None:
     """The N-th record the worker's producer is handed, counted over every batch: the
     producer takes a batch's records one by one, so the kill comes once it has produced
     the N-th and asks for the next (or for the end of the batch)."""
-    original = RecordProducer.deliver
+    original = AsyncProducer.send
     reached = 0
 
-    def counted(records: Iterable[Outgoing]) -> Iterator[Outgoing]:
+    def counted(records: Iterable[ProducerRecord]) -> Iterator[ProducerRecord]:
         nonlocal reached
         for record in records:
             yield record
@@ -90,10 +90,10 @@ def _arm_send(n: int) -> None:
             if reached == n:
                 _die("send", reached)
 
-    async def deliver(self: RecordProducer, records: Iterable[Outgoing]) -> Any:
-        return await original(self, counted(records))
+    def send(self: AsyncProducer, records: Iterable[ProducerRecord]) -> Sent:
+        return original(self, counted(records))
 
-    RecordProducer.deliver = deliver  # type: ignore[method-assign]
+    AsyncProducer.send = send  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ from faust.streams import Stream, _current_event
 from faust.types import TP, EventT, StoreT, StreamT, TableT
 from rocksdict import Rdict, WriteBatch
 
+from streams.ops.async_producer import Headers, ProducerRecord
 from streams.topology.faust_app import StreamApp
-from streams.topology.producer import Headers, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Batch:
     """The records one batch causes, sent together by `flush`."""
 
     app: StreamApp
-    _records: list[Outgoing] = field(default_factory=list)
+    _records: list[ProducerRecord] = field(default_factory=list)
     _tables: dict[str, TableT[bytes, bytes]] = field(default_factory=dict)
     """The tables whose changelogs the batch writes, by changelog topic."""
     _writes: dict[tuple[int, int], tuple[Rdict, WriteBatch]] = field(default_factory=dict)

@@ -266,8 +266,10 @@ def test_a_broker_that_cannot_confirm_gets_503_and_the_retry_lands_once(
         restarted.join()
     wait_for(lambda: deliver() == 200, timeout=60, what="a 200 once the broker is back")
     records = stored(webhook_settings, webhook_topics, ORDERS)
-    # Each 200 is one record; what was answered 503 was never written.
-    assert len(records) == answers.count(200), answers
+    # Each 200 is a record on the broker. A 503 is one the broker did not confirm in time,
+    # which may still have been written if it was in flight as time ran out (Kafka cannot
+    # take it back): every copy carries the provider's event id, so the topology keeps one.
+    assert answers.count(200) <= len(records) <= len(answers), answers
     assert {r["event_id"] for _, r in records} == {ORDER_1001["event_id"]}
     metrics = hooks.client.get("/metrics").text
     assert 'outcome="unavailable",provider="shopify",route="main"}' in metrics

@@ -1,4 +1,4 @@
-"""The worker's producer on the real broker: a batch's records in order, confirmed together,
+"""The event loop's librdkafka producer on the real broker: a batch's records in order, confirmed together,
 the changelog offsets it reports, a full queue waited out, a delivery error raised."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from streams.ops.async_producer import AsyncProducer, ProducerRecord
 from streams.ops.settings import Settings
-from streams.topology.producer import Outgoing, RecordProducer
 from tests.streams.topology.agents.pipeline import read_all
 from tests.support import worker_settings
 
@@ -34,15 +34,14 @@ def create(settings: Settings, topic: str, partitions: int) -> str:
 
 
 def with_producer(
-    settings: Settings, use: Callable[[RecordProducer], Awaitable[T]], **config: Any
+    settings: Settings, use: Callable[[AsyncProducer], Awaitable[T]], **config: Any
 ) -> T:
     async def run() -> T:
-        producer = RecordProducer({**settings.producer_config(), **config})
-        await producer.start()
+        producer = AsyncProducer({**settings.producer_config(), **config})
         try:
             return await use(producer)
         finally:
-            await producer.stop()
+            assert producer.close(30) == 0
 
     return asyncio.run(run())
 
@@ -50,7 +49,7 @@ def with_producer(
 def test_a_batch_lands_in_order_and_reports_its_tracked_offsets(settings: Settings) -> None:
     out = create(settings, f"{settings.topic_prefix}out", 3)
     log = create(settings, f"{settings.topic_prefix}changelog", 3)
-    records: list[Outgoing] = []
+    records: list[ProducerRecord] = []
     for i in range(300):
         records.append(
             (out, f"k{i % 7}".encode(), f"v{i}".encode(), None, [("n", b"%d" % i)], False)
@@ -84,7 +83,7 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
 
 def test_a_batch_larger_than_the_queue_waits_for_room_and_loses_nothing(settings: Settings) -> None:
     out = create(settings, f"{settings.topic_prefix}out", 1)
-    records: list[Outgoing] = [(out, None, b"%d" % i, 0, None, True) for i in range(2_000)]
+    records: list[ProducerRecord] = [(out, None, b"%d" % i, 0, None, True) for i in range(2_000)]
 
     offsets = with_producer(
         settings, lambda p: p.deliver(records), **{"queue.buffering.max.messages": 50}
@@ -100,7 +99,7 @@ def test_an_empty_batch_is_confirmed_at_once(settings: Settings) -> None:
 
 def test_a_record_the_broker_refuses_fails_the_batch(settings: Settings) -> None:
     out = create(settings, f"{settings.topic_prefix}out", 1)
-    records: list[Outgoing] = [
+    records: list[ProducerRecord] = [
         (out, None, b"fine", 0, None, False),
         (out, None, b"x" * 2_000_000, 0, None, False),  # over the broker's 1 MB limit
     ]
