@@ -6,6 +6,7 @@ with JSON numbers as Decimal."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -28,6 +29,14 @@ def decimal(value: Any, path: str) -> Decimal:
     if not number.is_finite():
         raise Unmappable("invalid-amount", f"{path} is {value!r:.40}, not a decimal amount")
     return number
+
+
+def total(items: Iterable[dict[str, Any]], key: str, path: str) -> Decimal:
+    """The sum of each item's decimal `key`; `path` names the list ("shipping_lines")."""
+    return sum(
+        (decimal(item.get(key), f"{path}[{i}].{key}") for i, item in enumerate(items)),
+        Decimal("0.00"),
+    )
 
 
 def money(value: Any, path: str) -> str:

@@ -103,7 +103,9 @@ def _woocommerce_ping(request: Request) -> bool:
 
 
 def _stripe_problem(request: Request, secrets: Sequence[bytes], tolerance: float) -> str | None:
-    return signature_problem(request.body, request.headers.get("Stripe-Signature"), secrets, tolerance)
+    return signature_problem(
+        request.body, request.headers.get("Stripe-Signature"), secrets, tolerance
+    )
 
 
 def _stripe(

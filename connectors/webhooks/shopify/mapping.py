@@ -11,7 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from connectors.webhooks.amounts import currency_code, decimal, money, plain, timestamp
+from connectors.webhooks.amounts import currency_code, decimal, money, plain, timestamp, total
 from connectors.webhooks.inputs import (
     Input,
     UnknownTopic,
@@ -133,13 +133,7 @@ def _line(item: dict[str, Any], index: int, jurisdiction: str) -> dict[str, Any]
         raise Unmappable("missing-sku", f"line item {line_id} has no SKU")
     allocations = item.get("discount_allocations") or []
     discount = (
-        sum(
-            (
-                decimal(a.get("amount"), f"{path}.discount_allocations[{j}].amount")
-                for j, a in enumerate(allocations)
-            ),
-            Decimal("0.00"),
-        )
+        total(allocations, "amount", f"{path}.discount_allocations")
         if allocations
         else decimal(item.get("total_discount") or "0.00", f"{path}.total_discount")
     )
@@ -177,15 +171,7 @@ def _shipping(lines: list[dict[str, Any]], jurisdiction: str) -> dict[str, Any] 
         return None
     return {
         "method": " + ".join(str(line.get("title") or line.get("code")) for line in lines),
-        "amount": plain(
-            sum(
-                (
-                    decimal(line.get("price"), f"shipping_lines[{i}].price")
-                    for i, line in enumerate(lines)
-                ),
-                Decimal("0.00"),
-            )
-        ),
+        "amount": plain(total(lines, "price", "shipping_lines")),
         "tax_lines": [
             tax
             for i, line in enumerate(lines)
@@ -265,12 +251,7 @@ def _refunded(event_id: str, refund: dict[str, Any], references: References) -> 
         "currency": currency,
         "lines": [_refund_line(r, i) for i, r in enumerate(refunded)],
         "shipping_amount": plain(sum(shipping, Decimal("0.00"))) if shipping else None,
-        "total": plain(
-            sum(
-                (decimal(t.get("amount"), "transactions[].amount") for t in transactions),
-                Decimal("0.00"),
-            )
-        ),
+        "total": plain(total(transactions, "amount", "transactions")),
         "restock": bool(restock),
         # Where restocked goods go, when Shopify says; otherwise the topology's rules decide.
         "warehouse_id": references.warehouse(locations[0], f"refund {refund_id}")
@@ -291,13 +272,7 @@ def _refund_line(refunded: dict[str, Any], index: int) -> dict[str, Any]:
         )
     else:
         # Older payloads (the fixture) carry only the line item: its price and taxes.
-        taxes = sum(
-            (
-                decimal(t.get("price"), f"{path}.line_item.tax_lines[].price")
-                for t in item.get("tax_lines") or []
-            ),
-            Decimal("0.00"),
-        )
+        taxes = total(item.get("tax_lines") or [], "price", f"{path}.line_item.tax_lines")
         amount = (
             decimal(item.get("price"), f"{path}.line_item.price") * quantity
             - decimal(item.get("total_discount") or "0", f"{path}.line_item.total_discount")

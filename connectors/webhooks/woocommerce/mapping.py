@@ -17,7 +17,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from connectors.webhooks.amounts import currency_code, decimal, money, plain, timestamp
+from connectors.webhooks.amounts import currency_code, decimal, money, plain, timestamp, total
 from connectors.webhooks.inputs import (
     Input,
     UnknownTopic,
@@ -80,15 +80,7 @@ def _placed(order: dict[str, Any], references: References) -> Input:
         "discounts": [],
         "shipping": {
             "method": " + ".join(str(s.get("method_title")) for s in shipping_lines),
-            "amount": plain(
-                sum(
-                    (
-                        decimal(s.get("total"), f"shipping_lines[{i}].total")
-                        for i, s in enumerate(shipping_lines)
-                    ),
-                    Decimal("0.00"),
-                )
-            ),
+            "amount": plain(total(shipping_lines, "total", "shipping_lines")),
             "tax_lines": [
                 _tax(tax, rates, decimal(s.get("total"), "shipping_lines[].total"))
                 for s in shipping_lines
