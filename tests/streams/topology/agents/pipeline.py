@@ -9,10 +9,12 @@ import itertools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+from rocksdict import AccessType, Options, Rdict
 
 from streams.contracts import deadletter
 from streams.contracts.changelogs import (
@@ -226,6 +228,43 @@ def changelog_state(
     ]
     assert not misplaced, f"{table}: state on another partition than its key's: {misplaced[:5]}"
     return latest_by_key(records)
+
+
+PERSISTED_OFFSET_KEY = b"__faust\x00offset__"
+"""Where Faust's RocksDB store keeps a partition's changelog offset, beside the keys."""
+
+
+def assert_tables_hold_their_changelogs(
+    settings: Settings, catalog: TopicCatalog, data_dir: Path
+) -> None:
+    """Every table in a stopped worker's data directory holds what its changelog holds,
+    key for key: the worker owned every partition at the end, restored or kept as a
+    standby replica, and none of it lost a key (a standby that skipped records would hold
+    stale or no state while its offsets said it was complete)."""
+    for topic in changelog_sources(settings.app_id):
+        table = topic.removeprefix(f"{settings.app_id}-").removesuffix("-changelog")
+        expected = {
+            key: value
+            for key, value in changelog_state(settings, table, catalog).items()
+            if value is not None
+        }
+        held: dict[bytes, bytes] = {}
+        for path in sorted(data_dir.glob(f"v*/tables/{table}-*.db")):
+            database = Rdict(
+                str(path), options=Options(raw_mode=True), access_type=AccessType.read_only()
+            )
+            try:
+                held.update((key, value) for key, value in database.items())
+            finally:
+                database.close()
+        held.pop(PERSISTED_OFFSET_KEY, None)
+        differing = sorted(
+            key for key in expected.keys() | held.keys() if expected.get(key) != held.get(key)
+        )
+        assert not differing, (
+            f"{table} in {data_dir} differs from its changelog at {len(differing)} keys: "
+            f"{differing[:5]}"
+        )
 
 
 @dataclass
