@@ -133,22 +133,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def spawn_worker(
-    settings: Settings,
-    log_path: Path,
-    *,
-    clock_file: Path | None = None,
-    recovery_pause: float | None = None,
-    **env: str,
+    settings: Settings, log_path: Path, *, clock_file: Path | None = None, **env: str
 ) -> WorkerProcess:
     """`erpbridge worker` as a subprocess with `settings` (and `env`) and its own web port;
-    with `clock_file`, on the business clock of tests.streams.clocked_worker instead; with
-    `recovery_pause`, with recoveries held back by tests.streams.slow_recovery_worker."""
+    with `clock_file`, on the business clock of tests.streams.clocked_worker instead."""
     port = free_port()
     command = ["-m", "streams.cli", "worker", "--loglevel", "info"]
     if clock_file is not None:
         command = ["-m", "tests.streams.clocked_worker", str(clock_file)]
-    if recovery_pause is not None:
-        command = ["-m", "tests.streams.slow_recovery_worker", str(recovery_pause)]
     process = spawn(command, settings, log_path, ERPBRIDGE_WEB_PORT=str(port), **env)
     return WorkerProcess(process, port, log_path)
 

@@ -86,6 +86,12 @@ def create_topology(
         # rocksdb keeps state on the worker's volume so a restart replays only the changelog tail.
         store="rocksdb://",
         datadir=str(settings.data_dir),
+        # No standby copies of other workers' tables: faust-streaming 0.15 drops records
+        # while it starts reading them (its recovery clears them from the queue, or skips
+        # them as already read after it seeks back), then applies the later ones, so a
+        # partition that moved to its standby came with keys missing. A moved partition is
+        # restored from its changelog instead, as Kafka Streams does by default.
+        table_standby_replicas=0,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         # Bytes in, bytes out: the codec decodes, so bad bytes reach the dead-letter topic

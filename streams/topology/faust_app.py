@@ -8,8 +8,7 @@ issue #596), and Faust has more such holes (streams.topology.cursors).
 
 Two guards:
 - on resume, queued records of stream partitions this worker owns are kept (in order), so
-  a recovery does not leave a hole to re-read, and so are the standby replicas' changelog
-  records once the recovery has sought them; revocation still drops everything queued;
+  a recovery does not leave a hole to re-read; revocation still drops everything queued;
 - the consumer commits only what the agents handled without a hole (`Cursors`), and a
   partition with a hole is sought back to it: a record Faust dropped is read again, never
   skipped.
@@ -43,8 +42,7 @@ dropped as the last one fetched is read again within two looks."""
 
 
 class _HandledOffsetsConsumer(Consumer):
-    """Commits what the agents handled (`Cursors`), not what Faust acknowledged; tells the
-    flow control when a recovery has sought the standby partitions."""
+    """Commits what the agents handled (`Cursors`), not what Faust acknowledged."""
 
     app: StreamApp
 
@@ -59,50 +57,27 @@ class _HandledOffsetsConsumer(Consumer):
         self._acked_index[tp].clear()
         return self.app.cursors.committable(tp)
 
-    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
-        await super().seek_wait(partitions)
-        if partitions.keys() & self.app.assignor.assigned_standbys():
-            self.app.flow_control.standbys_sought = True
-
 
 class _KeepStreamsOnResume(FlowControlEvent):
-    """Resuming keeps what streams and standby replicas have queued; only revocation
-    (`clear`) drops it.
+    """Resuming keeps what streams have queued; only revocation (`clear`) drops it.
 
     Faust clears every queue on resume, after it has sought the stream partitions to
     their committed offsets: records fetched in between were lost. Revocation clears the
     queues of partitions that leave; on resume every queued stream record belongs to a
     partition this worker owns, so it is kept and processed in order.
-
-    The same clearing loses standby records: a recovery seeks the standby changelog
-    partitions (which it does not pause), then resumes the flow twice, clearing the records
-    they fetched meanwhile. The standby applies the records that follow, its persisted
-    offset passes the lost ones, and when the partition becomes active here no recovery
-    reads them: the keys they held are gone (an order's whole state). Once the recovery
-    has sought the standby partitions (`seek_wait`), their queued records are kept; Faust's
-    recovery reader skips any at or below the offset it has applied.
     """
 
     def __init__(self, app: StreamApp) -> None:
         super().__init__(loop=app.loop)
         self._app = app
-        self.standbys_sought = False
-        """The recovery of the current assignment has sought the standby partitions: what
-        they fetch now follows what was applied."""
-
-    def clear(self) -> None:
-        self.standbys_sought = False
-        super().clear()
 
     def resume(self) -> None:
         self._suspend.clear()
         self._resume.set()
-        assignor = self._app.assignor
-        owned = set(assignor.assigned_actives())
-        standbys = set(assignor.assigned_standbys()) if self.standbys_sought else set()
+        owned = set(self._app.assignor.assigned_actives())
         for queue in self._queues:
             items: Any = queue._queue  # type: ignore[attr-defined]
-            kept = [item for item in items if self._app.keeps_on_resume(item, owned, standbys)]
+            kept = [item for item in items if self._app.owns_stream_record(item, owned)]
             items.clear()
             items.extend(kept)
 
@@ -231,15 +206,12 @@ class StreamApp(faust.App):
         await self.seek_back(holes, "records fetched were not delivered")
 
     @cached_property
-    def flow_control(self) -> _KeepStreamsOnResume:
+    def flow_control(self) -> FlowControlEvent:
         return _KeepStreamsOnResume(self)
 
-    def keeps_on_resume(self, item: Any, owned: set[TP], standbys: set[TP]) -> bool:
+    def owns_stream_record(self, item: Any, owned: set[TP]) -> bool:
         message = getattr(item, "message", None)
-        if message is None:
-            return False
-        tp = message.tp
-        return tp in standbys or (tp in owned and message.topic in self.stream_topics)
+        return message is not None and message.tp in owned and message.topic in self.stream_topics
 
     def _new_consumer(self) -> ConsumerT:
         return _HandledOffsetsConsumer(

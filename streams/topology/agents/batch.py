@@ -11,7 +11,8 @@ broker before its input's offset is committed.
 
 State goes to the table's store and its changelog directly (not through Faust's table
 layer, which queues changelog records one at a time in its send buffer): the same records
-Faust would write, and after the broker confirms them the same persisted offsets in RocksDB.
+Faust would write, and once the broker has confirmed them the state and the same persisted
+offsets in RocksDB.
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ class Batch:
         """Write a key's state (None deletes it) to the partition's RocksDB database and
         the table's changelog.
 
-        The database's writes of a batch go in one RocksDB write batch when it is flushed
-        (one write to its log instead of one per key, and none of Faust's per-key
-        bookkeeping): agents read each key once, before they write it, so nothing in a
-        batch reads what the batch wrote."""
+        The database's writes of a batch go in one RocksDB write batch once the broker has
+        confirmed the batch's records (one write to its log instead of one per key, and
+        none of Faust's per-key bookkeeping): agents read each key once, before they write
+        it, so nothing in a batch reads what the batch wrote, and each table is written by
+        one agent, whose next batch starts after this one is flushed."""
         store = cast(Store, table.data)
         database = store._db_for_partition(partition)
         writes = self._writes.get((id(store), partition))
@@ -95,14 +97,18 @@ class Batch:
         return len(self._records)
 
     async def flush(self) -> None:
-        """Send every queued record without waiting for each, then wait for all; record the
-        changelog offsets the tables' stores now hold."""
+        """Send every queued record without waiting for each, then wait for all; then write
+        the state to the tables' stores, with the changelog offsets they now hold."""
         records, self._records = self._records, []
         tables, self._tables = self._tables, {}
         writes, self._writes = self._writes, {}
+        offsets = await self.app.records.deliver(records)
+        # Only once the broker has the changelog records: a worker killed before that
+        # restarts with state no newer than its changelog, so the batch's inputs, read
+        # again, are applied again instead of being taken for duplicates of a state the
+        # changelog never got.
         for database, pending in writes.values():
             database.write(pending)
-        offsets = await self.app.records.deliver(records)
         for (topic, partition), offset in offsets.items():
             # What Faust's changelog callback does: recovery then reads only what follows.
             cast(StoreT[bytes, bytes], tables[topic].data).set_persisted_offset(

@@ -112,13 +112,12 @@ def test_restart_keeps_state(
 def test_two_workers_share_partitions_and_a_rebalance_loses_nothing(
     settings: Settings, topics: TopicCatalog, start_worker: Callable[[], WorkerProcess]
 ) -> None:
-    """A second worker joins (a standby replica of the first's tables, owner of some
-    partitions), then the first leaves and the second owns everything.
+    """A second worker joins and owns some partitions, then the first leaves and the
+    second owns everything, its tables restored from their changelogs.
 
-    The second's recovery is held back where Faust once dropped the standby records queued
-    (streams.topology.faust_app); the middle part is short, so most keys of the first part
-    are written only before the second joined: a standby that dropped their records would
-    hold no state for them when it takes them over."""
+    The middle part is short, so most keys of the first part are written only before the
+    second joined: a worker that took over a partition without them (as Faust's standby
+    replicas once did) would hold no state for them."""
     events = _sample(60, seed=5)
     third = len(events) // 3
     middle = _reaching_every_partition(events, third, settings.partitions)
@@ -129,9 +128,7 @@ def test_two_workers_share_partitions_and_a_rebalance_loses_nothing(
     second_settings = settings.model_copy(
         update={"data_dir": settings.data_dir.with_name("data-2")}
     )
-    second = spawn_worker(
-        second_settings, settings.data_dir.with_name("worker-b.log"), recovery_pause=3.0
-    )
+    second = spawn_worker(second_settings, settings.data_dir.with_name("worker-b.log"))
     try:
         wait_for(
             lambda: members_with_partitions(settings, topics) == 2,
