@@ -6,7 +6,12 @@
 then awaited as a whole, as the agents do) spread over N topics of 6 partitions (the worker
 writes about ten), the two producers alternating round by round, both idempotent with
 acks=all. It prints per record the CPU time of this process (all its threads) and of the
-local broker, and the records/s. Not a test: it asserts nothing.
+local broker, and the records/s.
+
+`--round-trip` times instead what a hop of the topology waits when it is not busy: small
+batches (`--batch`, 30 by default there) produced and confirmed one at a time, 10 ms apart,
+by aiokafka and by librdkafka at linger.ms 5, 1 and 0, alternating; it prints the p50, p95
+and p99 of a batch's round trip. Not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from streams.ops.async_producer import AsyncProducer, ProducerRecord
 from streams.ops.settings import Settings
 
 VALUE = b"x" * 300
+DEFAULT_BATCH = 3_000
 
 
 def batches(topics: list[str], records: int, batch: int) -> list[list[tuple[str, bytes]]]:
@@ -64,6 +70,77 @@ async def librdkafka_run(
         producer.close(30)
 
 
+ROUND_TRIP_BATCHES = 300
+ROUND_TRIP_WARM_UP = 50
+"""Batches of each round left out: the first requests find partitions without a leader."""
+ROUND_TRIP_LINGERS = (5, 1, 0)
+
+
+async def aiokafka_round_trips(bootstrap: str, work: list[list[tuple[str, bytes]]]) -> list[float]:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0
+    )
+    await producer.start()
+    times = []
+    try:
+        for batch in work:
+            started = time.perf_counter()
+            sent = [await producer.send(topic, VALUE, key=key) for topic, key in batch]
+            await asyncio.gather(*sent)
+            times.append(time.perf_counter() - started)
+            await asyncio.sleep(0.01)
+    finally:
+        await producer.stop()
+    return times
+
+
+async def librdkafka_round_trips(
+    settings: Settings, linger_ms: int, work: list[list[tuple[str, bytes]]]
+) -> list[float]:
+    producer = AsyncProducer({**settings.producer_config(), "linger.ms": linger_ms})
+    times = []
+    try:
+        for batch in work:
+            started = time.perf_counter()
+            await producer.deliver([(topic, key, VALUE, None, None, False) for topic, key in batch])
+            times.append(time.perf_counter() - started)
+            await asyncio.sleep(0.01)
+    finally:
+        producer.close(30)
+    return times
+
+
+def round_trips(broker_servers: str, settings: Settings, args: argparse.Namespace) -> None:
+    client = admin(settings)
+    batch = args.batch if args.batch != DEFAULT_BATCH else 30
+    names = ["aiokafka", *(f"librdkafka linger.ms={linger}" for linger in ROUND_TRIP_LINGERS)]
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(args.rounds):
+        for name in names:
+            topics = [f"bench-round-trip-{uuid.uuid4().hex[:8]}-{n}" for n in range(args.topics)]
+            for future in client.create_topics([NewTopic(t, 6, 1) for t in topics]).values():
+                future.result(timeout=30)
+            work = batches(topics, ROUND_TRIP_BATCHES * batch, batch)
+            run = (
+                aiokafka_round_trips(broker_servers, work)
+                if name == "aiokafka"
+                else librdkafka_round_trips(settings, int(name.rsplit("=", 1)[1]), work)
+            )
+            times[name] += asyncio.run(run)[ROUND_TRIP_WARM_UP:]
+            client.delete_topics(topics)
+    print(
+        f"round trip of a batch of {batch} records over {args.topics} topics of 6 partitions, "
+        f"produced and confirmed one at a time, {args.rounds} alternating rounds:"
+    )
+    for name, found in times.items():
+        ordered = sorted(found)
+
+        def at(share: float, ordered: list[float] = ordered) -> float:
+            return ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000
+
+        print(f"  {name:<26} p50 {at(0.5):5.1f} ms  p95 {at(0.95):5.1f} ms  p99 {at(0.99):5.1f} ms")
+
+
 def measured(run: Callable[[], Awaitable[None]], broker_pid: int | None) -> tuple[float, ...]:
     """This process's CPU seconds, the broker's, and the wall seconds of one run (the
     producer's start and stop included)."""
@@ -81,15 +158,19 @@ def measured(run: Callable[[], Awaitable[None]], broker_pid: int | None) -> tupl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=60_000)
-    parser.add_argument("--batch", type=int, default=3_000)
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
     parser.add_argument("--topics", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--linger-ms", type=int, default=1)
+    parser.add_argument("--round-trip", action="store_true")
     args = parser.parse_args()
     with running_broker() as broker:
         port = int(broker.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
         broker_pid = listening_pid(port) if broker.kind == "local-jvm" else None
         settings = Settings(kafka_bootstrap_servers=broker.bootstrap_servers)
+        if args.round_trip:
+            round_trips(broker.bootstrap_servers, settings, args)
+            return
         client = admin(settings)
         figures: dict[str, list[tuple[float, ...]]] = {"aiokafka": [], "librdkafka": []}
         for _ in range(args.rounds):

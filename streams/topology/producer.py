@@ -16,10 +16,10 @@ from streams.ops.async_producer import AsyncProducer, ProducerRecord
 STOP_FLUSH_SECONDS = 10.0
 """How long stopping waits for records still on their way."""
 TUNING = {
-    # librdkafka sends a request per partition; 5 ms lets the agents' flushes that come
-    # together share them (bench/producers.py, docs/benchmarks.md), at most 5 ms more per
-    # batch.
-    "linger.ms": 5,
+    # librdkafka sends a request per partition; 1 ms lets the agents' flushes that come
+    # together share them. 5 ms gave the same rate but added 5 ms to every hop of a quiet
+    # pipeline, 0 a lower rate (`python -m bench.producers --round-trip`, docs/benchmarks.md).
+    "linger.ms": 1,
     # A batch of 1,000 inputs causes a few thousand records; several agents flush at once.
     "queue.buffering.max.messages": 1_000_000,
 }
