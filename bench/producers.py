@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 from aiokafka import AIOKafkaProducer
-from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bench.cluster import admin
 from bench.machine import listening_pid, process_cpu_seconds
@@ -34,7 +34,7 @@ from streams.ops.async_producer import AsyncProducer, ProducerRecord
 from streams.ops.settings import Settings
 
 VALUE = b"x" * 300
-DEFAULT_BATCH = 3_000
+THROUGHPUT_BATCH = 3_000
 
 
 def batches(topics: list[str], records: int, batch: int) -> list[list[tuple[str, bytes]]]:
@@ -43,88 +43,81 @@ def batches(topics: list[str], records: int, batch: int) -> list[list[tuple[str,
     return [keyed[start : start + batch] for start in range(0, records, batch)]
 
 
-async def aiokafka_run(bootstrap: str, work: list[list[tuple[str, bytes]]]) -> None:
+async def aiokafka_run(
+    bootstrap: str, work: list[list[tuple[str, bytes]]], pause: float = 0.0
+) -> list[float]:
+    """Each batch sent and awaited in turn, `pause` seconds apart; each batch's round trip."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0
     )
     await producer.start()
+    times = []
     try:
         for batch in work:
+            started = time.perf_counter()
             sent = [await producer.send(topic, VALUE, key=key) for topic, key in batch]
             await asyncio.gather(*sent)
+            times.append(time.perf_counter() - started)
+            if pause:
+                await asyncio.sleep(pause)
     finally:
         await producer.stop()
+    return times
 
 
 async def librdkafka_run(
-    settings: Settings, linger_ms: int, work: list[list[tuple[str, bytes]]]
-) -> None:
+    settings: Settings, linger_ms: int, work: list[list[tuple[str, bytes]]], pause: float = 0.0
+) -> list[float]:
+    """As `aiokafka_run`, through the worker's producer."""
     producer = AsyncProducer({**settings.producer_config(), "linger.ms": linger_ms})
+    times = []
     try:
         for batch in work:
+            started = time.perf_counter()
             outgoing: list[ProducerRecord] = [
                 (topic, key, VALUE, None, None, False) for topic, key in batch
             ]
             await producer.deliver(outgoing)
+            times.append(time.perf_counter() - started)
+            if pause:
+                await asyncio.sleep(pause)
     finally:
         producer.close(30)
+    return times
 
 
+def fresh_topics(client: AdminClient, count: int) -> list[str]:
+    """`count` new topics of 6 partitions, for one run."""
+    run_id = uuid.uuid4().hex[:8]
+    topics = [f"bench-producers-{run_id}-{n}" for n in range(count)]
+    for future in client.create_topics([NewTopic(t, 6, 1) for t in topics]).values():
+        future.result(timeout=30)
+    return topics
+
+
+ROUND_TRIP_BATCH = 30
 ROUND_TRIP_BATCHES = 300
+ROUND_TRIP_PAUSE = 0.01
 ROUND_TRIP_WARM_UP = 50
 """Batches of each round left out: the first requests find partitions without a leader."""
 ROUND_TRIP_LINGERS = (5, 1, 0)
 
 
-async def aiokafka_round_trips(bootstrap: str, work: list[list[tuple[str, bytes]]]) -> list[float]:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0
-    )
-    await producer.start()
-    times = []
-    try:
-        for batch in work:
-            started = time.perf_counter()
-            sent = [await producer.send(topic, VALUE, key=key) for topic, key in batch]
-            await asyncio.gather(*sent)
-            times.append(time.perf_counter() - started)
-            await asyncio.sleep(0.01)
-    finally:
-        await producer.stop()
-    return times
-
-
-async def librdkafka_round_trips(
-    settings: Settings, linger_ms: int, work: list[list[tuple[str, bytes]]]
-) -> list[float]:
-    producer = AsyncProducer({**settings.producer_config(), "linger.ms": linger_ms})
-    times = []
-    try:
-        for batch in work:
-            started = time.perf_counter()
-            await producer.deliver([(topic, key, VALUE, None, None, False) for topic, key in batch])
-            times.append(time.perf_counter() - started)
-            await asyncio.sleep(0.01)
-    finally:
-        producer.close(30)
-    return times
-
-
 def round_trips(broker_servers: str, settings: Settings, args: argparse.Namespace) -> None:
     client = admin(settings)
-    batch = args.batch if args.batch != DEFAULT_BATCH else 30
-    names = ["aiokafka", *(f"librdkafka linger.ms={linger}" for linger in ROUND_TRIP_LINGERS)]
-    times: dict[str, list[float]] = {name: [] for name in names}
+    batch = args.batch or ROUND_TRIP_BATCH
+    producers: dict[str, int | None] = {"aiokafka": None} | {
+        f"librdkafka linger.ms={linger}": linger for linger in ROUND_TRIP_LINGERS
+    }
+    times: dict[str, list[float]] = {name: [] for name in producers}
     for _ in range(args.rounds):
-        for name in names:
-            topics = [f"bench-round-trip-{uuid.uuid4().hex[:8]}-{n}" for n in range(args.topics)]
-            for future in client.create_topics([NewTopic(t, 6, 1) for t in topics]).values():
-                future.result(timeout=30)
+        for name, linger in producers.items():
+            topics = fresh_topics(client, args.topics)
             work = batches(topics, ROUND_TRIP_BATCHES * batch, batch)
             run = (
-                aiokafka_round_trips(broker_servers, work)
-                if name == "aiokafka"
-                else librdkafka_round_trips(settings, int(name.rsplit("=", 1)[1]), work)
+                aiokafka_run(broker_servers, work, ROUND_TRIP_PAUSE)
+                if linger is None
+                else librdkafka_run(settings, linger, work, ROUND_TRIP_PAUSE)
             )
             times[name] += asyncio.run(run)[ROUND_TRIP_WARM_UP:]
             client.delete_topics(topics)
@@ -133,15 +126,13 @@ def round_trips(broker_servers: str, settings: Settings, args: argparse.Namespac
         f"produced and confirmed one at a time, {args.rounds} alternating rounds:"
     )
     for name, found in times.items():
-        ordered = sorted(found)
-
-        def at(share: float, ordered: list[float] = ordered) -> float:
-            return ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000
-
-        print(f"  {name:<26} p50 {at(0.5):5.1f} ms  p95 {at(0.95):5.1f} ms  p99 {at(0.99):5.1f} ms")
+        cuts = [cut * 1000 for cut in statistics.quantiles(found, n=100)]
+        print(
+            f"  {name:<26} p50 {cuts[49]:5.1f} ms  p95 {cuts[94]:5.1f} ms  p99 {cuts[98]:5.1f} ms"
+        )
 
 
-def measured(run: Callable[[], Awaitable[None]], broker_pid: int | None) -> tuple[float, ...]:
+def measured(run: Callable[[], Awaitable[object]], broker_pid: int | None) -> tuple[float, ...]:
     """This process's CPU seconds, the broker's, and the wall seconds of one run (the
     producer's start and stop included)."""
     broker = process_cpu_seconds(broker_pid) if broker_pid else 0.0
@@ -158,7 +149,9 @@ def measured(run: Callable[[], Awaitable[None]], broker_pid: int | None) -> tupl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=60_000)
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
+    parser.add_argument(
+        "--batch", type=int, help=f"{THROUGHPUT_BATCH}, or {ROUND_TRIP_BATCH} for --round-trip"
+    )
     parser.add_argument("--topics", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--linger-ms", type=int, default=1)
@@ -172,15 +165,13 @@ def main() -> None:
             round_trips(broker.bootstrap_servers, settings, args)
             return
         client = admin(settings)
+        batch = args.batch or THROUGHPUT_BATCH
         figures: dict[str, list[tuple[float, ...]]] = {"aiokafka": [], "librdkafka": []}
         for _ in range(args.rounds):
             for name in figures:
-                run_id = uuid.uuid4().hex[:8]
-                topics = [f"bench-producers-{run_id}-{n}" for n in range(args.topics)]
-                for future in client.create_topics([NewTopic(t, 6, 1) for t in topics]).values():
-                    future.result(timeout=30)
-                work = batches(topics, args.records, args.batch)
-                run: Callable[[], Awaitable[None]] = (
+                topics = fresh_topics(client, args.topics)
+                work = batches(topics, args.records, batch)
+                run: Callable[[], Awaitable[list[float]]] = (
                     partial(aiokafka_run, broker.bootstrap_servers, work)
                     if name == "aiokafka"
                     else partial(librdkafka_run, settings, args.linger_ms, work)
@@ -188,7 +179,7 @@ def main() -> None:
                 figures[name].append(measured(run, broker_pid))
                 client.delete_topics(topics)
         print(
-            f"{args.records:,} records of {len(VALUE)} bytes in batches of {args.batch:,} over "
+            f"{args.records:,} records of {len(VALUE)} bytes in batches of {batch:,} over "
             f"{args.topics} topics of 6 partitions, librdkafka's linger.ms={args.linger_ms}; "
             f"medians of {args.rounds} alternating rounds:"
         )

@@ -21,13 +21,17 @@ def changelog_topic(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"
 
 
+TABLE_SOURCES = {
+    ORDERS_TABLE: ORDERS,
+    DEADLINES_TABLE: ORDERS,
+    STOCK_TABLE: INVENTORY,
+    ORDER_ALERTS_TABLE: ORDERS,
+    STOCK_ALERTS_TABLE: INVENTORY,
+    COMMAND_ALERTS_TABLE: ERP_RESULTS,
+}
+"""Each table and the input topic whose partitions its changelog must match."""
+
+
 def changelog_sources(app_id: str) -> dict[str, str]:
     """Each changelog topic and the input topic whose partitions it must match."""
-    return {
-        changelog_topic(app_id, ORDERS_TABLE): ORDERS,
-        changelog_topic(app_id, DEADLINES_TABLE): ORDERS,
-        changelog_topic(app_id, STOCK_TABLE): INVENTORY,
-        changelog_topic(app_id, ORDER_ALERTS_TABLE): ORDERS,
-        changelog_topic(app_id, STOCK_ALERTS_TABLE): INVENTORY,
-        changelog_topic(app_id, COMMAND_ALERTS_TABLE): ERP_RESULTS,
-    }
+    return {changelog_topic(app_id, table): source for table, source in TABLE_SOURCES.items()}

@@ -20,6 +20,7 @@ from streams.contracts import deadletter
 from streams.contracts.changelogs import (
     ORDERS_TABLE,
     STOCK_TABLE,
+    TABLE_SOURCES,
     changelog_sources,
     changelog_topic,
 )
@@ -241,8 +242,7 @@ def assert_tables_hold_their_changelogs(
     key for key: the worker owned every partition at the end, restored or kept as a
     standby replica, and none of it lost a key (a standby that skipped records would hold
     stale or no state while its offsets said it was complete)."""
-    for topic in changelog_sources(settings.app_id):
-        table = topic.removeprefix(f"{settings.app_id}-").removesuffix("-changelog")
+    for table in TABLE_SOURCES:
         expected = {
             key: value
             for key, value in changelog_state(settings, table, catalog).items()
