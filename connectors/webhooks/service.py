@@ -34,15 +34,16 @@ from mode import Service
 from connectors.webhooks.arrivals import Arrivals
 from connectors.webhooks.echoes import Echoes
 from connectors.webhooks.inputs import BadDelivery, Input, Unavailable, UnknownTopic, Unmappable
+from connectors.webhooks.intake import Intake
 from connectors.webhooks.metrics import WebhookMetrics
-from connectors.webhooks.providers import PROVIDERS, Api, Provider, Request, Unauthentic
+from connectors.webhooks.providers import Request, Unauthentic
 from connectors.webhooks.publisher import NotConfirmed, Publisher
 from connectors.webhooks.pushes import PushReader
-from connectors.webhooks.references import References
+from connectors.webhooks.routes import PATH, Route, routes_of
 from streams.contracts import deadletter
-from streams.contracts.codec import Codec, EncodeError
-from streams.contracts.jsonlines import JsonLineError, parse_timestamp, to_datum
-from streams.contracts.topics import STOCK_PUSHES, WEBHOOKS_DLQ, TopicCatalog, spec
+from streams.contracts.codec import Codec
+from streams.contracts.jsonlines import parse_timestamp
+from streams.contracts.topics import STOCK_PUSHES, WEBHOOKS_DLQ, TopicCatalog
 from streams.ops.health import LIVENESS_PATH, READINESS_PATH, Check, HealthMonitor, verdict
 from streams.ops.metrics import CONTENT_TYPE, METRICS_PATH, render
 from streams.ops.records import Outgoing
@@ -50,45 +51,9 @@ from streams.ops.settings import Settings
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_PATH = "/webhooks/{provider}/{route}"
 HEALTHZ_PATH = "/healthz"
 _KEPT_HEADERS = ("content-type", "user-agent")
 """Besides the providers' own X-… and signature headers, what a dead letter keeps."""
-
-
-@dataclass(frozen=True)
-class Route:
-    name: str
-    provider: Provider
-    keys: tuple[bytes, ...]
-    references: References
-    api_url: str | None = None
-    api_key: str | None = None
-
-    @property
-    def path(self) -> str:
-        return f"/webhooks/{self.provider.name}/{self.name}"
-
-
-def routes_of(settings: Settings) -> dict[tuple[str, str], Route]:
-    """The configured routes; ValueError naming a route without a secret or with a bad one."""
-    routes = {}
-    for name, route in settings.webhook_routes.items():
-        provider = PROVIDERS[route.provider]
-        secrets = settings.webhook_secrets_of(name)
-        if not secrets:
-            raise ValueError(f"webhook route {name!r} has no secret in ERPBRIDGE_WEBHOOK_SECRETS")
-        try:
-            keys = provider.keys(secrets)
-        except ValueError:
-            raise ValueError(
-                f"webhook route {name!r}: a {provider.name} secret is not a hex key"
-            ) from None
-        references = References(route.warehouses, route.skus, route.order_reference, route.channel)
-        routes[(provider.name, name)] = Route(
-            name, provider, keys, references, route.admin_url, settings.webhook_admin_token(name)
-        )
-    return routes
 
 
 @dataclass(frozen=True)
@@ -140,6 +105,7 @@ class WebhookService(Service):
         self._runner: web.AppRunner | None = None
         # The providers' APIs, for what a webhook does not carry; within the ack timeout.
         self._api_client = httpx.AsyncClient(timeout=settings.webhook_ack_timeout_seconds)
+        self._intake = Intake(catalog, codec, self._api_client)
 
     async def _broker_request(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._publisher.metadata, 4.0)
@@ -148,7 +114,7 @@ class WebhookService(Service):
         self._publisher.start()
         await asyncio.get_running_loop().run_in_executor(None, self._pushes.start, 30.0)
         app = web.Application(client_max_size=self._settings.webhook_max_body_bytes)
-        app.router.add_post(WEBHOOK_PATH, self._receive)
+        app.router.add_post(PATH, self._receive)
         app.router.add_get(LIVENESS_PATH, self._livez)
         app.router.add_get(HEALTHZ_PATH, self._livez)
         app.router.add_get(READINESS_PATH, self._readyz)
@@ -233,13 +199,8 @@ class WebhookService(Service):
         except (ValueError, UnicodeDecodeError) as error:
             return _error(400, "rejected", f"the body is not JSON: {error}")
         try:
-            fetched = await provider.fetch(
-                document, Api(self._api_client, route.api_url, route.api_key)
-            )
-            kept = self._ingested(
-                route, provider.inputs(request, document, route.references, route.keys, fetched)
-            )
-            records = [self._record(item) for item in kept]
+            kept = self._ingested(route, await self._intake.inputs(route, request, document))
+            records = [self._intake.record(item) for item in kept]
         except Unauthentic as error:
             return self._unauthentic(route, http, str(error))
         except BadDelivery as error:
@@ -287,17 +248,6 @@ class WebhookService(Service):
                 self.metrics.reordered.labels(route.provider.name, route.name).inc()
             kept.append(item)
         return kept
-
-    def _record(self, item: Input) -> Outgoing:
-        schema_name = spec(item.topic).value_schema
-        assert schema_name is not None  # the input topics have one
-        physical = self._catalog.physical(item.topic)
-        try:
-            datum = to_datum(self._codec.store.current(schema_name), item.record)
-            value = self._codec.encode(schema_name, datum, topic=physical)
-        except (JsonLineError, EncodeError) as error:
-            raise Unmappable("invalid-event", str(error)) from None
-        return Outgoing(physical, None, item.key.encode(), value, (), item.event_id)
 
     async def _dead_letter(self, route: Route, request: Request, error: Unmappable) -> _Answer:
         provider = route.provider

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from typing import Any
 
 import click
+import httpx
 
+from connectors.webhooks.intake import Intake
+from connectors.webhooks.replay import Replay, replays
+from connectors.webhooks.routes import routes_of
 from streams.cli.app import LogicalTopic, confirm, connect, counted, main
+from streams.contracts import deadletter
+from streams.contracts.codec import codec_from_settings
 from streams.contracts.topics import (
     ERP_COMMANDS,
     ERP_PENDING,
     INPUTS,
     JOURNAL,
+    WEBHOOKS,
     TopicCatalog,
     dead_letter_of,
 )
@@ -20,11 +29,15 @@ from streams.ops.records import PartitionReader, RecordsError, Sender
 from streams.ops.settings import Settings
 
 _SOURCES = LogicalTopic(
-    (*INPUTS, ERP_PENDING, JOURNAL, ERP_COMMANDS),
+    (*INPUTS, ERP_PENDING, JOURNAL, ERP_COMMANDS, WEBHOOKS),
     "{topic} is none of the topics whose dead letters this works on: an input topic, the "
-    "dispatcher's internal.erp-pending and finance.journal, or erp.commands",
+    "dispatcher's internal.erp-pending and finance.journal, erp.commands, or webhooks",
 )
 _COLUMNS = ("partition", "offset", "source offset", "reason", "failed at", "key", "error")
+_WEBHOOK_COLUMNS = ("partition", "offset", "route", "reason", "failed at", "key", "error")
+_API_TIMEOUT_SECONDS = 30.0
+"""For what a webhook's mapping reads from the provider's API (a Stripe payout's
+transactions)."""
 
 
 class _PartitionOffset(click.ParamType):
@@ -40,11 +53,13 @@ class _PartitionOffset(click.ParamType):
 @main.group("dlq")
 def dlq() -> None:
     """Dead letters of an input topic, of the dispatcher's internal.erp-pending and
-    finance.journal, or of erp.commands, kept in `<topic>.dlq`.
+    finance.journal, of erp.commands, or of the webhooks connector, kept in `<topic>.dlq`
+    (`webhooks.dlq`).
 
     A dead letter is the original record (key, value, headers) with erpbridge.dlq.*
     headers saying why it failed (reason, error, stage), where it came from (topic,
-    partition, offset) and when.
+    partition, offset) and when; a webhook's is the request's raw body and the provider's
+    headers, from its route (/webhooks/<provider>/<route>).
     """
 
 
@@ -53,15 +68,16 @@ def dlq() -> None:
 @click.option("--reason", help="Only the dead letters with this reason.")
 @click.pass_context
 def list_dead_letters(ctx: click.Context, topic: str, reason: str | None) -> None:
-    """Show each dead letter of TOPIC (commerce.orders, commerce.payments, commerce.inventory
-    or erp.commands; ERPBRIDGE_TOPIC_PREFIX is prepended): its partition and offset on
-    `<topic>.dlq`, the offset it had on TOPIC, the reason, when it failed, its key and the
-    error.
+    """Show each dead letter of TOPIC (commerce.orders, commerce.payments, commerce.inventory,
+    internal.erp-pending, finance.journal, erp.commands or webhooks; ERPBRIDGE_TOPIC_PREFIX
+    is prepended): its partition and offset on `<topic>.dlq`, the offset it had on TOPIC (a
+    webhook's route), the reason, when it failed, its key and the error.
 
     \b
     Examples:
       erpbridge dlq list commerce.orders
       erpbridge dlq list erp.commands --reason unknown-sku
+      erpbridge dlq list webhooks
     """
     physical, letters, _ = _read(connect(ctx), topic)
     try:
@@ -71,8 +87,9 @@ def list_dead_letters(ctx: click.Context, topic: str, reason: str | None) -> Non
     if not letters:
         click.echo(f"no dead letters in {physical}")
         return
-    rows = [_COLUMNS, *(_row(letter) for letter in letters)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
+    columns = _WEBHOOK_COLUMNS if topic == WEBHOOKS else _COLUMNS
+    rows = [columns, *(_row(letter, topic) for letter in letters)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns) - 1)]
     for row in rows:
         click.echo(
             "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
@@ -111,19 +128,33 @@ def replay_dead_letters(
     stay on `<topic>.dlq`. Refuses, sending nothing, an offset with no dead letter and a
     reason no dead letter has.
 
+    A webhook's dead letter (TOPIC webhooks) is mapped again instead, with the routes
+    configured now (a location or SKU added, an API key given): its signature checked with
+    the route's secrets, what the provider's API adds read, and its events published to
+    the input topics with the provider's event ids, so one the provider also re-sent is
+    still one event. One that still cannot be mapped is named with the reason of now, and
+    the command exits 1 once the others are published.
+
     \b
     Examples:
       erpbridge dlq replay commerce.orders --offset 0:17 --offset 2:4
       erpbridge dlq replay commerce.payments --reason no-exchange-rate
       erpbridge dlq replay erp.commands --all --dry-run
+      erpbridge dlq replay webhooks --reason unmapped-location
     """
     if sum([bool(offsets), reason is not None, every]) != 1:
         raise click.UsageError("choose the dead letters with --offset P:O, --reason R or --all")
     settings = connect(ctx)
     physical, letters, partitions = _read(settings, topic)
-    source = TopicCatalog.from_settings(settings).physical(topic)
     try:
         chosen = choose(letters, physical, offsets=offsets, partitions=partitions, reason=reason)
+    except RecordsError as error:
+        raise click.ClickException(str(error)) from None
+    if topic == WEBHOOKS:
+        _replay_webhooks(settings, physical, chosen, dry_run)
+        return
+    source = TopicCatalog.from_settings(settings).physical(topic)
+    try:
         outgoing = [(letter, letter.original(source)) for letter in chosen]
     except RecordsError as error:
         raise click.ClickException(str(error)) from None
@@ -161,12 +192,67 @@ def _read(settings: Settings, topic: str) -> tuple[str, list[StoredDeadLetter], 
         raise click.ClickException(str(error)) from None
 
 
-def _row(letter: StoredDeadLetter) -> tuple[str, ...]:
+def _replay_webhooks(
+    settings: Settings, physical: str, chosen: list[StoredDeadLetter], dry_run: bool
+) -> None:
+    if not chosen:
+        click.echo(f"no dead letters in {physical}; nothing published")
+        return
+    try:
+        routes = routes_of(settings)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    catalog = TopicCatalog.from_settings(settings)
+
+    async def mapped() -> list[Replay]:
+        async with httpx.AsyncClient(timeout=_API_TIMEOUT_SECONDS) as client:
+            intake = Intake(catalog, codec_from_settings(settings), client)
+            return await replays(chosen, routes, intake)
+
+    outcomes = asyncio.run(mapped())
+    sender = None if dry_run else Sender(settings.producer_config())
+    failing = 0
+    for outcome in outcomes:
+        letter = outcome.letter
+        where = (
+            f"partition {letter.record.partition} offset {letter.record.offset} "
+            f"({letter.reason}, {outcome.route})"
+        )
+        if outcome.problem is not None:
+            failing += 1
+            click.echo(f"{where}: {outcome.problem}; it stays on {physical}", err=True)
+            continue
+        topics = Counter(record.topic for record in outcome.records)
+        what = ", ".join(f"{counted(n, 'event')} to {t}" for t, n in sorted(topics.items()))
+        if sender is None:
+            click.echo(f"would publish {where}: {what or 'nothing'}")
+            continue
+        for record in outcome.records:
+            sender.send(record)
+        click.echo(f"published {where}: {what or 'nothing'}")
+    mapped_now = len(outcomes) - failing
+    if sender is None:
+        click.echo(
+            f"dry run: {counted(mapped_now, 'dead letter')} of {physical} would be published; "
+            "nothing sent"
+        )
+    else:
+        confirm(sender, "event", "the input topics")
+        click.echo(f"published {counted(mapped_now, 'dead letter')} of {physical}")
+    if failing:
+        raise click.ClickException(
+            f"{counted(failing, 'dead letter')} of {physical} still cannot be published"
+        )
+
+
+def _row(letter: StoredDeadLetter, topic: str) -> tuple[str, ...]:
     key = letter.record.key
     return (
         str(letter.record.partition),
         str(letter.record.offset),
-        letter.source_offset,
+        letter.headers.get(deadletter.SOURCE_TOPIC, "?")
+        if topic == WEBHOOKS
+        else letter.source_offset,
         letter.reason,
         letter.failed_at,
         "" if key is None else key.decode(errors="backslashreplace"),

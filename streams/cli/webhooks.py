@@ -6,7 +6,7 @@ import click
 import httpx
 
 from connectors.webhooks.adyen.mapping import EVENT_CODES as ADYEN_EVENTS
-from connectors.webhooks.service import routes_of
+from connectors.webhooks.routes import routes_of
 from connectors.webhooks.shopify.mapping import TOPICS as SHOPIFY_TOPICS
 from connectors.webhooks.shopify.subscriptions import ShopifyError, ShopifySubscriptions
 from connectors.webhooks.stripe.mapping import TYPES as STRIPE_EVENTS

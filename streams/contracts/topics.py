@@ -30,9 +30,11 @@ id to order id) and timer ticks for orders."""
 ERP_PENDING = "internal.erp-pending"
 """ERP commands waiting for the rate limit, keyed so that commands that may coalesce (one
 SKU's adjustments) share a partition."""
+WEBHOOKS = "webhooks"
+"""Not a topic: the webhooks connector's requests, as the source of their dead letters."""
 WEBHOOKS_DLQ = "webhooks.dlq"
 """Webhooks that were verified but cannot be mapped: the raw body with the request's headers
-and the reason, for a human (connectors.webhooks)."""
+and the reason, for a human, and for `erpbridge dlq replay webhooks` (connectors.webhooks)."""
 STOCK_PUSHES = "storefront.stock-pushes"
 """Stock levels erpbridge pushed to storefronts, latest per SKU and warehouse (JSON,
 connectors.webhooks.echoes): how the webhooks connector tells an echo of its own push."""

@@ -188,9 +188,9 @@ def test_dlq_refuses_what_does_not_exist_sending_nothing(
             ["list", "orders.status"],
             2,
             "orders.status is none of the topics whose dead letters this works on: an input "
-            "topic, the dispatcher's internal.erp-pending and finance.journal, or erp.commands; "
-            "it takes commerce.orders, commerce.inventory, commerce.payments, "
-            "internal.erp-pending, finance.journal, erp.commands",
+            "topic, the dispatcher's internal.erp-pending and finance.journal, erp.commands, or "
+            "webhooks; it takes commerce.orders, commerce.inventory, commerce.payments, "
+            "internal.erp-pending, finance.journal, erp.commands, webhooks",
         ),
     ]
     for options, exit_code, message in refusals:
