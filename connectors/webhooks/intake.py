@@ -1,5 +1,5 @@
 """From a verified, parsed request to the records it publishes: what the provider's API adds
-(a Stripe payout's transactions), the provider's mapping, each input encoded for its topic.
+(a Stripe payout's transactions, a WooCommerce order's refunds), the provider's mapping, each input encoded for its topic.
 The service runs it on every webhook, `erpbridge dlq replay webhooks` again on a dead
 letter's stored request."""
 
@@ -28,7 +28,8 @@ class Intake:
         """The input events of `document` (Unmappable, UnknownTopic, Unavailable,
         BadDelivery or Unauthentic when there are none)."""
         provider = route.provider
-        fetched = await provider.fetch(document, Api(self._client, route.api_url, route.api_key))
+        api = Api(self._client, route.api_url, route.api_key)
+        fetched = await provider.fetch(request, document, api)
         return provider.inputs(request, document, route.references, route.keys, fetched)
 
     def record(self, item: Input) -> Outgoing:

@@ -20,6 +20,7 @@ from connectors.webhooks.stripe import mapping as stripe
 from connectors.webhooks.stripe.balance import API_URL, payout_transactions
 from connectors.webhooks.stripe.signature import signature_problem
 from connectors.webhooks.woocommerce import mapping as woocommerce
+from connectors.webhooks.woocommerce.refunds import order_refunds
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,15 @@ class Unauthentic(Exception):
 @dataclass(frozen=True)
 class Api:
     """The provider's own API, for what a webhook does not carry (a Stripe payout's
-    transactions): the route's admin_url and its ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry."""
+    transactions, a WooCommerce order's refunds): the route's admin_url and its
+    ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry."""
 
     client: httpx.AsyncClient
     url: str | None
     key: str | None
 
 
-async def _nothing(document: Any, api: Api) -> Any:
+async def _nothing(request: Request, document: Any, api: Api) -> Any:
     return None
 
 
@@ -56,9 +58,9 @@ class Provider:
     inputs: Callable[[Request, Any, References, Sequence[bytes], Any], list[Input]]
     """The input events of the parsed body and what `fetch` read (UnknownTopic,
     Unmappable, BadDelivery, Unauthentic for what there are none)."""
-    fetch: Callable[[Any, Api], Awaitable[Any]] = _nothing
+    fetch: Callable[[Request, Any, Api], Awaitable[Any]] = _nothing
     """What the mapping of the parsed body needs from the provider's API (Unavailable
-    when it cannot be read now)."""
+    when it cannot be read now and the provider re-sends)."""
     keys: Callable[[Sequence[bytes]], tuple[bytes, ...]] = tuple
     """The route's secrets as the check uses them (Adyen's are hex)."""
     accepted: bytes = b'{"status": "accepted"}'
@@ -94,7 +96,20 @@ def _shopify(
 def _woocommerce(
     request: Request, document: Any, references: References, keys: Sequence[bytes], fetched: Any
 ) -> list[Input]:
-    return woocommerce.inputs(_header(request, "X-WC-Webhook-Topic"), document, references)
+    return woocommerce.inputs(_header(request, "X-WC-Webhook-Topic"), document, references, fetched)
+
+
+async def _woocommerce_fetch(request: Request, document: Any, api: Api) -> Any:
+    order_id = woocommerce.refunded_order(request.headers.get("X-WC-Webhook-Topic"), document)
+    if order_id is None:
+        return None
+    if not (api.url and api.key):
+        raise Unmappable(
+            "no-api-key",
+            f"order {order_id}: the route has no admin_url or WooCommerce API key "
+            "(ERPBRIDGE_WEBHOOK_ADMIN_TOKENS) to read the lines of its refunds",
+        )
+    return await order_refunds(api.client, api.url, api.key, order_id)
 
 
 def _woocommerce_ping(request: Request) -> bool:
@@ -114,7 +129,7 @@ def _stripe(
     return stripe.inputs(document, references, fetched)
 
 
-async def _stripe_fetch(document: Any, api: Api) -> Any:
+async def _stripe_fetch(request: Request, document: Any, api: Api) -> Any:
     payout = stripe.paid_payout(document)
     if payout is None:
         return None
@@ -166,6 +181,7 @@ PROVIDERS: dict[str, Provider] = {
         "woocommerce",
         _body_problem("X-WC-Webhook-Signature"),
         _woocommerce,
+        fetch=_woocommerce_fetch,
         is_ping=_woocommerce_ping,
     ),
     "stripe": Provider("stripe", _stripe_problem, _stripe, fetch=_stripe_fetch),

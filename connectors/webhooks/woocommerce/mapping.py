@@ -8,8 +8,11 @@ a cancellation, is then a duplicate the topology drops.
 
 An order's `completed` status is its fulfilment (WooCommerce has no shipments of its own);
 its goods leave the shop's one stock location, the route's "default" warehouse. Refunds
-come with `order.updated` as the order's `refunds` (id and total): WooCommerce sends no
-refund webhook, and the order names no refunded lines, so the refund is of money only.
+come with `order.updated` as the order's `refunds` (id and total; WooCommerce sends no
+refund webhook), and their lines from the order's refunds as its API lists them, which the
+service reads for it (connectors.webhooks.woocommerce.refunds). A refund does not say
+whether it put the goods back in stock (`api_restock` is write-only): erpbridge records no
+restock, and a shop that restocks reports its new level with `product.updated`.
 """
 
 from __future__ import annotations
@@ -38,8 +41,14 @@ TOPICS = ("order.created", "order.updated", "product.updated")
 _RATE_PLACES = Decimal("0.000001")
 
 
-def inputs(topic: str, document: Any, references: References) -> list[Input]:
-    """The input events of one delivery of `topic` (X-WC-Webhook-Topic)."""
+def inputs(
+    topic: str,
+    document: Any,
+    references: References,
+    refunds: list[dict[str, Any]] | None = None,
+) -> list[Input]:
+    """The input events of one delivery of `topic` (X-WC-Webhook-Topic); `refunds` are the
+    order's refunds as the API lists them, when `refunded_order` names the order."""
     if topic not in TOPICS:
         raise UnknownTopic(topic)
     if not isinstance(document, dict):
@@ -47,8 +56,15 @@ def inputs(topic: str, document: Any, references: References) -> list[Input]:
     if topic == "order.created":
         return [_placed(document, references)]
     if topic == "order.updated":
-        return _updated(document, references)
+        return _updated(document, references, refunds or [])
     return _stock(document, references)
+
+
+def refunded_order(topic: str | None, document: Any) -> str | None:
+    """The order whose refunds a delivery's mapping needs from the API, if any."""
+    if topic != "order.updated" or not isinstance(document, dict) or not document.get("refunds"):
+        return None
+    return text(document, "id")
 
 
 def _gmt(document: dict[str, Any], name: str) -> str:
@@ -196,7 +212,9 @@ def _sku(item: dict[str, Any], references: References) -> str:
     return references.sku(str(product))
 
 
-def _updated(order: dict[str, Any], references: References) -> list[Input]:
+def _updated(
+    order: dict[str, Any], references: References, refunds: list[dict[str, Any]]
+) -> list[Input]:
     order_id = text(order, "id")
     occurred_at = _gmt(order, "date_modified_gmt")
     found = []
@@ -226,24 +244,52 @@ def _updated(order: dict[str, Any], references: References) -> list[Input]:
         )
     if order.get("refunds"):
         currency = currency_code(order.get("currency"), "currency")
-        for refund in order["refunds"]:
-            refund_id = text(refund, "id")
-            event = {
-                "type": "OrderRefunded",
-                "refund_id": refund_id,
-                "kind": "REFUND",
-                "currency": currency,
-                "lines": [],
-                "shipping_amount": None,
-                # WooCommerce lists an order's refunds with negative totals.
-                "total": plain(abs(decimal(refund.get("total"), "refunds[].total"))),
-                "restock": False,
-                "warehouse_id": None,
-            }
-            found.append(
-                order_input(f"{SOURCE}:refund:{refund_id}", occurred_at, SOURCE, order_id, event)
-            )
+        listed = {str(refund.get("id")): refund for refund in refunds}
+        for summary in order["refunds"]:
+            refund_id = text(summary, "id")
+            refund = listed.get(refund_id)
+            if refund is None:
+                raise Unmappable(
+                    "unknown-refund",
+                    f"order {order_id}: refund {refund_id} is not among the order's refunds "
+                    "WooCommerce lists",
+                )
+            found.append(_refund(refund, refund_id, order_id, currency, references))
     return found
+
+
+def _refund(
+    refund: dict[str, Any], refund_id: str, order_id: str, currency: str, references: References
+) -> Input:
+    path = f"refund {refund_id}"
+    lines = []
+    for i, item in enumerate(refund.get("line_items") or []):
+        # A refund lists what it gives back as negative quantities and totals.
+        quantity = item.get("quantity")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity > 0:
+            raise Unmappable(
+                "invalid-quantity", f"{path} line_items[{i}].quantity is {quantity!r:.40}"
+            )
+        amount = decimal(item.get("total"), f"{path} line_items[{i}].total") + decimal(
+            item.get("total_tax") or "0", f"{path} line_items[{i}].total_tax"
+        )
+        lines.append(
+            {"sku": _sku(item, references), "quantity": -quantity, "amount": plain(abs(amount))}
+        )
+    event = {
+        "type": "OrderRefunded",
+        "refund_id": refund_id,
+        "kind": "REFUND",
+        "currency": currency,
+        "lines": lines,
+        "shipping_amount": None,
+        "total": plain(abs(decimal(refund.get("amount"), f"{path} amount"))),
+        "restock": False,
+        "warehouse_id": None,
+    }
+    return order_input(
+        f"{SOURCE}:refund:{refund_id}", _gmt(refund, "date_created_gmt"), SOURCE, order_id, event
+    )
 
 
 def _stock(product: dict[str, Any], references: References) -> list[Input]:

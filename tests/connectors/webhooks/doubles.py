@@ -46,13 +46,18 @@ def shopify_schema() -> graphql.GraphQLSchema:
         return graphql.build_schema(sdl.read(), assume_valid=True)
 
 
+WEBHOOKS_ROUTE = "/wc/v3/webhooks"
+REFUNDS_ROUTE = "/wc/v3/orders/(?P<order_id>[\\d]+)/refunds"
+"""Routes of WooCommerce's API index, as it names them."""
+
+
 @cache
-def woocommerce_webhook_args() -> dict[str, dict[str, Any]]:
-    """Method -> argument schema of /wc/v3/webhooks, from the API index example."""
+def woocommerce_route_args(route: str) -> dict[str, dict[str, Any]]:
+    """Method -> argument schema of one route, from the API index example."""
     text = (FIXTURES / "woocommerce" / "_index.md").read_text()
     index = json.loads(re.search(r"```json\n(.*?)```", text, re.S).group(1))  # type: ignore[union-attr]
     args = {}
-    for endpoint in index["routes"]["/wc/v3/webhooks"]["endpoints"]:
+    for endpoint in index["routes"][route]["endpoints"]:
         for method in endpoint["methods"]:
             args[method] = endpoint["args"]
     return args
@@ -65,6 +70,8 @@ class Double:
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     transactions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Stripe: balance transactions by payout id."""
+    refunds: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    """WooCommerce: refunds by order id."""
     failing: bool = False
     """Answers 500 to everything, as an API having a bad moment."""
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
@@ -78,11 +85,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _answer(self, status: int, body: Any) -> None:
+    def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -156,8 +165,8 @@ class _WooCommerce(_Handler):
         expected = base64.b64encode(f"{WOO_KEY}:{WOO_SECRET}".encode()).decode()
         return self.headers.get("Authorization") == f"Basic {expected}"
 
-    def _check(self, method: str, args: dict[str, Any]) -> str | None:
-        schema = woocommerce_webhook_args()[method]
+    def _check(self, method: str, args: dict[str, Any], route: str = WEBHOOKS_ROUTE) -> str | None:
+        schema = woocommerce_route_args(route)[method]
         unknown = set(args) - set(schema)
         if unknown:
             return f"unknown arguments {sorted(unknown)}"
@@ -173,19 +182,38 @@ class _WooCommerce(_Handler):
         return None
 
     def do_GET(self) -> None:
+        if self.double.failing:
+            return self._refuse(500, "internal_server_error")
         url = urlsplit(self.path)
-        if url.path != "/wp-json/wc/v3/webhooks":
+        refunds = re.fullmatch(r"/wp-json/wc/v3/orders/(\d+)/refunds", url.path)
+        if url.path != "/wp-json/wc/v3/webhooks" and refunds is None:
             return self._refuse(404, f"no such route {url.path}")
         if not self._authorised():
             return self._refuse(401, "woocommerce_rest_cannot_view")
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         args: dict[str, Any] = {k: int(v) if v.isdigit() else v for k, v in query.items()}
-        problem = self._check("GET", args)
+        problem = self._check("GET", args, REFUNDS_ROUTE if refunds else WEBHOOKS_ROUTE)
         if problem:
             return self._refuse(400, problem)
-        self.double.requests.append(("GET", self.path, None))
         per_page, page = args.get("per_page", 10), args.get("page", 1)
-        self._answer(200, self.double.subscriptions[(page - 1) * per_page : page * per_page])
+        if not 1 <= per_page <= 100:
+            # WordPress caps a collection's page at 100 items.
+            return self._refuse(
+                400,
+                "rest_invalid_param: per_page must be between 1 (inclusive) and 100 (inclusive)",
+            )
+        self.double.requests.append(("GET", self.path, None))
+        listed = (
+            self.double.subscriptions
+            if refunds is None
+            else self.double.refunds.get(int(refunds.group(1)), [])
+        )
+        pages = max(1, -(-len(listed) // per_page))
+        self._answer(
+            200,
+            listed[(page - 1) * per_page : page * per_page],
+            {"X-WP-Total": str(len(listed)), "X-WP-TotalPages": str(pages)},
+        )
 
     def do_POST(self) -> None:
         if self.path != "/wp-json/wc/v3/webhooks":

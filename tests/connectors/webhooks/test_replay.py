@@ -13,9 +13,17 @@ from pydantic import SecretStr
 
 from connectors.webhooks.service import WebhookService
 from streams.contracts.deadletter import dead_letter
-from streams.contracts.topics import INVENTORY, PAYMENTS, WEBHOOKS, WEBHOOKS_DLQ, TopicCatalog
+from streams.contracts.topics import (
+    INVENTORY,
+    ORDERS,
+    PAYMENTS,
+    WEBHOOKS,
+    WEBHOOKS_DLQ,
+    TopicCatalog,
+)
 from streams.ops.settings import Settings, WebhookRoute
-from tests.connectors.webhooks.doubles import STRIPE_KEY, stripe_api
+from tests.connectors.webhooks.doubles import STRIPE_KEY, WOO_KEY, stripe_api, woocommerce_admin
+from tests.connectors.webhooks.doubles import WOO_SECRET as WOO_API_SECRET
 from tests.connectors.webhooks.hooks import (
     SHOPIFY_SECRETS,
     Hooks,
@@ -26,7 +34,12 @@ from tests.connectors.webhooks.hooks import (
 )
 from tests.connectors.webhooks.stripe.test_mapping import SETTLED, settled_transactions
 from tests.connectors.webhooks.test_service import by_key, datum
-from tests.connectors.webhooks.vendor import shopify, stripe, stripe_event
+from tests.connectors.webhooks.vendor import shopify, stripe, stripe_event, woocommerce_listed_order
+from tests.connectors.webhooks.woocommerce.test_mapping import (
+    COMPLETED_723,
+    REFUNDS_723,
+    refunds_of_723,
+)
 from tests.support import RunningService, run, settings_env
 
 LEVEL = {
@@ -175,3 +188,58 @@ def test_a_dead_letter_that_does_not_verify_or_whose_route_is_gone_is_not_publis
         f"Error: 2 dead letters of {webhook_topics.physical(WEBHOOKS_DLQ)} still cannot be published",
     ]
     assert stored(webhook_settings, webhook_topics, INVENTORY) == []
+
+
+def test_an_updated_orders_refund_lines_come_from_woocommerces_api_or_wait_for_a_replay(
+    kafka_broker: Any,
+    webhook_settings: Settings,
+    webhook_topics: TopicCatalog,
+    start_webhooks: Callable[..., RunningService[WebhookService]],
+) -> None:
+    expected = [
+        {key: value for key, value in record.items() if key not in ("topic", "key")}
+        for record in [COMPLETED_723, *REFUNDS_723]
+    ]
+    with woocommerce_admin() as api:
+        api.refunds[723] = refunds_of_723()
+        woo = WebhookRoute(
+            provider="woocommerce",
+            warehouses={"default": "WH-WEST"},
+            skus={"87": "WOO-ALBUM", "34": "WOO-CAP"},
+            admin_url=api.url,
+        )
+        settings = webhook_settings.model_copy(
+            update={
+                "webhook_routes": _routes(webhook_settings, woo=woo),
+                "webhook_admin_tokens": SecretStr(
+                    json.dumps({"woo": f"{WOO_KEY}:{WOO_API_SECRET}"})
+                ),
+            }
+        )
+        start_webhooks(
+            webhook_routes=settings.webhook_routes,
+            webhook_admin_tokens=settings.webhook_admin_tokens,
+        )
+        hooks = Hooks(webhook_settings.webhook_web_port)
+        # WooCommerce never re-sends a delivery: one whose refunds cannot be read is kept.
+        api.failing = True
+        assert hooks.woocommerce("order.updated", woocommerce_listed_order(723)).status_code == 200
+        (letter,) = dead_letters(webhook_settings, webhook_topics, WEBHOOKS_DLQ)
+        assert letter["erpbridge.dlq.reason"] == "refunds-unreadable"
+        assert letter["erpbridge.dlq.error"] == (
+            "listing the refunds of order 723: WooCommerce answered 500"
+        )
+        assert stored(webhook_settings, webhook_topics, ORDERS) == []
+
+        api.failing = False
+        replayed = run(["dlq", "replay", WEBHOOKS, "--all"], _env(settings, kafka_broker))
+        assert replayed.exit_code == 0, replayed.output
+        assert by_key(stored(webhook_settings, webhook_topics, ORDERS)) == by_key(
+            [datum(record, ORDERS) for record in expected]
+        )
+        # The next delivery of the order reads them at once; the same events, the same ids.
+        assert hooks.woocommerce("order.updated", woocommerce_listed_order(723)).status_code == 200
+    assert by_key(stored(webhook_settings, webhook_topics, ORDERS)) == by_key(
+        [datum(record, ORDERS) for record in expected * 2]
+    )
+    assert ("GET", "/wp-json/wc/v3/orders/723/refunds?per_page=100&page=1", None) in api.requests

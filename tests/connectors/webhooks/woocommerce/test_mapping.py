@@ -9,7 +9,7 @@ import pytest
 
 from connectors.webhooks.inputs import UnknownTopic, Unmappable
 from connectors.webhooks.references import References
-from connectors.webhooks.woocommerce.mapping import inputs
+from connectors.webhooks.woocommerce.mapping import inputs, refunded_order
 from streams.contracts.topics import INVENTORY, ORDERS
 from tests.connectors.webhooks.vendor import (
     assert_fits_schema,
@@ -68,22 +68,62 @@ def test_a_product_without_sku_or_mapping_is_named() -> None:
         inputs("order.created", order, References())
 
 
-def test_completed_order_723_with_two_refunds() -> None:
-    envelope = {"topic": ORDERS, "key": "723", "source": "woocommerce", "order_id": "723",
-                "occurred_at": "2017-03-21T19:54:51+00:00"}  # fmt: skip
-    refund = {"type": "OrderRefunded", "kind": "REFUND", "currency": "USD", "lines": [],
-              "shipping_amount": None, "restock": False, "warehouse_id": None}  # fmt: skip
-    assert _records("order.updated", woocommerce_listed_order(723)) == [
-        {**envelope, "event_id": "woocommerce:723:completed",
-         "event": {"type": "OrderFulfilled", "fulfillment_id": "723-completed",
-                   "warehouse_id": "WH-WEST",
-                   "lines": [{"sku": "WOO-ALBUM", "quantity": 1}, {"sku": "WOO-CAP", "quantity": 1}],
-                   "carrier": None, "tracking_number": None}},
-        {**envelope, "event_id": "woocommerce:refund:726",
-         "event": {**refund, "refund_id": "726", "total": "10.00"}},
-        {**envelope, "event_id": "woocommerce:refund:724",
-         "event": {**refund, "refund_id": "724", "total": "9.00"}},
-    ]  # fmt: skip
+COMPLETED_723 = {
+    "topic": ORDERS, "key": "723", "event_id": "woocommerce:723:completed",
+    "occurred_at": "2017-03-21T19:54:51+00:00", "source": "woocommerce", "order_id": "723",
+    "event": {"type": "OrderFulfilled", "fulfillment_id": "723-completed",
+              "warehouse_id": "WH-WEST",
+              "lines": [{"sku": "WOO-ALBUM", "quantity": 1}, {"sku": "WOO-CAP", "quantity": 1}],
+              "carrier": None, "tracking_number": None},
+}  # fmt: skip
+"""The documented order 723, completed: its fulfilment from the shop's one location."""
+REFUNDS_723 = [
+    {"topic": ORDERS, "key": "723", "source": "woocommerce", "order_id": "723",
+     "event_id": "woocommerce:refund:726", "occurred_at": "2017-03-21T20:07:11+00:00",
+     "event": {"type": "OrderRefunded", "refund_id": "726", "kind": "REFUND",
+               "currency": "USD", "lines": [], "shipping_amount": None, "total": "10.00",
+               "restock": False, "warehouse_id": None}},
+    {"topic": ORDERS, "key": "723", "source": "woocommerce", "order_id": "723",
+     "event_id": "woocommerce:refund:724", "occurred_at": "2017-03-21T19:55:37+00:00",
+     "event": {"type": "OrderRefunded", "refund_id": "724", "kind": "REFUND",
+               "currency": "USD", "lines": [{"sku": "WOO-ALBUM", "quantity": 1, "amount": "9.00"}],
+               "shipping_amount": None, "total": "9.00", "restock": False,
+               "warehouse_id": None}},
+]  # fmt: skip
+"""The documented order 723's two refunds as its refunds list shows them: 726 of money only,
+724 giving back one Woo Album #2 (product 87)."""
+
+
+def refunds_of_723() -> list[dict[str, Any]]:
+    """The "List all refunds" example: order 723's refunds as WooCommerce's API lists them."""
+    listed = woocommerce("_order-refunds.md", "## List all refunds ##")
+    assert isinstance(listed, list)
+    return listed
+
+
+def test_completed_order_723_with_two_refunds_read_from_the_api() -> None:
+    order = woocommerce_listed_order(723)
+    assert refunded_order("order.updated", order) == "723"
+    found = inputs("order.updated", order, REFERENCES, refunds_of_723())
+    for item in found:
+        assert_fits_schema(item.record, item.topic)
+    assert [{"topic": item.topic, "key": item.key, **item.record} for item in found] == [
+        COMPLETED_723,
+        *REFUNDS_723,
+    ]
+
+
+def test_only_an_updated_order_with_refunds_needs_them_read() -> None:
+    order = woocommerce("_orders.md", "## Retrieve an order ##")
+    assert refunded_order("order.updated", order) is None  # it lists no refund
+    assert refunded_order("order.created", woocommerce_listed_order(723)) is None
+    assert refunded_order("product.updated", woocommerce_listed_order(723)) is None
+
+
+def test_a_refund_the_api_does_not_list_is_named() -> None:
+    listed = [r for r in refunds_of_723() if r["id"] != 724]
+    with pytest.raises(Unmappable, match="order 723: refund 724 is not among the order's refunds"):
+        inputs("order.updated", woocommerce_listed_order(723), REFERENCES, listed)
 
 
 def test_cancelled_order() -> None:
