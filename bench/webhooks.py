@@ -29,8 +29,10 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -42,10 +44,17 @@ from streams.local.kafka import running_broker
 from streams.ops.settings import REPO_ROOT, Settings
 from streams.ops.topic_admin import ensure_topics
 
-_SHOPIFY_SECRET = "bench-shopify-secret"
-_STRIPE_SECRET = "whsec_bench"
+SHOPIFY_SECRET = "bench-shopify-secret"
+STRIPE_SECRET = "whsec_bench"
 _FIXTURES = REPO_ROOT / "tests" / "fixtures"
 _STARTUP_SECONDS = 60.0
+SAMPLE_ORDER: dict[str, Any] = json.loads((_FIXTURES / "shopify" / "order.json").read_text())[
+    "order"
+]
+"""Shopify's order #1001 (three SKUs, tax lines, a discount code; 409.94 USD)."""
+SAMPLE_INTENT: dict[str, Any] = json.loads(
+    (_FIXTURES / "stripe" / "fixtures3-subset.json").read_text()
+)["resources"]["payment_intent"]
 
 
 @dataclass(frozen=True)
@@ -67,37 +76,46 @@ class Result:
         return self.requests / self.seconds
 
 
+def shopify_order(order: dict[str, Any]) -> Request:
+    """Shopify's orders/create of `order`, signed for the "bench" route."""
+    body = json.dumps(order).encode()
+    signature = base64.b64encode(
+        hmac.new(SHOPIFY_SECRET.encode(), body, hashlib.sha256).digest()
+    ).decode()
+    headers = {
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Hmac-Sha256": signature,
+        "X-Shopify-Event-Id": str(uuid.uuid4()),
+    }
+    return Request("/webhooks/shopify/bench", body, headers)
+
+
+def stripe_captured(event_id: str, order_id: str, cents: int) -> Request:
+    """Stripe's payment_intent.succeeded for `cents` of `order_id`, signed for "payments"."""
+    intent = SAMPLE_INTENT | {"amount": cents, "amount_received": cents}
+    event = {
+        "id": event_id,
+        "type": "payment_intent.succeeded",
+        "created": int(time.time()),
+        "data": {"object": intent | {"metadata": {"order_id": order_id}}},
+    }
+    body = json.dumps(event).encode()
+    t = int(time.time())
+    v1 = hmac.new(STRIPE_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256)
+    return Request(
+        "/webhooks/stripe/payments", body, {"Stripe-Signature": f"t={t},v1={v1.hexdigest()}"}
+    )
+
+
 def _requests(count: int) -> list[Request]:
     """Signed bodies, made before the clock starts: half Shopify orders, half Stripe captures."""
-    order = json.loads((_FIXTURES / "shopify" / "order.json").read_text())["order"]
-    stripe = json.loads((_FIXTURES / "stripe" / "fixtures3-subset.json").read_text())
-    intent = stripe["resources"]["payment_intent"] | {"amount_received": 40994}
     made = []
     for n in range(count):
         order_id = 10_000_000 + n
         if n % 2 == 0:
-            body = json.dumps(order | {"id": order_id}).encode()
-            signature = base64.b64encode(
-                hmac.new(_SHOPIFY_SECRET.encode(), body, hashlib.sha256).digest()
-            ).decode()
-            headers = {
-                "X-Shopify-Topic": "orders/create",
-                "X-Shopify-Hmac-Sha256": signature,
-                "X-Shopify-Event-Id": str(uuid.uuid4()),
-            }
-            made.append(Request("/webhooks/shopify/bench", body, headers))
+            made.append(shopify_order(SAMPLE_ORDER | {"id": order_id}))
         else:
-            event = {
-                "id": f"evt_bench_{n}",
-                "type": "payment_intent.succeeded",
-                "created": int(time.time()),
-                "data": {"object": intent | {"metadata": {"order_id": str(order_id - 1)}}},
-            }
-            body = json.dumps(event).encode()
-            t = int(time.time())
-            v1 = hmac.new(_STRIPE_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256)
-            headers = {"Stripe-Signature": f"t={t},v1={v1.hexdigest()}"}
-            made.append(Request("/webhooks/stripe/payments", body, headers))
+            made.append(stripe_captured(f"evt_bench_{n}", str(order_id - 1), 40994))
     return made
 
 
@@ -126,38 +144,57 @@ async def _send(base: str, requests: list[Request], concurrency: int) -> tuple[f
 
 
 @contextmanager
-def _connector(settings: Settings, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
+def connector(
+    verb: str, settings: Settings, env: dict[str, str], log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`erpbridge connector <verb>` as its own process on `settings`' broker and topics, with
+    `env` (ERPBRIDGE_* settings) added; its output to `log`, or nowhere."""
+    environment = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.require_bootstrap(),
         "ERPBRIDGE_TOPIC_PREFIX": settings.topic_prefix,
-        "ERPBRIDGE_WEBHOOK_WEB_PORT": str(port),
-        "ERPBRIDGE_WEBHOOK_ROUTES": json.dumps(
-            {"bench": {"provider": "shopify"}, "payments": {"provider": "stripe"}}
-        ),
-        "ERPBRIDGE_WEBHOOK_SECRETS": json.dumps(
-            {"bench": [_SHOPIFY_SECRET], "payments": [_STRIPE_SECRET]}
-        ),
+        "ERPBRIDGE_APP_ID": settings.app_id,
+        "ERPBRIDGE_PARTITIONS": str(settings.partitions),
+        **env,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "connector", "webhooks", "--loglevel", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
+    with ExitStack() as stack:
+        out = subprocess.DEVNULL if log is None else stack.enter_context(log.open("wb"))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "connector", verb, "--loglevel", "warning"],
+            env=environment,
+            stdout=out,
+            stderr=subprocess.STDOUT if log is not None else None,
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _webhooks(settings: Settings, port: int) -> Any:
+    return connector(
+        "webhooks",
+        settings,
+        {
+            "ERPBRIDGE_WEBHOOK_WEB_PORT": str(port),
+            "ERPBRIDGE_WEBHOOK_ROUTES": json.dumps(
+                {"bench": {"provider": "shopify"}, "payments": {"provider": "stripe"}}
+            ),
+            "ERPBRIDGE_WEBHOOK_SECRETS": json.dumps(
+                {"bench": [SHOPIFY_SECRET], "payments": [STRIPE_SECRET]}
+            ),
+        },
     )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _ready(port: int) -> bool:
+def ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
             return bool(answer.status == 200)
@@ -170,9 +207,9 @@ def run(bootstrap: str, count: int, concurrency: int, warmup: int) -> Result:
         kafka_bootstrap_servers=bootstrap, topic_prefix=f"bench-webhooks-{uuid.uuid4().hex[:6]}-"
     )
     ensure_topics(settings.confluent_config(), TopicCatalog.from_settings(settings))
-    port = _free_port()
-    with _connector(settings, port) as process:
-        wait_for(lambda: _ready(port), timeout=_STARTUP_SECONDS, what="the connector's /readyz")
+    port = free_port()
+    with _webhooks(settings, port) as process:
+        wait_for(lambda: ready(port), timeout=_STARTUP_SECONDS, what="the connector's /readyz")
         base = f"http://127.0.0.1:{port}"
         asyncio.run(_send(base, _requests(warmup), concurrency))
         requests = _requests(count)
