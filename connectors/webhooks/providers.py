@@ -11,7 +11,10 @@ from typing import Any
 import httpx
 
 from connectors.webhooks.adyen import mapping as adyen
+from connectors.webhooks.adyen import settlement
+from connectors.webhooks.adyen.reports import download
 from connectors.webhooks.adyen.signature import item_signed
+from connectors.webhooks.amounts import timestamp
 from connectors.webhooks.body_signature import body_signed
 from connectors.webhooks.inputs import BadDelivery, Input, UnknownTopic, Unmappable
 from connectors.webhooks.references import References
@@ -142,29 +145,67 @@ async def _stripe_fetch(request: Request, document: Any, api: Api) -> Any:
     return await payout_transactions(api.client, api.url or API_URL, api.key, payout)
 
 
-def _adyen(
-    request: Request, document: Any, references: References, keys: Sequence[bytes], fetched: Any
-) -> list[Input]:
+def _adyen_items(document: Any) -> list[Any]:
     items = document.get("notificationItems") if isinstance(document, dict) else None
     if not isinstance(items, list) or not items:
         raise BadDelivery("the body has no notificationItems")
-    found: list[Input] = []
-    unknown: UnknownTopic | None = None
-    wrapped = [
+    return [
         entry.get("NotificationRequestItem") if isinstance(entry, dict) else None for entry in items
     ]
+
+
+def _unsigned_report(item: Any) -> bool:
+    """A settlement report's announcement without a signature (Adyen may not sign these):
+    taken, since it only chooses which of the route's own reports is read from Adyen."""
+    additional = item.get("additionalData") if isinstance(item, dict) else None
+    return (
+        isinstance(item, dict)
+        and settlement.report_file(item) is not None
+        and not (isinstance(additional, dict) and additional.get("hmacSignature"))
+    )
+
+
+def _adyen(
+    request: Request, document: Any, references: References, keys: Sequence[bytes], fetched: Any
+) -> list[Input]:
+    wrapped = _adyen_items(document)
     # Every item is checked before any is mapped: one forged item refuses the request.
-    if not all(item_signed(item, keys) for item in wrapped):
+    if not all(item_signed(item, keys) or _unsigned_report(item) for item in wrapped):
         raise Unauthentic("an item's hmacSignature does not verify")
+    found: list[Input] = []
+    unknown: UnknownTopic | None = None
     for item in wrapped:
-        assert isinstance(item, dict)  # item_signed checked it
+        assert isinstance(item, dict)  # checked above
+        report = settlement.report_file(item)
         try:
-            found += adyen.inputs(item)
+            if report is None:
+                found += adyen.inputs(item)
+            else:
+                occurred_at = timestamp(item.get("eventDate"), "eventDate")
+                found += settlement.settlements(fetched[report], report, occurred_at)
         except UnknownTopic as error:
             unknown = error
     if not found and unknown is not None:
         raise unknown
     return found
+
+
+async def _adyen_fetch(request: Request, document: Any, api: Api) -> Any:
+    """The settlement reports the notification announces, by file name."""
+    reports = [
+        name
+        for item in _adyen_items(document)
+        if isinstance(item, dict) and (name := settlement.report_file(item)) is not None
+    ]
+    if not reports:
+        return None
+    if not (api.url and api.key):
+        raise Unmappable(
+            "no-api-key",
+            f"{reports[0]}: the route has no admin_url (the merchant account's report folder) "
+            "or report user (ERPBRIDGE_WEBHOOK_ADMIN_TOKENS) to read it",
+        )
+    return {name: await download(api.client, api.url, api.key, name) for name in reports}
 
 
 def _hex_keys(secrets: Sequence[bytes]) -> tuple[bytes, ...]:
@@ -190,6 +231,7 @@ PROVIDERS: dict[str, Provider] = {
         # Adyen signs each item inside the body: _adyen checks them before mapping any.
         lambda request, secrets, tolerance: None,
         _adyen,
+        fetch=_adyen_fetch,
         keys=_hex_keys,
         # What Adyen expects, or it keeps re-sending.
         accepted=b"[accepted]",

@@ -73,7 +73,9 @@ class WebhookRoute(BaseModel):
         default=None,
         description="The provider's API for this route: the Shopify shop "
         "(https://<shop>.myshopify.com) or the WooCommerce site (`webhooks register`); "
-        "Stripe's API, https://api.stripe.com unless set (a paid payout's transactions).",
+        "Stripe's API, https://api.stripe.com unless set (a paid payout's transactions); "
+        "Adyen's merchant account report folder "
+        "(https://ca-live.adyen.com/reports/download/MerchantAccount/<account>).",
     )
 
 
@@ -332,7 +334,9 @@ class Settings(BaseSettings):
         default=None,
         description='Per route name, JSON: Shopify\'s Admin API access token ("shpat_...") '
         'and WooCommerce\'s "consumer_key:consumer_secret" for `webhooks register`; '
-        "Stripe's API key, to read a paid payout's balance transactions.",
+        "Stripe's API key, to read a paid payout's balance transactions; WooCommerce's also "
+        "reads a refunded order's refunds; Adyen's report user "
+        '("report@Company.<company>:<password>") downloads its settlement reports.',
     )
     webhook_public_url: str | None = Field(
         default=None,

@@ -24,7 +24,8 @@ _FAILED_OPERATION = {
     "REFUND_FAILED": "REFUND",
     "REFUNDED_REVERSED": "REFUND",
 }
-EVENT_CODES = tuple(_FAILED_OPERATION)
+EVENT_CODES = (*_FAILED_OPERATION, "REPORT_AVAILABLE")
+"""What a route takes (REPORT_AVAILABLE: the settlement reports, connectors.webhooks.adyen.settlement)."""
 
 
 def inputs(item: dict[str, Any]) -> list[Input]:

@@ -35,6 +35,7 @@ from tests.connectors.webhooks.vendor import FIXTURES
 SHOPIFY_TOKEN = "shpat_test_token"
 STRIPE_KEY = "rk_test_balance_reader"
 WOO_KEY, WOO_SECRET = "ck_test", "cs_test"
+ADYEN_REPORT_USER, ADYEN_REPORT_PASSWORD = "report@Company.ErpbridgeCo", "report-password"
 
 
 @cache
@@ -72,6 +73,8 @@ class Double:
     """Stripe: balance transactions by payout id."""
     refunds: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     """WooCommerce: refunds by order id."""
+    reports: dict[str, str] = field(default_factory=dict)
+    """Adyen: report files by their download path."""
     failing: bool = False
     """Answers 500 to everything, as an API having a bad moment."""
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
@@ -261,6 +264,30 @@ class _StripeApi(_Handler):
                            "has_more": start + limit < len(listed), "data": page})  # fmt: skip
 
 
+class _AdyenReports(_Handler):
+    """Adyen's report download: GET /reports/download/MerchantAccount/<account>/<file> with
+    the report user's basic authentication, the file as text/csv."""
+
+    def do_GET(self) -> None:
+        if self.double.failing:
+            return self._refuse(500, "internal error")
+        expected = base64.b64encode(f"{ADYEN_REPORT_USER}:{ADYEN_REPORT_PASSWORD}".encode())
+        if self.headers.get("Authorization") != f"Basic {expected.decode()}":
+            return self._refuse(401, "HTTP ERROR 401 Unauthorized")
+        if not re.fullmatch(r"/reports/download/MerchantAccount/[^/]+/[^/]+", self.path):
+            return self._refuse(404, f"no such report path {self.path}")
+        report = self.double.reports.get(self.path)
+        if report is None:
+            return self._refuse(404, f"no report {self.path}")
+        self.double.requests.append(("GET", self.path, None))
+        data = report.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 @contextmanager
 def _serving(handler: type[_Handler]) -> Iterator[Double]:
     double = Double()
@@ -285,3 +312,7 @@ def woocommerce_admin() -> Any:
 
 def stripe_api() -> Any:
     return _serving(_StripeApi)
+
+
+def adyen_reports() -> Any:
+    return _serving(_AdyenReports)

@@ -31,7 +31,17 @@ from streams.local.kafka import Broker
 from streams.ops.metrics import WEBHOOK_METRICS, exported_metric_names
 from streams.ops.settings import Settings, WebhookRoute
 from tests.connectors.webhooks.adyen.test_mapping import AUTHORISED
-from tests.connectors.webhooks.doubles import STRIPE_KEY, stripe_api
+from tests.connectors.webhooks.adyen.test_settlement import AT as SETTLEMENT_AT
+from tests.connectors.webhooks.adyen.test_settlement import FILE as SETTLEMENT_FILE
+from tests.connectors.webhooks.adyen.test_settlement import REPORT as SETTLEMENT_REPORT
+from tests.connectors.webhooks.adyen.test_settlement import SETTLED as SETTLEMENTS
+from tests.connectors.webhooks.doubles import (
+    ADYEN_REPORT_PASSWORD,
+    ADYEN_REPORT_USER,
+    STRIPE_KEY,
+    adyen_reports,
+    stripe_api,
+)
 from tests.connectors.webhooks.hooks import (
     SHOPIFY_SECRETS,
     STRIPE_SECRETS,
@@ -309,3 +319,41 @@ def test_a_paid_payout_without_an_api_key_is_dead_lettered(
     assert hooks.stripe(stripe_event("payout.paid", stripe("payout"))).status_code == 200
     (letter,) = dead_letters(webhook_settings, webhook_topics, WEBHOOKS_DLQ)
     assert letter["erpbridge.dlq.reason"] == "no-api-key"
+
+
+def test_a_settlement_report_settles_each_payment_with_its_fees(
+    webhook_settings: Settings,
+    webhook_topics: TopicCatalog,
+    start_webhooks: Callable[..., RunningService[WebhookService]],
+) -> None:
+    folder_path = "/reports/download/MerchantAccount/ErpbridgeShopEU"
+    # As Adyen announces a report (its documented example's fields), without a signature.
+    announced = adyen_notification({
+        "amount": {"currency": "EUR", "value": 0}, "eventCode": "REPORT_AVAILABLE",
+        "eventDate": SETTLEMENT_AT, "merchantAccountCode": "ErpbridgeShopEU",
+        "merchantReference": "", "pspReference": SETTLEMENT_FILE,
+        "reason": f"https://ca-test.adyen.com{folder_path}/{SETTLEMENT_FILE}", "success": "true",
+    })  # fmt: skip
+    with adyen_reports() as api:
+        api.reports[f"{folder_path}/{SETTLEMENT_FILE}"] = SETTLEMENT_REPORT
+        routes = {
+            **webhook_settings.webhook_routes,
+            "eu": WebhookRoute(provider="adyen", admin_url=api.url + folder_path),
+        }
+        token = f"{ADYEN_REPORT_USER}:{ADYEN_REPORT_PASSWORD}"
+        start_webhooks(
+            webhook_routes=routes, webhook_admin_tokens=SecretStr(json.dumps({"eu": token}))
+        )
+        hooks = Hooks(webhook_settings.webhook_web_port)
+        api.failing = True  # the download fails now: Adyen re-sends the notification
+        assert hooks.adyen(announced).status_code == 503
+        api.failing = False
+        answer = hooks.adyen(announced)
+        assert (answer.status_code, answer.text) == (200, "[accepted]")
+        # A signature, when there is one, must verify.
+        item = announced["notificationItems"][0]["NotificationRequestItem"]
+        forged = adyen_notification(item | {"additionalData": {"hmacSignature": "bm90IGl0"}})
+        assert hooks.adyen(forged).status_code == 401
+    assert by_key(stored(webhook_settings, webhook_topics, PAYMENTS)) == by_key(
+        [datum(record, PAYMENTS) for record in SETTLEMENTS]
+    )
