@@ -7,8 +7,9 @@ import httpx
 
 from connectors.webhooks.adyen.mapping import EVENT_CODES as ADYEN_EVENTS
 from connectors.webhooks.routes import routes_of
+from connectors.webhooks.shopify.admin import ShopifyError
 from connectors.webhooks.shopify.mapping import TOPICS as SHOPIFY_TOPICS
-from connectors.webhooks.shopify.subscriptions import ShopifyError, ShopifySubscriptions
+from connectors.webhooks.shopify.subscriptions import ShopifySubscriptions
 from connectors.webhooks.stripe.mapping import TYPES as STRIPE_EVENTS
 from connectors.webhooks.subscriptions import SubscriptionApi, plan
 from connectors.webhooks.woocommerce.mapping import TOPICS as WOOCOMMERCE_TOPICS

@@ -7,10 +7,9 @@ from typing import Any
 
 import httpx
 
+from connectors.webhooks.shopify.admin import ShopifyAdmin, ShopifyError
 from connectors.webhooks.shopify.mapping import TOPICS
 from connectors.webhooks.subscriptions import Subscription
-
-API_VERSION = "2026-01"
 
 _LIST = """
 query Subscriptions($after: String) {
@@ -31,10 +30,6 @@ mutation Subscribe($topic: WebhookSubscriptionTopic!, $subscription: WebhookSubs
 """
 
 
-class ShopifyError(RuntimeError):
-    """What Shopify answered instead of doing it."""
-
-
 def enum_of(topic: str) -> str:
     """ "orders/create" is ORDERS_CREATE in the API."""
     return topic.upper().replace("/", "_")
@@ -51,38 +46,20 @@ def topic_of(enum: str) -> str:
 
 class ShopifySubscriptions:
     def __init__(self, client: httpx.Client, shop_url: str, token: str) -> None:
-        self._client = client
-        self._url = f"{shop_url.rstrip('/')}/admin/api/{API_VERSION}/graphql.json"
-        self._token = token
-
-    def _call(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        response = self._client.post(
-            self._url,
-            json={"query": query, "variables": variables},
-            headers={"X-Shopify-Access-Token": self._token},
-        )
-        if response.status_code != 200:
-            raise ShopifyError(
-                f"{self._url} answered {response.status_code}: {response.text[:300]}"
-            )
-        answer = response.json()
-        if answer.get("errors"):
-            raise ShopifyError(f"{self._url}: {answer['errors']}")
-        data: dict[str, Any] = answer["data"]
-        return data
+        self._admin = ShopifyAdmin(client, shop_url, token)
 
     def subscriptions(self) -> list[Subscription]:
         found: list[Subscription] = []
         after = None
         while True:
-            page = self._call(_LIST, {"after": after})["webhookSubscriptions"]
+            page = self._admin.call(_LIST, {"after": after})["webhookSubscriptions"]
             found += [_subscription(node) for node in page["nodes"]]
             if not page["pageInfo"]["hasNextPage"]:
                 return found
             after = page["pageInfo"]["endCursor"]
 
     def subscribe(self, topic: str, url: str) -> Subscription:
-        created = self._call(
+        created = self._admin.call(
             _CREATE, {"topic": enum_of(topic), "subscription": {"uri": url, "format": "JSON"}}
         )["webhookSubscriptionCreate"]
         if created["userErrors"]:

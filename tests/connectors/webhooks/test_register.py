@@ -12,12 +12,9 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
+from connectors.webhooks.shopify.admin import ShopifyError
 from connectors.webhooks.shopify.mapping import TOPICS as SHOPIFY_TOPICS
-from connectors.webhooks.shopify.subscriptions import (
-    ShopifyError,
-    ShopifySubscriptions,
-    enum_of,
-)
+from connectors.webhooks.shopify.subscriptions import ShopifySubscriptions, enum_of
 from connectors.webhooks.woocommerce.mapping import TOPICS as WOOCOMMERCE_TOPICS
 from streams.cli import main
 from tests.connectors.webhooks.doubles import (
