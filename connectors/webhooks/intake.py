@@ -33,14 +33,18 @@ class Intake:
         return provider.inputs(request, document, route.references, route.keys, fetched)
 
     def record(self, item: Input) -> Outgoing:
-        """`item` in its topic's Avro schema, keyed for its partition; Unmappable when the
-        mapped event breaks the schema."""
-        schema_name = spec(item.topic).value_schema
-        assert schema_name is not None  # the input topics have one
-        physical = self._catalog.physical(item.topic)
-        try:
-            datum = to_datum(self._codec.store.current(schema_name), item.record)
-            value = self._codec.encode(schema_name, datum, topic=physical)
-        except (JsonLineError, EncodeError) as error:
-            raise Unmappable("invalid-event", str(error)) from None
-        return Outgoing(physical, None, item.key.encode(), value, (), item.event_id)
+        return encode(item, self._catalog, self._codec)
+
+
+def encode(item: Input, catalog: TopicCatalog, codec: Codec) -> Outgoing:
+    """`item` in its topic's Avro schema, keyed for its partition; Unmappable when the mapped
+    event breaks the schema."""
+    schema_name = spec(item.topic).value_schema
+    assert schema_name is not None  # the input topics have one
+    physical = catalog.physical(item.topic)
+    try:
+        datum = to_datum(codec.store.current(schema_name), item.record)
+        value = codec.encode(schema_name, datum, topic=physical)
+    except (JsonLineError, EncodeError) as error:
+        raise Unmappable("invalid-event", str(error)) from None
+    return Outgoing(physical, None, item.key.encode(), value, (), item.event_id)

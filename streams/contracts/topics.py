@@ -35,6 +35,9 @@ WEBHOOKS = "webhooks"
 WEBHOOKS_DLQ = "webhooks.dlq"
 """Webhooks that were verified but cannot be mapped: the raw body with the request's headers
 and the reason, for a human, and for `erpbridge dlq replay webhooks` (connectors.webhooks)."""
+PAYOUT_WATERMARKS = "webhooks.payout-watermarks"
+"""Per Shopify route, the last Shopify Payments payout `erpbridge payouts sync` published
+(JSON, compacted; connectors.webhooks.payout_sync): where its next run starts."""
 STOCK_PUSHES = "storefront.stock-pushes"
 """Stock levels erpbridge pushed to storefronts, latest per SKU and warehouse (JSON,
 connectors.webhooks.echoes): how the webhooks connector tells an echo of its own push."""
@@ -91,6 +94,7 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(ORDER_STATUS, Role.OUTPUT, "order_id", "erpbridge.OrderStatusChanged", _delete(30)),
     TopicSpec(JOURNAL, Role.OUTPUT, "entry_id", "erpbridge.JournalEntry", _delete(_JOURNAL_DAYS)),
     TopicSpec(STOCK_PUSHES, Role.OUTPUT, "sku@warehouse", None, _COMPACT),
+    TopicSpec(PAYOUT_WATERMARKS, Role.INTERNAL, "route", None, _COMPACT),
     TopicSpec(STOCK_REQUESTS, Role.INTERNAL, "sku", None, _delete(7)),
     TopicSpec(ORDER_FEEDBACK, Role.INTERNAL, "order_id", None, _delete(7)),
     TopicSpec(ERP_PENDING, Role.INTERNAL, "dispatch key", None, _delete(7)),

@@ -60,11 +60,22 @@ def _one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 
 def _workloads(docs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """(workload, its container) for the worker and the connector."""
+    """(workload, its container) for the worker, the connectors and the payouts job."""
     for doc in docs:
-        if doc["kind"] in ("StatefulSet", "Deployment"):
-            for container in doc["spec"]["template"]["spec"]["containers"]:
+        if doc["kind"] in ("StatefulSet", "Deployment", "CronJob"):
+            for container in _pod_spec(doc)["containers"]:
                 yield doc, container
+
+
+def _pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec = workload["spec"]
+    template = (
+        spec["jobTemplate"]["spec"]["template"]
+        if workload["kind"] == "CronJob"
+        else spec["template"]
+    )
+    pod: dict[str, Any] = template["spec"]
+    return pod
 
 
 def _container_env(docs: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
@@ -101,7 +112,7 @@ def _mounted_file(
     workload: dict[str, Any], container: dict[str, Any], path: str
 ) -> tuple[str, str]:
     """(volume source kind and name, key) of the file at `path` in the container."""
-    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+    volumes = {v["name"]: v for v in _pod_spec(workload)["volumes"]}
     for mount in container.get("volumeMounts", []):
         directory = mount["mountPath"].rstrip("/") + "/"
         if path.startswith(directory):
@@ -500,9 +511,7 @@ def test_promtool_shows_each_alert_silent_before_its_condition_and_firing_within
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules["spec"]))
     cases = yaml.safe_load((k8s.DEPLOY_DIR / "alert-tests.yaml").read_text())
     (tmp_path / "alert-tests.yaml").write_text(yaml.safe_dump(cases))
-    tested = {
-        check["alertname"] for case in cases["tests"] for check in case["alert_rule_test"]
-    }
+    tested = {check["alertname"] for case in cases["tests"] for check in case["alert_rule_test"]}
     alerts = {rule["alert"] for group in rules["spec"]["groups"] for rule in group["rules"]}
     assert tested == alerts, f"alerts without a promtool test: {alerts - tested}"
     for args in (["check", "rules", "rules.yaml"], ["test", "rules", "alert-tests.yaml"]):

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -75,6 +76,12 @@ class Double:
     """WooCommerce: refunds by order id."""
     reports: dict[str, str] = field(default_factory=dict)
     """Adyen: report files by their download path."""
+    payouts: list[dict[str, Any]] = field(default_factory=list)
+    """Shopify Payments: payouts (ShopifyPaymentsPayout fields)."""
+    balance: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Shopify Payments: balance transactions by payout (legacy) id."""
+    order_transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Shopify: OrderTransaction nodes by global id."""
     failing: bool = False
     """Answers 500 to everything, as an API having a bad moment."""
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
@@ -108,7 +115,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Shopify(_Handler):
+    _MAX_PAGE = 250
+    """Shopify's largest page (`first`) and `nodes(ids:)` list."""
+
     def do_POST(self) -> None:
+        if self.double.failing:
+            return self._refuse(503, "Service Unavailable")
         if self.path != "/admin/api/2026-01/graphql.json":
             return self._refuse(404, f"no such endpoint {self.path}")
         if self.headers.get("X-Shopify-Access-Token") != SHOPIFY_TOKEN:
@@ -140,6 +152,30 @@ class _Shopify(_Handler):
         return {"nodes": page, "pageInfo": {"hasNextPage": more, "endCursor": str(start + first),
                                             "hasPreviousPage": start > 0, "startCursor": str(start)}}  # fmt: skip
 
+    def shopifyPaymentsAccount(self, info: Any) -> Any:
+        double = self.double
+
+        def payouts(info: Any, first: int, after: str | None = None, query: str | None = None,
+                    sortKey: str = "ISSUED_AT", **_: Any) -> Any:  # fmt: skip
+            if sortKey != "ISSUED_AT":
+                raise ValueError(f"the double sorts payouts by ISSUED_AT only, not {sortKey}")
+            found = [p for p in double.payouts if _matches(p, query or "")]
+            return _page(sorted(found, key=lambda p: _instant(p["issuedAt"])), first, after)
+
+        def balanceTransactions(info: Any, first: int, after: str | None = None,
+                                query: str | None = None, **_: Any) -> Any:  # fmt: skip
+            transfer = re.fullmatch(r"payments_transfer_id:(\d+)", query or "")
+            if transfer is None:
+                raise ValueError(f"the double filters by payments_transfer_id only, not {query!r}")
+            return _page(double.balance.get(transfer.group(1), []), first, after)
+
+        return {"payouts": payouts, "balanceTransactions": balanceTransactions}
+
+    def nodes(self, info: Any, ids: list[str]) -> Any:
+        if len(ids) > self._MAX_PAGE:
+            raise ValueError(f"nodes takes at most {self._MAX_PAGE} ids")
+        return [self.double.order_transactions.get(i) for i in ids]
+
     def webhookSubscriptionCreate(
         self, info: Any, topic: str, webhookSubscription: dict[str, Any]
     ) -> Any:
@@ -152,6 +188,35 @@ class _Shopify(_Handler):
                 "topic": topic, "uri": uri}  # fmt: skip
         self.double.subscriptions.append(node)
         return {"webhookSubscription": node, "userErrors": []}
+
+
+def _page(items: list[dict[str, Any]], first: int, after: str | None) -> dict[str, Any]:
+    if not 1 <= first <= _Shopify._MAX_PAGE:
+        raise ValueError(f"first must be between 1 and {_Shopify._MAX_PAGE}")
+    start = int(after or 0)
+    return {"nodes": items[start : start + first],
+            "pageInfo": {"hasNextPage": start + first < len(items), "endCursor": str(start + first),
+                         "hasPreviousPage": start > 0, "startCursor": str(start)}}  # fmt: skip
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.strip("'\""))
+
+
+def _matches(payout: dict[str, Any], query: str) -> bool:
+    """Shopify's search syntax as the payouts query uses it: `status:<s>` and
+    `issued_at:>=<time>`, all terms to hold."""
+    for term in query.split():
+        name, _, value = term.partition(":")
+        if name == "status":
+            held = payout["status"].lower() == value.lower()
+        elif name == "issued_at" and value.startswith(">="):
+            held = _instant(payout["issuedAt"]) >= _instant(value[2:])
+        else:
+            raise ValueError(f"the double does not search payouts by {term!r}")
+        if not held:
+            return False
+    return True
 
 
 def _type_ok(value: Any, kind: str) -> bool:
