@@ -9,11 +9,13 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 setup: $(STAMP)
 
+# pip -qq for the package: setuptools' notes on editable installs are no warning of ours;
+# errors still show.
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "erpbridge needs Python >= 3.11")'
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install -qq -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 run: $(STAMP)

@@ -77,6 +77,10 @@ class Feed(threading.Thread):
         if producer.flush(30) != 0:
             raise RuntimeError("undecodable demo records were not delivered")
         self.published += len(_UNDECODABLE)
+        click.echo(
+            f"feed: {len(_UNDECODABLE)} undecodable records published on purpose; the worker "
+            f"dead-letters them with a warning each (erpbridge dlq list {ORDERS})"
+        )
 
 
 class Loop:

@@ -491,9 +491,13 @@ def _start_java(
         raise
 
 
+_READY_GROUP = "erpbridge-broker-ready"
+"""A group nobody joins, looked up to tell that the group coordinator is ready."""
+
+
 def _wait_until_ready(broker: _LocalBroker, log_path: Path, after: int = 0) -> None:
-    """Return once the broker logged a start (more than `after` of them) and serves
-    metadata to a real client."""
+    """Return once the broker logged a start (more than `after` of them), serves metadata to
+    a real client and coordinates consumer groups."""
     from confluent_kafka.admin import AdminClient
 
     deadline = time.monotonic() + _START_TIMEOUT_S
@@ -506,9 +510,16 @@ def _wait_until_ready(broker: _LocalBroker, log_path: Path, after: int = 0) -> N
             )
         started = started or broker.starts() > after
         if started:
-            admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+            # A probe: what fails is tried again, so librdkafka's own log stays quiet.
+            admin = AdminClient({"bootstrap.servers": broker.bootstrap, "log_level": 0})
             try:
                 admin.list_topics(timeout=5)
+                # The first group request makes the broker create its offsets topic, and
+                # until it has, every consumer's join fails with an error its client logs:
+                # a broker is ready once a group can be looked up.
+                admin.describe_consumer_groups([_READY_GROUP], request_timeout=5)[
+                    _READY_GROUP
+                ].result()
                 return
             except Exception:  # listener up before metadata: try again until the deadline
                 pass

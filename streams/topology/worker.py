@@ -30,4 +30,7 @@ def run(
         redirect_stdouts=False,
         override_logging=override_logging,
     )
+    # Faust's start-up spinner writes cursor control codes even where stdout is a file, and
+    # our own output (logs, the demo's progress lines) says what it would.
+    worker.spinner = None
     worker.execute_from_commandline()
