@@ -5,6 +5,7 @@ from streams.cli import (  # noqa: F401  (registers verbs)
     demo,
     dlq,
     k8s,
+    local,
     payouts,
     produce,
     replay,

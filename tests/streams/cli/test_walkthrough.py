@@ -1,0 +1,95 @@
+"""The README's walkthrough ("Feed it your own events"), run as written: `erpbridge local up`
+in one process, the second terminal's commands in a shell with what it printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from streams.ops.settings import REPO_ROOT
+from tests.support import free_port, wait_for
+
+
+def _blocks() -> tuple[str, str]:
+    """The walkthrough's two shell blocks: terminal 1's and terminal 2's."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Feed it your own events") :]
+    section = section[: section.index("\n## ")]
+    first, second = re.findall(r"```sh\n(.*?)```", section, re.S)
+    return first, second
+
+
+def test_the_readme_walkthrough_runs_as_written(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path
+) -> None:
+    first, second = _blocks()
+    assert [line for line in first.splitlines() if not line.startswith("#")] == [
+        "erpbridge local up"
+    ]
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        # The session broker stands for the user's: `local up` uses it as it is.
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
+        "ERPBRIDGE_TOPIC_PREFIX": topic_prefix,
+        "ERPBRIDGE_APP_ID": f"{topic_prefix}walkthrough",
+        "ERPBRIDGE_WEB_PORT": str(free_port()),
+    }
+    stack = subprocess.Popen(
+        ["erpbridge", "local", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    printed: list[str] = []
+    reader = threading.Thread(target=lambda: printed.extend(stack.stdout or []), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any("Ctrl-C stops" in line for line in printed) or stack.poll(),
+                 timeout=120, what="`erpbridge local up` ready")  # fmt: skip
+        exports = [line.strip() for line in printed if line.startswith("export ")]
+        assert f"export KAFKA_BOOTSTRAP_SERVERS={kafka_broker.bootstrap_servers}" in exports
+        assert f"export ERPBRIDGE_TOPIC_PREFIX={topic_prefix}" in exports
+        # Terminal 2, as written, with the exports `local up` printed in place of the
+        # README's example address.
+        script = "\n".join(
+            "\n".join(exports) if line.startswith("export KAFKA_BOOTSTRAP_SERVERS=") else line
+            for line in second.splitlines()
+        )
+        # `erpbridge` and the repo's files as a user has them; the variables `local up`
+        # printed are the only settings the shell gets.
+        shell_env = {
+            k: v
+            for k, v in env.items()
+            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "ERPBRIDGE_TOPIC_PREFIX")
+        }
+        done = subprocess.run(
+            ["bash", "-e", "-c", script],
+            cwd=REPO_ROOT,
+            env=shell_env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        statuses = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        assert [(s["order_id"], s["status"], s["cause_event_id"]) for s in statuses] == [
+            ("1001", "placed", "shop:orders/create:1001"),
+            ("1001", "paid", "gateway:capture:ch_1001"),
+            ("1001", "closed", "wms:shipment:SHP-1001"),
+        ], done.stdout
+    finally:
+        os.killpg(stack.pid, signal.SIGINT)
+        code = stack.wait(timeout=60)
+        reader.join(timeout=10)
+    assert code == 0, "".join(printed)
+    assert "stopping the local stack" in "".join(printed)
