@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +95,50 @@ def test_the_readme_walkthrough_runs_as_written(
         reader.join(timeout=10)
     assert code == 0, "".join(printed)
     assert "stopping the local stack" in "".join(printed)
+
+
+def test_local_up_with_a_registry_and_an_erp_serves_them_until_ctrl_c(
+    kafka_broker: Any, schema_registry: Any, topic_prefix: str
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
+        "ERPBRIDGE_SCHEMA_REGISTRY_URL": schema_registry.url,
+        "ERPBRIDGE_TOPIC_PREFIX": topic_prefix,
+        "ERPBRIDGE_CONNECTOR_WEB_PORT": str(port),
+    }
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "local", "up", "--registry", "--erp"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    printed: list[str] = []
+    reader = threading.Thread(target=lambda: printed.extend(stack.stdout or []), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any("Ctrl-C stops" in line for line in printed) or stack.poll(),
+                 timeout=240, what="`erpbridge local up --registry --erp` ready")  # fmt: skip
+        assert f"export ERPBRIDGE_SCHEMA_REGISTRY_URL={schema_registry.url}\n" in printed
+        assert any(line.startswith("ERP: Tryton at http://127.0.0.1:") for line in printed)
+        # The ERP connector it started answers, ready to execute commands.
+        wait_for(lambda: _status(port, "/readyz") == 200, timeout=120, what="the connector ready")
+    finally:
+        os.killpg(stack.pid, signal.SIGINT)
+        code = stack.wait(timeout=90)
+        reader.join(timeout=10)
+    assert code == 0, "".join(printed)
+    assert _status(port, "/livez") is None  # the connector stopped with the stack
+
+
+def _status(port: int, path: str) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return None
