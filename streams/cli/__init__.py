@@ -4,6 +4,7 @@ from streams.cli import (  # noqa: F401  (registers verbs)
     connector,
     demo,
     dlq,
+    export,
     k8s,
     local,
     payouts,
