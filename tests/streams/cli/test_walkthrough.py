@@ -12,6 +12,8 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,20 +46,7 @@ def test_the_readme_walkthrough_runs_as_written(
         "ERPBRIDGE_APP_ID": f"{topic_prefix}walkthrough",
         "ERPBRIDGE_WEB_PORT": str(free_port()),
     }
-    stack = subprocess.Popen(
-        ["erpbridge", "local", "up"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    printed: list[str] = []
-    reader = threading.Thread(target=lambda: printed.extend(stack.stdout or []), daemon=True)
-    reader.start()
-    try:
-        wait_for(lambda: any("Ctrl-C stops" in line for line in printed) or stack.poll(),
-                 timeout=120, what="`erpbridge local up` ready")  # fmt: skip
+    with _local_up(env, "erpbridge", "local", "up") as printed:
         exports = [line.strip() for line in printed if line.startswith("export ")]
         assert f"export KAFKA_BOOTSTRAP_SERVERS={kafka_broker.bootstrap_servers}" in exports
         assert f"export ERPBRIDGE_TOPIC_PREFIX={topic_prefix}" in exports
@@ -89,11 +78,6 @@ def test_the_readme_walkthrough_runs_as_written(
             ("1001", "paid", "gateway:capture:ch_1001"),
             ("1001", "closed", "wms:shipment:SHP-1001"),
         ], done.stdout
-    finally:
-        os.killpg(stack.pid, signal.SIGINT)
-        code = stack.wait(timeout=60)
-        reader.join(timeout=10)
-    assert code == 0, "".join(printed)
     assert "stopping the local stack" in "".join(printed)
 
 
@@ -108,8 +92,21 @@ def test_local_up_with_a_registry_and_an_erp_serves_them_until_ctrl_c(
         "ERPBRIDGE_TOPIC_PREFIX": topic_prefix,
         "ERPBRIDGE_CONNECTOR_WEB_PORT": str(port),
     }
+    command = (sys.executable, "-m", "streams.cli", "local", "up", "--registry", "--erp")
+    with _local_up(env, *command) as printed:
+        assert f"export ERPBRIDGE_SCHEMA_REGISTRY_URL={schema_registry.url}\n" in printed
+        assert any(line.startswith("ERP: Tryton at http://127.0.0.1:") for line in printed)
+        # The ERP connector it started answers, ready to execute commands.
+        wait_for(lambda: _status(port, "/readyz") == 200, timeout=120, what="the connector ready")
+    assert _status(port, "/livez") is None  # the connector stopped with the stack
+
+
+@contextmanager
+def _local_up(env: dict[str, str], *command: str) -> Iterator[list[str]]:
+    """`erpbridge local up` running until it printed its settings; the lines it printed,
+    kept growing; at the end a Ctrl-C, after which it must exit 0."""
     stack = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "local", "up", "--registry", "--erp"],
+        command,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -121,17 +118,13 @@ def test_local_up_with_a_registry_and_an_erp_serves_them_until_ctrl_c(
     reader.start()
     try:
         wait_for(lambda: any("Ctrl-C stops" in line for line in printed) or stack.poll(),
-                 timeout=240, what="`erpbridge local up --registry --erp` ready")  # fmt: skip
-        assert f"export ERPBRIDGE_SCHEMA_REGISTRY_URL={schema_registry.url}\n" in printed
-        assert any(line.startswith("ERP: Tryton at http://127.0.0.1:") for line in printed)
-        # The ERP connector it started answers, ready to execute commands.
-        wait_for(lambda: _status(port, "/readyz") == 200, timeout=120, what="the connector ready")
+                 timeout=240, what="`erpbridge local up` ready")  # fmt: skip
+        yield printed
     finally:
         os.killpg(stack.pid, signal.SIGINT)
         code = stack.wait(timeout=90)
         reader.join(timeout=10)
     assert code == 0, "".join(printed)
-    assert _status(port, "/livez") is None  # the connector stopped with the stack
 
 
 def _status(port: int, path: str) -> int | None:
