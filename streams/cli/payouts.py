@@ -12,7 +12,7 @@ from connectors.webhooks.inputs import Input, Unmappable
 from connectors.webhooks.intake import encode
 from connectors.webhooks.payout_sync import SyncError, read_watermarks, sync_route
 from connectors.webhooks.shopify.admin import ShopifyAdmin, ShopifyError
-from streams.cli.app import connect, main
+from streams.cli.app import connect, counted, main
 from streams.contracts.codec import codec_from_settings
 from streams.contracts.topics import PAYOUT_WATERMARKS, TopicCatalog
 from streams.ops.records import Outgoing, PartitionReader, RecordsError, Sender
@@ -109,6 +109,6 @@ def sync(ctx: click.Context, names: tuple[str, ...], since_days: int) -> None:
                 else f"; none paid since {since}"
             )
             click.echo(
-                f"{name}: published {synced.settlements} settlements of {synced.payouts} "
-                f"payouts{where}"
+                f"{name}: published {counted(synced.settlements, 'settlement')} of "
+                f"{counted(synced.payouts, 'payout')}{where}"
             )

@@ -111,7 +111,7 @@ def test_a_paid_payout_settles_each_charge_once_and_the_next_run_starts_after_it
     first = _sync(payout_settings, kafka_broker)
     assert first.exit_code == 0, first.output
     assert first.stdout.splitlines() == [
-        f"main: published 2 settlements of 1 payouts; the next run reads from {_at(5)}"
+        f"main: published 2 settlements of 1 payout; the next run reads from {_at(5)}"
     ]
     expected = [
         _settled("623721858", _at(5), 1006917261, "450789469", "389404469", "409.94", "12.19", "397.75"),
@@ -135,7 +135,7 @@ def test_a_paid_payout_settles_each_charge_once_and_the_next_run_starts_after_it
     )
     later = _sync(payout_settings, kafka_broker)
     assert later.stdout.splitlines() == [
-        f"main: published 1 settlements of 1 payouts; the next run reads from {_at(1)}"
+        f"main: published 1 settlement of 1 payout; the next run reads from {_at(1)}"
     ]
     expected.append(
         _settled("623721859", _at(1), 1006917270, "450789471", "389404480", "20.00", "0.88", "19.12")
