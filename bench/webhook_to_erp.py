@@ -34,14 +34,13 @@ from bench.stats import percentile
 from bench.wait import wait_for
 from bench.webhooks import (
     SAMPLE_ORDER,
-    SHOPIFY_SECRET,
-    STRIPE_SECRET,
     Request,
     connector,
     free_port,
     ready,
     shopify_order,
     stripe_captured,
+    webhooks_connector,
 )
 from bench.worker import Worker
 from streams.contracts.codec import codec_from_settings
@@ -168,22 +167,7 @@ def run(count: int, rate: float, logs: Path) -> tuple[dict[str, Timing], list[st
             )
         )
         port = free_port()
-        stack.enter_context(
-            connector(
-                "webhooks",
-                settings,
-                {
-                    "ERPBRIDGE_WEBHOOK_WEB_PORT": str(port),
-                    "ERPBRIDGE_WEBHOOK_ROUTES": (
-                        '{"bench": {"provider": "shopify"}, "payments": {"provider": "stripe"}}'
-                    ),
-                    "ERPBRIDGE_WEBHOOK_SECRETS": (
-                        f'{{"bench": ["{SHOPIFY_SECRET}"], "payments": ["{STRIPE_SECRET}"]}}'
-                    ),
-                },
-                logs / "webhooks-connector.log",
-            )
-        )
+        stack.enter_context(webhooks_connector(settings, port, logs / "webhooks-connector.log"))
         wait_for(worker.ready, timeout=_STARTUP_SECONDS, what="the worker's /readyz")
         wait_for(lambda: ready(port), timeout=_STARTUP_SECONDS, what="the webhooks' /readyz")
         orders = _orders(count, run_id)

@@ -172,7 +172,8 @@ def connector(
             process.wait(timeout=30)
 
 
-def _webhooks(settings: Settings, port: int) -> Any:
+def webhooks_connector(settings: Settings, port: int, log: Path | None = None) -> Any:
+    """`erpbridge connector webhooks` on `port` with the bench's Shopify and Stripe routes."""
     return connector(
         "webhooks",
         settings,
@@ -185,6 +186,7 @@ def _webhooks(settings: Settings, port: int) -> Any:
                 {"bench": [SHOPIFY_SECRET], "payments": [STRIPE_SECRET]}
             ),
         },
+        log,
     )
 
 
@@ -208,7 +210,7 @@ def run(bootstrap: str, count: int, concurrency: int, warmup: int) -> Result:
     )
     ensure_topics(settings.confluent_config(), TopicCatalog.from_settings(settings))
     port = free_port()
-    with _webhooks(settings, port) as process:
+    with webhooks_connector(settings, port) as process:
         wait_for(lambda: ready(port), timeout=_STARTUP_SECONDS, what="the connector's /readyz")
         base = f"http://127.0.0.1:{port}"
         asyncio.run(_send(base, _requests(warmup), concurrency))
