@@ -43,6 +43,7 @@ from bench.wait import wait_for
 from bench.worker import Worker
 from streams.contracts.changelogs import changelog_sources
 from streams.contracts.codec import Codec, codec_from_settings
+from streams.contracts.groups import dispatch_group
 from streams.contracts.journal import encode_entry, entry_key
 from streams.contracts.topics import ERP_COMMANDS, ERP_PENDING, JOURNAL, TopicCatalog, spec
 from streams.domain.commands import CommandPolicy
@@ -55,7 +56,6 @@ from streams.ops.health import READINESS_PATH
 from streams.ops.settings import REPO_ROOT, Settings
 from streams.ops.topic_admin import ensure_topics
 from streams.sample.generator import DEFAULT_START, Catalogue, generate
-from streams.topology.agents.dispatch import dispatch_group
 
 Say = Callable[[str], None]
 V = TypeVar("V")

@@ -50,6 +50,7 @@ from connectors.erp.checks import refuse
 from connectors.erp.retry import Backoff
 from streams.contracts.codec import Codec, DecodeError
 from streams.contracts.deadletter import of_consumed
+from streams.contracts.groups import connector_group
 from streams.contracts.topics import ERP_COMMANDS, ERP_RESULTS, TopicCatalog, dead_letter_of, spec
 from streams.domain.commands import Command, Kind
 from streams.domain.dispatch import Source, TokenBucket
@@ -63,11 +64,6 @@ STAGE = "erp"
 _FETCH_TIMEOUT_MS = 200
 _SEND_RETRY_DELAY = 1.0
 _IDLE = 0.05
-
-
-def connector_group(app_id: str, target: str) -> str:
-    """The consumer group of the connector of ERP `target`: one per target."""
-    return f"{app_id}-connector-{target}"
 
 
 @dataclass(frozen=True, slots=True)

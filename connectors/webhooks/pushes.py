@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from connectors.webhooks.echoes import Echoes, Push
+from streams.contracts.groups import PUSHES_GROUP_PREFIX, reader_group
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class PushReader:
         self._consumer = Consumer(
             {
                 **config,
-                "group.id": f"erpbridge-webhooks-{uuid.uuid4().hex}",
+                "group.id": reader_group(PUSHES_GROUP_PREFIX),
                 "enable.auto.commit": False,
             }
         )

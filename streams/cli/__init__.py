@@ -1,6 +1,7 @@
 """The `erpbridge` command line: one module per verb, registered on the group in app.py."""
 
 from streams.cli import (  # noqa: F401  (registers verbs)
+    acls,
     connector,
     demo,
     dlq,

@@ -109,11 +109,12 @@ def produce(
     sender = Sender(settings.producer_config(), timeout=timeout)
     try:
         sender.require_topic(physical)
+        for record in records:
+            label = f"line {record.line}"
+            sender.send(Outgoing(physical, None, record.key, record.value, (), label))
+        failures = sender.finish()
     except RecordsError as exc:
         raise click.ClickException(str(exc)) from None
-    for record in records:
-        sender.send(Outgoing(physical, None, record.key, record.value, (), f"line {record.line}"))
-    failures = sender.finish()
     for failure in failures[:_MAX_REPORTED]:
         click.echo(failure, err=True)
     if failures:

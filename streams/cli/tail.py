@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -22,9 +21,10 @@ from confluent_kafka import (
 
 from streams.cli.app import IsoTime, connect, main
 from streams.contracts.codec import Codec, DecodeError, codec_from_settings
+from streams.contracts.groups import TAIL_GROUP_PREFIX, reader_group
 from streams.contracts.jsonlines import format_timestamp, from_datum
 from streams.contracts.topics import SPECS, TopicCatalog, spec
-from streams.ops.records import missing_topic, retrying
+from streams.ops.records import refused_read, retrying, unavailable_topic
 
 _POLL_SECONDS = 0.5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -101,11 +101,12 @@ def tail(
         topic_spec.value_schema,
         values_only,
     )
+    config = settings.confluent_config()
     consumer = Consumer(
         {
-            **settings.confluent_config(),
+            **config,
             # Required by the client; nothing joins or commits, as partitions are assigned.
-            "group.id": f"erpbridge-tail-{uuid.uuid4().hex}",
+            "group.id": reader_group(TAIL_GROUP_PREFIX),
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "enable.partition.eof": True,
@@ -114,8 +115,8 @@ def tail(
         }
     )
     try:
-        ends = _assign(consumer, physical, partition, from_end, offset, since, follow)
-        _consume(consumer, printer, ends, follow, max_messages)
+        ends = _assign(consumer, config, physical, partition, from_end, offset, since, follow)
+        _consume(consumer, config, printer, ends, follow, max_messages)
     except KafkaException as exc:
         raise click.ClickException(f"{physical}: {exc}") from exc
     except KeyboardInterrupt:
@@ -131,6 +132,7 @@ def tail(
 
 def _assign(
     consumer: Consumer,
+    config: dict[str, str],
     topic: str,
     only: int | None,
     from_end: bool,
@@ -142,7 +144,8 @@ def _assign(
     metadata = consumer.list_topics(topic, timeout=30)
     described = metadata.topics.get(topic)
     if described is None or described.error is not None:
-        raise click.ClickException(str(missing_topic(topic)))
+        error = described and described.error
+        raise click.ClickException(str(unavailable_topic(config, topic, error, "Read")))
     partitions = sorted(described.partitions)
     if only is not None:
         if only not in partitions:
@@ -177,6 +180,7 @@ def _assign(
 
 def _consume(
     consumer: Consumer,
+    config: dict[str, str],
     printer: _Printer,
     ends: dict[int, int],
     follow: bool,
@@ -193,6 +197,9 @@ def _consume(
             if error.code() == KafkaError._PARTITION_EOF:
                 remaining = {p: end for p, end in remaining.items() if p != message.partition()}
                 continue
+            refused = refused_read(config, message.topic() or "", error)
+            if refused is not None:
+                raise click.ClickException(str(refused))
             if error.fatal():
                 raise KafkaException(error)
             click.echo(f"kafka: {error.str()}", err=True)  # the client retries by itself

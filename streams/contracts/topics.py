@@ -138,6 +138,9 @@ so each group needs one partition count (and the murmur2 partitioner on every pr
 AGENT_SOURCES: tuple[str, ...] = tuple(name for group in COPARTITIONED for name in group)
 """Every topic an agent reads."""
 
+DISPATCH_SOURCES: tuple[str, ...] = (ERP_PENDING, JOURNAL)
+"""What the dispatcher reads (streams.topology.agents.dispatch), in a consumer group of its own."""
+
 
 _BY_NAME = {s.name: s for s in SPECS}
 

@@ -91,6 +91,11 @@ class SecureListeners:
     cert_file: Path
     key_file: Path
     scram_users: Mapping[str, str]
+    authorizer: bool = False
+    """Kafka's ACL authorizer on: the secure listeners' principals may do only what ACLs
+    allow. PLAINTEXT stays the super user's door (User:ANONYMOUS: the controller and
+    inter-broker traffic, and whoever sets up topics and ACLs), so tests of principals must
+    connect through the secure listeners."""
 
 
 @dataclass(frozen=True)
@@ -305,7 +310,7 @@ def _server_properties(
 
 def _security_properties(secure: SecureListeners, run_dir: Path) -> dict[str, str]:
     """TLS from PEM files on both secure listeners, SCRAM-SHA-512 on SASL_SSL, and a client
-    certificate required on SSL. Without an authorizer every authenticated client may do
+    certificate required on SSL. Without the authorizer every authenticated client may do
     anything; the controller and inter-broker traffic stay PLAINTEXT on loopback."""
     # Kafka's PEM key store is one file: the private key, then the certificate chain.
     key_store = run_dir / "broker-keystore.pem"
@@ -314,7 +319,18 @@ def _security_properties(secure: SecureListeners, run_dir: Path) -> dict[str, st
         encoding="ascii",
     )
     key_store.chmod(0o600)
+    authorizer = (
+        {
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            # Every PLAINTEXT client is ANONYMOUS, the broker itself included.
+            "super.users": "User:ANONYMOUS",
+        }
+        if secure.authorizer
+        else {}
+    )
     return {
+        **authorizer,
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(key_store),
         "ssl.truststore.type": "PEM",

@@ -5,13 +5,14 @@ librdkafka properties for confluent-kafka (through `Settings.confluent_config`),
 arguments for aiokafka (the dispatcher and the ERP connector), and broker credentials for
 Faust. `check_connection` is what processes run at start, so that a wrong password or an
 untrusted certificate stops them within seconds with a message saying which, instead of
-clients retrying forever.
+clients retrying forever; `refusal` says who the broker refused what, when its ACLs do.
 """
 
 from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -174,3 +175,22 @@ def _explain(settings: Settings, errors: list[KafkaError], timeout: float) -> st
     if error.code() == KafkaError._SSL:
         return f"Kafka TLS handshake with {bootstrap} failed: {detail}"
     return f"cannot reach Kafka at {bootstrap} with {protocol} within {timeout:g}s: {detail}"
+
+
+def principal_of(config: Mapping[str, Any]) -> str:
+    """Who the broker takes a client of these librdkafka settings for, in words."""
+    protocol = config.get("security.protocol", "PLAINTEXT")
+    if str(protocol).startswith("SASL_"):
+        return f"Kafka user {config.get('sasl.username')}"
+    if "ssl.certificate.location" in config:
+        return f"the client certificate {config['ssl.certificate.location']}"
+    return f"an anonymous {protocol} client"
+
+
+def refusal(config: Mapping[str, Any], operation: str, resource: str) -> str:
+    """The broker's authorization failure as what it means: `operation` ("Write to", "Read")
+    on `resource` ("topic orders.status") is not among the principal's ACLs."""
+    return (
+        f"{principal_of(config)} may not {operation} {resource}: the cluster's ACLs do not "
+        "allow it (erpbridge's principals and their ACLs: `erpbridge acls list`)"
+    )

@@ -8,8 +8,7 @@ connector's offsets.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -22,10 +21,14 @@ from confluent_kafka import (
     KafkaException,
     Message,
     Producer,
+    TopicCollection,
     TopicPartition,
 )
+from confluent_kafka.admin import AclOperation, AdminClient  # type: ignore[attr-defined]
 
+from streams.contracts.groups import READER_GROUP_PREFIX, reader_group
 from streams.contracts.jsonlines import format_timestamp
+from streams.ops.kafka_security import refusal
 
 _LEADER_WAIT_SECONDS = 30.0
 _RETRY_SECONDS = 0.1
@@ -41,6 +44,36 @@ class RecordsError(RuntimeError):
 
 def missing_topic(topic: str) -> RecordsError:
     return RecordsError(f"topic {topic} does not exist; run `erpbridge topics create`")
+
+
+def unavailable_topic(
+    config: Mapping[str, Any], topic: str, error: KafkaError | None, operation: str
+) -> RecordsError:
+    """Why the metadata lacks `topic`: not allowed to this principal (`operation`, such as
+    "Read", is what it wanted), or missing; with ACLs a listing of every topic leaves out
+    those a principal may not describe."""
+    if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        return RecordsError(refusal(config, operation, f"topic {topic}"))
+    return missing_topic(topic)
+
+
+def refused_read(config: Mapping[str, Any], topic: str, error: KafkaError) -> RecordsError | None:
+    """A fetch's authorization failure as what it means (a principal that may write a topic
+    may describe it, so it finds the partitions, but not read them); None for other errors."""
+    if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        return RecordsError(refusal(config, "Read", f"topic {topic}"))
+    return None
+
+
+def _refused_producer(config: Mapping[str, Any], topic: str, error: KafkaError) -> str | None:
+    """What a producer's authorization failure means, or None for any other error. The
+    broker gives an idempotent producer its id only if it may write some topic."""
+    if error.code() in (
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    ):
+        return refusal(config, "Write to", f"topic {topic}")
+    return None
 
 
 def retrying(query: Callable[[], _T]) -> _T:
@@ -103,11 +136,12 @@ class PartitionReader:
 
     def __init__(self, config: dict[str, str], *, timeout: float = 30.0) -> None:
         self._timeout = timeout
+        self._config = config
         self._consumer = Consumer(
             {
                 **config,
                 # Required by the client; nothing joins or commits, as partitions are assigned.
-                "group.id": f"erpbridge-reader-{uuid.uuid4().hex}",
+                "group.id": reader_group(READER_GROUP_PREFIX),
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "enable.partition.eof": True,
@@ -129,7 +163,7 @@ class PartitionReader:
         """The topic's partition numbers; RecordsError when it does not exist."""
         described = self._consumer.list_topics(topic, timeout=self._timeout).topics.get(topic)
         if described is None or described.error is not None:
-            raise missing_topic(topic)
+            raise unavailable_topic(self._config, topic, described and described.error, "Read")
         return sorted(described.partitions)
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
@@ -169,6 +203,9 @@ class PartitionReader:
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
                         return
+                    refused = refused_read(self._config, topic, error)
+                    if refused is not None:
+                        raise refused
                     if error.fatal():
                         raise KafkaException(error)
                     continue  # the client retries by itself
@@ -211,7 +248,9 @@ class Sender:
 
     def __init__(self, config: dict[str, str | bool], *, timeout: float = 60.0) -> None:
         self._timeout = timeout
+        self._config = config
         self._bootstrap = config["bootstrap.servers"]
+        self._undelivered: list[tuple[str, str, KafkaError]] = []
         self._producer = Producer(
             {
                 **config,
@@ -219,23 +258,43 @@ class Sender:
                 "message.timeout.ms": int(timeout * 1000),
             }
         )
+        self._topics: set[str] = set()
         self.failures: list[str] = []
         self.sent = 0
 
     def require_topic(self, topic: str) -> None:
+        """RecordsError unless the topic exists and this principal may write to it. Asked
+        first: a producer refused every topic fails for good (the broker gives an idempotent
+        producer its id only if it may write some topic), and librdkafka then fails records
+        in ways no message explains."""
         try:
             metadata = self._producer.list_topics(timeout=self._timeout)
+            if topic not in metadata.topics or metadata.topics[topic].error is not None:
+                # Asked by name, the broker says whether it is missing or not allowed.
+                alone = self._producer.list_topics(topic, timeout=self._timeout).topics.get(topic)
+                raise unavailable_topic(self._config, topic, alone and alone.error, "Write to")
+            admin = AdminClient({**self._config})
+            (described,) = admin.describe_topics(
+                TopicCollection([topic]),
+                include_authorized_operations=True,
+                request_timeout=self._timeout,
+            ).values()
+            # None: a broker that does not say (before Kafka 2.3); the records will tell.
+            allowed = described.result().authorized_operations
         except KafkaException as exc:
             raise RecordsError(f"cannot reach Kafka at {self._bootstrap}: {exc}") from exc
-        if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise missing_topic(topic)
+        if allowed is not None and not {AclOperation.WRITE, AclOperation.ALL} & set(allowed):
+            raise RecordsError(refusal(self._config, "Write to", f"topic {topic}"))
 
     def send(self, record: Outgoing) -> None:
+        """Queue a record; RecordsError when the broker refuses this principal the topic."""
+
         def report(error: KafkaError | None, message: Message) -> None:
             if error is not None:
-                self.failures.append(f"{record.label}: not delivered: {error.str()}")
+                self._undelivered.append((record.label, record.topic, error))
 
         extra: dict[str, Any] = {} if record.partition is None else {"partition": record.partition}
+        self._topics.add(record.topic)
         while True:
             try:
                 self._producer.produce(
@@ -249,12 +308,33 @@ class Sender:
                 break
             except BufferError:  # local queue full: let deliveries drain it
                 self._producer.poll(0.5)
+            except KafkaException as exc:
+                raise self._refused(record.topic, exc.args[0]) from None
         self._producer.poll(0)
         self.sent += 1
 
+    def _refused(self, topic: str, error: KafkaError) -> Exception:
+        cause = error
+        if error.code() == KafkaError._FATAL:
+            # produce() names a fatal error only as such; polling raises its cause.
+            try:
+                self._producer.poll(0)
+            except KafkaException as exc:
+                cause = exc.args[0]
+        reason = _refused_producer(self._config, topic, cause)
+        return KafkaException(cause) if reason is None else RecordsError(reason)
+
     def finish(self) -> list[str]:
-        """Wait for every confirmation; the failures, one per record not confirmed."""
-        remaining = self._producer.flush(self._timeout + 10)
+        """Wait for every confirmation; the failures, one per record not confirmed.
+        RecordsError when the broker refused this principal a producer id."""
+        try:
+            remaining = self._producer.flush(self._timeout + 10)
+        except KafkaException as exc:
+            raise self._refused(", ".join(sorted(self._topics)), exc.args[0]) from None
+        for label, topic, error in self._undelivered:
+            reason = _refused_producer(self._config, topic, error) or error.str()
+            self.failures.append(f"{label}: not delivered: {reason}")
+        self._undelivered.clear()
         if remaining:
             self.failures.append(
                 f"{remaining} records still unconfirmed after {self._timeout + 10:.0f}s"

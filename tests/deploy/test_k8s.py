@@ -21,9 +21,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from connectors.erp.sink import connector_group
 from streams.cli import main
+from streams.contracts.access import WORKER, Operation, Resource, principals
 from streams.contracts.changelogs import changelog_sources
+from streams.contracts.groups import connector_group
 from streams.contracts.topics import AGENT_SOURCES, DLQ_SUFFIX, ERP_COMMANDS, Role, TopicCatalog
 from streams.ops import k8s
 from streams.ops.health import LIVENESS_PATH, READINESS_PATH
@@ -162,6 +163,72 @@ def test_k8s_topics_verb_follows_its_env_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["k8s", "topics", "--env-file", str(env_file)])
     assert result.exit_code == 1
     assert "does not set ERPBRIDGE_TOPIC_PREFIX, ERPBRIDGE_PARTITIONS" in result.output
+
+
+def test_kafka_users_yaml_is_the_generators_output() -> None:
+    assert k8s.KAFKA_USERS_YAML.read_text() == k8s.render_kafka_users(), (
+        "deploy/k8s/overlays/prod/kafka-users.yaml is stale: run `erpbridge k8s users -o "
+        "deploy/k8s/overlays/prod/kafka-users.yaml`"
+    )
+
+
+def test_k8s_users_verb_follows_its_env_file(tmp_path: Path) -> None:
+    env_file, output = tmp_path / "topology.env", tmp_path / "users.yaml"
+    env_file.write_text(
+        "ERPBRIDGE_APP_ID=shop\nERPBRIDGE_TOPIC_PREFIX=acme-\nERPBRIDGE_PARTITIONS=3\n"
+        "ERPBRIDGE_TOPIC_PARTITIONS=\n"
+    )
+    args = ["k8s", "users", "--env-file", str(env_file), "--cluster", "kafka-a", "-o", str(output)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    users = {u["metadata"]["name"]: u for u in yaml.safe_load_all(output.read_text())}
+    worker = users[WORKER]["spec"]["authorization"]["acls"]
+    names = {(acl["resource"]["type"], acl["resource"]["name"]) for acl in worker}
+    assert ("topic", "acme-commerce.orders") in names
+    assert ("topic", "shop-orders-changelog") in names
+    assert ("group", "shop") in names
+    assert {u["metadata"]["labels"][k8s.CLUSTER_LABEL] for u in users.values()} == {"kafka-a"}
+
+
+def test_every_principal_is_a_kafka_user_and_every_workload_has_its_own(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["prod"]
+    settings = k8s.topology_settings(k8s.TOPOLOGY_ENV)
+    found = {p.user: p for p in principals(settings)}
+    users = {u["metadata"]["name"]: u for u in _objects(docs, "KafkaUser")}
+    assert set(users) == set(found)
+    for name, user in users.items():
+        authorization = user["spec"]["authorization"]
+        assert authorization["type"] == "simple"
+        granted = {
+            (acl["resource"]["type"], acl["resource"]["name"], acl["resource"]["patternType"], op)
+            for acl in authorization["acls"]
+            for op in acl["operations"]
+        }
+        assert {acl["host"] for acl in authorization["acls"]} == {"*"}
+        assert granted == {
+            (
+                acl.resource.value,
+                acl.name,
+                {"literal": "literal", "prefixed": "prefix"}[acl.pattern.value],
+                acl.operation.value,
+            )
+            for acl in found[name].acls
+        }
+    workloads = {
+        workload["metadata"]["name"]: _container_env(docs, container)[
+            "ERPBRIDGE_KAFKA_SASL_USERNAME"
+        ]
+        for workload, container in _workloads(docs)
+    }
+    # Least privilege: no two workloads share a principal.
+    assert len(set(workloads.values())) == len(workloads), workloads
+    # KEDA reads lag as the user of the workload it scales: it describes the group.
+    for scaled in _objects(docs, "ScaledObject"):
+        (trigger,) = scaled["spec"]["triggers"]
+        user = found[workloads[scaled["spec"]["scaleTargetRef"]["name"]]]
+        assert user.allows(Operation.DESCRIBE, Resource.GROUP, trigger["metadata"]["consumerGroup"])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

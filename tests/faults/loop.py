@@ -26,9 +26,9 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from pydantic import SecretStr
 
-from connectors.erp.sink import connector_group
 from streams.contracts.changelogs import changelog_sources
 from streams.contracts.codec import Codec
+from streams.contracts.groups import connector_group, dispatch_group
 from streams.contracts.topics import (
     AGENT_SOURCES,
     ERP_COMMANDS,
@@ -43,7 +43,6 @@ from streams.ops.health import READINESS_PATH
 from streams.ops.settings import RateLimit, Settings
 from streams.ops.topic_admin import ensure_topics
 from streams.sample.generator import DEFAULT_START, Catalogue, SampleEvent, generate
-from streams.topology.agents.dispatch import dispatch_group
 from streams.topology.app import ACCOUNTING_PATH
 from tests.faults.faulty import KILLED
 from tests.support import STORE, free_port, record_count, spawn, wait_for

@@ -41,10 +41,11 @@ from prometheus_client import Histogram
 
 from streams.contracts import deadletter
 from streams.contracts.codec import Codec, DecodeError
+from streams.contracts.groups import dispatch_group
 from streams.contracts.journal import InvalidEntry, decode_entry
 from streams.contracts.topics import (
+    DISPATCH_SOURCES,
     ERP_COMMANDS,
-    ERP_PENDING,
     JOURNAL,
     TopicCatalog,
     dead_letter_of,
@@ -74,11 +75,6 @@ COMMIT_INTERVAL = 1.0
 _FETCH_TIMEOUT_MS = 200
 _FETCH_MAX_RECORDS = 500
 _RETRY_DELAY = 1.0
-
-
-def dispatch_group(app_id: str) -> str:
-    """The dispatcher's consumer group, beside the Faust group `app_id`."""
-    return f"{app_id}-dispatch"
 
 
 class _Rejected(Exception):
@@ -134,7 +130,7 @@ class Dispatcher(Service):
         self._journal = catalog.physical(JOURNAL)
         self._commands = catalog.physical(ERP_COMMANDS)
         # Each topic read, by its physical name: its logical name and its dead-letter topic.
-        self._logical = {catalog.physical(name): name for name in (ERP_PENDING, JOURNAL)}
+        self._logical = {catalog.physical(name): name for name in DISPATCH_SOURCES}
         self._dead_letters = {
             physical: catalog.physical(dead_letter_of(name))
             for physical, name in self._logical.items()

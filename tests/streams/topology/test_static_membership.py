@@ -10,9 +10,9 @@ import pytest
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
 from streams.contracts.changelogs import changelog_sources
+from streams.contracts.groups import dispatch_group
 from streams.contracts.topics import SPECS, TopicCatalog
 from streams.ops.settings import Settings
-from streams.topology.agents.dispatch import dispatch_group
 from streams.topology.app import create_topology
 from tests.support import WorkerProcess, wait_for, worker_settings
 

@@ -1,0 +1,287 @@
+"""Every principal on a real broker with Kafka's ACL authorizer on, as a SCRAM user over
+SASL_SSL with exactly the ACLs streams.contracts.access gives it (applied through the Admin
+API, as `erpbridge acls apply` does): each does its job through erpbridge's own code, and
+is refused what it must not do with a message naming it and the operation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported without __all__
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
+from pydantic import SecretStr
+
+from connectors.erp.adapter import Document
+from connectors.erp.sink import ErpSink
+from streams.contracts.access import ANALYST, CONNECTOR, PRODUCER, WORKER, principals
+from streams.contracts.changelogs import changelog_sources
+from streams.contracts.codec import Codec
+from streams.contracts.groups import worker_group
+from streams.contracts.topics import (
+    AGENT_SOURCES,
+    ALERTS,
+    ERP_COMMANDS,
+    ERP_RESULTS,
+    ORDER_STATUS,
+    ORDERS,
+    TopicCatalog,
+)
+from streams.domain.commands import Command
+from streams.local.kafka import Broker, SecureListeners, running_broker
+from streams.ops.acls import acl_bindings, apply_acls
+from streams.ops.settings import Settings
+from streams.ops.topic_admin import consumer_lag, ensure_topics
+from tests.certificates import Authority
+from tests.support import EVENTS, STORE, RunningService, run, settings_env, spawn_worker, wait_for
+
+
+@dataclass(frozen=True)
+class AclKafka:
+    broker: Broker
+    ca: Path
+    passwords: dict[str, str]
+    admin: Settings
+    """The topics' and ACLs' owner: PLAINTEXT, the broker's super user."""
+
+    def as_user(self, user: str, **overrides: Any) -> Settings:
+        assert self.broker.sasl_ssl_bootstrap is not None
+        return self.admin.model_copy(
+            update={
+                "kafka_bootstrap_servers": self.broker.sasl_ssl_bootstrap,
+                "kafka_security_protocol": "SASL_SSL",
+                "kafka_sasl_username": user,
+                "kafka_sasl_password": SecretStr(self.passwords[user]),
+                "kafka_ssl_ca_file": self.ca,
+                **overrides,
+            }
+        )
+
+
+@pytest.fixture(scope="module")
+def acl_kafka(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[AclKafka]:
+    """One broker for the module: every principal a SCRAM user, the module's topics, and
+    the principals' ACLs for them."""
+    directory = tmp_path_factory.mktemp("acls")
+    prefix = f"t-acls-{uuid.uuid4().hex[:8]}-"
+    settings = Settings(
+        topic_prefix=prefix,
+        app_id=f"{prefix}app",
+        partitions=2,
+        session_timeout_seconds=6,
+        data_dir=directory / "data",
+        create_topics=False,
+    )
+    found = principals(settings)
+    passwords = {p.user: f"scram-{uuid.uuid4().hex}" for p in found}
+    ca = Authority(directory, "test-ca")
+    issued = ca.issue("broker", server=True)
+    listeners = SecureListeners(
+        ca.cert_file, issued.cert_file, issued.key_file, passwords, authorizer=True
+    )
+    with running_broker(
+        secure=listeners, keep_log=lambda: request.session.testsfailed > 0
+    ) as broker:
+        admin = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap_servers})
+        report = ensure_topics(
+            admin.confluent_config(),
+            TopicCatalog.from_settings(admin),
+            changelogs=changelog_sources(admin.app_id),
+        )
+        assert report.ok, report
+        apply_acls(admin.confluent_config(), found)
+        # The broker authorizes with the ACLs once its metadata has them.
+        wanted = len(acl_bindings(found))
+        wait_for(lambda: len(_acls_in_force(admin)) == wanted, timeout=30, what=f"{wanted} ACLs")
+        yield AclKafka(broker, ca.cert_file, passwords, admin)
+
+
+def _acls_in_force(settings: Settings) -> list[Any]:
+    any_acl = AclBindingFilter(
+        ResourceType.ANY,
+        None,
+        ResourcePatternType.ANY,
+        None,
+        None,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    admin = AdminClient(settings.confluent_config())
+    return list(admin.describe_acls(any_acl, request_timeout=10).result())
+
+
+def _env(settings: Settings) -> dict[str, str | None]:
+    return {
+        **settings_env(settings),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "ERPBRIDGE_SCHEMA_REGISTRY_URL": None,
+    }
+
+
+def _tail(settings: Settings, topic: str) -> list[dict[str, Any]]:
+    result = run(["tail", topic], _env(settings))
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def _refused(settings: Settings, args: list[str], message: str) -> None:
+    result = run(args, _env(settings))
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_producer_writes_the_inputs_and_nothing_else(acl_kafka: AclKafka) -> None:
+    producer = acl_kafka.as_user(PRODUCER)
+    prefix = producer.topic_prefix
+    produced = run(["produce", ORDERS, str(EVENTS / f"{ORDERS}.jsonl")], _env(producer))
+    assert produced.exit_code == 0, produced.output
+    assert f"produced 5 records to {prefix}{ORDERS}" in produced.output
+
+    commands = str(EVENTS / f"{ERP_COMMANDS}.jsonl")
+    _refused(
+        producer,
+        ["produce", ERP_COMMANDS, commands],
+        f"Kafka user {PRODUCER} may not Write to topic {prefix}{ERP_COMMANDS}",
+    )
+    _refused(
+        producer,
+        ["tail", ORDERS],
+        f"Kafka user {PRODUCER} may not Read topic {prefix}{ORDERS}",
+    )
+
+
+def test_the_analyst_reads_outputs_and_may_write_nothing(acl_kafka: AclKafka) -> None:
+    analyst = acl_kafka.as_user(ANALYST)
+    prefix = analyst.topic_prefix
+    # An output the analyst may read (none the worker writes here), written by the owner.
+    alerts = EVENTS / f"{ALERTS}.jsonl"
+    written = run(["produce", ALERTS, str(alerts)], _env(acl_kafka.admin))
+    assert written.exit_code == 0, written.output
+    assert len(_tail(analyst, ALERTS)) == len(alerts.read_text().splitlines())
+    assert not _denied(acl_kafka, ANALYST)
+
+    for topic in (ALERTS, ORDERS):
+        _refused(
+            analyst,
+            ["produce", topic, str(EVENTS / f"{topic}.jsonl")],
+            f"Kafka user {ANALYST} may not Write to topic {prefix}{topic}",
+        )
+    _refused(analyst, ["tail", ORDERS], f"Kafka user {ANALYST} may not Read topic {prefix}{ORDERS}")
+
+
+def test_the_worker_runs_its_topology_as_its_principal(acl_kafka: AclKafka, tmp_path: Path) -> None:
+    """Its Faust group and changelogs, its dispatcher's group, its outputs; and KEDA reads
+    its lag as the same user. The broker refuses it nothing."""
+    worker = acl_kafka.as_user(WORKER, data_dir=tmp_path / "data")
+    orders = EVENTS / f"{ORDERS}.jsonl"
+    produced = run(["produce", ORDERS, str(orders)], _env(acl_kafka.as_user(PRODUCER)))
+    assert produced.exit_code == 0, produced.output
+    analyst = acl_kafka.as_user(ANALYST)
+    log = tmp_path / "worker.log"
+    process = spawn_worker(worker, log)
+    try:
+        statuses = wait_for(
+            lambda: _tail(analyst, ORDER_STATUS),
+            timeout=90,
+            what="order statuses from the worker's agents",
+        )
+        commands = wait_for(
+            lambda: _tail(analyst, ERP_COMMANDS),
+            timeout=60,
+            what="an ERP command from the worker's dispatcher",
+        )
+        catalog = TopicCatalog.from_settings(worker)
+        lag = wait_for(
+            lambda: _committed(worker, catalog),
+            timeout=30,
+            what="the worker's group to commit its inputs",
+        )
+    finally:
+        assert process.stop() == 0, log.read_text()
+    order_ids = {json.loads(line)["order_id"] for line in orders.read_text().splitlines()}
+    assert {r["value"]["order_id"] for r in statuses} <= order_ids
+    assert commands[0]["value"]["command"]["order_id"] in order_ids
+    assert lag
+    assert "authorization" not in log.read_text().lower()
+    assert not _denied(acl_kafka, WORKER)
+
+
+def _committed(settings: Settings, catalog: TopicCatalog) -> dict[tuple[str, int], int] | None:
+    """The Faust group's lag on its sources, as KEDA reads it, once it is all consumed."""
+    lag = consumer_lag(
+        settings.confluent_config(),
+        worker_group(settings.app_id),
+        [catalog.physical(name) for name in AGENT_SOURCES],
+    )
+    return lag if not any(lag.values()) else None
+
+
+def _denied(acl_kafka: AclKafka, user: str) -> list[str]:
+    """What the broker's authorizer refused `user`: nothing, for a principal doing its job
+    (a client may retry a refusal silently)."""
+    assert acl_kafka.broker.log_path is not None
+    return [
+        line
+        for line in acl_kafka.broker.log_path.read_text().splitlines()
+        if f"User:{user} is Denied" in line
+    ]
+
+
+class _Accepting:
+    """An ERP that executes every command at once: the connector's Kafka side is tested here."""
+
+    name = "tryton"
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def execute(self, command: Command) -> Document:
+        await asyncio.sleep(0)
+        return Document("sale.sale", command.command_id)
+
+
+def test_the_connector_executes_commands_and_may_not_read_the_inputs(
+    acl_kafka: AclKafka,
+) -> None:
+    connector = acl_kafka.as_user(CONNECTOR, connector_commit_interval_seconds=0.2)
+    prefix = connector.topic_prefix
+    commands = EVENTS / f"{ERP_COMMANDS}.jsonl"
+    written = run(["produce", ERP_COMMANDS, str(commands)], _env(acl_kafka.admin))
+    assert written.exit_code == 0, written.output
+    ids = {json.loads(line)["command_id"] for line in commands.read_text().splitlines()}
+    catalog = TopicCatalog.from_settings(connector)
+    sink = RunningService(lambda: ErpSink(connector, catalog, Codec(STORE), _Accepting()))
+    try:
+        answered = wait_for(
+            lambda: (
+                ids <= {r["key"] for r in _tail(acl_kafka.as_user(ANALYST), ERP_RESULTS)}
+                and _tail(acl_kafka.as_user(ANALYST), ERP_RESULTS)
+            ),
+            timeout=60,
+            what="a result for every command from the connector",
+        )
+    finally:
+        sink.stop()
+    assert {r["value"]["status"] for r in answered} == {"SUCCEEDED"}
+    assert not _denied(acl_kafka, CONNECTOR)
+    _refused(
+        connector, ["tail", ORDERS], f"Kafka user {CONNECTOR} may not Read topic {prefix}{ORDERS}"
+    )
