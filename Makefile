@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint setup
+.PHONY: run test lint setup image lock
 
 setup: $(STAMP)
 
@@ -29,3 +29,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --no-cache streams connectors tests bench
 	$(VENV)/bin/mypy
+
+# The container image, daemonless (buildah, installed on first use as root on Debian):
+# an OCI archive in build/image with its digest printed. BASE=<image> builds from a
+# registry's base instead of one made from Debian's packages.
+image: $(STAMP)
+	$(VENV)/bin/python -m streams.local.image build $(if $(BASE),--base $(BASE))
+
+# The image's pinned dependencies, resolved afresh from pyproject.toml.
+lock: $(STAMP)
+	$(VENV)/bin/python -m streams.local.image lock

@@ -37,6 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
+from streams.local import debian
 from streams.local.jvm import (
     cache_dir,
     dispose_log,
@@ -179,13 +180,8 @@ def ensure_venv(env: Mapping[str, str]) -> Path:
 def postgres_bin(env: Mapping[str, str]) -> Path:
     """The directory of initdb/postgres/psql, installing the Debian package if root may."""
     found = _find_postgres_bin(env)
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        _log.info("PostgreSQL not found: apt-get install -y postgresql")
-        for args in (["apt-get", "update"], ["apt-get", "install", "-y", "postgresql"]):
-            subprocess.run(
-                args, capture_output=True, timeout=_INSTALL_TIMEOUT_S, check=False,
-                stdin=subprocess.DEVNULL, env={**env, "DEBIAN_FRONTEND": "noninteractive"},
-            )  # fmt: skip
+    if found is None and debian.can_install(env):
+        debian.install(["postgresql"], env)
         found = _find_postgres_bin(env)
     if found is None:
         raise TrytonUnavailable(PG_MISSING)
