@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -355,6 +356,92 @@ def test_prod_talks_sasl_ssl_scram_as_strimzi_users(
         for _, container in _workloads(rendered[overlay]):
             env = _container_env(rendered[overlay], container)
             assert "ERPBRIDGE_KAFKA_SASL_PASSWORD" not in env
+
+
+def _pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    spec = workload["spec"]
+    template = (
+        spec["jobTemplate"]["spec"]["template"]
+        if workload["kind"] == "CronJob"
+        else spec["template"]
+    )
+    labels: dict[str, str] = template["metadata"]["labels"]
+    return labels
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def _port_of(url: str) -> int:
+    parsed = urllib.parse.urlsplit(url)
+    return parsed.port or {"http": 80, "https": 443}[parsed.scheme]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_isolate_every_workload_and_open_only_its_ports(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    """Each workload's pods are selected by a policy of each direction (so all else is
+    denied); what is let in is a port its container declares, from Prometheus (every
+    declared port) or the ingress controller; what is let out includes the Kafka port it
+    connects to, and the ERP's port for the connector."""
+    docs = rendered[overlay]
+    policies = _objects(docs, "NetworkPolicy")
+    for workload, container in _workloads(docs):
+        name = workload["metadata"]["name"]
+        selecting = [
+            p for p in policies if _selects(p["spec"]["podSelector"], _pod_labels(workload))
+        ]
+        assert {t for p in selecting for t in p["spec"]["policyTypes"]} == {"Ingress", "Egress"}, (
+            name
+        )
+        declared = {p["name"] for p in container.get("ports", [])}
+        ingress = [rule for p in selecting for rule in p["spec"].get("ingress", [])]
+        opened = {port["port"] for rule in ingress for port in rule["ports"]}
+        assert opened == declared, name
+        from_monitoring = {
+            port["port"]
+            for rule in ingress
+            if any(
+                peer.get("namespaceSelector", {}).get("matchLabels")
+                == {"kubernetes.io/metadata.name": "monitoring"}
+                for peer in rule["from"]
+            )
+            for port in rule["ports"]
+        }
+        assert from_monitoring == declared, name
+        egress = [rule for p in selecting for rule in p["spec"].get("egress", [])]
+        env = _container_env(docs, container)
+        kafka_port = int(env["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[1])
+        to_brokers = {
+            port["port"]
+            for rule in egress
+            if any(
+                peer.get("podSelector", {}).get("matchLabels", {}).get(k8s.CLUSTER_LABEL)
+                == k8s.KAFKA_CLUSTER
+                for peer in rule["to"]
+            )
+            for port in rule["ports"]
+        }
+        assert kafka_port in to_brokers, name
+        outside = {
+            port["port"]
+            for rule in egress
+            if any("ipBlock" in peer for peer in rule["to"])
+            for port in rule["ports"]
+        }
+        erp = env.get(env_variable("erp_url"))
+        if erp is not None:
+            assert _port_of(erp) in outside, name
+        if workload["kind"] == "StatefulSet":
+            assert not outside, "the worker talks to Kafka only"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
