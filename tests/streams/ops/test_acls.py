@@ -26,7 +26,19 @@ from pydantic import SecretStr
 
 from connectors.erp.adapter import Document
 from connectors.erp.sink import ErpSink
-from streams.contracts.access import ANALYST, CONNECTOR, PRODUCER, WORKER, principals
+from connectors.webhooks.echoes import Echoes
+from connectors.webhooks.payout_sync import Watermark, read_watermarks
+from connectors.webhooks.publisher import Publisher
+from connectors.webhooks.pushes import PushReader
+from streams.contracts.access import (
+    ANALYST,
+    CONNECTOR,
+    PAYOUTS,
+    PRODUCER,
+    WEBHOOKS,
+    WORKER,
+    principals,
+)
 from streams.contracts.changelogs import changelog_sources
 from streams.contracts.codec import Codec
 from streams.contracts.groups import worker_group
@@ -37,11 +49,15 @@ from streams.contracts.topics import (
     ERP_RESULTS,
     ORDER_STATUS,
     ORDERS,
+    PAYMENTS,
+    PAYOUT_WATERMARKS,
+    STOCK_PUSHES,
     TopicCatalog,
 )
 from streams.domain.commands import Command
 from streams.local.kafka import Broker, SecureListeners, running_broker
-from streams.ops.acls import acl_bindings, apply_acls
+from streams.ops.acls import acl_bindings
+from streams.ops.records import Outgoing, PartitionReader, Sender
 from streams.ops.settings import Settings
 from streams.ops.topic_admin import consumer_lag, ensure_topics
 from tests.certificates import Authority
@@ -103,7 +119,8 @@ def acl_kafka(
             changelogs=changelog_sources(admin.app_id),
         )
         assert report.ok, report
-        apply_acls(admin.confluent_config(), found)
+        applied = run(["acls", "apply"], _env(admin))
+        assert applied.exit_code == 0, applied.output
         # The broker authorizes with the ACLs once its metadata has them.
         wanted = len(acl_bindings(found))
         wait_for(lambda: len(_acls_in_force(admin)) == wanted, timeout=30, what=f"{wanted} ACLs")
@@ -173,6 +190,8 @@ def test_the_analyst_reads_outputs_and_may_write_nothing(acl_kafka: AclKafka) ->
     written = run(["produce", ALERTS, str(alerts)], _env(acl_kafka.admin))
     assert written.exit_code == 0, written.output
     assert len(_tail(analyst, ALERTS)) == len(alerts.read_text().splitlines())
+    listed = run(["dlq", "list", ORDERS], _env(analyst))
+    assert listed.exit_code == 0, listed.output
     assert not _denied(acl_kafka, ANALYST)
 
     for topic in (ALERTS, ORDERS):
@@ -284,4 +303,51 @@ def test_the_connector_executes_commands_and_may_not_read_the_inputs(
     assert not _denied(acl_kafka, CONNECTOR)
     _refused(
         connector, ["tail", ORDERS], f"Kafka user {CONNECTOR} may not Read topic {prefix}{ORDERS}"
+    )
+
+
+def test_the_webhooks_connector_and_the_payouts_job_each_do_only_theirs(
+    acl_kafka: AclKafka,
+) -> None:
+    webhooks = acl_kafka.as_user(WEBHOOKS)
+    catalog = TopicCatalog.from_settings(webhooks)
+    pushes = PushReader(webhooks.confluent_config(), catalog.physical(STOCK_PUSHES), Echoes(1000))
+    pushes.start(30.0)
+    try:
+        assert pushes.caught_up.wait(30)
+    finally:
+        pushes.stop()
+    publisher = Publisher(webhooks.producer_config(), 10.0)
+    publisher.start()
+    try:
+        # Bytes no event decodes from: the worker, if it ran, would dead-letter them.
+        webhook = Outgoing(catalog.physical(PAYMENTS), None, b"order-1", b"-", (), "a webhook")
+        asyncio.run(publisher.publish([webhook]))
+    finally:
+        publisher.stop()
+
+    payouts = acl_kafka.as_user(PAYOUTS)
+    watermarks = catalog.physical(PAYOUT_WATERMARKS)
+    with PartitionReader(payouts.confluent_config()) as reader:
+        assert read_watermarks(reader, watermarks) == {}
+    sender = Sender(payouts.producer_config())
+    sender.require_topic(watermarks)
+    mark = Watermark("2026-12-01T00:00:00Z", ("payout-1",))
+    sender.send(Outgoing(watermarks, None, b"main", mark.to_json(), (), "a watermark"))
+    assert sender.finish() == []
+    with PartitionReader(payouts.confluent_config()) as reader:
+        assert read_watermarks(reader, watermarks) == {"main": mark}
+    assert not _denied(acl_kafka, WEBHOOKS)
+    assert not _denied(acl_kafka, PAYOUTS)
+
+    prefix = webhooks.topic_prefix
+    _refused(
+        payouts,
+        ["produce", ORDERS, str(EVENTS / f"{ORDERS}.jsonl")],
+        f"Kafka user {PAYOUTS} may not Write to topic {prefix}{ORDERS}",
+    )
+    _refused(
+        webhooks,
+        ["tail", ERP_COMMANDS],
+        f"Kafka user {WEBHOOKS} may not Read topic {prefix}{ERP_COMMANDS}",
     )
