@@ -83,7 +83,7 @@ class Operation(Enum):
     DESCRIBE = "Describe"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Acl:
     """Allows one operation on the resources a name (or a name prefix) matches, from any host."""
 
@@ -205,4 +205,3 @@ def principals(settings: Settings) -> list[Principal]:
             ),
         ),
     ]
-
