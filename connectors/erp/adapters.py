@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from connectors.erp.adapter import ErpAdapter
 from connectors.erp.http import ProtectingTransport
+from connectors.erp.master import MasterDataReader
 from connectors.erp.retry import Backoff
 from streams.ops.settings import Settings
 
+if TYPE_CHECKING:
+    from connectors.erp.tryton import TrytonAdapter
 
-def _tryton(settings: Settings) -> ErpAdapter:
+
+def _tryton(settings: Settings) -> TrytonAdapter:
     from connectors.erp.tryton import TrytonAdapter
 
     password = settings.erp_password
@@ -30,7 +35,14 @@ def protecting_transport(settings: Settings, target: str) -> ProtectingTransport
     )
 
 
+def _tryton_master_data(settings: Settings) -> MasterDataReader:
+    from connectors.erp.tryton.master import TrytonMasterData
+
+    return TrytonMasterData(_tryton(settings).rpc)
+
+
 ADAPTERS: dict[str, Callable[[Settings], ErpAdapter]] = {"tryton": _tryton}
+READERS: dict[str, Callable[[Settings], MasterDataReader]] = {"tryton": _tryton_master_data}
 
 
 def adapter_for(settings: Settings, target: str | None = None) -> ErpAdapter:
@@ -39,6 +51,17 @@ def adapter_for(settings: Settings, target: str | None = None) -> ErpAdapter:
     factory = ADAPTERS.get(name)
     if factory is None:
         raise ValueError(f"no ERP adapter named {name!r}; known: {', '.join(sorted(ADAPTERS))}")
+    return factory(settings)
+
+
+def reader_for(settings: Settings) -> MasterDataReader:
+    """The master-data reader of the settings' erp_target, configured from settings."""
+    factory = READERS.get(settings.erp_target)
+    if factory is None:
+        raise ValueError(
+            f"no master-data reader for ERP {settings.erp_target!r}; known: "
+            f"{', '.join(sorted(READERS))}"
+        )
     return factory(settings)
 
 

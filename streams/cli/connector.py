@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 import click
 from mode import Worker
 
-from connectors.erp.adapters import adapter_for
+from connectors.erp.adapter import ErpError
+from connectors.erp.adapters import adapter_for, reader_for
+from connectors.erp.master import MasterDataReader
 from connectors.erp.sink import ErpSink
+from connectors.erp.source import MasterDataSource, Polled, SourceError
 from connectors.erp.web import ConnectorWeb
 from connectors.webhooks.service import WebhookService
-from streams.cli.app import connect, main, settings_of
-from streams.contracts.codec import codec_from_settings
-from streams.contracts.topics import TopicCatalog
+from streams.cli.app import connect, counted, main, settings_of
+from streams.contracts.codec import EncodeError, codec_from_settings
+from streams.contracts.topics import ERP_CATALOG, ERP_CUSTOMERS, TopicCatalog
 from streams.ops.logs import configure_logging
+from streams.ops.records import PartitionReader, RecordsError, Sender
 
 
 @main.group("connector")
@@ -75,3 +82,76 @@ def webhooks(ctx: click.Context, loglevel: str) -> None:
         raise click.UsageError(str(error)) from None
     configure_logging(loglevel, settings=settings)
     Worker(service, loglevel=loglevel, override_logging=False).execute_from_commandline()
+
+
+@connector.command("erp-source")
+@click.option("--once", is_flag=True, help="One poll, then exit (for a scheduled job).")
+@click.option(
+    "--resync",
+    is_flag=True,
+    help="The first poll reads everything the ERP has, publishes what differs from the "
+    "topics and a tombstone for each SKU or customer the ERP no longer has.",
+)
+@click.pass_context
+def erp_source(ctx: click.Context, once: bool, resync: bool) -> None:
+    """Publish the ERP's products on erp.catalog and its customers on erp.customers
+    (compacted, the latest per SKU and per customer id), polling for changes every
+    ERPBRIDGE_ERP_SOURCE_INTERVAL_SECONDS.
+
+    Reads ERPBRIDGE_ERP_TARGET at ERPBRIDGE_ERP_URL as ERPBRIDGE_ERP_LOGIN. The topics are
+    the watermark: a restart reads them and asks the ERP only for what changed since the
+    newest change they hold (less ERPBRIDGE_ERP_SOURCE_OVERLAP_SECONDS), and a record is
+    published only when it differs from the topic's, so nothing is published twice. With
+    --once, exits 1 naming the problem when the ERP or the broker fails; running, it tries
+    again at the next poll.
+    """
+    settings = settings_of(ctx)
+    try:
+        reader = reader_for(settings)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    connect(ctx)
+    catalog = TopicCatalog.from_settings(settings)
+    source = MasterDataSource(
+        reader,
+        codec_from_settings(settings),
+        Sender(settings.producer_config()),
+        catalog_topic=catalog.physical(ERP_CATALOG),
+        customers_topic=catalog.physical(ERP_CUSTOMERS),
+        overlap=timedelta(seconds=settings.erp_source_overlap_seconds),
+    )
+    try:
+        with PartitionReader(settings.confluent_config()) as topics:
+            held = source.load(topics)
+    except RecordsError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"{reader.source}: the topics hold {counted(held['products'], 'product')} and "
+        f"{counted(held['customers'], 'customer')}"
+    )
+    asyncio.run(_poll(source, reader, settings.erp_source_interval_seconds, once, resync))
+
+
+async def _poll(
+    source: MasterDataSource, reader: MasterDataReader, interval: float, once: bool, resync: bool
+) -> None:
+    while True:
+        try:
+            for polled in await source.poll(resync=resync):
+                click.echo(_polled_line(polled))
+            resync = False
+        except (ErpError, SourceError, EncodeError) as error:
+            if once:
+                raise click.ClickException(f"{reader.source}: {error}") from None
+            click.echo(f"{reader.source}: {error}; trying again in {interval:g} s", err=True)
+        if once:
+            return
+        await asyncio.sleep(interval)
+
+
+def _polled_line(polled: Polled) -> str:
+    removed = f", {polled.removed} removed" if polled.removed else ""
+    return (
+        f"{polled.kind}: {polled.read} read, {polled.published} published "
+        f"(the rest unchanged){removed}"
+    )

@@ -28,7 +28,9 @@ from streams.contracts.topics import (
     ALERTS,
     AVAILABILITY,
     DISPATCH_SOURCES,
+    ERP_CATALOG,
     ERP_COMMANDS,
+    ERP_CUSTOMERS,
     ERP_PENDING,
     ERP_RESULTS,
     INPUTS,
@@ -49,6 +51,7 @@ from streams.ops.settings import Settings
 
 WORKER = "erpbridge-worker"
 CONNECTOR = "erpbridge-connector"
+ERP_SOURCE = "erpbridge-erp-source"
 WEBHOOKS = "erpbridge-webhooks"
 PAYOUTS = "erpbridge-payouts"
 PRODUCER = "erpbridge-producer"
@@ -170,6 +173,15 @@ def principals(settings: Settings) -> list[Principal]:
                 *_topics(physical([ERP_RESULTS, dead_letter_of(ERP_COMMANDS)]), Operation.WRITE),
                 # One group per ERP target, all the connector's.
                 _group(connector_group_prefix(app_id), Operation.READ, Pattern.PREFIXED),
+            ),
+        ),
+        Principal(
+            ERP_SOURCE,
+            "the ERP source: the ERP's products and customers, read back at start as its watermark",
+            (
+                *_topics(physical([ERP_CATALOG, ERP_CUSTOMERS]), Operation.READ),
+                *_topics(physical([ERP_CATALOG, ERP_CUSTOMERS]), Operation.WRITE),
+                _assigning_reader(READER_GROUP_PREFIX),
             ),
         ),
         Principal(

@@ -42,6 +42,12 @@ STOCK_PUSHES = "storefront.stock-pushes"
 """Stock levels erpbridge pushed to storefronts, latest per SKU and warehouse (JSON,
 connectors.webhooks.echoes): how the webhooks connector tells an echo of its own push."""
 
+ERP_CATALOG = "erp.catalog"
+"""The ERP's products, latest per SKU (connectors.erp.source): what storefronts list and
+price."""
+ERP_CUSTOMERS = "erp.customers"
+"""The ERP's customers, latest per customer id (connectors.erp.source)."""
+
 DLQ_SUFFIX = ".dlq"
 
 _DAY_MS = 24 * 3600 * 1000
@@ -94,6 +100,8 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(ORDER_STATUS, Role.OUTPUT, "order_id", "erpbridge.OrderStatusChanged", _delete(30)),
     TopicSpec(JOURNAL, Role.OUTPUT, "entry_id", "erpbridge.JournalEntry", _delete(_JOURNAL_DAYS)),
     TopicSpec(STOCK_PUSHES, Role.OUTPUT, "sku@warehouse", None, _COMPACT),
+    TopicSpec(ERP_CATALOG, Role.OUTPUT, "sku", "erpbridge.CatalogItem", _COMPACT),
+    TopicSpec(ERP_CUSTOMERS, Role.OUTPUT, "customer_id", "erpbridge.ErpCustomer", _COMPACT),
     TopicSpec(PAYOUT_WATERMARKS, Role.INTERNAL, "route", None, _COMPACT),
     TopicSpec(STOCK_REQUESTS, Role.INTERNAL, "sku", None, _delete(7)),
     TopicSpec(ORDER_FEEDBACK, Role.INTERNAL, "order_id", None, _delete(7)),

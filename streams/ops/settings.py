@@ -272,6 +272,19 @@ class Settings(BaseSettings):
         description='Commands one connector runs at once per ERP, JSON: {"tryton": 2}. Match '
         "the ERP's own concurrency limit (NetSuite: 5 to 15 per account tier).",
     )
+    erp_source_interval_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="How often `connector erp-source` asks the ERP for changed products and "
+        "customers.",
+    )
+    erp_source_overlap_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="How far before the newest change it holds `connector erp-source` asks "
+        "again: a change committed late with an earlier time is still seen (what is unchanged "
+        "is not published again).",
+    )
     erp_timeout_seconds: float = Field(
         default=30, gt=0, description="One ERP request's timeout; a timeout is retried."
     )

@@ -11,6 +11,7 @@ import pytest
 from streams.contracts.access import (
     ANALYST,
     CONNECTOR,
+    ERP_SOURCE,
     PAYOUTS,
     PRODUCER,
     WEBHOOKS,
@@ -34,7 +35,9 @@ from streams.contracts.groups import (
 from streams.contracts.topics import (
     AGENT_SOURCES,
     DISPATCH_SOURCES,
+    ERP_CATALOG,
     ERP_COMMANDS,
+    ERP_CUSTOMERS,
     ERP_RESULTS,
     INPUTS,
     PAYOUT_WATERMARKS,
@@ -68,7 +71,7 @@ def _topics(principal: Principal, operation: Operation) -> set[str]:
 
 
 def test_one_principal_per_component() -> None:
-    assert set(BY_USER) == {WORKER, CONNECTOR, WEBHOOKS, PAYOUTS, PRODUCER, ANALYST}
+    assert set(BY_USER) == {WORKER, CONNECTOR, ERP_SOURCE, WEBHOOKS, PAYOUTS, PRODUCER, ANALYST}
     for principal in BY_USER.values():
         assert principal.job
         assert len(set(principal.acls)) == len(principal.acls)
@@ -108,6 +111,14 @@ def test_the_connector_reads_commands_only_and_answers() -> None:
     for target in ("tryton", "odoo"):
         assert connector.allows(READ, GROUP, connector_group(SETTINGS.app_id, target))
     assert not connector.allows(READ, GROUP, worker_group(SETTINGS.app_id))
+
+
+def test_the_erp_source_writes_and_reads_back_the_erps_master_data_only() -> None:
+    source = BY_USER[ERP_SOURCE]
+    assert _topics(source, WRITE) == _topics(source, READ) == {ERP_CATALOG, ERP_CUSTOMERS}
+    # It reads its topics back by assignment, committing nothing.
+    assert source.allows(DESCRIBE, GROUP, reader_group(READER_GROUP_PREFIX))
+    assert not source.allows(READ, GROUP, reader_group(READER_GROUP_PREFIX))
 
 
 def test_producers_write_the_inputs_and_read_nothing() -> None:

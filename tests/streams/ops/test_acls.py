@@ -10,6 +10,8 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,9 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 from pydantic import SecretStr
 
 from connectors.erp.adapter import Document
+from connectors.erp.master import CatalogItem, ErpCustomer, ListPrice
 from connectors.erp.sink import ErpSink
+from connectors.erp.source import MasterDataSource
 from connectors.webhooks.echoes import Echoes
 from connectors.webhooks.payout_sync import Watermark, read_watermarks
 from connectors.webhooks.publisher import Publisher
@@ -33,6 +37,7 @@ from connectors.webhooks.pushes import PushReader
 from streams.contracts.access import (
     ANALYST,
     CONNECTOR,
+    ERP_SOURCE,
     PAYOUTS,
     PRODUCER,
     WEBHOOKS,
@@ -45,7 +50,9 @@ from streams.contracts.groups import worker_group
 from streams.contracts.topics import (
     AGENT_SOURCES,
     ALERTS,
+    ERP_CATALOG,
     ERP_COMMANDS,
+    ERP_CUSTOMERS,
     ERP_RESULTS,
     ORDER_STATUS,
     ORDERS,
@@ -350,4 +357,51 @@ def test_the_webhooks_connector_and_the_payouts_job_each_do_only_theirs(
         webhooks,
         ["tail", ERP_COMMANDS],
         f"Kafka user {WEBHOOKS} may not Read topic {prefix}{ERP_COMMANDS}",
+    )
+
+
+class _Catalogue:
+    """An ERP with one product and one customer: the source's Kafka side is tested here."""
+
+    source = "erp:tryton"
+    _at = datetime(2026, 12, 1, tzinfo=UTC)
+
+    async def products(self, since: datetime | None) -> list[CatalogItem]:
+        price = ListPrice("USD", Decimal("9.5"))
+        return [CatalogItem("SKU-1", "Beanie", None, "u", True, (price,), "1", self._at)]
+
+    async def customers(self, since: datetime | None) -> list[ErpCustomer]:
+        return [ErpCustomer("CUS-1", "Ava", None, None, True, (), "2", self._at)]
+
+
+def test_the_erp_source_publishes_master_data_and_may_not_write_the_inputs(
+    acl_kafka: AclKafka,
+) -> None:
+    settings = acl_kafka.as_user(ERP_SOURCE)
+    catalog = TopicCatalog.from_settings(settings)
+
+    def source() -> MasterDataSource:
+        made = MasterDataSource(
+            _Catalogue(),
+            Codec(STORE),
+            Sender(settings.producer_config()),
+            catalog_topic=catalog.physical(ERP_CATALOG),
+            customers_topic=catalog.physical(ERP_CUSTOMERS),
+            overlap=timedelta(minutes=5),
+        )
+        with PartitionReader(settings.confluent_config()) as reader:
+            made.load(reader)
+        return made
+
+    polled = asyncio.run(source().poll())
+    assert [(p.kind, p.published) for p in polled] == [("products", 1), ("customers", 1)]
+    # Restarted, it reads its topics back and has nothing new to say.
+    again = asyncio.run(source().poll())
+    assert [p.published for p in again] == [0, 0]
+    assert [r["key"] for r in _tail(acl_kafka.as_user(ANALYST), ERP_CATALOG)] == ["SKU-1"]
+    assert not _denied(acl_kafka, ERP_SOURCE)
+    _refused(
+        settings,
+        ["produce", ORDERS, str(EVENTS / f"{ORDERS}.jsonl")],
+        f"Kafka user {ERP_SOURCE} may not Write to topic {settings.topic_prefix}{ORDERS}",
     )

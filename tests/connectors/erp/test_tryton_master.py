@@ -1,0 +1,84 @@
+"""How Tryton's rows become erp.catalog's and erp.customers' records (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from connectors.erp.master import ListPrice, catalog_datum
+from connectors.erp.tryton.master import catalog_item, changed_since, customer
+from tests.connectors.erp.records import CODEC
+
+EARLY, LATE = datetime(2026, 12, 1, 9, 0), datetime(2026, 12, 2, 17, 30)
+
+
+def _product(**changes: Any) -> dict[str, Any]:
+    row = {
+        "id": 7, "code": "SKU-7", "name": "Beanie", "description": "", "active": True,
+        "list_price_used": Decimal("24.00"), "default_uom.": {"symbol": "u"},
+        "write_date": None, "create_date": EARLY,
+        "template.": {"active": True, "write_date": LATE, "create_date": EARLY},
+    }  # fmt: skip
+    return {**row, **changes}
+
+
+def _address(id: int, sequence: int | None, **changes: Any) -> dict[str, Any]:
+    row = {
+        "id": id, "party": 3, "party_name": "", "street": "350 S Grand Ave\nSuite 9",
+        "city": "Los Angeles", "postal_code": "90071", "country.": {"code": "US"},
+        "subdivision.": {"code": "US-CA"}, "sequence": sequence, "active": True,
+        "write_date": None, "create_date": EARLY,
+    }  # fmt: skip
+    return {**row, **changes}
+
+
+def test_a_product_is_its_templates_name_and_price_at_the_latest_change_of_either() -> None:
+    item = catalog_item(_product(), "USD")
+    assert (item.sku, item.name, item.unit, item.erp_id) == ("SKU-7", "Beanie", "u", "7")
+    assert item.description is None  # Tryton's empty text is no description
+    assert item.list_prices == (ListPrice("USD", Decimal("24.00")),)
+    assert item.updated_at == LATE.replace(tzinfo=UTC)
+    assert item.active
+
+
+def test_a_product_is_inactive_when_it_or_its_template_is() -> None:
+    assert not catalog_item(_product(active=False), "USD").active
+    template = {"active": False, "write_date": None, "create_date": EARLY}
+    assert not catalog_item(_product(**{"template.": template}), "USD").active
+
+
+def test_a_product_without_a_price_has_none_and_still_encodes() -> None:
+    item = catalog_item(_product(list_price_used=None), "USD")
+    assert item.list_prices == ()
+    CODEC.encode("erpbridge.CatalogItem", catalog_datum(item, "erp:tryton"), topic="erp.catalog")
+
+
+def test_a_customers_active_addresses_come_in_tryton_order_and_count_as_its_changes() -> None:
+    party = {
+        "id": 3, "code": "CUS-3", "name": "Ava", "email": "", "phone": "+1 555 0100",
+        "active": True, "write_date": None, "create_date": EARLY,
+    }  # fmt: skip
+    addresses = [
+        _address(12, 2, city="Pasadena"),
+        _address(11, 1, write_date=LATE),
+        _address(13, None, city="Gone", active=False),
+    ]
+    made = customer(party, addresses)
+    assert [a.city for a in made.addresses] == ["Los Angeles", "Pasadena"]
+    first = made.addresses[0]
+    assert (first.country, first.region, first.street) == (
+        "US",
+        "US-CA",
+        "350 S Grand Ave\nSuite 9",
+    )
+    assert first.name is None and made.email is None and made.phone == "+1 555 0100"
+    assert made.updated_at == LATE.replace(tzinfo=UTC)
+
+
+def test_changed_since_asks_for_any_change_at_or_after_the_time_in_trytons_utc() -> None:
+    assert changed_since(("write_date",), None) == []
+    local = datetime(2026, 12, 2, 18, 30, tzinfo=timezone(timedelta(hours=1)))
+    assert changed_since(("write_date", "create_date"), local) == [
+        "OR", ["write_date", ">=", LATE], ["create_date", ">=", LATE]
+    ]  # fmt: skip
