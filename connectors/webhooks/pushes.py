@@ -9,8 +9,9 @@ import threading
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from connectors.webhooks.echoes import Echoes, Push
+from connectors.webhooks.echoes import Echoes
 from streams.contracts.groups import PUSHES_GROUP_PREFIX, reader_group
+from streams.contracts.stock_pushes import Push
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 from datetime import timedelta
 
 import click
@@ -14,6 +16,9 @@ from connectors.erp.master import MasterDataReader
 from connectors.erp.sink import ErpSink
 from connectors.erp.source import MasterDataSource, Polled, SourceError
 from connectors.erp.web import ConnectorWeb
+from connectors.storefront.adapters import http_client, stock_adapters
+from connectors.storefront.levels import pushing_routes
+from connectors.storefront.sink import SinkError, StorefrontSink
 from connectors.webhooks.service import WebhookService
 from streams.cli.app import connect, counted, main, settings_of
 from streams.contracts.codec import EncodeError, codec_from_settings
@@ -155,3 +160,40 @@ def _polled_line(polled: Polled) -> str:
         f"{polled.kind}: {polled.read} read, {polled.published} published "
         f"(the rest unchanged){removed}"
     )
+
+
+@connector.command("storefront")
+@click.pass_context
+def storefront(ctx: click.Context) -> None:
+    """Set the storefronts' stock levels from inventory.availability, for every route of
+    ERPBRIDGE_WEBHOOK_ROUTES with push_stock (WooCommerce), and publish what each did on
+    storefront.results.
+
+    A route pushes the available stock of the warehouses its `warehouses` map to its
+    locations, less its stock_buffer (or a SKU's stock_buffers entry), the latest per SKU,
+    with its admin_url and ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry. Runs until Ctrl-C or SIGTERM.
+    """
+    settings = settings_of(ctx)
+    routes = pushing_routes(settings.webhook_routes)
+    if not routes:
+        raise click.UsageError("no route of ERPBRIDGE_WEBHOOK_ROUTES has push_stock")
+    client = http_client()
+    try:
+        adapters = stock_adapters(settings, routes, client)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    connect(ctx)
+    sink = StorefrontSink(
+        settings, TopicCatalog.from_settings(settings), codec_from_settings(settings),
+        routes, adapters,
+    )  # fmt: skip
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"setting stock on {', '.join(sorted(routes))}")
+    try:
+        sink.run(stop)
+    except SinkError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        client.close()

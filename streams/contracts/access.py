@@ -21,6 +21,7 @@ from streams.contracts.groups import (
     TAIL_GROUP_PREFIX,
     connector_group_prefix,
     dispatch_group,
+    storefront_group,
     worker_group,
 )
 from streams.contracts.topics import (
@@ -42,6 +43,7 @@ from streams.contracts.topics import (
     SPECS,
     STOCK_PUSHES,
     STOCK_REQUESTS,
+    STOREFRONT_RESULTS,
     WEBHOOKS_DLQ,
     Role,
     TopicCatalog,
@@ -52,6 +54,7 @@ from streams.ops.settings import Settings
 WORKER = "erpbridge-worker"
 CONNECTOR = "erpbridge-connector"
 ERP_SOURCE = "erpbridge-erp-source"
+STOREFRONT = "erpbridge-storefront"
 WEBHOOKS = "erpbridge-webhooks"
 PAYOUTS = "erpbridge-payouts"
 PRODUCER = "erpbridge-producer"
@@ -182,6 +185,18 @@ def principals(settings: Settings) -> list[Principal]:
                 *_topics(physical([ERP_CATALOG, ERP_CUSTOMERS]), Operation.READ),
                 *_topics(physical([ERP_CATALOG, ERP_CUSTOMERS]), Operation.WRITE),
                 _assigning_reader(READER_GROUP_PREFIX),
+            ),
+        ),
+        Principal(
+            STOREFRONT,
+            "the storefront sink: availability to the storefronts' stock levels",
+            (
+                *_topics(physical([AVAILABILITY]), Operation.READ),
+                *_topics(
+                    physical([STOCK_PUSHES, STOREFRONT_RESULTS, dead_letter_of(AVAILABILITY)]),
+                    Operation.WRITE,
+                ),
+                _group(storefront_group(app_id), Operation.READ),
             ),
         ),
         Principal(

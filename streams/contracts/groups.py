@@ -26,6 +26,11 @@ def connector_group(app_id: str, target: str) -> str:
     return connector_group_prefix(app_id) + target
 
 
+def storefront_group(app_id: str) -> str:
+    """The storefront sink's group: it reads inventory.availability."""
+    return f"{app_id}-storefront"
+
+
 TAIL_GROUP_PREFIX = "erpbridge-tail-"
 READER_GROUP_PREFIX = "erpbridge-reader-"
 PUSHES_GROUP_PREFIX = "erpbridge-webhooks-"

@@ -42,6 +42,8 @@ STOCK_PUSHES = "storefront.stock-pushes"
 """Stock levels erpbridge pushed to storefronts, latest per SKU and warehouse (JSON,
 connectors.webhooks.echoes): how the webhooks connector tells an echo of its own push."""
 
+STOREFRONT_RESULTS = "storefront.results"
+"""What storefronts did with the stock levels erpbridge pushed (connectors.storefront)."""
 ERP_CATALOG = "erp.catalog"
 """The ERP's products, latest per SKU (connectors.erp.source): what storefronts list and
 price."""
@@ -100,6 +102,13 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(ORDER_STATUS, Role.OUTPUT, "order_id", "erpbridge.OrderStatusChanged", _delete(30)),
     TopicSpec(JOURNAL, Role.OUTPUT, "entry_id", "erpbridge.JournalEntry", _delete(_JOURNAL_DAYS)),
     TopicSpec(STOCK_PUSHES, Role.OUTPUT, "sku@warehouse", None, _COMPACT),
+    TopicSpec(
+        STOREFRONT_RESULTS,
+        Role.OUTPUT,
+        "route:sku@warehouse",
+        "erpbridge.StorefrontResult",
+        _delete(7),
+    ),
     TopicSpec(ERP_CATALOG, Role.OUTPUT, "sku", "erpbridge.CatalogItem", _COMPACT),
     TopicSpec(ERP_CUSTOMERS, Role.OUTPUT, "customer_id", "erpbridge.ErpCustomer", _COMPACT),
     TopicSpec(PAYOUT_WATERMARKS, Role.INTERNAL, "route", None, _COMPACT),
@@ -119,6 +128,7 @@ SPECS: tuple[TopicSpec, ...] = (
             ERP_PENDING,
             ERP_COMMANDS,
             ERP_RESULTS,
+            AVAILABILITY,
         )
     ),
     # Webhooks have no source topic: their dead letters are the request, kept like the others.

@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     Field,
     FilePath,
+    NonNegativeInt,
     SecretStr,
     ValidationError,
     field_validator,
@@ -69,6 +70,21 @@ class WebhookRoute(BaseModel):
         description="Stripe: the metadata key that holds erpbridge's order id.",
     )
     channel: str = Field(default="web", description="Sales channel of the shop's orders.")
+    push_stock: bool = Field(
+        default=False,
+        description="`connector storefront` sets this storefront's stock levels from "
+        "inventory.availability, for the warehouses of `warehouses` (needs admin_url and an "
+        "admin token).",
+    )
+    stock_buffer: int = Field(
+        default=0,
+        ge=0,
+        description="Units of each SKU held back from the level pushed (a safety buffer).",
+    )
+    stock_buffers: dict[str, NonNegativeInt] = Field(
+        default_factory=dict,
+        description='The buffer of particular SKUs, instead of stock_buffer ({"SKU-1": 5}).',
+    )
     admin_url: str | None = Field(
         default=None,
         description="The provider's API for this route: the Shopify shop "

@@ -262,8 +262,10 @@ def test_every_topic_the_code_uses_is_a_kafka_topic_fit_for_its_role(
         source_name = name.removesuffix(DLQ_SUFFIX)
         # webhooks.dlq's source is no topic but the providers' requests.
         if wanted[name].role is Role.DEAD_LETTER and source_name in topics:
-            source = topics[source_name]["spec"]["config"]["retention.ms"]
-            assert topic["spec"]["config"]["retention.ms"] > source, name
+            source = topics[source_name]["spec"]["config"]
+            if source["cleanup.policy"] == "compact":
+                continue  # inventory.availability keeps each SKU's latest record anyway
+            assert topic["spec"]["config"]["retention.ms"] > source["retention.ms"], name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -50,6 +50,7 @@ def shopify_schema() -> graphql.GraphQLSchema:
 
 WEBHOOKS_ROUTE = "/wc/v3/webhooks"
 REFUNDS_ROUTE = "/wc/v3/orders/(?P<order_id>[\\d]+)/refunds"
+PRODUCTS_ROUTE = "/wc/v3/products"
 """Routes of WooCommerce's API index, as it names them."""
 
 
@@ -74,6 +75,8 @@ class Double:
     """Stripe: balance transactions by payout id."""
     refunds: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     """WooCommerce: refunds by order id."""
+    products: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """WooCommerce: products (id, sku, manage_stock, stock_quantity) by id."""
     reports: dict[str, str] = field(default_factory=dict)
     """Adyen: report files by their download path."""
     payouts: list[dict[str, Any]] = field(default_factory=list)
@@ -253,6 +256,8 @@ class _WooCommerce(_Handler):
         if self.double.failing:
             return self._refuse(500, "internal_server_error")
         url = urlsplit(self.path)
+        if url.path == "/wp-json/wc/v3/products":
+            return self._products(url.query)
         refunds = re.fullmatch(r"/wp-json/wc/v3/orders/(\d+)/refunds", url.path)
         if url.path != "/wp-json/wc/v3/webhooks" and refunds is None:
             return self._refuse(404, f"no such route {url.path}")
@@ -283,7 +288,57 @@ class _WooCommerce(_Handler):
             {"X-WP-Total": str(len(listed)), "X-WP-TotalPages": str(pages)},
         )
 
+    def _products(self, query: str) -> None:
+        if not self._authorised():
+            return self._refuse(401, "woocommerce_rest_cannot_view")
+        args = {k: v[0] for k, v in parse_qs(query).items()}
+        problem = self._check("GET", args, PRODUCTS_ROUTE)
+        if problem:
+            return self._refuse(400, problem)
+        self.double.requests.append(("GET", self.path, None))
+        found = [p for p in self.double.products.values() if p["sku"] == args.get("sku", p["sku"])]
+        self._answer(200, found[:10], {"X-WP-Total": str(len(found))})
+
+    def _batch(self) -> None:
+        if not self._authorised():
+            return self._refuse(401, "woocommerce_rest_cannot_batch")
+        body = self._body()
+        if not isinstance(body, dict) or set(body) - {"create", "update", "delete"}:
+            return self._refuse(400, f"not a batch request: {body!r:.100}")
+        if sum(len(body.get(k, [])) for k in ("create", "update", "delete")) > 100:
+            # WooCommerce's batch limit (woocommerce_rest_batch_items_limit), as it answers it.
+            return self._refuse(
+                413,
+                "woocommerce_rest_request_entity_too_large: Unable to accept more than 100 "
+                "items for this request.",
+            )
+        if body.get("create") or body.get("delete"):
+            return self._refuse(400, "the double only updates")
+        for item in body.get("update", []):
+            fields = {k: v for k, v in item.items() if k != "id"}
+            problem = self._check("POST", fields, PRODUCTS_ROUTE) or (
+                None if isinstance(item.get("id"), int) else "update items need an integer id"
+            )
+            if problem:
+                return self._refuse(400, problem)
+        self.double.requests.append(("POST", self.path, body))
+        answered = []
+        for item in body["update"]:
+            product = self.double.products.get(item["id"])
+            if product is None:
+                answered.append({"id": item["id"], "error": {
+                    "code": "woocommerce_rest_product_invalid_id", "message": "Invalid ID.",
+                    "data": {"status": 400}}})  # fmt: skip
+                continue
+            product.update({k: v for k, v in item.items() if k != "id"})
+            answered.append(dict(product))
+        self._answer(200, {"update": answered})
+
     def do_POST(self) -> None:
+        if self.double.failing:
+            return self._refuse(503, "Service Unavailable")
+        if self.path == "/wp-json/wc/v3/products/batch":
+            return self._batch()
         if self.path != "/wp-json/wc/v3/webhooks":
             return self._refuse(404, f"no such route {self.path}")
         if not self._authorised():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.webhooks.echoes import Echoes, Push
+from connectors.webhooks.echoes import Echoes
+from streams.contracts.stock_pushes import Push
 
 WINDOW = 600_000
 PUSH = Push("IPOD2008GREEN", "WH-EAST", 6, pushed_ms=1_000_000)

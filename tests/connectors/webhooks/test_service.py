@@ -15,9 +15,9 @@ import pytest
 from confluent_kafka import Producer
 from pydantic import SecretStr
 
-from connectors.webhooks.echoes import Push
 from connectors.webhooks.service import WebhookService
 from streams.contracts.jsonlines import to_datum
+from streams.contracts.stock_pushes import Push
 from streams.contracts.topics import (
     INVENTORY,
     ORDERS,

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported without __all__
     AclBindingFilter,
@@ -30,6 +31,8 @@ from connectors.erp.adapter import Document
 from connectors.erp.master import CatalogItem, ErpCustomer, ListPrice
 from connectors.erp.sink import ErpSink
 from connectors.erp.source import MasterDataSource
+from connectors.storefront.adapters import stock_adapters
+from connectors.storefront.sink import StorefrontSink
 from connectors.webhooks.echoes import Echoes
 from connectors.webhooks.payout_sync import Watermark, read_watermarks
 from connectors.webhooks.publisher import Publisher
@@ -40,6 +43,7 @@ from streams.contracts.access import (
     ERP_SOURCE,
     PAYOUTS,
     PRODUCER,
+    STOREFRONT,
     WEBHOOKS,
     WORKER,
     principals,
@@ -50,6 +54,7 @@ from streams.contracts.groups import worker_group
 from streams.contracts.topics import (
     AGENT_SOURCES,
     ALERTS,
+    AVAILABILITY,
     ERP_CATALOG,
     ERP_COMMANDS,
     ERP_CUSTOMERS,
@@ -59,15 +64,17 @@ from streams.contracts.topics import (
     PAYMENTS,
     PAYOUT_WATERMARKS,
     STOCK_PUSHES,
+    STOREFRONT_RESULTS,
     TopicCatalog,
 )
 from streams.domain.commands import Command
 from streams.local.kafka import Broker, SecureListeners, running_broker
 from streams.ops.acls import acl_bindings
 from streams.ops.records import Outgoing, PartitionReader, Sender
-from streams.ops.settings import Settings
+from streams.ops.settings import Settings, WebhookRoute
 from streams.ops.topic_admin import consumer_lag, ensure_topics
 from tests.certificates import Authority
+from tests.connectors.webhooks.doubles import WOO_KEY, WOO_SECRET, woocommerce_admin
 from tests.support import EVENTS, STORE, RunningService, run, settings_env, spawn_worker, wait_for
 
 
@@ -404,4 +411,57 @@ def test_the_erp_source_publishes_master_data_and_may_not_write_the_inputs(
         settings,
         ["produce", ORDERS, str(EVENTS / f"{ORDERS}.jsonl")],
         f"Kafka user {ERP_SOURCE} may not Write to topic {settings.topic_prefix}{ORDERS}",
+    )
+
+
+def test_the_storefront_sink_sets_stock_and_may_not_read_the_inputs(
+    acl_kafka: AclKafka,
+) -> None:
+    with woocommerce_admin() as shop:
+        shop.products[11] = {"id": 11, "sku": "SKU-A", "manage_stock": False}
+        route = WebhookRoute(
+            provider="woocommerce",
+            warehouses={"default": "WH-1"},
+            admin_url=shop.url,
+            push_stock=True,
+        )
+        settings = acl_kafka.as_user(
+            STOREFRONT,
+            webhook_routes={"shop": route},
+            webhook_admin_tokens=SecretStr(json.dumps({"shop": f"{WOO_KEY}:{WOO_SECRET}"})),
+        )
+        catalog = TopicCatalog.from_settings(settings)
+        level = {"warehouse_id": "WH-1", "on_hand": 4, "reserved": 0, "available": 4}
+        datum = {
+            "event_id": "avail:SKU-A:1", "occurred_at": 1_780_000_000_000, "source": "erpbridge",
+            "sku": "SKU-A", "on_hand": 4, "reserved": 0, "available": 4, "warehouses": [level],
+        }  # fmt: skip
+        availability = catalog.physical(AVAILABILITY)
+        worker = Sender(acl_kafka.as_user(WORKER).producer_config())
+        value = Codec(STORE).encode("erpbridge.StockAvailability", datum, topic=availability)
+        worker.send(Outgoing(availability, None, b"SKU-A", value, (), "availability"))
+        assert worker.finish() == []
+        routes = {"shop": route}
+        with httpx.Client() as client:
+            sink = StorefrontSink(
+                settings, catalog, Codec(STORE), routes, stock_adapters(settings, routes, client)
+            )
+            sink.start()
+            try:
+                wait_for(
+                    lambda: sink.poll() and shop.products[11].get("stock_quantity") == 4,
+                    timeout=60,
+                    what="SKU-A's level set",
+                )
+            finally:
+                sink.close()
+        assert shop.products[11]["stock_quantity"] == 4
+    # The module's worker test left other SKUs' availability there: the shop sells none.
+    results = _tail(acl_kafka.as_user(ANALYST), STOREFRONT_RESULTS)
+    assert [r["value"]["status"] for r in results if r["value"]["sku"] == "SKU-A"] == ["SET"]
+    assert not _denied(acl_kafka, STOREFRONT)
+    _refused(
+        settings,
+        ["tail", ORDERS],
+        f"Kafka user {STOREFRONT} may not Read topic {settings.topic_prefix}{ORDERS}",
     )

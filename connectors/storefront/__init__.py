@@ -1,0 +1,1 @@
+"""The storefront sink: what erpbridge knows, carried to the storefronts."""

@@ -1,0 +1,206 @@
+"""The storefront sink on the session broker against the WooCommerce double (which enforces
+WooCommerce's argument schemas and its 100-item batch limit): availability in, stock levels
+set, push markers and results out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from pydantic import SecretStr
+
+from connectors.storefront.adapters import http_client, stock_adapters
+from connectors.storefront.levels import pushing_routes
+from connectors.storefront.sink import StorefrontSink
+from streams.contracts import deadletter
+from streams.contracts.codec import Codec
+from streams.contracts.topics import (
+    AVAILABILITY,
+    STOCK_PUSHES,
+    STOREFRONT_RESULTS,
+    TopicCatalog,
+    dead_letter_of,
+)
+from streams.ops.settings import Settings, WebhookRoute
+from streams.ops.topic_admin import ensure_topics
+from tests.connectors.webhooks.doubles import WOO_KEY, WOO_SECRET, Double, woocommerce_admin
+from tests.streams.topology.agents.pipeline import read_all
+from tests.support import STORE, wait_for, worker_settings
+
+CODEC = Codec(STORE)
+
+
+@pytest.fixture
+def shop() -> Iterator[Double]:
+    with woocommerce_admin() as double:
+        for product_id, sku in ((11, "SKU-A"), (12, "SKU-B")):
+            double.products[product_id] = {"id": product_id, "sku": sku, "manage_stock": False}
+        yield double
+
+
+def _settings(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double, token: str
+) -> Settings:
+    route = WebhookRoute(
+        provider="woocommerce",
+        warehouses={"default": "WH-1"},
+        admin_url=shop.url,
+        push_stock=True,
+        stock_buffer=1,
+        stock_buffers={"SKU-B": 0},
+    )
+    return worker_settings(
+        kafka_broker.bootstrap_servers,
+        topic_prefix,
+        tmp_path,
+        webhook_routes={"shop": route},
+        webhook_admin_tokens=SecretStr(json.dumps({"shop": token})),
+        erp_backoff_initial_seconds=0.01,
+        erp_backoff_max_seconds=0.05,
+        erp_give_up_seconds=5,
+    )
+
+
+def _sink(settings: Settings, sleep: Any = None) -> StorefrontSink:
+    catalog = TopicCatalog.from_settings(settings)
+    ensure_topics(settings.confluent_config(), catalog)
+    routes = pushing_routes(settings.webhook_routes)
+    adapters = stock_adapters(settings, routes, http_client())
+    extra = {} if sleep is None else {"sleep": sleep}
+    return StorefrontSink(settings, catalog, CODEC, routes, adapters, **extra)
+
+
+def _availability(sku: str, available: int, warehouse: str = "WH-1") -> bytes:
+    datum = {
+        "event_id": f"avail:{sku}:{available}",
+        "occurred_at": 1_780_000_000_000,
+        "source": "erpbridge",
+        "sku": sku,
+        "on_hand": available,
+        "reserved": 0,
+        "available": available,
+        "warehouses": [
+            {"warehouse_id": warehouse, "on_hand": available, "reserved": 0, "available": available}
+        ],
+    }
+    return CODEC.encode("erpbridge.StockAvailability", datum, topic="inventory.availability")
+
+
+def _produce(settings: Settings, records: list[tuple[str, bytes]]) -> None:
+    topic = TopicCatalog.from_settings(settings).physical(AVAILABILITY)
+    producer = Producer(settings.producer_config())
+    for key, value in records:
+        producer.produce(topic, value, key.encode())
+    assert producer.flush(30) == 0
+
+
+def _drain(sink: StorefrontSink, settings: Settings, wanted: int) -> list[dict[str, Any]]:
+    """Polls until `wanted` results are on storefront.results; their values."""
+    topic = TopicCatalog.from_settings(settings).physical(STOREFRONT_RESULTS)
+
+    def results() -> list[dict[str, Any]] | None:
+        sink.poll(timeout=0.5)
+        found = [CODEC.decode(m.value()).datum for m in read_all(settings, topic)]
+        return found if len(found) >= wanted else None
+
+    found: list[dict[str, Any]] = wait_for(results, timeout=60, what=f"{wanted} results")
+    return found
+
+
+def test_the_latest_level_less_the_buffer_is_set_once_with_its_marker_and_result(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, shop, f"{WOO_KEY}:{WOO_SECRET}")
+    sink = _sink(settings)
+    _produce(
+        settings,
+        [
+            ("SKU-A", _availability("SKU-A", 5)),
+            ("SKU-B", _availability("SKU-B", 3)),
+            ("SKU-A", _availability("SKU-A", 7)),  # newer: the one the shop gets
+            ("SKU-C", _availability("SKU-C", 2)),  # the shop sells no SKU-C
+            ("SKU-X", b"not avro"),
+        ],
+    )
+    sink.start()
+    try:
+        results = _drain(sink, settings, 3)
+    finally:
+        sink.close()
+
+    assert shop.products[11]["stock_quantity"] == 6  # 7 less the route's buffer of 1
+    assert shop.products[12]["stock_quantity"] == 3  # SKU-B's own buffer: 0
+    assert shop.products[11]["manage_stock"] is True
+    batches = [body["update"] for method, path, body in shop.requests if method == "POST"]
+    # SKU-A set once: its two records (one partition, one read) coalesced into the newer.
+    updates = sorted((u["id"], u["stock_quantity"]) for batch in batches for u in batch)
+    assert updates == [(11, 6), (12, 3)]
+    assert shop.refused == []
+    by_sku = {r["sku"]: r for r in results}
+    assert {sku: r["status"] for sku, r in by_sku.items()} == {
+        "SKU-A": "SET",
+        "SKU-B": "SET",
+        "SKU-C": "UNKNOWN_SKU",
+    }
+    assert by_sku["SKU-A"]["quantity"] == 6 and by_sku["SKU-A"]["route"] == "shop"
+    catalog = TopicCatalog.from_settings(settings)
+    markers = {
+        m.key().decode(): json.loads(m.value())["quantity"]  # type: ignore[union-attr]
+        for m in read_all(settings, catalog.physical(STOCK_PUSHES))
+    }
+    assert markers == {"SKU-A@WH-1": 6, "SKU-B@WH-1": 3, "SKU-C@WH-1": 1}
+    (letter,) = read_all(settings, catalog.physical(dead_letter_of(AVAILABILITY)))
+    assert deadletter.describe(letter.headers() or [])[deadletter.REASON] == "unknown-framing"
+
+
+def test_a_level_already_set_is_not_pushed_again(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, shop, f"{WOO_KEY}:{WOO_SECRET}")
+    sink = _sink(settings)
+    _produce(settings, [("SKU-A", _availability("SKU-A", 4))])
+    sink.start()
+    try:
+        _drain(sink, settings, 1)
+        # Reserved elsewhere and released: the same level again asks nothing of the shop.
+        _produce(settings, [("SKU-A", _availability("SKU-A", 4))])
+        wait_for(lambda: sink.poll(timeout=0.5).records, timeout=30, what="the repeat read")
+    finally:
+        sink.close()
+    assert len([r for r in shop.requests if r[0] == "POST"]) == 1
+
+
+def test_a_shop_that_is_down_is_retried_and_one_that_refuses_fails_with_its_words(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, shop, f"{WOO_KEY}:{WOO_SECRET}")
+    shop.failing = True
+
+    def wait(seconds: float) -> None:
+        shop.failing = False  # back after the first back-off
+
+    sink = _sink(settings, sleep=wait)
+    _produce(settings, [("SKU-B", _availability("SKU-B", 9))])
+    sink.start()
+    try:
+        (result,) = _drain(sink, settings, 1)
+    finally:
+        sink.close()
+    assert (result["status"], result["attempts"]) == ("SET", 2)
+    assert shop.products[12]["stock_quantity"] == 9
+
+    wrong = _settings(kafka_broker, topic_prefix + "wrong-", tmp_path, shop, "ck_wrong:cs")
+    sink = _sink(wrong)
+    _produce(wrong, [("SKU-B", _availability("SKU-B", 2))])
+    sink.start()
+    try:
+        (refused,) = _drain(sink, wrong, 1)
+    finally:
+        sink.close()
+    assert refused["status"] == "FAILED"
+    assert "401" in refused["message"] and "woocommerce_rest_cannot_view" in refused["message"]
+    assert shop.products[12]["stock_quantity"] == 9
