@@ -9,7 +9,7 @@ not answer the batch usefully (throttled, down, timed out), with its Retry-After
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -46,6 +46,9 @@ class StorefrontRefused(Exception):
 class StockAdapter(Protocol):
     provider: str
 
-    def set_levels(self, levels: Sequence[StockLevel]) -> list[Outcome]:
-        """One outcome per level, in order; the levels are of one route."""
+    def set_levels(
+        self, levels: Sequence[StockLevel], previous: Mapping[str, int]
+    ) -> list[Outcome]:
+        """One outcome per level, in order; the levels are of one route. `previous` holds
+        the level the sink last set per level's key, for platforms that compare and set."""
         ...

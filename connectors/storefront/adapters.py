@@ -8,13 +8,27 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from connectors.storefront.adapter import StockAdapter
+from connectors.storefront.shopify import ShopifyStock
 from connectors.storefront.woocommerce import WooCommerceStock
 from streams.ops.settings import Settings, WebhookRoute
 
 _TIMEOUT_SECONDS = 30.0
 
-FACTORIES: dict[str, Callable[[httpx.Client, str, str], StockAdapter]] = {
-    "woocommerce": WooCommerceStock,
+
+def _woocommerce(client: httpx.Client, route: WebhookRoute, token: str) -> StockAdapter:
+    assert route.admin_url is not None  # checked by stock_adapters
+    return WooCommerceStock(client, route.admin_url, token)
+
+
+def _shopify(client: httpx.Client, route: WebhookRoute, token: str) -> StockAdapter:
+    assert route.admin_url is not None  # checked by stock_adapters
+    items = {sku: item for item, sku in route.skus.items()}
+    return ShopifyStock(client, route.admin_url, token, items)
+
+
+FACTORIES: dict[str, Callable[[httpx.Client, WebhookRoute, str], StockAdapter]] = {
+    "shopify": _shopify,
+    "woocommerce": _woocommerce,
 }
 
 
@@ -42,7 +56,7 @@ def stock_adapters(
                 f"route {name}: push_stock needs its warehouses (location -> warehouse)"
             )
         else:
-            adapters[name] = factory(client, route.admin_url, token)
+            adapters[name] = factory(client, route, token)
     if problems:
         raise ValueError("; ".join(problems))
     return adapters

@@ -176,12 +176,13 @@ class StorefrontSink:
         self, route: str, levels: Sequence[StockLevel], origins: Mapping[str, str]
     ) -> list[Outcome]:
         adapter = self._adapters[route]
+        previous = {level.key: self._set[level.key] for level in levels if level.key in self._set}
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
             try:
-                outcomes = adapter.set_levels(levels)
+                outcomes = adapter.set_levels(levels, previous)
                 break
             except StorefrontRefused as refused:
                 outcomes = [Outcome(level, Status.FAILED, str(refused)) for level in levels]

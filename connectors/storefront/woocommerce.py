@@ -11,7 +11,7 @@ products. Variations keep their own SKUs and are not set here.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -47,7 +47,9 @@ class WooCommerceStock:
         self._ids: dict[str, int] = {}
         self._unknown: dict[str, float] = {}
 
-    def set_levels(self, levels: Sequence[StockLevel]) -> list[Outcome]:
+    def set_levels(
+        self, levels: Sequence[StockLevel], previous: Mapping[str, int]
+    ) -> list[Outcome]:
         ids = {level.sku: self._product_id(level.sku) for level in levels}
         outcomes: dict[int, Outcome] = {}
         known = [(i, level) for i, level in enumerate(levels) if ids[level.sku] is not None]

@@ -166,8 +166,8 @@ def _polled_line(polled: Polled) -> str:
 @click.pass_context
 def storefront(ctx: click.Context) -> None:
     """Set the storefronts' stock levels from inventory.availability, for every route of
-    ERPBRIDGE_WEBHOOK_ROUTES with push_stock (WooCommerce), and publish what each did on
-    storefront.results.
+    ERPBRIDGE_WEBHOOK_ROUTES with push_stock (Shopify, WooCommerce), and publish what each
+    did on storefront.results.
 
     A route pushes the available stock of the warehouses its `warehouses` map to its
     locations, less its stock_buffer (or a SKU's stock_buffers entry), the latest per SKU,

@@ -10,28 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 from pydantic import SecretStr
 
-from connectors.storefront.adapters import http_client, stock_adapters
-from connectors.storefront.levels import pushing_routes
-from connectors.storefront.sink import StorefrontSink
 from streams.contracts import deadletter
-from streams.contracts.codec import Codec
 from streams.contracts.topics import (
     AVAILABILITY,
     STOCK_PUSHES,
-    STOREFRONT_RESULTS,
     TopicCatalog,
     dead_letter_of,
 )
 from streams.ops.settings import Settings, WebhookRoute
-from streams.ops.topic_admin import ensure_topics
+from tests.connectors.storefront.flow import availability, drain, new_sink, produce
 from tests.connectors.webhooks.doubles import WOO_KEY, WOO_SECRET, Double, woocommerce_admin
 from tests.streams.topology.agents.pipeline import read_all
-from tests.support import STORE, wait_for, worker_settings
-
-CODEC = Codec(STORE)
+from tests.support import wait_for, worker_settings
 
 
 @pytest.fixture
@@ -65,70 +57,24 @@ def _settings(
     )
 
 
-def _sink(settings: Settings, sleep: Any = None) -> StorefrontSink:
-    catalog = TopicCatalog.from_settings(settings)
-    ensure_topics(settings.confluent_config(), catalog)
-    routes = pushing_routes(settings.webhook_routes)
-    adapters = stock_adapters(settings, routes, http_client())
-    extra = {} if sleep is None else {"sleep": sleep}
-    return StorefrontSink(settings, catalog, CODEC, routes, adapters, **extra)
-
-
-def _availability(sku: str, available: int, warehouse: str = "WH-1") -> bytes:
-    datum = {
-        "event_id": f"avail:{sku}:{available}",
-        "occurred_at": 1_780_000_000_000,
-        "source": "erpbridge",
-        "sku": sku,
-        "on_hand": available,
-        "reserved": 0,
-        "available": available,
-        "warehouses": [
-            {"warehouse_id": warehouse, "on_hand": available, "reserved": 0, "available": available}
-        ],
-    }
-    return CODEC.encode("erpbridge.StockAvailability", datum, topic="inventory.availability")
-
-
-def _produce(settings: Settings, records: list[tuple[str, bytes]]) -> None:
-    topic = TopicCatalog.from_settings(settings).physical(AVAILABILITY)
-    producer = Producer(settings.producer_config())
-    for key, value in records:
-        producer.produce(topic, value, key.encode())
-    assert producer.flush(30) == 0
-
-
-def _drain(sink: StorefrontSink, settings: Settings, wanted: int) -> list[dict[str, Any]]:
-    """Polls until `wanted` results are on storefront.results; their values."""
-    topic = TopicCatalog.from_settings(settings).physical(STOREFRONT_RESULTS)
-
-    def results() -> list[dict[str, Any]] | None:
-        sink.poll(timeout=0.5)
-        found = [CODEC.decode(m.value()).datum for m in read_all(settings, topic)]
-        return found if len(found) >= wanted else None
-
-    found: list[dict[str, Any]] = wait_for(results, timeout=60, what=f"{wanted} results")
-    return found
-
-
 def test_the_latest_level_less_the_buffer_is_set_once_with_its_marker_and_result(
     kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
 ) -> None:
     settings = _settings(kafka_broker, topic_prefix, tmp_path, shop, f"{WOO_KEY}:{WOO_SECRET}")
-    sink = _sink(settings)
-    _produce(
+    sink = new_sink(settings)
+    produce(
         settings,
         [
-            ("SKU-A", _availability("SKU-A", 5)),
-            ("SKU-B", _availability("SKU-B", 3)),
-            ("SKU-A", _availability("SKU-A", 7)),  # newer: the one the shop gets
-            ("SKU-C", _availability("SKU-C", 2)),  # the shop sells no SKU-C
+            ("SKU-A", availability("SKU-A", 5)),
+            ("SKU-B", availability("SKU-B", 3)),
+            ("SKU-A", availability("SKU-A", 7)),  # newer: the one the shop gets
+            ("SKU-C", availability("SKU-C", 2)),  # the shop sells no SKU-C
             ("SKU-X", b"not avro"),
         ],
     )
     sink.start()
     try:
-        results = _drain(sink, settings, 3)
+        results = drain(sink, settings, 3)
     finally:
         sink.close()
 
@@ -161,13 +107,13 @@ def test_a_level_already_set_is_not_pushed_again(
     kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
 ) -> None:
     settings = _settings(kafka_broker, topic_prefix, tmp_path, shop, f"{WOO_KEY}:{WOO_SECRET}")
-    sink = _sink(settings)
-    _produce(settings, [("SKU-A", _availability("SKU-A", 4))])
+    sink = new_sink(settings)
+    produce(settings, [("SKU-A", availability("SKU-A", 4))])
     sink.start()
     try:
-        _drain(sink, settings, 1)
+        drain(sink, settings, 1)
         # Reserved elsewhere and released: the same level again asks nothing of the shop.
-        _produce(settings, [("SKU-A", _availability("SKU-A", 4))])
+        produce(settings, [("SKU-A", availability("SKU-A", 4))])
         wait_for(lambda: sink.poll(timeout=0.5).records, timeout=30, what="the repeat read")
     finally:
         sink.close()
@@ -183,22 +129,22 @@ def test_a_shop_that_is_down_is_retried_and_one_that_refuses_fails_with_its_word
     def wait(seconds: float) -> None:
         shop.failing = False  # back after the first back-off
 
-    sink = _sink(settings, sleep=wait)
-    _produce(settings, [("SKU-B", _availability("SKU-B", 9))])
+    sink = new_sink(settings, sleep=wait)
+    produce(settings, [("SKU-B", availability("SKU-B", 9))])
     sink.start()
     try:
-        (result,) = _drain(sink, settings, 1)
+        (result,) = drain(sink, settings, 1)
     finally:
         sink.close()
     assert (result["status"], result["attempts"]) == ("SET", 2)
     assert shop.products[12]["stock_quantity"] == 9
 
     wrong = _settings(kafka_broker, topic_prefix + "wrong-", tmp_path, shop, "ck_wrong:cs")
-    sink = _sink(wrong)
-    _produce(wrong, [("SKU-B", _availability("SKU-B", 2))])
+    sink = new_sink(wrong)
+    produce(wrong, [("SKU-B", availability("SKU-B", 2))])
     sink.start()
     try:
-        (refused,) = _drain(sink, wrong, 1)
+        (refused,) = drain(sink, wrong, 1)
     finally:
         sink.close()
     assert refused["status"] == "FAILED"

@@ -4,7 +4,10 @@ documented request shapes (no real Shopify or WooCommerce can run here):
 - Shopify's Admin GraphQL API: every request is parsed, validated and executed against
   Shopify's own 2026-01 schema (tests/fixtures/shopify-admin), so a query or mutation
   Shopify would refuse (an unknown field, a wrong argument or variable type, an enum value
-  that is no topic) is refused here too;
+  that is no topic) is refused here too; requests draw on a cost bucket and are THROTTLED
+  with `extensions.cost.throttleStatus` when it runs dry, and `inventorySetQuantities`
+  holds to its documented userErrors (compare-and-set on `changeFromQuantity`, reasons,
+  negative quantities, items not stocked at a location, the `@idempotent` key);
 - WooCommerce's /wp-json/wc/v3/webhooks: each request's arguments are checked against the
   route's argument schema in WooCommerce's API index (tests/fixtures/woocommerce/_index.md):
   required, type, enum, and no unknown ones;
@@ -20,6 +23,7 @@ import gzip
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -85,11 +89,75 @@ class Double:
     """Shopify Payments: balance transactions by payout (legacy) id."""
     order_transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Shopify: OrderTransaction nodes by global id."""
+    stock: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Shopify: available quantity by inventory item and location (global ids)."""
+    stock_skus: dict[str, str] = field(default_factory=dict)
+    """Shopify: the SKU of each inventory item."""
+    idempotent: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    """Shopify: by idempotency key, the input it came with and the answer given."""
+    bucket: Bucket = field(default_factory=lambda: Bucket(1000.0, 100.0))
+    """Shopify: the app's cost budget on the shop."""
     failing: bool = False
     """Answers 500 to everything, as an API having a bad moment."""
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     url: str = ""
+
+
+@dataclass
+class Bucket:
+    """Shopify's leaky bucket of query cost: `maximum` points, restored at `restore` a second."""
+
+    maximum: float
+    restore: float
+    available: float = -1.0
+    at: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        if self.available < 0:
+            self.available = self.maximum
+
+    def take(self, cost: float) -> bool:
+        now = time.monotonic()
+        self.available = min(self.maximum, self.available + (now - self.at) * self.restore)
+        self.at = now
+        if cost > self.available:
+            return False
+        self.available -= cost
+        return True
+
+    def status(self, cost: float) -> dict[str, Any]:
+        return {"requestedQueryCost": cost, "throttleStatus": {
+            "maximumAvailable": self.maximum, "currentlyAvailable": int(self.available),
+            "restoreRate": self.restore}}  # fmt: skip
+
+
+_REASONS = frozenset({
+    "correction", "cycle_count_available", "damaged", "movement_created", "movement_updated",
+    "movement_received", "movement_canceled", "other", "promotion", "quality_control",
+    "received", "reservation_created", "reservation_deleted", "reservation_updated", "restock",
+    "safety_stock", "shrinkage",
+})  # fmt: skip
+"""The reasons Shopify documents for inventorySetQuantities."""
+
+
+def _cost(document: graphql.DocumentNode, variables: dict[str, Any]) -> int:
+    """The double's rule, after Shopify's: a mutation 10 points, a query 1 plus the objects
+    a connection or a nodes list may return."""
+    (operation,) = [
+        d for d in document.definitions if isinstance(d, graphql.OperationDefinitionNode)
+    ]
+    if operation.operation is graphql.OperationType.MUTATION:
+        return 10
+    cost = 1
+    for node in operation.selection_set.selections:
+        if isinstance(node, graphql.FieldNode):
+            args = {
+                a.name.value: graphql.value_from_ast_untyped(a.value, variables)
+                for a in node.arguments
+            }
+            cost += len(args.get("ids") or []) or int(args.get("first") or 0)
+    return cost
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -138,12 +206,20 @@ class _Shopify(_Handler):
         errors = graphql.validate(shopify_schema(), document)
         if errors:
             return self._refuse(200, "; ".join(e.message for e in errors))
+        cost = _cost(document, body.get("variables") or {})
+        if not self.double.bucket.take(cost):
+            self.double.refused.append("Throttled")
+            return self._answer(200, {
+                "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED",
+                            "documentation": "https://shopify.dev/api/usage/rate-limits"}}],
+                "extensions": {"cost": self.double.bucket.status(cost)}})  # fmt: skip
         result = graphql.execute_sync(
             shopify_schema(), document, root_value=self, variable_values=body.get("variables")
         )
         if result.errors:
             return self._refuse(200, "; ".join(e.message for e in result.errors))
-        self._answer(200, {"data": result.data})
+        self._answer(200, {"data": result.data,
+                           "extensions": {"cost": self.double.bucket.status(cost)}})  # fmt: skip
 
     # Root fields, resolved by graphql-core's default resolver (attributes of root_value).
     def webhookSubscriptions(
@@ -177,7 +253,129 @@ class _Shopify(_Handler):
     def nodes(self, info: Any, ids: list[str]) -> Any:
         if len(ids) > self._MAX_PAGE:
             raise ValueError(f"nodes takes at most {self._MAX_PAGE} ids")
-        return [self.double.order_transactions.get(i) for i in ids]
+        return [self.double.order_transactions.get(i) or self._item(i) for i in ids]
+
+    def _item(self, item: str) -> Any:
+        if item not in self.double.stock_skus:
+            return None
+        stock = self.double.stock
+
+        def inventoryLevel(info: Any, locationId: str) -> Any:
+            if locationId not in stock.get(item, {}):
+                return None
+
+            def quantities(info: Any, names: list[str]) -> Any:
+                if names != ["available"]:
+                    raise ValueError(f"the double holds available quantities only, not {names}")
+                return [{"name": "available", "quantity": stock[item][locationId]}]
+
+            return {"quantities": quantities}
+
+        return {"__typename": "InventoryItem", "id": item, "sku": self.double.stock_skus[item],
+                "inventoryLevel": inventoryLevel}  # fmt: skip
+
+    def inventoryItems(self, info: Any, first: int, query: str | None = None, **_: Any) -> Any:
+        skus = {
+            re.sub(r"\\(.)", r"\1", m) for m in re.findall(r"sku:'((?:[^'\\]|\\.)*)'", query or "")
+        }
+        if query and not skus:
+            raise ValueError(f"the double searches inventory items by sku only, not {query!r}")
+        found = [self._item(i) for i, sku in self.double.stock_skus.items() if sku in skus]
+        return _page(found, first, None)
+
+    def inventorySetQuantities(self, info: Any, input: dict[str, Any]) -> Any:
+        idempotent = info.schema.get_directive("idempotent")
+        key = (graphql.get_directive_values(idempotent, info.field_nodes[0], info.variable_values)
+               or {}).get("key")  # fmt: skip
+        asked = json.dumps(input, sort_keys=True)
+        if key is not None and key in self.double.idempotent:
+            before, answer = self.double.idempotent[key]
+            if before != asked:
+                return _set_refused(
+                    ["input"],
+                    "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+                    "The same idempotency key was used with other parameters.",
+                )
+            return answer
+        answer = self._set_quantities(input)
+        if key is not None:
+            self.double.idempotent[key] = (asked, answer)
+        return answer
+
+    def _set_quantities(self, input: dict[str, Any]) -> Any:
+        if input["name"] not in ("available", "on_hand"):
+            return _set_refused(
+                ["input", "name"],
+                "INVALID_NAME",
+                "The quantity name must be either 'available' or 'on_hand'.",
+            )
+        if input["reason"] not in _REASONS:
+            return _set_refused(
+                ["input", "reason"], "INVALID_REASON", "The specified reason is invalid."
+            )
+        errors, seen = [], set()
+        for i, quantity in enumerate(input["quantities"]):
+            item, location = quantity["inventoryItemId"], quantity["locationId"]
+            at = ["input", "quantities", str(i)]
+            levels = self.double.stock.get(item)
+            if levels is None:
+                errors.append(
+                    (
+                        [*at, "inventoryItemId"],
+                        "INVALID_INVENTORY_ITEM",
+                        "The specified inventory item could not be found.",
+                    )
+                )
+            elif location not in levels:
+                errors.append(
+                    (
+                        [*at, "locationId"],
+                        "ITEM_NOT_STOCKED_AT_LOCATION",
+                        "The specified inventory item is not stocked at the location.",
+                    )
+                )
+            elif quantity["quantity"] < 0:
+                errors.append(
+                    (
+                        [*at, "quantity"],
+                        "INVALID_QUANTITY_NEGATIVE",
+                        "The quantity can't be negative.",
+                    )
+                )
+            elif "changeFromQuantity" not in quantity:
+                errors.append(
+                    (
+                        at,
+                        "COMPARE_QUANTITY_REQUIRED",
+                        "changeFromQuantity must be given, or null to opt out.",
+                    )
+                )
+            elif quantity["changeFromQuantity"] not in (None, levels[location]):
+                errors.append(
+                    (
+                        [*at, "changeFromQuantity"],
+                        "CHANGE_FROM_QUANTITY_STALE",
+                        "The changeFromQuantity value does not match persisted value.",
+                    )
+                )
+            elif (item, location) in seen:
+                errors.append(
+                    (
+                        at,
+                        "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR",
+                        "The combination of inventoryItemId and locationId must be unique.",
+                    )
+                )
+            seen.add((item, location))
+        if errors:  # nothing is set when any quantity is refused
+            return {"inventoryAdjustmentGroup": None, "userErrors": [
+                {"field": f, "code": c, "message": m} for f, c, m in errors]}  # fmt: skip
+        for quantity in input["quantities"]:
+            self.double.stock[quantity["inventoryItemId"]][quantity["locationId"]] = quantity[
+                "quantity"
+            ]
+        group = f"gid://shopify/InventoryAdjustmentGroup/{len(self.double.idempotent) + 1}"
+        return {"inventoryAdjustmentGroup": {"id": group}, "userErrors": []}
 
     def webhookSubscriptionCreate(
         self, info: Any, topic: str, webhookSubscription: dict[str, Any]
@@ -191,6 +389,11 @@ class _Shopify(_Handler):
                 "topic": topic, "uri": uri}  # fmt: skip
         self.double.subscriptions.append(node)
         return {"webhookSubscription": node, "userErrors": []}
+
+
+def _set_refused(field: list[str], code: str, message: str) -> dict[str, Any]:
+    return {"inventoryAdjustmentGroup": None,
+            "userErrors": [{"field": field, "code": code, "message": message}]}  # fmt: skip
 
 
 def _page(items: list[dict[str, Any]], first: int, after: str | None) -> dict[str, Any]:

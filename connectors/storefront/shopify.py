@@ -1,0 +1,264 @@
+"""Shopify's stock levels through the Admin GraphQL API (2026-01): `inventorySetQuantities`
+of the `available` quantity, compare-and-set, idempotent, within Shopify's cost budget.
+
+- **Which item**: a SKU's inventory item comes from the route's `skus` (inventory item id ->
+  SKU, as the stock webhooks need anyway), else from `inventoryItems(query: "sku:…")`,
+  remembered; a SKU Shopify does not stock is asked again after a while.
+- **Compare-and-set**: each quantity carries `changeFromQuantity`, the level the sink last
+  set there, or the level Shopify reports now when the sink has set none. Shopify refuses
+  the whole mutation when a level moved meanwhile (`CHANGE_FROM_QUANTITY_STALE`: a sale, a
+  merchant's edit); the moved levels are read again and the mutation sent once more. A
+  level that moves again in between fails with Shopify's words, to be set by the next
+  availability record.
+- **Idempotent**: the mutation carries `@idempotent(key:)` (optional in 2026-01, required
+  from 2026-04), the same key for the same levels, so a request whose answer was lost and
+  is sent again sets nothing twice.
+- **Cost**: Shopify answers a request over the budget with THROTTLED and its
+  `extensions.cost.throttleStatus`; the adapter turns what is missing and the restore rate
+  into the wait before a retry. The bucket is Shopify's, per app and shop, so replicas
+  share it by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from connectors.erp.http import retry_after
+from connectors.storefront.adapter import (
+    Outcome,
+    Status,
+    StorefrontRefused,
+    StorefrontUnavailable,
+)
+from connectors.storefront.levels import StockLevel
+from connectors.webhooks.shopify.admin import API_VERSION
+
+BATCH_LIMIT = 250
+"""Quantities per mutation: erpbridge's choice, Shopify's usual page size."""
+LOOKUP_LIMIT = 50
+"""SKUs per inventoryItems query."""
+_UNKNOWN_FOR_SECONDS = 600.0
+REASON = "correction"
+"""Shopify's reason for a level set by the system that holds the truth."""
+STALE = "CHANGE_FROM_QUANTITY_STALE"
+
+SET_QUANTITIES = """
+mutation SetStock($input: InventorySetQuantitiesInput!, $key: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup { id }
+    userErrors { field message code }
+  }
+}
+"""
+LEVELS = """
+query Levels($ids: [ID!]!, $location: ID!) {
+  nodes(ids: $ids) {
+    ... on InventoryItem {
+      id
+      inventoryLevel(locationId: $location) { quantities(names: ["available"]) { quantity } }
+    }
+  }
+}
+"""
+ITEMS = """
+query Items($first: Int!, $query: String!) {
+  inventoryItems(first: $first, query: $query) { nodes { id sku } }
+}
+"""
+
+
+def gid(kind: str, id: str) -> str:
+    """A Shopify global id from the numeric id its webhooks use (or a global id as is)."""
+    return id if id.startswith("gid://") else f"gid://shopify/{kind}/{id}"
+
+
+def sku_query(skus: Sequence[str]) -> str:
+    """Shopify's search syntax for any of `skus` (quoted: SKUs may hold spaces or colons)."""
+    return " OR ".join(
+        "sku:'{}'".format(sku.replace("\\", "\\\\").replace("'", "\\'")) for sku in skus
+    )
+
+
+def idempotency_key(quantities: Sequence[Mapping[str, Any]]) -> str:
+    body = json.dumps(list(quantities), sort_keys=True).encode()
+    return "erpbridge-" + hashlib.sha256(body).hexdigest()[:32]
+
+
+class ShopifyStock:
+    provider = "shopify"
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        shop_url: str,
+        token: str,
+        items: Mapping[str, str],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`items`: the route's inventory item ids by SKU."""
+        self._client = client
+        self._url = f"{shop_url.rstrip('/')}/admin/api/{API_VERSION}/graphql.json"
+        self._token = token
+        self._items = {sku: gid("InventoryItem", item) for sku, item in items.items()}
+        self._unknown: dict[str, float] = {}
+        self._reported: dict[str, int | None] = {}
+        """Levels Shopify reported, by level key, until the sink has set them."""
+        self._clock = clock
+
+    def set_levels(
+        self, levels: Sequence[StockLevel], previous: Mapping[str, int]
+    ) -> list[Outcome]:
+        self._find_items(sorted({level.sku for level in levels} - set(self._items)))
+        outcomes: dict[int, Outcome] = {}
+        known = []
+        for i, level in enumerate(levels):
+            if level.sku in self._items:
+                known.append((i, level))
+            else:
+                outcomes[i] = Outcome(level, Status.UNKNOWN_SKU)
+        for start in range(0, len(known), BATCH_LIMIT):
+            chunk = known[start : start + BATCH_LIMIT]
+            for (i, _), outcome in zip(
+                chunk, self._set([lv for _, lv in chunk], previous), strict=True
+            ):
+                outcomes[i] = outcome
+        return [outcomes[i] for i in range(len(levels))]
+
+    def _set(self, levels: list[StockLevel], previous: Mapping[str, int]) -> list[Outcome]:
+        # What Shopify reported is kept across attempts: a throttled batch tried again does
+        # not pay for reading it again, and compare-and-set catches what went stale.
+        self._reported.update(
+            self._current([lv for lv in levels if lv.key not in {**previous, **self._reported}])
+        )
+        start_from: dict[str, int | None] = {**self._reported, **previous}
+        errors = self._mutate(levels, start_from)
+        stale = [levels[i] for i, error in errors.items() if error["code"] == STALE]
+        if stale and len(stale) == len(errors):
+            # Moved since the sink set them (a sale, an edit): once more from where they are.
+            self._reported.update(self._current(stale))
+            start_from.update({level.key: self._reported[level.key] for level in stale})
+            errors = self._mutate(levels, start_from)
+        if not errors:
+            for level in levels:
+                self._reported.pop(level.key, None)  # the sink's `previous` knows it now
+            return [Outcome(level, Status.SET) for level in levels]
+        # Shopify applies none of a refused mutation: every level failed, most with the reason
+        # of another.
+        first = next(iter(errors.values()))
+        return [
+            Outcome(
+                level,
+                Status.FAILED,
+                _said(errors[i])
+                if i in errors
+                else f"not set: the batch was refused ({_said(first)})",
+            )
+            for i, level in enumerate(levels)
+        ]
+
+    def _mutate(
+        self, levels: list[StockLevel], start_from: Mapping[str, int | None]
+    ) -> dict[int, dict[str, Any]]:
+        """userErrors by the index of the quantity they name (-1 for the whole input)."""
+        quantities = [
+            {
+                "inventoryItemId": self._items[level.sku],
+                "locationId": gid("Location", level.location),
+                "quantity": level.quantity,
+                "changeFromQuantity": start_from.get(level.key),
+            }
+            for level in levels
+        ]
+        variables = {
+            "input": {"name": "available", "reason": REASON, "quantities": quantities,
+                      "referenceDocumentUri": "gid://erpbridge/StockAvailability/sync"},
+            "key": idempotency_key(quantities),
+        }  # fmt: skip
+        payload = self._call(SET_QUANTITIES, variables)["inventorySetQuantities"]
+        errors: dict[int, dict[str, Any]] = {}
+        for error in payload["userErrors"]:
+            field = error.get("field") or []
+            index = int(field[2]) if len(field) > 2 and field[1] == "quantities" else -1
+            errors.setdefault(index, error)
+        return errors
+
+    def _current(self, levels: Sequence[StockLevel]) -> dict[str, int | None]:
+        """The available quantity Shopify holds now per level's key; None where the item is
+        not stocked at the location."""
+        found: dict[str, int | None] = {}
+        by_location: dict[str, list[StockLevel]] = {}
+        for level in levels:
+            by_location.setdefault(level.location, []).append(level)
+        for location, here in by_location.items():
+            for start in range(0, len(here), BATCH_LIMIT):
+                chunk = here[start : start + BATCH_LIMIT]
+                ids = [self._items[level.sku] for level in chunk]
+                nodes = self._call(LEVELS, {"ids": ids, "location": gid("Location", location)})[
+                    "nodes"
+                ]
+                for level, node in zip(chunk, nodes, strict=True):
+                    inventory = (node or {}).get("inventoryLevel")
+                    quantities = inventory["quantities"] if inventory else []
+                    found[level.key] = quantities[0]["quantity"] if quantities else None
+        return found
+
+    def _find_items(self, skus: Sequence[str]) -> None:
+        now = self._clock()
+        wanted = [sku for sku in skus if now >= self._unknown.get(sku, float("-inf"))]
+        for start in range(0, len(wanted), LOOKUP_LIMIT):
+            chunk = wanted[start : start + LOOKUP_LIMIT]
+            answer = self._call(ITEMS, {"first": LOOKUP_LIMIT, "query": sku_query(chunk)})
+            for node in answer["inventoryItems"]["nodes"]:
+                if node["sku"] in chunk:
+                    self._items[node["sku"]] = node["id"]
+            for sku in chunk:
+                if sku not in self._items:
+                    self._unknown[sku] = now + _UNKNOWN_FOR_SECONDS
+
+    def _call(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self._client.post(
+                self._url,
+                json={"query": query, "variables": variables},
+                headers={"X-Shopify-Access-Token": self._token},
+            )
+        except httpx.HTTPError as error:
+            raise StorefrontUnavailable(f"{self._url}: {error!r}") from error
+        if response.status_code == 429 or response.status_code >= 500:
+            raise StorefrontUnavailable(
+                f"{self._url} answered {response.status_code}: {response.text[:200]}",
+                retry_after(response.headers.get("Retry-After")),
+            )
+        if response.status_code != 200:
+            raise StorefrontRefused(
+                f"{self._url} answered {response.status_code}: {response.text[:300]}"
+            )
+        answer = response.json()
+        errors = answer.get("errors")
+        if errors:
+            if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
+                raise StorefrontUnavailable("Shopify: Throttled", _refill_seconds(answer))
+            raise StorefrontRefused(f"Shopify: {errors}")
+        data: dict[str, Any] = answer["data"]
+        return data
+
+
+def _said(error: Mapping[str, Any]) -> str:
+    return f"{error.get('code')}: {error.get('message')}"
+
+
+def _refill_seconds(answer: Mapping[str, Any]) -> float | None:
+    """How long until the bucket holds what the refused request asked for."""
+    cost = (answer.get("extensions") or {}).get("cost") or {}
+    status = cost.get("throttleStatus") or {}
+    try:
+        missing = float(cost["requestedQueryCost"]) - float(status["currentlyAvailable"])
+        return max(0.0, missing) / float(status["restoreRate"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None

@@ -1,0 +1,66 @@
+"""The storefront sink's loop as the tests drive it: availability records produced onto the
+test's topic, the sink polled until the results are there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Producer
+
+from connectors.storefront.adapters import http_client, stock_adapters
+from connectors.storefront.levels import pushing_routes
+from connectors.storefront.sink import StorefrontSink
+from streams.contracts.codec import Codec
+from streams.contracts.topics import AVAILABILITY, STOREFRONT_RESULTS, TopicCatalog
+from streams.ops.settings import Settings
+from streams.ops.topic_admin import ensure_topics
+from tests.streams.topology.agents.pipeline import read_all
+from tests.support import STORE, wait_for
+
+CODEC = Codec(STORE)
+
+
+def new_sink(settings: Settings, sleep: Any = None) -> StorefrontSink:
+    catalog = TopicCatalog.from_settings(settings)
+    ensure_topics(settings.confluent_config(), catalog)
+    routes = pushing_routes(settings.webhook_routes)
+    adapters = stock_adapters(settings, routes, http_client())
+    extra = {} if sleep is None else {"sleep": sleep}
+    return StorefrontSink(settings, catalog, CODEC, routes, adapters, **extra)
+
+
+def availability(sku: str, available: int, warehouse: str = "WH-1") -> bytes:
+    datum = {
+        "event_id": f"avail:{sku}:{available}",
+        "occurred_at": 1_780_000_000_000,
+        "source": "erpbridge",
+        "sku": sku,
+        "on_hand": available,
+        "reserved": 0,
+        "available": available,
+        "warehouses": [
+            {"warehouse_id": warehouse, "on_hand": available, "reserved": 0, "available": available}
+        ],
+    }
+    return CODEC.encode("erpbridge.StockAvailability", datum, topic="inventory.availability")
+
+
+def produce(settings: Settings, records: list[tuple[str, bytes]]) -> None:
+    topic = TopicCatalog.from_settings(settings).physical(AVAILABILITY)
+    producer = Producer(settings.producer_config())
+    for key, value in records:
+        producer.produce(topic, value, key.encode())
+    assert producer.flush(30) == 0
+
+
+def drain(sink: StorefrontSink, settings: Settings, wanted: int) -> list[dict[str, Any]]:
+    """Polls until `wanted` results are on storefront.results; their values."""
+    topic = TopicCatalog.from_settings(settings).physical(STOREFRONT_RESULTS)
+
+    def results() -> list[dict[str, Any]] | None:
+        sink.poll(timeout=0.5)
+        found = [CODEC.decode(m.value()).datum for m in read_all(settings, topic)]
+        return found if len(found) >= wanted else None
+
+    found: list[dict[str, Any]] = wait_for(results, timeout=60, what=f"{wanted} results")
+    return found

@@ -1,0 +1,139 @@
+"""The storefront sink setting Shopify's levels, on the session broker against the Shopify
+double (Shopify's 2026-01 schema, its cost bucket, inventorySetQuantities' userErrors)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from connectors.storefront.shopify import sku_query
+from streams.ops.settings import Settings, WebhookRoute
+from tests.connectors.storefront.flow import availability, drain, new_sink, produce
+from tests.connectors.webhooks.doubles import SHOPIFY_TOKEN, Bucket, Double, shopify_admin
+from tests.support import worker_settings
+
+ITEM_A, ITEM_B = "gid://shopify/InventoryItem/1", "gid://shopify/InventoryItem/2"
+LOCATION = "gid://shopify/Location/10"
+
+
+@pytest.fixture
+def shop() -> Iterator[Double]:
+    with shopify_admin() as double:
+        double.stock_skus.update({ITEM_A: "SKU-A", ITEM_B: "SKU B:2"})
+        double.stock.update({ITEM_A: {LOCATION: 3}, ITEM_B: {LOCATION: 0}})
+        yield double
+
+
+def _settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double) -> Settings:
+    route = WebhookRoute(
+        provider="shopify",
+        warehouses={"10": "WH-1"},
+        skus={"1": "SKU-A"},  # SKU B:2 is found by Shopify's search
+        admin_url=shop.url,
+        push_stock=True,
+    )
+    return worker_settings(
+        kafka_broker.bootstrap_servers,
+        topic_prefix,
+        tmp_path,
+        webhook_routes={"main": route},
+        webhook_admin_tokens=SecretStr(json.dumps({"main": SHOPIFY_TOKEN})),
+        erp_backoff_initial_seconds=0.01,
+        erp_backoff_max_seconds=0.05,
+        erp_give_up_seconds=10,
+    )
+
+
+def _mutations(shop: Double) -> list[dict[str, Any]]:
+    return [
+        body["variables"]
+        for _, _, body in shop.requests
+        if "inventorySetQuantities" in body["query"]
+    ]
+
+
+def test_levels_are_set_compared_with_what_shopify_holds_and_idempotently(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, shop)
+    sink = new_sink(settings)
+    produce(
+        settings,
+        [
+            ("SKU-A", availability("SKU-A", 7)),
+            ("SKU B:2", availability("SKU B:2", 4)),
+            ("SKU-C", availability("SKU-C", 2)),
+        ],
+    )
+    sink.start()
+    try:
+        results = drain(sink, settings, 3)
+    finally:
+        sink.close()
+    assert {r["sku"]: r["status"] for r in results} == {
+        "SKU-A": "SET",
+        "SKU B:2": "SET",
+        "SKU-C": "UNKNOWN_SKU",
+    }
+    assert shop.stock == {ITEM_A: {LOCATION: 7}, ITEM_B: {LOCATION: 4}}
+    assert shop.refused == []
+    (mutation,) = _mutations(shop)
+    # Compared with the levels Shopify reported, since the sink had set none.
+    assert sorted(
+        (q["inventoryItemId"], q["changeFromQuantity"], q["quantity"])
+        for q in mutation["input"]["quantities"]
+    ) == [(ITEM_A, 3, 7), (ITEM_B, 0, 4)]
+    assert mutation["input"]["name"] == "available" and mutation["key"].startswith("erpbridge-")
+
+
+def test_a_level_that_moved_since_the_sink_set_it_is_compared_again(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, shop)
+    sink = new_sink(settings)
+    produce(settings, [("SKU-A", availability("SKU-A", 7))])
+    sink.start()
+    try:
+        drain(sink, settings, 1)
+        shop.stock[ITEM_A][LOCATION] = 6  # a sale on the shop, not yet known to erpbridge
+        produce(settings, [("SKU-A", availability("SKU-A", 5))])
+        results = drain(sink, settings, 2)
+    finally:
+        sink.close()
+    assert [r["status"] for r in results] == ["SET", "SET"]
+    assert shop.stock[ITEM_A][LOCATION] == 5
+    # The second level was compared with the 7 the sink set, refused as stale, read again
+    # (6) and set from there: Shopify applied nothing of the refused mutation.
+    changes = [
+        [(q["changeFromQuantity"], q["quantity"]) for q in m["input"]["quantities"]]
+        for m in _mutations(shop)
+    ]
+    assert changes == [[(3, 7)], [(7, 5)], [(6, 5)]]
+
+
+def test_a_throttled_shop_is_waited_for_as_its_bucket_says(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    # Reading the level (2 points) leaves too little for the mutation (10): Shopify says
+    # THROTTLED with what is missing, which comes back at 5 points a second.
+    shop.bucket = Bucket(maximum=10.0, restore=5.0)
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, shop)
+    sink = new_sink(settings)
+    produce(settings, [("SKU-A", availability("SKU-A", 1))])
+    sink.start()
+    try:
+        (result,) = drain(sink, settings, 1)
+    finally:
+        sink.close()
+    assert "Throttled" in shop.refused
+    assert (result["status"], shop.stock[ITEM_A][LOCATION]) == ("SET", 1)
+    assert result["attempts"] >= 2
+
+
+def test_skus_are_searched_quoted() -> None:
+    assert sku_query(["A-1", "it's"]) == "sku:'A-1' OR sku:'it\\'s'"
