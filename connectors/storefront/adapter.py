@@ -12,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
+import httpx
+
+from connectors.erp.http import retry_after
 from connectors.storefront.levels import StockLevel
 
 
@@ -41,6 +44,22 @@ class StorefrontUnavailable(Exception):
 class StorefrontRefused(Exception):
     """The platform refused the whole request (credentials, a missing route): no level of
     the batch was set, and the same request will not succeed."""
+
+
+def request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
+    """One HTTP request to a platform, its JSON answer; what failed raised as the sink
+    needs it: unanswered, 429 and 5xx as unavailable (with Retry-After), other 4xx as
+    refused (credentials, a missing route: every level of the batch fails the same way)."""
+    try:
+        response = client.request(method, url, **kwargs)
+    except httpx.HTTPError as error:
+        raise StorefrontUnavailable(f"{method} {url}: {error!r}") from error
+    said = f"{method} {url} answered {response.status_code}: {response.text[:300]}"
+    if response.status_code == 429 or response.status_code >= 500:
+        raise StorefrontUnavailable(said, retry_after(response.headers.get("Retry-After")))
+    if response.status_code >= 400:
+        raise StorefrontRefused(said)
+    return response.json()
 
 
 class StockAdapter(Protocol):

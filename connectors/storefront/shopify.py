@@ -29,12 +29,12 @@ from typing import Any
 
 import httpx
 
-from connectors.erp.http import retry_after
 from connectors.storefront.adapter import (
     Outcome,
     Status,
     StorefrontRefused,
     StorefrontUnavailable,
+    request,
 )
 from connectors.storefront.levels import StockLevel
 from connectors.webhooks.shopify.admin import API_VERSION
@@ -222,24 +222,11 @@ class ShopifyStock:
                     self._unknown[sku] = now + _UNKNOWN_FOR_SECONDS
 
     def _call(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = self._client.post(
-                self._url,
-                json={"query": query, "variables": variables},
-                headers={"X-Shopify-Access-Token": self._token},
-            )
-        except httpx.HTTPError as error:
-            raise StorefrontUnavailable(f"{self._url}: {error!r}") from error
-        if response.status_code == 429 or response.status_code >= 500:
-            raise StorefrontUnavailable(
-                f"{self._url} answered {response.status_code}: {response.text[:200]}",
-                retry_after(response.headers.get("Retry-After")),
-            )
-        if response.status_code != 200:
-            raise StorefrontRefused(
-                f"{self._url} answered {response.status_code}: {response.text[:300]}"
-            )
-        answer = response.json()
+        answer = request(
+            self._client, "POST", self._url,
+            json={"query": query, "variables": variables},
+            headers={"X-Shopify-Access-Token": self._token},
+        )  # fmt: skip
         errors = answer.get("errors")
         if errors:
             if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):

@@ -16,13 +16,7 @@ from typing import Any
 
 import httpx
 
-from connectors.erp.http import retry_after
-from connectors.storefront.adapter import (
-    Outcome,
-    Status,
-    StorefrontRefused,
-    StorefrontUnavailable,
-)
+from connectors.storefront.adapter import Outcome, Status, StorefrontUnavailable, request
 from connectors.storefront.levels import StockLevel
 
 BATCH_LIMIT = 100
@@ -94,19 +88,4 @@ class WooCommerceStock:
         return answered
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        url = self._api + path
-        try:
-            response = self._client.request(method, url, auth=self._auth, **kwargs)
-        except httpx.HTTPError as error:
-            raise StorefrontUnavailable(f"{method} {url}: {error!r}") from error
-        if response.status_code == 429 or response.status_code >= 500:
-            raise StorefrontUnavailable(
-                f"{method} {url} answered {response.status_code}: {response.text[:200]}",
-                retry_after(response.headers.get("Retry-After")),
-            )
-        if response.status_code >= 400:
-            # Credentials, a missing route: every level of the batch fails the same way.
-            raise StorefrontRefused(
-                f"{method} {url} answered {response.status_code}: {response.text[:300]}"
-            )
-        return response.json()
+        return request(self._client, method, self._api + path, auth=self._auth, **kwargs)

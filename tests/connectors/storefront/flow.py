@@ -3,21 +3,44 @@ test's topic, the sink polled until the results are there."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
+from pydantic import SecretStr
 
 from connectors.storefront.adapters import http_client, stock_adapters
 from connectors.storefront.levels import pushing_routes
 from connectors.storefront.sink import StorefrontSink
 from streams.contracts.codec import Codec
 from streams.contracts.topics import AVAILABILITY, STOREFRONT_RESULTS, TopicCatalog
-from streams.ops.settings import Settings
+from streams.ops.settings import Settings, WebhookRoute
 from streams.ops.topic_admin import ensure_topics
 from tests.streams.topology.agents.pipeline import read_all
-from tests.support import STORE, wait_for
+from tests.support import STORE, wait_for, worker_settings
 
 CODEC = Codec(STORE)
+
+
+def sink_settings(
+    kafka_broker: Any,
+    topic_prefix: str,
+    tmp_path: Path,
+    routes: dict[str, WebhookRoute],
+    tokens: dict[str, str],
+) -> Settings:
+    """A sink of its own group on the test's topics, retrying quickly enough to watch."""
+    return worker_settings(
+        kafka_broker.bootstrap_servers,
+        topic_prefix,
+        tmp_path,
+        webhook_routes=routes,
+        webhook_admin_tokens=SecretStr(json.dumps(tokens)),
+        erp_backoff_initial_seconds=0.01,
+        erp_backoff_max_seconds=0.05,
+        erp_give_up_seconds=10,
+    )
 
 
 def new_sink(settings: Settings, sleep: Any = None) -> StorefrontSink:

@@ -3,19 +3,22 @@ double (Shopify's 2026-01 schema, its cost bucket, inventorySetQuantities' userE
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from connectors.storefront.shopify import sku_query
 from streams.ops.settings import Settings, WebhookRoute
-from tests.connectors.storefront.flow import availability, drain, new_sink, produce
+from tests.connectors.storefront.flow import (
+    availability,
+    drain,
+    new_sink,
+    produce,
+    sink_settings,
+)
 from tests.connectors.webhooks.doubles import SHOPIFY_TOKEN, Bucket, Double, shopify_admin
-from tests.support import worker_settings
 
 ITEM_A, ITEM_B = "gid://shopify/InventoryItem/1", "gid://shopify/InventoryItem/2"
 LOCATION = "gid://shopify/Location/10"
@@ -37,15 +40,8 @@ def _settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
         admin_url=shop.url,
         push_stock=True,
     )
-    return worker_settings(
-        kafka_broker.bootstrap_servers,
-        topic_prefix,
-        tmp_path,
-        webhook_routes={"main": route},
-        webhook_admin_tokens=SecretStr(json.dumps({"main": SHOPIFY_TOKEN})),
-        erp_backoff_initial_seconds=0.01,
-        erp_backoff_max_seconds=0.05,
-        erp_give_up_seconds=10,
+    return sink_settings(
+        kafka_broker, topic_prefix, tmp_path, {"main": route}, {"main": SHOPIFY_TOKEN}
     )
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from streams.contracts import deadletter
 from streams.contracts.topics import (
@@ -20,10 +19,10 @@ from streams.contracts.topics import (
     dead_letter_of,
 )
 from streams.ops.settings import Settings, WebhookRoute
-from tests.connectors.storefront.flow import availability, drain, new_sink, produce
+from tests.connectors.storefront.flow import availability, drain, new_sink, produce, sink_settings
 from tests.connectors.webhooks.doubles import WOO_KEY, WOO_SECRET, Double, woocommerce_admin
 from tests.streams.topology.agents.pipeline import read_all
-from tests.support import wait_for, worker_settings
+from tests.support import wait_for
 
 
 @pytest.fixture
@@ -45,16 +44,7 @@ def _settings(
         stock_buffer=1,
         stock_buffers={"SKU-B": 0},
     )
-    return worker_settings(
-        kafka_broker.bootstrap_servers,
-        topic_prefix,
-        tmp_path,
-        webhook_routes={"shop": route},
-        webhook_admin_tokens=SecretStr(json.dumps({"shop": token})),
-        erp_backoff_initial_seconds=0.01,
-        erp_backoff_max_seconds=0.05,
-        erp_give_up_seconds=5,
-    )
+    return sink_settings(kafka_broker, topic_prefix, tmp_path, {"shop": route}, {"shop": token})
 
 
 def test_the_latest_level_less_the_buffer_is_set_once_with_its_marker_and_result(
