@@ -230,7 +230,7 @@ class ShopifyStock:
         errors = answer.get("errors")
         if errors:
             if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
-                raise StorefrontUnavailable("Shopify: Throttled", _refill_seconds(answer))
+                raise StorefrontUnavailable("Shopify: Throttled", refill_seconds(answer))
             raise StorefrontRefused(f"Shopify: {errors}")
         data: dict[str, Any] = answer["data"]
         return data
@@ -240,7 +240,7 @@ def _said(error: Mapping[str, Any]) -> str:
     return f"{error.get('code')}: {error.get('message')}"
 
 
-def _refill_seconds(answer: Mapping[str, Any]) -> float | None:
+def refill_seconds(answer: Mapping[str, Any]) -> float | None:
     """How long until the bucket holds what the refused request asked for."""
     cost = (answer.get("extensions") or {}).get("cost") or {}
     status = cost.get("throttleStatus") or {}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connectors.storefront.shopify import sku_query
+from connectors.storefront.shopify import gid, idempotency_key, refill_seconds, sku_query
 from streams.ops.settings import Settings, WebhookRoute
 from tests.connectors.storefront.flow import (
     availability,
@@ -133,3 +133,21 @@ def test_a_throttled_shop_is_waited_for_as_its_bucket_says(
 
 def test_skus_are_searched_quoted() -> None:
     assert sku_query(["A-1", "it's"]) == "sku:'A-1' OR sku:'it\\'s'"
+
+
+def test_ids_keys_and_waits_are_derived_from_what_shopify_gives() -> None:
+    assert gid("Location", "905684977") == "gid://shopify/Location/905684977"
+    assert gid("Location", LOCATION) == LOCATION
+    one = [{"inventoryItemId": ITEM_A, "quantity": 5, "changeFromQuantity": 7}]
+    moved = [{"inventoryItemId": ITEM_A, "quantity": 5, "changeFromQuantity": 6}]
+    assert idempotency_key(one) == idempotency_key([dict(one[0])]) != idempotency_key(moved)
+    throttled = {
+        "extensions": {
+            "cost": {
+                "requestedQueryCost": 10,
+                "throttleStatus": {"currentlyAvailable": 8, "restoreRate": 5.0},
+            }
+        }
+    }
+    assert refill_seconds(throttled) == pytest.approx(0.4)
+    assert refill_seconds({}) is None
