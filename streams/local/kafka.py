@@ -393,7 +393,11 @@ class _LocalBroker:
         self.log_path = log_path
 
     def stop(self) -> None:
-        stop_process(self.process, _STOP_TIMEOUT_S)
+        # Its data directory goes with it, so nothing needs the clean shutdown, which closes
+        # every partition's log: 15 s and more once a test session made thousands.
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def restart(self) -> None:

@@ -154,7 +154,7 @@ def _cost(document: graphql.DocumentNode, variables: dict[str, Any]) -> int:
         if isinstance(node, graphql.FieldNode):
             args = {
                 a.name.value: graphql.value_from_ast_untyped(a.value, variables)
-                for a in node.arguments
+                for a in node.arguments or ()
             }
             cost += len(args.get("ids") or []) or int(args.get("first") or 0)
     return cost
