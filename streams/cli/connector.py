@@ -16,9 +16,6 @@ from connectors.erp.master import MasterDataReader
 from connectors.erp.sink import ErpSink
 from connectors.erp.source import MasterDataSource, Polled, SourceError
 from connectors.erp.web import ConnectorWeb
-from connectors.storefront.adapters import http_client, stock_adapters
-from connectors.storefront.levels import pushing_routes
-from connectors.storefront.sink import SinkError, StorefrontSink
 from connectors.webhooks.service import WebhookService
 from streams.cli.app import connect, counted, main, settings_of
 from streams.contracts.codec import EncodeError, codec_from_settings
@@ -173,6 +170,11 @@ def storefront(ctx: click.Context) -> None:
     locations, less its stock_buffer (or a SKU's stock_buffers entry), the latest per SKU,
     with its admin_url and ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry. Runs until Ctrl-C or SIGTERM.
     """
+    # The platforms' clients load only for this command.
+    from connectors.storefront.adapters import http_client, stock_adapters
+    from connectors.storefront.levels import pushing_routes
+    from connectors.storefront.sink import SinkError, StorefrontSink
+
     settings = settings_of(ctx)
     routes = pushing_routes(settings.webhook_routes)
     if not routes:
