@@ -100,7 +100,7 @@ def test_the_strategy_draws_competing_orders_and_every_kind_of_event() -> None:
     """Most drawn streams make orders compete for stock, and every kind of event and story
     turns up often enough to matter."""
     seen: Counter[str] = Counter()
-    examples = 150
+    examples = 300
 
     @settings(max_examples=examples, derandomize=True, database=None, deadline=None)
     @given(stream=commerce_streams())
