@@ -6,9 +6,9 @@ changelog decoded with streams.topology.tables), per SKU and warehouse its on ha
 stock changelog), every ERP command on `internal.erp-pending` and every entry on
 `finance.journal` (which the dispatcher posts as PostJournalEntry) by id, the last `inventory.availability` on hand per SKU, and the dead
 letters of every topic the agents read with their reason. Which order gets scarce stock
-depends on arrival order, so reservations and backorders are left out; commands, entries
-and dead letters whose existence depends on it (`arrival_dependent`, `ARRIVAL_REASONS`)
-are compared but reported apart.
+depends on arrival order, so reservations and backorders are left out; commands and
+entries whose existence depends on it (`arrival_dependent`) are compared but reported
+apart.
 
 Large contents are kept as digests of a canonical JSON form, so a reference run's state
 fits in memory twice; a difference then names the id (and for an order, the fact) that differs.
@@ -120,11 +120,6 @@ class Comparison:
     """What differs where the business lets arrival order decide (see `arrival_dependent`)."""
 
 
-ARRIVAL_REASONS = frozenset({"snapshot-too-old"})
-"""Dead-letter reasons that depend on arrival order by the rules (streams.domain.stock: a
-snapshot older than the movements already folded into on hand)."""
-
-
 def arrival_dependent(command_or_entry_id: str, cancelled: set[str]) -> bool:
     """Whether an ERP command's or journal entry's existence and content may depend on the
     order in which the inputs arrived, as the topology's tests accept: the stock agent books
@@ -154,8 +149,6 @@ def compare(one: FinalState, two: FinalState, *, limit: int = 5) -> Comparison:
         differing = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
         if figure in ("commands", "journal"):
             allowed = [k for k in differing if arrival_dependent(k, cancelled)]
-        elif figure == "dead_letters":
-            allowed = [k for k in differing if {mine.get(k), theirs.get(k)} & ARRIVAL_REASONS]
         else:
             allowed = []
         if allowed:

@@ -14,7 +14,9 @@ class Policy:
     max_wait_ms: int = 6 * HOUR_MS
     """How long an event that cannot apply yet waits before it is dead-lettered."""
     snapshot_window_ms: int = 24 * HOUR_MS
-    """How late a stock snapshot may arrive relative to the newest movement it must not count."""
+    """How late a stock snapshot may be relative to the newest time its warehouse's feed told."""
+    max_movements: int = 1000
+    """Movements a warehouse keeps for late snapshots while its feed is silent."""
 
 
 PRUNE_EVERY_MS = HOUR_MS

@@ -9,9 +9,15 @@ On hand and the ERP
       - a movement that happened at or before the latest snapshot's T is already counted by it
         and leaves on hand alone (a shipment still releases its reservation);
       - a snapshot older than the latest one is stale and ignored;
-      - movements older than `Policy.snapshot_window_ms` before the newest known time are
-        folded in for good; a snapshot older than them is dead-lettered, since it could no
-        longer be applied exactly.
+      - movements older than `Policy.snapshot_window_ms` before the newest time the ERP's
+        stock feed told (a snapshot's as-of time, a StockAdjusted's time) are folded in for
+        good, and a snapshot older than that is dead-lettered, since it could no longer be
+        applied exactly. Only the feed moves that horizon: it shares the snapshot's
+        partition and order, while shipments and restocks come from the orders' partitions
+        and may run ahead of it, so whether a snapshot applies never depends on how far
+        one partition was read ahead of another;
+      - a warehouse whose feed falls silent keeps at most `Policy.max_movements`
+        movements; older ones fold, and the horizon moves past them.
     Snapshots never touch reservations: the ERP does not know erpbridge's open reservations,
     so available = snapshot-based on hand - reserved, which may go negative (oversold) when a
     count finds less than the storefront sold.
@@ -69,7 +75,7 @@ class WarehouseStock(_Stored):
     movements: list[tuple[int, int]] = msgspec.field(default_factory=list)
     """(at_ms, delta) of movements after the latest snapshot, within the snapshot window."""
     horizon_ms: int | None = None
-    """Movements at or before this time were folded in for good."""
+    """Movements before this time are folded in for good; a snapshot before it is too old."""
     unit_cost: Decimal | None = None
     cost_currency: str | None = None
     drift: int | None = None
@@ -80,26 +86,23 @@ class WarehouseStock(_Stored):
     def available(self) -> int:
         return self.on_hand - self.reserved
 
-    def move(self, at_ms: int, delta: int, window_ms: int) -> None:
+    def move(self, at_ms: int, delta: int, policy: Policy, *, fed: bool) -> None:
+        """A movement at `at_ms`; `fed` when it comes from the ERP's stock feed."""
         if self.snapshot_as_of is not None and at_ms <= self.snapshot_as_of:
             return
         self.on_hand += delta
-        self.movements.append((at_ms, delta))
-        newest = max(t for t, _ in self.movements)
-        cutoff = newest - window_ms
-        folded = [t for t, _ in self.movements if t < cutoff]
-        if folded:
-            self.horizon_ms = max(folded if self.horizon_ms is None else [*folded, self.horizon_ms])
-            self.movements = [(t, d) for t, d in self.movements if t >= cutoff]
+        if self.horizon_ms is None or at_ms >= self.horizon_ms:
+            self.movements.append((at_ms, delta))
+        self._fold(at_ms - policy.snapshot_window_ms if fed else None, policy.max_movements)
 
-    def snapshot(self, on_hand: int, as_of: int) -> None:
+    def snapshot(self, on_hand: int, as_of: int, policy: Policy) -> None:
         if self.snapshot_as_of is not None and as_of <= self.snapshot_as_of:
             return
         if self.horizon_ms is not None and as_of < self.horizon_ms:
             raise Rejection(
                 "snapshot-too-old",
                 f"snapshot as of {as_of} is older than movements already folded into on hand "
-                f"(up to {self.horizon_ms}); it can no longer be applied exactly",
+                f"(before {self.horizon_ms}); it can no longer be applied exactly",
             )
         self.movements = [(t, d) for t, d in self.movements if t > as_of]
         after = sum(d for _, d in self.movements)
@@ -107,6 +110,17 @@ class WarehouseStock(_Stored):
             self.drift = on_hand - (self.on_hand - after)
         self.on_hand = on_hand + after
         self.snapshot_as_of = as_of
+        self._fold(as_of - policy.snapshot_window_ms, policy.max_movements)
+
+    def _fold(self, horizon: int | None, cap: int) -> None:
+        """Moves the horizon up to `horizon`, and past the oldest movements beyond `cap`."""
+        if len(self.movements) > cap:
+            self.movements.sort()
+            beyond = self.movements[-cap - 1][0] + 1
+            horizon = beyond if horizon is None else max(horizon, beyond)
+        if horizon is not None and (self.horizon_ms is None or horizon > self.horizon_ms):
+            self.horizon_ms = horizon
+            self.movements = [(t, d) for t, d in self.movements if t >= horizon]
 
 
 class ClaimLine(_Stored):
@@ -215,11 +229,11 @@ class SkuStock(_Stored):
         if event.kind == "StockSnapshot":
             if p["on_hand"] < 0:
                 raise Rejection("negative-quantity", f"snapshot on_hand is {p['on_hand']}")
-            stock.snapshot(p["on_hand"], as_of)
+            stock.snapshot(p["on_hand"], as_of, policy)
         elif event.kind == "StockAdjusted":
             if p["reason"] == "TRANSFER" and p.get("counterpart_warehouse_id") is not None:
                 _known_warehouse(p["counterpart_warehouse_id"], rules)
-            stock.move(event.occurred_ms, p["delta"], policy.snapshot_window_ms)
+            stock.move(event.occurred_ms, p["delta"], policy, fed=True)
         else:
             raise Rejection("unknown-event", f"inventory event {event.kind} is not handled")
         if p.get("unit_cost") is not None and not counted:
@@ -259,7 +273,7 @@ class SkuStock(_Stored):
                     delta = -request.quantity
                 else:
                     delta = request.quantity
-                self.at(request.warehouse).move(request.at_ms, delta, policy.snapshot_window_ms)
+                self.at(request.warehouse).move(request.at_ms, delta, policy, fed=False)
         if claim.closed:
             claim.settle()
         claim.version += 1

@@ -239,7 +239,12 @@ class Settings(BaseSettings):
         "waits before it is dead-lettered.",
     )
     snapshot_window_hours: float = Field(
-        default=24, gt=0, description="How late an ERP stock snapshot may arrive and still apply."
+        default=24,
+        gt=0,
+        description=(
+            "How far an ERP stock snapshot's as_of may be behind the newest time its "
+            "warehouse's stock feed told and still apply."
+        ),
     )
     expiry_interval_seconds: float = Field(
         default=30,

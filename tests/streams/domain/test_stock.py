@@ -135,21 +135,21 @@ def test_snapshots_are_per_warehouse() -> None:
     assert on_hand(stock, EAST) == 10
 
 
-def test_a_snapshot_older_than_folded_movements_is_rejected() -> None:
+def test_a_snapshot_older_than_the_window_before_the_feeds_newest_time_is_rejected() -> None:
     policy = Policy(snapshot_window_ms=HOUR_MS)
     stock = SkuStock(SKU)
     stock_event(stock, adjusted(SKU, EAST, 5, at=T0), policy=policy)
     stock_event(stock, adjusted(SKU, EAST, 1, at=T0 + 2 * HOUR_MS), policy=policy)
-    # The first movement is now out of the window and folded in for good.
-    assert stock.warehouses[EAST].horizon_ms == T0
+    # The feed told T0 + 2h: what is older than an hour before it is folded in for good.
+    assert stock.warehouses[EAST].horizon_ms == T0 + HOUR_MS
     assert stock.warehouses[EAST].movements == [(T0 + 2 * HOUR_MS, 1)]
     with pytest.raises(Rejection) as info:
-        stock_event(stock, snapshot(SKU, EAST, 50, T0 - 1, at=T0 + 3 * HOUR_MS), policy=policy)
+        stock_event(stock, snapshot(SKU, EAST, 50, T0, at=T0 + 3 * HOUR_MS), policy=policy)
     assert info.value.reason == "snapshot-too-old"
-    assert str(T0 - 1) in info.value.detail and str(T0) in info.value.detail
+    assert str(T0) in info.value.detail and str(T0 + HOUR_MS) in info.value.detail
     assert on_hand(stock, EAST) == 6
     # A snapshot at or after the horizon still applies exactly.
-    stock_event(stock, snapshot(SKU, EAST, 50, T0, at=T0 + 3 * HOUR_MS), policy=policy)
+    stock_event(stock, snapshot(SKU, EAST, 50, T0 + HOUR_MS, at=T0 + 3 * HOUR_MS), policy=policy)
     assert on_hand(stock, EAST) == 51
 
 
@@ -157,10 +157,70 @@ def test_movements_within_the_window_are_kept_for_late_snapshots() -> None:
     policy = Policy(snapshot_window_ms=HOUR_MS)
     stock = SkuStock(SKU)
     stock_event(stock, adjusted(SKU, EAST, 5, at=T0), policy=policy)
-    stock_event(stock, adjusted(SKU, EAST, 1, at=T0 + HOUR_MS), policy=policy)
-    assert stock.warehouses[EAST].horizon_ms is None
+    stock_event(stock, adjusted(SKU, EAST, 1, at=T0 + HOUR_MS - 1), policy=policy)
+    assert stock.warehouses[EAST].horizon_ms == T0 - 1
     stock_event(stock, snapshot(SKU, EAST, 50, T0 - 1), policy=policy)
     assert on_hand(stock, EAST) == 56
+
+
+def test_shipments_running_ahead_of_the_feed_never_make_its_snapshot_too_old() -> None:
+    """Shipments come from the orders' partitions, which may be read days ahead of the
+    inventory partition: the opening snapshot still applies, and exactly."""
+    policy = Policy(snapshot_window_ms=HOUR_MS)
+    stock = SkuStock(SKU)
+    stock_request(stock, reserve("O-1", SKU, [("L1", 3)], NEW_YORK, at=T0 + 1), policy=policy)
+    for day in range(1, 4):
+        stock_request(
+            stock,
+            ship("O-1", SKU, f"FUL-{day}", EAST, 1, at=T0 + day * 24 * HOUR_MS),
+            policy=policy,
+        )
+    assert stock.warehouses[EAST].horizon_ms is None
+    stock_event(stock, snapshot(SKU, EAST, 10, T0), policy=policy)
+    assert on_hand(stock, EAST) == 7
+    assert reserved(stock, EAST) == 0
+
+
+def test_the_feeds_and_the_orders_interleaving_does_not_change_the_stock() -> None:
+    policy = Policy(snapshot_window_ms=HOUR_MS)
+    feed = [
+        snapshot(SKU, EAST, 10, T0),
+        adjusted(SKU, EAST, 4, at=T0 + 3 * HOUR_MS),
+        snapshot(SKU, EAST, 20, T0 + 2 * HOUR_MS + 1),
+    ]
+    requests = [
+        reserve("O-1", SKU, [("L1", 2)], NEW_YORK, at=T0 + 1),
+        ship("O-1", SKU, "FUL-1", EAST, 1, at=T0 + HOUR_MS),
+        ship("O-1", SKU, "FUL-2", EAST, 1, at=T0 + 5 * HOUR_MS),
+    ]
+    outcomes = []
+    for feed_first in range(len(feed) + 1):
+        stock = SkuStock(SKU)
+        for e in feed[:feed_first]:
+            stock_event(stock, e, policy=policy)
+        for r in requests:
+            stock_request(stock, r, policy=policy)
+        for e in feed[feed_first:]:
+            stock_event(stock, e, policy=policy)
+        outcomes.append((on_hand(stock, EAST), reserved(stock, EAST)))
+    assert outcomes == [(23, 0)] * len(outcomes)
+
+
+def test_a_warehouse_whose_feed_is_silent_keeps_at_most_the_cap_of_movements() -> None:
+    policy = Policy(snapshot_window_ms=HOUR_MS, max_movements=3)
+    stock = SkuStock(SKU)
+    stock_request(stock, reserve("O-1", SKU, [("L1", 5)], NEW_YORK, at=T0), policy=policy)
+    for n in range(1, 6):
+        stock_request(stock, ship("O-1", SKU, f"FUL-{n}", EAST, 1, at=T0 + n), policy=policy)
+    east = stock.warehouses[EAST]
+    assert east.movements == [(T0 + 3, -1), (T0 + 4, -1), (T0 + 5, -1)]
+    assert east.horizon_ms == T0 + 3
+    assert east.on_hand == -5
+    with pytest.raises(Rejection) as info:
+        stock_event(stock, snapshot(SKU, EAST, 10, T0 + 1), policy=policy)
+    assert info.value.reason == "snapshot-too-old"
+    stock_event(stock, snapshot(SKU, EAST, 10, T0 + 3), policy=policy)
+    assert east.on_hand == 8
 
 
 def test_snapshots_never_touch_reservations_so_available_may_go_negative() -> None:
