@@ -234,8 +234,8 @@ def limited(settings: Settings, rate: float, burst: int, **overrides: Any) -> Se
 
 # --- the rate limit -------------------------------------------------------------------------
 
-RATE = 50
-BURST = 10
+RATE = 125
+BURST = 25
 BURST_SIZE = 5000
 
 
@@ -254,9 +254,9 @@ def test_a_burst_is_held_to_the_rate_plus_burst(
     topics: TopicCatalog,
     start_dispatcher: Callable[[Settings], RunningDispatcher],
 ) -> None:
-    """5,000 commands of every kind at once, 50/s with a burst of 10: no 1-second window of
-    erp.commands record timestamps holds more than 60, and the sustained rate (see
-    `sustained_rate`) is at least 95% of 50/s."""
+    """5,000 commands of every kind at once, 125/s with a burst of 25: no 1-second window of
+    erp.commands record timestamps holds more than 150, and the sustained rate (see
+    `sustained_rate`) is at least 95% of 125/s."""
     settings = limited(settings, RATE, BURST, journal_batch_size=1)  # nothing merges
     commands = balanced(BURST_SIZE, topics.partitions(ERP_PENDING))
     publish_commands(settings, topics, commands)
@@ -276,7 +276,7 @@ def test_two_workers_share_the_limit(
 ) -> None:
     """The same burst through two dispatchers in one group: each spends the share of the
     limit its partitions (of the pending topic and the journal) give it, and together they
-    keep to 60 a second and 95% of 50/s."""
+    keep to 150 a second and 95% of 125/s."""
     settings = limited(settings, RATE, BURST, journal_batch_size=1)
     partitions = topics.partitions(ERP_PENDING) + topics.partitions(JOURNAL)
     first = start_dispatcher(settings)
