@@ -31,6 +31,8 @@ class Outcome:
     level: StockLevel
     status: Status
     message: str | None = None
+    permanent: bool = False
+    """For FAILED: the platform refused this level, and the same request will not succeed."""
 
 
 class StorefrontUnavailable(Exception):

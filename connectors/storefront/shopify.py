@@ -10,6 +10,9 @@ of the `available` quantity, compare-and-set, idempotent, within Shopify's cost 
   merchant's edit); the moved levels are read again and the mutation sent once more. A
   level that moves again in between fails with Shopify's words, to be set by the next
   availability record.
+- **Refused levels**: Shopify applies none of a mutation with a userError. A level refused
+  by its index (an item not stocked at the location, a quantity out of range) fails for
+  good with Shopify's words; the rest are sent again without it.
 - **Idempotent**: the mutation carries `@idempotent(key:)` (optional in 2026-01, required
   from 2026-04), the same key for the same levels, so a request whose answer was lost and
   is sent again sets nothing twice.
@@ -47,6 +50,8 @@ _UNKNOWN_FOR_SECONDS = 600.0
 REASON = "correction"
 """Shopify's reason for a level set by the system that holds the truth."""
 STALE = "CHANGE_FROM_QUANTITY_STALE"
+_ROUNDS = 3
+"""Mutations per batch: what went stale or was refused drops out, the rest goes again."""
 
 SET_QUANTITIES = """
 mutation SetStock($input: InventorySetQuantitiesInput!, $key: String!) {
@@ -137,30 +142,43 @@ class ShopifyStock:
             self._current([lv for lv in levels if lv.key not in {**previous, **self._reported}])
         )
         start_from: dict[str, int | None] = {**self._reported, **previous}
-        errors = self._mutate(levels, start_from)
-        stale = [levels[i] for i, error in errors.items() if error["code"] == STALE]
-        if stale and len(stale) == len(errors):
-            # Moved since the sink set them (a sale, an edit): once more from where they are.
-            self._reported.update(self._current(stale))
-            start_from.update({level.key: self._reported[level.key] for level in stale})
-            errors = self._mutate(levels, start_from)
-        if not errors:
-            for level in levels:
-                self._reported.pop(level.key, None)  # the sink's `previous` knows it now
-            return [Outcome(level, Status.SET) for level in levels]
-        # Shopify applies none of a refused mutation: every level failed, most with the reason
-        # of another.
-        first = next(iter(errors.values()))
-        return [
-            Outcome(
-                level,
-                Status.FAILED,
-                _said(errors[i])
-                if i in errors
-                else f"not set: the batch was refused ({_said(first)})",
+        refused: dict[str, str] = {}
+        """Shopify's words per level it refused: the others go again without them."""
+        pending = list(levels)
+        errors: dict[int, dict[str, Any]] = {}
+        for _ in range(_ROUNDS):
+            errors = self._mutate(pending, start_from)
+            if not errors or -1 in errors:
+                break
+            stale = [pending[i] for i, error in errors.items() if error["code"] == STALE]
+            refused.update(
+                {pending[i].key: _said(e) for i, e in errors.items() if e["code"] != STALE}
             )
-            for i, level in enumerate(levels)
-        ]
+            if stale:
+                # Moved since the sink set them (a sale, an edit): again from where they are.
+                self._reported.update(self._current(stale))
+                start_from.update({level.key: self._reported[level.key] for level in stale})
+            pending = [level for level in pending if level.key not in refused]
+            if not pending:
+                errors = {}
+                break
+        outcomes = {level.key: Outcome(level, Status.SET) for level in pending}
+        if errors:
+            # Shopify applies none of a refused mutation.
+            whole = errors.get(-1)
+            said = f"not set: {_said(whole)}" if whole else "not set: still moving after retries"
+            outcomes = {
+                level.key: Outcome(level, Status.FAILED, said, permanent=whole is not None)
+                for level in pending
+            }
+        for level in levels:
+            if level.key in refused:
+                outcomes[level.key] = Outcome(
+                    level, Status.FAILED, refused[level.key], permanent=True
+                )
+            elif outcomes[level.key].status is Status.SET:
+                self._reported.pop(level.key, None)  # the sink's `previous` knows it now
+        return [outcomes[level.key] for level in levels]
 
     def _mutate(
         self, levels: list[StockLevel], start_from: Mapping[str, int | None]

@@ -11,8 +11,11 @@ Per batch of availability records (read in the group `<app id>-storefront`, at l
    batch), until ERPBRIDGE_ERP_GIVE_UP_SECONDS;
 4. a result per level on storefront.results; then the batch's offsets are committed.
 
-A record that does not decode goes to inventory.availability.dlq with the reason. A
-restart repeats the last uncommitted batch: setting a level again is harmless.
+A record that does not decode goes to inventory.availability.dlq with the reason, and so
+does the record behind a level the storefront refused for good (`storefront-refused`, with
+the storefront's words); the worker opens an alert for such a level from its result
+(streams.topology.agents.storefront_results). A restart repeats the last uncommitted
+batch: setting a level again is harmless.
 """
 
 from __future__ import annotations
@@ -128,15 +131,25 @@ class StorefrontSink:
         for outcome in outcomes:
             if outcome.status is Status.SET:
                 self._set[outcome.level.key] = outcome.level.quantity
+            elif outcome.permanent:
+                level = outcome.level
+                error = (
+                    f"route {level.route} refused {level.quantity} of {level.sku} at location "
+                    f"{level.location} (warehouse {level.warehouse_id}): {outcome.message}"
+                )
+                self._dead_letter(origins[level.key], "storefront-refused", error)
+                dead += 1
         self._confirmed("results and dead letters")
         self._consumer.commit(asynchronous=False)
         return Handled(len(messages), len(wanted), dead)
 
-    def _levels(self, messages: Sequence[Message]) -> tuple[list[StockLevel], dict[str, str], int]:
-        """The levels the records set, where the last record of each came from, and how
-        many records went to the dead letters."""
+    def _levels(
+        self, messages: Sequence[Message]
+    ) -> tuple[list[StockLevel], dict[str, Message], int]:
+        """The levels the records set, the last record of each, and how many records went
+        to the dead letters."""
         levels: list[StockLevel] = []
-        origins: dict[str, str] = {}
+        origins: dict[str, Message] = {}
         dead = 0
         for message in messages:
             value = message.value()
@@ -145,23 +158,26 @@ class StorefrontSink:
             try:
                 datum = self._codec.decode(value, expected="erpbridge.StockAvailability").datum
             except DecodeError as error:
-                record = Record.of(message)
-                letter = deadletter.dead_letter(
-                    dlq_topic=self._dead_letters, source_topic=self._availability,
-                    partition=record.partition, offset=record.offset, key=record.key,
-                    value=value, headers=record.headers, stage="storefront",
-                    reason=error.reason, error=str(error),
-                )  # fmt: skip
-                self._sender.send(
-                    Outgoing(letter.topic, letter.partition, letter.key, letter.value,
-                             tuple(letter.headers), "a dead letter")
-                )  # fmt: skip
+                self._dead_letter(message, error.reason, str(error))
                 dead += 1
                 continue
             for level in levels_of(datum, self._routes):
                 levels.append(level)
-                origins[level.key] = f"{message.partition()}:{message.offset()}"
+                origins[level.key] = message
         return levels, origins, dead
+
+    def _dead_letter(self, message: Message, reason: str, error: str) -> None:
+        record = Record.of(message)
+        letter = deadletter.dead_letter(
+            dlq_topic=self._dead_letters, source_topic=self._availability,
+            partition=record.partition, offset=record.offset, key=record.key,
+            value=record.value, headers=record.headers, stage="storefront",
+            reason=reason, error=error,
+        )  # fmt: skip
+        self._sender.send(
+            Outgoing(letter.topic, letter.partition, letter.key, letter.value,
+                     tuple(letter.headers), "a dead letter")
+        )  # fmt: skip
 
     def _mark(self, levels: Sequence[StockLevel]) -> None:
         now = int(time.time() * 1000)
@@ -173,7 +189,7 @@ class StorefrontSink:
         self._confirmed("the push markers")
 
     def _push(
-        self, route: str, levels: Sequence[StockLevel], origins: Mapping[str, str]
+        self, route: str, levels: Sequence[StockLevel], origins: Mapping[str, Message]
     ) -> list[Outcome]:
         adapter = self._adapters[route]
         previous = {level.key: self._set[level.key] for level in levels if level.key in self._set}
@@ -185,7 +201,9 @@ class StorefrontSink:
                 outcomes = adapter.set_levels(levels, previous)
                 break
             except StorefrontRefused as refused:
-                outcomes = [Outcome(level, Status.FAILED, str(refused)) for level in levels]
+                outcomes = [
+                    Outcome(level, Status.FAILED, str(refused), permanent=True) for level in levels
+                ]
                 break
             except StorefrontUnavailable as unavailable:
                 delay = self._backoff.delay(attempt, unavailable.retry_after)
@@ -198,7 +216,8 @@ class StorefrontSink:
         latency_ms = int((time.monotonic() - started) * 1000)
         for outcome in outcomes:
             origin = origins[outcome.level.key]
-            self._result(route, adapter.provider, outcome, origin, attempt, latency_ms)
+            at = f"{origin.partition()}:{origin.offset()}"
+            self._result(route, adapter.provider, outcome, at, attempt, latency_ms)
         return outcomes
 
     def _result(
@@ -226,6 +245,7 @@ class StorefrontSink:
             "message": outcome.message,
             "attempts": attempts,
             "latency_ms": latency_ms,
+            "permanent": outcome.permanent,
         }
         value = self._codec.encode(RESULT_SCHEMA, datum, topic=self._results)
         self._sender.send(

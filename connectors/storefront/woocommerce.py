@@ -59,7 +59,12 @@ class WooCommerceStock:
             for (i, level), item in zip(chunk, answered, strict=True):
                 error = item.get("error")
                 outcomes[i] = (
-                    Outcome(level, Status.FAILED, f"{error['code']}: {error['message']}")
+                    Outcome(
+                        level,
+                        Status.FAILED,
+                        f"{error['code']}: {error['message']}",
+                        permanent=True,
+                    )
                     if error
                     else Outcome(level, Status.SET)
                 )

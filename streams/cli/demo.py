@@ -113,7 +113,7 @@ class Loop:
         tables = self.topology.tables
         return sum(
             1
-            for table in (tables.order_alerts, tables.stock_alerts, tables.command_alerts)
+            for table in tables.alert_tables
             for data in table.values()
             for alert in decode_alerts(data).alerts.values()
             if alert.resolved_ms is None

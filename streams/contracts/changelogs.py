@@ -4,7 +4,7 @@ must have the partition count of the input topic its table is partitioned like."
 
 from __future__ import annotations
 
-from streams.contracts.topics import ERP_RESULTS, INVENTORY, ORDERS
+from streams.contracts.topics import ERP_RESULTS, INVENTORY, ORDERS, STOREFRONT_RESULTS
 
 ORDERS_TABLE = "orders"
 STOCK_TABLE = "stock"
@@ -14,6 +14,7 @@ or a time-based alert may open; only orders that have such a time."""
 ORDER_ALERTS_TABLE = "order-alerts"
 STOCK_ALERTS_TABLE = "stock-alerts"
 COMMAND_ALERTS_TABLE = "command-alerts"
+LEVEL_ALERTS_TABLE = "storefront-level-alerts"
 """Alerts are state (opened once, resolved once), kept per entity beside its state."""
 
 
@@ -28,6 +29,7 @@ TABLE_SOURCES = {
     ORDER_ALERTS_TABLE: ORDERS,
     STOCK_ALERTS_TABLE: INVENTORY,
     COMMAND_ALERTS_TABLE: ERP_RESULTS,
+    LEVEL_ALERTS_TABLE: STOREFRONT_RESULTS,
 }
 """Each table and the input topic whose partitions its changelog must match."""
 

@@ -129,6 +129,7 @@ SPECS: tuple[TopicSpec, ...] = (
             ERP_COMMANDS,
             ERP_RESULTS,
             AVAILABILITY,
+            STOREFRONT_RESULTS,
         )
     ),
     # Webhooks have no source topic: their dead letters are the request, kept like the others.
@@ -149,6 +150,7 @@ COPARTITIONED: tuple[tuple[str, ...], ...] = (
     (ORDERS, PAYMENTS, ORDER_FEEDBACK),
     (INVENTORY, STOCK_REQUESTS),
     (ERP_RESULTS,),
+    (STOREFRONT_RESULTS,),
 )
 """Topics one agent reads together: a key must land on the same partition number in each,
 so each group needs one partition count (and the murmur2 partitioner on every producer)."""

@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from streams.domain.commands import SOURCE, sales_order_id
-from streams.domain.messages import ErpOutcome
+from streams.domain.messages import ErpOutcome, LevelOutcome
 from streams.domain.money import quantize_minor
 from streams.domain.orders import ZERO, Order
 from streams.domain.stock import SkuStock
@@ -52,11 +52,14 @@ BACKORDER = "backorder"
 OVERSOLD = "oversold"
 STOCK_DRIFT = "stock-drift"
 ERP_COMMAND_FAILED = "erp-command-failed"
+STOREFRONT_LEVEL_REFUSED = "storefront-level-refused"
 
 # Entity types: what an AlertBook, and each alert's entity_id, is about.
 ORDER = "order"
 SKU = "sku"
 ERP_COMMAND = "erp-command"
+STOREFRONT_LEVEL = "storefront-level"
+"""A stock level on a storefront: `<route>:<sku>@<warehouse>`."""
 
 
 class Severity(StrEnum):
@@ -530,6 +533,32 @@ def command_findings(command_id: str, outcome: ErpOutcome) -> dict[str, Finding]
                 "command_id": command_id,
                 "error": outcome.error or "",
                 "failed_at": _iso(outcome.at_ms),
+            },
+        )
+    }
+
+
+def level_findings(level_key: str, outcome: LevelOutcome) -> dict[str, Finding]:
+    """A storefront stock level while its latest result is a refusal for good: the storefront
+    shows a level erpbridge could not correct, so it may sell what is gone. A later result
+    that is not one (set, a SKU the storefront no longer sells, a retry under way) resolves
+    it."""
+    if not (outcome.status == "FAILED" and outcome.permanent):
+        return {}
+    return {
+        STOREFRONT_LEVEL_REFUSED: Finding(
+            Severity.CRITICAL,
+            f"storefront route {outcome.route} refused the stock level {outcome.quantity} of "
+            f"{outcome.sku} (warehouse {outcome.warehouse_id}): "
+            f"{outcome.message or 'no message given'}",
+            {
+                "level": level_key,
+                "route": outcome.route,
+                "sku": outcome.sku,
+                "warehouse_id": outcome.warehouse_id,
+                "quantity": str(outcome.quantity),
+                "error": outcome.message or "",
+                "refused_at": _iso(outcome.at_ms),
             },
         )
     }

@@ -145,6 +145,21 @@ class ErpOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class LevelOutcome:
+    """What a storefront did with one stock level erpbridge pushed (from storefront.results)."""
+
+    route: str
+    sku: str
+    warehouse_id: str
+    quantity: int
+    status: str
+    """SET, UNKNOWN_SKU or FAILED."""
+    message: str | None
+    permanent: bool
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class ErpAnswer:
     """The ERP's result for one of an order's commands, re-keyed from command id to order id."""
 

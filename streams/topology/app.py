@@ -37,6 +37,7 @@ from streams.topology.agents.orders import OrderAgent
 from streams.topology.agents.outputs import Outputs
 from streams.topology.agents.results import ResultsAgent
 from streams.topology.agents.stock import StockAgent
+from streams.topology.agents.storefront_results import StorefrontResultsAgent
 from streams.topology.faust_app import StreamApp
 from streams.topology.metrics import worker_registry
 from streams.topology.tables import Tables
@@ -137,6 +138,7 @@ def create_topology(
     StockAgent(context).register()
     results = ResultsAgent(context)
     results.register()
+    StorefrontResultsAgent(context).register()
 
     @app.page(ACCOUNTING_PATH)
     async def _accounting(web: View, request: Request) -> Response:

@@ -104,7 +104,7 @@ def alert_families(tables: Tables, now_ms: Callable[[], int]) -> Iterator[Metric
     )
     count: dict[str, int] = {}
     oldest: dict[str, int] = {}
-    for table in (tables.order_alerts, tables.stock_alerts, tables.command_alerts):
+    for table in tables.alert_tables:
         # Faust iterates the active partitions' stores only: standbys are not counted.
         for data in table.values():
             for alert in decode_alerts(data).alerts.values():

@@ -4,6 +4,7 @@ test's topic, the sink polled until the results are there."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,14 @@ from pydantic import SecretStr
 from connectors.storefront.adapters import http_client, stock_adapters
 from connectors.storefront.levels import pushing_routes
 from connectors.storefront.sink import StorefrontSink
+from streams.contracts import deadletter
 from streams.contracts.codec import Codec
-from streams.contracts.topics import AVAILABILITY, STOREFRONT_RESULTS, TopicCatalog
+from streams.contracts.topics import (
+    AVAILABILITY,
+    STOREFRONT_RESULTS,
+    TopicCatalog,
+    dead_letter_of,
+)
 from streams.ops.settings import Settings, WebhookRoute
 from streams.ops.topic_admin import ensure_topics
 from tests.streams.topology.agents.pipeline import read_all
@@ -52,20 +59,38 @@ def new_sink(settings: Settings, sleep: Any = None) -> StorefrontSink:
     return StorefrontSink(settings, catalog, CODEC, routes, adapters, **extra)
 
 
-def availability(sku: str, available: int, warehouse: str = "WH-1") -> bytes:
+def availability(
+    sku: str, available: int, warehouse: str = "WH-1", elsewhere: Mapping[str, int] | None = None
+) -> bytes:
+    """A record of `available` at `warehouse`, and what is available `elsewhere`."""
+    levels = {warehouse: available, **(elsewhere or {})}
     datum = {
         "event_id": f"avail:{sku}:{available}",
         "occurred_at": 1_780_000_000_000,
         "source": "erpbridge",
         "sku": sku,
-        "on_hand": available,
+        "on_hand": sum(levels.values()),
         "reserved": 0,
-        "available": available,
+        "available": sum(levels.values()),
         "warehouses": [
-            {"warehouse_id": warehouse, "on_hand": available, "reserved": 0, "available": available}
+            {"warehouse_id": w, "on_hand": n, "reserved": 0, "available": n}
+            for w, n in levels.items()
         ],
     }
     return CODEC.encode("erpbridge.StockAvailability", datum, topic="inventory.availability")
+
+
+def dead_letters(settings: Settings) -> list[tuple[str, str, str]]:
+    """(key, reason, error) of each dead letter of inventory.availability."""
+    topic = TopicCatalog.from_settings(settings).physical(dead_letter_of(AVAILABILITY))
+    found = []
+    for letter in read_all(settings, topic):
+        said = deadletter.describe(letter.headers() or [])
+        key = letter.key()
+        found.append(
+            ("" if key is None else key.decode(), said[deadletter.REASON], said[deadletter.ERROR])
+        )
+    return found
 
 
 def produce(settings: Settings, records: list[tuple[str, bytes]]) -> None:

@@ -13,6 +13,7 @@ from connectors.storefront.shopify import gid, idempotency_key, refill_seconds, 
 from streams.ops.settings import Settings, WebhookRoute
 from tests.connectors.storefront.flow import (
     availability,
+    dead_letters,
     drain,
     new_sink,
     produce,
@@ -22,6 +23,7 @@ from tests.connectors.webhooks.doubles import SHOPIFY_TOKEN, Bucket, Double, sho
 
 ITEM_A, ITEM_B = "gid://shopify/InventoryItem/1", "gid://shopify/InventoryItem/2"
 LOCATION = "gid://shopify/Location/10"
+STORE_ROOM = "gid://shopify/Location/20"
 
 
 @pytest.fixture
@@ -32,10 +34,16 @@ def shop() -> Iterator[Double]:
         yield double
 
 
-def _settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double) -> Settings:
+def _settings(
+    kafka_broker: Any,
+    topic_prefix: str,
+    tmp_path: Path,
+    shop: Double,
+    warehouses: dict[str, str] | None = None,
+) -> Settings:
     route = WebhookRoute(
         provider="shopify",
-        warehouses={"10": "WH-1"},
+        warehouses=warehouses or {"10": "WH-1"},
         skus={"1": "SKU-A"},  # SKU B:2 is found by Shopify's search
         admin_url=shop.url,
         push_stock=True,
@@ -110,6 +118,39 @@ def test_a_level_that_moved_since_the_sink_set_it_is_compared_again(
         for m in _mutations(shop)
     ]
     assert changes == [[(3, 7)], [(7, 5)], [(6, 5)]]
+
+
+def test_a_level_shopify_refuses_fails_for_good_and_the_rest_are_set_without_it(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    warehouses = {"10": "WH-1", "20": "WH-2"}
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, shop, warehouses)
+    shop.stock[ITEM_B][STORE_ROOM] = 1  # SKU-A is not stocked in the store room
+    sink = new_sink(settings)
+    produce(
+        settings,
+        [
+            ("SKU-A", availability("SKU-A", 7, elsewhere={"WH-2": 5})),
+            ("SKU B:2", availability("SKU B:2", 4, elsewhere={"WH-2": 2})),
+        ],
+    )
+    sink.start()
+    try:
+        results = drain(sink, settings, 4)
+    finally:
+        sink.close()
+    by_level = {(r["sku"], r["warehouse_id"]): r for r in results}
+    refused = by_level["SKU-A", "WH-2"]
+    assert (refused["status"], refused["permanent"]) == ("FAILED", True)
+    assert "ITEM_NOT_STOCKED_AT_LOCATION" in refused["message"]
+    others = [r for level, r in by_level.items() if level != ("SKU-A", "WH-2")]
+    assert [(r["status"], r["permanent"]) for r in others] == [("SET", False)] * 3
+    assert shop.stock == {ITEM_A: {LOCATION: 7}, ITEM_B: {LOCATION: 4, STORE_ROOM: 2}}
+    first, second = _mutations(shop)
+    assert len(first["input"]["quantities"]) == 4 and len(second["input"]["quantities"]) == 3
+    [(key, reason, error)] = dead_letters(settings)
+    assert (key, reason) == ("SKU-A", "storefront-refused")
+    assert "location 20 (warehouse WH-2)" in error and "ITEM_NOT_STOCKED_AT_LOCATION" in error
 
 
 def test_a_throttled_shop_is_waited_for_as_its_bucket_says(

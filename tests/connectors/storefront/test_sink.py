@@ -19,7 +19,14 @@ from streams.contracts.topics import (
     dead_letter_of,
 )
 from streams.ops.settings import Settings, WebhookRoute
-from tests.connectors.storefront.flow import availability, drain, new_sink, produce, sink_settings
+from tests.connectors.storefront.flow import (
+    availability,
+    dead_letters,
+    drain,
+    new_sink,
+    produce,
+    sink_settings,
+)
 from tests.connectors.webhooks.doubles import WOO_KEY, WOO_SECRET, Double, woocommerce_admin
 from tests.streams.topology.agents.pipeline import read_all
 from tests.support import wait_for
@@ -137,6 +144,10 @@ def test_a_shop_that_is_down_is_retried_and_one_that_refuses_fails_with_its_word
         (refused,) = drain(sink, wrong, 1)
     finally:
         sink.close()
-    assert refused["status"] == "FAILED"
+    assert (refused["status"], refused["permanent"]) == ("FAILED", True)
     assert "401" in refused["message"] and "woocommerce_rest_cannot_view" in refused["message"]
     assert shop.products[12]["stock_quantity"] == 9
+    [(key, reason, error)] = dead_letters(wrong)
+    assert (key, reason) == ("SKU-B", "storefront-refused")
+    assert "route shop refused 2 of SKU-B" in error and "woocommerce_rest_cannot_view" in error
+    assert dead_letters(settings) == []  # the retried one was set: nothing lost

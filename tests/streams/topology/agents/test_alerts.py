@@ -23,6 +23,7 @@ from streams.contracts.topics import (
     INVENTORY,
     ORDERS,
     PAYMENTS,
+    STOREFRONT_RESULTS,
     TopicCatalog,
 )
 from streams.domain.alerts import (
@@ -34,6 +35,7 @@ from streams.domain.alerts import (
     PAYMENT_FOR_UNKNOWN_ORDER,
     PAYMENT_WITHOUT_SALES_ORDER,
     STOCK_DRIFT,
+    STOREFRONT_LEVEL_REFUSED,
 )
 from streams.domain.commands import sales_order_id
 from streams.domain.events import InputEvent
@@ -106,6 +108,34 @@ def erp_result(
         topic,
         key=command_id.encode(),
         value=CODEC.encode("erpbridge.ErpResult", datum, topic=topic),
+    )
+    assert producer.flush(30) == 0
+
+
+def storefront_result(
+    settings: Settings, catalog: TopicCatalog, sku: str, *, refused: bool = False
+) -> None:
+    topic = catalog.physical(STOREFRONT_RESULTS)
+    datum = {
+        "event_id": uuid.uuid4().hex,
+        "occurred_at": datetime.now(UTC),
+        "source": "erpbridge",
+        "route": "shop",
+        "provider": "shopify",
+        "sku": sku,
+        "warehouse_id": WEST,
+        "quantity": 4,
+        "status": "FAILED" if refused else "SET",
+        "message": "ITEM_NOT_STOCKED_AT_LOCATION: not stocked" if refused else None,
+        "attempts": 1,
+        "latency_ms": 30,
+        "permanent": refused,
+    }
+    producer = Producer(settings.producer_config())
+    producer.produce(
+        topic,
+        key=f"shop:{sku}@{WEST}".encode(),
+        value=CODEC.encode("erpbridge.StorefrontResult", datum, topic=topic),
     )
     assert producer.flush(30) == 0
 
@@ -234,6 +264,7 @@ def test_every_alert_type_opens_once_and_resolves_once(
     )
     send(snapshot(oversold, WEST, 2, now - 30 * MINUTE_MS))  # a count finds fewer
     erp_result(config, topics, "C-bad/sales-order/1", None, failed=True)
+    storefront_result(config, topics, "SKU-PLENTY", refused=True)
 
     at_once = {
         (AMOUNT_MISMATCH, overpaid),
@@ -241,6 +272,7 @@ def test_every_alert_type_opens_once_and_resolves_once(
         (OVERSOLD, oversold),
         (STOCK_DRIFT, drifting),
         (ERP_COMMAND_FAILED, "C-bad/sales-order/1"),
+        (STOREFRONT_LEVEL_REFUSED, f"shop:SKU-PLENTY@{WEST}"),
     }
     wait_for_statuses(
         config,
@@ -285,6 +317,7 @@ def test_every_alert_type_opens_once_and_resolves_once(
     )
     erp_result(config, topics, sales_order_id(unconfirmed), unconfirmed)
     erp_result(config, topics, "C-bad/sales-order/1", None)
+    storefront_result(config, topics, "SKU-PLENTY")
 
     everything = at_once | timed
     wait_for_statuses(
