@@ -4,7 +4,7 @@ dead-letter it with the reason. What passes is an InputEvent for the business ru
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka.partitioner import murmur2
 from faust.types import Message
@@ -75,6 +75,19 @@ class Intake:
             )
             return None
         return InputEvent.from_datum(decoded.datum, key_field)
+
+    def admit_datum(self, batch: Batch, name: str, message: Message) -> dict[str, Any] | None:
+        """The datum of a record a connector wrote on `name` (erp.results,
+        storefront.results), or None once it is dead-lettered."""
+        self._accounting.consumed(name)
+        try:
+            datum: dict[str, Any] = self._codec.decode(
+                message.value, expected=spec(name).value_schema
+            ).datum
+        except DecodeError as error:
+            self.reject(batch, name, message, "decode", error.reason, str(error))
+            return None
+        return datum
 
     def admit_internal(
         self, batch: Batch, name: str, message: Message, decode: Callable[[bytes], T]

@@ -12,10 +12,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from faust.types import EventT, Message, StreamT
+from faust.types import EventT, StreamT
 
-from streams.contracts.codec import DecodeError
-from streams.contracts.topics import ERP_RESULTS, spec
+from streams.contracts.topics import ERP_RESULTS
 from streams.domain.alerts import ERP_COMMAND, command_findings
 from streams.domain.events import to_ms
 from streams.domain.messages import ErpAnswer, ErpOutcome, OrderFeedback
@@ -65,7 +64,7 @@ class ResultsAgent:
     ) -> None:
         results: dict[str, list[dict[str, Any]]] = {}
         for event in events:
-            datum = self._admit(batch, event.message)
+            datum = self._c.intake.admit_datum(batch, ERP_RESULTS, event.message)
             if datum is not None:
                 results.setdefault(datum["command_id"], []).append(datum)
         tables = self._c.tables
@@ -90,14 +89,3 @@ class ResultsAgent:
                     answers.append(ErpAnswer(order_id, command_id, outcome))
             if changed:
                 tables.save_alert_book(batch, tables.command_alerts, partition, book)
-
-    def _admit(self, batch: Batch, message: Message) -> dict[str, Any] | None:
-        self._c.accounting.consumed(ERP_RESULTS)
-        try:
-            datum: dict[str, Any] = self._c.codec.decode(
-                message.value, expected=spec(ERP_RESULTS).value_schema
-            ).datum
-        except DecodeError as error:
-            self._c.intake.reject(batch, ERP_RESULTS, message, "decode", error.reason, str(error))
-            return None
-        return datum

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from faust.types import EventT, Message, StreamT
+from faust.types import EventT, StreamT
 
-from streams.contracts.codec import DecodeError
-from streams.contracts.topics import STOREFRONT_RESULTS, spec
+from streams.contracts.topics import STOREFRONT_RESULTS
 from streams.domain.alerts import STOREFRONT_LEVEL, level_findings
 from streams.domain.events import to_ms
 from streams.domain.messages import LevelOutcome
@@ -58,7 +57,7 @@ class StorefrontResultsAgent:
     ) -> None:
         results: dict[str, list[LevelOutcome]] = {}
         for event in events:
-            datum = self._admit(batch, event.message)
+            datum = self._c.intake.admit_datum(batch, STOREFRONT_RESULTS, event.message)
             if datum is not None:
                 key = f"{datum['route']}:{datum['sku']}@{datum['warehouse_id']}"
                 results.setdefault(key, []).append(level_outcome_of(datum))
@@ -75,16 +74,3 @@ class StorefrontResultsAgent:
                 self._c.accounting.outcome(STOREFRONT_RESULTS, Outcome.APPLIED)
             if changed:
                 tables.save_alert_book(batch, tables.level_alerts, partition, book)
-
-    def _admit(self, batch: Batch, message: Message) -> dict[str, Any] | None:
-        self._c.accounting.consumed(STOREFRONT_RESULTS)
-        try:
-            datum: dict[str, Any] = self._c.codec.decode(
-                message.value, expected=spec(STOREFRONT_RESULTS).value_schema
-            ).datum
-        except DecodeError as error:
-            self._c.intake.reject(
-                batch, STOREFRONT_RESULTS, message, "decode", error.reason, str(error)
-            )
-            return None
-        return datum
