@@ -20,6 +20,8 @@ class References:
     order_reference: str = "order_id"
     """The gateway metadata key that holds erpbridge's order id (Stripe)."""
     channel: str = "web"
+    route: str | None = None
+    """The route's name: the storefront its orders were placed on (OrderPlaced.storefront)."""
 
     def warehouse(self, location_id: str | int | None, owner: str) -> str:
         """The warehouse of `owner`'s location (`owner` names the record, for the error)."""

@@ -41,7 +41,9 @@ def routes_of(settings: Settings) -> dict[tuple[str, str], Route]:
             raise ValueError(
                 f"webhook route {name!r}: a {provider.name} secret is not a hex key"
             ) from None
-        references = References(route.warehouses, route.skus, route.order_reference, route.channel)
+        references = References(
+            route.warehouses, route.skus, route.order_reference, route.channel, name
+        )
         routes[(provider.name, name)] = Route(
             name, provider, keys, references, route.admin_url, settings.webhook_admin_token(name)
         )

@@ -43,6 +43,7 @@ from streams.contracts.topics import (
     SPECS,
     STOCK_PUSHES,
     STOCK_REQUESTS,
+    STOREFRONT_FULFILMENTS,
     STOREFRONT_RESULTS,
     WEBHOOKS_DLQ,
     Role,
@@ -69,6 +70,7 @@ WORKER_WRITES: tuple[str, ...] = (
     ORDER_STATUS,
     AVAILABILITY,
     ERP_COMMANDS,
+    STOREFRONT_FULFILMENTS,
 )
 """The agents' outputs (streams.topology.agents.outputs) and the dispatcher's commands."""
 

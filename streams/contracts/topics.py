@@ -44,6 +44,9 @@ connectors.webhooks.echoes): how the webhooks connector tells an echo of its own
 
 STOREFRONT_RESULTS = "storefront.results"
 """What storefronts did with the stock levels erpbridge pushed (connectors.storefront)."""
+STOREFRONT_FULFILMENTS = "storefront.fulfilments"
+"""Fulfilments of storefront orders with their tracking, for the storefront to show
+(streams.domain.tracking)."""
 ERP_CATALOG = "erp.catalog"
 """The ERP's products, latest per SKU (connectors.erp.source): what storefronts list and
 price."""
@@ -107,6 +110,13 @@ SPECS: tuple[TopicSpec, ...] = (
         Role.OUTPUT,
         "route:sku@warehouse",
         "erpbridge.StorefrontResult",
+        _delete(7),
+    ),
+    TopicSpec(
+        STOREFRONT_FULFILMENTS,
+        Role.OUTPUT,
+        "order_id",
+        "erpbridge.StorefrontFulfilment",
         _delete(7),
     ),
     TopicSpec(ERP_CATALOG, Role.OUTPUT, "sku", "erpbridge.CatalogItem", _COMPACT),

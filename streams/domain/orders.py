@@ -73,6 +73,9 @@ class Placement:
     document: dict[str, Any]
     """The OrderPlaced payload as received: customer, addresses, lines with their taxes,
     discounts and shipping, which the ERP's sales order and the journal need."""
+    source: str | None = None
+    """Who reported the placement (the event's source): a fulfilment it reports too is the
+    storefront's own, not one to tell it about."""
 
     @property
     def destination(self) -> Destination:
@@ -172,6 +175,7 @@ class Fulfilment:
     at_ms: int
     carrier: str | None
     tracking_number: str | None
+    source: str | None = None
 
 
 @dataclass(slots=True)
@@ -263,7 +267,8 @@ class Order:
     transitions: list[Transition] = field(default_factory=list)
     pruned_ms: int = 0
     issued: dict[str, int] = field(default_factory=dict)
-    """Command id -> creation time of every ERP command this order has issued."""
+    """Command id -> creation time of every ERP command this order has issued, and of its
+    pushes to the storefront (streams.domain.tracking)."""
     erp: dict[str, ErpOutcome] = field(default_factory=dict)
     """Command id -> the ERP's latest answer."""
     lapsed: list[Lapsed] = field(default_factory=list)
@@ -505,6 +510,7 @@ class Order:
             purchase_order_number=p.get("purchase_order_number"),
             reserved=self.cancelled_ms is None,
             document=p,
+            source=event.source,
         )
         for line in p["lines"]:
             self.lines[line["line_id"]] = Line(
@@ -569,6 +575,7 @@ class Order:
             at_ms=event.occurred_ms,
             carrier=p.get("carrier"),
             tracking_number=p.get("tracking_number"),
+            source=event.source,
         )
         requests += self._ship(fulfilment_id, fulfilment)
         return True

@@ -76,6 +76,12 @@ class WebhookRoute(BaseModel):
         "inventory.availability, for the warehouses of `warehouses` (needs admin_url and an "
         "admin token).",
     )
+    push_tracking: bool = Field(
+        default=False,
+        description="The worker hands this storefront's orders' fulfilments (carrier, tracking "
+        "number) to storefront.fulfilments, for `connector storefront` to show them on the "
+        "storefront's order; fulfilments the storefront reported itself are not handed back.",
+    )
     stock_buffer: int = Field(
         default=0,
         ge=0,

@@ -15,6 +15,7 @@ from streams.domain.commands import CommandPolicy
 from streams.domain.finance import FinanceMapping
 from streams.domain.policy import HOUR_MS, Policy
 from streams.domain.routing import RoutingRules
+from streams.domain.tracking import TrackingPolicy
 from streams.ops.health import (
     LIVENESS_PATH,
     READINESS_PATH,
@@ -72,6 +73,11 @@ def command_policy_of(settings: Settings) -> CommandPolicy:
 
 def alert_policy_of(settings: Settings) -> AlertPolicy:
     return AlertPolicy.from_settings(settings)
+
+
+def tracking_policy_of(settings: Settings) -> TrackingPolicy:
+    routes = settings.webhook_routes.items()
+    return TrackingPolicy(frozenset(name for name, route in routes if route.push_tracking))
 
 
 def create_topology(
@@ -132,6 +138,7 @@ def create_topology(
         commands=command_policy_of(settings),
         finance=FinanceMapping.from_file(settings.finance_mapping),
         alerts=alert_policy_of(settings),
+        tracking=tracking_policy_of(settings),
         clock=clock,
     )
     OrderAgent(context).register(settings.expiry_interval_seconds)

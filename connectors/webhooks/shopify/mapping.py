@@ -83,6 +83,7 @@ def _placed(event_id: str, order: dict[str, Any], references: References) -> lis
         "ship_to": ship_to,
         "bill_to": _address(billing, "billing_address") if billing else None,
         "channel": references.channel,
+        "storefront": references.route,
         "lines": [_line(item, i, jurisdiction) for i, item in enumerate(items)],
         "discounts": discounts,
         "shipping": _shipping(order.get("shipping_lines") or [], jurisdiction),

@@ -91,6 +91,7 @@ def _placed(order: dict[str, Any], references: References) -> Input:
         "ship_to": ship_to,
         "bill_to": _address(billing, order_id) if billing.get("address_1") else None,
         "channel": references.channel,
+        "storefront": references.route,
         "lines": lines,
         # Coupons are already taken off each line's total (its discount), not again here.
         "discounts": [],

@@ -16,6 +16,7 @@ from streams.domain.commands import CommandPolicy
 from streams.domain.finance import FinanceMapping
 from streams.domain.policy import Policy
 from streams.domain.routing import RoutingRules
+from streams.domain.tracking import TrackingPolicy
 from streams.topology.accounting import EventAccounting
 from streams.topology.agents.deadletters import DeadLetters
 from streams.topology.agents.intake import Intake
@@ -46,6 +47,7 @@ class AgentContext:
     commands: CommandPolicy
     finance: FinanceMapping
     alerts: AlertPolicy
+    tracking: TrackingPolicy
     clock: Callable[[], float] = field(default=time.time)
 
     def topic(self, *names: str) -> TopicT:

@@ -25,6 +25,7 @@ from streams.domain.events import InputEvent, Rejection
 from streams.domain.followups import follow_ups, require_rate
 from streams.domain.messages import AllocationUpdate, OrderFeedback, StockRequest, Tick
 from streams.domain.orders import Order, OrderEffect, Verdict
+from streams.domain.tracking import tracking_pushes
 from streams.topology.accounting import Later, Outcome
 from streams.topology.agents.batch import Batch, per_partition, run_in_batches
 from streams.topology.agents.context import AgentContext
@@ -197,6 +198,8 @@ class OrderAgent:
                 c.outputs.command(batch, command)
             for entry in handed_on.entries:
                 c.outputs.journal(batch, entry)
+            for push in tracking_pushes(order, c.tracking, replay=replay):
+                c.outputs.tracking(batch, push)
         findings, next_check = order_alerts(order, c.alerts, now)
         changes = book.reconcile(findings, now)
         for alert in changes + book.current() if replay else changes:

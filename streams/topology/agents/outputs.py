@@ -22,6 +22,7 @@ from streams.contracts.topics import (
     ORDER_FEEDBACK,
     ORDER_STATUS,
     STOCK_REQUESTS,
+    STOREFRONT_FULFILMENTS,
     TopicCatalog,
 )
 from streams.domain import messages
@@ -31,6 +32,7 @@ from streams.domain.finance import JournalEntry
 from streams.domain.messages import AllocationUpdate, ErpAnswer, OrderFeedback, StockRequest, Tick
 from streams.domain.orders import Transition
 from streams.domain.stock import Availability
+from streams.domain.tracking import TrackingPush
 from streams.topology.agents import derived
 from streams.topology.agents.batch import Batch
 from streams.topology.agents.intake import partition_for
@@ -46,6 +48,7 @@ class Outputs:
         self._alerts = catalog.physical(ALERTS)
         self._status = catalog.physical(ORDER_STATUS)
         self._availability = catalog.physical(AVAILABILITY)
+        self._fulfilments = catalog.physical(STOREFRONT_FULFILMENTS)
         self._requests = catalog.physical(STOCK_REQUESTS)
         self._requests_partitions = catalog.partitions(STOCK_REQUESTS)
         self._feedback = catalog.physical(ORDER_FEEDBACK)
@@ -76,6 +79,12 @@ class Outputs:
         datum = derived.stock_availability(sku, availability, cause, at_ms)
         value = self._codec.encode("erpbridge.StockAvailability", datum, topic=self._availability)
         batch.send(self._availability, sku.encode(), value)
+
+    def tracking(self, batch: Batch, push: TrackingPush) -> None:
+        value = self._codec.encode(
+            "erpbridge.StorefrontFulfilment", push.to_datum(), topic=self._fulfilments
+        )
+        batch.send(self._fulfilments, push.order_id.encode(), value)
 
     def requests(self, batch: Batch, requests: Sequence[StockRequest]) -> None:
         """Stock requests re-keyed by SKU: one record per partition of the stock agent."""

@@ -101,8 +101,10 @@ def placed(
     purchase_order_number: str | None = None,
     discounts: Sequence[dict[str, Any]] = (),
     shipping: dict[str, Any] | None = None,
+    storefront: str | None = None,
     at: int = T0,
     event_id: str | None = None,
+    source: str = "test",
 ) -> InputEvent:
     """OrderPlaced; the total defaults to the lines' quantity x price - discount + tax
     (order-level `discounts` and `shipping` are payload items, not counted in it)."""
@@ -138,8 +140,9 @@ def placed(
         "total": amount,
         "payment_terms": payment_terms,
         "purchase_order_number": purchase_order_number,
+        "storefront": storefront,
     }
-    return event("OrderPlaced", order_id, payload, at=at, event_id=event_id)
+    return event("OrderPlaced", order_id, payload, at=at, event_id=event_id, source=source)
 
 
 def cancelled(

@@ -45,6 +45,8 @@ ADDED_SINCE = {
     "Claim": {"settled": {"@tuple": []}},
     "SkuStock": {"changed": None},
     "Order": {"lapsed": [], "ticked_ms": 0},
+    "Placement": {"source": None},
+    "Fulfilment": {"source": None},
 }
 """Fields added since the fixtures were written, with what state without them decodes to
 (and a transition's sequence, which is its position in its order)."""

@@ -17,6 +17,7 @@ from tests.connectors.webhooks.vendor import assert_fits_schema, shopify, shopif
 REFERENCES = References(
     warehouses={"905684977": "WH-EAST", "487838322": "WH-WEST"},
     skus={"808950810": "IPOD2008GREEN"},
+    route="main",
 )
 BOB = {"name": "Bob Norman", "line1": "Chestnut Street 92", "line2": None, "city": "Louisville",
        "region": "KY", "postal_code": "40202", "country": "US"}  # fmt: skip
@@ -43,6 +44,7 @@ ORDER_1001 = {
         "ship_to": BOB,
         "bill_to": BOB,
         "channel": "web",
+        "storefront": "main",
         "lines": [
             {"line_id": "466157049", "sku": "IPOD2008GREEN", **_LINE},
             {"line_id": "518995019", "sku": "IPOD2008RED", **_LINE},

@@ -21,6 +21,7 @@ from tests.connectors.webhooks.vendor import (
 REFERENCES = References(
     warehouses={"default": "WH-WEST"},
     skus={"93": "WOO-SINGLE-1", "87": "WOO-ALBUM", "34": "WOO-CAP", "794": "WOO-PREMIUM"},
+    route="woo",
 )
 JOHN = {"name": "John Doe", "line1": "969 Market", "line2": None, "city": "San Francisco",
         "region": "CA", "postal_code": "94103", "country": "US"}  # fmt: skip
@@ -40,7 +41,7 @@ ORDER_727 = {
             "type": "OrderPlaced", "currency": "USD",
             "customer": {"customer_id": "guest:john.doe@example.com",
                          "email": "john.doe@example.com", "name": "John Doe"},
-            "ship_to": JOHN, "bill_to": JOHN, "channel": "web",
+            "ship_to": JOHN, "bill_to": JOHN, "channel": "web", "storefront": "woo",
             "lines": [
                 {"line_id": "315", "sku": "WOO-SINGLE-1", "quantity": 2, "unit_price": "3.00",
                  "discount": "0.00",
