@@ -79,8 +79,8 @@ class WebhookRoute(BaseModel):
     push_tracking: bool = Field(
         default=False,
         description="The worker hands this storefront's orders' fulfilments (carrier, tracking "
-        "number) to storefront.fulfilments, for `connector storefront` to show them on the "
-        "storefront's order; fulfilments the storefront reported itself are not handed back.",
+        "number) to storefront.fulfilments; fulfilments the storefront reported itself are "
+        "not handed back.",
     )
     stock_buffer: int = Field(
         default=0,
