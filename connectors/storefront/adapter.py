@@ -1,10 +1,11 @@
-"""What a storefront adapter is: one platform's way of setting stock levels.
+"""What a storefront adapter is: one platform's way of setting stock levels and showing a
+fulfilment on the storefront's order.
 
 An adapter never talks to Kafka and never waits to retry: it sets a batch of levels and
-says per level what became of it, or raises `StorefrontUnavailable` when the platform did
-not answer the batch usefully (throttled, down, timed out), with its Retry-After, or
-`StorefrontRefused` when it refused the request as a whole. The sink
-(connectors.storefront.sink) decides when to retry and what is published.
+says per level what became of it, or records a shipment and says what became of it, or
+raises `StorefrontUnavailable` when the platform did not answer usefully (throttled, down,
+timed out), with its Retry-After, or `StorefrontRefused` when it refused the request as a
+whole. The sink (connectors.storefront.sink) decides when to retry and what is published.
 """
 
 from __future__ import annotations
@@ -33,6 +34,57 @@ class Outcome:
     message: str | None = None
     permanent: bool = False
     """For FAILED: the platform refused this level, and the same request will not succeed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shipment:
+    """A fulfilment to show on the storefront's order (a storefront.fulfilments record)."""
+
+    route: str
+    order_id: str
+    fulfillment_id: str
+    warehouse_id: str
+    carrier: str | None
+    tracking_number: str | None
+    lines: tuple[tuple[str, int], ...]
+    """(SKU, quantity) shipped."""
+
+    @classmethod
+    def of(cls, datum: Mapping[str, Any]) -> Shipment:
+        """An erpbridge.StorefrontFulfilment datum's shipment."""
+        return cls(
+            route=datum["route"],
+            order_id=datum["order_id"],
+            fulfillment_id=datum["fulfillment_id"],
+            warehouse_id=datum["warehouse_id"],
+            carrier=datum["carrier"],
+            tracking_number=datum["tracking_number"],
+            lines=tuple((line["sku"], line["quantity"]) for line in datum["lines"]),
+        )
+
+    @property
+    def key(self) -> str:
+        return f"{self.route}:{self.order_id}/{self.fulfillment_id}"
+
+    @property
+    def marker(self) -> str:
+        """How the storefront's record of it names erpbridge's fulfilment, to be found again."""
+        return f"[erpbridge {self.fulfillment_id}]"
+
+
+class ShipmentStatus(Enum):
+    CREATED = "CREATED"
+    ALREADY_THERE = "ALREADY_THERE"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentOutcome:
+    shipment: Shipment
+    status: ShipmentStatus
+    storefront_id: str | None = None
+    message: str | None = None
+    permanent: bool = False
 
 
 class StorefrontUnavailable(Exception):
@@ -64,7 +116,7 @@ def request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
     return response.json()
 
 
-class StockAdapter(Protocol):
+class StorefrontAdapter(Protocol):
     provider: str
 
     def set_levels(
@@ -72,4 +124,9 @@ class StockAdapter(Protocol):
     ) -> list[Outcome]:
         """One outcome per level, in order; the levels are of one route. `previous` holds
         the level the sink last set per level's key, for platforms that compare and set."""
+        ...
+
+    def record_shipment(self, shipment: Shipment) -> ShipmentOutcome:
+        """Show the fulfilment on the storefront's order, unless an earlier request did: once
+        per fulfilment, however often it is asked."""
         ...

@@ -1,5 +1,5 @@
-"""Which adapter sets stock on which storefront: one factory per provider, the only place to
-add one."""
+"""Which adapter serves which storefront: one factory per provider, the only place to add
+one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 import httpx
 
-from connectors.storefront.adapter import StockAdapter
+from connectors.storefront.adapter import StorefrontAdapter
 from connectors.storefront.shopify import ShopifyStock
 from connectors.storefront.woocommerce import WooCommerceStock
 from streams.ops.settings import Settings, WebhookRoute
@@ -15,28 +15,28 @@ from streams.ops.settings import Settings, WebhookRoute
 _TIMEOUT_SECONDS = 30.0
 
 
-def _woocommerce(client: httpx.Client, route: WebhookRoute, token: str) -> StockAdapter:
-    assert route.admin_url is not None  # checked by stock_adapters
+def _woocommerce(client: httpx.Client, route: WebhookRoute, token: str) -> StorefrontAdapter:
+    assert route.admin_url is not None  # checked by storefront_adapters
     return WooCommerceStock(client, route.admin_url, token)
 
 
-def _shopify(client: httpx.Client, route: WebhookRoute, token: str) -> StockAdapter:
-    assert route.admin_url is not None  # checked by stock_adapters
+def _shopify(client: httpx.Client, route: WebhookRoute, token: str) -> StorefrontAdapter:
+    assert route.admin_url is not None  # checked by storefront_adapters
     items = {sku: item for item, sku in route.skus.items()}
-    return ShopifyStock(client, route.admin_url, token, items)
+    return ShopifyStock(client, route.admin_url, token, items, route.warehouses)
 
 
-FACTORIES: dict[str, Callable[[httpx.Client, WebhookRoute, str], StockAdapter]] = {
+FACTORIES: dict[str, Callable[[httpx.Client, WebhookRoute, str], StorefrontAdapter]] = {
     "shopify": _shopify,
     "woocommerce": _woocommerce,
 }
 
 
-def stock_adapters(
+def storefront_adapters(
     settings: Settings, routes: Mapping[str, WebhookRoute], client: httpx.Client
-) -> dict[str, StockAdapter]:
+) -> dict[str, StorefrontAdapter]:
     """An adapter per route; ValueError naming each route that cannot have one."""
-    adapters: dict[str, StockAdapter] = {}
+    adapters: dict[str, StorefrontAdapter] = {}
     problems = []
     for name, route in sorted(routes.items()):
         factory = FACTORIES.get(route.provider)
@@ -48,10 +48,10 @@ def stock_adapters(
             )
         elif not (route.admin_url and token):
             problems.append(
-                f"route {name}: push_stock needs its admin_url and an "
+                f"route {name}: push_stock and push_tracking need its admin_url and an "
                 "ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry"
             )
-        elif not route.warehouses:
+        elif route.push_stock and not route.warehouses:
             problems.append(
                 f"route {name}: push_stock needs its warehouses (location -> warehouse)"
             )

@@ -28,7 +28,10 @@ class StockLevel:
 
 
 def pushing_routes(routes: Mapping[str, WebhookRoute]) -> dict[str, WebhookRoute]:
-    return {name: route for name, route in routes.items() if route.push_stock}
+    """The routes the storefront sink serves: stock, tracking or both."""
+    return {
+        name: route for name, route in routes.items() if route.push_stock or route.push_tracking
+    }
 
 
 def levels_of(
@@ -43,6 +46,8 @@ def levels_of(
     available = {w["warehouse_id"]: w["available"] for w in availability["warehouses"]}
     levels = []
     for name, route in routes.items():
+        if not route.push_stock:
+            continue
         buffer = route.stock_buffers.get(sku, route.stock_buffer)
         for location, warehouse in sorted(route.warehouses.items()):
             quantity = max(0, available.get(warehouse, 0) - buffer)

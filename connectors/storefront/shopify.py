@@ -1,5 +1,6 @@
-"""Shopify's stock levels through the Admin GraphQL API (2026-01): `inventorySetQuantities`
-of the `available` quantity, compare-and-set, idempotent, within Shopify's cost budget.
+"""Shopify through the Admin GraphQL API (2026-01): stock levels with `inventorySetQuantities`
+of the `available` quantity, compare-and-set, idempotent, within Shopify's cost budget; and
+shipments with `fulfillmentCreate` and their tracking.
 
 - **Which item**: a SKU's inventory item comes from the route's `skus` (inventory item id ->
   SKU, as the stock webhooks need anyway), else from `inventoryItems(query: "sku:…")`,
@@ -20,6 +21,13 @@ of the `available` quantity, compare-and-set, idempotent, within Shopify's cost 
   `extensions.cost.throttleStatus`; the adapter turns what is missing and the restore rate
   into the wait before a retry. The bucket is Shopify's, per app and shop, so replicas
   share it by construction.
+- **Shipments**: the order's fulfillment orders are read, and the shipped SKUs taken from
+  the open ones at the locations the route maps to the shipment's warehouse (any open one
+  when none is mapped), one `fulfillmentCreate` per location with the carrier and tracking
+  number, the customer notified. `fulfillmentCreate` takes no idempotency key, so what
+  Shopify holds decides: a fulfillment with the same tracking number, or nothing of the
+  shipped SKUs left to fulfil, means an earlier request (whose answer was lost) or the
+  merchant did it already.
 """
 
 from __future__ import annotations
@@ -34,6 +42,9 @@ import httpx
 
 from connectors.storefront.adapter import (
     Outcome,
+    Shipment,
+    ShipmentOutcome,
+    ShipmentStatus,
     Status,
     StorefrontRefused,
     StorefrontUnavailable,
@@ -78,6 +89,32 @@ query Items($first: Int!, $query: String!) {
 """
 
 
+ORDER_FULFILMENT = """
+query OrderFulfilment($id: ID!) {
+  order(id: $id) {
+    fulfillments(first: 50) { id trackingInfo(first: 5) { number } }
+    fulfillmentOrders(first: 10) {
+      nodes {
+        id
+        status
+        assignedLocation { location { id } }
+        lineItems(first: 50) { nodes { id sku remainingQuantity } }
+      }
+    }
+  }
+}
+"""
+CREATE_FULFILMENT = """
+mutation Ship($fulfillment: FulfillmentInput!, $message: String) {
+  fulfillmentCreate(fulfillment: $fulfillment, message: $message) {
+    fulfillment { id }
+    userErrors { field message }
+  }
+}
+"""
+_FULFILLABLE = ("OPEN", "IN_PROGRESS")
+
+
 def gid(kind: str, id: str) -> str:
     """A Shopify global id from the numeric id its webhooks use (or a global id as is)."""
     return id if id.startswith("gid://") else f"gid://shopify/{kind}/{id}"
@@ -104,13 +141,16 @@ class ShopifyStock:
         shop_url: str,
         token: str,
         items: Mapping[str, str],
+        locations: Mapping[str, str],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`items`: the route's inventory item ids by SKU."""
+        """`items`: the route's inventory item ids by SKU; `locations`: its warehouses by
+        location id."""
         self._client = client
         self._url = f"{shop_url.rstrip('/')}/admin/api/{API_VERSION}/graphql.json"
         self._token = token
         self._items = {sku: gid("InventoryItem", item) for sku, item in items.items()}
+        self._locations = {gid("Location", loc): warehouse for loc, warehouse in locations.items()}
         self._unknown: dict[str, float] = {}
         self._reported: dict[str, int | None] = {}
         """Levels Shopify reported, by level key, until the sink has set them."""
@@ -179,6 +219,66 @@ class ShopifyStock:
             elif outcomes[level.key].status is Status.SET:
                 self._reported.pop(level.key, None)  # the sink's `previous` knows it now
         return [outcomes[level.key] for level in levels]
+
+    def record_shipment(self, shipment: Shipment) -> ShipmentOutcome:
+        order = self._call(ORDER_FULFILMENT, {"id": gid("Order", shipment.order_id)})["order"]
+        if order is None:
+            raise StorefrontRefused(f"Shopify has no order {shipment.order_id}")
+        for made in order["fulfillments"]:
+            numbers = {info["number"] for info in made["trackingInfo"]}
+            if shipment.tracking_number and shipment.tracking_number in numbers:
+                return ShipmentOutcome(shipment, ShipmentStatus.ALREADY_THERE, made["id"])
+        open_orders = [
+            fo for fo in order["fulfillmentOrders"]["nodes"] if fo["status"] in _FULFILLABLE
+        ]
+        if shipment.warehouse_id in self._locations.values():
+            open_orders_here = [
+                fo for fo in open_orders if self._warehouse_of(fo) == shipment.warehouse_id
+            ]
+        else:
+            open_orders_here = open_orders
+        by_location = _take(shipment.lines, open_orders_here)
+        if not by_location:
+            wanted = {sku for sku, _ in shipment.lines}
+            left = [
+                item
+                for fo in open_orders
+                for item in fo["lineItems"]["nodes"]
+                if item["sku"] in wanted and item["remainingQuantity"] > 0
+            ]
+            if left:
+                raise StorefrontRefused(
+                    f"Shopify holds the goods of fulfilment {shipment.fulfillment_id} at no "
+                    f"location of warehouse {shipment.warehouse_id}"
+                )
+            return ShipmentOutcome(shipment, ShipmentStatus.ALREADY_THERE)
+        made_ids = []
+        for fulfillment_orders in by_location.values():
+            made_ids.append(self._create(shipment, fulfillment_orders))
+        return ShipmentOutcome(shipment, ShipmentStatus.CREATED, ",".join(made_ids))
+
+    def _warehouse_of(self, fulfillment_order: Mapping[str, Any]) -> str | None:
+        location = fulfillment_order["assignedLocation"]["location"]
+        return None if location is None else self._locations.get(location["id"])
+
+    def _create(self, shipment: Shipment, fulfillment_orders: Mapping[str, list[Any]]) -> str:
+        tracking = {"company": shipment.carrier, "number": shipment.tracking_number}
+        fulfillment = {
+            "lineItemsByFulfillmentOrder": [
+                {"fulfillmentOrderId": fo, "fulfillmentOrderLineItems": items}
+                for fo, items in fulfillment_orders.items()
+            ],
+            "notifyCustomer": True,
+            **({"trackingInfo": tracking} if shipment.tracking_number else {}),
+        }
+        variables = {"fulfillment": fulfillment, "message": shipment.marker}
+        answer = self._call(CREATE_FULFILMENT, variables)["fulfillmentCreate"]
+        if answer["userErrors"]:
+            raise StorefrontRefused(
+                "; ".join(f"{e.get('field')}: {e['message']}" for e in answer["userErrors"])
+            )
+        made: str = answer["fulfillment"]["id"]
+        return made
 
     def _mutate(
         self, levels: list[StockLevel], start_from: Mapping[str, int | None]
@@ -252,6 +352,24 @@ class ShopifyStock:
             raise StorefrontRefused(f"Shopify: {errors}")
         data: dict[str, Any] = answer["data"]
         return data
+
+
+def _take(
+    lines: Sequence[tuple[str, int]], fulfillment_orders: Sequence[Mapping[str, Any]]
+) -> dict[str | None, dict[str, list[Any]]]:
+    """The fulfillment order line items (id, quantity) that ship `lines`, by location and
+    fulfillment order; only what Shopify still has left to fulfil."""
+    taken: dict[str | None, dict[str, list[Any]]] = {}
+    for sku, quantity in lines:
+        for fo in fulfillment_orders:
+            location = (fo["assignedLocation"]["location"] or {}).get("id")
+            for item in fo["lineItems"]["nodes"]:
+                n = min(quantity, item["remainingQuantity"]) if item["sku"] == sku else 0
+                if n > 0:
+                    at = taken.setdefault(location, {}).setdefault(fo["id"], [])
+                    at.append({"id": item["id"], "quantity": n})
+                    quantity -= n
+    return taken
 
 
 def _said(error: Mapping[str, Any]) -> str:

@@ -1,6 +1,8 @@
-"""`erpbridge connector storefront`: inventory.availability to the storefronts' stock levels.
+"""`erpbridge connector storefront`: inventory.availability to the storefronts' stock levels,
+and storefront.fulfilments to their orders' shipments.
 
-Per batch of availability records (read in the group `<app id>-storefront`, at least once):
+Per batch of records (read in the group `<app id>-storefront`, at least once), the
+availability records:
 1. the levels each pushing route gets (connectors.storefront.levels), the latest per route,
    SKU and warehouse, and only those that differ from what this sink last set there;
 2. a push marker per level on storefront.stock-pushes, confirmed by the broker before the
@@ -9,13 +11,18 @@ Per batch of availability records (read in the group `<app id>-storefront`, at l
 3. each route's adapter sets the levels, retried with backoff while the platform is
    throttled or down (the records behind wait in Kafka and are coalesced into the next
    batch), until ERPBRIDGE_ERP_GIVE_UP_SECONDS;
-4. a result per level on storefront.results; then the batch's offsets are committed.
+4. a result per level on storefront.results.
 
-A record that does not decode goes to inventory.availability.dlq with the reason, and so
-does the record behind a level the storefront refused for good (`storefront-refused`, with
-the storefront's words); the worker opens an alert for such a level from its result
+and the fulfilments: each (the last copy per fulfilment) shown on its route's order by the
+adapter, retried like the levels, once however often it is asked, with a result on
+storefront.fulfilment-results. Then the batch's offsets are committed.
+
+A record that does not decode goes to its topic's dead letters with the reason, and so does
+the record behind a level or fulfilment the storefront refused for good
+(`storefront-refused`, with the storefront's words), or a fulfilment of a route this sink
+does not tell (`unknown-route`); the worker opens an alert for a refusal from its result
 (streams.topology.agents.storefront_results). A restart repeats the last uncommitted
-batch: setting a level again is harmless.
+batch: setting a level again is harmless, and a shipment is looked for before it is made.
 """
 
 from __future__ import annotations
@@ -26,14 +33,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 
 from confluent_kafka import Consumer, Message
 
 from connectors.erp.retry import Backoff
 from connectors.storefront.adapter import (
     Outcome,
+    Shipment,
+    ShipmentOutcome,
+    ShipmentStatus,
     Status,
-    StockAdapter,
+    StorefrontAdapter,
     StorefrontRefused,
     StorefrontUnavailable,
 )
@@ -45,6 +57,8 @@ from streams.contracts.stock_pushes import Push
 from streams.contracts.topics import (
     AVAILABILITY,
     STOCK_PUSHES,
+    STOREFRONT_FULFILMENT_RESULTS,
+    STOREFRONT_FULFILMENTS,
     STOREFRONT_RESULTS,
     TopicCatalog,
     dead_letter_of,
@@ -55,6 +69,7 @@ from streams.ops.settings import Settings, WebhookRoute
 log = logging.getLogger(__name__)
 
 RESULT_SCHEMA = "erpbridge.StorefrontResult"
+SHIPMENT_RESULT_SCHEMA = "erpbridge.StorefrontFulfilmentResult"
 _BATCH = 500
 _POLL_SECONDS = 0.5
 
@@ -67,7 +82,11 @@ class SinkError(RuntimeError):
 class Handled:
     records: int
     pushed: int
+    """Levels set or tried, and shipments told or tried."""
     dead_letters: int
+
+
+T = TypeVar("T")
 
 
 class StorefrontSink:
@@ -77,7 +96,7 @@ class StorefrontSink:
         catalog: TopicCatalog,
         codec: Codec,
         routes: Mapping[str, WebhookRoute],
-        adapters: Mapping[str, StockAdapter],
+        adapters: Mapping[str, StorefrontAdapter],
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._routes = dict(routes)
@@ -86,9 +105,14 @@ class StorefrontSink:
         self._backoff = Backoff.from_settings(settings)
         self._sleep = sleep
         self._availability = catalog.physical(AVAILABILITY)
-        self._dead_letters = catalog.physical(dead_letter_of(AVAILABILITY))
+        self._fulfilments = catalog.physical(STOREFRONT_FULFILMENTS)
+        self._dead_letters = {
+            catalog.physical(name): catalog.physical(dead_letter_of(name))
+            for name in (AVAILABILITY, STOREFRONT_FULFILMENTS)
+        }
         self._pushes = catalog.physical(STOCK_PUSHES)
         self._results = catalog.physical(STOREFRONT_RESULTS)
+        self._shipment_results = catalog.physical(STOREFRONT_FULFILMENT_RESULTS)
         self._consumer = Consumer(
             {
                 **settings.confluent_config(),
@@ -102,7 +126,7 @@ class StorefrontSink:
         """The level this sink last set per route, SKU and warehouse."""
 
     def start(self) -> None:
-        self._consumer.subscribe([self._availability])
+        self._consumer.subscribe([self._availability, self._fulfilments])
 
     def close(self) -> None:
         self._consumer.close()
@@ -120,6 +144,16 @@ class StorefrontSink:
         messages = [m for m in self._consumer.consume(_BATCH, timeout) if m.error() is None]
         if not messages:
             return Handled(0, 0, 0)
+        stock = [m for m in messages if m.topic() == self._availability]
+        shipments = [m for m in messages if m.topic() == self._fulfilments]
+        pushed, dead = self._push_stock(stock)
+        told, dead_shipments = self._tell(shipments)
+        self._confirmed("results and dead letters")
+        self._consumer.commit(asynchronous=False)
+        return Handled(len(messages), pushed + told, dead + dead_shipments)
+
+    def _push_stock(self, messages: Sequence[Message]) -> tuple[int, int]:
+        """The levels of availability records set: how many were pushed, and dead-lettered."""
         levels, origins, dead = self._levels(messages)
         wanted = [level for level in latest(levels) if self._set.get(level.key) != level.quantity]
         self._mark(wanted)
@@ -139,9 +173,56 @@ class StorefrontSink:
                 )
                 self._dead_letter(origins[level.key], "storefront-refused", error)
                 dead += 1
-        self._confirmed("results and dead letters")
-        self._consumer.commit(asynchronous=False)
-        return Handled(len(messages), len(wanted), dead)
+        return len(wanted), dead
+
+    def _tell(self, messages: Sequence[Message]) -> tuple[int, int]:
+        """The fulfilments shown on their storefronts' orders: how many were told, and
+        dead-lettered."""
+        latest: dict[str, tuple[Shipment, Message]] = {}
+        dead = 0
+        for message in messages:
+            value = message.value()
+            if value is None:
+                continue
+            try:
+                datum = self._codec.decode(value, expected="erpbridge.StorefrontFulfilment").datum
+            except DecodeError as error:
+                self._dead_letter(message, error.reason, str(error))
+                dead += 1
+                continue
+            shipment = Shipment.of(datum)
+            route = self._routes.get(shipment.route)
+            if route is None or not route.push_tracking:
+                self._dead_letter(
+                    message,
+                    "unknown-route",
+                    f"fulfilment {shipment.fulfillment_id} of order {shipment.order_id} is for "
+                    f"route {shipment.route}, which has no push_tracking in this connector's "
+                    "ERPBRIDGE_WEBHOOK_ROUTES",
+                )
+                dead += 1
+                continue
+            latest[shipment.key] = (shipment, message)
+        for shipment, message in latest.values():
+            dead += self._tell_one(shipment, message)
+        return len(latest), dead
+
+    def _tell_one(self, shipment: Shipment, message: Message) -> int:
+        """One shipment told, its result published; 1 when it went to the dead letters."""
+        adapter = self._adapters[shipment.route]
+
+        def failed(said: str, permanent: bool) -> ShipmentOutcome:
+            return ShipmentOutcome(shipment, ShipmentStatus.FAILED, None, said, permanent)
+
+        outcome, attempts, latency_ms = self._attempt(
+            shipment.route, partial(adapter.record_shipment, shipment), failed
+        )
+        self._shipment_result(adapter.provider, outcome, message, attempts, latency_ms)
+        if not outcome.permanent:
+            return 0
+        said = f"route {shipment.route}: {outcome.message}"
+        self._dead_letter(message, "storefront-refused", said)
+        return 1
 
     def _levels(
         self, messages: Sequence[Message]
@@ -169,7 +250,7 @@ class StorefrontSink:
     def _dead_letter(self, message: Message, reason: str, error: str) -> None:
         record = Record.of(message)
         letter = deadletter.dead_letter(
-            dlq_topic=self._dead_letters, source_topic=self._availability,
+            dlq_topic=self._dead_letters[record.topic], source_topic=record.topic,
             partition=record.partition, offset=record.offset, key=record.key,
             value=record.value, headers=record.headers, stage="storefront",
             reason=reason, error=error,
@@ -193,32 +274,43 @@ class StorefrontSink:
     ) -> list[Outcome]:
         adapter = self._adapters[route]
         previous = {level.key: self._set[level.key] for level in levels if level.key in self._set}
+
+        def failed(said: str, permanent: bool) -> list[Outcome]:
+            return [Outcome(level, Status.FAILED, said, permanent=permanent) for level in levels]
+
+        outcomes, attempts, latency_ms = self._attempt(
+            route, lambda: adapter.set_levels(levels, previous), failed
+        )
+        for outcome in outcomes:
+            origin = origins[outcome.level.key]
+            at = f"{origin.partition()}:{origin.offset()}"
+            self._result(route, adapter.provider, outcome, at, attempts, latency_ms)
+        return outcomes
+
+    def _attempt(
+        self, route: str, call: Callable[[], T], failed: Callable[[str, bool], T]
+    ) -> tuple[T, int, int]:
+        """`call`'s answer, retried with backoff while the storefront is unavailable, or
+        `failed` with the storefront's words and whether it is for good; with the attempts
+        and the milliseconds from the first to the answer."""
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
             try:
-                outcomes = adapter.set_levels(levels, previous)
+                answer = call()
                 break
             except StorefrontRefused as refused:
-                outcomes = [
-                    Outcome(level, Status.FAILED, str(refused), permanent=True) for level in levels
-                ]
+                answer = failed(str(refused), True)
                 break
             except StorefrontUnavailable as unavailable:
                 delay = self._backoff.delay(attempt, unavailable.retry_after)
-                elapsed = time.monotonic() - started
-                if self._backoff.gives_up(elapsed, delay):
-                    outcomes = [Outcome(level, Status.FAILED, str(unavailable)) for level in levels]
+                if self._backoff.gives_up(time.monotonic() - started, delay):
+                    answer = failed(str(unavailable), False)
                     break
                 log.warning("%s: %s; retrying in %.1f s", route, unavailable, delay)
                 self._sleep(delay)
-        latency_ms = int((time.monotonic() - started) * 1000)
-        for outcome in outcomes:
-            origin = origins[outcome.level.key]
-            at = f"{origin.partition()}:{origin.offset()}"
-            self._result(route, adapter.provider, outcome, at, attempt, latency_ms)
-        return outcomes
+        return answer, attempt, int((time.monotonic() - started) * 1000)
 
     def _result(
         self,
@@ -251,6 +343,36 @@ class StorefrontSink:
         self._sender.send(
             Outgoing(self._results, None, level.key.encode(), value, (), f"result {level.key}")
         )
+
+    def _shipment_result(
+        self,
+        provider: str,
+        outcome: ShipmentOutcome,
+        origin: Message,
+        attempts: int,
+        latency_ms: int,
+    ) -> None:
+        shipment = outcome.shipment
+        datum = {
+            "event_id": f"storefront:{shipment.key}:{origin.partition()}:{origin.offset()}",
+            "occurred_at": datetime.now(UTC),
+            "source": "erpbridge",
+            "route": shipment.route,
+            "provider": provider,
+            "order_id": shipment.order_id,
+            "fulfillment_id": shipment.fulfillment_id,
+            "status": outcome.status.value,
+            "storefront_id": outcome.storefront_id,
+            "message": outcome.message,
+            "permanent": outcome.permanent,
+            "attempts": attempts,
+            "latency_ms": latency_ms,
+        }
+        value = self._codec.encode(SHIPMENT_RESULT_SCHEMA, datum, topic=self._shipment_results)
+        self._sender.send(
+            Outgoing(self._shipment_results, None, shipment.key.encode(), value, (),
+                     f"result {shipment.key}")
+        )  # fmt: skip
 
     def _confirmed(self, what: str) -> None:
         failures = self._sender.finish()

@@ -1,11 +1,20 @@
-"""WooCommerce's stock levels through its REST API v3: a product found by SKU
-(`GET /products?sku=`), its `stock_quantity` set with stock management on, up to 100 products
-per `POST /products/batch` (WooCommerce's documented batch limit).
+"""WooCommerce through its REST API v3: stock levels, and shipments as customer notes.
+
+Stock: a product found by SKU (`GET /products?sku=`), its `stock_quantity` set with stock
+management on, up to 100 products per `POST /products/batch` (WooCommerce's documented
+batch limit).
 
 WooCommerce has one stock location per product (the route maps it as "default") and no
 compare-and-set: the level is set as is. Products are found by their SKU once and
 remembered; a SKU WooCommerce does not sell is asked again after a while, since a shop adds
 products. Variations keep their own SKUs and are not set here.
+
+Shipments: WooCommerce has no fulfilment or tracking object of its own (tracking is a paid
+extension's), so a shipment becomes a customer note on the order (`POST
+/orders/<id>/notes` with `customer_note`, which WooCommerce e-mails to the customer and
+shows on the order) naming the goods, the carrier and the tracking number, and ending with
+the fulfilment's marker. The order's customer notes are read first: a note with the marker
+means an earlier request made it, whose answer was lost.
 """
 
 from __future__ import annotations
@@ -16,7 +25,16 @@ from typing import Any
 
 import httpx
 
-from connectors.storefront.adapter import Outcome, Status, StorefrontUnavailable, request
+from connectors.storefront.adapter import (
+    Outcome,
+    Shipment,
+    ShipmentOutcome,
+    ShipmentStatus,
+    Status,
+    StorefrontRefused,
+    StorefrontUnavailable,
+    request,
+)
 from connectors.storefront.levels import StockLevel
 
 BATCH_LIMIT = 100
@@ -83,6 +101,16 @@ class WooCommerceStock:
         self._ids[sku] = int(matching[0]["id"])
         return self._ids[sku]
 
+    def record_shipment(self, shipment: Shipment) -> ShipmentOutcome:
+        if not shipment.order_id.isdigit():
+            raise StorefrontRefused(f"WooCommerce order ids are numbers, not {shipment.order_id!r}")
+        notes = f"/orders/{shipment.order_id}/notes"
+        for note in self._call("GET", notes, params={"type": "customer"}):
+            if shipment.marker in str(note.get("note")):
+                return ShipmentOutcome(shipment, ShipmentStatus.ALREADY_THERE, str(note["id"]))
+        made = self._call("POST", notes, json={"note": note_text(shipment), "customer_note": True})
+        return ShipmentOutcome(shipment, ShipmentStatus.CREATED, str(made["id"]))
+
     def _batch(self, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
         answer = self._call("POST", "/products/batch", json={"update": updates})
         answered: list[dict[str, Any]] = answer.get("update", [])
@@ -94,3 +122,10 @@ class WooCommerceStock:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return request(self._client, method, self._api + path, auth=self._auth, **kwargs)
+
+
+def note_text(shipment: Shipment) -> str:
+    goods = ", ".join(f"{quantity} x {sku}" for sku, quantity in shipment.lines)
+    via = f" with {shipment.carrier}" if shipment.carrier else ""
+    tracking = f", tracking number {shipment.tracking_number}" if shipment.tracking_number else ""
+    return f"Shipped{via}: {goods}{tracking}. {shipment.marker}"

@@ -162,26 +162,30 @@ def _polled_line(polled: Polled) -> str:
 @connector.command("storefront")
 @click.pass_context
 def storefront(ctx: click.Context) -> None:
-    """Set the storefronts' stock levels from inventory.availability, for every route of
-    ERPBRIDGE_WEBHOOK_ROUTES with push_stock (Shopify, WooCommerce), and publish what each
-    did on storefront.results.
+    """Set the storefronts' stock levels from inventory.availability for every route of
+    ERPBRIDGE_WEBHOOK_ROUTES with push_stock, and show the fulfilments of
+    storefront.fulfilments on the orders of every route with push_tracking (Shopify,
+    WooCommerce); publish what each did on storefront.results and
+    storefront.fulfilment-results.
 
     A route pushes the available stock of the warehouses its `warehouses` map to its
     locations, less its stock_buffer (or a SKU's stock_buffers entry), the latest per SKU,
     with its admin_url and ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry. Runs until Ctrl-C or SIGTERM.
     """
     # The platforms' clients load only for this command.
-    from connectors.storefront.adapters import http_client, stock_adapters
+    from connectors.storefront.adapters import http_client, storefront_adapters
     from connectors.storefront.levels import pushing_routes
     from connectors.storefront.sink import SinkError, StorefrontSink
 
     settings = settings_of(ctx)
     routes = pushing_routes(settings.webhook_routes)
     if not routes:
-        raise click.UsageError("no route of ERPBRIDGE_WEBHOOK_ROUTES has push_stock")
+        raise click.UsageError(
+            "no route of ERPBRIDGE_WEBHOOK_ROUTES has push_stock or push_tracking"
+        )
     client = http_client()
     try:
-        adapters = stock_adapters(settings, routes, client)
+        adapters = storefront_adapters(settings, routes, client)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     connect(ctx)
@@ -192,7 +196,7 @@ def storefront(ctx: click.Context) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    click.echo(f"setting stock on {', '.join(sorted(routes))}")
+    click.echo(f"serving {', '.join(sorted(routes))}")
     try:
         sink.run(stop)
     except SinkError as error:

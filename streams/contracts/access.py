@@ -43,6 +43,7 @@ from streams.contracts.topics import (
     SPECS,
     STOCK_PUSHES,
     STOCK_REQUESTS,
+    STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_FULFILMENTS,
     STOREFRONT_RESULTS,
     WEBHOOKS_DLQ,
@@ -191,11 +192,20 @@ def principals(settings: Settings) -> list[Principal]:
         ),
         Principal(
             STOREFRONT,
-            "the storefront sink: availability to the storefronts' stock levels",
+            "the storefront sink: availability to the storefronts' stock levels, fulfilments "
+            "to their orders",
             (
-                *_topics(physical([AVAILABILITY]), Operation.READ),
+                *_topics(physical([AVAILABILITY, STOREFRONT_FULFILMENTS]), Operation.READ),
                 *_topics(
-                    physical([STOCK_PUSHES, STOREFRONT_RESULTS, dead_letter_of(AVAILABILITY)]),
+                    physical(
+                        [
+                            STOCK_PUSHES,
+                            STOREFRONT_RESULTS,
+                            STOREFRONT_FULFILMENT_RESULTS,
+                            dead_letter_of(AVAILABILITY),
+                            dead_letter_of(STOREFRONT_FULFILMENTS),
+                        ]
+                    ),
                     Operation.WRITE,
                 ),
                 _group(storefront_group(app_id), Operation.READ),

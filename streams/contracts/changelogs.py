@@ -14,7 +14,7 @@ or a time-based alert may open; only orders that have such a time."""
 ORDER_ALERTS_TABLE = "order-alerts"
 STOCK_ALERTS_TABLE = "stock-alerts"
 COMMAND_ALERTS_TABLE = "command-alerts"
-LEVEL_ALERTS_TABLE = "storefront-level-alerts"
+STOREFRONT_ALERTS_TABLE = "storefront-alerts"
 """Alerts are state (opened once, resolved once), kept per entity beside its state."""
 
 
@@ -29,7 +29,7 @@ TABLE_SOURCES = {
     ORDER_ALERTS_TABLE: ORDERS,
     STOCK_ALERTS_TABLE: INVENTORY,
     COMMAND_ALERTS_TABLE: ERP_RESULTS,
-    LEVEL_ALERTS_TABLE: STOREFRONT_RESULTS,
+    STOREFRONT_ALERTS_TABLE: STOREFRONT_RESULTS,
 }
 """Each table and the input topic whose partitions its changelog must match."""
 

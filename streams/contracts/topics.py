@@ -47,6 +47,8 @@ STOREFRONT_RESULTS = "storefront.results"
 STOREFRONT_FULFILMENTS = "storefront.fulfilments"
 """Fulfilments of storefront orders with their tracking, for the storefront to show
 (streams.domain.tracking)."""
+STOREFRONT_FULFILMENT_RESULTS = "storefront.fulfilment-results"
+"""What storefronts did with the fulfilments erpbridge told them about (connectors.storefront)."""
 ERP_CATALOG = "erp.catalog"
 """The ERP's products, latest per SKU (connectors.erp.source): what storefronts list and
 price."""
@@ -119,6 +121,13 @@ SPECS: tuple[TopicSpec, ...] = (
         "erpbridge.StorefrontFulfilment",
         _delete(7),
     ),
+    TopicSpec(
+        STOREFRONT_FULFILMENT_RESULTS,
+        Role.OUTPUT,
+        "route:order_id/fulfillment_id",
+        "erpbridge.StorefrontFulfilmentResult",
+        _delete(7),
+    ),
     TopicSpec(ERP_CATALOG, Role.OUTPUT, "sku", "erpbridge.CatalogItem", _COMPACT),
     TopicSpec(ERP_CUSTOMERS, Role.OUTPUT, "customer_id", "erpbridge.ErpCustomer", _COMPACT),
     TopicSpec(PAYOUT_WATERMARKS, Role.INTERNAL, "route", None, _COMPACT),
@@ -140,6 +149,8 @@ SPECS: tuple[TopicSpec, ...] = (
             ERP_RESULTS,
             AVAILABILITY,
             STOREFRONT_RESULTS,
+            STOREFRONT_FULFILMENTS,
+            STOREFRONT_FULFILMENT_RESULTS,
         )
     ),
     # Webhooks have no source topic: their dead letters are the request, kept like the others.
@@ -160,7 +171,7 @@ COPARTITIONED: tuple[tuple[str, ...], ...] = (
     (ORDERS, PAYMENTS, ORDER_FEEDBACK),
     (INVENTORY, STOCK_REQUESTS),
     (ERP_RESULTS,),
-    (STOREFRONT_RESULTS,),
+    (STOREFRONT_RESULTS, STOREFRONT_FULFILMENT_RESULTS),
 )
 """Topics one agent reads together: a key must land on the same partition number in each,
 so each group needs one partition count (and the murmur2 partitioner on every producer)."""

@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from streams.domain.commands import SOURCE, sales_order_id
-from streams.domain.messages import ErpOutcome, LevelOutcome
+from streams.domain.messages import ErpOutcome, StorefrontOutcome
 from streams.domain.money import quantize_minor
 from streams.domain.orders import ZERO, Order
 from streams.domain.stock import SkuStock
@@ -53,6 +53,7 @@ OVERSOLD = "oversold"
 STOCK_DRIFT = "stock-drift"
 ERP_COMMAND_FAILED = "erp-command-failed"
 STOREFRONT_LEVEL_REFUSED = "storefront-level-refused"
+STOREFRONT_FULFILMENT_REFUSED = "storefront-fulfilment-refused"
 
 # Entity types: what an AlertBook, and each alert's entity_id, is about.
 ORDER = "order"
@@ -60,6 +61,8 @@ SKU = "sku"
 ERP_COMMAND = "erp-command"
 STOREFRONT_LEVEL = "storefront-level"
 """A stock level on a storefront: `<route>:<sku>@<warehouse>`."""
+STOREFRONT_FULFILMENT = "storefront-fulfilment"
+"""A fulfilment told to a storefront: `<route>:<order id>/<fulfilment id>`."""
 
 
 class Severity(StrEnum):
@@ -538,25 +541,23 @@ def command_findings(command_id: str, outcome: ErpOutcome) -> dict[str, Finding]
     }
 
 
-def level_findings(level_key: str, outcome: LevelOutcome) -> dict[str, Finding]:
-    """A storefront stock level while its latest result is a refusal for good: the storefront
-    shows a level erpbridge could not correct, so it may sell what is gone. A later result
-    that is not one (set, a SKU the storefront no longer sells, a retry under way) resolves
-    it."""
-    if not (outcome.status == "FAILED" and outcome.permanent):
+def storefront_findings(
+    alert_type: str, key: str, outcome: StorefrontOutcome
+) -> dict[str, Finding]:
+    """A push to a storefront while its latest result is a refusal for good: a level it may
+    oversell by, a shipment its customer cannot follow. A later result that is not one (set
+    or created, a SKU it no longer sells, a retry under way) resolves it."""
+    if not (outcome.failed and outcome.permanent):
         return {}
     return {
-        STOREFRONT_LEVEL_REFUSED: Finding(
+        alert_type: Finding(
             Severity.CRITICAL,
-            f"storefront route {outcome.route} refused the stock level {outcome.quantity} of "
-            f"{outcome.sku} (warehouse {outcome.warehouse_id}): "
+            f"storefront route {outcome.route} refused {outcome.what}: "
             f"{outcome.message or 'no message given'}",
             {
-                "level": level_key,
+                "key": key,
                 "route": outcome.route,
-                "sku": outcome.sku,
-                "warehouse_id": outcome.warehouse_id,
-                "quantity": str(outcome.quantity),
+                **outcome.facts,
                 "error": outcome.message or "",
                 "refused_at": _iso(outcome.at_ms),
             },

@@ -145,17 +145,18 @@ class ErpOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class LevelOutcome:
-    """What a storefront did with one stock level erpbridge pushed (from storefront.results)."""
+class StorefrontOutcome:
+    """What a storefront did with a stock level or a fulfilment erpbridge pushed to it (from
+    storefront.results or storefront.fulfilment-results)."""
 
     route: str
-    sku: str
-    warehouse_id: str
-    quantity: int
-    status: str
-    """SET, UNKNOWN_SKU or FAILED."""
-    message: str | None
+    what: str
+    """What was pushed, in words: "the stock level 4 of SKU-1 (warehouse WH-WEST)"."""
+    facts: dict[str, str]
+    """What identifies it (sku, warehouse, quantity; order, fulfilment), for the evidence."""
+    failed: bool
     permanent: bool
+    message: str | None
     at_ms: int
 
 

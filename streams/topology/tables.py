@@ -15,11 +15,11 @@ from faust.types import TableT
 from streams.contracts.changelogs import (
     COMMAND_ALERTS_TABLE,
     DEADLINES_TABLE,
-    LEVEL_ALERTS_TABLE,
     ORDER_ALERTS_TABLE,
     ORDERS_TABLE,
     STOCK_ALERTS_TABLE,
     STOCK_TABLE,
+    STOREFRONT_ALERTS_TABLE,
 )
 from streams.contracts.topics import (
     ERP_RESULTS,
@@ -50,7 +50,7 @@ class Tables:
     order_alerts: TableT[bytes, bytes]
     stock_alerts: TableT[bytes, bytes]
     command_alerts: TableT[bytes, bytes]
-    level_alerts: TableT[bytes, bytes]
+    storefront_alerts: TableT[bytes, bytes]
 
     @classmethod
     def create(cls, app: faust.App, catalog: TopicCatalog) -> Tables:
@@ -67,12 +67,12 @@ class Tables:
             order_alerts=table(ORDER_ALERTS_TABLE, ORDERS),
             stock_alerts=table(STOCK_ALERTS_TABLE, INVENTORY),
             command_alerts=table(COMMAND_ALERTS_TABLE, ERP_RESULTS),
-            level_alerts=table(LEVEL_ALERTS_TABLE, STOREFRONT_RESULTS),
+            storefront_alerts=table(STOREFRONT_ALERTS_TABLE, STOREFRONT_RESULTS),
         )
 
     @property
     def alert_tables(self) -> tuple[TableT[bytes, bytes], ...]:
-        return (self.order_alerts, self.stock_alerts, self.command_alerts, self.level_alerts)
+        return (self.order_alerts, self.stock_alerts, self.command_alerts, self.storefront_alerts)
 
     def order(self, order_id: str) -> Order:
         data = self.orders.get(order_id.encode())

@@ -1,49 +1,82 @@
-"""The storefront results agent: what storefronts did with the stock levels erpbridge pushed
-(storefront.results, keyed by `<route>:<sku>@<warehouse>`) into alerts.
+"""The storefront results agent: what storefronts did with what erpbridge pushed to them
+(storefront.results, keyed by `<route>:<sku>@<warehouse>`, and storefront.fulfilment-results,
+keyed by `<route>:<order id>/<fulfilment id>`) into alerts.
 
-A level refused for good opens a `storefront-level-refused` alert, resolved when a later
-result for the level is not one; the alert books live in a table partitioned like
-storefront.results. The sink dead-letters the availability record itself
-(connectors.storefront.sink).
+A push refused for good opens an alert (`storefront-level-refused`,
+`storefront-fulfilment-refused`), resolved when a later result for the same key is not
+one; the alert books live in one table, keyed like the two topics and partitioned like
+them. The storefront sink dead-letters the pushed record itself (connectors.storefront.sink).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from faust.types import EventT, StreamT
 
-from streams.contracts.topics import STOREFRONT_RESULTS
-from streams.domain.alerts import STOREFRONT_LEVEL, level_findings
+from streams.contracts.topics import STOREFRONT_FULFILMENT_RESULTS, STOREFRONT_RESULTS
+from streams.domain.alerts import (
+    STOREFRONT_FULFILMENT,
+    STOREFRONT_FULFILMENT_REFUSED,
+    STOREFRONT_LEVEL,
+    STOREFRONT_LEVEL_REFUSED,
+    storefront_findings,
+)
 from streams.domain.events import to_ms
-from streams.domain.messages import LevelOutcome
+from streams.domain.messages import StorefrontOutcome
 from streams.topology.accounting import Outcome
 from streams.topology.agents.batch import Batch, per_partition, run_in_batches
 from streams.topology.agents.context import AgentContext
 
 
-def level_outcome_of(datum: dict[str, Any]) -> LevelOutcome:
+def level_outcome(datum: dict[str, Any]) -> StorefrontOutcome:
     """An erpbridge.StorefrontResult datum as the rules see it."""
-    return LevelOutcome(
+    sku, warehouse, quantity = datum["sku"], datum["warehouse_id"], datum["quantity"]
+    return StorefrontOutcome(
         route=datum["route"],
-        sku=datum["sku"],
-        warehouse_id=datum["warehouse_id"],
-        quantity=datum["quantity"],
-        status=datum["status"],
-        message=datum["message"],
+        what=f"the stock level {quantity} of {sku} (warehouse {warehouse})",
+        facts={"sku": sku, "warehouse_id": warehouse, "quantity": str(quantity)},
+        failed=datum["status"] == "FAILED",
         permanent=datum["permanent"],
+        message=datum["message"],
         at_ms=to_ms(datum["occurred_at"]),
     )
+
+
+def fulfilment_outcome(datum: dict[str, Any]) -> StorefrontOutcome:
+    """An erpbridge.StorefrontFulfilmentResult datum as the rules see it."""
+    order, fulfilment = datum["order_id"], datum["fulfillment_id"]
+    return StorefrontOutcome(
+        route=datum["route"],
+        what=f"fulfilment {fulfilment} of order {order}",
+        facts={"order_id": order, "fulfillment_id": fulfilment},
+        failed=datum["status"] == "FAILED",
+        permanent=datum["permanent"],
+        message=datum["message"],
+        at_ms=to_ms(datum["occurred_at"]),
+    )
+
+
+_KINDS: dict[str, tuple[str, str, Callable[[dict[str, Any]], StorefrontOutcome]]] = {
+    STOREFRONT_RESULTS: (STOREFRONT_LEVEL, STOREFRONT_LEVEL_REFUSED, level_outcome),
+    STOREFRONT_FULFILMENT_RESULTS: (
+        STOREFRONT_FULFILMENT,
+        STOREFRONT_FULFILMENT_REFUSED,
+        fulfilment_outcome,
+    ),
+}
+"""Per topic: the entity its keys name, the alert type of a refusal, the datum's reading."""
 
 
 class StorefrontResultsAgent:
     def __init__(self, context: AgentContext) -> None:
         self._c = context
-        self._source = context.topic(STOREFRONT_RESULTS)
+        self._sources = {context.catalog.physical(name): name for name in _KINDS}
 
     def register(self) -> None:
-        self._c.app.agent(self._source, name="storefront-results")(self._run)
+        topic = self._c.topic(*_KINDS)
+        self._c.app.agent(topic, name="storefront-results")(self._run)
 
     async def _run(self, stream: StreamT[bytes]) -> None:
         await run_in_batches(self._c.app, stream, self._handle_batch)
@@ -55,22 +88,25 @@ class StorefrontResultsAgent:
     def _handle_partition(
         self, batch: Batch, partition: int, events: Sequence[EventT[bytes]]
     ) -> None:
-        results: dict[str, list[LevelOutcome]] = {}
+        results: dict[tuple[str, str], list[StorefrontOutcome]] = {}
         for event in events:
-            datum = self._c.intake.admit_datum(batch, STOREFRONT_RESULTS, event.message)
+            name = self._sources[event.message.topic]
+            datum = self._c.intake.admit_datum(batch, name, event.message)
             if datum is not None:
-                key = f"{datum['route']}:{datum['sku']}@{datum['warehouse_id']}"
-                results.setdefault(key, []).append(level_outcome_of(datum))
+                key = (event.message.key or b"").decode()
+                results.setdefault((name, key), []).append(_KINDS[name][2](datum))
         tables = self._c.tables
-        for key, outcomes in results.items():
-            book = tables.alert_book(tables.level_alerts, STOREFRONT_LEVEL, key)
+        for (name, key), outcomes in results.items():
+            entity, alert_type, _ = _KINDS[name]
+            book = tables.alert_book(tables.storefront_alerts, entity, key)
             changed = False
             for outcome in outcomes:
-                changes = book.reconcile(level_findings(key, outcome), self._c.now_ms())
+                findings = storefront_findings(alert_type, key, outcome)
+                changes = book.reconcile(findings, self._c.now_ms())
                 changed |= bool(changes)
                 # A result that changes nothing may be a redelivery whose alert was lost.
                 for alert in changes or book.current():
                     self._c.outputs.alert(batch, alert)
-                self._c.accounting.outcome(STOREFRONT_RESULTS, Outcome.APPLIED)
+                self._c.accounting.outcome(name, Outcome.APPLIED)
             if changed:
-                tables.save_alert_book(batch, tables.level_alerts, partition, book)
+                tables.save_alert_book(batch, tables.storefront_alerts, partition, book)

@@ -11,13 +11,14 @@ from typing import Any
 from confluent_kafka import Producer
 from pydantic import SecretStr
 
-from connectors.storefront.adapters import http_client, stock_adapters
+from connectors.storefront.adapters import http_client, storefront_adapters
 from connectors.storefront.levels import pushing_routes
 from connectors.storefront.sink import StorefrontSink
 from streams.contracts import deadletter
 from streams.contracts.codec import Codec
 from streams.contracts.topics import (
     AVAILABILITY,
+    STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_RESULTS,
     TopicCatalog,
     dead_letter_of,
@@ -54,7 +55,7 @@ def new_sink(settings: Settings, sleep: Any = None) -> StorefrontSink:
     catalog = TopicCatalog.from_settings(settings)
     ensure_topics(settings.confluent_config(), catalog)
     routes = pushing_routes(settings.webhook_routes)
-    adapters = stock_adapters(settings, routes, http_client())
+    adapters = storefront_adapters(settings, routes, http_client())
     extra = {} if sleep is None else {"sleep": sleep}
     return StorefrontSink(settings, catalog, CODEC, routes, adapters, **extra)
 
@@ -80,9 +81,9 @@ def availability(
     return CODEC.encode("erpbridge.StockAvailability", datum, topic="inventory.availability")
 
 
-def dead_letters(settings: Settings) -> list[tuple[str, str, str]]:
-    """(key, reason, error) of each dead letter of inventory.availability."""
-    topic = TopicCatalog.from_settings(settings).physical(dead_letter_of(AVAILABILITY))
+def dead_letters(settings: Settings, name: str = AVAILABILITY) -> list[tuple[str, str, str]]:
+    """(key, reason, error) of each dead letter of topic `name`."""
+    topic = TopicCatalog.from_settings(settings).physical(dead_letter_of(name))
     found = []
     for letter in read_all(settings, topic):
         said = deadletter.describe(letter.headers() or [])
@@ -93,8 +94,8 @@ def dead_letters(settings: Settings) -> list[tuple[str, str, str]]:
     return found
 
 
-def produce(settings: Settings, records: list[tuple[str, bytes]]) -> None:
-    topic = TopicCatalog.from_settings(settings).physical(AVAILABILITY)
+def produce(settings: Settings, records: list[tuple[str, bytes]], name: str = AVAILABILITY) -> None:
+    topic = TopicCatalog.from_settings(settings).physical(name)
     producer = Producer(settings.producer_config())
     for key, value in records:
         producer.produce(topic, value, key.encode())
@@ -111,4 +112,43 @@ def drain(sink: StorefrontSink, settings: Settings, wanted: int) -> list[dict[st
         return found if len(found) >= wanted else None
 
     found: list[dict[str, Any]] = wait_for(results, timeout=60, what=f"{wanted} results")
+    return found
+
+
+def fulfilment(
+    route: str,
+    order_id: str,
+    fulfillment_id: str,
+    lines: dict[str, int],
+    *,
+    warehouse: str = "WH-1",
+    tracking: str | None = None,
+) -> tuple[str, bytes]:
+    """A storefront.fulfilments record (key, value), as the worker writes it."""
+    datum = {
+        "event_id": f"{order_id}/storefront-fulfilment/{fulfillment_id}",
+        "occurred_at": 1_780_000_000_000,
+        "source": "erpbridge",
+        "route": route,
+        "order_id": order_id,
+        "fulfillment_id": fulfillment_id,
+        "warehouse_id": warehouse,
+        "carrier": "UPS" if tracking else None,
+        "tracking_number": tracking,
+        "lines": [{"sku": sku, "quantity": n} for sku, n in lines.items()],
+    }
+    value = CODEC.encode("erpbridge.StorefrontFulfilment", datum, topic="storefront.fulfilments")
+    return order_id, value
+
+
+def drain_shipments(sink: StorefrontSink, settings: Settings, wanted: int) -> list[dict[str, Any]]:
+    """Polls until `wanted` results are on storefront.fulfilment-results; their values."""
+    topic = TopicCatalog.from_settings(settings).physical(STOREFRONT_FULFILMENT_RESULTS)
+
+    def results() -> list[dict[str, Any]] | None:
+        sink.poll(timeout=0.5)
+        found = [CODEC.decode(m.value()).datum for m in read_all(settings, topic)]
+        return found if len(found) >= wanted else None
+
+    found: list[dict[str, Any]] = wait_for(results, timeout=60, what=f"{wanted} shipment results")
     return found

@@ -7,10 +7,13 @@ documented request shapes (no real Shopify or WooCommerce can run here):
   that is no topic) is refused here too; requests draw on a cost bucket and are THROTTLED
   with `extensions.cost.throttleStatus` when it runs dry, and `inventorySetQuantities`
   holds to its documented userErrors (compare-and-set on `changeFromQuantity`, reasons,
-  negative quantities, items not stocked at a location, the `@idempotent` key);
-- WooCommerce's /wp-json/wc/v3/webhooks: each request's arguments are checked against the
-  route's argument schema in WooCommerce's API index (tests/fixtures/woocommerce/_index.md):
-  required, type, enum, and no unknown ones;
+  negative quantities, items not stocked at a location, the `@idempotent` key); orders
+  answer with their fulfillments and fulfillment orders, and `fulfillmentCreate` takes only
+  line items of open fulfillment orders of one order at one location, within what remains
+  to fulfil (its userErrors' words are the double's own);
+- WooCommerce's /wp-json/wc/v3/webhooks, products, order refunds and order notes: each
+  request's arguments are checked against the route's argument schema in WooCommerce's API
+  index (tests/fixtures/woocommerce/_index.md): required, type, enum, and no unknown ones;
 - Stripe's GET /v1/balance_transactions, as its API reference documents listing a payout's
   transactions: the secret key as the Basic user, `payout`, `limit` (1 to 100),
   `starting_after`, `expand[]`, nothing else; the list object it answers.
@@ -54,6 +57,7 @@ def shopify_schema() -> graphql.GraphQLSchema:
 
 WEBHOOKS_ROUTE = "/wc/v3/webhooks"
 REFUNDS_ROUTE = "/wc/v3/orders/(?P<order_id>[\\d]+)/refunds"
+NOTES_ROUTE = "/wc/v3/orders/(?P<order_id>[\\d]+)/notes"
 PRODUCTS_ROUTE = "/wc/v3/products"
 """Routes of WooCommerce's API index, as it names them."""
 
@@ -79,6 +83,8 @@ class Double:
     """Stripe: balance transactions by payout id."""
     refunds: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     """WooCommerce: refunds by order id."""
+    notes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    """WooCommerce: the notes of each order there is, by order id."""
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
     """WooCommerce: products (id, sku, manage_stock, stock_quantity) by id."""
     reports: dict[str, str] = field(default_factory=dict)
@@ -89,6 +95,10 @@ class Double:
     """Shopify Payments: balance transactions by payout (legacy) id."""
     order_transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Shopify: OrderTransaction nodes by global id."""
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Shopify: by order global id, its `fulfillments` ({id, trackingInfo: [{number,
+    company}]}) and `fulfillmentOrders` ({id, status, location, lineItems: [{id, sku,
+    remainingQuantity}]})."""
     stock: dict[str, dict[str, int]] = field(default_factory=dict)
     """Shopify: available quantity by inventory item and location (global ids)."""
     stock_skus: dict[str, str] = field(default_factory=dict)
@@ -283,6 +293,86 @@ class _Shopify(_Handler):
         found = [self._item(i) for i, sku in self.double.stock_skus.items() if sku in skus]
         return _page(found, first, None)
 
+    def order(self, info: Any, id: str) -> Any:
+        order = self.double.orders.get(id)
+        if order is None:
+            return None
+
+        def fulfillments(info: Any, first: int | None = None, **_: Any) -> Any:
+            return [
+                {"id": f["id"], "trackingInfo": lambda info, first=None, f=f: f["trackingInfo"]}
+                for f in order["fulfillments"][:first]
+            ]
+
+        def fulfillmentOrders(info: Any, first: int | None = None, **_: Any) -> Any:
+            def shown(fo: dict[str, Any]) -> Any:
+                return {
+                    "id": fo["id"],
+                    "status": fo["status"],
+                    "assignedLocation": {"location": {"id": fo["location"]}},
+                    "lineItems": lambda info, first=None, **_: {"nodes": fo["lineItems"][:first]},
+                }
+
+            return {"nodes": [shown(fo) for fo in order["fulfillmentOrders"][:first]]}
+
+        return {"fulfillments": fulfillments, "fulfillmentOrders": fulfillmentOrders}
+
+    def fulfillmentCreate(
+        self, info: Any, fulfillment: dict[str, Any], message: str | None = None
+    ) -> Any:
+        wanted = fulfillment["lineItemsByFulfillmentOrder"]
+        found = {
+            fo["id"]: (order, fo)
+            for order in self.double.orders.values()
+            for fo in order["fulfillmentOrders"]
+        }
+
+        def refused(field: list[str], why: str) -> Any:
+            return {"fulfillment": None, "userErrors": [{"field": field, "message": why}]}
+
+        at = ["fulfillment", "lineItemsByFulfillmentOrder"]
+        if not wanted:
+            return refused(at, "At least one fulfillment order is required.")
+        for n, group in enumerate(wanted):
+            if group["fulfillmentOrderId"] not in found:
+                return refused([*at, str(n)], "Fulfillment order does not exist.")
+        orders_and_fos = [found[g["fulfillmentOrderId"]] for g in wanted]
+        if (
+            len({id(o) for o, _ in orders_and_fos}) > 1
+            or len({fo["location"] for _, fo in orders_and_fos}) > 1
+        ):
+            return refused(at, "All fulfillment orders must be of one order and one location.")
+        taking = []
+        for n, (group, (_, fo)) in enumerate(zip(wanted, orders_and_fos, strict=True)):
+            if fo["status"] not in ("OPEN", "IN_PROGRESS"):
+                return refused([*at, str(n)], f"Fulfillment order is {fo['status']}.")
+            items = {item["id"]: item for item in fo["lineItems"]}
+            for asked in group.get("fulfillmentOrderLineItems") or [
+                {"id": i["id"], "quantity": i["remainingQuantity"]} for i in fo["lineItems"]
+            ]:
+                item = items.get(asked["id"])
+                if item is None or not 0 < asked["quantity"] <= item["remainingQuantity"]:
+                    return refused(
+                        [*at, str(n)], "Invalid fulfillment order line item quantity requested."
+                    )
+                taking.append((item, asked["quantity"]))
+        for item, quantity in taking:
+            item["remainingQuantity"] -= quantity
+        for _, fo in orders_and_fos:
+            left = any(item["remainingQuantity"] for item in fo["lineItems"])
+            fo["status"] = "IN_PROGRESS" if left else "CLOSED"
+        order = orders_and_fos[0][0]
+        tracking = fulfillment.get("trackingInfo")
+        made = {
+            "id": f"gid://shopify/Fulfillment/{1000 + len(order['fulfillments'])}",
+            "trackingInfo": [{"number": tracking.get("number"), "company": tracking.get("company")}]
+            if tracking
+            else [],
+            "message": message,
+        }
+        order["fulfillments"].append(made)
+        return {"fulfillment": {"id": made["id"]}, "userErrors": []}
+
     def inventorySetQuantities(self, info: Any, input: dict[str, Any]) -> Any:
         idempotent = info.schema.get_directive("idempotent")
         key = (graphql.get_directive_values(idempotent, info.field_nodes[0], info.variable_values)
@@ -461,6 +551,9 @@ class _WooCommerce(_Handler):
         url = urlsplit(self.path)
         if url.path == "/wp-json/wc/v3/products":
             return self._products(url.query)
+        notes = re.fullmatch(r"/wp-json/wc/v3/orders/(\d+)/notes", url.path)
+        if notes is not None:
+            return self._notes("GET", int(notes.group(1)), url.query)
         refunds = re.fullmatch(r"/wp-json/wc/v3/orders/(\d+)/refunds", url.path)
         if url.path != "/wp-json/wc/v3/webhooks" and refunds is None:
             return self._refuse(404, f"no such route {url.path}")
@@ -502,6 +595,29 @@ class _WooCommerce(_Handler):
         found = [p for p in self.double.products.values() if p["sku"] == args.get("sku", p["sku"])]
         self._answer(200, found[:10], {"X-WP-Total": str(len(found))})
 
+    def _notes(self, method: str, order_id: int, query: str = "") -> None:
+        if not self._authorised():
+            return self._refuse(401, "woocommerce_rest_cannot_view")
+        args = {k: v[0] for k, v in parse_qs(query).items()} if method == "GET" else self._body()
+        problem = self._check(method, args, NOTES_ROUTE)
+        if problem:
+            return self._refuse(400, problem)
+        notes = self.double.notes.get(order_id)
+        if notes is None:
+            return self._refuse(404, "woocommerce_rest_order_invalid_id: Invalid order ID.")
+        self.double.requests.append((method, self.path, None if method == "GET" else args))
+        if method == "GET":
+            kind = args.get("type", "any")
+            shown = [
+                n for n in notes if kind == "any" or n["customer_note"] == (kind == "customer")
+            ]
+            return self._answer(200, shown)
+        note = {"id": 500 + sum(len(n) for n in self.double.notes.values()),
+                "author": "erpbridge", "date_created": "2026-12-07T01:00:00",
+                "note": args["note"], "customer_note": bool(args.get("customer_note"))}  # fmt: skip
+        notes.append(note)
+        self._answer(201, note)
+
     def _batch(self) -> None:
         if not self._authorised():
             return self._refuse(401, "woocommerce_rest_cannot_batch")
@@ -542,6 +658,9 @@ class _WooCommerce(_Handler):
             return self._refuse(503, "Service Unavailable")
         if self.path == "/wp-json/wc/v3/products/batch":
             return self._batch()
+        notes = re.fullmatch(r"/wp-json/wc/v3/orders/(\d+)/notes", self.path)
+        if notes is not None:
+            return self._notes("POST", int(notes.group(1)))
         if self.path != "/wp-json/wc/v3/webhooks":
             return self._refuse(404, f"no such route {self.path}")
         if not self._authorised():

@@ -46,6 +46,8 @@ from streams.contracts.topics import (
     PAYOUT_WATERMARKS,
     SPECS,
     STOCK_PUSHES,
+    STOREFRONT_FULFILMENT_RESULTS,
+    STOREFRONT_FULFILMENTS,
     STOREFRONT_RESULTS,
     WEBHOOKS_DLQ,
     Role,
@@ -132,12 +134,18 @@ def test_the_erp_source_writes_and_reads_back_the_erps_master_data_only() -> Non
     assert not source.allows(READ, GROUP, reader_group(READER_GROUP_PREFIX))
 
 
-def test_the_storefront_sink_reads_availability_in_its_group_and_writes_pushes_and_results() -> (
+def test_the_storefront_sink_reads_availability_and_fulfilments_and_writes_what_they_caused() -> (
     None
 ):
     sink = BY_USER[STOREFRONT]
-    assert _topics(sink, READ) == {AVAILABILITY}
-    assert _topics(sink, WRITE) == {STOCK_PUSHES, STOREFRONT_RESULTS, dead_letter_of(AVAILABILITY)}
+    assert _topics(sink, READ) == {AVAILABILITY, STOREFRONT_FULFILMENTS}
+    assert _topics(sink, WRITE) == {
+        STOCK_PUSHES,
+        STOREFRONT_RESULTS,
+        STOREFRONT_FULFILMENT_RESULTS,
+        dead_letter_of(AVAILABILITY),
+        dead_letter_of(STOREFRONT_FULFILMENTS),
+    }
     assert sink.allows(READ, GROUP, storefront_group(SETTINGS.app_id))
     assert not sink.allows(READ, GROUP, worker_group(SETTINGS.app_id))
 

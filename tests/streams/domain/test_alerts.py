@@ -33,13 +33,13 @@ from streams.domain.alerts import (
     Finding,
     Severity,
     command_findings,
-    level_findings,
     order_findings,
     order_next_check_ms,
     stock_findings,
+    storefront_findings,
 )
 from streams.domain.commands import sales_order_id
-from streams.domain.messages import ErpOutcome, LevelOutcome
+from streams.domain.messages import ErpOutcome, StorefrontOutcome
 from streams.domain.orders import Order
 from streams.domain.stock import SkuStock
 from streams.ops.settings import REPO_ROOT, Settings
@@ -520,23 +520,30 @@ def test_a_permanently_failed_command_alerts_until_a_later_result_succeeds() -> 
 # --- storefront levels -------------------------------------------------------------------------
 
 
-def test_a_level_the_storefront_refused_for_good_alerts_until_a_later_one_is_not_refused() -> None:
+def test_a_push_the_storefront_refused_for_good_alerts_until_a_later_one_is_not_refused() -> None:
     key = "shop:SKU-1@WH-WEST"
     book = AlertBook(STOREFRONT_LEVEL, key)
 
-    def result(status: str, at: int, *, permanent: bool = False) -> LevelOutcome:
-        message = "ITEM_NOT_STOCKED_AT_LOCATION: not stocked" if status == "FAILED" else None
-        return LevelOutcome("shop", "SKU-1", "WH-WEST", 4, status, message, permanent, at)
+    def result(at: int, *, failed: bool = True, permanent: bool = False) -> StorefrontOutcome:
+        message = "ITEM_NOT_STOCKED_AT_LOCATION: not stocked" if failed else None
+        facts = {"sku": "SKU-1", "warehouse_id": "WH-WEST", "quantity": "4"}
+        what = "the stock level 4 of SKU-1 (warehouse WH-WEST)"
+        return StorefrontOutcome("shop", what, facts, failed, permanent, message, at)
 
-    unavailable = result("FAILED", minutes(1))
-    assert book.reconcile(level_findings(key, unavailable), minutes(1)) == []
-    refused = result("FAILED", minutes(2), permanent=True)
-    [opened] = book.reconcile(level_findings(key, refused), minutes(2))
+    def reconcile(outcome: StorefrontOutcome, at: int) -> list[Alert]:
+        return book.reconcile(storefront_findings(STOREFRONT_LEVEL_REFUSED, key, outcome), at)
+
+    assert reconcile(result(minutes(1)), minutes(1)) == []  # retries ran out: not for good
+    refused = result(minutes(2), permanent=True)
+    [opened] = reconcile(refused, minutes(2))
     assert opened.alert_id == f"storefront-level-refused/{key}/1"
     assert opened.severity is Severity.CRITICAL
-    assert "shop" in opened.summary and "ITEM_NOT_STOCKED_AT_LOCATION" in opened.summary
+    assert opened.summary == (
+        "storefront route shop refused the stock level 4 of SKU-1 (warehouse WH-WEST): "
+        "ITEM_NOT_STOCKED_AT_LOCATION: not stocked"
+    )
     assert opened.evidence == {
-        "level": key,
+        "key": key,
         "route": "shop",
         "sku": "SKU-1",
         "warehouse_id": "WH-WEST",
@@ -544,12 +551,11 @@ def test_a_level_the_storefront_refused_for_good_alerts_until_a_later_one_is_not
         "error": "ITEM_NOT_STOCKED_AT_LOCATION: not stocked",
         "refused_at": "2027-01-15T08:02:00.000+00:00",
     }
-    assert book.reconcile(level_findings(key, refused), minutes(3)) == []
-    [resolved] = book.reconcile(level_findings(key, result("SET", minutes(9))), minutes(9))
+    assert reconcile(refused, minutes(3)) == []
+    [resolved] = reconcile(result(minutes(9), failed=False), minutes(9))
     assert resolved.alert_type == STOREFRONT_LEVEL_REFUSED and resolved.status == "RESOLVED"
-    [again] = book.reconcile(level_findings(key, refused), minutes(10))
+    [again] = reconcile(refused, minutes(10))
     assert again.alert_id.endswith("/2")
-    assert book.reconcile(level_findings(key, result("UNKNOWN_SKU", minutes(11))), minutes(11))
 
 
 # --- the book ----------------------------------------------------------------------------------

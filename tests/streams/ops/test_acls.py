@@ -31,7 +31,7 @@ from connectors.erp.adapter import Document
 from connectors.erp.master import CatalogItem, ErpCustomer, ListPrice
 from connectors.erp.sink import ErpSink
 from connectors.erp.source import MasterDataSource
-from connectors.storefront.adapters import stock_adapters
+from connectors.storefront.adapters import storefront_adapters
 from connectors.storefront.sink import StorefrontSink
 from connectors.webhooks.echoes import Echoes
 from connectors.webhooks.payout_sync import Watermark, read_watermarks
@@ -444,7 +444,7 @@ def test_the_storefront_sink_sets_stock_and_may_not_read_the_inputs(
         routes = {"shop": route}
         with httpx.Client() as client:
             sink = StorefrontSink(
-                settings, catalog, Codec(STORE), routes, stock_adapters(settings, routes, client)
+                settings, catalog, Codec(STORE), routes, storefront_adapters(settings, routes, client)
             )
             sink.start()
             try:

@@ -38,7 +38,7 @@ def tables() -> Tables:
         order_alerts=restored("order-alerts"),
         stock_alerts=restored("stock-alerts"),
         command_alerts={},
-        level_alerts={},
+        storefront_alerts={},
     )
 
 

@@ -23,6 +23,7 @@ from streams.contracts.topics import (
     INVENTORY,
     ORDERS,
     PAYMENTS,
+    STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_RESULTS,
     TopicCatalog,
 )
@@ -35,6 +36,7 @@ from streams.domain.alerts import (
     PAYMENT_FOR_UNKNOWN_ORDER,
     PAYMENT_WITHOUT_SALES_ORDER,
     STOCK_DRIFT,
+    STOREFRONT_FULFILMENT_REFUSED,
     STOREFRONT_LEVEL_REFUSED,
 )
 from streams.domain.commands import sales_order_id
@@ -113,30 +115,35 @@ def erp_result(
 
 
 def storefront_result(
-    settings: Settings, catalog: TopicCatalog, sku: str, *, refused: bool = False
+    settings: Settings, catalog: TopicCatalog, key: str, *, refused: bool = False
 ) -> None:
-    topic = catalog.physical(STOREFRONT_RESULTS)
-    datum = {
+    """A stock level's result (`key` <route>:<sku>@<warehouse>) or a fulfilment's
+    (<route>:<order>/<fulfilment>), as the storefront sink writes it."""
+    route, _, what = key.partition(":")
+    common = {
         "event_id": uuid.uuid4().hex,
         "occurred_at": datetime.now(UTC),
         "source": "erpbridge",
-        "route": "shop",
+        "route": route,
         "provider": "shopify",
-        "sku": sku,
-        "warehouse_id": WEST,
-        "quantity": 4,
-        "status": "FAILED" if refused else "SET",
         "message": "ITEM_NOT_STOCKED_AT_LOCATION: not stocked" if refused else None,
         "attempts": 1,
         "latency_ms": 30,
         "permanent": refused,
     }
+    if "@" in what:
+        name, schema = STOREFRONT_RESULTS, "erpbridge.StorefrontResult"
+        sku, _, warehouse = what.partition("@")
+        datum = common | {"sku": sku, "warehouse_id": warehouse, "quantity": 4,
+                          "status": "FAILED" if refused else "SET"}  # fmt: skip
+    else:
+        name, schema = STOREFRONT_FULFILMENT_RESULTS, "erpbridge.StorefrontFulfilmentResult"
+        order, _, fulfilment = what.partition("/")
+        datum = common | {"order_id": order, "fulfillment_id": fulfilment, "storefront_id": None,
+                          "status": "FAILED" if refused else "CREATED"}  # fmt: skip
+    topic = catalog.physical(name)
     producer = Producer(settings.producer_config())
-    producer.produce(
-        topic,
-        key=f"shop:{sku}@{WEST}".encode(),
-        value=CODEC.encode("erpbridge.StorefrontResult", datum, topic=topic),
-    )
+    producer.produce(topic, key=key.encode(), value=CODEC.encode(schema, datum, topic=topic))
     assert producer.flush(30) == 0
 
 
@@ -264,7 +271,9 @@ def test_every_alert_type_opens_once_and_resolves_once(
     )
     send(snapshot(oversold, WEST, 2, now - 30 * MINUTE_MS))  # a count finds fewer
     erp_result(config, topics, "C-bad/sales-order/1", None, failed=True)
-    storefront_result(config, topics, "SKU-PLENTY", refused=True)
+    level, shipment = f"shop:SKU-PLENTY@{WEST}", "shop:O-unpaid/FUL-1"
+    storefront_result(config, topics, level, refused=True)
+    storefront_result(config, topics, shipment, refused=True)
 
     at_once = {
         (AMOUNT_MISMATCH, overpaid),
@@ -272,7 +281,8 @@ def test_every_alert_type_opens_once_and_resolves_once(
         (OVERSOLD, oversold),
         (STOCK_DRIFT, drifting),
         (ERP_COMMAND_FAILED, "C-bad/sales-order/1"),
-        (STOREFRONT_LEVEL_REFUSED, f"shop:SKU-PLENTY@{WEST}"),
+        (STOREFRONT_LEVEL_REFUSED, level),
+        (STOREFRONT_FULFILMENT_REFUSED, shipment),
     }
     wait_for_statuses(
         config,
@@ -317,7 +327,8 @@ def test_every_alert_type_opens_once_and_resolves_once(
     )
     erp_result(config, topics, sales_order_id(unconfirmed), unconfirmed)
     erp_result(config, topics, "C-bad/sales-order/1", None)
-    storefront_result(config, topics, "SKU-PLENTY")
+    storefront_result(config, topics, level)
+    storefront_result(config, topics, shipment)
 
     everything = at_once | timed
     wait_for_statuses(
