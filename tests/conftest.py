@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from streams.local.kafka import Broker, running_broker
+from streams.local.medusa import Medusa, running_medusa
 from streams.local.registry import Registry, running_registry
 from streams.local.tryton import Tryton, running_tryton
 
@@ -55,6 +56,13 @@ def tryton(request: pytest.FixtureRequest) -> Iterator[Tryton]:
     # One ERP database for the session: tests keep apart by unique order and command ids.
     with running_tryton(keep_log=lambda: request.session.testsfailed > 0) as erp:
         yield erp
+
+
+@pytest.fixture(scope="session")
+def medusa(request: pytest.FixtureRequest) -> Iterator[Medusa]:
+    # One storefront for the session: tests keep apart by their own carts, orders and SKUs.
+    with running_medusa(keep_log=lambda: request.session.testsfailed > 0) as shop:
+        yield shop
 
 
 @pytest.fixture

@@ -474,7 +474,9 @@ def _start_java(
         jvm = [
             java_path,
             "-Xms256m",
-            "-Xmx512m",
+            # Kafka's own default heap: a test session's broker holds every test's topics
+            # (some 130 partitions each), which outgrew 512 MB (OutOfMemoryError, 2026-12-07).
+            "-Xmx1g",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log_config}",
             "-cp",
