@@ -16,14 +16,11 @@ whose ERP must hold nothing but their own documents.
 from __future__ import annotations
 
 import atexit
-import glob
 import hashlib
 import json
 import logging
 import os
-import pwd
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +34,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from streams.local import debian
 from streams.local.jvm import (
     cache_dir,
     dispose_log,
@@ -47,6 +43,13 @@ from streams.local.jvm import (
     new_log,
     stop_process,
     tail,
+)
+from streams.local.postgres import (
+    Postgres,
+    PostgresUnavailable,
+    give_to_cluster_owner,
+    pg_major,
+    postgres_bin,
 )
 from streams.sample.generator import Catalogue
 
@@ -68,18 +71,12 @@ ADMIN_PASSWORD = "erpbridge-admin"
 DATABASE = "erpbridge"
 _TEMPLATE_DATABASE = "erpbridge_template"
 _PG_SUPERUSER = "tryton"
-# initdb and postgres refuse to run as root; as root they run as this unprivileged user.
-_PG_OS_USER = "nobody"
 _FINANCE = Path(__file__).resolve().parents[2] / "config" / "finance.json"
 _SETUP_SCRIPT = Path(__file__).with_name("tryton_setup.py")
 _INSTALL_TIMEOUT_S = 900.0
 _PREPARE_TIMEOUT_S = 600.0
 _START_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 30.0
-PG_MISSING = (
-    "install PostgreSQL server binaries (Debian/Ubuntu: apt-get install postgresql; "
-    "initdb, pg_ctl, postgres not found in /usr/lib/postgresql/*/bin nor on PATH)"
-)
 
 
 class TrytonUnavailable(RuntimeError):
@@ -102,7 +99,7 @@ class Tryton:
         password: str,
         log_path: Path,
         server: _Trytond,
-        postgres: _Postgres,
+        postgres: Postgres,
     ) -> None:
         self.url = url
         self.database = database
@@ -177,40 +174,6 @@ def ensure_venv(env: Mapping[str, str]) -> Path:
     return fill_cache_once(venv_dir(env), install, TrytonUnavailable)
 
 
-def postgres_bin(env: Mapping[str, str]) -> Path:
-    """The directory of initdb/postgres/psql, installing the Debian package if root may."""
-    found = _find_postgres_bin(env)
-    if found is None and debian.can_install(env):
-        debian.install(["postgresql"], env)
-        found = _find_postgres_bin(env)
-    if found is None:
-        raise TrytonUnavailable(PG_MISSING)
-    return found
-
-
-def _find_postgres_bin(env: Mapping[str, str]) -> Path | None:
-    # Debian keeps the server binaries off PATH, one directory per major version: newest first.
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
-    )
-    on_path = shutil.which("initdb", path=env.get("PATH"))
-    if on_path:
-        candidates.append(str(Path(on_path).parent))
-    for directory in candidates:
-        if all(
-            os.access(Path(directory) / tool, os.X_OK) for tool in ("initdb", "postgres", "psql")
-        ):
-            return Path(directory)
-    return None
-
-
-def _pg_major(bin_dir: Path) -> str:
-    out = subprocess.run(
-        [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
-    ).stdout
-    return out.split()[-1].split(".")[0]
-
-
 def setup_spec(catalogue: Catalogue, finance: Mapping[str, Any], today: date) -> dict[str, Any]:
     """What tryton_setup.py creates: the catalogue's master data, the finance accounts and
     the opening stock (every SKU's target stock in every warehouse)."""
@@ -280,100 +243,10 @@ def template_dir(env: Mapping[str, str], pg_major: str, spec: Mapping[str, Any])
     return cache_dir(env) / f"tryton-pgdata-{key}"
 
 
-def _give_to_cluster_owner(path: Path) -> None:
-    if os.geteuid() != 0:
-        return
-    user = pwd.getpwnam(_PG_OS_USER)
-    for root, dirs, files in os.walk(path):
-        for name in (".", *dirs, *files):
-            os.chown(os.path.join(root, name), user.pw_uid, user.pw_gid)
-
-
-class _Postgres:
-    """One throwaway PostgreSQL cluster in `run_dir`, on a loopback port."""
-
-    def __init__(self, bin_dir: Path, run_dir: Path, log_path: Path) -> None:
-        self.bin_dir = bin_dir
-        self.run_dir = run_dir
-        self.data = run_dir / "pgdata"
-        self.log_path = log_path
-        self.port = free_ports(1)[0]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def _as_owner(self) -> list[str]:
-        if os.geteuid() != 0:
-            return []
-        user = pwd.getpwnam(_PG_OS_USER)
-        return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
-
-    def initdb(self) -> None:
-        self._run(
-            [str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", _PG_SUPERUSER,
-             "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
-            as_owner=True,
-        )  # fmt: skip
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*self._as_owner(), str(self.bin_dir / "postgres"), "-D", str(self.data),
-                 "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
-                 "-c", f"unix_socket_directories={self.run_dir}",
-                 # Throwaway data: durability only costs time here.
-                 "-c", "fsync=off", "-c", "synchronous_commit=off",
-                 "-c", "full_page_writes=off"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"PostgreSQL exited with {self.process.returncode} while starting, "
-                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            if self.psql("SELECT 1", check=False):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"PostgreSQL not ready after {_START_TIMEOUT_S:.0f}s, log {self.log_path}"
-        )
-
-    def psql(self, sql: str, *, check: bool = True) -> bool:
-        result = subprocess.run(
-            [str(self.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
-             "-U", _PG_SUPERUSER, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
-            capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        if check and result.returncode != 0:
-            raise RuntimeError(f"psql {sql!r} failed: {result.stderr.strip()}")
-        return result.returncode == 0
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            # SIGINT is PostgreSQL's fast shutdown: no waiting for clients, still a clean stop.
-            self.process.send_signal(signal.SIGINT)
-        if self.process is not None:
-            stop_process(self.process, _STOP_TIMEOUT_S)
-
-    def _run(self, args: list[str], *, as_owner: bool) -> None:
-        with self.log_path.open("ab") as log:
-            result = subprocess.run(
-                [*(self._as_owner() if as_owner else []), *args],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                timeout=_START_TIMEOUT_S, check=False,
-            )  # fmt: skip
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"{Path(args[0]).name} failed (exit {result.returncode}), "
-                f"log {self.log_path}:\n{log_tail(self.log_path)}"
-            )
-
-
 def _new_run_dir() -> Path:
     # Under /tmp, not the cache: the cache may sit in root's home, where `nobody` cannot reach.
     run_dir = Path(tempfile.mkdtemp(prefix="erpbridge-tryton-"))
-    _give_to_cluster_owner(run_dir)
+    give_to_cluster_owner(run_dir)
     return run_dir
 
 
@@ -412,13 +285,13 @@ def _run_in_venv(venv: Path, args: list[str], log_path: Path, extra_env: Mapping
 def ensure_template(env: Mapping[str, str], venv: Path, bin_dir: Path, log_path: Path) -> Path:
     """A stopped PostgreSQL data dir holding the prepared `erpbridge_template` database."""
     spec = _default_spec()
-    target = template_dir(env, _pg_major(bin_dir), spec)
+    target = template_dir(env, pg_major(bin_dir), spec)
 
     def prepare(staged: Path, scratch: Path) -> None:
         _log.info("preparing the Tryton template database into %s", target)
         run_dir = _new_run_dir()
         try:
-            pg = _Postgres(bin_dir, run_dir, log_path)
+            pg = Postgres(bin_dir, run_dir, log_path, _PG_SUPERUSER)
             pg.initdb()
             pg.start()
             try:
@@ -488,7 +361,10 @@ def running_tryton(
     run the install and preparation) is worth keeping.
     """
     env = os.environ if env is None else env
-    bin_dir = postgres_bin(env)
+    try:
+        bin_dir = postgres_bin(env)
+    except PostgresUnavailable as exc:
+        raise TrytonUnavailable(str(exc)) from exc
     venv = ensure_venv(env)
     log_path = new_log(env, "tryton")
     ready = False
@@ -501,10 +377,10 @@ def running_tryton(
         template = ensure_template(env, venv, bin_dir, log_path)
         run_dir = _new_run_dir()
         stack.callback(shutil.rmtree, run_dir, True)
-        pg = _Postgres(bin_dir, run_dir, log_path)
+        pg = Postgres(bin_dir, run_dir, log_path, _PG_SUPERUSER)
         shutil.copytree(template / "pgdata", pg.data, symlinks=True)
         pg.data.chmod(0o700)  # postgres refuses a data dir others can read
-        _give_to_cluster_owner(pg.data)
+        give_to_cluster_owner(pg.data)
         stack.callback(pg.stop)
         atexit.register(pg.stop)
         stack.callback(atexit.unregister, pg.stop)
