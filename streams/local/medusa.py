@@ -29,7 +29,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -57,9 +56,10 @@ from streams.local.medusa_seed import (
 from streams.local.postgres import (
     Postgres,
     PostgresUnavailable,
-    give_to_cluster_owner,
+    new_run_dir,
     pg_major,
     postgres_bin,
+    started_copy,
 )
 from streams.sample.generator import Catalogue
 
@@ -225,13 +225,6 @@ def template_dir(
     return cache_dir(env) / f"medusa-pgdata-{key}"
 
 
-def _new_run_dir() -> Path:
-    # Under /tmp, not the cache: the cache may sit in root's home, where `nobody` cannot reach.
-    run_dir = Path(tempfile.mkdtemp(prefix="erpbridge-medusa-"))
-    give_to_cluster_owner(run_dir)
-    return run_dir
-
-
 def _project(run_dir: Path, modules: Path) -> Path:
     """The Medusa project for one run: its files copied, node_modules linked from the cache
     (Node resolves the link to the cache, so one copy of each package is loaded)."""
@@ -305,7 +298,7 @@ def ensure_template(
 
     def prepare(staged: Path, scratch: Path) -> None:
         _log.info("preparing the Medusa template database into %s", target)
-        run_dir = _new_run_dir()
+        run_dir = new_run_dir("medusa")
         try:
             pg = Postgres(bin_dir, run_dir, log_path, _PG_SUPERUSER)
             pg.initdb()
@@ -372,17 +365,12 @@ def running_medusa(
         store = SeededStore.from_json(
             json.loads((template / "seed.json").read_text(encoding="utf-8"))
         )
-        run_dir = _new_run_dir()
+        run_dir = new_run_dir("medusa")
         stack.callback(shutil.rmtree, run_dir, True)
-        pg = Postgres(bin_dir, run_dir, log_path, _PG_SUPERUSER)
-        shutil.copytree(template / "pgdata", pg.data, symlinks=True)
-        pg.data.chmod(0o700)  # postgres refuses a data dir others can read
-        give_to_cluster_owner(pg.data)
-        stack.callback(pg.stop)
-        atexit.register(pg.stop)
-        stack.callback(atexit.unregister, pg.stop)
-        pg.start()
-        pg.psql(f"CREATE DATABASE {DATABASE} TEMPLATE {_TEMPLATE_DATABASE}")
+        pg = started_copy(
+            stack, bin_dir, template / "pgdata", run_dir, log_path, _PG_SUPERUSER,
+            (DATABASE, _TEMPLATE_DATABASE),
+        )  # fmt: skip
 
         app = _project(run_dir, modules)
         medusa_env = _medusa_env(env, run_dir, pg.port, DATABASE, webhook_url)

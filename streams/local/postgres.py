@@ -9,14 +9,17 @@ initdb and postgres run as an unprivileged user, since they refuse root.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from pathlib import Path
 
 from streams.local import debian
@@ -160,3 +163,35 @@ class Postgres:
                 f"{Path(args[0]).name} failed (exit {result.returncode}), "
                 f"log {self.log_path}:\n{log_tail(self.log_path)}"
             )
+
+
+def new_run_dir(name: str) -> Path:
+    """A run directory under /tmp, not the cache: the cache may sit in root's home, where the
+    cluster's owner cannot reach."""
+    run_dir = Path(tempfile.mkdtemp(prefix=f"erpbridge-{name}-"))
+    give_to_cluster_owner(run_dir)
+    return run_dir
+
+
+def started_copy(
+    stack: ExitStack,
+    bin_dir: Path,
+    template: Path,
+    run_dir: Path,
+    log_path: Path,
+    superuser: str,
+    databases: tuple[str, str],
+) -> Postgres:
+    """A cluster copied from the stopped data dir `template` into `run_dir` and started, with
+    `databases[0]` created from its `databases[1]`; stopped when `stack` closes, or at exit."""
+    pg = Postgres(bin_dir, run_dir, log_path, superuser)
+    shutil.copytree(template, pg.data, symlinks=True)
+    pg.data.chmod(0o700)  # postgres refuses a data dir others can read
+    give_to_cluster_owner(pg.data)
+    stack.callback(pg.stop)
+    atexit.register(pg.stop)
+    stack.callback(atexit.unregister, pg.stop)
+    pg.start()
+    database, template_database = databases
+    pg.psql(f"CREATE DATABASE {database} TEMPLATE {template_database}")
+    return pg

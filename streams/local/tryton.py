@@ -23,7 +23,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -47,9 +46,10 @@ from streams.local.jvm import (
 from streams.local.postgres import (
     Postgres,
     PostgresUnavailable,
-    give_to_cluster_owner,
+    new_run_dir,
     pg_major,
     postgres_bin,
+    started_copy,
 )
 from streams.sample.generator import Catalogue
 
@@ -243,13 +243,6 @@ def template_dir(env: Mapping[str, str], pg_major: str, spec: Mapping[str, Any])
     return cache_dir(env) / f"tryton-pgdata-{key}"
 
 
-def _new_run_dir() -> Path:
-    # Under /tmp, not the cache: the cache may sit in root's home, where `nobody` cannot reach.
-    run_dir = Path(tempfile.mkdtemp(prefix="erpbridge-tryton-"))
-    give_to_cluster_owner(run_dir)
-    return run_dir
-
-
 def _trytond_conf(run_dir: Path, pg_port: int, web_port: int) -> Path:
     conf = run_dir / "trytond.conf"
     conf.write_text(
@@ -289,7 +282,7 @@ def ensure_template(env: Mapping[str, str], venv: Path, bin_dir: Path, log_path:
 
     def prepare(staged: Path, scratch: Path) -> None:
         _log.info("preparing the Tryton template database into %s", target)
-        run_dir = _new_run_dir()
+        run_dir = new_run_dir("tryton")
         try:
             pg = Postgres(bin_dir, run_dir, log_path, _PG_SUPERUSER)
             pg.initdb()
@@ -375,17 +368,12 @@ def running_tryton(
     with ExitStack() as stack:
         stack.callback(dispose_log, log_path, keep, "Tryton")
         template = ensure_template(env, venv, bin_dir, log_path)
-        run_dir = _new_run_dir()
+        run_dir = new_run_dir("tryton")
         stack.callback(shutil.rmtree, run_dir, True)
-        pg = Postgres(bin_dir, run_dir, log_path, _PG_SUPERUSER)
-        shutil.copytree(template / "pgdata", pg.data, symlinks=True)
-        pg.data.chmod(0o700)  # postgres refuses a data dir others can read
-        give_to_cluster_owner(pg.data)
-        stack.callback(pg.stop)
-        atexit.register(pg.stop)
-        stack.callback(atexit.unregister, pg.stop)
-        pg.start()
-        pg.psql(f"CREATE DATABASE {DATABASE} TEMPLATE {_TEMPLATE_DATABASE}")
+        pg = started_copy(
+            stack, bin_dir, template / "pgdata", run_dir, log_path, _PG_SUPERUSER,
+            (DATABASE, _TEMPLATE_DATABASE),
+        )  # fmt: skip
 
         web_port = free_ports(1)[0]
         conf = _trytond_conf(run_dir, pg.port, web_port)
