@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from connectors.storefront.adapter import StorefrontAdapter
+from connectors.storefront.medusa import MedusaStorefront
 from connectors.storefront.shopify import ShopifyStock
 from connectors.storefront.woocommerce import WooCommerceStock
 from streams.ops.settings import Settings, WebhookRoute
@@ -26,7 +27,13 @@ def _shopify(client: httpx.Client, route: WebhookRoute, token: str) -> Storefron
     return ShopifyStock(client, route.admin_url, token, items, route.warehouses)
 
 
+def _medusa(client: httpx.Client, route: WebhookRoute, token: str) -> StorefrontAdapter:
+    assert route.admin_url is not None  # checked by storefront_adapters
+    return MedusaStorefront(client, route.admin_url, token, route.warehouses)
+
+
 FACTORIES: dict[str, Callable[[httpx.Client, WebhookRoute, str], StorefrontAdapter]] = {
+    "medusa": _medusa,
     "shopify": _shopify,
     "woocommerce": _woocommerce,
 }

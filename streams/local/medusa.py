@@ -47,6 +47,7 @@ from streams.local.jvm import (
     new_log,
 )
 from streams.local.medusa_seed import (
+    PAYMENT_PROVIDER,
     MedusaClient,
     SeededStore,
     SeededVariant,
@@ -125,6 +126,43 @@ class Medusa:
     def store(self) -> MedusaClient:
         """A client of the Store API with the seeded sales channel's publishable key."""
         return MedusaClient.store(self.url, self.publishable_key)
+
+    def checkout(
+        self, lines: Mapping[str, int], email: str, address: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """An order placed through the Store API as a shopper places it: a cart in the
+        seeded region and channel with `lines` (variant id -> quantity), the address, the
+        seeded shipping option, a payment session with the system provider, completed."""
+        with self.store() as store:
+            cart = store.post(
+                "/store/carts",
+                {"region_id": self.region_id, "sales_channel_id": self.sales_channel_id},
+            )["cart"]
+            cart_path = f"/store/carts/{cart['id']}"
+            for variant_id, quantity in lines.items():
+                store.post(
+                    f"{cart_path}/line-items", {"variant_id": variant_id, "quantity": quantity}
+                )
+            store.post(
+                cart_path,
+                {
+                    "email": email,
+                    "shipping_address": dict(address),
+                    "billing_address": dict(address),
+                },
+            )
+            store.post(f"{cart_path}/shipping-methods", {"option_id": self.shipping_option_id})
+            collection = store.post("/store/payment-collections", {"cart_id": cart["id"]})
+            collection_id = collection["payment_collection"]["id"]
+            store.post(
+                f"/store/payment-collections/{collection_id}/payment-sessions",
+                {"provider_id": PAYMENT_PROVIDER},
+            )
+            placed = store.post(f"{cart_path}/complete")
+        if placed.get("type") != "order":
+            raise RuntimeError(f"the cart did not complete: {placed}")
+        order: dict[str, Any] = placed["order"]
+        return order
 
     def stop_server(self) -> None:
         self._server.stop()

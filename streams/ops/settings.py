@@ -44,7 +44,8 @@ class RateLimit(BaseModel):
     burst: int = Field(ge=1)
 
 
-WebhookProvider = Literal["shopify", "woocommerce", "stripe", "adyen"]
+WebhookProvider = Literal["shopify", "woocommerce", "stripe", "adyen", "medusa"]
+"""A route's platform; Medusa's routes serve the storefront sink only (no webhooks in yet)."""
 
 
 class WebhookRoute(BaseModel):

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from streams.local.medusa import Medusa, running_medusa
-from streams.local.medusa_seed import PAYMENT_PROVIDER, MedusaClient
+from streams.local.medusa_seed import MedusaClient
 from streams.sample.generator import Catalogue, Customer
 from tests.support import wait_for
 
@@ -117,30 +117,9 @@ def test_an_order_placed_in_the_store_is_polled_fulfilled_and_shipped(medusa: Me
     # Medusa's timestamps have milliseconds; its clock is this machine's.
     watermark = (datetime.now(UTC) - timedelta(milliseconds=1)).isoformat()
 
-    with medusa.store() as store:
-        cart = store.post(
-            "/store/carts",
-            {"region_id": medusa.region_id, "sales_channel_id": medusa.sales_channel_id},
-        )["cart"]
-        cart_path = f"/store/carts/{cart['id']}"
-        store.post(f"{cart_path}/line-items", {"variant_id": variant.variant_id, "quantity": 2})
-        ship_to = address(customer)
-        store.post(
-            cart_path,
-            {"email": customer.email, "shipping_address": ship_to, "billing_address": ship_to},
-        )
-        options = store.get("/store/shipping-options", {"cart_id": cart["id"]})
-        assert medusa.shipping_option_id in [o["id"] for o in options["shipping_options"]]
-        store.post(f"{cart_path}/shipping-methods", {"option_id": medusa.shipping_option_id})
-        collection = store.post("/store/payment-collections", {"cart_id": cart["id"]})
-        store.post(
-            f"/store/payment-collections/{collection['payment_collection']['id']}/payment-sessions",
-            {"provider_id": PAYMENT_PROVIDER},
-        )
-        placed = store.post(f"{cart_path}/complete")
-    assert placed["type"] == "order"
-    order_id = placed["order"]["id"]
-    assert money(placed["order"]["total"]) == 2 * ORDERED.price(USD) + SHIPPING
+    placed = medusa.checkout({variant.variant_id: 2}, customer.email, address(customer))
+    order_id = placed["id"]
+    assert money(placed["total"]) == 2 * ORDERED.price(USD) + SHIPPING
 
     fields = "id,email,total,updated_at,payment_status,fulfillment_status,*items"
     with medusa.admin() as admin:

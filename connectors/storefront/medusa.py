@@ -1,0 +1,162 @@
+"""Medusa 2 through its Admin API, as a secret API key (HTTP Basic, the key as user, as
+Medusa requires of secret keys): stock levels and shipments.
+
+- **Stock**: a SKU's inventory item is found by `GET /admin/inventory-items?sku=` once and
+  remembered (a SKU Medusa does not sell is asked again after a while); its level at the
+  route's stock location (`warehouses`: Medusa's stock location ids) is read and set with
+  `POST /admin/inventory-items/<item>/location-levels/<location>`. Medusa counts its own
+  open orders' reservations against `stocked_quantity`, and erpbridge's available already
+  counts them, so the level set is stocked = erpbridge's level + Medusa's reserved: what
+  Medusa sells is then what erpbridge says is available. Medusa has no compare-and-set.
+- **Shipments**: the order is read with its items and fulfillments. A fulfillment whose
+  metadata names erpbridge's fulfilment was made by an earlier request (shipped now if that
+  request stopped before the shipment). Otherwise the shipped SKUs are taken from the order's
+  line items (by `variant_sku`, within what is left to fulfil), a fulfillment is created at
+  the location the route maps to the warehouse, with erpbridge's fulfilment id in its
+  metadata, and marked shipped with the tracking number as its label, the customer notified.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from connectors.storefront.adapter import (
+    Outcome,
+    Shipment,
+    ShipmentOutcome,
+    ShipmentStatus,
+    Status,
+    request,
+)
+from connectors.storefront.levels import StockLevel
+
+_UNKNOWN_FOR_SECONDS = 600.0
+MARK = "erpbridge_fulfillment_id"
+"""The fulfillment metadata key that holds erpbridge's fulfilment id."""
+_ORDER_FIELDS = "id,*items,*items.detail,*fulfillments,*fulfillments.labels"
+
+
+class MedusaStorefront:
+    provider = "medusa"
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        url: str,
+        secret_key: str,
+        locations: Mapping[str, str],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`locations`: the route's warehouses by Medusa stock location id."""
+        self._client = client
+        self._url = url.rstrip("/")
+        self._auth = (secret_key, "")
+        self._locations = dict(locations)
+        self._clock = clock
+        self._items: dict[str, str] = {}
+        self._unknown: dict[str, float] = {}
+
+    def set_levels(
+        self, levels: Sequence[StockLevel], previous: Mapping[str, int]
+    ) -> list[Outcome]:
+        outcomes = []
+        for level in levels:
+            item = self._item(level.sku)
+            if item is None:
+                outcomes.append(Outcome(level, Status.UNKNOWN_SKU))
+                continue
+            path = f"/admin/inventory-items/{item}/location-levels"
+            found = self._call("GET", path, params={"location_id": level.location})
+            held = found["inventory_levels"]
+            if not held:
+                outcomes.append(
+                    Outcome(level, Status.FAILED, f"{level.sku} is not stocked at location "
+                            f"{level.location}", permanent=True)
+                )  # fmt: skip
+                continue
+            stocked = level.quantity + int(held[0]["reserved_quantity"])
+            self._call("POST", f"{path}/{level.location}", json={"stocked_quantity": stocked})
+            outcomes.append(Outcome(level, Status.SET))
+        return outcomes
+
+    def record_shipment(self, shipment: Shipment) -> ShipmentOutcome:
+        order_path = f"/admin/orders/{shipment.order_id}"
+        order = self._call("GET", order_path, params={"fields": _ORDER_FIELDS})["order"]
+        for made in order["fulfillments"]:
+            if (made.get("metadata") or {}).get(MARK) == shipment.fulfillment_id:
+                if made.get("shipped_at") is None:
+                    self._ship(shipment, order_path, made)
+                    return ShipmentOutcome(shipment, ShipmentStatus.CREATED, made["id"])
+                return ShipmentOutcome(shipment, ShipmentStatus.ALREADY_THERE, made["id"])
+        items = _take(shipment.lines, order["items"])
+        if not items:
+            return ShipmentOutcome(shipment, ShipmentStatus.ALREADY_THERE)
+        body: dict[str, Any] = {"items": items, "metadata": {MARK: shipment.fulfillment_id}}
+        here = [loc for loc, wh in self._locations.items() if wh == shipment.warehouse_id]
+        if here:
+            body["location_id"] = here[0]
+        fields = {"fields": "id,*fulfillments"}
+        after = self._call("POST", f"{order_path}/fulfillments", json=body, params=fields)
+        (made,) = [
+            f
+            for f in after["order"]["fulfillments"]
+            if (f.get("metadata") or {}).get(MARK) == shipment.fulfillment_id
+        ]
+        self._ship(shipment, order_path, made, items)
+        return ShipmentOutcome(shipment, ShipmentStatus.CREATED, made["id"])
+
+    def _ship(
+        self,
+        shipment: Shipment,
+        order_path: str,
+        fulfillment: Mapping[str, Any],
+        items: list[dict[str, Any]] | None = None,
+    ) -> None:
+        if items is None:
+            items = [
+                {"id": i["line_item_id"], "quantity": i["quantity"]}
+                for i in fulfillment.get("items") or []
+            ]
+        labels = (
+            [{"tracking_number": shipment.tracking_number, "tracking_url": "", "label_url": ""}]
+            if shipment.tracking_number
+            else []
+        )
+        self._call(
+            "POST",
+            f"{order_path}/fulfillments/{fulfillment['id']}/shipments",
+            json={"items": items, "labels": labels, "metadata": {MARK: shipment.fulfillment_id}},
+        )
+
+    def _item(self, sku: str) -> str | None:
+        if sku in self._items:
+            return self._items[sku]
+        if self._clock() < self._unknown.get(sku, float("-inf")):
+            return None
+        found = self._call("GET", "/admin/inventory-items", params={"sku": sku})
+        matching = [i for i in found["inventory_items"] if i.get("sku") == sku]
+        if not matching:
+            self._unknown[sku] = self._clock() + _UNKNOWN_FOR_SECONDS
+            return None
+        self._items[sku] = matching[0]["id"]
+        return self._items[sku]
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return request(self._client, method, self._url + path, auth=self._auth, **kwargs)
+
+
+def _take(lines: Sequence[tuple[str, int]], items: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The order's line items (id, quantity) that ship `lines`: only what is left to fulfil."""
+    taken = []
+    for sku, quantity in lines:
+        for item in items:
+            left = item["quantity"] - (item.get("detail") or {}).get("fulfilled_quantity", 0)
+            n = min(quantity, left) if item.get("variant_sku") == sku else 0
+            if n > 0:
+                taken.append({"id": item["id"], "quantity": n})
+                quantity -= n
+    return taken

@@ -1,0 +1,111 @@
+"""The storefront sink against the session's live Medusa (streams.local.medusa), as a secret
+API key: a level set so that Medusa sells what erpbridge says is available, and an order
+placed in the store shown fulfilled and shipped with its tracking number, once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from streams.contracts.topics import STOREFRONT_FULFILMENTS
+from streams.local.medusa import Medusa
+from streams.ops.settings import Settings, WebhookRoute
+from streams.sample.generator import Catalogue
+from tests.connectors.storefront.flow import (
+    availability,
+    drain,
+    drain_shipments,
+    fulfilment,
+    new_sink,
+    produce,
+    sink_settings,
+)
+from tests.support import wait_for
+
+CATALOGUE = Catalogue.default()
+# The storefront lives for the session; tests/streams/local/test_medusa.py takes the last two.
+STOCKED, SHIPPED = CATALOGUE.skus[-3].code, CATALOGUE.skus[-4].code
+WAREHOUSE = "WH-EAST"
+
+
+def _settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa) -> Settings:
+    with medusa.admin() as admin:
+        key = admin.post("/admin/api-keys", {"title": topic_prefix, "type": "secret"})
+    route = WebhookRoute(
+        provider="medusa",
+        warehouses={medusa.stock_location_id: WAREHOUSE},
+        admin_url=medusa.url,
+        push_stock=True,
+        push_tracking=True,
+    )
+    token = key["api_key"]["token"]
+    return sink_settings(kafka_broker, topic_prefix, tmp_path, {"medusa": route}, {"medusa": token})
+
+
+def _level(medusa: Medusa, sku: str) -> dict[str, Any]:
+    item = medusa.variants[sku].inventory_item_id
+    with medusa.admin() as admin:
+        levels = admin.get(f"/admin/inventory-items/{item}/location-levels")["inventory_levels"]
+    (level,) = [lv for lv in levels if lv["location_id"] == medusa.stock_location_id]
+    return dict(level)
+
+
+def test_medusa_sells_what_erpbridge_says_is_available_and_shows_its_shipments(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa)
+    customer = next(c for c in CATALOGUE.customers if c.address.country == "US")
+    place = customer.address
+    first, last = customer.name.split(" ", 1)
+    ship_to = {"first_name": first, "last_name": last, "address_1": place.line1,
+               "city": place.city, "postal_code": place.postal_code or "",
+               "country_code": place.country.lower()}  # fmt: skip
+    order = medusa.checkout({medusa.variants[SHIPPED].variant_id: 2}, customer.email, ship_to)
+    assert _level(medusa, SHIPPED)["reserved_quantity"] == 2
+
+    sink = new_sink(settings)
+    produce(
+        settings,
+        [
+            (STOCKED, availability(STOCKED, 37, WAREHOUSE)),
+            (SHIPPED, availability(SHIPPED, 5, WAREHOUSE)),
+        ],
+    )
+    shipped = fulfilment(
+        "medusa", order["id"], "FUL-M1", {SHIPPED: 2}, warehouse=WAREHOUSE, tracking="1ZMEDUSA1"
+    )
+    produce(settings, [shipped], STOREFRONT_FULFILMENTS)
+    sink.start()
+    try:
+        levels = drain(sink, settings, 2)
+        [made] = drain_shipments(sink, settings, 1)
+        produce(settings, [shipped], STOREFRONT_FULFILMENTS)  # asked again
+        [again] = [r for r in drain_shipments(sink, settings, 2) if r != made]
+    finally:
+        sink.close()
+
+    assert {r["sku"]: r["status"] for r in levels} == {STOCKED: "SET", SHIPPED: "SET"}
+    stocked = _level(medusa, STOCKED)
+    assert (stocked["stocked_quantity"], stocked["available_quantity"]) == (37, 37)
+    assert (made["status"], again["status"]) == ("CREATED", "ALREADY_THERE")
+    assert again["storefront_id"] == made["storefront_id"]
+    with medusa.admin() as admin:
+        read = admin.get(
+            f"/admin/orders/{order['id']}",
+            {"fields": "id,fulfillment_status,*fulfillments,*fulfillments.labels"},
+        )["order"]
+    (fulfillment,) = read["fulfillments"]
+    assert fulfillment["id"] == made["storefront_id"]
+    assert fulfillment["shipped_at"] is not None
+    assert fulfillment["location_id"] == medusa.stock_location_id
+    assert fulfillment["metadata"] == {"erpbridge_fulfillment_id": "FUL-M1"}
+    assert [label["tracking_number"] for label in fulfillment["labels"]] == ["1ZMEDUSA1"]
+    assert read["fulfillment_status"] == "shipped"
+    shipped_level = wait_for(
+        lambda: (lv := _level(medusa, SHIPPED))["reserved_quantity"] == 0 and lv,
+        timeout=30,
+        what="Medusa to release the shipped order's reservation",
+    )
+    # Set to 5 available with Medusa's 2 reserved for the open order added back (stocked 7);
+    # the shipment then took the order's 2 out.
+    assert shipped_level["stocked_quantity"] == 5
