@@ -165,7 +165,7 @@ def storefront(ctx: click.Context) -> None:
     """Set the storefronts' stock levels from inventory.availability for every route of
     ERPBRIDGE_WEBHOOK_ROUTES with push_stock, and show the fulfilments of
     storefront.fulfilments on the orders of every route with push_tracking (Shopify,
-    WooCommerce); publish what each did on storefront.results and
+    WooCommerce, Medusa); publish what each did on storefront.results and
     storefront.fulfilment-results.
 
     A route pushes the available stock of the warehouses its `warehouses` map to its
