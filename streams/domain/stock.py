@@ -17,7 +17,8 @@ On hand and the ERP
         and may run ahead of it, so whether a snapshot applies never depends on how far
         one partition was read ahead of another;
       - a warehouse whose feed falls silent keeps at most `Policy.max_movements`
-        movements; older ones fold, and the horizon moves past them.
+        movements; the oldest fold, and the horizon moves up to them (beyond that cap,
+        whether a late snapshot applies again depends on what arrived first).
     Snapshots never touch reservations: the ERP does not know erpbridge's open reservations,
     so available = snapshot-based on hand - reserved, which may go negative (oversold) when a
     count finds less than the storefront sold.
@@ -75,7 +76,8 @@ class WarehouseStock(_Stored):
     movements: list[tuple[int, int]] = msgspec.field(default_factory=list)
     """(at_ms, delta) of movements after the latest snapshot, within the snapshot window."""
     horizon_ms: int | None = None
-    """Movements before this time are folded in for good; a snapshot before it is too old."""
+    """Movements at or before this time are folded in for good; a snapshot before it is too
+    old (an accepted one, at or after it, counts them all)."""
     unit_cost: Decimal | None = None
     cost_currency: str | None = None
     drift: int | None = None
@@ -91,7 +93,7 @@ class WarehouseStock(_Stored):
         if self.snapshot_as_of is not None and at_ms <= self.snapshot_as_of:
             return
         self.on_hand += delta
-        if self.horizon_ms is None or at_ms >= self.horizon_ms:
+        if self.horizon_ms is None or at_ms > self.horizon_ms:
             self.movements.append((at_ms, delta))
         self._fold(at_ms - policy.snapshot_window_ms if fed else None, policy.max_movements)
 
@@ -102,7 +104,7 @@ class WarehouseStock(_Stored):
             raise Rejection(
                 "snapshot-too-old",
                 f"snapshot as of {as_of} is older than movements already folded into on hand "
-                f"(before {self.horizon_ms}); it can no longer be applied exactly",
+                f"(up to {self.horizon_ms}); it can no longer be applied exactly",
             )
         self.movements = [(t, d) for t, d in self.movements if t > as_of]
         after = sum(d for _, d in self.movements)
@@ -113,14 +115,17 @@ class WarehouseStock(_Stored):
         self._fold(as_of - policy.snapshot_window_ms, policy.max_movements)
 
     def _fold(self, horizon: int | None, cap: int) -> None:
-        """Moves the horizon up to `horizon`, and past the oldest movements beyond `cap`."""
+        """Moves the horizon up to `horizon`, and up to the newest of the oldest movements
+        beyond `cap`; what is at or before it leaves the list (it stays in on hand)."""
         if len(self.movements) > cap:
             self.movements.sort()
-            beyond = self.movements[-cap - 1][0] + 1
-            horizon = beyond if horizon is None else max(horizon, beyond)
+            folded = self.movements[: len(self.movements) - cap]
+            self.movements = self.movements[len(folded) :]
+            newest = folded[-1][0]
+            horizon = newest if horizon is None else max(horizon, newest)
         if horizon is not None and (self.horizon_ms is None or horizon > self.horizon_ms):
             self.horizon_ms = horizon
-            self.movements = [(t, d) for t, d in self.movements if t >= horizon]
+            self.movements = [(t, d) for t, d in self.movements if t > horizon]
 
 
 class ClaimLine(_Stored):

@@ -214,13 +214,30 @@ def test_a_warehouse_whose_feed_is_silent_keeps_at_most_the_cap_of_movements() -
         stock_request(stock, ship("O-1", SKU, f"FUL-{n}", EAST, 1, at=T0 + n), policy=policy)
     east = stock.warehouses[EAST]
     assert east.movements == [(T0 + 3, -1), (T0 + 4, -1), (T0 + 5, -1)]
-    assert east.horizon_ms == T0 + 3
+    assert east.horizon_ms == T0 + 2
     assert east.on_hand == -5
     with pytest.raises(Rejection) as info:
         stock_event(stock, snapshot(SKU, EAST, 10, T0 + 1), policy=policy)
     assert info.value.reason == "snapshot-too-old"
-    stock_event(stock, snapshot(SKU, EAST, 10, T0 + 3), policy=policy)
-    assert east.on_hand == 8
+    stock_event(stock, snapshot(SKU, EAST, 10, T0 + 2), policy=policy)
+    assert east.on_hand == 7  # what shipped after T0 + 2
+
+
+def test_the_cap_folds_exactly_the_oldest_movements_even_at_one_time() -> None:
+    policy = Policy(snapshot_window_ms=HOUR_MS, max_movements=3)
+    stock = SkuStock(SKU)
+    stock_request(stock, reserve("O-1", SKU, [("L1", 5)], NEW_YORK, at=T0), policy=policy)
+    for n in range(1, 5):
+        stock_request(stock, ship("O-1", SKU, f"FUL-{n}", EAST, 1, at=T0 + 5), policy=policy)
+    east = stock.warehouses[EAST]
+    # All at T0 + 5: any snapshot that may still apply counts them, so none is kept.
+    assert (east.horizon_ms, east.movements, east.on_hand) == (T0 + 5, [], -4)
+    # A snapshot at the horizon counts all four shipments: exact.
+    stock_event(stock, snapshot(SKU, EAST, 10, T0 + 5), policy=policy)
+    assert east.on_hand == 10
+    # A movement at or before the horizon, arriving late, is folded at once.
+    stock_request(stock, ship("O-1", SKU, "FUL-5", EAST, 1, at=T0 + 5), policy=policy)
+    assert east.on_hand == 10 and east.movements == []
 
 
 def test_snapshots_never_touch_reservations_so_available_may_go_negative() -> None:
