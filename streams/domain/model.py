@@ -31,6 +31,7 @@ from streams.domain.orders import Order, OrderEffect, Transition, Verdict
 from streams.domain.policy import Policy
 from streams.domain.routing import RoutingRules
 from streams.domain.stock import INVENTORY_EVENTS, Availability, SkuStock
+from streams.domain.tracking import TrackingPolicy, TrackingPush, tracking_pushes
 
 
 @dataclass
@@ -47,6 +48,7 @@ class ReferenceModel:
     policy: Policy = field(default_factory=Policy)
     command_policy: CommandPolicy = field(default_factory=CommandPolicy)
     alert_policy: AlertPolicy = field(default_factory=AlertPolicy)
+    tracking_policy: TrackingPolicy = field(default_factory=TrackingPolicy)
     orders: dict[str, Order] = field(default_factory=dict)
     stock: dict[str, SkuStock] = field(default_factory=dict)
     availability: dict[str, Availability] = field(default_factory=dict)
@@ -59,6 +61,8 @@ class ReferenceModel:
     journal: dict[str, JournalEntry] = field(default_factory=dict)
     alerts: dict[str, Alert] = field(default_factory=dict)
     """The latest state of every alert, by id, as the compacted topic keeps it."""
+    tracking: dict[str, TrackingPush] = field(default_factory=dict)
+    """Every fulfilment told to a storefront (storefront.fulfilments), by push id."""
     _books: dict[tuple[str, str], AlertBook] = field(default_factory=dict)
 
     def feed(self, topic: str, event: InputEvent, now_ms: int) -> str:
@@ -112,6 +116,9 @@ class ReferenceModel:
             handed_on = follow_ups(order, self.command_policy, self.finance)
             self.commands.update((c.command_id, c) for c in handed_on.commands)
             self.journal.update((e.entry_id, e) for e in handed_on.entries)
+            self.tracking.update(
+                (p.push_id, p) for p in tracking_pushes(order, self.tracking_policy)
+            )
         self._alert(
             "order", order.order_id, order_alerts(order, self.alert_policy, now_ms)[0], now_ms
         )

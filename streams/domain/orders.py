@@ -251,6 +251,11 @@ class OrderEffect:
     reason: str | None = None
 
 
+def storefront_push_id(order_id: str, fulfilment_id: str) -> str:
+    """The id under which a fulfilment told to the storefront is recorded as issued."""
+    return f"{order_id}/storefront-fulfilment/{fulfilment_id}"
+
+
 @dataclass(slots=True)
 class Order:
     order_id: str
@@ -275,6 +280,8 @@ class Order:
     ticked_ms: int = 0
     """The latest tick applied: a tick not after it is a redelivery (or from a worker whose
     clock is behind), and what was due by then has expired already."""
+    echoes: dict[str, str] = field(default_factory=dict)
+    """The storefront's fulfilment id -> the erpbridge fulfilment its report echoes."""
 
     # -- derived figures -------------------------------------------------------------------
 
@@ -545,9 +552,13 @@ class Order:
     ) -> bool:
         p = event.payload
         fulfilment_id = p["fulfillment_id"]
-        if fulfilment_id in self.fulfilments:
+        if fulfilment_id in self.fulfilments or fulfilment_id in self.echoes:
             return False
         self._require_placement("fulfilment")
+        echoed = self._echo_of(event.source, p)
+        if echoed is not None:
+            self.echoes[fulfilment_id] = echoed
+            return False
         if self.cancelled_ms is not None:
             raise Rejection(
                 "order-cancelled",
@@ -579,6 +590,26 @@ class Order:
         )
         requests += self._ship(fulfilment_id, fulfilment)
         return True
+
+    def _echo_of(self, source: str, p: dict[str, Any]) -> str | None:
+        """The fulfilment erpbridge told the storefront about (streams.domain.tracking) that
+        this report from the storefront is: its own record of the same shipment, made by
+        erpbridge's push, not more goods shipped. The same tracking number, or untracked
+        and the same goods; each told fulfilment is echoed once."""
+        if self.placement is None or source != self.placement.source:
+            return None
+        tracking = p.get("tracking_number")
+        shipped = _by_sku((item["sku"], item["quantity"]) for item in p["lines"])
+        echoed = set(self.echoes.values())
+        for fulfilment_id, told in sorted(self.fulfilments.items()):
+            if fulfilment_id in echoed:
+                continue
+            if storefront_push_id(self.order_id, fulfilment_id) not in self.issued:
+                continue
+            same = told.tracking_number == tracking if tracking else told.lines == shipped
+            if same and (tracking or not told.tracking_number):
+                return fulfilment_id
+        return None
 
     def _refunded(
         self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules

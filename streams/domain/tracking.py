@@ -4,7 +4,8 @@ tracking number, for the customer to see there: one per fulfilment, issued once.
 An order placed through a storefront route (OrderPlaced.storefront) whose route pushes
 tracking gets every fulfilment the storefront did not report itself: a fulfilment with the
 placement's source came from the storefront (its own fulfilment webhook) and telling it
-back would create it twice. Like an ERP command, a push is recorded in the order's
+back would create it twice; and the storefront's report of a fulfilment erpbridge told it
+about is recognised as that one's echo (streams.domain.orders), not more goods shipped. Like an ERP command, a push is recorded in the order's
 `issued` when first handed on, and a redelivery hands every push on again, identical.
 """
 
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.domain.commands import SOURCE
-from streams.domain.orders import Fulfilment, Order
+from streams.domain.orders import Fulfilment, Order, storefront_push_id
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -35,7 +36,7 @@ class TrackingPush:
 
     @property
     def push_id(self) -> str:
-        return f"{self.order_id}/storefront-fulfilment/{self.fulfillment_id}"
+        return storefront_push_id(self.order_id, self.fulfillment_id)
 
     def to_datum(self) -> dict[str, Any]:
         """The erpbridge.StorefrontFulfilment datum."""

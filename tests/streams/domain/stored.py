@@ -44,7 +44,7 @@ describe = _load_describe()
 ADDED_SINCE = {
     "Claim": {"settled": {"@tuple": []}},
     "SkuStock": {"changed": None},
-    "Order": {"lapsed": [], "ticked_ms": 0},
+    "Order": {"lapsed": [], "ticked_ms": 0, "echoes": {"@dict": []}},
     "Placement": {"source": None},
     "Fulfilment": {"source": None},
 }

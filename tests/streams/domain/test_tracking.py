@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from streams.contracts.codec import Codec
 from streams.contracts.schema_store import SchemaStore
 from streams.domain.events import InputEvent
-from streams.domain.orders import Order
+from streams.domain.orders import Order, Verdict
 from streams.domain.tracking import TrackingPolicy, tracking_pushes
 from streams.ops.settings import REPO_ROOT
 from tests.streams.domain.builders import T0, WEST, apply, fulfilled, line, placed
@@ -77,3 +77,28 @@ def test_a_push_encodes_as_a_storefront_fulfilment() -> None:
     codec = Codec(SchemaStore.from_directory(REPO_ROOT / "schemas"))
     value = codec.encode("erpbridge.StorefrontFulfilment", push.to_datum(), topic="t")
     assert codec.decode(value).datum == push.to_datum()
+
+
+def test_the_storefronts_report_of_a_told_fulfilment_is_its_echo_not_more_goods_shipped() -> None:
+    order = storefront_order()  # 3 of SKU-A, placed on the storefront
+    apply(order, shipped("F-1", 1, source="wms", at=T0 + 10))  # tracking 1Z0001
+    untracked = replace(shipped("F-2", 1, source="wms", at=T0 + 20), payload={
+        **shipped("F-2", 1, source="wms", at=T0 + 20).payload, "tracking_number": None})  # fmt: skip
+    apply(order, untracked)
+    tracking_pushes(order, POLICY)  # both told to the storefront
+    # Shopify's fulfilments/create webhooks for what erpbridge created there.
+    apply(order, shipped("SHOP-77", 1, source="shopify", at=T0 + 11))
+    echo = replace(shipped("SHOP-78", 1, source="shopify", at=T0 + 21), payload={
+        **shipped("SHOP-78", 1, source="shopify", at=T0 + 21).payload, "tracking_number": None})  # fmt: skip
+    effect = apply(order, echo)
+    assert effect.verdict is Verdict.DUPLICATE
+    assert order.echoes == {"SHOP-77": "F-1", "SHOP-78": "F-2"}
+    assert set(order.fulfilments) == {"F-1", "F-2"}
+    assert order.lines["L1"].fulfilled == 2
+    # Redelivered: still nothing more shipped. The merchant's own third shipment is real.
+    apply(order, shipped("SHOP-77", 1, source="shopify", at=T0 + 11))
+    apply(order, replace(shipped("SHOP-79", 1, source="shopify", at=T0 + 30), payload={
+        **shipped("SHOP-79", 1, source="shopify", at=T0 + 30).payload, "tracking_number": "9X"}))  # fmt: skip
+    assert order.lines["L1"].fulfilled == 3
+    assert set(order.fulfilments) == {"F-1", "F-2", "SHOP-79"}
+    assert tracking_pushes(order, POLICY) == []  # the storefront's own is not told back
