@@ -24,10 +24,11 @@ shipments with `fulfillmentCreate` and their tracking.
 - **Shipments**: the order's fulfillment orders are read, and the shipped SKUs taken from
   the open ones at the locations the route maps to the shipment's warehouse (any open one
   when none is mapped), one `fulfillmentCreate` per location with the carrier and tracking
-  number, the customer notified. `fulfillmentCreate` takes no idempotency key, so what
-  Shopify holds decides: a fulfillment with the same tracking number, or nothing of the
-  shipped SKUs left to fulfil, means an earlier request (whose answer was lost) or the
-  merchant did it already.
+  number, the customer notified; then the order is tagged `erpbridge-<fulfilment>`.
+  `fulfillmentCreate` takes no idempotency key, so what Shopify holds decides: the tag, or
+  nothing of the shipped SKUs left to fulfil, means an earlier request or the merchant did
+  it already. Only a crash between the fulfillment and its tag, for an order with goods
+  still to ship, can make it twice.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ query Items($first: Int!, $query: String!) {
 ORDER_FULFILMENT = """
 query OrderFulfilment($id: ID!) {
   order(id: $id) {
-    fulfillments(first: 50) { id trackingInfo(first: 5) { number } }
+    tags
     fulfillmentOrders(first: 10) {
       nodes {
         id
@@ -112,7 +113,14 @@ mutation Ship($fulfillment: FulfillmentInput!, $message: String) {
   }
 }
 """
+TAG_ORDER = """
+mutation Tag($id: ID!, $tags: [String!]!) {
+  tagsAdd(id: $id, tags: $tags) { userErrors { field message } }
+}
+"""
 _FULFILLABLE = ("OPEN", "IN_PROGRESS")
+_TAG_LIMIT = 40
+"""Characters in a Shopify tag."""
 
 
 def gid(kind: str, id: str) -> str:
@@ -221,13 +229,13 @@ class ShopifyStock:
         return [outcomes[level.key] for level in levels]
 
     def record_shipment(self, shipment: Shipment) -> ShipmentOutcome:
-        order = self._call(ORDER_FULFILMENT, {"id": gid("Order", shipment.order_id)})["order"]
+        order_id = gid("Order", shipment.order_id)
+        order = self._call(ORDER_FULFILMENT, {"id": order_id})["order"]
         if order is None:
             raise StorefrontRefused(f"Shopify has no order {shipment.order_id}")
-        for made in order["fulfillments"]:
-            numbers = {info["number"] for info in made["trackingInfo"]}
-            if shipment.tracking_number and shipment.tracking_number in numbers:
-                return ShipmentOutcome(shipment, ShipmentStatus.ALREADY_THERE, made["id"])
+        tag = shipment_tag(shipment)
+        if tag in order["tags"]:
+            return ShipmentOutcome(shipment, ShipmentStatus.ALREADY_THERE)
         open_orders = [
             fo for fo in order["fulfillmentOrders"]["nodes"] if fo["status"] in _FULFILLABLE
         ]
@@ -255,7 +263,12 @@ class ShopifyStock:
         made_ids = []
         for fulfillment_orders in by_location.values():
             made_ids.append(self._create(shipment, fulfillment_orders))
-        return ShipmentOutcome(shipment, ShipmentStatus.CREATED, ",".join(made_ids))
+        tagged = self._call(TAG_ORDER, {"id": order_id, "tags": [tag]})["tagsAdd"]
+        said = "; ".join(e["message"] for e in tagged["userErrors"]) or None
+        return ShipmentOutcome(
+            shipment, ShipmentStatus.CREATED, ",".join(made_ids),
+            None if said is None else f"created, but the order's tag was refused: {said}",
+        )  # fmt: skip
 
     def _warehouse_of(self, fulfillment_order: Mapping[str, Any]) -> str | None:
         location = fulfillment_order["assignedLocation"]["location"]
@@ -352,6 +365,14 @@ class ShopifyStock:
             raise StorefrontRefused(f"Shopify: {errors}")
         data: dict[str, Any] = answer["data"]
         return data
+
+
+def shipment_tag(shipment: Shipment) -> str:
+    """The order tag that says erpbridge made the fulfilment (hashed when too long)."""
+    tag = f"erpbridge-{shipment.fulfillment_id}"
+    if len(tag) <= _TAG_LIMIT:
+        return tag
+    return "erpbridge-" + hashlib.sha256(shipment.fulfillment_id.encode()).hexdigest()[:24]
 
 
 def _take(

@@ -96,9 +96,9 @@ class Double:
     order_transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Shopify: OrderTransaction nodes by global id."""
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Shopify: by order global id, its `fulfillments` ({id, trackingInfo: [{number,
-    company}]}) and `fulfillmentOrders` ({id, status, location, lineItems: [{id, sku,
-    remainingQuantity}]})."""
+    """Shopify: by order global id, its `tags`, `fulfillments` ({id, trackingInfo: [{number,
+    company}], message}) and `fulfillmentOrders` ({id, status, location, lineItems: [{id,
+    sku, remainingQuantity}]})."""
     stock: dict[str, dict[str, int]] = field(default_factory=dict)
     """Shopify: available quantity by inventory item and location (global ids)."""
     stock_skus: dict[str, str] = field(default_factory=dict)
@@ -298,12 +298,6 @@ class _Shopify(_Handler):
         if order is None:
             return None
 
-        def fulfillments(info: Any, first: int | None = None, **_: Any) -> Any:
-            return [
-                {"id": f["id"], "trackingInfo": lambda info, first=None, f=f: f["trackingInfo"]}
-                for f in order["fulfillments"][:first]
-            ]
-
         def fulfillmentOrders(info: Any, first: int | None = None, **_: Any) -> Any:
             def shown(fo: dict[str, Any]) -> Any:
                 return {
@@ -315,7 +309,18 @@ class _Shopify(_Handler):
 
             return {"nodes": [shown(fo) for fo in order["fulfillmentOrders"][:first]]}
 
-        return {"fulfillments": fulfillments, "fulfillmentOrders": fulfillmentOrders}
+        return {"tags": order.setdefault("tags", []), "fulfillmentOrders": fulfillmentOrders}
+
+    def tagsAdd(self, info: Any, id: str, tags: list[str]) -> Any:
+        order = self.double.orders.get(id)
+        if order is None:
+            return {"node": None, "userErrors": [{"field": ["id"], "message": "Order not found"}]}
+        too_long = [t for t in tags if len(t) > 40]
+        if too_long:
+            return {"node": None, "userErrors": [
+                {"field": ["tags"], "message": f"Tags are too long: {too_long}"}]}  # fmt: skip
+        order.setdefault("tags", []).extend(t for t in tags if t not in order["tags"])
+        return {"node": {"id": id}, "userErrors": []}
 
     def fulfillmentCreate(
         self, info: Any, fulfillment: dict[str, Any], message: str | None = None
