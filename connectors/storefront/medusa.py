@@ -3,11 +3,12 @@ Medusa requires of secret keys): stock levels and shipments.
 
 - **Stock**: a SKU's inventory item is found by `GET /admin/inventory-items?sku=` once and
   remembered (a SKU Medusa does not sell is asked again after a while); its level at the
-  route's stock location (`warehouses`: Medusa's stock location ids) is read and set with
-  `POST /admin/inventory-items/<item>/location-levels/<location>`. Medusa counts its own
-  open orders' reservations against `stocked_quantity`, and erpbridge's available already
-  counts them, so the level set is stocked = erpbridge's level + Medusa's reserved: what
-  Medusa sells is then what erpbridge says is available. Medusa has no compare-and-set.
+  route's stock location (`warehouses`: Medusa's stock location ids) is set as its
+  `stocked_quantity` with `POST /admin/inventory-items/<item>/location-levels/<location>`,
+  one call per level (a refused one fails alone). Medusa sells that less its own open
+  orders' reservations; erpbridge's available does not count those orders until they come
+  in as inputs (not built yet), so Medusa sells at most what erpbridge says is available.
+  Medusa has no compare-and-set.
 - **Shipments**: the order is read with its items and fulfillments. A fulfillment whose
   metadata names erpbridge's fulfilment was made by an earlier request (shipped now if that
   request stopped before the shipment). Otherwise the shipped SKUs are taken from the order's
@@ -30,6 +31,7 @@ from connectors.storefront.adapter import (
     ShipmentOutcome,
     ShipmentStatus,
     Status,
+    StorefrontRefused,
     request,
 )
 from connectors.storefront.levels import StockLevel
@@ -69,17 +71,12 @@ class MedusaStorefront:
             if item is None:
                 outcomes.append(Outcome(level, Status.UNKNOWN_SKU))
                 continue
-            path = f"/admin/inventory-items/{item}/location-levels"
-            found = self._call("GET", path, params={"location_id": level.location})
-            held = found["inventory_levels"]
-            if not held:
-                outcomes.append(
-                    Outcome(level, Status.FAILED, f"{level.sku} is not stocked at location "
-                            f"{level.location}", permanent=True)
-                )  # fmt: skip
+            path = f"/admin/inventory-items/{item}/location-levels/{level.location}"
+            try:
+                self._call("POST", path, json={"stocked_quantity": level.quantity})
+            except StorefrontRefused as refused:
+                outcomes.append(Outcome(level, Status.FAILED, str(refused), permanent=True))
                 continue
-            stocked = level.quantity + int(held[0]["reserved_quantity"])
-            self._call("POST", f"{path}/{level.location}", json={"stocked_quantity": stocked})
             outcomes.append(Outcome(level, Status.SET))
         return outcomes
 

@@ -19,8 +19,11 @@ storefront.fulfilment-results. Then the batch's offsets are committed.
 
 A record that does not decode goes to its topic's dead letters with the reason, and so does
 the record behind a level or fulfilment the storefront refused for good
-(`storefront-refused`, with the storefront's words), or a fulfilment of a route this sink
-does not tell (`unknown-route`); the worker opens an alert for a refusal from its result
+(`storefront-refused`, with the storefront's words; an answer outside the platform's
+contract counts as one), a fulfilment still failing after the retries
+(`storefront-unavailable`: nothing else would tell the storefront again), or one of a route
+this sink does not tell (`unknown-route`); the worker opens an alert for a refusal from its
+result
 (streams.topology.agents.storefront_results). A restart repeats the last uncommitted
 batch: setting a level again is harmless, and a shipment is looked for before it is made.
 """
@@ -119,11 +122,18 @@ class StorefrontSink:
                 "group.id": storefront_group(settings.app_id),
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                # A batch may wait out each route's storefront once, up to the give-up time.
+                "max.poll.interval.ms": int(
+                    max(300.0, settings.erp_give_up_seconds * max(1, len(routes)) + 60) * 1000
+                ),
             }
         )
         self._sender = Sender(settings.producer_config())
         self._set: dict[str, int] = {}
         """The level this sink last set per route, SKU and warehouse."""
+        self._down: set[str] = set()
+        """Routes whose storefront stayed unavailable until the give-up time in this batch:
+        the rest of the batch for them fails at once instead of waiting again."""
 
     def start(self) -> None:
         self._consumer.subscribe([self._availability, self._fulfilments])
@@ -144,6 +154,7 @@ class StorefrontSink:
         messages = [m for m in self._consumer.consume(_BATCH, timeout) if m.error() is None]
         if not messages:
             return Handled(0, 0, 0)
+        self._down.clear()
         stock = [m for m in messages if m.topic() == self._availability]
         shipments = [m for m in messages if m.topic() == self._fulfilments]
         pushed, dead = self._push_stock(stock)
@@ -218,10 +229,12 @@ class StorefrontSink:
             shipment.route, partial(adapter.record_shipment, shipment), failed
         )
         self._shipment_result(adapter.provider, outcome, message, attempts, latency_ms)
-        if not outcome.permanent:
+        if outcome.status is not ShipmentStatus.FAILED:
             return 0
-        said = f"route {shipment.route}: {outcome.message}"
-        self._dead_letter(message, "storefront-refused", said)
+        # Unlike a level, which the next availability change sets again, nothing tells the
+        # storefront this fulfilment again: the dead letter keeps it for a replay.
+        reason = "storefront-refused" if outcome.permanent else "storefront-unavailable"
+        self._dead_letter(message, reason, f"route {shipment.route}: {outcome.message}")
         return 1
 
     def _levels(
@@ -293,6 +306,12 @@ class StorefrontSink:
         """`call`'s answer, retried with backoff while the storefront is unavailable, or
         `failed` with the storefront's words and whether it is for good; with the attempts
         and the milliseconds from the first to the answer."""
+        if route in self._down:
+            return (
+                failed(f"route {route}: the storefront did not answer in this batch", False),
+                0,
+                0,
+            )
         started = time.monotonic()
         attempt = 0
         while True:
@@ -306,10 +325,15 @@ class StorefrontSink:
             except StorefrontUnavailable as unavailable:
                 delay = self._backoff.delay(attempt, unavailable.retry_after)
                 if self._backoff.gives_up(time.monotonic() - started, delay):
+                    self._down.add(route)
                     answer = failed(str(unavailable), False)
                     break
                 log.warning("%s: %s; retrying in %.1f s", route, unavailable, delay)
                 self._sleep(delay)
+            except Exception as error:  # an answer outside the platform's contract
+                log.exception("%s: unexpected answer", route)
+                answer = failed(f"unexpected answer: {error!r}", True)
+                break
         return answer, attempt, int((time.monotonic() - started) * 1000)
 
     def _result(

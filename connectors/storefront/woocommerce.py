@@ -81,7 +81,8 @@ class WooCommerceStock:
                         level,
                         Status.FAILED,
                         f"{error['code']}: {error['message']}",
-                        permanent=True,
+                        # A 5xx of one item (a database hiccup) may pass next time.
+                        permanent=int((error.get("data") or {}).get("status", 400)) < 500,
                     )
                     if error
                     else Outcome(level, Status.SET)
