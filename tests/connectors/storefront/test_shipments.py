@@ -191,3 +191,30 @@ def test_woocommerce_gets_each_fulfilment_once_as_a_customer_note(
     ]
     [(key, reason, error)] = dead_letters(settings, STOREFRONT_FULFILMENTS)
     assert (key, reason) == ("404", "storefront-refused") and "Invalid order ID" in error
+
+
+def test_a_fulfilment_the_storefront_never_answers_for_is_dead_lettered_for_a_replay(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, woo: Double
+) -> None:
+    route = WebhookRoute(provider="woocommerce", admin_url=woo.url, push_tracking=True)
+    settings = sink_settings(
+        kafka_broker, topic_prefix, tmp_path, {"woo": route}, {"woo": f"{WOO_KEY}:{WOO_SECRET}"}
+    ).model_copy(update={"erp_give_up_seconds": 0.5})
+    woo.failing = True
+    sink = new_sink(settings)
+    produce(
+        settings,
+        [fulfilment("woo", "1187", f"FUL-{n}", {"SKU-7": 1}) for n in (1, 2)],
+        STOREFRONT_FULFILMENTS,
+    )
+    sink.start()
+    try:
+        results = drain_shipments(sink, settings, 2)
+    finally:
+        sink.close()
+    assert [(r["status"], r["permanent"]) for r in results] == [("FAILED", False)] * 2
+    # Waited out once: the batch's other fulfilment for the same storefront failed at once.
+    assert sorted(r["attempts"] for r in results)[0] == 0
+    letters = dead_letters(settings, STOREFRONT_FULFILMENTS)
+    assert sorted(reason for _, reason, _ in letters) == ["storefront-unavailable"] * 2
+    assert woo.notes[1187][1:] == []
