@@ -897,6 +897,7 @@ class _Simulation:
             "purchase_order_number": f"{customer.po_prefix}{self.seed}-{number:05d}"
             if customer.po_prefix
             else None,
+            "storefront": None,  # published by the shop's own producer, not a webhook route
         }
         return order, placed
 
