@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 from faust.types import EventT, Message, StreamT
 
@@ -47,21 +46,6 @@ class _Work:
     """One order's records in a batch, with what they came from."""
 
     items: list[tuple[str, Message, InputEvent | OrderFeedback]] = field(default_factory=list)
-
-    def in_event_order(self) -> list[tuple[str, Message, InputEvent | OrderFeedback]]:
-        """The items with the input events among them in the order they happened: the
-        orders and payments topics are read in no order relative to each other, so a batch
-        holding an order's placement and its payment applies the placement first (the
-        order is placed, then paid, as it happened). Feedback keeps its places."""
-        inputs = [i for i, (_, _, item) in enumerate(self.items) if isinstance(item, InputEvent)]
-        ordered = sorted(
-            (self.items[i] for i in inputs),
-            key=lambda entry: cast(InputEvent, entry[2]).occurred_ms,
-        )
-        items = list(self.items)
-        for i, entry in zip(inputs, ordered, strict=True):
-            items[i] = entry
-        return items
 
 
 class OrderAgent:
@@ -124,7 +108,7 @@ class OrderAgent:
         book_changed = False
         next_check: int | None = None
         followed = False
-        for name, message, item in work.in_event_order():
+        for name, message, item in work.items:
             if isinstance(item, InputEvent):
                 effect = self._apply_input(batch, name, message, order, item)
                 if effect is None:
