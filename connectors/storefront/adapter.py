@@ -10,10 +10,10 @@ whole. The sink (connectors.storefront.sink) decides when to retry and what is p
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
@@ -114,6 +114,39 @@ def request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
     if response.status_code >= 400:
         raise StorefrontRefused(said)
     return response.json()
+
+
+Id = TypeVar("Id")
+
+
+class SkuIds(Generic[Id]):
+    """A platform's id for each SKU, looked up once by `find` and remembered; a SKU the
+    platform does not sell is asked again only after `retry_seconds`, since shops add
+    products."""
+
+    def __init__(
+        self,
+        find: Callable[[str], Id | None],
+        clock: Callable[[], float],
+        retry_seconds: float = 600.0,
+    ) -> None:
+        self._find = find
+        self._clock = clock
+        self._retry_seconds = retry_seconds
+        self._ids: dict[str, Id] = {}
+        self._unknown: dict[str, float] = {}
+
+    def get(self, sku: str) -> Id | None:
+        if sku in self._ids:
+            return self._ids[sku]
+        if self._clock() < self._unknown.get(sku, float("-inf")):
+            return None
+        found = self._find(sku)
+        if found is None:
+            self._unknown[sku] = self._clock() + self._retry_seconds
+            return None
+        self._ids[sku] = found
+        return found
 
 
 class StorefrontAdapter(Protocol):

@@ -30,13 +30,13 @@ from connectors.storefront.adapter import (
     Shipment,
     ShipmentOutcome,
     ShipmentStatus,
+    SkuIds,
     Status,
     StorefrontRefused,
     request,
 )
 from connectors.storefront.levels import StockLevel
 
-_UNKNOWN_FOR_SECONDS = 600.0
 MARK = "erpbridge_fulfillment_id"
 """The fulfillment metadata key that holds erpbridge's fulfilment id."""
 _ORDER_FIELDS = "id,*items,*items.detail,*fulfillments,*fulfillments.labels"
@@ -58,16 +58,14 @@ class MedusaStorefront:
         self._url = url.rstrip("/")
         self._auth = (secret_key, "")
         self._locations = dict(locations)
-        self._clock = clock
-        self._items: dict[str, str] = {}
-        self._unknown: dict[str, float] = {}
+        self._items = SkuIds(self._item, clock)
 
     def set_levels(
         self, levels: Sequence[StockLevel], previous: Mapping[str, int]
     ) -> list[Outcome]:
         outcomes = []
         for level in levels:
-            item = self._item(level.sku)
+            item = self._items.get(level.sku)
             if item is None:
                 outcomes.append(Outcome(level, Status.UNKNOWN_SKU))
                 continue
@@ -130,17 +128,9 @@ class MedusaStorefront:
         )
 
     def _item(self, sku: str) -> str | None:
-        if sku in self._items:
-            return self._items[sku]
-        if self._clock() < self._unknown.get(sku, float("-inf")):
-            return None
         found = self._call("GET", "/admin/inventory-items", params={"sku": sku})
         matching = [i for i in found["inventory_items"] if i.get("sku") == sku]
-        if not matching:
-            self._unknown[sku] = self._clock() + _UNKNOWN_FOR_SECONDS
-            return None
-        self._items[sku] = matching[0]["id"]
-        return self._items[sku]
+        return str(matching[0]["id"]) if matching else None
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return request(self._client, method, self._url + path, auth=self._auth, **kwargs)

@@ -30,6 +30,7 @@ from connectors.storefront.adapter import (
     Shipment,
     ShipmentOutcome,
     ShipmentStatus,
+    SkuIds,
     Status,
     StorefrontRefused,
     StorefrontUnavailable,
@@ -38,7 +39,6 @@ from connectors.storefront.adapter import (
 from connectors.storefront.levels import StockLevel
 
 BATCH_LIMIT = 100
-_UNKNOWN_FOR_SECONDS = 600.0
 
 
 class WooCommerceStock:
@@ -55,14 +55,12 @@ class WooCommerceStock:
         self._client = client
         self._api = f"{site_url.rstrip('/')}/wp-json/wc/v3"
         self._auth = (key, secret)
-        self._clock = clock
-        self._ids: dict[str, int] = {}
-        self._unknown: dict[str, float] = {}
+        self._products = SkuIds(self._product_id, clock)
 
     def set_levels(
         self, levels: Sequence[StockLevel], previous: Mapping[str, int]
     ) -> list[Outcome]:
-        ids = {level.sku: self._product_id(level.sku) for level in levels}
+        ids = {level.sku: self._products.get(level.sku) for level in levels}
         outcomes: dict[int, Outcome] = {}
         known = [(i, level) for i, level in enumerate(levels) if ids[level.sku] is not None]
         for i, level in enumerate(levels):
@@ -90,17 +88,9 @@ class WooCommerceStock:
         return [outcomes[i] for i in range(len(levels))]
 
     def _product_id(self, sku: str) -> int | None:
-        if sku in self._ids:
-            return self._ids[sku]
-        if self._clock() < self._unknown.get(sku, float("-inf")):
-            return None
         found = self._call("GET", "/products", params={"sku": sku})
         matching = [p for p in found if p.get("sku") == sku]
-        if not matching:
-            self._unknown[sku] = self._clock() + _UNKNOWN_FOR_SECONDS
-            return None
-        self._ids[sku] = int(matching[0]["id"])
-        return self._ids[sku]
+        return int(matching[0]["id"]) if matching else None
 
     def record_shipment(self, shipment: Shipment) -> ShipmentOutcome:
         if not shipment.order_id.isdigit():
