@@ -84,16 +84,7 @@ class MasterDataSource:
     def load(self, topics: PartitionReader) -> dict[str, int]:
         """What the topics hold now: the latest record per key. Returns the keys per kind."""
         for kind in self._kinds:
-            kind.held.clear()
-            for partition in topics.partitions(kind.topic):
-                low, high = topics.watermarks(kind.topic, partition)
-                for record in topics.read(kind.topic, partition, low, high):
-                    if record.key is None:
-                        continue
-                    if record.value is None:
-                        kind.held.pop(record.key, None)
-                    else:
-                        kind.held[record.key] = record.value
+            kind.held = topics.table(kind.topic)
             stamps = (self._updated_at(value) for value in kind.held.values())
             kind.newest = max(stamps, default=None)
         return {kind.name: len(kind.held) for kind in self._kinds}

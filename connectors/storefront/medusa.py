@@ -6,9 +6,11 @@ Medusa requires of secret keys): stock levels and shipments.
   route's stock location (`warehouses`: Medusa's stock location ids) is set as its
   `stocked_quantity` with `POST /admin/inventory-items/<item>/location-levels/<location>`,
   one call per level (a refused one fails alone). Medusa sells that less its own open
-  orders' reservations; erpbridge's available does not count those orders until they come
-  in as inputs (not built yet), so Medusa sells at most what erpbridge says is available.
-  Medusa has no compare-and-set.
+  orders' reservations, and those orders are already out of erpbridge's available (`connector
+  medusa-source` brings them in), so the level set is the available plus Medusa's
+  reservations at the location, read just before: Medusa then sells what erpbridge says is
+  available, no less. An order erpbridge has not read yet (a poll behind at most) still
+  counts in that available until the next level. Medusa has no compare-and-set.
 - **Shipments**: the order is read with its items and fulfillments. A fulfillment whose
   metadata names erpbridge's fulfilment was made by an earlier request (shipped now if that
   request stopped before the shipment). Otherwise the shipped SKUs are taken from the order's
@@ -36,9 +38,8 @@ from connectors.storefront.adapter import (
     request,
 )
 from connectors.storefront.levels import StockLevel
+from connectors.webhooks.medusa.mapping import MARK
 
-MARK = "erpbridge_fulfillment_id"
-"""The fulfillment metadata key that holds erpbridge's fulfilment id."""
 _ORDER_FIELDS = "id,*items,*items.detail,*fulfillments,*fulfillments.labels"
 
 
@@ -64,14 +65,18 @@ class MedusaStorefront:
         self, levels: Sequence[StockLevel], previous: Mapping[str, int]
     ) -> list[Outcome]:
         outcomes = []
+        reserved: dict[str, dict[str, int]] = {}
         for level in levels:
             item = self._items.get(level.sku)
             if item is None:
                 outcomes.append(Outcome(level, Status.UNKNOWN_SKU))
                 continue
+            if item not in reserved:
+                reserved[item] = self._reserved(item)
             path = f"/admin/inventory-items/{item}/location-levels/{level.location}"
+            stocked = level.quantity + reserved[item].get(level.location, 0)
             try:
-                self._call("POST", path, json={"stocked_quantity": level.quantity})
+                self._call("POST", path, json={"stocked_quantity": stocked})
             except StorefrontRefused as refused:
                 outcomes.append(Outcome(level, Status.FAILED, str(refused), permanent=True))
                 continue
@@ -126,6 +131,14 @@ class MedusaStorefront:
             f"{order_path}/fulfillments/{fulfillment['id']}/shipments",
             json={"items": items, "labels": labels, "metadata": {MARK: shipment.fulfillment_id}},
         )
+
+    def _reserved(self, item: str) -> dict[str, int]:
+        """The item's reserved quantity per stock location: Medusa's open orders."""
+        found = self._call("GET", f"/admin/inventory-items/{item}/location-levels")
+        return {
+            str(level["location_id"]): int(level.get("reserved_quantity") or 0)
+            for level in found["inventory_levels"]
+        }
 
     def _item(self, sku: str) -> str | None:
         found = self._call("GET", "/admin/inventory-items", params={"sku": sku})

@@ -50,12 +50,7 @@ class Watermark:
 
 def read_watermarks(reader: PartitionReader, topic: str) -> dict[str, Watermark]:
     """The latest watermark of each route on `topic`."""
-    found = {}
-    for partition in reader.partitions(topic):
-        for record in reader.read(topic, partition, *reader.watermarks(topic, partition)):
-            if record.key is not None and record.value is not None:
-                found[record.key.decode()] = Watermark.from_json(record.value)
-    return found
+    return {key.decode(): Watermark.from_json(value) for key, value in reader.table(topic).items()}
 
 
 @dataclass(frozen=True)

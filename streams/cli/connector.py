@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import click
+import httpx
 from mode import Worker
 
 from connectors.erp.adapter import ErpError
@@ -19,9 +20,17 @@ from connectors.erp.web import ConnectorWeb
 from connectors.webhooks.service import WebhookService
 from streams.cli.app import connect, counted, main, settings_of
 from streams.contracts.codec import EncodeError, codec_from_settings
-from streams.contracts.topics import ERP_CATALOG, ERP_CUSTOMERS, TopicCatalog
+from streams.contracts.topics import (
+    ERP_CATALOG,
+    ERP_CUSTOMERS,
+    POLL_WATERMARKS,
+    WEBHOOKS_DLQ,
+    TopicCatalog,
+)
 from streams.ops.logs import configure_logging
 from streams.ops.records import PartitionReader, RecordsError, Sender
+
+_MEDUSA_TIMEOUT_SECONDS = 30.0
 
 
 @main.group("connector")
@@ -201,5 +210,123 @@ def storefront(ctx: click.Context) -> None:
         sink.run(stop)
     except SinkError as error:
         raise click.ClickException(str(error)) from None
+    finally:
+        client.close()
+
+
+@connector.command("medusa-source")
+@click.option("--once", is_flag=True, help="One poll of each route, then exit.")
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="Read each route's orders and payments changed from TIME (ISO 8601 with its offset) "
+    "instead of from its watermark: a new route's history, or what was dead-lettered once "
+    "its cause is fixed. What was published before is published with the same event ids, "
+    "which the topology drops.",
+)
+@click.pass_context
+def medusa_source(ctx: click.Context, once: bool, since: str | None) -> None:
+    """Publish the orders and payments of every Medusa route of ERPBRIDGE_WEBHOOK_ROUTES on
+    commerce.orders and commerce.payments, polling its Admin API (admin_url, with the
+    route's ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry: a secret API key) every
+    ERPBRIDGE_MEDUSA_POLL_SECONDS.
+
+    Medusa sends no webhooks. Each route's watermark on webhooks.poll-watermarks moves only
+    after the broker confirmed the events before it; a route's first poll starts now (or
+    at --since). An order part that cannot be mapped (a location with no warehouse, a line
+    without a SKU) goes to webhooks.dlq with its reason. With --once, exits 1 naming the
+    problem when Medusa or the broker fails; running, it tries again at the next poll.
+    """
+    from connectors.webhooks.intake import encode
+    from connectors.webhooks.medusa.admin import MedusaAdmin, MedusaError
+    from connectors.webhooks.medusa.poll import MedusaPoll, PollError, Watermark
+    from connectors.webhooks.references import References
+
+    settings = settings_of(ctx)
+    routes = {
+        name: (route, settings.webhook_admin_token(name))
+        for name, route in settings.webhook_routes.items()
+        if route.provider == "medusa"
+    }
+    if not routes:
+        raise click.UsageError("no route of ERPBRIDGE_WEBHOOK_ROUTES has provider medusa")
+    lacking = sorted(
+        name for name, (route, token) in routes.items() if not (route.admin_url and token)
+    )
+    if lacking:
+        raise click.UsageError(
+            f"route {', '.join(lacking)} needs its admin_url and an "
+            "ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry (a Medusa secret API key)"
+        )
+    start = datetime.now(UTC)
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            raise click.BadParameter(
+                f"{since!r} is no ISO 8601 time", param_hint="--since"
+            ) from None
+        if start.tzinfo is None:
+            raise click.BadParameter(
+                f"{since!r} has no offset (add Z or +00:00)", param_hint="--since"
+            )
+    connect(ctx)
+    catalog = TopicCatalog.from_settings(settings)
+    codec = codec_from_settings(settings)
+    watermark_topic = catalog.physical(POLL_WATERMARKS)
+    try:
+        with PartitionReader(settings.confluent_config()) as topics:
+            held = {
+                k.decode(): Watermark.from_json(v) for k, v in topics.table(watermark_topic).items()
+            }
+    except RecordsError as error:
+        raise click.ClickException(str(error)) from None
+    sender = Sender(settings.producer_config())
+    client = httpx.Client(timeout=_MEDUSA_TIMEOUT_SECONDS)
+    polls = {}
+    watermarks = {}
+    for name, (route, token) in sorted(routes.items()):
+        assert route.admin_url is not None and token is not None  # checked above
+        references = References(route.warehouses, route.skus, channel=route.channel, route=name)
+        polls[name] = MedusaPoll(
+            name, MedusaAdmin(client, route.admin_url, token), references,
+            lambda item: encode(item, catalog, codec), sender,
+            watermark_topic=watermark_topic,
+            dlq_topic=catalog.physical(WEBHOOKS_DLQ),
+            overlap=timedelta(seconds=settings.medusa_poll_overlap_seconds),
+        )  # fmt: skip
+        kept = held.get(name)
+        watermarks[name] = kept if kept is not None and since is None else Watermark.starting(start)
+        click.echo(f"{name}: reading from {watermarks[name].orders.start.isoformat()}")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        while not stop.is_set():
+            for name, poll in polls.items():
+                try:
+                    polled = poll.poll(watermarks[name])
+                except (MedusaError, PollError) as error:
+                    if once:
+                        raise click.ClickException(f"{name}: {error}") from None
+                    click.echo(
+                        f"{name}: {error}; trying again in {settings.medusa_poll_seconds:g} s",
+                        err=True,
+                    )
+                    continue
+                watermarks[name] = polled.watermark
+                if polled.orders or once:
+                    letters = (
+                        f", {counted(polled.dead_letters, 'dead letter')}"
+                        if polled.dead_letters
+                        else ""
+                    )
+                    click.echo(
+                        f"{name}: {counted(polled.orders, 'order')} read, "
+                        f"{counted(polled.events, 'event')} published{letters}"
+                    )
+            if once:
+                return
+            stop.wait(settings.medusa_poll_seconds)
     finally:
         client.close()

@@ -38,8 +38,10 @@ from streams.contracts.topics import (
     JOURNAL,
     ORDER_FEEDBACK,
     ORDER_STATUS,
+    ORDERS,
     PAYMENTS,
     PAYOUT_WATERMARKS,
+    POLL_WATERMARKS,
     SPECS,
     STOCK_PUSHES,
     STOCK_REQUESTS,
@@ -59,6 +61,7 @@ ERP_SOURCE = "erpbridge-erp-source"
 STOREFRONT = "erpbridge-storefront"
 WEBHOOKS = "erpbridge-webhooks"
 PAYOUTS = "erpbridge-payouts"
+MEDUSA_SOURCE = "erpbridge-medusa-source"
 PRODUCER = "erpbridge-producer"
 ANALYST = "erpbridge-analyst"
 
@@ -226,6 +229,17 @@ def principals(settings: Settings) -> list[Principal]:
             (
                 *_topics(physical([PAYOUT_WATERMARKS]), Operation.READ),
                 *_topics(physical([PAYMENTS, PAYOUT_WATERMARKS]), Operation.WRITE),
+                _assigning_reader(READER_GROUP_PREFIX),
+            ),
+        ),
+        Principal(
+            MEDUSA_SOURCE,
+            "the Medusa source: Medusa's orders and payments as input events, and its watermarks",
+            (
+                *_topics(physical([POLL_WATERMARKS]), Operation.READ),
+                *_topics(
+                    physical([ORDERS, PAYMENTS, WEBHOOKS_DLQ, POLL_WATERMARKS]), Operation.WRITE
+                ),
                 _assigning_reader(READER_GROUP_PREFIX),
             ),
         ),

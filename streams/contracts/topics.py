@@ -38,6 +38,9 @@ and the reason, for a human, and for `erpbridge dlq replay webhooks` (connectors
 PAYOUT_WATERMARKS = "webhooks.payout-watermarks"
 """Per Shopify route, the last Shopify Payments payout `erpbridge payouts sync` published
 (JSON, compacted; connectors.webhooks.payout_sync): where its next run starts."""
+POLL_WATERMARKS = "webhooks.poll-watermarks"
+"""Per Medusa route, how far `erpbridge connector medusa-source` has read its orders and
+payments (JSON, compacted; connectors.webhooks.medusa.poll): where its next poll starts."""
 STOCK_PUSHES = "storefront.stock-pushes"
 """Stock levels erpbridge pushed to storefronts, latest per SKU and warehouse (JSON,
 connectors.webhooks.echoes): how the webhooks connector tells an echo of its own push."""
@@ -131,6 +134,7 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(ERP_CATALOG, Role.OUTPUT, "sku", "erpbridge.CatalogItem", _COMPACT),
     TopicSpec(ERP_CUSTOMERS, Role.OUTPUT, "customer_id", "erpbridge.ErpCustomer", _COMPACT),
     TopicSpec(PAYOUT_WATERMARKS, Role.INTERNAL, "route", None, _COMPACT),
+    TopicSpec(POLL_WATERMARKS, Role.INTERNAL, "route", None, _COMPACT),
     TopicSpec(STOCK_REQUESTS, Role.INTERNAL, "sku", None, _delete(7)),
     TopicSpec(ORDER_FEEDBACK, Role.INTERNAL, "order_id", None, _delete(7)),
     TopicSpec(ERP_PENDING, Role.INTERNAL, "dispatch key", None, _delete(7)),

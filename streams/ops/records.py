@@ -218,6 +218,20 @@ class PartitionReader:
         finally:
             self._consumer.unassign()
 
+    def table(self, topic: str) -> dict[bytes, bytes]:
+        """The latest value of each key in every partition, deleted keys left out: a
+        compacted topic's state."""
+        found: dict[bytes, bytes] = {}
+        for partition in self.partitions(topic):
+            for record in self.read(topic, partition, *self.watermarks(topic, partition)):
+                if record.key is None:
+                    continue
+                if record.value is None:
+                    found.pop(record.key, None)
+                else:
+                    found[record.key] = record.value
+        return found
+
     def latest(self, topic: str, partition: int, keys: Iterable[bytes]) -> dict[bytes, Record]:
         """The last record of each of `keys` in the partition (a deletion's value is None);
         keys with none are left out. On a compacted topic, that record is the key's state."""

@@ -313,6 +313,19 @@ class Settings(BaseSettings):
         "again: a change committed late with an earlier time is still seen (what is unchanged "
         "is not published again).",
     )
+    medusa_poll_seconds: float = Field(
+        default=5,
+        gt=0,
+        description="How often `connector medusa-source` asks each Medusa route for changed "
+        "orders and payments.",
+    )
+    medusa_poll_overlap_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="How far before the newest change it read `connector medusa-source` asks "
+        "again: a change committed late with an earlier time is still seen (what it read "
+        "unchanged is skipped).",
+    )
     erp_timeout_seconds: float = Field(
         default=30, gt=0, description="One ERP request's timeout; a timeout is retried."
     )

@@ -12,6 +12,7 @@ from streams.contracts.access import (
     ANALYST,
     CONNECTOR,
     ERP_SOURCE,
+    MEDUSA_SOURCE,
     PAYOUTS,
     PRODUCER,
     STOREFRONT,
@@ -43,7 +44,10 @@ from streams.contracts.topics import (
     ERP_CUSTOMERS,
     ERP_RESULTS,
     INPUTS,
+    ORDERS,
+    PAYMENTS,
     PAYOUT_WATERMARKS,
+    POLL_WATERMARKS,
     SPECS,
     STOCK_PUSHES,
     STOREFRONT_FULFILMENT_RESULTS,
@@ -82,6 +86,7 @@ def test_one_principal_per_component() -> None:
         STOREFRONT,
         WEBHOOKS,
         PAYOUTS,
+        MEDUSA_SOURCE,
         PRODUCER,
         ANALYST,
     }
@@ -178,6 +183,14 @@ def test_webhooks_and_payouts_each_write_only_theirs() -> None:
     assert webhooks.allows(DESCRIBE, GROUP, reader_group(PUSHES_GROUP_PREFIX))
     assert _topics(payouts, WRITE) == {"commerce.payments", PAYOUT_WATERMARKS}
     assert _topics(payouts, READ) == {PAYOUT_WATERMARKS}
+
+
+def test_the_medusa_source_writes_orders_payments_and_its_watermarks_only() -> None:
+    source = BY_USER[MEDUSA_SOURCE]
+    assert _topics(source, WRITE) == {ORDERS, PAYMENTS, WEBHOOKS_DLQ, POLL_WATERMARKS}
+    assert _topics(source, READ) == {POLL_WATERMARKS}
+    assert source.allows(DESCRIBE, GROUP, reader_group(READER_GROUP_PREFIX))
+    assert not source.allows(READ, GROUP, reader_group(READER_GROUP_PREFIX))
 
 
 def test_what_is_read_is_written_by_someone() -> None:

@@ -26,8 +26,9 @@ CATALOGUE = Catalogue.default()
 # The storefront lives for the session: a test that changes stock takes a SKU of its own.
 RESTOCKED = CATALOGUE.skus[-1]
 ORDERED = CATALOGUE.skus[-2]
-# tests/connectors/storefront/test_medusa.py takes the two SKUs before them.
-UNTOUCHED = {sku.code for sku in CATALOGUE.skus[:-4]}
+# tests/connectors/storefront/test_medusa.py takes the two SKUs before them and
+# tests/connectors/webhooks/medusa/test_poll.py the two before those.
+UNTOUCHED = {sku.code for sku in CATALOGUE.skus[:-6]}
 USD = CATALOGUE.base_currency
 SHIPPING = next(m for m in CATALOGUE.shipping_methods if m.code == "standard").prices[USD]
 

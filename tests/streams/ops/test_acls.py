@@ -41,6 +41,7 @@ from streams.contracts.access import (
     ANALYST,
     CONNECTOR,
     ERP_SOURCE,
+    MEDUSA_SOURCE,
     PAYOUTS,
     PRODUCER,
     STOREFRONT,
@@ -69,12 +70,16 @@ from streams.contracts.topics import (
 )
 from streams.domain.commands import Command
 from streams.local.kafka import Broker, SecureListeners, running_broker
+from streams.local.medusa import Medusa
 from streams.ops.acls import acl_bindings
 from streams.ops.records import Outgoing, PartitionReader, Sender
 from streams.ops.settings import Settings, WebhookRoute
 from streams.ops.topic_admin import consumer_lag, ensure_topics
+from streams.sample.generator import Catalogue
 from tests.certificates import Authority
 from tests.connectors.webhooks.doubles import WOO_KEY, WOO_SECRET, woocommerce_admin
+from tests.streams.local.test_medusa import address
+from tests.streams.topology.agents.pipeline import read_all
 from tests.support import EVENTS, STORE, RunningService, run, settings_env, spawn_worker, wait_for
 
 
@@ -444,7 +449,11 @@ def test_the_storefront_sink_sets_stock_and_may_not_read_the_inputs(
         routes = {"shop": route}
         with httpx.Client() as client:
             sink = StorefrontSink(
-                settings, catalog, Codec(STORE), routes, storefront_adapters(settings, routes, client)
+                settings,
+                catalog,
+                Codec(STORE),
+                routes,
+                storefront_adapters(settings, routes, client),
             )
             sink.start()
             try:
@@ -464,4 +473,38 @@ def test_the_storefront_sink_sets_stock_and_may_not_read_the_inputs(
         settings,
         ["tail", ORDERS],
         f"Kafka user {STOREFRONT} may not Read topic {settings.topic_prefix}{ORDERS}",
+    )
+
+
+def test_the_medusa_source_publishes_store_orders_and_may_not_read_them_back(
+    acl_kafka: AclKafka, medusa: Medusa
+) -> None:
+    with medusa.admin() as admin:
+        key = admin.post("/admin/api-keys", {"title": "acl-test", "type": "secret"})
+    route = WebhookRoute(
+        provider="medusa", warehouses={medusa.stock_location_id: "WH-1"}, admin_url=medusa.url
+    )
+    settings = acl_kafka.as_user(
+        MEDUSA_SOURCE,
+        webhook_routes={"medusa": route},
+        webhook_admin_tokens=SecretStr(json.dumps({"medusa": key["api_key"]["token"]})),
+    )
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    catalogue = Catalogue.default()
+    customer = next(c for c in catalogue.customers if c.address.country == "US")
+    sku = catalogue.skus[-5].code  # tests/connectors/webhooks/medusa/test_poll.py's
+    order = medusa.checkout({medusa.variants[sku].variant_id: 1}, customer.email, address(customer))
+
+    polled = run(["connector", "medusa-source", "--once", "--since", since], _env(settings))
+    assert polled.exit_code == 0, polled.output
+    assert "medusa: 1 order read, 2 events published" in polled.output
+    admin_settings = acl_kafka.admin
+    assert {
+        m.key().decode() for m in read_all(admin_settings, admin_settings.topic_prefix + ORDERS)
+    } >= {order["id"]}
+    assert not _denied(acl_kafka, MEDUSA_SOURCE)
+    _refused(
+        settings,
+        ["tail", ORDERS],
+        f"Kafka user {MEDUSA_SOURCE} may not Read topic {settings.topic_prefix}{ORDERS}",
     )

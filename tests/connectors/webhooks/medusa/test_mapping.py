@@ -1,0 +1,167 @@
+"""A Medusa order, shaped as its Admin API serves it with ORDER_FIELDS (the live store's
+answers in test_poll.py), to input events, part by part."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from connectors.webhooks.medusa.admin import Changed
+from connectors.webhooks.medusa.mapping import MARK, Part, parts
+from connectors.webhooks.medusa.poll import Cursor, Watermark
+from connectors.webhooks.references import References
+
+REFERENCES = References({"sloc_1": "WH-WEST"}, channel="web", route="shop")
+ADDRESS = {"first_name": "Ava", "last_name": "Thompson", "address_1": "350 S Grand Ave",
+           "address_2": None, "city": "Los Angeles", "country_code": "us",
+           "province": "us-ca", "postal_code": "90071"}  # fmt: skip
+ORDER: dict[str, Any] = {
+    "id": "order_1", "status": "pending", "email": "ava@example.com", "currency_code": "usd",
+    "created_at": "2026-12-07T04:09:05.066Z", "updated_at": "2026-12-07T04:09:05.066Z",
+    "canceled_at": None, "total": Decimal("83.95"), "customer_id": "cus_1",
+    "shipping_address": ADDRESS, "billing_address": ADDRESS,
+    "items": [
+        {"id": "ordli_1", "variant_sku": "SKU-0001", "quantity": 2, "unit_price": 24,
+         "discount_total": Decimal("4.8"),
+         "tax_lines": [{"code": "US-CA", "rate": Decimal("7.25"), "total": Decimal("3.13")}]},
+        {"id": "ordli_2", "variant_sku": "SKU-0002", "quantity": 1, "unit_price": 29,
+         "discount_total": 0, "tax_lines": []},
+    ],
+    "shipping_methods": [
+        {"name": "Standard", "amount": Decimal("6.95"), "discount_total": 0, "tax_lines": []}
+    ],
+    "payment_collections": [{"payments": [{
+        "id": "pay_1", "amount": Decimal("86.28"), "currency_code": "usd",
+        "provider_id": "pp_system_default", "created_at": "2026-12-07T04:09:05.328Z",
+        "captures": [{"id": "capt_1", "amount": Decimal("86.28"),
+                      "created_at": "2026-12-07T04:10:00.000Z"}],
+        "refunds": [{"id": "ref_1", "amount": 5, "created_at": "2026-12-07T04:11:00.000Z"}],
+    }]}],
+    "fulfillments": [
+        {"id": "ful_1", "location_id": "sloc_1", "shipped_at": "2026-12-07T05:00:00.000Z",
+         "canceled_at": None, "metadata": None,
+         "items": [{"id": "fulit_1", "line_item_id": "ordli_1", "quantity": 2}],
+         "labels": [{"tracking_number": "1Z1"}]},
+        # Made by erpbridge (the storefront sink): no news.
+        {"id": "ful_2", "location_id": "sloc_1", "shipped_at": "2026-12-07T05:01:00.000Z",
+         "canceled_at": None, "metadata": {MARK: "FUL-9"},
+         "items": [{"id": "fulit_2", "line_item_id": "ordli_2", "quantity": 1}], "labels": []},
+        # Packed, not shipped yet.
+        {"id": "ful_3", "location_id": "sloc_1", "shipped_at": None, "canceled_at": None,
+         "items": [{"id": "fulit_3", "line_item_id": "ordli_2", "quantity": 1}], "labels": []},
+    ],
+}  # fmt: skip
+
+
+def _by_name(found: list[Part]) -> dict[str, Part]:
+    return {part.name: part for part in found}
+
+
+def test_each_thing_the_order_says_happened_is_a_part_with_medusas_ids() -> None:
+    found = _by_name(parts(ORDER, REFERENCES))
+    assert list(found) == ["placed", "payment pay_1", "fulfillment ful_1"]
+    assert all(part.problem is None for part in found.values())
+    (placed,) = found["placed"].inputs
+    assert (placed.topic, placed.key, placed.event_id, placed.occurred_at) == (
+        "commerce.orders", "order_1", "medusa:order:order_1", "2026-12-07T04:09:05.066Z"
+    )  # fmt: skip
+    event = placed.record["event"]
+    assert event["customer"] == {"customer_id": "cus_1", "email": "ava@example.com",
+                                 "name": "Ava Thompson"}  # fmt: skip
+    assert event["ship_to"] == {"name": "Ava Thompson", "line1": "350 S Grand Ave", "line2": None,
+                                "city": "Los Angeles", "region": "CA", "postal_code": "90071",
+                                "country": "US"}  # fmt: skip
+    assert (event["storefront"], event["channel"], event["currency"]) == ("shop", "web", "USD")
+    assert event["lines"][0] == {"line_id": "ordli_1", "sku": "SKU-0001", "quantity": 2,
+                                 "unit_price": "24", "discount": "4.8",
+                                 "tax_lines": [{"jurisdiction": "US-CA", "rate": "0.0725",
+                                                "amount": "3.13"}]}  # fmt: skip
+    assert event["shipping"] == {"method": "Standard", "amount": "6.95", "tax_lines": []}
+    # 48 - 4.80 + 3.13 + 29 + 6.95
+    assert Decimal(event["total"]) == Decimal("82.28")
+
+    kinds = [
+        (i.topic, i.event_id, i.record["event"]["type"]) for i in found["payment pay_1"].inputs
+    ]
+    assert kinds == [
+        ("commerce.payments", "medusa:payment:pay_1", "PaymentAuthorized"),
+        ("commerce.payments", "medusa:capture:capt_1", "PaymentCaptured"),
+        ("commerce.payments", "medusa:refund:ref_1", "PaymentRefunded"),
+    ]
+    refund = found["payment pay_1"].inputs[2].record["event"]
+    assert (refund["payment_id"], refund["refund_id"], refund["amount"]) == ("pay_1", "ref_1", "5")
+
+    (shipped,) = found["fulfillment ful_1"].inputs
+    assert shipped.record["event"] == {"type": "OrderFulfilled", "fulfillment_id": "ful_1",
+                                       "warehouse_id": "WH-WEST",
+                                       "lines": [{"sku": "SKU-0001", "quantity": 2}],
+                                       "carrier": None, "tracking_number": "1Z1"}  # fmt: skip
+    assert shipped.occurred_at == "2026-12-07T05:00:00.000Z"
+
+
+def test_a_cancelled_guest_order_and_what_it_changes_nothing_of() -> None:
+    order = copy.deepcopy(ORDER)
+    order.update(status="canceled", canceled_at="2026-12-08T00:00:00.000Z", customer_id=None,
+                 total=Decimal("0"))  # fmt: skip
+    found = _by_name(parts(order, REFERENCES))
+    (cancelled,) = found["cancelled"].inputs
+    assert (cancelled.event_id, cancelled.record["event"]) == (
+        "medusa:cancel:order_1", {"type": "OrderCancelled", "reason": None}
+    )  # fmt: skip
+    placed = found["placed"].inputs[0].record["event"]
+    assert placed["customer"]["customer_id"] == "guest:ava@example.com"
+    # Medusa's own total moves with refunds and cancellations; the placement stays its first copy.
+    assert placed == parts(ORDER, REFERENCES)[0].inputs[0].record["event"] | {
+        "customer": placed["customer"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "part", "reason", "named"),
+    [
+        (lambda o: o["items"][1].update(variant_sku=None), "placed", "missing-sku", "ordli_2"),
+        (lambda o: o["shipping_address"].update(city=None), "placed", "missing-address", "city"),
+        (lambda o: o.update(currency_code="xyz"), "placed", "unknown-currency", "currency_code"),
+        (lambda o: o["fulfillments"][0].update(location_id="sloc_9"), "fulfillment ful_1",
+         "unmapped-location", "sloc_9"),
+        (lambda o: o["payment_collections"][0]["payments"][0]["captures"][0].update(amount="x"),
+         "payment pay_1", "invalid-amount", "capt_1"),
+    ],
+)  # fmt: skip
+def test_a_part_that_cannot_be_mapped_says_why_and_the_others_still_map(
+    change: Any, part: str, reason: str, named: str
+) -> None:
+    order = copy.deepcopy(ORDER)
+    change(order)
+    found = _by_name(parts(order, REFERENCES))
+    problem = found[part].problem
+    assert problem is not None and problem.reason == reason and named in problem.detail
+    assert found[part].inputs == ()
+    assert all(p.problem is None and p.inputs for name, p in found.items() if name != part)
+
+
+def test_a_cursor_skips_what_it_read_unchanged_within_the_overlap_and_survives_json() -> None:
+    t0 = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
+    overlap = timedelta(seconds=60)
+    cursor = Cursor(t0)
+    rows = [
+        Changed("a", t0 + timedelta(seconds=10), "a"),
+        Changed("b", t0 + timedelta(seconds=90), "b"),
+    ]
+    assert cursor.fresh(rows) == rows
+    after = cursor.after(rows, overlap)
+    # Read next from 60 s before the newest; "a" is older than that and forgotten.
+    assert (after.start, dict(after.seen)) == (
+        t0 + timedelta(seconds=30),
+        {"b": rows[1].updated_at},
+    )
+    changed_b = Changed("b", t0 + timedelta(seconds=95), "b")
+    late = Changed("c", t0 + timedelta(seconds=40), "c")  # committed late, with an earlier time
+    assert after.fresh([rows[1], late, changed_b]) == [late, changed_b]
+    assert after.after([], overlap) == after
+    watermark = Watermark(after, Cursor(t0))
+    assert Watermark.from_json(watermark.to_json()) == watermark
