@@ -299,8 +299,9 @@ def medusa_source(ctx: click.Context, once: bool, since: str | None) -> None:
         watermarks[name] = kept if kept is not None and since is None else Watermark.starting(start)
         click.echo(f"{name}: reading from {watermarks[name].orders.start.isoformat()}")
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    if not once:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
     try:
         while not stop.is_set():
             for name, poll in polls.items():

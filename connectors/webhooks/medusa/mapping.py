@@ -1,7 +1,7 @@
 """A Medusa 2 order, as its Admin API serves it with `ORDER_FIELDS`, to erpbridge's input
 events. Pure: the route's references come in as a value.
 
-Medusa sends no webhooks (connectors.webhooks.medusa_poll reads its orders instead), so an
+Medusa sends no webhooks (connectors.webhooks.medusa.poll reads its orders instead), so an
 order is mapped whole each time it changed, and each thing it says happened keeps an event
 id of Medusa's own ids: the placement (the order), each payment's authorisation, capture and
 refund, each shipped fulfillment, the cancellation. Mapping the same order again gives the

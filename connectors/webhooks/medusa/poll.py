@@ -141,7 +141,11 @@ class MedusaPoll:
         events = letters = 0
         for order_id in ids:
             order, body = self._admin.order(order_id)
-            for part in mapping.parts(order, self._references):
+            try:
+                found = mapping.parts(order, self._references)
+            except Unmappable as unreadable:  # not even an order id: the whole answer
+                found = [mapping.Part("order", problem=unreadable)]
+            for part in found:
                 records, problem = self._records(part)
                 if problem is None:
                     events += len(records)
