@@ -1,5 +1,5 @@
-"""What a storefront adapter is: one platform's way of setting stock levels and showing a
-fulfilment on the storefront's order.
+"""What a storefront adapter is: one platform's way of setting stock levels, showing a
+fulfilment on the storefront's order and, for some, keeping its products.
 
 An adapter never talks to Kafka and never waits to retry: it sets a batch of levels and
 says per level what became of it, or records a shipment and says what became of it, or
@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
 from connectors.erp.http import retry_after
 from connectors.storefront.levels import StockLevel
+from connectors.storefront.products import Product
 
 
 class Status(Enum):
@@ -82,6 +83,22 @@ class ShipmentStatus(Enum):
 class ShipmentOutcome:
     shipment: Shipment
     status: ShipmentStatus
+    storefront_id: str | None = None
+    message: str | None = None
+    permanent: bool = False
+
+
+class ProductStatus(Enum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    UNCHANGED = "UNCHANGED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class ProductOutcome:
+    product: Product
+    status: ProductStatus
     storefront_id: str | None = None
     message: str | None = None
     permanent: bool = False
@@ -162,4 +179,16 @@ class StorefrontAdapter(Protocol):
     def record_shipment(self, shipment: Shipment) -> ShipmentOutcome:
         """Show the fulfilment on the storefront's order, unless an earlier request did: once
         per fulfilment, however often it is asked."""
+        ...
+
+
+@runtime_checkable
+class CatalogAdapter(Protocol):
+    """A storefront adapter that also keeps the storefront's products (push_catalog)."""
+
+    def set_product(self, product: Product) -> ProductOutcome:
+        """Make the storefront show the product as the ERP has it: created if it sells it and
+        the storefront has no product of its SKU, updated where the name, description,
+        prices or whether it is sold differ, nothing otherwise; archived, not deleted, when
+        the ERP no longer sells it."""
         ...

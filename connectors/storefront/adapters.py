@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 import httpx
 
-from connectors.storefront.adapter import StorefrontAdapter
+from connectors.storefront.adapter import CatalogAdapter, StorefrontAdapter
 from connectors.storefront.medusa import MedusaStorefront
 from connectors.storefront.shopify import ShopifyStock
 from connectors.storefront.woocommerce import WooCommerceStock
@@ -55,15 +55,23 @@ def storefront_adapters(
             )
         elif not (route.admin_url and token):
             problems.append(
-                f"route {name}: push_stock and push_tracking need its admin_url and an "
+                f"route {name}: push_stock, push_tracking and push_catalog need its admin_url and an "
                 "ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry"
             )
+        elif route.push_catalog and route.provider == "woocommerce" and not route.currency:
+            problems.append(f"route {name}: push_catalog on WooCommerce needs its currency")
         elif route.push_stock and not route.warehouses:
             problems.append(
                 f"route {name}: push_stock needs its warehouses (location -> warehouse)"
             )
         else:
-            adapters[name] = factory(client, route, token)
+            adapter = factory(client, route, token)
+            if route.push_catalog and not isinstance(adapter, CatalogAdapter):
+                problems.append(
+                    f"route {name}: push_catalog is built for Medusa and WooCommerce, "
+                    f"not {route.provider}"
+                )
+            adapters[name] = adapter
     if problems:
         raise ValueError("; ".join(problems))
     return adapters

@@ -28,9 +28,11 @@ class StockLevel:
 
 
 def pushing_routes(routes: Mapping[str, WebhookRoute]) -> dict[str, WebhookRoute]:
-    """The routes the storefront sink serves: stock, tracking or both."""
+    """The routes the storefront sink serves: stock, tracking, the catalog, or several."""
     return {
-        name: route for name, route in routes.items() if route.push_stock or route.push_tracking
+        name: route
+        for name, route in routes.items()
+        if route.push_stock or route.push_tracking or route.push_catalog
     }
 
 

@@ -1,5 +1,5 @@
 """Medusa 2 through its Admin API, as a secret API key (HTTP Basic, the key as user, as
-Medusa requires of secret keys): stock levels and shipments.
+Medusa requires of secret keys): stock levels, shipments and products.
 
 - **Stock**: a SKU's inventory item is found by `GET /admin/inventory-items?sku=` once and
   remembered (a SKU Medusa does not sell is asked again after a while); its level at the
@@ -11,6 +11,14 @@ Medusa requires of secret keys): stock levels and shipments.
   reservations at the location, read just before: Medusa then sells what erpbridge says is
   available, no less. An order erpbridge has not read yet (a poll behind at most) still
   counts in that available until the next level. Medusa has no compare-and-set.
+- **Products** (push_catalog): the variant of the SKU is found with
+  `GET /admin/product-variants?q=`. A product the ERP sells is created when there is none
+  (one variant, its SKU, Medusa managing its stock, in the store's default sales channel
+  and shipping profile, published), or updated where its title, description or status
+  (published) differ, and its variant's prices where they differ: Medusa's prices of a
+  variant are replaced as a whole, so it sells at exactly the ERP's list prices (prices
+  Medusa holds per region or price list go with them). A product the ERP no longer sells
+  is set to draft (unsold, kept).
 - **Shipments**: the order is read with its items and fulfillments. A fulfillment whose
   metadata names erpbridge's fulfilment was made by an earlier request (shipped now if that
   request stopped before the shipment). Otherwise the shipped SKUs are taken from the order's
@@ -23,12 +31,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import httpx
+import msgspec
 
 from connectors.storefront.adapter import (
     Outcome,
+    ProductOutcome,
+    ProductStatus,
     Shipment,
     ShipmentOutcome,
     ShipmentStatus,
@@ -38,7 +50,19 @@ from connectors.storefront.adapter import (
     request,
 )
 from connectors.storefront.levels import StockLevel
+from connectors.storefront.products import Product
 from connectors.webhooks.medusa.mapping import MARK
+
+_OPTION = "Default"
+"""The one option of a product erpbridge creates (Medusa requires one)."""
+_JSON = {"content-type": "application/json"}
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+def _json(body: Any) -> bytes:
+    """JSON with money as exact numbers (Medusa's amounts are numbers in major units)."""
+    return _ENCODER.encode(body)
+
 
 _ORDER_FIELDS = "id,*items,*items.detail,*fulfillments,*fulfillments.labels"
 
@@ -60,6 +84,8 @@ class MedusaStorefront:
         self._auth = (secret_key, "")
         self._locations = dict(locations)
         self._items = SkuIds(self._item, clock)
+        self._defaults: tuple[str, str] | None = None
+        """The store's default sales channel and shipping profile, for new products."""
 
     def set_levels(
         self, levels: Sequence[StockLevel], previous: Mapping[str, int]
@@ -131,6 +157,70 @@ class MedusaStorefront:
             f"{order_path}/fulfillments/{fulfillment['id']}/shipments",
             json={"items": items, "labels": labels, "metadata": {MARK: shipment.fulfillment_id}},
         )
+
+    def set_product(self, product: Product) -> ProductOutcome:
+        found = self._variant(product.sku)
+        if found is None:
+            if not product.active:
+                return ProductOutcome(product, ProductStatus.UNCHANGED)
+            made = self._call("POST", "/admin/products", content=_json(self._new(product)),
+                              headers=_JSON, params={"fields": "id"})  # fmt: skip
+            return ProductOutcome(product, ProductStatus.CREATED, str(made["product"]["id"]))
+        shown = found["product"]
+        path = f"/admin/products/{shown['id']}"
+        changes: dict[str, Any] = {"status": "published" if product.active else "draft"}
+        if product.active:
+            changes |= {"title": product.name, "description": product.description}
+        changes = {k: v for k, v in changes.items() if shown.get(k) != v}
+        if changes:
+            self._call("POST", path, json=changes, params={"fields": "id"})
+        prices = {(p["currency_code"].upper(), Decimal(str(p["amount"]))) for p in found["prices"]}
+        repriced = product.active and prices != set(product.prices)
+        if repriced:
+            body = {
+                "prices": [{"currency_code": c.lower(), "amount": a} for c, a in product.prices]
+            }
+            self._call("POST", f"{path}/variants/{found['id']}", content=_json(body),
+                       headers=_JSON, params={"fields": "id"})  # fmt: skip
+        status = ProductStatus.UPDATED if changes or repriced else ProductStatus.UNCHANGED
+        return ProductOutcome(product, status, str(shown["id"]))
+
+    def _variant(self, sku: str) -> dict[str, Any] | None:
+        fields = "id,sku,*prices,product.id,product.title,product.description,product.status"
+        found = self._call(
+            "GET", "/admin/product-variants", params={"q": sku, "fields": fields, "limit": 100}
+        )
+        exact = [v for v in found["variants"] if v.get("sku") == sku]
+        return dict(exact[0]) if exact else None
+
+    def _new(self, product: Product) -> dict[str, Any]:
+        if self._defaults is None:
+            (store,) = self._call(
+                "GET", "/admin/stores", params={"fields": "id,default_sales_channel_id"}
+            )["stores"]
+            profiles = self._call("GET", "/admin/shipping-profiles", params={"fields": "id,type"})
+            (profile,) = [p for p in profiles["shipping_profiles"] if p["type"] == "default"][:1]
+            self._defaults = (str(store["default_sales_channel_id"]), str(profile["id"]))
+        channel, profile_id = self._defaults
+        return {
+            "title": product.name,
+            "description": product.description,
+            "status": "published",
+            "shipping_profile_id": profile_id,
+            "sales_channels": [{"id": channel}],
+            "options": [{"title": _OPTION, "values": [_OPTION]}],
+            "variants": [
+                {
+                    "title": product.name,
+                    "sku": product.sku,
+                    "manage_inventory": True,
+                    "options": {_OPTION: _OPTION},
+                    "prices": [
+                        {"currency_code": c.lower(), "amount": a} for c, a in product.prices
+                    ],
+                }
+            ],
+        }
 
     def _reserved(self, item: str) -> dict[str, int]:
         """The item's reserved quantity per stock location: Medusa's open orders."""

@@ -15,15 +15,18 @@ availability records:
 
 and the fulfilments: each (the last copy per fulfilment) shown on its route's order by the
 adapter, retried like the levels, once however often it is asked, with a result on
-storefront.fulfilment-results. Then the batch's offsets are committed.
+storefront.fulfilment-results; and the ERP's products (erp.catalog, read when a route has
+push_catalog): the last record per SKU made the route's product by its adapter
+(connectors.storefront.products), retried like the levels, with a result on
+storefront.catalog-results. Then the batch's offsets are committed.
 
 A record that does not decode goes to its topic's dead letters with the reason, and so does
 the record behind a level or fulfilment the storefront refused for good
 (`storefront-refused`, with the storefront's words; an answer outside the platform's
-contract counts as one), a fulfilment still failing after the retries
-(`storefront-unavailable`: nothing else would tell the storefront again), or one of a route
-this sink does not tell (`unknown-route`); the worker opens an alert for a refusal from its
-result
+contract counts as one), a fulfilment or product still failing after the retries
+(`storefront-unavailable`: nothing else would tell the storefront again soon), or a
+fulfilment of a route this sink does not tell (`unknown-route`); the worker opens an alert
+for a refusal from its result
 (streams.topology.agents.storefront_results). A restart repeats the last uncommitted
 batch: setting a level again is harmless, and a shipment is looked for before it is made.
 """
@@ -43,7 +46,10 @@ from confluent_kafka import Consumer, Message
 
 from connectors.erp.retry import Backoff
 from connectors.storefront.adapter import (
+    CatalogAdapter,
     Outcome,
+    ProductOutcome,
+    ProductStatus,
     Shipment,
     ShipmentOutcome,
     ShipmentStatus,
@@ -53,13 +59,16 @@ from connectors.storefront.adapter import (
     StorefrontUnavailable,
 )
 from connectors.storefront.levels import StockLevel, latest, levels_of
+from connectors.storefront.products import Product, products_of
 from streams.contracts import deadletter
 from streams.contracts.codec import Codec, DecodeError
 from streams.contracts.groups import storefront_group
 from streams.contracts.stock_pushes import Push
 from streams.contracts.topics import (
     AVAILABILITY,
+    ERP_CATALOG,
     STOCK_PUSHES,
+    STOREFRONT_CATALOG_RESULTS,
     STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_FULFILMENTS,
     STOREFRONT_RESULTS,
@@ -73,6 +82,7 @@ log = logging.getLogger(__name__)
 
 RESULT_SCHEMA = "erpbridge.StorefrontResult"
 SHIPMENT_RESULT_SCHEMA = "erpbridge.StorefrontFulfilmentResult"
+PRODUCT_RESULT_SCHEMA = "erpbridge.StorefrontProductResult"
 _BATCH = 500
 _POLL_SECONDS = 0.5
 
@@ -109,13 +119,15 @@ class StorefrontSink:
         self._sleep = sleep
         self._availability = catalog.physical(AVAILABILITY)
         self._fulfilments = catalog.physical(STOREFRONT_FULFILMENTS)
+        self._catalog = catalog.physical(ERP_CATALOG)
         self._dead_letters = {
             catalog.physical(name): catalog.physical(dead_letter_of(name))
-            for name in (AVAILABILITY, STOREFRONT_FULFILMENTS)
+            for name in (AVAILABILITY, STOREFRONT_FULFILMENTS, ERP_CATALOG)
         }
         self._pushes = catalog.physical(STOCK_PUSHES)
         self._results = catalog.physical(STOREFRONT_RESULTS)
         self._shipment_results = catalog.physical(STOREFRONT_FULFILMENT_RESULTS)
+        self._product_results = catalog.physical(STOREFRONT_CATALOG_RESULTS)
         self._consumer = Consumer(
             {
                 **settings.confluent_config(),
@@ -136,7 +148,8 @@ class StorefrontSink:
         the rest of the batch for them fails at once instead of waiting again."""
 
     def start(self) -> None:
-        self._consumer.subscribe([self._availability, self._fulfilments])
+        catalog = [self._catalog] if any(r.push_catalog for r in self._routes.values()) else []
+        self._consumer.subscribe([self._availability, self._fulfilments, *catalog])
 
     def close(self) -> None:
         self._consumer.close()
@@ -157,11 +170,13 @@ class StorefrontSink:
         self._down.clear()
         stock = [m for m in messages if m.topic() == self._availability]
         shipments = [m for m in messages if m.topic() == self._fulfilments]
+        items = [m for m in messages if m.topic() == self._catalog]
         pushed, dead = self._push_stock(stock)
         told, dead_shipments = self._tell(shipments)
+        shown, dead_products = self._show(items)
         self._confirmed("results and dead letters")
         self._consumer.commit(asynchronous=False)
-        return Handled(len(messages), pushed + told, dead + dead_shipments)
+        return Handled(len(messages), pushed + told + shown, dead + dead_shipments + dead_products)
 
     def _push_stock(self, messages: Sequence[Message]) -> tuple[int, int]:
         """The levels of availability records set: how many were pushed, and dead-lettered."""
@@ -235,6 +250,67 @@ class StorefrontSink:
         # storefront this fulfilment again: the dead letter keeps it for a replay.
         reason = "storefront-refused" if outcome.permanent else "storefront-unavailable"
         self._dead_letter(message, reason, f"route {shipment.route}: {outcome.message}")
+        return 1
+
+    def _show(self, messages: Sequence[Message]) -> tuple[int, int]:
+        """The ERP's products made the routes' products: how many were pushed, and
+        dead-lettered."""
+        latest: dict[str, tuple[Product, Message]] = {}
+        dead = 0
+        for message in messages:
+            value, key = message.value(), (message.key() or b"").decode()
+            try:
+                item = (
+                    None
+                    if value is None
+                    else self._codec.decode(value, expected="erpbridge.CatalogItem").datum
+                )
+            except DecodeError as error:
+                self._dead_letter(message, error.reason, str(error))
+                dead += 1
+                continue
+            for product in products_of(key, item, self._routes):
+                latest.pop(product.key, None)
+                latest[product.key] = (product, message)
+        for product, message in latest.values():
+            dead += self._show_one(product, message)
+        return len(latest), dead
+
+    def _show_one(self, product: Product, message: Message) -> int:
+        """One product pushed, its result published; 1 when it went to the dead letters."""
+        adapter = self._adapters[product.route]
+        assert isinstance(adapter, CatalogAdapter)  # checked by storefront_adapters
+
+        def failed(said: str, permanent: bool) -> ProductOutcome:
+            return ProductOutcome(product, ProductStatus.FAILED, None, said, permanent)
+
+        outcome, attempts, latency_ms = self._attempt(
+            product.route, partial(adapter.set_product, product), failed
+        )
+        datum = {
+            "event_id": f"storefront:{product.key}:{message.partition()}:{message.offset()}",
+            "occurred_at": datetime.now(UTC),
+            "source": "erpbridge",
+            "route": product.route,
+            "provider": adapter.provider,
+            "sku": product.sku,
+            "status": outcome.status.value,
+            "storefront_id": outcome.storefront_id,
+            "message": outcome.message,
+            "permanent": outcome.permanent,
+            "attempts": attempts,
+            "latency_ms": latency_ms,
+        }
+        value = self._codec.encode(PRODUCT_RESULT_SCHEMA, datum, topic=self._product_results)
+        self._sender.send(
+            Outgoing(self._product_results, None, product.key.encode(), value, (),
+                     f"result {product.key}")
+        )  # fmt: skip
+        if outcome.status is not ProductStatus.FAILED:
+            return 0
+        # Products change seldom in the ERP: the dead letter keeps this one for a replay.
+        reason = "storefront-refused" if outcome.permanent else "storefront-unavailable"
+        self._dead_letter(message, reason, f"route {product.route}: {outcome.message}")
         return 1
 
     def _levels(

@@ -1,4 +1,5 @@
-"""WooCommerce through its REST API v3: stock levels, and shipments as customer notes.
+"""WooCommerce through its REST API v3: stock levels, shipments as customer notes, and
+products.
 
 Stock: a product found by SKU (`GET /products?sku=`), its `stock_quantity` set with stock
 management on, up to 100 products per `POST /products/batch` (WooCommerce's documented
@@ -8,6 +9,12 @@ WooCommerce has one stock location per product (the route maps it as "default") 
 compare-and-set: the level is set as is. Products are found by their SKU once and
 remembered; a SKU WooCommerce does not sell is asked again after a while, since a shop adds
 products. Variations keep their own SKUs and are not set here.
+
+Products (push_catalog): WooCommerce prices in the shop's one currency (the route's
+`currency`). A product the ERP sells is created as a simple product (its SKU, stock managed,
+published) when no product has its SKU, or updated where its name, description, regular
+price or status (publish) differ, both through `POST /products/batch`; one the ERP no longer
+sells is set to draft (unsold, kept).
 
 Shipments: WooCommerce has no fulfilment or tracking object of its own (tracking is a paid
 extension's), so a shipment becomes a customer note on the order (`POST
@@ -21,12 +28,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from connectors.storefront.adapter import (
     Outcome,
+    ProductOutcome,
+    ProductStatus,
     Shipment,
     ShipmentOutcome,
     ShipmentStatus,
@@ -37,6 +47,8 @@ from connectors.storefront.adapter import (
     request,
 )
 from connectors.storefront.levels import StockLevel
+from connectors.storefront.products import Product
+from streams.domain.money import minor_unit
 
 BATCH_LIMIT = 100
 
@@ -88,9 +100,54 @@ class WooCommerceStock:
         return [outcomes[i] for i in range(len(levels))]
 
     def _product_id(self, sku: str) -> int | None:
+        found = self._product(sku)
+        return None if found is None else int(found["id"])
+
+    def _product(self, sku: str) -> dict[str, Any] | None:
         found = self._call("GET", "/products", params={"sku": sku})
         matching = [p for p in found if p.get("sku") == sku]
-        return int(matching[0]["id"]) if matching else None
+        return dict(matching[0]) if matching else None
+
+    def set_product(self, product: Product) -> ProductOutcome:
+        found = self._product(product.sku)
+        if found is None and not product.active:
+            return ProductOutcome(product, ProductStatus.UNCHANGED)
+        wanted: dict[str, Any] = {"status": "publish" if product.active else "draft"}
+        if product.active:
+            if len(product.prices) != 1:
+                raise StorefrontRefused(
+                    f"{product.sku} has no list price in the route's currency in the ERP"
+                )
+            ((currency, amount),) = product.prices
+            places = Decimal(1).scaleb(-minor_unit(currency))
+            wanted |= {
+                "name": product.name,
+                "description": product.description or "",
+                "regular_price": str(amount.quantize(places)),
+            }
+        if found is None:
+            item = {**wanted, "type": "simple", "sku": product.sku, "manage_stock": True}
+            made = self._one("create", item)
+            return ProductOutcome(product, ProductStatus.CREATED, str(made["id"]))
+        changes = {k: v for k, v in wanted.items() if found.get(k) != v}
+        if changes:
+            self._one("update", {"id": found["id"], **changes})
+        status = ProductStatus.UPDATED if changes else ProductStatus.UNCHANGED
+        return ProductOutcome(product, status, str(found["id"]))
+
+    def _one(self, operation: str, item: dict[str, Any]) -> dict[str, Any]:
+        """One product created or updated through the batch endpoint; its error raised."""
+        answer = self._call("POST", "/products/batch", json={operation: [item]})
+        (done,) = answer.get(operation, [None])
+        if not isinstance(done, dict):
+            raise StorefrontUnavailable(f"WooCommerce answered no {operation} of {item.get('sku')}")
+        error = done.get("error")
+        if error:
+            said = f"{error['code']}: {error['message']}"
+            if int((error.get("data") or {}).get("status", 400)) >= 500:
+                raise StorefrontUnavailable(said)
+            raise StorefrontRefused(said)
+        return done
 
     def record_shipment(self, shipment: Shipment) -> ShipmentOutcome:
         if not shipment.order_id.isdigit():

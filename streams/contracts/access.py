@@ -45,6 +45,7 @@ from streams.contracts.topics import (
     SPECS,
     STOCK_PUSHES,
     STOCK_REQUESTS,
+    STOREFRONT_CATALOG_RESULTS,
     STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_FULFILMENTS,
     STOREFRONT_RESULTS,
@@ -196,17 +197,21 @@ def principals(settings: Settings) -> list[Principal]:
         Principal(
             STOREFRONT,
             "the storefront sink: availability to the storefronts' stock levels, fulfilments "
-            "to their orders",
+            "to their orders, the ERP's catalog to their products",
             (
-                *_topics(physical([AVAILABILITY, STOREFRONT_FULFILMENTS]), Operation.READ),
+                *_topics(
+                    physical([AVAILABILITY, STOREFRONT_FULFILMENTS, ERP_CATALOG]), Operation.READ
+                ),
                 *_topics(
                     physical(
                         [
                             STOCK_PUSHES,
                             STOREFRONT_RESULTS,
                             STOREFRONT_FULFILMENT_RESULTS,
+                            STOREFRONT_CATALOG_RESULTS,
                             dead_letter_of(AVAILABILITY),
                             dead_letter_of(STOREFRONT_FULFILMENTS),
+                            dead_letter_of(ERP_CATALOG),
                         ]
                     ),
                     Operation.WRITE,

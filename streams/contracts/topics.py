@@ -52,6 +52,9 @@ STOREFRONT_FULFILMENTS = "storefront.fulfilments"
 (streams.domain.tracking)."""
 STOREFRONT_FULFILMENT_RESULTS = "storefront.fulfilment-results"
 """What storefronts did with the fulfilments erpbridge told them about (connectors.storefront)."""
+STOREFRONT_CATALOG_RESULTS = "storefront.catalog-results"
+"""What storefronts did with the products erpbridge pushed to them from erp.catalog
+(connectors.storefront)."""
 ERP_CATALOG = "erp.catalog"
 """The ERP's products, latest per SKU (connectors.erp.source): what storefronts list and
 price."""
@@ -131,6 +134,13 @@ SPECS: tuple[TopicSpec, ...] = (
         "erpbridge.StorefrontFulfilmentResult",
         _delete(7),
     ),
+    TopicSpec(
+        STOREFRONT_CATALOG_RESULTS,
+        Role.OUTPUT,
+        "route:sku",
+        "erpbridge.StorefrontProductResult",
+        _delete(7),
+    ),
     TopicSpec(ERP_CATALOG, Role.OUTPUT, "sku", "erpbridge.CatalogItem", _COMPACT),
     TopicSpec(ERP_CUSTOMERS, Role.OUTPUT, "customer_id", "erpbridge.ErpCustomer", _COMPACT),
     TopicSpec(PAYOUT_WATERMARKS, Role.INTERNAL, "route", None, _COMPACT),
@@ -155,6 +165,8 @@ SPECS: tuple[TopicSpec, ...] = (
             STOREFRONT_RESULTS,
             STOREFRONT_FULFILMENTS,
             STOREFRONT_FULFILMENT_RESULTS,
+            STOREFRONT_CATALOG_RESULTS,
+            ERP_CATALOG,
         )
     ),
     # Webhooks have no source topic: their dead letters are the request, kept like the others.
@@ -175,7 +187,7 @@ COPARTITIONED: tuple[tuple[str, ...], ...] = (
     (ORDERS, PAYMENTS, ORDER_FEEDBACK),
     (INVENTORY, STOCK_REQUESTS),
     (ERP_RESULTS,),
-    (STOREFRONT_RESULTS, STOREFRONT_FULFILMENT_RESULTS),
+    (STOREFRONT_RESULTS, STOREFRONT_FULFILMENT_RESULTS, STOREFRONT_CATALOG_RESULTS),
 )
 """Topics one agent reads together: a key must land on the same partition number in each,
 so each group needs one partition count (and the murmur2 partitioner on every producer)."""

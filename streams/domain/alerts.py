@@ -54,6 +54,7 @@ STOCK_DRIFT = "stock-drift"
 ERP_COMMAND_FAILED = "erp-command-failed"
 STOREFRONT_LEVEL_REFUSED = "storefront-level-refused"
 STOREFRONT_FULFILMENT_REFUSED = "storefront-fulfilment-refused"
+STOREFRONT_PRODUCT_REFUSED = "storefront-product-refused"
 
 # Entity types: what an AlertBook, and each alert's entity_id, is about.
 ORDER = "order"
@@ -63,6 +64,8 @@ STOREFRONT_LEVEL = "storefront-level"
 """A stock level on a storefront: `<route>:<sku>@<warehouse>`."""
 STOREFRONT_FULFILMENT = "storefront-fulfilment"
 """A fulfilment told to a storefront: `<route>:<order id>/<fulfilment id>`."""
+STOREFRONT_PRODUCT = "storefront-product"
+"""A product pushed to a storefront: `<route>:<sku>`."""
 
 
 class Severity(StrEnum):
@@ -545,7 +548,8 @@ def storefront_findings(
     alert_type: str, key: str, outcome: StorefrontOutcome
 ) -> dict[str, Finding]:
     """A push to a storefront while its latest result is a refusal for good: a level it may
-    oversell by, a shipment its customer cannot follow. A later result that is not one (set
+    oversell by, a shipment its customer cannot follow, a product sold at a price or under a
+    name the ERP no longer has. A later result that is not one (set
     or created, a SKU it no longer sells, a retry under way) resolves it."""
     if not (outcome.failed and outcome.permanent):
         return {}

@@ -83,6 +83,17 @@ class WebhookRoute(BaseModel):
         "number) to storefront.fulfilments; fulfilments the storefront reported itself are "
         "not handed back.",
     )
+    push_catalog: bool = Field(
+        default=False,
+        description="`connector storefront` creates and updates this storefront's products "
+        "from erp.catalog: name, description, list prices, archived when the ERP no longer "
+        "sells them (needs admin_url and an admin token; Medusa and WooCommerce).",
+    )
+    currency: str | None = Field(
+        default=None,
+        description="The storefront's one currency, where it prices in one (WooCommerce): "
+        "the ERP's list price in it is the product's price.",
+    )
     stock_buffer: int = Field(
         default=0,
         ge=0,

@@ -100,12 +100,19 @@ class Tables:
         batch.put_state(self.stock, partition, stock.sku.encode(), encode_sku(stock))
 
     @staticmethod
-    def alert_book(table: TableT[bytes, bytes], entity_type: str, key: str) -> AlertBook:
-        data = table.get(key.encode())
+    def alert_book(
+        table: TableT[bytes, bytes], entity_type: str, key: str, slot: str | None = None
+    ) -> AlertBook:
+        """The alerts of entity `key`, stored under `slot` (default: the key itself)."""
+        data = table.get((slot or key).encode())
         return AlertBook(entity_type, key) if data is None else decode_alerts(data)
 
     @staticmethod
     def save_alert_book(
-        batch: Batch, table: TableT[bytes, bytes], partition: int, book: AlertBook
+        batch: Batch,
+        table: TableT[bytes, bytes],
+        partition: int,
+        book: AlertBook,
+        slot: str | None = None,
     ) -> None:
-        batch.put_state(table, partition, book.entity_id.encode(), encode_alerts(book))
+        batch.put_state(table, partition, (slot or book.entity_id).encode(), encode_alerts(book))

@@ -20,13 +20,14 @@ from streams.contracts.topics import (
     INVENTORY,
     ORDERS,
     PAYMENTS,
+    STOREFRONT_FULFILMENT_RESULTS,
     TopicCatalog,
 )
 from streams.local.medusa import Medusa
 from streams.ops.settings import Settings, WebhookRoute
 from streams.ops.topic_admin import ensure_topics
 from streams.sample.generator import Catalogue, SampleEvent
-from tests.connectors.storefront.flow import CODEC, drain_shipments, new_sink
+from tests.connectors.storefront.flow import CODEC, drain, new_sink
 from tests.streams.local.test_medusa import address
 from tests.streams.topology.agents.pipeline import produce, read_all
 from tests.support import run, settings_env, spawn_worker, wait_for, worker_settings
@@ -176,7 +177,7 @@ def test_a_store_order_reaches_the_erp_and_its_shipment_and_stock_reach_the_stor
             CODEC,
             [SampleEvent(ORDERS, order_id, "erpbridge.OrderEvent", shipped)],
         )
-        (made,) = drain_shipments(sink, settings, 1)
+        (made,) = drain(sink, settings, 1, STOREFRONT_FULFILMENT_RESULTS)
         assert made["status"] == "CREATED"
         # Stock left the warehouse in both: Medusa still sells what erpbridge has.
         wait_for(lambda: medusa_sells(ON_HAND - 2), timeout=60, what="Medusa's level after")

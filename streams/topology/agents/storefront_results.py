@@ -1,11 +1,12 @@
 """The storefront results agent: what storefronts did with what erpbridge pushed to them
-(storefront.results, keyed by `<route>:<sku>@<warehouse>`, and storefront.fulfilment-results,
-keyed by `<route>:<order id>/<fulfilment id>`) into alerts.
+(storefront.results, keyed by `<route>:<sku>@<warehouse>`, storefront.fulfilment-results,
+keyed by `<route>:<order id>/<fulfilment id>`, and storefront.catalog-results, keyed by
+`<route>:<sku>`) into alerts.
 
 A push refused for good opens an alert (`storefront-level-refused`,
-`storefront-fulfilment-refused`), resolved when a later result for the same key is not
-one; the alert books live in one table, keyed like the two topics and partitioned like
-them. The storefront sink dead-letters the pushed record itself (connectors.storefront.sink).
+`storefront-fulfilment-refused`, `storefront-product-refused`), resolved when a later result for the same key is not
+one; the alert books live in one table, keyed by entity and record key and partitioned
+like the two topics. The storefront sink dead-letters the pushed record itself (connectors.storefront.sink).
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
-from streams.contracts.topics import STOREFRONT_FULFILMENT_RESULTS, STOREFRONT_RESULTS
+from streams.contracts.topics import (
+    STOREFRONT_CATALOG_RESULTS,
+    STOREFRONT_FULFILMENT_RESULTS,
+    STOREFRONT_RESULTS,
+)
 from streams.domain.alerts import (
     STOREFRONT_FULFILMENT,
     STOREFRONT_FULFILMENT_REFUSED,
     STOREFRONT_LEVEL,
     STOREFRONT_LEVEL_REFUSED,
+    STOREFRONT_PRODUCT,
+    STOREFRONT_PRODUCT_REFUSED,
     storefront_findings,
 )
 from streams.domain.events import to_ms
@@ -58,6 +65,19 @@ def fulfilment_outcome(datum: dict[str, Any]) -> StorefrontOutcome:
     )
 
 
+def product_outcome(datum: dict[str, Any]) -> StorefrontOutcome:
+    """An erpbridge.StorefrontProductResult datum as the rules see it."""
+    return StorefrontOutcome(
+        route=datum["route"],
+        what=f"the product {datum['sku']}",
+        facts={"sku": datum["sku"]},
+        failed=datum["status"] == "FAILED",
+        permanent=datum["permanent"],
+        message=datum["message"],
+        at_ms=to_ms(datum["occurred_at"]),
+    )
+
+
 _KINDS: dict[str, tuple[str, str, Callable[[dict[str, Any]], StorefrontOutcome]]] = {
     STOREFRONT_RESULTS: (STOREFRONT_LEVEL, STOREFRONT_LEVEL_REFUSED, level_outcome),
     STOREFRONT_FULFILMENT_RESULTS: (
@@ -65,6 +85,7 @@ _KINDS: dict[str, tuple[str, str, Callable[[dict[str, Any]], StorefrontOutcome]]
         STOREFRONT_FULFILMENT_REFUSED,
         fulfilment_outcome,
     ),
+    STOREFRONT_CATALOG_RESULTS: (STOREFRONT_PRODUCT, STOREFRONT_PRODUCT_REFUSED, product_outcome),
 }
 """Per topic: the entity its keys name, the alert type of a refusal, the datum's reading."""
 
@@ -98,7 +119,10 @@ class StorefrontResultsAgent:
         tables = self._c.tables
         for (name, key), outcomes in results.items():
             entity, alert_type, _ = _KINDS[name]
-            book = tables.alert_book(tables.storefront_alerts, entity, key)
+            # Levels and fulfilments share the table: the entity in the slot keeps a SKU
+            # with a "/" in it apart from a fulfilment's key.
+            slot = f"{entity}:{key}"
+            book = tables.alert_book(tables.storefront_alerts, entity, key, slot)
             changed = False
             for outcome in outcomes:
                 findings = storefront_findings(alert_type, key, outcome)
@@ -109,4 +133,4 @@ class StorefrontResultsAgent:
                     self._c.outputs.alert(batch, alert)
                 self._c.accounting.outcome(name, Outcome.APPLIED)
             if changed:
-                tables.save_alert_book(batch, tables.storefront_alerts, partition, book)
+                tables.save_alert_book(batch, tables.storefront_alerts, partition, book, slot)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,6 @@ from streams.contracts import deadletter
 from streams.contracts.codec import Codec
 from streams.contracts.topics import (
     AVAILABILITY,
-    STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_RESULTS,
     TopicCatalog,
     dead_letter_of,
@@ -102,16 +102,18 @@ def produce(settings: Settings, records: list[tuple[str, bytes]], name: str = AV
     assert producer.flush(30) == 0
 
 
-def drain(sink: StorefrontSink, settings: Settings, wanted: int) -> list[dict[str, Any]]:
-    """Polls until `wanted` results are on storefront.results; their values."""
-    topic = TopicCatalog.from_settings(settings).physical(STOREFRONT_RESULTS)
+def drain(
+    sink: StorefrontSink, settings: Settings, wanted: int, name: str = STOREFRONT_RESULTS
+) -> list[dict[str, Any]]:
+    """Polls until `wanted` results are on the results topic `name`; their values."""
+    topic = TopicCatalog.from_settings(settings).physical(name)
 
     def results() -> list[dict[str, Any]] | None:
         sink.poll(timeout=0.5)
         found = [CODEC.decode(m.value()).datum for m in read_all(settings, topic)]
         return found if len(found) >= wanted else None
 
-    found: list[dict[str, Any]] = wait_for(results, timeout=60, what=f"{wanted} results")
+    found: list[dict[str, Any]] = wait_for(results, timeout=60, what=f"{wanted} results on {name}")
     return found
 
 
@@ -141,14 +143,14 @@ def fulfilment(
     return order_id, value
 
 
-def drain_shipments(sink: StorefrontSink, settings: Settings, wanted: int) -> list[dict[str, Any]]:
-    """Polls until `wanted` results are on storefront.fulfilment-results; their values."""
-    topic = TopicCatalog.from_settings(settings).physical(STOREFRONT_FULFILMENT_RESULTS)
-
-    def results() -> list[dict[str, Any]] | None:
-        sink.poll(timeout=0.5)
-        found = [CODEC.decode(m.value()).datum for m in read_all(settings, topic)]
-        return found if len(found) >= wanted else None
-
-    found: list[dict[str, Any]] = wait_for(results, timeout=60, what=f"{wanted} shipment results")
-    return found
+def catalog_item(
+    sku: str, name: str, prices: dict[str, str], *, active: bool = True, at_ms: int = 0
+) -> tuple[str, bytes]:
+    """An erp.catalog record (key, value) of `sku`, as the ERP source writes it."""
+    datum = {
+        "sku": sku, "name": name, "description": f"{name}, from the ERP", "unit": "u",
+        "active": active,
+        "list_prices": [{"currency": c, "amount": Decimal(a)} for c, a in sorted(prices.items())],
+        "source": "erp:tryton", "erp_id": sku, "updated_at": 1_780_000_000_000 + at_ms,
+    }  # fmt: skip
+    return sku, CODEC.encode("erpbridge.CatalogItem", datum, topic="erp.catalog")

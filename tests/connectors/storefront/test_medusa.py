@@ -1,25 +1,33 @@
 """The storefront sink against the session's live Medusa (streams.local.medusa), as a secret
-API key: levels set as Medusa's stocked quantity, and an order placed in the store shown
-fulfilled and shipped with its tracking number, once."""
+API key: levels set as Medusa's stocked quantity, an order placed in the store shown
+fulfilled and shipped with its tracking number, once, and the ERP's products created,
+renamed, repriced and archived."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from streams.contracts.topics import STOREFRONT_FULFILMENTS
+from streams.contracts.topics import (
+    ERP_CATALOG,
+    STOREFRONT_CATALOG_RESULTS,
+    STOREFRONT_FULFILMENT_RESULTS,
+    STOREFRONT_FULFILMENTS,
+)
 from streams.local.medusa import Medusa
 from streams.ops.settings import Settings, WebhookRoute
 from streams.sample.generator import Catalogue
 from tests.connectors.storefront.flow import (
     availability,
+    catalog_item,
     drain,
-    drain_shipments,
     fulfilment,
     new_sink,
     produce,
     sink_settings,
 )
+from tests.streams.local.test_medusa import money
 from tests.support import wait_for
 
 CATALOGUE = Catalogue.default()
@@ -28,15 +36,18 @@ STOCKED, SHIPPED = CATALOGUE.skus[-3].code, CATALOGUE.skus[-4].code
 WAREHOUSE = "WH-EAST"
 
 
-def _settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa) -> Settings:
+def _settings(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa, catalog: bool = False
+) -> Settings:
     with medusa.admin() as admin:
         key = admin.post("/admin/api-keys", {"title": topic_prefix, "type": "secret"})
     route = WebhookRoute(
         provider="medusa",
         warehouses={medusa.stock_location_id: WAREHOUSE},
         admin_url=medusa.url,
-        push_stock=True,
-        push_tracking=True,
+        push_stock=not catalog,
+        push_tracking=not catalog,
+        push_catalog=catalog,
     )
     token = key["api_key"]["token"]
     return sink_settings(kafka_broker, topic_prefix, tmp_path, {"medusa": route}, {"medusa": token})
@@ -87,9 +98,9 @@ def test_medusa_sells_what_erpbridge_says_is_available_and_shows_its_shipments(
         assert (before["stocked_quantity"], before["reserved_quantity"]) == (7, 2)
         assert before["available_quantity"] == 5
         produce(settings, [shipped], STOREFRONT_FULFILMENTS)
-        [made] = drain_shipments(sink, settings, 1)
+        [made] = drain(sink, settings, 1, STOREFRONT_FULFILMENT_RESULTS)
         produce(settings, [shipped], STOREFRONT_FULFILMENTS)  # asked again
-        [again] = [r for r in drain_shipments(sink, settings, 2) if r != made]
+        [again] = [r for r in drain(sink, settings, 2, STOREFRONT_FULFILMENT_RESULTS) if r != made]
     finally:
         sink.close()
 
@@ -113,3 +124,66 @@ def test_medusa_sells_what_erpbridge_says_is_available_and_shows_its_shipments(
         what="Medusa to release the shipped order's reservation",
     )
     assert shipped_level["stocked_quantity"] == 5  # the shipment took the order's 2 out
+
+
+def _shown(medusa: Medusa, sku: str) -> dict[str, Any] | None:
+    """The product of `sku` as the admin sees it: title, status, prices by currency."""
+    with medusa.admin() as admin:
+        found = admin.get(
+            "/admin/product-variants",
+            {
+                "q": sku,
+                "fields": "id,sku,*prices,product.title,product.status,*product.sales_channels",
+            },
+        )["variants"]
+    exact = [v for v in found if v["sku"] == sku]
+    if not exact:
+        return None
+    (variant,) = exact
+    return {
+        "title": variant["product"]["title"],
+        "status": variant["product"]["status"],
+        "prices": {p["currency_code"]: money(p["amount"]) for p in variant["prices"]},
+    }
+
+
+def test_medusa_shows_the_erps_products_created_repriced_and_archived(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, catalog=True)
+    new, gone = f"NEW-{topic_prefix[-9:-1]}", f"GONE-{topic_prefix[-9:-1]}"
+    records = [
+        catalog_item(STOCKED, "Renamed in the ERP", {"USD": "99.5000", "EUR": "89.0000"}),
+        catalog_item(new, "A new product", {"USD": "12.0000"}),
+        catalog_item(gone, "Soon gone", {"USD": "3.0000"}),
+    ]
+    sink = new_sink(settings)
+    produce(settings, records, ERP_CATALOG)
+    sink.start()
+    try:
+        first = drain(sink, settings, 3, STOREFRONT_CATALOG_RESULTS)
+        produce(settings, [*records[:2], catalog_item(gone, "Soon gone", {}, active=False)],
+                ERP_CATALOG)  # fmt: skip
+        results = drain(sink, settings, 6, STOREFRONT_CATALOG_RESULTS)
+    finally:
+        sink.close()
+
+    assert {r["sku"]: r["status"] for r in first} == {
+        STOCKED: "UPDATED", new: "CREATED", gone: "CREATED"
+    }  # fmt: skip
+    said: dict[str, list[str]] = {}
+    for result in results:
+        said.setdefault(result["sku"], []).append(result["status"])
+    assert said == {
+        STOCKED: ["UPDATED", "UNCHANGED"], new: ["CREATED", "UNCHANGED"],
+        gone: ["CREATED", "UPDATED"],
+    }  # fmt: skip
+    assert _shown(medusa, STOCKED) == {
+        "title": "Renamed in the ERP", "status": "published",
+        "prices": {"usd": Decimal("99.50"), "eur": Decimal("89.00")},
+    }  # fmt: skip
+    assert _shown(medusa, new) == {
+        "title": "A new product", "status": "published", "prices": {"usd": Decimal("12.00")}
+    }  # fmt: skip
+    archived = _shown(medusa, gone)
+    assert archived is not None and archived["status"] == "draft"

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from streams.contracts.topics import STOREFRONT_FULFILMENTS
+from streams.contracts.topics import STOREFRONT_FULFILMENT_RESULTS, STOREFRONT_FULFILMENTS
 from streams.ops.settings import Settings, WebhookRoute
 from tests.connectors.storefront.flow import (
     dead_letters,
-    drain_shipments,
+    drain,
     fulfilment,
     new_sink,
     produce,
@@ -94,7 +94,7 @@ def test_shopify_gets_each_fulfilment_once_at_its_warehouses_location_with_its_t
     )
     sink.start()
     try:
-        first = drain_shipments(sink, settings, 4)
+        first = drain(sink, settings, 4, STOREFRONT_FULFILMENT_RESULTS)
 
         def three_letters() -> list[tuple[str, str, str]] | None:
             found = dead_letters(settings, STOREFRONT_FULFILMENTS)
@@ -138,7 +138,7 @@ def test_shopify_gets_each_fulfilment_once_at_its_warehouses_location_with_its_t
     again = new_sink(settings)
     again.start()
     try:
-        second = drain_shipments(again, settings, 6)
+        second = drain(again, settings, 6, STOREFRONT_FULFILMENT_RESULTS)
     finally:
         again.close()
     assert sorted((r["fulfillment_id"], r["status"]) for r in second if r not in first) == [
@@ -172,9 +172,11 @@ def test_woocommerce_gets_each_fulfilment_once_as_a_customer_note(
     )
     sink.start()
     try:
-        first = drain_shipments(sink, settings, 2)
+        first = drain(sink, settings, 2, STOREFRONT_FULFILMENT_RESULTS)
         produce(settings, [shipped], STOREFRONT_FULFILMENTS)
-        [again] = [r for r in drain_shipments(sink, settings, 3) if r not in first]
+        [again] = [
+            r for r in drain(sink, settings, 3, STOREFRONT_FULFILMENT_RESULTS) if r not in first
+        ]
     finally:
         sink.close()
     by_id = {r["fulfillment_id"]: r for r in first}
@@ -209,7 +211,7 @@ def test_a_fulfilment_the_storefront_never_answers_for_is_dead_lettered_for_a_re
     )
     sink.start()
     try:
-        results = drain_shipments(sink, settings, 2)
+        results = drain(sink, settings, 2, STOREFRONT_FULFILMENT_RESULTS)
     finally:
         sink.close()
     assert [(r["status"], r["permanent"]) for r in results] == [("FAILED", False)] * 2

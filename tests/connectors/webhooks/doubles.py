@@ -86,7 +86,8 @@ class Double:
     notes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     """WooCommerce: the notes of each order there is, by order id."""
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
-    """WooCommerce: products (id, sku, manage_stock, stock_quantity) by id."""
+    """WooCommerce: products (id, sku, manage_stock, stock_quantity, and what a create or
+    update gave them: name, description, regular_price, status) by id."""
     reports: dict[str, str] = field(default_factory=dict)
     """Adyen: report files by their download path."""
     payouts: list[dict[str, Any]] = field(default_factory=list)
@@ -636,8 +637,12 @@ class _WooCommerce(_Handler):
                 "woocommerce_rest_request_entity_too_large: Unable to accept more than 100 "
                 "items for this request.",
             )
-        if body.get("create") or body.get("delete"):
-            return self._refuse(400, "the double only updates")
+        if body.get("delete"):
+            return self._refuse(400, "the double creates and updates only")
+        for item in body.get("create", []):
+            problem = self._check("POST", item, PRODUCTS_ROUTE)
+            if problem:
+                return self._refuse(400, problem)
         for item in body.get("update", []):
             fields = {k: v for k, v in item.items() if k != "id"}
             problem = self._check("POST", fields, PRODUCTS_ROUTE) or (
@@ -646,8 +651,19 @@ class _WooCommerce(_Handler):
             if problem:
                 return self._refuse(400, problem)
         self.double.requests.append(("POST", self.path, body))
+        created = []
+        for item in body.get("create", []):
+            if any(p["sku"] == item.get("sku") for p in self.double.products.values()):
+                # WooCommerce keeps SKUs unique, as it answers a second one.
+                created.append({"id": 0, "error": {
+                    "code": "product_invalid_sku", "message": "Invalid or duplicated SKU.",
+                    "data": {"status": 400}}})  # fmt: skip
+                continue
+            product = {"id": 1000 + len(self.double.products), "status": "publish", **item}
+            self.double.products[product["id"]] = product
+            created.append(dict(product))
         answered = []
-        for item in body["update"]:
+        for item in body.get("update", []):
             product = self.double.products.get(item["id"])
             if product is None:
                 answered.append({"id": item["id"], "error": {
@@ -656,7 +672,7 @@ class _WooCommerce(_Handler):
                 continue
             product.update({k: v for k, v in item.items() if k != "id"})
             answered.append(dict(product))
-        self._answer(200, {"update": answered})
+        self._answer(200, {"create": created, "update": answered})
 
     def do_POST(self) -> None:
         if self.double.failing:

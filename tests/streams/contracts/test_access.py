@@ -50,6 +50,7 @@ from streams.contracts.topics import (
     POLL_WATERMARKS,
     SPECS,
     STOCK_PUSHES,
+    STOREFRONT_CATALOG_RESULTS,
     STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_FULFILMENTS,
     STOREFRONT_RESULTS,
@@ -143,13 +144,15 @@ def test_the_storefront_sink_reads_availability_and_fulfilments_and_writes_what_
     None
 ):
     sink = BY_USER[STOREFRONT]
-    assert _topics(sink, READ) == {AVAILABILITY, STOREFRONT_FULFILMENTS}
+    assert _topics(sink, READ) == {AVAILABILITY, STOREFRONT_FULFILMENTS, ERP_CATALOG}
     assert _topics(sink, WRITE) == {
         STOCK_PUSHES,
         STOREFRONT_RESULTS,
         STOREFRONT_FULFILMENT_RESULTS,
+        STOREFRONT_CATALOG_RESULTS,
         dead_letter_of(AVAILABILITY),
         dead_letter_of(STOREFRONT_FULFILMENTS),
+        dead_letter_of(ERP_CATALOG),
     }
     assert sink.allows(READ, GROUP, storefront_group(SETTINGS.app_id))
     assert not sink.allows(READ, GROUP, worker_group(SETTINGS.app_id))

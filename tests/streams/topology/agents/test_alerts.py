@@ -23,6 +23,7 @@ from streams.contracts.topics import (
     INVENTORY,
     ORDERS,
     PAYMENTS,
+    STOREFRONT_CATALOG_RESULTS,
     STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_RESULTS,
     TopicCatalog,
@@ -38,6 +39,7 @@ from streams.domain.alerts import (
     STOCK_DRIFT,
     STOREFRONT_FULFILMENT_REFUSED,
     STOREFRONT_LEVEL_REFUSED,
+    STOREFRONT_PRODUCT_REFUSED,
 )
 from streams.domain.commands import sales_order_id
 from streams.domain.events import InputEvent
@@ -117,8 +119,9 @@ def erp_result(
 def storefront_result(
     settings: Settings, catalog: TopicCatalog, key: str, *, refused: bool = False
 ) -> None:
-    """A stock level's result (`key` <route>:<sku>@<warehouse>) or a fulfilment's
-    (<route>:<order>/<fulfilment>), as the storefront sink writes it."""
+    """A stock level's result (`key` <route>:<sku>@<warehouse>), a fulfilment's
+    (<route>:<order>/<fulfilment>) or a product's (<route>:<sku>), as the storefront sink
+    writes it."""
     route, _, what = key.partition(":")
     common = {
         "event_id": uuid.uuid4().hex,
@@ -136,11 +139,15 @@ def storefront_result(
         sku, _, warehouse = what.partition("@")
         datum = common | {"sku": sku, "warehouse_id": warehouse, "quantity": 4,
                           "status": "FAILED" if refused else "SET"}  # fmt: skip
-    else:
+    elif "/" in what:
         name, schema = STOREFRONT_FULFILMENT_RESULTS, "erpbridge.StorefrontFulfilmentResult"
         order, _, fulfilment = what.partition("/")
         datum = common | {"order_id": order, "fulfillment_id": fulfilment, "storefront_id": None,
                           "status": "FAILED" if refused else "CREATED"}  # fmt: skip
+    else:
+        name, schema = STOREFRONT_CATALOG_RESULTS, "erpbridge.StorefrontProductResult"
+        datum = common | {"sku": what, "storefront_id": None,
+                          "status": "FAILED" if refused else "UPDATED"}  # fmt: skip
     topic = catalog.physical(name)
     producer = Producer(settings.producer_config())
     producer.produce(topic, key=key.encode(), value=CODEC.encode(schema, datum, topic=topic))
@@ -271,9 +278,10 @@ def test_every_alert_type_opens_once_and_resolves_once(
     )
     send(snapshot(oversold, WEST, 2, now - 30 * MINUTE_MS))  # a count finds fewer
     erp_result(config, topics, "C-bad/sales-order/1", None, failed=True)
-    level, shipment = f"shop:SKU-PLENTY@{WEST}", "shop:O-unpaid/FUL-1"
+    level, shipment, product = f"shop:SKU-PLENTY@{WEST}", "shop:O-unpaid/FUL-1", "shop:SKU-PLENTY"
     storefront_result(config, topics, level, refused=True)
     storefront_result(config, topics, shipment, refused=True)
+    storefront_result(config, topics, product, refused=True)
 
     at_once = {
         (AMOUNT_MISMATCH, overpaid),
@@ -283,6 +291,7 @@ def test_every_alert_type_opens_once_and_resolves_once(
         (ERP_COMMAND_FAILED, "C-bad/sales-order/1"),
         (STOREFRONT_LEVEL_REFUSED, level),
         (STOREFRONT_FULFILMENT_REFUSED, shipment),
+        (STOREFRONT_PRODUCT_REFUSED, product),
     }
     wait_for_statuses(
         config,
@@ -329,6 +338,7 @@ def test_every_alert_type_opens_once_and_resolves_once(
     erp_result(config, topics, "C-bad/sales-order/1", None)
     storefront_result(config, topics, level)
     storefront_result(config, topics, shipment)
+    storefront_result(config, topics, product)
 
     everything = at_once | timed
     wait_for_statuses(

@@ -1,0 +1,51 @@
+"""Which product each storefront shows (pure): the ERP's product of an erp.catalog record,
+for every route with push_catalog, priced in the route's currency where it has one.
+
+A product the ERP no longer sells (active false), or no longer has (a tombstone), is to be
+archived: the storefront keeps it, unsold, with what it showed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from streams.ops.settings import WebhookRoute
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    route: str
+    sku: str
+    active: bool
+    name: str | None
+    """None for a product the ERP no longer has: only its archiving is pushed."""
+    description: str | None
+    prices: tuple[tuple[str, Decimal], ...]
+    """(ISO currency, list price of one unit), sorted by currency."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.route}:{self.sku}"
+
+
+def products_of(
+    sku: str, item: Mapping[str, Any] | None, routes: Mapping[str, WebhookRoute]
+) -> list[Product]:
+    """The products one erp.catalog record (an erpbridge.CatalogItem datum, or None for a
+    tombstone of `sku`) pushes to the `routes` with push_catalog."""
+    found = []
+    for name, route in sorted(routes.items()):
+        if not route.push_catalog:
+            continue
+        if item is None or not item["active"]:
+            found.append(Product(name, sku, False, None, None, ()))
+            continue
+        prices = tuple(
+            (price["currency"], Decimal(price["amount"]))
+            for price in item["list_prices"]
+            if route.currency is None or price["currency"] == route.currency
+        )
+        found.append(Product(name, sku, True, item["name"], item["description"], prices))
+    return found

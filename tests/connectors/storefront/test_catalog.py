@@ -1,0 +1,83 @@
+"""The ERP's products to a WooCommerce shop (the double, which checks every product argument
+against WooCommerce's API index and keeps SKUs unique): created, updated where they differ,
+archived, left alone when shown already, refused and dead-lettered when they cannot be
+priced in the shop's currency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.contracts.topics import ERP_CATALOG, STOREFRONT_CATALOG_RESULTS
+from streams.ops.settings import WebhookRoute
+from tests.connectors.storefront.flow import (
+    catalog_item,
+    dead_letters,
+    drain,
+    new_sink,
+    produce,
+    sink_settings,
+)
+from tests.connectors.webhooks.doubles import WOO_KEY, WOO_SECRET, Double, woocommerce_admin
+
+
+@pytest.fixture
+def shop() -> Iterator[Double]:
+    with woocommerce_admin() as double:
+        double.products[11] = {"id": 11, "sku": "SKU-A", "name": "Old name", "description": "",
+                               "regular_price": "10.00", "status": "publish"}  # fmt: skip
+        double.products[12] = {"id": 12, "sku": "SKU-GONE", "name": "Gone", "description": "",
+                               "regular_price": "5.00", "status": "publish"}  # fmt: skip
+        yield double
+
+
+def test_the_erps_products_are_created_updated_and_archived_once(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    route = WebhookRoute(
+        provider="woocommerce", admin_url=shop.url, push_catalog=True, currency="USD"
+    )
+    settings = sink_settings(kafka_broker, topic_prefix, tmp_path, {"woo": route},
+                             {"woo": f"{WOO_KEY}:{WOO_SECRET}"})  # fmt: skip
+    records = [
+        catalog_item("SKU-A", "Merino Wool Beanie", {"USD": "24.9000", "EUR": "22.5000"}),
+        catalog_item("SKU-NEW", "Waxed Canvas Tote", {"USD": "59.0000"}),
+        catalog_item("SKU-GONE", "Gone", {"USD": "5.0000"}, active=False),
+        catalog_item("SKU-NEVER", "Never sold", {"USD": "1.0000"}, active=False),
+        catalog_item("SKU-EUR", "Euro only", {"EUR": "9.0000"}),
+    ]
+    sink = new_sink(settings)
+    produce(settings, records, ERP_CATALOG)
+    sink.start()
+    try:
+        first = drain(sink, settings, 5, STOREFRONT_CATALOG_RESULTS)
+        produce(settings, records[:3], ERP_CATALOG)  # the same again: nothing to change
+        results = drain(sink, settings, 8, STOREFRONT_CATALOG_RESULTS)
+    finally:
+        sink.close()
+
+    # Per SKU in the order answered (one key, one partition).
+    said: dict[str, list[str]] = {}
+    for result in results:
+        said.setdefault(result["sku"], []).append(result["status"])
+    assert said == {
+        "SKU-A": ["UPDATED", "UNCHANGED"], "SKU-NEW": ["CREATED", "UNCHANGED"],
+        "SKU-GONE": ["UPDATED", "UNCHANGED"], "SKU-NEVER": ["UNCHANGED"], "SKU-EUR": ["FAILED"],
+    }  # fmt: skip
+    products = {p["sku"]: p for p in shop.products.values()}
+    assert {k: products["SKU-A"][k] for k in ("name", "regular_price", "status")} == {
+        "name": "Merino Wool Beanie", "regular_price": "24.90", "status": "publish"
+    }  # fmt: skip
+    new = products["SKU-NEW"]
+    assert (new["regular_price"], new["status"], new["manage_stock"], new["type"]) == (
+        "59.00", "publish", True, "simple"
+    )  # fmt: skip
+    assert (products["SKU-GONE"]["status"], products["SKU-GONE"]["name"]) == ("draft", "Gone")
+    assert "SKU-NEVER" not in products and "SKU-EUR" not in products
+    (failed,) = [r for r in first if r["status"] == "FAILED"]
+    assert failed["permanent"] and "no list price in the route's currency" in failed["message"]
+    ((key, reason, error),) = dead_letters(settings, ERP_CATALOG)
+    assert (key, reason) == ("SKU-EUR", "storefront-refused") and "route woo" in error
