@@ -16,22 +16,26 @@ from streams.cli.app import LogicalTopic, confirm, connect, counted, main
 from streams.contracts import deadletter
 from streams.contracts.codec import codec_from_settings
 from streams.contracts.topics import (
+    ERP_CATALOG,
     ERP_COMMANDS,
     ERP_PENDING,
     INPUTS,
     JOURNAL,
+    STOREFRONT_FULFILMENTS,
     WEBHOOKS,
     TopicCatalog,
     dead_letter_of,
+    spec,
 )
 from streams.ops.dlq import StoredDeadLetter, choose, read_dead_letters
-from streams.ops.records import PartitionReader, RecordsError, Sender
+from streams.ops.records import Outgoing, PartitionReader, RecordsError, Sender
 from streams.ops.settings import Settings
 
 _SOURCES = LogicalTopic(
-    (*INPUTS, ERP_PENDING, JOURNAL, ERP_COMMANDS, WEBHOOKS),
+    (*INPUTS, ERP_PENDING, JOURNAL, ERP_COMMANDS, STOREFRONT_FULFILMENTS, ERP_CATALOG, WEBHOOKS),
     "{topic} is none of the topics whose dead letters this works on: an input topic, the "
-    "dispatcher's internal.erp-pending and finance.journal, erp.commands, or webhooks",
+    "dispatcher's internal.erp-pending and finance.journal, erp.commands, the storefront "
+    "sink's storefront.fulfilments and erp.catalog, or webhooks",
 )
 _COLUMNS = ("partition", "offset", "source offset", "reason", "failed at", "key", "error")
 _WEBHOOK_COLUMNS = ("partition", "offset", "route", "reason", "failed at", "key", "error")
@@ -69,7 +73,8 @@ def dlq() -> None:
 @click.pass_context
 def list_dead_letters(ctx: click.Context, topic: str, reason: str | None) -> None:
     """Show each dead letter of TOPIC (commerce.orders, commerce.payments, commerce.inventory,
-    internal.erp-pending, finance.journal, erp.commands or webhooks; ERPBRIDGE_TOPIC_PREFIX
+    internal.erp-pending, finance.journal, erp.commands, storefront.fulfilments, erp.catalog
+    or webhooks; ERPBRIDGE_TOPIC_PREFIX
     is prepended): its partition and offset on `<topic>.dlq`, the offset it had on TOPIC (a
     webhook's route), the reason, when it failed, its key and the error.
 
@@ -126,7 +131,8 @@ def replay_dead_letters(
     reason of now. Sending one twice doubles nothing: the topology de-duplicates events
     by event id and the connector looks each document up by command id. The dead letters
     stay on `<topic>.dlq`. Refuses, sending nothing, an offset with no dead letter and a
-    reason no dead letter has.
+    reason no dead letter has. On a compacted TOPIC (erp.catalog) a dead letter whose key
+    has a newer record there is skipped: that record is the truth now.
 
     A webhook's dead letter (TOPIC webhooks) is mapped again instead, with the routes
     configured now (a location or SKU added, an API key given): its signature checked with
@@ -140,6 +146,7 @@ def replay_dead_letters(
       erpbridge dlq replay commerce.orders --offset 0:17 --offset 2:4
       erpbridge dlq replay commerce.payments --reason no-exchange-rate
       erpbridge dlq replay erp.commands --all --dry-run
+      erpbridge dlq replay erp.catalog --reason storefront-unavailable
       erpbridge dlq replay webhooks --reason unmapped-location
     """
     if sum([bool(offsets), reason is not None, every]) != 1:
@@ -156,6 +163,8 @@ def replay_dead_letters(
     source = TopicCatalog.from_settings(settings).physical(topic)
     try:
         outgoing = [(letter, letter.original(source)) for letter in chosen]
+        if spec(topic).compacted:
+            outgoing = _current(settings, source, outgoing)
     except RecordsError as error:
         raise click.ClickException(str(error)) from None
     if not outgoing:
@@ -180,6 +189,26 @@ def replay_dead_letters(
         return
     confirm(sender, "dead letter", source)
     click.echo(f"sent {counted(len(outgoing), 'dead letter')} from {physical} back to {source}")
+
+
+def _current(
+    settings: Settings, source: str, outgoing: list[tuple[StoredDeadLetter, Outgoing]]
+) -> list[tuple[StoredDeadLetter, Outgoing]]:
+    """On a compacted topic the last record per key is the truth: a dead letter whose key
+    has a different record there now is superseded, and sending it back would undo that."""
+    kept = []
+    with PartitionReader(settings.confluent_config()) as reader:
+        for letter, original in outgoing:
+            assert original.partition is not None and original.key is not None
+            now = reader.latest(source, original.partition, [original.key]).get(original.key)
+            if now is not None and now.value != original.value:
+                click.echo(
+                    f"skipped partition {letter.record.partition} offset {letter.record.offset}: "
+                    f"{source} has a newer record of {original.key.decode(errors='replace')}"
+                )
+                continue
+            kept.append((letter, original))
+    return kept
 
 
 def _read(settings: Settings, topic: str) -> tuple[str, list[StoredDeadLetter], list[int]]:

@@ -11,10 +11,12 @@ from confluent_kafka import Producer
 
 from streams.contracts.deadletter import dead_letter
 from streams.contracts.topics import (
+    ERP_CATALOG,
     ERP_COMMANDS,
     ERP_PENDING,
     JOURNAL,
     ORDERS,
+    STOREFRONT_FULFILMENTS,
     TopicCatalog,
     dead_letter_of,
 )
@@ -126,7 +128,7 @@ def test_dlq_replay_sends_chosen_dead_letters_back_without_their_dlq_headers(
     assert records(settings, source) == sorted(map(original, LETTERS))
 
 
-@pytest.mark.parametrize("topic", [ERP_COMMANDS, ERP_PENDING, JOURNAL])
+@pytest.mark.parametrize("topic", [ERP_COMMANDS, ERP_PENDING, JOURNAL, STOREFRONT_FULFILMENTS])
 def test_dlq_replay_of_what_the_dispatcher_and_connector_read_lists_on_a_dry_run_then_sends_all(
     settings: Settings, topics: TopicCatalog, cli_env: dict[str, str | None], topic: str
 ) -> None:
@@ -148,6 +150,28 @@ def test_dlq_replay_of_what_the_dispatcher_and_connector_read_lists_on_a_dry_run
 
     assert sent.exit_code == 0, sent.output
     assert records(settings, source) == sorted(map(original, LETTERS))
+
+
+def test_dlq_replay_to_a_compacted_topic_skips_what_a_newer_record_superseded(
+    settings: Settings, topics: TopicCatalog, cli_env: dict[str, str | None]
+) -> None:
+    write_dead_letters(settings, topics, ERP_CATALOG)
+    source = topics.physical(ERP_CATALOG)
+    # The ERP changed the first letter's product since: that record is the truth now.
+    producer = Producer(settings.producer_config())
+    producer.produce(source, key=LETTERS[0].key, value=b"newer-bytes", partition=0)
+    assert producer.flush(30) == 0
+
+    sent = run(["dlq", "replay", ERP_CATALOG, "--all"], cli_env)
+
+    assert sent.exit_code == 0, sent.output
+    assert sent.stdout.splitlines()[0] == (
+        f"skipped partition 0 offset 0: {source} has a newer record of 450789469"
+    )
+    assert sent.stdout.splitlines()[-1].startswith("sent 2 dead letters")
+    assert records(settings, source) == sorted(
+        [(0, LETTERS[0].key, b"newer-bytes", []), original(LETTERS[1]), original(LETTERS[2])]
+    )
 
 
 def test_dlq_refuses_what_does_not_exist_sending_nothing(
@@ -188,9 +212,10 @@ def test_dlq_refuses_what_does_not_exist_sending_nothing(
             ["list", "orders.status"],
             2,
             "orders.status is none of the topics whose dead letters this works on: an input "
-            "topic, the dispatcher's internal.erp-pending and finance.journal, erp.commands, or "
-            "webhooks; it takes commerce.orders, commerce.inventory, commerce.payments, "
-            "internal.erp-pending, finance.journal, erp.commands, webhooks",
+            "topic, the dispatcher's internal.erp-pending and finance.journal, erp.commands, the "
+            "storefront sink's storefront.fulfilments and erp.catalog, or webhooks; it takes "
+            "commerce.orders, commerce.inventory, commerce.payments, internal.erp-pending, "
+            "finance.journal, erp.commands, storefront.fulfilments, erp.catalog, webhooks",
         ),
     ]
     for options, exit_code, message in refusals:
