@@ -7,6 +7,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from streams.ops.report import mark, table
+
 StockKey = tuple[str, str]
 """(SKU, warehouse id)."""
 
@@ -64,22 +66,14 @@ class Audit:
                 "sales orders, exactly once",
                 str(len(self.expected_orders)),
                 str(once),
-                _mark(not (self.missing or self.doubled or self.unexpected)),
+                mark(not (self.missing or self.doubled or self.unexpected)),
             ),
             *(
-                (f"stock {sku}", str(ours), str(theirs), _mark(ours == theirs))
+                (f"stock {sku}", str(ours), str(theirs), mark(ours == theirs))
                 for sku, ours, theirs in self.stock_rows()
             ),
         ]
-        widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
-        lines = [
-            "  ".join(
-                cell.ljust(w) if i == 0 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-            )
-            for r in (header, *rows)
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines = table(header, rows)
         problems = [
             *(f"missing in the ERP: {o}" for o in self.missing),
             *(f"{self.erp_sales[o]} sales orders in the ERP for {o}" for o in self.doubled),
@@ -96,7 +90,3 @@ class Audit:
             else "the ERP DISAGREES with erpbridge:"
         )
         return "\n".join([*lines, "", verdict, *problems])
-
-
-def _mark(ok: bool) -> str:
-    return "ok" if ok else "DIFFERS"

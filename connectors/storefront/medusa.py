@@ -222,6 +222,34 @@ class MedusaStorefront:
             ],
         }
 
+    def selling(self) -> dict[tuple[str, str], int]:
+        """What Medusa sells per (SKU, stock location): stocked less reserved."""
+        return {
+            (str(item["sku"]), str(level["location_id"])): int(level["available_quantity"])
+            for item in self._all(
+                "/admin/inventory-items", "inventory_items", "id,sku,*location_levels"
+            )
+            for level in item.get("location_levels") or []
+        }
+
+    def prices(self, currency: str) -> dict[str, Decimal]:
+        """Each variant's price in `currency`, by SKU."""
+        return {
+            str(variant["sku"]): Decimal(str(price["amount"]))
+            for variant in self._all("/admin/product-variants", "variants", "id,sku,*prices")
+            for price in variant.get("prices") or []
+            if price["currency_code"].upper() == currency and variant.get("sku")
+        }
+
+    def _all(self, path: str, name: str, fields: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self._call("GET", path, params={"fields": fields, "limit": 100,
+                                                   "offset": len(found)})  # fmt: skip
+            found += page[name]
+            if not page[name] or len(found) >= page["count"]:
+                return found
+
     def _reserved(self, item: str) -> dict[str, int]:
         """The item's reserved quantity per stock location: Medusa's open orders."""
         found = self._call("GET", f"/admin/inventory-items/{item}/location-levels")

@@ -153,6 +153,7 @@ class StorefrontSink:
 
     def close(self) -> None:
         self._consumer.close()
+        self._sender.close()
 
     def run(self, stop: threading.Event) -> None:
         self.start()

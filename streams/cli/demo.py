@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import tempfile
@@ -9,26 +11,45 @@ import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from confluent_kafka import Producer
 from pydantic import SecretStr
 
+from connectors.erp.adapters import reader_for
 from connectors.erp.audit import Audit
 from connectors.erp.sink import ErpSink
+from connectors.erp.source import MasterDataSource
 from connectors.erp.tryton import TrytonAdapter
 from connectors.erp.web import ConnectorWeb
+from connectors.storefront.adapters import http_client, storefront_adapters
+from connectors.storefront.audit import StorefrontAudit
+from connectors.storefront.levels import pushing_routes
+from connectors.storefront.medusa import MedusaStorefront
+from connectors.storefront.sink import StorefrontSink
 from streams.cli.app import check_kafka, main, settings_of
 from streams.contracts.changelogs import changelog_sources
 from streams.contracts.codec import codec_from_settings
-from streams.contracts.topics import ERP_RESULTS, INPUTS, ORDERS, TopicCatalog
+from streams.contracts.topics import (
+    ERP_CATALOG,
+    ERP_CUSTOMERS,
+    ERP_RESULTS,
+    INPUTS,
+    ORDERS,
+    TopicCatalog,
+)
 from streams.domain.commands import order_of_sales_order, sales_order_id
 from streams.domain.statecodec import decode_alerts, decode_order, decode_sku
 from streams.local.kafka import running_broker
+from streams.local.medusa import Medusa, running_medusa
 from streams.local.tryton import running_tryton
-from streams.ops.settings import Settings
+from streams.ops.records import Sender
+from streams.ops.settings import Settings, WebhookRoute
 from streams.ops.topic_admin import ensure_topics
+from streams.sample.generator import Catalogue
 from streams.sample.publisher import publish_sample
 from streams.topology import worker
 from streams.topology.app import Topology, create_topology
@@ -140,6 +161,14 @@ class Loop:
         stable, self._last = figures == self._last, figures
         return quiet and stable
 
+    def available_at(self, warehouse: str) -> dict[str, int]:
+        """erpbridge's available per SKU at `warehouse`, from this worker's tables."""
+        return {
+            stock.sku: stock.warehouses[warehouse].available
+            for stock in (decode_sku(v) for v in self.topology.tables.stock.values())
+            if warehouse in stock.warehouses
+        }
+
     async def audit(self, adapter: TrytonAdapter) -> Audit:
         """erpbridge's orders and stock, read from this worker's tables, beside the ERP's."""
         tables = self.topology.tables
@@ -169,13 +198,24 @@ class Loop:
 @click.option(
     "--keep-running", is_flag=True, help="Keep running once the loop drained (Ctrl-C stops)."
 )
+@click.option(
+    "--storefront/--no-storefront",
+    default=True,
+    show_default=True,
+    help="A live Medusa storefront beside the ERP: its stock levels and products kept as "
+    "erpbridge and the ERP have them, and checked too.",
+)
 @click.pass_context
-def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: bool) -> None:
+def demo(
+    ctx: click.Context, orders: int, rate: float, seed: int, keep_running: bool, storefront: bool
+) -> None:
     """The whole loop on this machine: a Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set)
     and a Tryton ERP of its own, the stream worker fed a realistic sample, the ERP connector
-    executing the rate-limited commands, printing progress; once everything drained, a
-    check that the ERP holds every order exactly once and erpbridge's stock. Ctrl-C stops
-    it all."""
+    executing the rate-limited commands, printing progress; with a Medusa storefront whose
+    products the ERP's catalog sets and whose stock erpbridge's availability sets. Once
+    everything drained, a check that the ERP holds every order exactly once and erpbridge's
+    stock, and that the storefront sells erpbridge's available at the ERP's prices. Ctrl-C
+    stops it all."""
     base = settings_of(ctx)
     with ExitStack() as stack:
         broker = stack.enter_context(running_broker())
@@ -183,6 +223,11 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: 
         click.echo("ERP: starting Tryton (the first run installs it and prepares its database)")
         tryton = stack.enter_context(running_tryton())
         click.echo(f"ERP: Tryton at {tryton.url}")
+        shop = None
+        if storefront:
+            click.echo("storefront: starting Medusa (the first run installs it and its store)")
+            shop = stack.enter_context(running_medusa())
+            click.echo(f"storefront: Medusa at {shop.url}")
         data = stack.enter_context(tempfile.TemporaryDirectory(prefix="erpbridge-"))
         settings = base.model_copy(
             update={
@@ -192,6 +237,7 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: 
                 "erp_url": tryton.url,
                 "erp_login": tryton.login,
                 "erp_password": SecretStr(tryton.password),
+                **({} if shop is None else _storefront_settings(shop)),
             }
         )
         check_kafka(settings)
@@ -200,6 +246,8 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: 
             settings.confluent_config(), catalog, changelogs=changelog_sources(settings.app_id)
         )
         click.echo(f"topics: {report}")
+        if shop is not None:
+            _publish_catalog(settings, catalog)
         topology = create_topology(settings)
         adapter = TrytonAdapter(
             tryton.url, tryton.login, tryton.password, timeout=settings.erp_timeout_seconds
@@ -207,7 +255,8 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: 
         sink = ErpSink(settings, catalog, codec_from_settings(settings), adapter)
         feed = Feed(settings, seed, orders, rate)
         loop = Loop(topology, sink, feed)
-        verdict: list[Audit] = []
+        verdict: list[Audit | StorefrontAudit] = []
+        shop_check = None if shop is None else stack.enter_context(_ShopCheck(settings, shop))
 
         async def progress() -> None:
             click.echo(loop.line())
@@ -215,6 +264,11 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: 
                 click.echo(f"sample feed failed: {feed.error!r}", err=True)
                 os.kill(os.getpid(), signal.SIGTERM)
             elif not verdict and loop.drained():
+                shop_audit = None
+                if shop_check is not None:
+                    shop_audit = await shop_check.audit(loop)
+                    if shop_audit is None:
+                        return  # the storefront is a level or a price behind: next tick
                 audit = await loop.audit(adapter)
                 verdict.append(audit)
                 executed = sink.snapshot()["executed"]
@@ -222,6 +276,9 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: 
                     "executed in the ERP: " + ", ".join(f"{n} {k}" for k, n in executed.items())
                 )
                 click.echo(audit.render())
+                if shop_audit is not None:
+                    verdict.append(shop_audit)
+                    click.echo(shop_audit.render())
                 if not keep_running:
                     os.kill(os.getpid(), signal.SIGTERM)
 
@@ -242,5 +299,101 @@ def demo(ctx: click.Context, orders: int, rate: float, seed: int, keep_running: 
             click.echo("stopped before the loop drained: no ERP check")
         if feed.error is not None or not topology.accounting.settled(totals["consumed"], INPUTS):
             raise SystemExit(1)
-        if verdict and not verdict[0].ok:
+        if any(not audit.ok for audit in verdict):
             raise SystemExit(2)
+
+
+_ROUTE = "medusa"
+_SETTLE_SECONDS = 60.0
+"""How long the check waits for the storefront to catch up with the drained loop."""
+
+
+def _storefront_settings(shop: Medusa) -> dict[str, Any]:
+    """The demo's Medusa as a route whose stock and products erpbridge keeps."""
+    with shop.admin() as admin:
+        key = admin.post("/admin/api-keys", {"title": "erpbridge demo", "type": "secret"})
+    route = WebhookRoute(
+        provider="medusa",
+        warehouses={shop.stock_location_id: shop.warehouse_id},
+        admin_url=shop.url,
+        push_stock=True,
+        push_catalog=True,
+    )
+    return {
+        "webhook_routes": {_ROUTE: route},
+        "webhook_admin_tokens": SecretStr(json.dumps({_ROUTE: key["api_key"]["token"]})),
+    }
+
+
+def _publish_catalog(settings: Settings, catalog: TopicCatalog) -> None:
+    """The ERP's products onto erp.catalog once, as `connector erp-source` does."""
+    # Right after the topics are made, the broker may still be loading what hands out
+    # producer ids: librdkafka retries and warns, which is no news in a first run's output.
+    sender = Sender({**settings.producer_config(), "log_level": "3"})
+    source = MasterDataSource(
+        reader_for(settings), codec_from_settings(settings), sender,
+        catalog_topic=catalog.physical(ERP_CATALOG),
+        customers_topic=catalog.physical(ERP_CUSTOMERS),
+        overlap=timedelta(seconds=settings.erp_source_overlap_seconds),
+    )  # fmt: skip
+    try:
+        polled = asyncio.run(source.poll())
+    finally:
+        sender.close()
+    click.echo("ERP source: " + ", ".join(f"{p.published} {p.kind}" for p in polled)
+               + " onto erp.catalog and erp.customers")  # fmt: skip
+
+
+class _ShopCheck:
+    """The storefront sink on a thread of its own, and the storefront's check."""
+
+    def __init__(self, settings: Settings, shop: Medusa) -> None:
+        self._shop = shop
+        self._client = http_client()
+        routes = pushing_routes(settings.webhook_routes)
+        self._adapter = storefront_adapters(settings, routes, self._client)[_ROUTE]
+        self._sink = StorefrontSink(
+            settings, TopicCatalog.from_settings(settings), codec_from_settings(settings),
+            routes, {_ROUTE: self._adapter},
+        )  # fmt: skip
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sink.run, args=(self._stop,), daemon=True)
+        self._first: float | None = None
+        self._erp = reader_for(settings)
+
+    def __enter__(self) -> _ShopCheck:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._client.close()
+
+    async def audit(self, loop: Loop) -> StorefrontAudit | None:
+        """The check, or None while the storefront is behind and there is time left."""
+        assert isinstance(self._adapter, MedusaStorefront)
+        currency = Catalogue.default().base_currency
+        location, warehouse = self._shop.stock_location_id, self._shop.warehouse_id
+        items = await self._erp.products(None)
+        selling = self._adapter.selling()
+        audit = StorefrontAudit(
+            route=_ROUTE,
+            warehouse=warehouse,
+            currency=currency,
+            our_available={sku: max(0, n) for sku, n in loop.available_at(warehouse).items()},
+            shop_available={sku: n for (sku, at), n in selling.items() if at == location},
+            erp_prices={
+                item.sku: price.amount
+                for item in items
+                if item.active
+                for price in item.list_prices
+                if price.currency == currency
+            },
+            shop_prices=self._adapter.prices(currency),
+        )
+        now = time.monotonic()
+        self._first = self._first or now
+        if not audit.ok and now - self._first < _SETTLE_SECONDS:
+            return None
+        return audit

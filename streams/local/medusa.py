@@ -112,6 +112,8 @@ class Medusa:
         self.region_id = store.region_id
         self.sales_channel_id = store.sales_channel_id
         self.stock_location_id = store.stock_location_id
+        self.warehouse_id: str = _default_spec()["location"]["code"]
+        """The sample catalogue's warehouse the stock location is."""
         self.shipping_profile_id = store.shipping_profile_id
         self.shipping_option_id = store.shipping_option_id
         self.variants: Mapping[str, SeededVariant] = store.variants

@@ -338,6 +338,10 @@ class Sender:
         reason = _refused_producer(self._config, topic, cause)
         return KafkaException(cause) if reason is None else RecordsError(reason)
 
+    def close(self) -> None:
+        """Flush and stop the producer: it no longer reconnects to a broker that went away."""
+        self._producer.close()
+
     def finish(self) -> list[str]:
         """Wait for every confirmation; the failures, one per record not confirmed.
         RecordsError when the broker refused this principal a producer id."""

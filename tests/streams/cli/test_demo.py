@@ -86,6 +86,12 @@ def test_demo_runs_the_loop_until_the_erp_agrees_with_erpbridge(
         erp = re.search(r"^ERP: Tryton at (\S+)$", output, re.M)
         assert erp, output
         _assert_the_erp_itself_agrees(DemoErp(erp.group(1)), settings, output)
+        # Every SKU's stock and price on the storefront, beside erpbridge's and the ERP's.
+        catalogue = Catalogue.default()
+        for sku in catalogue.skus:
+            assert re.search(rf"^available {sku.code} at WH-EAST +(\d+) +\1 +ok$", output, re.M)
+            assert re.search(rf"^price {sku.code} USD +([\d.]+) +\1 +ok$", output, re.M)
+        assert "medusa agrees: it sells what erpbridge has available" in output
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=90) == 0, log.read_text()
     finally:
@@ -131,8 +137,9 @@ def _assert_quiet_and_as_the_readme_shows(output: str) -> None:
     mine = {_seeded(" ".join(line.split())) for line in output.splitlines()}
     for line in example.splitlines():
         if line.startswith(
-            ("feed:", "check", "sales orders", "stock ", "the ERP agrees", "final:", "executed")
-        ):
+            ("feed:", "check", "sales orders", "stock ", "the ERP agrees", "final:", "executed",
+             "ERP source:", "storefront check", "available ", "price ", "medusa agrees")
+        ):  # fmt: skip
             assert _seeded(" ".join(line.split())) in mine, line
 
 
@@ -191,14 +198,17 @@ def _assert_the_erp_itself_agrees(erp: DemoErp, settings: Settings, output: str)
     assert "the ERP agrees with erpbridge" in output
 
 
-def test_ctrl_c_stops_worker_feed_connector_and_its_own_broker_and_erp(tmp_path: Path) -> None:
+def test_ctrl_c_stops_worker_feed_connector_and_its_own_broker_erp_and_storefront(
+    tmp_path: Path,
+) -> None:
     log = tmp_path / "demo.log"
     process = _demo(_env(), log, "--orders", "5000", "--rate", "200")
     try:
         wait_for(lambda: "published" in log.read_text(), timeout=600, what="a progress line")
         broker = re.search(r"broker: local-jvm at 127\.0\.0\.1:(\d+)", log.read_text())
         erp = re.search(r"ERP: Tryton at http://127\.0\.0\.1:(\d+)/", log.read_text())
-        assert broker and erp, log.read_text()
+        shop = re.search(r"storefront: Medusa at http://127\.0\.0\.1:(\d+)", log.read_text())
+        assert broker and erp and shop, log.read_text()
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=90) == 0, log.read_text()
     finally:
@@ -208,6 +218,10 @@ def test_ctrl_c_stops_worker_feed_connector_and_its_own_broker_and_erp(tmp_path:
     assert "final: published" in output
     assert "stopped before the loop drained: no ERP check" in output
     assert "Connection refused" not in output, "the feed outlived the broker"
-    for what, port in (("broker", broker.group(1)), ("Tryton", erp.group(1))):
+    for what, port in (
+        ("broker", broker.group(1)),
+        ("Tryton", erp.group(1)),
+        ("Medusa", shop.group(1)),
+    ):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", int(port))) != 0, f"{what} still up"
