@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Message
 
@@ -244,7 +244,14 @@ class StorefrontSink:
         outcome, attempts, latency_ms = self._attempt(
             shipment.route, partial(adapter.record_shipment, shipment), failed
         )
-        self._shipment_result(adapter.provider, outcome, message, attempts, latency_ms)
+        what = {
+            "route": shipment.route, "provider": adapter.provider,
+            "order_id": shipment.order_id, "fulfillment_id": shipment.fulfillment_id,
+            "status": outcome.status.value, "storefront_id": outcome.storefront_id,
+            "message": outcome.message, "permanent": outcome.permanent,
+        }  # fmt: skip
+        self._publish_result(self._shipment_results, SHIPMENT_RESULT_SCHEMA, shipment.key,
+                             message, what, attempts, latency_ms)  # fmt: skip
         if outcome.status is not ShipmentStatus.FAILED:
             return 0
         # Unlike a level, which the next availability change sets again, nothing tells the
@@ -288,25 +295,13 @@ class StorefrontSink:
         outcome, attempts, latency_ms = self._attempt(
             product.route, partial(adapter.set_product, product), failed
         )
-        datum = {
-            "event_id": f"storefront:{product.key}:{message.partition()}:{message.offset()}",
-            "occurred_at": datetime.now(UTC),
-            "source": "erpbridge",
-            "route": product.route,
-            "provider": adapter.provider,
-            "sku": product.sku,
-            "status": outcome.status.value,
-            "storefront_id": outcome.storefront_id,
-            "message": outcome.message,
-            "permanent": outcome.permanent,
-            "attempts": attempts,
-            "latency_ms": latency_ms,
-        }
-        value = self._codec.encode(PRODUCT_RESULT_SCHEMA, datum, topic=self._product_results)
-        self._sender.send(
-            Outgoing(self._product_results, None, product.key.encode(), value, (),
-                     f"result {product.key}")
-        )  # fmt: skip
+        what = {
+            "route": product.route, "provider": adapter.provider, "sku": product.sku,
+            "status": outcome.status.value, "storefront_id": outcome.storefront_id,
+            "message": outcome.message, "permanent": outcome.permanent,
+        }  # fmt: skip
+        self._publish_result(self._product_results, PRODUCT_RESULT_SCHEMA, product.key,
+                             message, what, attempts, latency_ms)  # fmt: skip
         if outcome.status is not ProductStatus.FAILED:
             return 0
         # Products change seldom in the ERP: the dead letter keeps this one for a replay.
@@ -372,9 +367,15 @@ class StorefrontSink:
             route, lambda: adapter.set_levels(levels, previous), failed
         )
         for outcome in outcomes:
-            origin = origins[outcome.level.key]
-            at = f"{origin.partition()}:{origin.offset()}"
-            self._result(route, adapter.provider, outcome, at, attempts, latency_ms)
+            level = outcome.level
+            what = {
+                "route": route, "provider": adapter.provider, "sku": level.sku,
+                "warehouse_id": level.warehouse_id, "quantity": level.quantity,
+                "status": outcome.status.value, "message": outcome.message,
+                "permanent": outcome.permanent,
+            }  # fmt: skip
+            self._publish_result(self._results, RESULT_SCHEMA, level.key, origins[level.key],
+                                 what, attempts, latency_ms)  # fmt: skip
         return outcomes
 
     def _attempt(
@@ -413,67 +414,30 @@ class StorefrontSink:
                 break
         return answer, attempt, int((time.monotonic() - started) * 1000)
 
-    def _result(
+    def _publish_result(
         self,
-        route: str,
-        provider: str,
-        outcome: Outcome,
-        origin: str,
-        attempts: int,
-        latency_ms: int,
-    ) -> None:
-        level = outcome.level
-        datum = {
-            # The availability record it answers: a batch read again after a crash answers
-            # it with the same id, for consumers to de-duplicate.
-            "event_id": f"storefront:{level.key}:{origin}",
-            "occurred_at": datetime.now(UTC),
-            "source": "erpbridge",
-            "route": route,
-            "provider": provider,
-            "sku": level.sku,
-            "warehouse_id": level.warehouse_id,
-            "quantity": level.quantity,
-            "status": outcome.status.value,
-            "message": outcome.message,
-            "attempts": attempts,
-            "latency_ms": latency_ms,
-            "permanent": outcome.permanent,
-        }
-        value = self._codec.encode(RESULT_SCHEMA, datum, topic=self._results)
-        self._sender.send(
-            Outgoing(self._results, None, level.key.encode(), value, (), f"result {level.key}")
-        )
-
-    def _shipment_result(
-        self,
-        provider: str,
-        outcome: ShipmentOutcome,
+        topic: str,
+        schema: str,
+        key: str,
         origin: Message,
+        what: dict[str, Any],
         attempts: int,
         latency_ms: int,
     ) -> None:
-        shipment = outcome.shipment
+        """A result on `topic`, keyed `key`, answering the record `origin`: `what` is the
+        pushed thing's fields with its status, message and whether a failure is permanent."""
         datum = {
-            "event_id": f"storefront:{shipment.key}:{origin.partition()}:{origin.offset()}",
+            # The record it answers: a batch read again after a crash answers it with the
+            # same id, for consumers to de-duplicate.
+            "event_id": f"storefront:{key}:{origin.partition()}:{origin.offset()}",
             "occurred_at": datetime.now(UTC),
             "source": "erpbridge",
-            "route": shipment.route,
-            "provider": provider,
-            "order_id": shipment.order_id,
-            "fulfillment_id": shipment.fulfillment_id,
-            "status": outcome.status.value,
-            "storefront_id": outcome.storefront_id,
-            "message": outcome.message,
-            "permanent": outcome.permanent,
+            **what,
             "attempts": attempts,
             "latency_ms": latency_ms,
         }
-        value = self._codec.encode(SHIPMENT_RESULT_SCHEMA, datum, topic=self._shipment_results)
-        self._sender.send(
-            Outgoing(self._shipment_results, None, shipment.key.encode(), value, (),
-                     f"result {shipment.key}")
-        )  # fmt: skip
+        value = self._codec.encode(schema, datum, topic=topic)
+        self._sender.send(Outgoing(topic, None, key.encode(), value, (), f"result {key}"))
 
     def _confirmed(self, what: str) -> None:
         failures = self._sender.finish()

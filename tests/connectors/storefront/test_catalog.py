@@ -22,6 +22,7 @@ from tests.connectors.storefront.flow import (
     sink_settings,
 )
 from tests.connectors.webhooks.doubles import WOO_KEY, WOO_SECRET, Double, woocommerce_admin
+from tests.support import wait_for
 
 
 @pytest.fixture
@@ -79,5 +80,8 @@ def test_the_erps_products_are_created_updated_and_archived_once(
     assert "SKU-NEVER" not in products and "SKU-EUR" not in products
     (failed,) = [r for r in first if r["status"] == "FAILED"]
     assert failed["permanent"] and "no list price in the route's currency" in failed["message"]
-    ((key, reason, error),) = dead_letters(settings, ERP_CATALOG)
+    # Sent with its result, confirmed with it: there by the time the batch committed.
+    ((key, reason, error),) = wait_for(
+        lambda: dead_letters(settings, ERP_CATALOG), timeout=30, what="the dead letter"
+    )
     assert (key, reason) == ("SKU-EUR", "storefront-refused") and "route woo" in error
