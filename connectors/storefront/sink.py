@@ -10,7 +10,9 @@ availability records:
    webhook for it as an echo of erpbridge's own push;
 3. each route's adapter sets the levels, retried with backoff while the platform is
    throttled or down (the records behind wait in Kafka and are coalesced into the next
-   batch), until ERPBRIDGE_ERP_GIVE_UP_SECONDS;
+   batch), until ERPBRIDGE_ERP_GIVE_UP_SECONDS; a level still unset then is tried again
+   at every poll until it is set or a newer level of its SKU and warehouse replaces it,
+   and its record is not committed past meanwhile, so a restart tries it again too;
 4. a result per level on storefront.results.
 
 and the fulfilments: each (the last copy per fulfilment) shown on its route's order by the
@@ -42,7 +44,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from connectors.erp.retry import Backoff
 from connectors.storefront.adapter import (
@@ -143,13 +145,23 @@ class StorefrontSink:
         self._sender = Sender(settings.producer_config())
         self._set: dict[str, int] = {}
         """The level this sink last set per route, SKU and warehouse."""
+        self._pending: dict[str, tuple[StockLevel, Message]] = {}
+        """Levels not set because their storefront stayed unavailable, with their records:
+        tried again each poll until set or superseded by a newer level, and their records
+        not committed past until then, so a restart tries them again too."""
         self._down: set[str] = set()
         """Routes whose storefront stayed unavailable until the give-up time in this batch:
         the rest of the batch for them fails at once instead of waiting again."""
 
     def start(self) -> None:
         catalog = [self._catalog] if any(r.push_catalog for r in self._routes.values()) else []
-        self._consumer.subscribe([self._availability, self._fulfilments, *catalog])
+        self._consumer.subscribe(
+            [self._availability, self._fulfilments, *catalog], on_revoke=self._revoked
+        )
+
+    def assigned(self) -> bool:
+        """Whether the group has given this sink partitions to read yet."""
+        return bool(self._consumer.assignment())
 
     def close(self) -> None:
         self._consumer.close()
@@ -166,7 +178,7 @@ class StorefrontSink:
     def poll(self, timeout: float = _POLL_SECONDS) -> Handled:
         """One batch: what arrived within `timeout`, handled and committed."""
         messages = [m for m in self._consumer.consume(_BATCH, timeout) if m.error() is None]
-        if not messages:
+        if not messages and not self._pending:
             return Handled(0, 0, 0)
         self._down.clear()
         stock = [m for m in messages if m.topic() == self._availability]
@@ -176,12 +188,16 @@ class StorefrontSink:
         told, dead_shipments = self._tell(shipments)
         shown, dead_products = self._show(items)
         self._confirmed("results and dead letters")
-        self._consumer.commit(asynchronous=False)
+        self._commit()
         return Handled(len(messages), pushed + told + shown, dead + dead_shipments + dead_products)
 
     def _push_stock(self, messages: Sequence[Message]) -> tuple[int, int]:
         """The levels of availability records set: how many were pushed, and dead-lettered."""
         levels, origins, dead = self._levels(messages)
+        # Levels the storefront was unavailable for go first: a newer one of theirs wins.
+        retried = [(k, lo) for k, lo in self._pending.items() if k not in origins]
+        levels[:0] = [level for _, (level, _) in retried]
+        origins |= {key: origin for key, (_, origin) in retried}
         wanted = [level for level in latest(levels) if self._set.get(level.key) != level.quantity]
         self._mark(wanted)
         outcomes = [
@@ -189,9 +205,12 @@ class StorefrontSink:
             for route, batch in _by_route(wanted).items()
             for outcome in self._push(route, batch, origins)
         ]
+        self._pending = {}
         for outcome in outcomes:
             if outcome.status is Status.SET:
                 self._set[outcome.level.key] = outcome.level.quantity
+            elif outcome.status is Status.FAILED and not outcome.permanent:
+                self._pending[outcome.level.key] = (outcome.level, origins[outcome.level.key])
             elif outcome.permanent:
                 level = outcome.level
                 error = (
@@ -201,6 +220,33 @@ class StorefrontSink:
                 self._dead_letter(origins[level.key], "storefront-refused", error)
                 dead += 1
         return len(wanted), dead
+
+    def _commit(self) -> None:
+        """Every record read, but not past the record of a level still to be set."""
+        held: dict[tuple[str, int], int] = {}
+        for _, origin in self._pending.values():
+            record = Record.of(origin)
+            at = (record.topic, record.partition)
+            held[at] = min(held.get(at, record.offset), record.offset)
+        if not held:
+            self._consumer.commit(asynchronous=False)
+            return
+        offsets = [
+            TopicPartition(tp.topic, tp.partition, held.get((tp.topic, tp.partition), tp.offset))
+            for tp in self._consumer.position(self._consumer.assignment())
+            if (tp.topic, tp.partition) in held or tp.offset >= 0
+        ]
+        self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    def _revoked(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        # Their next owner reads those records again, and may set newer levels: a level
+        # still held here would overwrite them.
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._pending = {
+            key: (level, origin)
+            for key, (level, origin) in self._pending.items()
+            if (Record.of(origin).topic, Record.of(origin).partition) not in gone
+        }
 
     def _tell(self, messages: Sequence[Message]) -> tuple[int, int]:
         """The fulfilments shown on their storefronts' orders: how many were told, and
@@ -427,9 +473,10 @@ class StorefrontSink:
         """A result on `topic`, keyed `key`, answering the record `origin`: `what` is the
         pushed thing's fields with its status, message and whether a failure is permanent."""
         datum = {
-            # The record it answers: a batch read again after a crash answers it with the
-            # same id, for consumers to de-duplicate.
-            "event_id": f"storefront:{key}:{origin.partition()}:{origin.offset()}",
+            # The record it answers and how: a batch read again after a crash answers it
+            # with the same id, for consumers to de-duplicate; a level set after failing
+            # answers it anew.
+            "event_id": f"storefront:{key}:{origin.partition()}:{origin.offset()}:{what['status']}",
             "occurred_at": datetime.now(UTC),
             "source": "erpbridge",
             **what,
