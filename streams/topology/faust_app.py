@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,9 @@ START_TIMEOUT_SECONDS = 30.0
 STALL_LOOK_SECONDS = 5.0
 """How often partitions left behind their high watermark are looked for: a record Faust
 dropped as the last one fetched is read again within two looks."""
+RECOVERY_STALL_SECONDS = 20.0
+"""How long a changelog partition being restored may give no record, while records remain
+to read, before it is read again from where its restore stands."""
 
 
 class _HandledOffsetsConsumer(Consumer):
@@ -101,6 +105,7 @@ class StreamApp(faust.App):
         """The group gave this worker its partitions (maybe none) since the last revocation."""
         self.cursors = Cursors()
         self.timer(stall_look_seconds, name="erpbridge.reread_stalled")(self.reread_stalled)
+        self.timer(stall_look_seconds, name="erpbridge.unstick_recovery")(self.unstick_recovery)
 
     async def _on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.assigned = False
@@ -204,6 +209,37 @@ class StreamApp(faust.App):
             except TimeoutError:
                 log.warning("no first offsets for %s yet; looking again", sorted(unstarted))
         await self.seek_back(holes, "records fetched were not delivered")
+
+    async def unstick_recovery(self) -> None:
+        """Read again the changelog partitions a recovery waits on that gave no record for
+        RECOVERY_STALL_SECONDS while records remain: after a rebalance under load, Faust's
+        recovery was seen waiting forever on partitions whose records never reached it
+        (a test's worker stuck for minutes, its changelogs full)."""
+        tables: Any = self.tables
+        recovery = tables.recovery
+        if self.rebalancing or not recovery.in_recovery or recovery._recovery_started_at is None:
+            return
+        now = time.monotonic()
+        received = recovery._active_events_received_at
+        stuck = {
+            tp: max(offset + 1, 0)
+            for tp, highwater in recovery.active_highwaters.items()
+            if (offset := recovery.active_offsets.get(tp, -1)) < highwater
+            and now - received.get(tp, recovery._recovery_started_at) > RECOVERY_STALL_SECONDS
+        }
+        if not stuck:
+            return
+        consumer: Any = self.consumer
+        log.warning(
+            "recovery has had no record of %s for %.0f s: reading them again from %s",
+            sorted(f"{tp.topic}[{tp.partition}]" for tp in stuck),
+            RECOVERY_STALL_SECONDS,
+            sorted(stuck.values()),
+        )
+        consumer.resume_partitions(stuck)
+        await consumer.seek_wait(stuck)
+        for tp in stuck:
+            received[tp] = now  # a look, not a record: the next look waits as long again
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:
