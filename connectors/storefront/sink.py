@@ -298,13 +298,7 @@ class StorefrontSink:
         }  # fmt: skip
         self._publish_result(self._shipment_results, SHIPMENT_RESULT_SCHEMA, shipment.key,
                              message, what, attempts, latency_ms)  # fmt: skip
-        if outcome.status is not ShipmentStatus.FAILED:
-            return 0
-        # Unlike a level, which the next availability change sets again, nothing tells the
-        # storefront this fulfilment again: the dead letter keeps it for a replay.
-        reason = "storefront-refused" if outcome.permanent else "storefront-unavailable"
-        self._dead_letter(message, reason, f"route {shipment.route}: {outcome.message}")
-        return 1
+        return self._kept_if_failed(outcome.status is ShipmentStatus.FAILED, what, message)
 
     def _show(self, messages: Sequence[Message]) -> tuple[int, int]:
         """The ERP's products made the routes' products: how many were pushed, and
@@ -348,11 +342,16 @@ class StorefrontSink:
         }  # fmt: skip
         self._publish_result(self._product_results, PRODUCT_RESULT_SCHEMA, product.key,
                              message, what, attempts, latency_ms)  # fmt: skip
-        if outcome.status is not ProductStatus.FAILED:
+        return self._kept_if_failed(outcome.status is ProductStatus.FAILED, what, message)
+
+    def _kept_if_failed(self, failed: bool, what: dict[str, Any], message: Message) -> int:
+        """A fulfilment or product that failed goes to the dead letters (1), since nothing
+        tells the storefront again soon (unlike a level, which the next availability
+        change sets): the letter keeps it for a replay."""
+        if not failed:
             return 0
-        # Products change seldom in the ERP: the dead letter keeps this one for a replay.
-        reason = "storefront-refused" if outcome.permanent else "storefront-unavailable"
-        self._dead_letter(message, reason, f"route {product.route}: {outcome.message}")
+        reason = "storefront-refused" if what["permanent"] else "storefront-unavailable"
+        self._dead_letter(message, reason, f"route {what['route']}: {what['message']}")
         return 1
 
     def _levels(
