@@ -310,8 +310,7 @@ _SETTLE_SECONDS = 60.0
 
 def _storefront_settings(shop: Medusa) -> dict[str, Any]:
     """The demo's Medusa as a route whose stock and products erpbridge keeps."""
-    with shop.admin() as admin:
-        key = admin.post("/admin/api-keys", {"title": "erpbridge demo", "type": "secret"})
+    key = shop.secret_key("erpbridge demo")
     route = WebhookRoute(
         provider="medusa",
         warehouses={shop.stock_location_id: shop.warehouse_id},
@@ -321,7 +320,7 @@ def _storefront_settings(shop: Medusa) -> dict[str, Any]:
     )
     return {
         "webhook_routes": {_ROUTE: route},
-        "webhook_admin_tokens": SecretStr(json.dumps({_ROUTE: key["api_key"]["token"]})),
+        "webhook_admin_tokens": SecretStr(json.dumps({_ROUTE: key})),
     }
 
 

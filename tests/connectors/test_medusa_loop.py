@@ -42,8 +42,7 @@ ON_HAND = 50
 
 
 def _settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa) -> Settings:
-    with medusa.admin() as admin:
-        key = admin.post("/admin/api-keys", {"title": topic_prefix, "type": "secret"})
+    key = medusa.secret_key(topic_prefix)
     route = WebhookRoute(
         provider="medusa",
         warehouses={medusa.stock_location_id: WAREHOUSE},
@@ -56,7 +55,7 @@ def _settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medu
         topic_prefix,
         tmp_path / "data",
         webhook_routes={"medusa": route},
-        webhook_admin_tokens=SecretStr(json.dumps({"medusa": key["api_key"]["token"]})),
+        webhook_admin_tokens=SecretStr(json.dumps({"medusa": key})),
     )
     ensure_topics(
         settings.confluent_config(),

@@ -39,8 +39,7 @@ WAREHOUSE = "WH-EAST"
 def _settings(
     kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa, catalog: bool = False
 ) -> Settings:
-    with medusa.admin() as admin:
-        key = admin.post("/admin/api-keys", {"title": topic_prefix, "type": "secret"})
+    token = medusa.secret_key(topic_prefix)
     route = WebhookRoute(
         provider="medusa",
         warehouses={medusa.stock_location_id: WAREHOUSE},
@@ -49,7 +48,6 @@ def _settings(
         push_tracking=not catalog,
         push_catalog=catalog,
     )
-    token = key["api_key"]["token"]
     return sink_settings(kafka_broker, topic_prefix, tmp_path, {"medusa": route}, {"medusa": token})
 
 

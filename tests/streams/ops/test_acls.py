@@ -479,15 +479,14 @@ def test_the_storefront_sink_sets_stock_and_may_not_read_the_inputs(
 def test_the_medusa_source_publishes_store_orders_and_may_not_read_them_back(
     acl_kafka: AclKafka, medusa: Medusa
 ) -> None:
-    with medusa.admin() as admin:
-        key = admin.post("/admin/api-keys", {"title": "acl-test", "type": "secret"})
+    key = medusa.secret_key("acl-test")
     route = WebhookRoute(
         provider="medusa", warehouses={medusa.stock_location_id: "WH-1"}, admin_url=medusa.url
     )
     settings = acl_kafka.as_user(
         MEDUSA_SOURCE,
         webhook_routes={"medusa": route},
-        webhook_admin_tokens=SecretStr(json.dumps({"medusa": key["api_key"]["token"]})),
+        webhook_admin_tokens=SecretStr(json.dumps({"medusa": key})),
     )
     since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     catalogue = Catalogue.default()

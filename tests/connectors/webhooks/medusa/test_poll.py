@@ -43,8 +43,7 @@ CUSTOMER = next(c for c in CATALOGUE.customers if c.address.country == "US")
 def _settings(
     kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa, warehouses: bool = True
 ) -> Settings:
-    with medusa.admin() as admin:
-        key = admin.post("/admin/api-keys", {"title": topic_prefix, "type": "secret"})
+    key = medusa.secret_key(topic_prefix)
     route = WebhookRoute(
         provider="medusa",
         warehouses={medusa.stock_location_id: WAREHOUSE} if warehouses else {},
@@ -56,7 +55,7 @@ def _settings(
         topic_prefix,
         tmp_path / "data",
         webhook_routes={"shop": route},
-        webhook_admin_tokens=SecretStr(json.dumps({"shop": key["api_key"]["token"]})),
+        webhook_admin_tokens=SecretStr(json.dumps({"shop": key})),
     )
     ensure_topics(settings.confluent_config(), TopicCatalog.from_settings(settings))
     return settings
@@ -183,7 +182,11 @@ def test_a_store_order_reaches_the_topics_once_per_thing_that_happened_to_it(
     first_copy: dict[str, dict[str, Any]] = {}
     for event in events:
         first = first_copy.setdefault(event["event_id"], event)
-        assert first == event, {k: (v, event["event"][1].get(k)) for k, v in first["event"][1].items() if v != event["event"][1].get(k)}
+        assert first == event, {
+            k: (v, event["event"][1].get(k))
+            for k, v in first["event"][1].items()
+            if v != event["event"][1].get(k)
+        }
 
     # Nothing changed: nothing read; the watermark says where the next poll starts.
     assert "shop: 0 orders read, 0 events published" in _poll(settings)
