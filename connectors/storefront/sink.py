@@ -245,7 +245,7 @@ class StorefrontSink:
         self._pending = {
             key: (level, origin)
             for key, (level, origin) in self._pending.items()
-            if (Record.of(origin).topic, Record.of(origin).partition) not in gone
+            if ((record := Record.of(origin)).topic, record.partition) not in gone
         }
 
     def _tell(self, messages: Sequence[Message]) -> tuple[int, int]:

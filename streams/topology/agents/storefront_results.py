@@ -4,9 +4,10 @@ keyed by `<route>:<order id>/<fulfilment id>`, and storefront.catalog-results, k
 `<route>:<sku>`) into alerts.
 
 A push refused for good opens an alert (`storefront-level-refused`,
-`storefront-fulfilment-refused`, `storefront-product-refused`), resolved when a later result for the same key is not
-one; the alert books live in one table, keyed by entity and record key and partitioned
-like the two topics. The storefront sink dead-letters the pushed record itself (connectors.storefront.sink).
+`storefront-fulfilment-refused`, `storefront-product-refused`), resolved when a later
+result for the same key is not one; the alert books live in one table, keyed by entity and
+record key and partitioned like the three topics. The storefront sink dead-letters the
+pushed record itself (connectors.storefront.sink).
 """
 
 from __future__ import annotations
@@ -37,45 +38,36 @@ from streams.topology.agents.batch import Batch, per_partition, run_in_batches
 from streams.topology.agents.context import AgentContext
 
 
-def level_outcome(datum: dict[str, Any]) -> StorefrontOutcome:
-    """An erpbridge.StorefrontResult datum as the rules see it."""
-    sku, warehouse, quantity = datum["sku"], datum["warehouse_id"], datum["quantity"]
+def _outcome(datum: dict[str, Any], what: str, facts: dict[str, str]) -> StorefrontOutcome:
+    """A storefront result datum as the rules see it; `what` and `facts` name what was pushed."""
     return StorefrontOutcome(
         route=datum["route"],
-        what=f"the stock level {quantity} of {sku} (warehouse {warehouse})",
-        facts={"sku": sku, "warehouse_id": warehouse, "quantity": str(quantity)},
+        what=what,
+        facts=facts,
         failed=datum["status"] == "FAILED",
         permanent=datum["permanent"],
         message=datum["message"],
         at_ms=to_ms(datum["occurred_at"]),
     )
+
+
+def level_outcome(datum: dict[str, Any]) -> StorefrontOutcome:
+    """An erpbridge.StorefrontResult datum as the rules see it."""
+    sku, warehouse, quantity = datum["sku"], datum["warehouse_id"], datum["quantity"]
+    what = f"the stock level {quantity} of {sku} (warehouse {warehouse})"
+    return _outcome(datum, what, {"sku": sku, "warehouse_id": warehouse, "quantity": str(quantity)})
 
 
 def fulfilment_outcome(datum: dict[str, Any]) -> StorefrontOutcome:
     """An erpbridge.StorefrontFulfilmentResult datum as the rules see it."""
     order, fulfilment = datum["order_id"], datum["fulfillment_id"]
-    return StorefrontOutcome(
-        route=datum["route"],
-        what=f"fulfilment {fulfilment} of order {order}",
-        facts={"order_id": order, "fulfillment_id": fulfilment},
-        failed=datum["status"] == "FAILED",
-        permanent=datum["permanent"],
-        message=datum["message"],
-        at_ms=to_ms(datum["occurred_at"]),
-    )
+    what = f"fulfilment {fulfilment} of order {order}"
+    return _outcome(datum, what, {"order_id": order, "fulfillment_id": fulfilment})
 
 
 def product_outcome(datum: dict[str, Any]) -> StorefrontOutcome:
     """An erpbridge.StorefrontProductResult datum as the rules see it."""
-    return StorefrontOutcome(
-        route=datum["route"],
-        what=f"the product {datum['sku']}",
-        facts={"sku": datum["sku"]},
-        failed=datum["status"] == "FAILED",
-        permanent=datum["permanent"],
-        message=datum["message"],
-        at_ms=to_ms(datum["occurred_at"]),
-    )
+    return _outcome(datum, f"the product {datum['sku']}", {"sku": datum["sku"]})
 
 
 _KINDS: dict[str, tuple[str, str, Callable[[dict[str, Any]], StorefrontOutcome]]] = {
@@ -119,8 +111,8 @@ class StorefrontResultsAgent:
         tables = self._c.tables
         for (name, key), outcomes in results.items():
             entity, alert_type, _ = _KINDS[name]
-            # Levels and fulfilments share the table: the entity in the slot keeps a SKU
-            # with a "/" in it apart from a fulfilment's key.
+            # The three kinds share the table: the entity in the slot keeps a SKU with a
+            # "/" in it apart from a fulfilment's key, and a product's from a level's.
             slot = f"{entity}:{key}"
             book = tables.alert_book(tables.storefront_alerts, entity, key, slot)
             changed = False
