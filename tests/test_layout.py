@@ -46,7 +46,7 @@ def imports(path: Path, name: str, known: set[str]) -> Iterator[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             base = node.module
             if node.level:
-                base = ".".join([*name.split(".")[:-node.level], node.module])
+                base = ".".join([*name.split(".")[: -node.level], node.module])
             for alias in node.names:
                 full = f"{base}.{alias.name}"
                 yield full if full in known else base

@@ -18,6 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 import httpx
 
 from connectors.erp.http import retry_after
+from connectors.storefront.customers import Customer
 from connectors.storefront.levels import StockLevel
 from connectors.storefront.products import Product
 
@@ -88,17 +89,25 @@ class ShipmentOutcome:
     permanent: bool = False
 
 
-class ProductStatus(Enum):
+class SyncStatus(Enum):
     CREATED = "CREATED"
     UPDATED = "UPDATED"
     UNCHANGED = "UNCHANGED"
+    SKIPPED = "SKIPPED"
+    """Nothing the platform could hold: a customer without an email (an account needs one)."""
     FAILED = "FAILED"
 
 
+Thing = TypeVar("Thing")
+
+
 @dataclass(frozen=True, slots=True)
-class ProductOutcome:
-    product: Product
-    status: ProductStatus
+class Synced(Generic[Thing]):
+    """What became of one product or customer the storefront was made to hold as the ERP
+    has it."""
+
+    thing: Thing
+    status: SyncStatus
     storefront_id: str | None = None
     message: str | None = None
     permanent: bool = False
@@ -186,9 +195,21 @@ class StorefrontAdapter(Protocol):
 class CatalogAdapter(Protocol):
     """A storefront adapter that also keeps the storefront's products (push_catalog)."""
 
-    def set_product(self, product: Product) -> ProductOutcome:
+    def set_product(self, product: Product) -> Synced[Product]:
         """Make the storefront show the product as the ERP has it: created if it sells it and
         the storefront has no product of its SKU, updated where the name, description,
         prices or whether it is sold differ, nothing otherwise; archived, not deleted, when
         the ERP no longer sells it."""
+        ...
+
+
+@runtime_checkable
+class CustomerAdapter(Protocol):
+    """A storefront adapter that also keeps the storefront's customers (push_customers)."""
+
+    def set_customer(self, customer: Customer) -> Synced[Customer]:
+        """Make the storefront's account of the ERP's customer hold its name, email, phone
+        and address: found by the ERP's customer id the storefront keeps on it (else by its
+        email, and then marked with the id), created if there is none, updated where they
+        differ, nothing otherwise; never a second account for one customer."""
         ...

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 import httpx
 
-from connectors.storefront.adapter import CatalogAdapter, StorefrontAdapter
+from connectors.storefront.adapter import CatalogAdapter, CustomerAdapter, StorefrontAdapter
 from connectors.storefront.medusa import MedusaStorefront
 from connectors.storefront.shopify import ShopifyStock
 from connectors.storefront.woocommerce import WooCommerceStock
@@ -55,8 +55,8 @@ def storefront_adapters(
             )
         elif not (route.admin_url and token):
             problems.append(
-                f"route {name}: push_stock, push_tracking and push_catalog need its admin_url and an "
-                "ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry"
+                f"route {name}: push_stock, push_tracking, push_catalog and push_customers need "
+                "its admin_url and an ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry"
             )
         elif route.push_catalog and route.provider == "woocommerce" and not route.currency:
             problems.append(f"route {name}: push_catalog on WooCommerce needs its currency")
@@ -66,11 +66,15 @@ def storefront_adapters(
             )
         else:
             adapter = factory(client, route, token)
-            if route.push_catalog and not isinstance(adapter, CatalogAdapter):
-                problems.append(
-                    f"route {name}: push_catalog is built for Medusa and WooCommerce, "
-                    f"not {route.provider}"
-                )
+            for wanted, kind, flag in (
+                (route.push_catalog, CatalogAdapter, "push_catalog"),
+                (route.push_customers, CustomerAdapter, "push_customers"),
+            ):
+                if wanted and not isinstance(adapter, kind):
+                    problems.append(
+                        f"route {name}: {flag} is built for Medusa and WooCommerce, "
+                        f"not {route.provider}"
+                    )
             adapters[name] = adapter
     if problems:
         raise ValueError("; ".join(problems))

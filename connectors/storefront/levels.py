@@ -28,11 +28,12 @@ class StockLevel:
 
 
 def pushing_routes(routes: Mapping[str, WebhookRoute]) -> dict[str, WebhookRoute]:
-    """The routes the storefront sink serves: stock, tracking, the catalog, or several."""
+    """The routes the storefront sink serves: stock, tracking, the catalog, customers, or
+    several."""
     return {
         name: route
         for name, route in routes.items()
-        if route.push_stock or route.push_tracking or route.push_catalog
+        if route.push_stock or route.push_tracking or route.push_catalog or route.push_customers
     }
 
 

@@ -1,5 +1,5 @@
 """Medusa 2 through its Admin API, as a secret API key (HTTP Basic, the key as user, as
-Medusa requires of secret keys): stock levels, shipments and products.
+Medusa requires of secret keys): stock levels, shipments, products and customers.
 
 - **Stock**: a SKU's inventory item is found by `GET /admin/inventory-items?sku=` once and
   remembered (a SKU Medusa does not sell is asked again after a while); its level at the
@@ -19,6 +19,15 @@ Medusa requires of secret keys): stock levels, shipments and products.
   variant are replaced as a whole, so it sells at exactly the ERP's list prices (prices
   Medusa holds per region or price list go with them). A product the ERP no longer sells
   is set to draft (unsold, kept).
+- **Customers** (push_customers): the account is looked for among those of the customer's
+  email, then of its name (`GET /admin/customers?email=`, `?q=`; Medusa searches no
+  metadata), and taken where its metadata holds the ERP's customer id; an account of the
+  email with no such id is the customer's own (it registered) and is marked with it; an
+  account of the email marked with another customer's id is refused, since Medusa keeps
+  one account per email. None: created (`POST /admin/customers`). Its email, name (as
+  first name) and phone are updated where they differ, and its address named "erpbridge"
+  (created the first time, default for shipping and billing) holds the ERP's first
+  address.
 - **Shipments**: the order is read with its items and fulfillments. A fulfillment whose
   metadata names erpbridge's fulfilment was made by an earlier request (shipped now if that
   request stopped before the shipment). Otherwise the shipped SKUs are taken from the order's
@@ -39,16 +48,18 @@ import msgspec
 
 from connectors.storefront.adapter import (
     Outcome,
-    ProductOutcome,
-    ProductStatus,
     Shipment,
     ShipmentOutcome,
     ShipmentStatus,
     SkuIds,
     Status,
     StorefrontRefused,
+    Synced,
+    SyncStatus,
     request,
 )
+from connectors.storefront.customers import MARK as CUSTOMER_MARK
+from connectors.storefront.customers import Customer
 from connectors.storefront.levels import StockLevel
 from connectors.storefront.products import Product
 from connectors.webhooks.medusa.mapping import MARK
@@ -65,6 +76,9 @@ def _json(body: Any) -> bytes:
 
 
 _ORDER_FIELDS = "id,*items,*items.detail,*fulfillments,*fulfillments.labels"
+_CUSTOMER_FIELDS = "id,email,first_name,phone,metadata,*addresses"
+_ADDRESS_NAME = "erpbridge"
+"""The name of the account's address that holds the ERP's address."""
 
 
 class MedusaStorefront:
@@ -158,14 +172,14 @@ class MedusaStorefront:
             json={"items": items, "labels": labels, "metadata": {MARK: shipment.fulfillment_id}},
         )
 
-    def set_product(self, product: Product) -> ProductOutcome:
+    def set_product(self, product: Product) -> Synced[Product]:
         found = self._variant(product.sku)
         if found is None:
             if not product.active:
-                return ProductOutcome(product, ProductStatus.UNCHANGED)
+                return Synced(product, SyncStatus.UNCHANGED)
             made = self._call("POST", "/admin/products", content=_json(self._new(product)),
                               headers=_JSON, params={"fields": "id"})  # fmt: skip
-            return ProductOutcome(product, ProductStatus.CREATED, str(made["product"]["id"]))
+            return Synced(product, SyncStatus.CREATED, str(made["product"]["id"]))
         shown = found["product"]
         path = f"/admin/products/{shown['id']}"
         changes: dict[str, Any] = {"status": "published" if product.active else "draft"}
@@ -182,8 +196,8 @@ class MedusaStorefront:
             }
             self._call("POST", f"{path}/variants/{found['id']}", content=_json(body),
                        headers=_JSON, params={"fields": "id"})  # fmt: skip
-        status = ProductStatus.UPDATED if changes or repriced else ProductStatus.UNCHANGED
-        return ProductOutcome(product, status, str(shown["id"]))
+        status = SyncStatus.UPDATED if changes or repriced else SyncStatus.UNCHANGED
+        return Synced(product, status, str(shown["id"]))
 
     def _variant(self, sku: str) -> dict[str, Any] | None:
         fields = "id,sku,*prices,product.id,product.title,product.description,product.status"
@@ -221,6 +235,71 @@ class MedusaStorefront:
                 }
             ],
         }
+
+    def set_customer(self, customer: Customer) -> Synced[Customer]:
+        fields = {"fields": _CUSTOMER_FIELDS}
+        account = self._account(customer)
+        wanted = {"email": customer.email, "first_name": customer.name, "phone": customer.phone}
+        if account is None:
+            body = {**wanted, "metadata": {CUSTOMER_MARK: customer.customer_id}}
+            account = self._call("POST", "/admin/customers", json=body, params=fields)["customer"]
+            status = SyncStatus.CREATED
+        else:
+            changes: dict[str, Any] = {k: v for k, v in wanted.items() if account.get(k) != v}
+            if (account.get("metadata") or {}).get(CUSTOMER_MARK) != customer.customer_id:
+                metadata = {**(account.get("metadata") or {}), CUSTOMER_MARK: customer.customer_id}
+                changes["metadata"] = metadata
+            if changes:
+                path = f"/admin/customers/{account['id']}"
+                account = self._call("POST", path, json=changes, params=fields)["customer"]
+            status = SyncStatus.UPDATED if changes else SyncStatus.UNCHANGED
+        if customer.address is not None and self._address(account, customer):
+            status = SyncStatus.UPDATED if status is SyncStatus.UNCHANGED else status
+        return Synced(customer, status, str(account["id"]))
+
+    def _account(self, customer: Customer) -> dict[str, Any] | None:
+        """The customer's account: marked with its id (by email, then by name), else the
+        unmarked account of its email."""
+        fields = {"fields": _CUSTOMER_FIELDS, "limit": 100}
+        by_email = self._call("GET", "/admin/customers", params={**fields, "email": customer.email})
+        by_name = self._call("GET", "/admin/customers", params={**fields, "q": customer.name})
+        for account in [*by_email["customers"], *by_name["customers"]]:
+            if (account.get("metadata") or {}).get(CUSTOMER_MARK) == customer.customer_id:
+                return dict(account)
+        for account in by_email["customers"]:
+            other = (account.get("metadata") or {}).get(CUSTOMER_MARK)
+            if other is not None:
+                raise StorefrontRefused(
+                    f"Medusa's account of {customer.email} belongs to the ERP's customer {other}"
+                )
+            return dict(account)
+        return None
+
+    def _address(self, account: Mapping[str, Any], customer: Customer) -> bool:
+        """The account's erpbridge address made the ERP's first; whether it changed."""
+        address = customer.address
+        assert address is not None
+        wanted = {
+            "first_name": address.name or customer.name,
+            "address_1": address.street,
+            "city": address.city,
+            "province": address.region,
+            "postal_code": address.postal_code,
+            "country_code": address.country.lower() if address.country else None,
+        }
+        path = f"/admin/customers/{account['id']}/addresses"
+        for shown in account.get("addresses") or []:
+            if shown.get("address_name") == _ADDRESS_NAME:
+                changes = {k: v for k, v in wanted.items() if shown.get(k) != v}
+                if changes:
+                    self._call(
+                        "POST", f"{path}/{shown['id']}", json=changes, params={"fields": "id"}
+                    )
+                return bool(changes)
+        body = {**wanted, "address_name": _ADDRESS_NAME, "is_default_shipping": True,
+                "is_default_billing": True}  # fmt: skip
+        self._call("POST", path, json=body, params={"fields": "id"})
+        return True
 
     def selling(self) -> dict[tuple[str, str], int]:
         """What Medusa sells per (SKU, stock location): stocked less reserved."""

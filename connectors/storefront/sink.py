@@ -18,14 +18,16 @@ availability records:
 and the fulfilments: each (the last copy per fulfilment) shown on its route's order by the
 adapter, retried like the levels, once however often it is asked, with a result on
 storefront.fulfilment-results; and the ERP's products (erp.catalog, read when a route has
-push_catalog): the last record per SKU made the route's product by its adapter
-(connectors.storefront.products), retried like the levels, with a result on
-storefront.catalog-results. Then the batch's offsets are committed.
+push_catalog) and customers (erp.customers, when a route has push_customers): the last
+record per SKU or customer made the route's product (connectors.storefront.products) or
+customer account (connectors.storefront.customers) by its adapter, retried like the
+levels, with a result on storefront.catalog-results or storefront.customer-results. Then
+the batch's offsets are committed.
 
 A record that does not decode goes to its topic's dead letters with the reason, and so does
 the record behind a level or fulfilment the storefront refused for good
 (`storefront-refused`, with the storefront's words; an answer outside the platform's
-contract counts as one), a fulfilment or product still failing after the retries
+contract counts as one), a fulfilment, product or customer still failing after the retries
 (`storefront-unavailable`: nothing else would tell the storefront again soon), or a
 fulfilment of a route this sink does not tell (`unknown-route`); the worker opens an alert
 for a refusal from its result
@@ -42,16 +44,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from connectors.erp.retry import Backoff
 from connectors.storefront.adapter import (
     CatalogAdapter,
+    CustomerAdapter,
     Outcome,
-    ProductOutcome,
-    ProductStatus,
     Shipment,
     ShipmentOutcome,
     ShipmentStatus,
@@ -59,7 +60,10 @@ from connectors.storefront.adapter import (
     StorefrontAdapter,
     StorefrontRefused,
     StorefrontUnavailable,
+    Synced,
+    SyncStatus,
 )
+from connectors.storefront.customers import Customer, customers_of
 from connectors.storefront.levels import StockLevel, latest, levels_of
 from connectors.storefront.products import Product, products_of
 from streams.contracts import deadletter
@@ -69,8 +73,10 @@ from streams.contracts.stock_pushes import Push
 from streams.contracts.topics import (
     AVAILABILITY,
     ERP_CATALOG,
+    ERP_CUSTOMERS,
     STOCK_PUSHES,
     STOREFRONT_CATALOG_RESULTS,
+    STOREFRONT_CUSTOMER_RESULTS,
     STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_FULFILMENTS,
     STOREFRONT_RESULTS,
@@ -84,7 +90,6 @@ log = logging.getLogger(__name__)
 
 RESULT_SCHEMA = "erpbridge.StorefrontResult"
 SHIPMENT_RESULT_SCHEMA = "erpbridge.StorefrontFulfilmentResult"
-PRODUCT_RESULT_SCHEMA = "erpbridge.StorefrontProductResult"
 _BATCH = 500
 _POLL_SECONDS = 0.5
 
@@ -104,6 +109,49 @@ class Handled:
 T = TypeVar("T")
 
 
+class _Thing(Protocol):
+    @property
+    def route(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+
+Kept = TypeVar("Kept", bound=_Thing)
+
+
+@dataclass(frozen=True)
+class _Keeping(Generic[Kept]):
+    """A kind of the ERP's master data the sink keeps on the storefronts: the records of
+    `source` (of `schema`; a tombstone is None) made things for the routes that want them,
+    each set by its route's adapter, its result on `results` naming it by `names`."""
+
+    source: str
+    schema: str
+    things_of: Callable[[str, Mapping[str, Any] | None, Mapping[str, WebhookRoute]], list[Kept]]
+    sync: Callable[[StorefrontAdapter, Kept], Synced[Kept]]
+    results: str
+    result_schema: str
+    names: Callable[[Kept], dict[str, Any]]
+
+
+def _set_product(adapter: StorefrontAdapter, product: Product) -> Synced[Product]:
+    assert isinstance(adapter, CatalogAdapter)  # checked by storefront_adapters
+    return adapter.set_product(product)
+
+
+def _set_customer(adapter: StorefrontAdapter, customer: Customer) -> Synced[Customer]:
+    assert isinstance(adapter, CustomerAdapter)  # checked by storefront_adapters
+    if customer.email is None:
+        return Synced(
+            customer,
+            SyncStatus.SKIPPED,
+            message=f"the ERP has no email for {customer.customer_id}, which a storefront "
+            "account needs",
+        )
+    return adapter.set_customer(customer)
+
+
 class StorefrontSink:
     def __init__(
         self,
@@ -121,15 +169,27 @@ class StorefrontSink:
         self._sleep = sleep
         self._availability = catalog.physical(AVAILABILITY)
         self._fulfilments = catalog.physical(STOREFRONT_FULFILMENTS)
-        self._catalog = catalog.physical(ERP_CATALOG)
         self._dead_letters = {
             catalog.physical(name): catalog.physical(dead_letter_of(name))
-            for name in (AVAILABILITY, STOREFRONT_FULFILMENTS, ERP_CATALOG)
+            for name in (AVAILABILITY, STOREFRONT_FULFILMENTS, ERP_CATALOG, ERP_CUSTOMERS)
         }
+        keepings: list[_Keeping[Any]] = [
+            _Keeping(catalog.physical(ERP_CATALOG), "erpbridge.CatalogItem", products_of,
+                     _set_product, catalog.physical(STOREFRONT_CATALOG_RESULTS),
+                     "erpbridge.StorefrontProductResult", lambda p: {"sku": p.sku}),
+            _Keeping(catalog.physical(ERP_CUSTOMERS), "erpbridge.ErpCustomer", customers_of,
+                     _set_customer, catalog.physical(STOREFRONT_CUSTOMER_RESULTS),
+                     "erpbridge.StorefrontCustomerResult",
+                     lambda c: {"customer_id": c.customer_id}),
+        ]  # fmt: skip
+        wanted = {
+            ERP_CATALOG: any(r.push_catalog for r in routes.values()),
+            ERP_CUSTOMERS: any(r.push_customers for r in routes.values()),
+        }
+        self._keeping = {k.source: k for k in keepings if wanted[catalog.logical(k.source)]}
         self._pushes = catalog.physical(STOCK_PUSHES)
         self._results = catalog.physical(STOREFRONT_RESULTS)
         self._shipment_results = catalog.physical(STOREFRONT_FULFILMENT_RESULTS)
-        self._product_results = catalog.physical(STOREFRONT_CATALOG_RESULTS)
         self._consumer = Consumer(
             {
                 **settings.confluent_config(),
@@ -154,9 +214,8 @@ class StorefrontSink:
         the rest of the batch for them fails at once instead of waiting again."""
 
     def start(self) -> None:
-        catalog = [self._catalog] if any(r.push_catalog for r in self._routes.values()) else []
         self._consumer.subscribe(
-            [self._availability, self._fulfilments, *catalog], on_revoke=self._revoked
+            [self._availability, self._fulfilments, *self._keeping], on_revoke=self._revoked
         )
 
     def assigned(self) -> bool:
@@ -183,13 +242,15 @@ class StorefrontSink:
         self._down.clear()
         stock = [m for m in messages if m.topic() == self._availability]
         shipments = [m for m in messages if m.topic() == self._fulfilments]
-        items = [m for m in messages if m.topic() == self._catalog]
         pushed, dead = self._push_stock(stock)
         told, dead_shipments = self._tell(shipments)
-        shown, dead_products = self._show(items)
+        kept, dead_kept = 0, 0
+        for source, keeping in self._keeping.items():
+            counts = self._keep(keeping, [m for m in messages if m.topic() == source])
+            kept, dead_kept = kept + counts[0], dead_kept + counts[1]
         self._confirmed("results and dead letters")
         self._commit()
-        return Handled(len(messages), pushed + told + shown, dead + dead_shipments + dead_products)
+        return Handled(len(messages), pushed + told + kept, dead + dead_shipments + dead_kept)
 
     def _push_stock(self, messages: Sequence[Message]) -> tuple[int, int]:
         """The levels of availability records set: how many were pushed, and dead-lettered."""
@@ -300,52 +361,52 @@ class StorefrontSink:
                              message, what, attempts, latency_ms)  # fmt: skip
         return self._kept_if_failed(outcome.status is ShipmentStatus.FAILED, what, message)
 
-    def _show(self, messages: Sequence[Message]) -> tuple[int, int]:
-        """The ERP's products made the routes' products: how many were pushed, and
+    def _keep(self, keeping: _Keeping[Kept], messages: Sequence[Message]) -> tuple[int, int]:
+        """The ERP's products or customers made the routes' own: how many were pushed, and
         dead-lettered."""
-        latest: dict[str, tuple[Product, Message]] = {}
+        latest: dict[str, tuple[Kept, Message]] = {}
         dead = 0
         for message in messages:
             value, key = message.value(), (message.key() or b"").decode()
             try:
-                item = (
+                datum = (
                     None
                     if value is None
-                    else self._codec.decode(value, expected="erpbridge.CatalogItem").datum
+                    else self._codec.decode(value, expected=keeping.schema).datum
                 )
             except DecodeError as error:
                 self._dead_letter(message, error.reason, str(error))
                 dead += 1
                 continue
-            for product in products_of(key, item, self._routes):
-                latest.pop(product.key, None)
-                latest[product.key] = (product, message)
-        for product, message in latest.values():
-            dead += self._show_one(product, message)
+            for thing in keeping.things_of(key, datum, self._routes):
+                latest.pop(thing.key, None)
+                latest[thing.key] = (thing, message)
+        for thing, message in latest.values():
+            dead += self._keep_one(keeping, thing, message)
         return len(latest), dead
 
-    def _show_one(self, product: Product, message: Message) -> int:
-        """One product pushed, its result published; 1 when it went to the dead letters."""
-        adapter = self._adapters[product.route]
-        assert isinstance(adapter, CatalogAdapter)  # checked by storefront_adapters
+    def _keep_one(self, keeping: _Keeping[Kept], thing: Kept, message: Message) -> int:
+        """One product or customer pushed, its result published; 1 when it went to the dead
+        letters."""
+        adapter = self._adapters[thing.route]
 
-        def failed(said: str, permanent: bool) -> ProductOutcome:
-            return ProductOutcome(product, ProductStatus.FAILED, None, said, permanent)
+        def failed(said: str, permanent: bool) -> Synced[Kept]:
+            return Synced(thing, SyncStatus.FAILED, None, said, permanent)
 
         outcome, attempts, latency_ms = self._attempt(
-            product.route, partial(adapter.set_product, product), failed
+            thing.route, partial(keeping.sync, adapter, thing), failed
         )
         what = {
-            "route": product.route, "provider": adapter.provider, "sku": product.sku,
+            "route": thing.route, "provider": adapter.provider, **keeping.names(thing),
             "status": outcome.status.value, "storefront_id": outcome.storefront_id,
             "message": outcome.message, "permanent": outcome.permanent,
         }  # fmt: skip
-        self._publish_result(self._product_results, PRODUCT_RESULT_SCHEMA, product.key,
-                             message, what, attempts, latency_ms)  # fmt: skip
-        return self._kept_if_failed(outcome.status is ProductStatus.FAILED, what, message)
+        self._publish_result(keeping.results, keeping.result_schema, thing.key, message, what,
+                             attempts, latency_ms)  # fmt: skip
+        return self._kept_if_failed(outcome.status is SyncStatus.FAILED, what, message)
 
     def _kept_if_failed(self, failed: bool, what: dict[str, Any], message: Message) -> int:
-        """A fulfilment or product that failed goes to the dead letters (1), since nothing
+        """A fulfilment, product or customer that failed goes to the dead letters (1), since nothing
         tells the storefront again soon (unlike a level, which the next availability
         change sets): the letter keeps it for a replay."""
         if not failed:

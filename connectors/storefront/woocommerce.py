@@ -1,5 +1,5 @@
-"""WooCommerce through its REST API v3: stock levels, shipments as customer notes, and
-products.
+"""WooCommerce through its REST API v3: stock levels, shipments as customer notes, products
+and customers.
 
 Stock: a product found by SKU (`GET /products?sku=`), its `stock_quantity` set with stock
 management on, up to 100 products per `POST /products/batch` (WooCommerce's documented
@@ -15,6 +15,15 @@ Products (push_catalog): WooCommerce prices in the shop's one currency (the rout
 published) when no product has its SKU, or updated where its name, description, regular
 price or status (publish) differ, both through `POST /products/batch`; one the ERP no longer
 sells is set to draft (unsold, kept).
+
+Customers (push_customers): the account is looked for among those of the customer's email,
+then of its name (`GET /customers?email=`, `?search=`), and taken where its meta data holds
+the ERP's customer id; an account of the email with no such id is the customer's own (it
+registered) and is marked with it; one marked with another customer's id is refused, since
+WooCommerce keeps one account per email. None: created (`POST /customers`, WooCommerce
+making its username). Its email, name (as first name), and billing and shipping address
+(the ERP's first address; the phone on billing) are updated where they differ (`PUT
+/customers/<id>`).
 
 Shipments: WooCommerce has no fulfilment or tracking object of its own (tracking is a paid
 extension's), so a shipment becomes a customer note on the order (`POST
@@ -35,8 +44,6 @@ import httpx
 
 from connectors.storefront.adapter import (
     Outcome,
-    ProductOutcome,
-    ProductStatus,
     Shipment,
     ShipmentOutcome,
     ShipmentStatus,
@@ -44,8 +51,12 @@ from connectors.storefront.adapter import (
     Status,
     StorefrontRefused,
     StorefrontUnavailable,
+    Synced,
+    SyncStatus,
     request,
 )
+from connectors.storefront.customers import MARK as CUSTOMER_MARK
+from connectors.storefront.customers import Customer
 from connectors.storefront.levels import StockLevel
 from connectors.storefront.products import Product
 from streams.domain.money import minor_unit
@@ -108,10 +119,10 @@ class WooCommerceStock:
         matching = [p for p in found if p.get("sku") == sku]
         return dict(matching[0]) if matching else None
 
-    def set_product(self, product: Product) -> ProductOutcome:
+    def set_product(self, product: Product) -> Synced[Product]:
         found = self._product(product.sku)
         if found is None and not product.active:
-            return ProductOutcome(product, ProductStatus.UNCHANGED)
+            return Synced(product, SyncStatus.UNCHANGED)
         wanted: dict[str, Any] = {"status": "publish" if product.active else "draft"}
         if product.active:
             if len(product.prices) != 1:
@@ -128,12 +139,12 @@ class WooCommerceStock:
         if found is None:
             item = {**wanted, "type": "simple", "sku": product.sku, "manage_stock": True}
             made = self._one("create", item)
-            return ProductOutcome(product, ProductStatus.CREATED, str(made["id"]))
+            return Synced(product, SyncStatus.CREATED, str(made["id"]))
         changes = {k: v for k, v in wanted.items() if found.get(k) != v}
         if changes:
             self._one("update", {"id": found["id"], **changes})
-        status = ProductStatus.UPDATED if changes else ProductStatus.UNCHANGED
-        return ProductOutcome(product, status, str(found["id"]))
+        status = SyncStatus.UPDATED if changes else SyncStatus.UNCHANGED
+        return Synced(product, status, str(found["id"]))
 
     def _one(self, operation: str, item: dict[str, Any]) -> dict[str, Any]:
         """One product created or updated through the batch endpoint; its error raised."""
@@ -148,6 +159,43 @@ class WooCommerceStock:
                 raise StorefrontUnavailable(said)
             raise StorefrontRefused(said)
         return done
+
+    def set_customer(self, customer: Customer) -> Synced[Customer]:
+        wanted = _account(customer)
+        account = self._account(customer)
+        if account is None:
+            body = {**wanted, "meta_data": [{"key": CUSTOMER_MARK, "value": customer.customer_id}]}
+            made = self._call("POST", "/customers", json=body)
+            return Synced(customer, SyncStatus.CREATED, str(made["id"]))
+        changes = {
+            k: v
+            for k, v in wanted.items()
+            if (account.get(k) if not isinstance(v, dict) else _shown(account.get(k), v)) != v
+        }
+        if _mark_of(account) != customer.customer_id:
+            changes["meta_data"] = [{"key": CUSTOMER_MARK, "value": customer.customer_id}]
+        if changes:
+            self._call("PUT", f"/customers/{account['id']}", json=changes)
+        status = SyncStatus.UPDATED if changes else SyncStatus.UNCHANGED
+        return Synced(customer, status, str(account["id"]))
+
+    def _account(self, customer: Customer) -> dict[str, Any] | None:
+        """The customer's account: marked with its id (by email, then by name), else the
+        unmarked account of its email."""
+        by_email = self._call("GET", "/customers", params={"email": customer.email})
+        by_name = self._call("GET", "/customers", params={"search": customer.name, "per_page": 100})
+        for account in [*by_email, *by_name]:
+            if _mark_of(account) == customer.customer_id:
+                return dict(account)
+        for account in by_email:
+            other = _mark_of(account)
+            if other is not None:
+                raise StorefrontRefused(
+                    f"WooCommerce's account of {customer.email} belongs to the ERP's customer "
+                    f"{other}"
+                )
+            return dict(account)
+        return None
 
     def record_shipment(self, shipment: Shipment) -> ShipmentOutcome:
         if not shipment.order_id.isdigit():
@@ -177,3 +225,34 @@ def note_text(shipment: Shipment) -> str:
     via = f" with {shipment.carrier}" if shipment.carrier else ""
     tracking = f", tracking number {shipment.tracking_number}" if shipment.tracking_number else ""
     return f"Shipped{via}: {goods}{tracking}. {shipment.marker}"
+
+
+def _mark_of(account: Mapping[str, Any]) -> str | None:
+    for meta in account.get("meta_data") or []:
+        if meta.get("key") == CUSTOMER_MARK:
+            return str(meta.get("value"))
+    return None
+
+
+def _shown(shown: Any, wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of an address WooCommerce shows that erpbridge sets."""
+    return {k: (shown or {}).get(k) for k in wanted}
+
+
+def _account(customer: Customer) -> dict[str, Any]:
+    """The account fields erpbridge keeps: WooCommerce's empty string stands for none."""
+    address = customer.address
+    place = {
+        "first_name": (address.name if address else None) or customer.name,
+        "address_1": (address.street if address else None) or "",
+        "city": (address.city if address else None) or "",
+        "state": (address.region if address else None) or "",
+        "postcode": (address.postal_code if address else None) or "",
+        "country": (address.country if address else None) or "",
+    }
+    return {
+        "email": customer.email,
+        "first_name": customer.name,
+        "billing": {**place, "email": customer.email or "", "phone": customer.phone or ""},
+        "shipping": place,
+    }

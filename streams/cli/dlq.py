@@ -18,6 +18,7 @@ from streams.contracts.codec import codec_from_settings
 from streams.contracts.topics import (
     ERP_CATALOG,
     ERP_COMMANDS,
+    ERP_CUSTOMERS,
     ERP_PENDING,
     INPUTS,
     JOURNAL,
@@ -32,10 +33,19 @@ from streams.ops.records import Outgoing, PartitionReader, RecordsError, Sender
 from streams.ops.settings import Settings
 
 _SOURCES = LogicalTopic(
-    (*INPUTS, ERP_PENDING, JOURNAL, ERP_COMMANDS, STOREFRONT_FULFILMENTS, ERP_CATALOG, WEBHOOKS),
+    (
+        *INPUTS,
+        ERP_PENDING,
+        JOURNAL,
+        ERP_COMMANDS,
+        STOREFRONT_FULFILMENTS,
+        ERP_CATALOG,
+        ERP_CUSTOMERS,
+        WEBHOOKS,
+    ),
     "{topic} is none of the topics whose dead letters this works on: an input topic, the "
     "dispatcher's internal.erp-pending and finance.journal, erp.commands, the storefront "
-    "sink's storefront.fulfilments and erp.catalog, or webhooks",
+    "sink's storefront.fulfilments, erp.catalog and erp.customers, or webhooks",
 )
 _COLUMNS = ("partition", "offset", "source offset", "reason", "failed at", "key", "error")
 _WEBHOOK_COLUMNS = ("partition", "offset", "route", "reason", "failed at", "key", "error")
@@ -131,7 +141,7 @@ def replay_dead_letters(
     reason of now. Sending one twice doubles nothing: the topology de-duplicates events
     by event id and the connector looks each document up by command id. The dead letters
     stay on `<topic>.dlq`. Refuses, sending nothing, an offset with no dead letter and a
-    reason no dead letter has. On a compacted TOPIC (erp.catalog) a dead letter whose key
+    reason no dead letter has. On a compacted TOPIC (erp.catalog, erp.customers) a dead letter whose key
     has a newer record there is skipped: that record is the truth now.
 
     A webhook's dead letter (TOPIC webhooks) is mapped again instead, with the routes

@@ -46,6 +46,7 @@ from streams.contracts.topics import (
     STOCK_PUSHES,
     STOCK_REQUESTS,
     STOREFRONT_CATALOG_RESULTS,
+    STOREFRONT_CUSTOMER_RESULTS,
     STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_FULFILMENTS,
     STOREFRONT_RESULTS,
@@ -197,10 +198,11 @@ def principals(settings: Settings) -> list[Principal]:
         Principal(
             STOREFRONT,
             "the storefront sink: availability to the storefronts' stock levels, fulfilments "
-            "to their orders, the ERP's catalog to their products",
+            "to their orders, the ERP's catalog and customers to their products and accounts",
             (
                 *_topics(
-                    physical([AVAILABILITY, STOREFRONT_FULFILMENTS, ERP_CATALOG]), Operation.READ
+                    physical([AVAILABILITY, STOREFRONT_FULFILMENTS, ERP_CATALOG, ERP_CUSTOMERS]),
+                    Operation.READ,
                 ),
                 *_topics(
                     physical(
@@ -209,9 +211,11 @@ def principals(settings: Settings) -> list[Principal]:
                             STOREFRONT_RESULTS,
                             STOREFRONT_FULFILMENT_RESULTS,
                             STOREFRONT_CATALOG_RESULTS,
+                            STOREFRONT_CUSTOMER_RESULTS,
                             dead_letter_of(AVAILABILITY),
                             dead_letter_of(STOREFRONT_FULFILMENTS),
                             dead_letter_of(ERP_CATALOG),
+                            dead_letter_of(ERP_CUSTOMERS),
                         ]
                     ),
                     Operation.WRITE,

@@ -55,6 +55,9 @@ STOREFRONT_FULFILMENT_RESULTS = "storefront.fulfilment-results"
 STOREFRONT_CATALOG_RESULTS = "storefront.catalog-results"
 """What storefronts did with the products erpbridge pushed to them from erp.catalog
 (connectors.storefront)."""
+STOREFRONT_CUSTOMER_RESULTS = "storefront.customer-results"
+"""What storefronts did with the customers erpbridge pushed to them from erp.customers
+(connectors.storefront)."""
 ERP_CATALOG = "erp.catalog"
 """The ERP's products, latest per SKU (connectors.erp.source): what storefronts list and
 price."""
@@ -141,6 +144,13 @@ SPECS: tuple[TopicSpec, ...] = (
         "erpbridge.StorefrontProductResult",
         _delete(7),
     ),
+    TopicSpec(
+        STOREFRONT_CUSTOMER_RESULTS,
+        Role.OUTPUT,
+        "route:customer_id",
+        "erpbridge.StorefrontCustomerResult",
+        _delete(7),
+    ),
     TopicSpec(ERP_CATALOG, Role.OUTPUT, "sku", "erpbridge.CatalogItem", _COMPACT),
     TopicSpec(ERP_CUSTOMERS, Role.OUTPUT, "customer_id", "erpbridge.ErpCustomer", _COMPACT),
     TopicSpec(PAYOUT_WATERMARKS, Role.INTERNAL, "route", None, _COMPACT),
@@ -166,7 +176,9 @@ SPECS: tuple[TopicSpec, ...] = (
             STOREFRONT_FULFILMENTS,
             STOREFRONT_FULFILMENT_RESULTS,
             STOREFRONT_CATALOG_RESULTS,
+            STOREFRONT_CUSTOMER_RESULTS,
             ERP_CATALOG,
+            ERP_CUSTOMERS,
         )
     ),
     # Webhooks have no source topic: their dead letters are the request, kept like the others.
@@ -187,7 +199,12 @@ COPARTITIONED: tuple[tuple[str, ...], ...] = (
     (ORDERS, PAYMENTS, ORDER_FEEDBACK),
     (INVENTORY, STOCK_REQUESTS),
     (ERP_RESULTS,),
-    (STOREFRONT_RESULTS, STOREFRONT_FULFILMENT_RESULTS, STOREFRONT_CATALOG_RESULTS),
+    (
+        STOREFRONT_RESULTS,
+        STOREFRONT_FULFILMENT_RESULTS,
+        STOREFRONT_CATALOG_RESULTS,
+        STOREFRONT_CUSTOMER_RESULTS,
+    ),
 )
 """Topics one agent reads together: a key must land on the same partition number in each,
 so each group needs one partition count (and the murmur2 partitioner on every producer)."""

@@ -55,6 +55,7 @@ ERP_COMMAND_FAILED = "erp-command-failed"
 STOREFRONT_LEVEL_REFUSED = "storefront-level-refused"
 STOREFRONT_FULFILMENT_REFUSED = "storefront-fulfilment-refused"
 STOREFRONT_PRODUCT_REFUSED = "storefront-product-refused"
+STOREFRONT_CUSTOMER_REFUSED = "storefront-customer-refused"
 
 # Entity types: what an AlertBook, and each alert's entity_id, is about.
 ORDER = "order"
@@ -66,6 +67,8 @@ STOREFRONT_FULFILMENT = "storefront-fulfilment"
 """A fulfilment told to a storefront: `<route>:<order id>/<fulfilment id>`."""
 STOREFRONT_PRODUCT = "storefront-product"
 """A product pushed to a storefront: `<route>:<sku>`."""
+STOREFRONT_CUSTOMER = "storefront-customer"
+"""A customer pushed to a storefront: `<route>:<customer id>`."""
 
 
 class Severity(StrEnum):

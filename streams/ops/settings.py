@@ -89,6 +89,13 @@ class WebhookRoute(BaseModel):
         "from erp.catalog: name, description, list prices, archived when the ERP no longer "
         "sells them (needs admin_url and an admin token; Medusa and WooCommerce).",
     )
+    push_customers: bool = Field(
+        default=False,
+        description="`connector storefront` creates and updates this storefront's customer "
+        "accounts from erp.customers: name, email, phone and first address, found again by "
+        "the ERP's customer id kept on the account (needs admin_url and an admin token; "
+        "Medusa and WooCommerce).",
+    )
     currency: str | None = Field(
         default=None,
         description="The storefront's one currency, where it prices in one (WooCommerce): "

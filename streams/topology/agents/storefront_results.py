@@ -1,12 +1,14 @@
 """The storefront results agent: what storefronts did with what erpbridge pushed to them
 (storefront.results, keyed by `<route>:<sku>@<warehouse>`, storefront.fulfilment-results,
-keyed by `<route>:<order id>/<fulfilment id>`, and storefront.catalog-results, keyed by
-`<route>:<sku>`) into alerts.
+keyed by `<route>:<order id>/<fulfilment id>`, storefront.catalog-results, keyed by
+`<route>:<sku>`, and storefront.customer-results, keyed by `<route>:<customer id>`) into
+alerts.
 
 A push refused for good opens an alert (`storefront-level-refused`,
-`storefront-fulfilment-refused`, `storefront-product-refused`), resolved when a later
-result for the same key is not one; the alert books live in one table, keyed by entity and
-record key and partitioned like the three topics. The storefront sink dead-letters the
+`storefront-fulfilment-refused`, `storefront-product-refused`,
+`storefront-customer-refused`), resolved when a later result for the same key is not one;
+the alert books live in one table, keyed by entity and record key and partitioned like the
+four topics. The storefront sink dead-letters the
 pushed record itself (connectors.storefront.sink).
 """
 
@@ -19,10 +21,13 @@ from faust.types import EventT, StreamT
 
 from streams.contracts.topics import (
     STOREFRONT_CATALOG_RESULTS,
+    STOREFRONT_CUSTOMER_RESULTS,
     STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_RESULTS,
 )
 from streams.domain.alerts import (
+    STOREFRONT_CUSTOMER,
+    STOREFRONT_CUSTOMER_REFUSED,
     STOREFRONT_FULFILMENT,
     STOREFRONT_FULFILMENT_REFUSED,
     STOREFRONT_LEVEL,
@@ -70,6 +75,12 @@ def product_outcome(datum: dict[str, Any]) -> StorefrontOutcome:
     return _outcome(datum, f"the product {datum['sku']}", {"sku": datum["sku"]})
 
 
+def customer_outcome(datum: dict[str, Any]) -> StorefrontOutcome:
+    """An erpbridge.StorefrontCustomerResult datum as the rules see it."""
+    customer = datum["customer_id"]
+    return _outcome(datum, f"the customer {customer}", {"customer_id": customer})
+
+
 _KINDS: dict[str, tuple[str, str, Callable[[dict[str, Any]], StorefrontOutcome]]] = {
     STOREFRONT_RESULTS: (STOREFRONT_LEVEL, STOREFRONT_LEVEL_REFUSED, level_outcome),
     STOREFRONT_FULFILMENT_RESULTS: (
@@ -78,6 +89,11 @@ _KINDS: dict[str, tuple[str, str, Callable[[dict[str, Any]], StorefrontOutcome]]
         fulfilment_outcome,
     ),
     STOREFRONT_CATALOG_RESULTS: (STOREFRONT_PRODUCT, STOREFRONT_PRODUCT_REFUSED, product_outcome),
+    STOREFRONT_CUSTOMER_RESULTS: (
+        STOREFRONT_CUSTOMER,
+        STOREFRONT_CUSTOMER_REFUSED,
+        customer_outcome,
+    ),
 }
 """Per topic: the entity its keys name, the alert type of a refusal, the datum's reading."""
 
@@ -111,7 +127,7 @@ class StorefrontResultsAgent:
         tables = self._c.tables
         for (name, key), outcomes in results.items():
             entity, alert_type, _ = _KINDS[name]
-            # The three kinds share the table: the entity in the slot keeps a SKU with a
+            # The four kinds share the table: the entity in the slot keeps a SKU with a
             # "/" in it apart from a fulfilment's key, and a product's from a level's.
             slot = f"{entity}:{key}"
             book = tables.alert_book(tables.storefront_alerts, entity, key, slot)

@@ -23,7 +23,9 @@ def _entry() -> dict[str, Any]:
 def test_a_balanced_entry_and_other_kinds_pass() -> None:
     assert refuse(_journal([_entry(), _entry()])) is None
     body = TEMPLATES[Kind.CREATE_SALES_ORDER]
-    assert refuse(Command("o/sales-order/1", Kind.CREATE_SALES_ORDER, "tryton", 0, "o", body)) is None
+    assert (
+        refuse(Command("o/sales-order/1", Kind.CREATE_SALES_ORDER, "tryton", 0, "o", body)) is None
+    )
 
 
 def test_an_entry_unbalanced_in_either_currency_is_refused_naming_it() -> None:

@@ -12,7 +12,9 @@ BACKOFF = Backoff(initial=0.5, maximum=8.0, give_up_after=60.0)
 @pytest.mark.parametrize(
     ("attempt", "step"), [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 8.0), (9, 8.0)]
 )
-def test_the_step_doubles_up_to_the_maximum_and_jitter_keeps_half(attempt: int, step: float) -> None:
+def test_the_step_doubles_up_to_the_maximum_and_jitter_keeps_half(
+    attempt: int, step: float
+) -> None:
     assert BACKOFF.delay(attempt, None, rand=lambda: 0.0) == step / 2
     assert BACKOFF.delay(attempt, None, rand=lambda: 1.0) == step
     assert step / 2 < BACKOFF.delay(attempt, None, rand=lambda: 0.5) < step

@@ -40,9 +40,7 @@ def _documents(answered: dict[str, list[dict[str, Any]]], ids: list[str]) -> dic
 
 
 def _assert_succeeded(answered: dict[str, list[dict[str, Any]]], ids: list[str]) -> None:
-    failed = {
-        c: r["error"] for c in ids for r in answered[c] if r["status"] != "SUCCEEDED"
-    }
+    failed = {c: r["error"] for c in ids for r in answered[c] if r["status"] != "SUCCEEDED"}
     assert not failed, failed
     assert all(r["document_id"] for c in ids for r in answered[c])
 
@@ -64,9 +62,7 @@ def committed(settings: Settings, topics: TopicCatalog, group: str) -> dict[int,
     topic = topics.physical(ERP_COMMANDS)
     consumer = Consumer({**settings.confluent_config(), "group.id": group})
     try:
-        partitions = [
-            TopicPartition(topic, p) for p in range(topics.partitions(ERP_COMMANDS))
-        ]
+        partitions = [TopicPartition(topic, p) for p in range(topics.partitions(ERP_COMMANDS))]
         return {
             tp.partition: tp.offset
             for tp in consumer.committed(partitions, timeout=10)
@@ -111,8 +107,10 @@ def test_every_command_reaches_the_erp_once_even_when_redelivered(
     assert all(len(docs) == 1 for docs in _documents(second, ids).values())
     _assert_once_in_erp(tryton, commands)
     wait_for(
-        lambda: committed(connector_settings, erp_topics, running.service.group)
-        == ends(connector_settings, erp_topics),
+        lambda: (
+            committed(connector_settings, erp_topics, running.service.group)
+            == ends(connector_settings, erp_topics)
+        ),
         timeout=30,
         what="every offset committed",
     )
@@ -141,8 +139,10 @@ def test_a_crash_between_erp_success_and_commit_creates_nothing_twice(
     try:
         again = wait_results(connector_settings, erp_topics, ids, each=2)
         wait_for(
-            lambda: committed(connector_settings, erp_topics, group)
-            == ends(connector_settings, erp_topics),
+            lambda: (
+                committed(connector_settings, erp_topics, group)
+                == ends(connector_settings, erp_topics)
+            ),
             timeout=60,
             what="the restarted connector to commit everything",
         )
@@ -168,9 +168,7 @@ def test_journal_batches_sharing_entries_post_each_entry_once(
 ) -> None:
     """After a crash the dispatcher batches re-sent journal entries anew: batches with other
     ids that share entries reach the connector together, and each entry is one move."""
-    entries = [
-        c for c in sample_commands(seed=505, orders=3) if c.kind is Kind.POST_JOURNAL_ENTRY
-    ]
+    entries = [c for c in sample_commands(seed=505, orders=3) if c.kind is Kind.POST_JOURNAL_ENTRY]
     assert len(entries) >= 8
 
     def batch(name: str, members: list[Command]) -> Command:
@@ -233,9 +231,7 @@ def test_poison_commands_are_dead_lettered_while_the_others_succeed(
         body = {**sale.body, "order_id": order_id, **changes}
         return replace(sale, command_id=f"{order_id}/sales-order/1", body=body)
 
-    unknown_sku = sale_of(
-        "ORD-POISON-SKU", lines=[{**sale.body["lines"][0], "sku": "NO-SUCH-SKU"}]
-    )
+    unknown_sku = sale_of("ORD-POISON-SKU", lines=[{**sale.body["lines"][0], "sku": "NO-SUCH-SKU"}])
     unknown_customer = sale_of(
         "ORD-POISON-CUSTOMER", customer={**sale.body["customer"], "customer_id": "CUST-NOBODY"}
     )
@@ -270,7 +266,9 @@ def test_poison_commands_are_dead_lettered_while_the_others_succeed(
     answered = wait_results(connector_settings, erp_topics, good_ids)
     _assert_succeeded(answered, good_ids)
     letters = wait_for(
-        lambda: (found := dead_letters(connector_settings, erp_topics)) and len(found) >= 5 and found,
+        lambda: (
+            (found := dead_letters(connector_settings, erp_topics)) and len(found) >= 5 and found
+        ),
         timeout=60,
         what="five dead letters",
     )
@@ -302,8 +300,10 @@ def test_poison_commands_are_dead_lettered_while_the_others_succeed(
     assert "for-another-erp" not in failures
     assert running.call(lambda s: s.counts["ignored"]) == 1
     wait_for(
-        lambda: committed(connector_settings, erp_topics, running.service.group)
-        == ends(connector_settings, erp_topics),
+        lambda: (
+            committed(connector_settings, erp_topics, running.service.group)
+            == ends(connector_settings, erp_topics)
+        ),
         timeout=30,
         what="every offset committed, poison included",
     )

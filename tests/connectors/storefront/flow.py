@@ -154,3 +154,22 @@ def catalog_item(
         "source": "erp:tryton", "erp_id": sku, "updated_at": 1_780_000_000_000 + at_ms,
     }  # fmt: skip
     return sku, CODEC.encode("erpbridge.CatalogItem", datum, topic="erp.catalog")
+
+
+def erp_customer(
+    customer_id: str,
+    name: str,
+    email: str | None,
+    *,
+    active: bool = True,
+    street: str = "1 Main St",
+) -> tuple[str, bytes]:
+    """An erp.customers record (key, value) of `customer_id`, as the ERP source writes it."""
+    datum = {
+        "customer_id": customer_id, "name": name, "email": email, "phone": "+1 555 0100",
+        "active": active,
+        "addresses": [{"name": None, "street": street, "city": "Springfield", "region": "IL",
+                       "postal_code": "62701", "country": "US"}],
+        "source": "erp:tryton", "erp_id": customer_id, "updated_at": 1_780_000_000_000,
+    }  # fmt: skip
+    return customer_id, CODEC.encode("erpbridge.ErpCustomer", datum, topic="erp.customers")

@@ -1,7 +1,7 @@
 """The storefront sink against the session's live Medusa (streams.local.medusa), as a secret
 API key: levels set as Medusa's stocked quantity, an order placed in the store shown
-fulfilled and shipped with its tracking number, once, and the ERP's products created,
-renamed, repriced and archived."""
+fulfilled and shipped with its tracking number, once, the ERP's products created, renamed,
+repriced and archived, and its customers kept as one account each."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from connectors.storefront.customers import MARK
 from streams.contracts.topics import (
     ERP_CATALOG,
+    ERP_CUSTOMERS,
     STOREFRONT_CATALOG_RESULTS,
+    STOREFRONT_CUSTOMER_RESULTS,
     STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_FULFILMENTS,
 )
@@ -22,6 +25,7 @@ from tests.connectors.storefront.flow import (
     availability,
     catalog_item,
     drain,
+    erp_customer,
     fulfilment,
     new_sink,
     produce,
@@ -37,16 +41,22 @@ WAREHOUSE = "WH-EAST"
 
 
 def _settings(
-    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa, catalog: bool = False
+    kafka_broker: Any,
+    topic_prefix: str,
+    tmp_path: Path,
+    medusa: Medusa,
+    catalog: bool = False,
+    customers: bool = False,
 ) -> Settings:
     token = medusa.secret_key(topic_prefix)
     route = WebhookRoute(
         provider="medusa",
         warehouses={medusa.stock_location_id: WAREHOUSE},
         admin_url=medusa.url,
-        push_stock=not catalog,
-        push_tracking=not catalog,
+        push_stock=not (catalog or customers),
+        push_tracking=not (catalog or customers),
         push_catalog=catalog,
+        push_customers=customers,
     )
     return sink_settings(kafka_broker, topic_prefix, tmp_path, {"medusa": route}, {"medusa": token})
 
@@ -185,3 +195,52 @@ def test_medusa_shows_the_erps_products_created_repriced_and_archived(
     }  # fmt: skip
     archived = _shown(medusa, gone)
     assert archived is not None and archived["status"] == "draft"
+
+
+def test_medusa_keeps_the_erps_customers_as_one_account_each(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, customers=True)
+    tag = topic_prefix[-9:-1].lower()
+    new, ann = f"CUST-NEW-{tag}", f"CUST-ANN-{tag}"
+    fields = {"fields": "id,email,first_name,phone,metadata,*addresses"}
+    with medusa.admin() as admin:
+        # An account the customer made in the shop before erpbridge knew the shop.
+        registered = admin.post("/admin/customers", {"email": f"ann-{tag}@example.com",
+                                                     "first_name": "Ann"}, fields)["customer"]  # fmt: skip
+    records = [
+        erp_customer(new, f"Jane Doe {tag}", f"jane-{tag}@example.com"),
+        erp_customer(ann, f"Ann Smith {tag}", f"ann-{tag}@example.com"),
+    ]
+    sink = new_sink(settings)
+    produce(settings, records, ERP_CUSTOMERS)
+    sink.start()
+    try:
+        first = drain(sink, settings, 2, STOREFRONT_CUSTOMER_RESULTS)
+        moved = erp_customer(
+            new, f"Jane Doe {tag}", f"jane.doe-{tag}@example.com", street="2 Elm St"
+        )
+        produce(settings, [records[1], moved], ERP_CUSTOMERS)
+        results = drain(sink, settings, 4, STOREFRONT_CUSTOMER_RESULTS)
+    finally:
+        sink.close()
+
+    assert {r["customer_id"]: r["status"] for r in first} == {new: "CREATED", ann: "UPDATED"}
+    said: dict[str, list[str]] = {}
+    for result in results:
+        said.setdefault(result["customer_id"], []).append(result["status"])
+    assert said == {new: ["CREATED", "UPDATED"], ann: ["UPDATED", "UNCHANGED"]}
+    with medusa.admin() as admin:
+        shown = admin.get("/admin/customers", {**fields, "q": tag, "limit": 100})["customers"]
+    marked = {(c.get("metadata") or {}).get(MARK): c for c in shown}
+    assert set(marked) == {new, ann}  # one account each, the registered one adopted
+    assert marked[ann]["id"] == registered["id"]
+    jane = marked[new]
+    assert (jane["email"], jane["first_name"], jane["phone"]) == (
+        f"jane.doe-{tag}@example.com", f"Jane Doe {tag}", "+1 555 0100"
+    )  # fmt: skip
+    (address,) = [a for a in jane["addresses"] if a["address_name"] == "erpbridge"]
+    assert (address["address_1"], address["city"], address["country_code"]) == (
+        "2 Elm St", "Springfield", "us"
+    )  # fmt: skip
+    assert address["is_default_shipping"] and address["is_default_billing"]

@@ -59,6 +59,8 @@ WEBHOOKS_ROUTE = "/wc/v3/webhooks"
 REFUNDS_ROUTE = "/wc/v3/orders/(?P<order_id>[\\d]+)/refunds"
 NOTES_ROUTE = "/wc/v3/orders/(?P<order_id>[\\d]+)/notes"
 PRODUCTS_ROUTE = "/wc/v3/products"
+CUSTOMERS_ROUTE = "/wc/v3/customers"
+CUSTOMER_ROUTE = "/wc/v3/customers/(?P<id>[\\d]+)"
 """Routes of WooCommerce's API index, as it names them."""
 
 
@@ -88,6 +90,9 @@ class Double:
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
     """WooCommerce: products (id, sku, manage_stock, stock_quantity, and what a create or
     update gave them: name, description, regular_price, status) by id."""
+    customers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """WooCommerce: customers (id, email, username, first_name, last_name, billing, shipping,
+    meta_data) by id."""
     reports: dict[str, str] = field(default_factory=dict)
     """Adyen: report files by their download path."""
     payouts: list[dict[str, Any]] = field(default_factory=list)
@@ -557,6 +562,8 @@ class _WooCommerce(_Handler):
         url = urlsplit(self.path)
         if url.path == "/wp-json/wc/v3/products":
             return self._products(url.query)
+        if url.path == "/wp-json/wc/v3/customers":
+            return self._customers("GET", url.query)
         notes = re.fullmatch(r"/wp-json/wc/v3/orders/(\d+)/notes", url.path)
         if notes is not None:
             return self._notes("GET", int(notes.group(1)), url.query)
@@ -600,6 +607,56 @@ class _WooCommerce(_Handler):
         self.double.requests.append(("GET", self.path, None))
         found = [p for p in self.double.products.values() if p["sku"] == args.get("sku", p["sku"])]
         self._answer(200, found[:10], {"X-WP-Total": str(len(found))})
+
+    def _customers(self, method: str, query: str = "", customer_id: int | None = None) -> None:
+        """Customers listed (`email` exactly, `search` in the email or names), created (an
+        email no other customer has; WooCommerce makes the username) or updated (PUT)."""
+        if not self._authorised():
+            return self._refuse(401, "woocommerce_rest_cannot_view")
+        args = {k: v[0] for k, v in parse_qs(query).items()} if method == "GET" else self._body()
+        if method == "GET" and "per_page" in args:
+            args["per_page"] = int(args["per_page"])
+        route = CUSTOMERS_ROUTE if customer_id is None else CUSTOMER_ROUTE
+        problem = self._check(method, args, route)
+        if problem:
+            return self._refuse(400, problem)
+        self.double.requests.append((method, self.path, None if method == "GET" else args))
+        customers = self.double.customers
+        if method == "GET":
+            search = str(args.get("search", "")).lower()
+            found = [
+                c for c in customers.values()
+                if c["email"] == args.get("email", c["email"])
+                and search in f"{c['email']} {c['first_name']} {c['last_name']}".lower()
+            ]  # fmt: skip
+            return self._answer(200, found[: args.get("per_page", 10)])
+        email = args.get("email")
+        if any(c["email"] == email and c["id"] != customer_id for c in customers.values()):
+            return self._refuse(
+                400,
+                "registration-error-email-exists: An account is already registered with your "
+                "email address.",
+            )
+        if customer_id is None:
+            made = {"id": 2000 + len(customers), "username": str(email).split("@")[0],
+                    "first_name": "", "last_name": "", "billing": {}, "shipping": {},
+                    "meta_data": [], **args}  # fmt: skip
+            customers[made["id"]] = made
+            return self._answer(201, made)
+        customer = customers.get(customer_id)
+        if customer is None:
+            return self._refuse(404, "woocommerce_rest_invalid_id: Invalid resource ID.")
+        for part in ("billing", "shipping"):
+            if part in args:
+                args[part] = {**customer[part], **args[part]}
+        if "meta_data" in args:
+            # WooCommerce replaces the entries of the keys given, and keeps the others.
+            keys = {m["key"] for m in args["meta_data"]}
+            args["meta_data"] = [m for m in customer["meta_data"] if m["key"] not in keys] + args[
+                "meta_data"
+            ]
+        customer.update(args)
+        self._answer(200, customer)
 
     def _notes(self, method: str, order_id: int, query: str = "") -> None:
         if not self._authorised():
@@ -679,6 +736,8 @@ class _WooCommerce(_Handler):
             return self._refuse(503, "Service Unavailable")
         if self.path == "/wp-json/wc/v3/products/batch":
             return self._batch()
+        if self.path == "/wp-json/wc/v3/customers":
+            return self._customers("POST")
         notes = re.fullmatch(r"/wp-json/wc/v3/orders/(\d+)/notes", self.path)
         if notes is not None:
             return self._notes("POST", int(notes.group(1)))
@@ -696,6 +755,14 @@ class _WooCommerce(_Handler):
                 "delivery_url": body["delivery_url"]}  # fmt: skip
         self.double.subscriptions.append(hook)
         self._answer(201, hook)
+
+    def do_PUT(self) -> None:
+        if self.double.failing:
+            return self._refuse(503, "Service Unavailable")
+        customer = re.fullmatch(r"/wp-json/wc/v3/customers/(\d+)", self.path)
+        if customer is None:
+            return self._refuse(404, f"no such route {self.path}")
+        return self._customers("PUT", customer_id=int(customer.group(1)))
 
 
 class _StripeApi(_Handler):

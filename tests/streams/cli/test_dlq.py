@@ -213,9 +213,10 @@ def test_dlq_refuses_what_does_not_exist_sending_nothing(
             2,
             "orders.status is none of the topics whose dead letters this works on: an input "
             "topic, the dispatcher's internal.erp-pending and finance.journal, erp.commands, the "
-            "storefront sink's storefront.fulfilments and erp.catalog, or webhooks; it takes "
-            "commerce.orders, commerce.inventory, commerce.payments, internal.erp-pending, "
-            "finance.journal, erp.commands, storefront.fulfilments, erp.catalog, webhooks",
+            "storefront sink's storefront.fulfilments, erp.catalog and erp.customers, or "
+            "webhooks; it takes commerce.orders, commerce.inventory, commerce.payments, "
+            "internal.erp-pending, finance.journal, erp.commands, storefront.fulfilments, "
+            "erp.catalog, erp.customers, webhooks",
         ),
     ]
     for options, exit_code, message in refusals:

@@ -51,6 +51,7 @@ from streams.contracts.topics import (
     SPECS,
     STOCK_PUSHES,
     STOREFRONT_CATALOG_RESULTS,
+    STOREFRONT_CUSTOMER_RESULTS,
     STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_FULFILMENTS,
     STOREFRONT_RESULTS,
@@ -144,15 +145,22 @@ def test_the_storefront_sink_reads_availability_and_fulfilments_and_writes_what_
     None
 ):
     sink = BY_USER[STOREFRONT]
-    assert _topics(sink, READ) == {AVAILABILITY, STOREFRONT_FULFILMENTS, ERP_CATALOG}
+    assert _topics(sink, READ) == {
+        AVAILABILITY,
+        STOREFRONT_FULFILMENTS,
+        ERP_CATALOG,
+        ERP_CUSTOMERS,
+    }
     assert _topics(sink, WRITE) == {
         STOCK_PUSHES,
         STOREFRONT_RESULTS,
         STOREFRONT_FULFILMENT_RESULTS,
         STOREFRONT_CATALOG_RESULTS,
+        STOREFRONT_CUSTOMER_RESULTS,
         dead_letter_of(AVAILABILITY),
         dead_letter_of(STOREFRONT_FULFILMENTS),
         dead_letter_of(ERP_CATALOG),
+        dead_letter_of(ERP_CUSTOMERS),
     }
     assert sink.allows(READ, GROUP, storefront_group(SETTINGS.app_id))
     assert not sink.allows(READ, GROUP, worker_group(SETTINGS.app_id))

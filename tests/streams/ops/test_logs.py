@@ -46,7 +46,12 @@ def test_lines_carry_level_logger_event_and_bound_context(
     assert first["logger"] == "connectors.erp.sink"
     assert (first["command_id"], first["order_id"]) == ("c-1", "o-1")
     assert first["timestamp"].endswith("Z")
-    assert second == {**second, "event": "applied", "level": "info", "logger": "streams.topology.app"}
+    assert second == {
+        **second,
+        "event": "applied",
+        "level": "info",
+        "logger": "streams.topology.app",
+    }
     assert (second["sku"], second["command_id"]) == ("SKU-1", "c-1")
     assert third["event"] == "outside"
     assert "command_id" not in third

@@ -24,6 +24,7 @@ from streams.contracts.topics import (
     ORDERS,
     PAYMENTS,
     STOREFRONT_CATALOG_RESULTS,
+    STOREFRONT_CUSTOMER_RESULTS,
     STOREFRONT_FULFILMENT_RESULTS,
     STOREFRONT_RESULTS,
     TopicCatalog,
@@ -37,6 +38,7 @@ from streams.domain.alerts import (
     PAYMENT_FOR_UNKNOWN_ORDER,
     PAYMENT_WITHOUT_SALES_ORDER,
     STOCK_DRIFT,
+    STOREFRONT_CUSTOMER_REFUSED,
     STOREFRONT_FULFILMENT_REFUSED,
     STOREFRONT_LEVEL_REFUSED,
     STOREFRONT_PRODUCT_REFUSED,
@@ -117,11 +119,16 @@ def erp_result(
 
 
 def storefront_result(
-    settings: Settings, catalog: TopicCatalog, key: str, *, refused: bool = False
+    settings: Settings,
+    catalog: TopicCatalog,
+    key: str,
+    *,
+    refused: bool = False,
+    customer: bool = False,
 ) -> None:
     """A stock level's result (`key` <route>:<sku>@<warehouse>), a fulfilment's
-    (<route>:<order>/<fulfilment>) or a product's (<route>:<sku>), as the storefront sink
-    writes it."""
+    (<route>:<order>/<fulfilment>), a product's (<route>:<sku>) or with `customer` a
+    customer's (<route>:<customer id>), as the storefront sink writes it."""
     route, _, what = key.partition(":")
     common = {
         "event_id": uuid.uuid4().hex,
@@ -134,7 +141,11 @@ def storefront_result(
         "latency_ms": 30,
         "permanent": refused,
     }
-    if "@" in what:
+    if customer:
+        name, schema = STOREFRONT_CUSTOMER_RESULTS, "erpbridge.StorefrontCustomerResult"
+        datum = common | {"customer_id": what, "storefront_id": None,
+                          "status": "FAILED" if refused else "UPDATED"}  # fmt: skip
+    elif "@" in what:
         name, schema = STOREFRONT_RESULTS, "erpbridge.StorefrontResult"
         sku, _, warehouse = what.partition("@")
         datum = common | {"sku": sku, "warehouse_id": warehouse, "quantity": 4,
@@ -282,6 +293,8 @@ def test_every_alert_type_opens_once_and_resolves_once(
     storefront_result(config, topics, level, refused=True)
     storefront_result(config, topics, shipment, refused=True)
     storefront_result(config, topics, product, refused=True)
+    account = "shop:CUST-1"
+    storefront_result(config, topics, account, refused=True, customer=True)
 
     at_once = {
         (AMOUNT_MISMATCH, overpaid),
@@ -292,6 +305,7 @@ def test_every_alert_type_opens_once_and_resolves_once(
         (STOREFRONT_LEVEL_REFUSED, level),
         (STOREFRONT_FULFILMENT_REFUSED, shipment),
         (STOREFRONT_PRODUCT_REFUSED, product),
+        (STOREFRONT_CUSTOMER_REFUSED, account),
     }
     wait_for_statuses(
         config,
@@ -339,6 +353,7 @@ def test_every_alert_type_opens_once_and_resolves_once(
     storefront_result(config, topics, level)
     storefront_result(config, topics, shipment)
     storefront_result(config, topics, product)
+    storefront_result(config, topics, account, customer=True)
 
     everything = at_once | timed
     wait_for_statuses(

@@ -118,9 +118,7 @@ def test_a_redelivery_of_every_input_leaves_the_last_record_of_each_key_true(
     assert_matches_model(state, model, prefix="")
 
     statuses = latest_by_key(read_all(settings, topics.physical(ORDER_STATUS)))
-    last = {
-        key.decode(): CODEC.decode(value).datum for key, value in statuses.items() if value
-    }
+    last = {key.decode(): CODEC.decode(value).datum for key, value in statuses.items() if value}
     expected = {o: order.status.value for o, order in model.orders.items() if order.status}
     assert {o: datum["status"] for o, datum in last.items()} == expected, (
         "the last orders.status record of an order is not its status"
