@@ -14,6 +14,8 @@ from connectors.storefront.woocommerce import WooCommerceStock
 from streams.ops.settings import Settings, WebhookRoute
 
 _TIMEOUT_SECONDS = 30.0
+_ONE_CURRENCY = {"shopify": "Shopify", "woocommerce": "WooCommerce"}
+"""Platforms that price a product in the shop's one currency: the route names it."""
 
 
 def _woocommerce(client: httpx.Client, route: WebhookRoute, token: str) -> StorefrontAdapter:
@@ -58,8 +60,10 @@ def storefront_adapters(
                 f"route {name}: push_stock, push_tracking, push_catalog and push_customers need "
                 "its admin_url and an ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry"
             )
-        elif route.push_catalog and route.provider == "woocommerce" and not route.currency:
-            problems.append(f"route {name}: push_catalog on WooCommerce needs its currency")
+        elif route.push_catalog and route.provider in _ONE_CURRENCY and not route.currency:
+            problems.append(
+                f"route {name}: push_catalog on {_ONE_CURRENCY[route.provider]} needs its currency"
+            )
         elif route.push_stock and not route.warehouses:
             problems.append(
                 f"route {name}: push_stock needs its warehouses (location -> warehouse)"
@@ -71,10 +75,7 @@ def storefront_adapters(
                 (route.push_customers, CustomerAdapter, "push_customers"),
             ):
                 if wanted and not isinstance(adapter, kind):
-                    problems.append(
-                        f"route {name}: {flag} is built for Medusa and WooCommerce, "
-                        f"not {route.provider}"
-                    )
+                    problems.append(f"route {name}: {flag} is not built for {route.provider}")
             adapters[name] = adapter
     if problems:
         raise ValueError("; ".join(problems))

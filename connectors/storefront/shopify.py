@@ -1,6 +1,6 @@
 """Shopify through the Admin GraphQL API (2026-01): stock levels with `inventorySetQuantities`
-of the `available` quantity, compare-and-set, idempotent, within Shopify's cost budget; and
-shipments with `fulfillmentCreate` and their tracking.
+of the `available` quantity, compare-and-set, idempotent, within Shopify's cost budget;
+shipments with `fulfillmentCreate` and their tracking; and products with `productSet`.
 
 - **Which item**: a SKU's inventory item comes from the route's `skus` (inventory item id ->
   SKU, as the stock webhooks need anyway), else from `inventoryItems(query: "sku:…")`,
@@ -29,6 +29,13 @@ shipments with `fulfillmentCreate` and their tracking.
   nothing of the shipped SKUs left to fulfil, means an earlier request or the merchant did
   it already. Only a crash between the fulfillment and its tag, for an order with goods
   still to ship, can make it twice.
+- **Products** (push_catalog): Shopify prices a variant in the shop's one currency (the
+  route's `currency`). The variant of the SKU is found with `productVariants(query:
+  "sku:…")`. A product the ERP sells and Shopify lacks is created by `productSet`: one
+  option and one variant with the SKU, its price and tracked inventory, ACTIVE. One it has
+  is set again by `productSet` on its id, with its variant's id, where its title,
+  description, status or price differ. One the ERP no longer sells is ARCHIVED (kept,
+  unsold). Shopify answers a refused product with userErrors, which refuse it for good.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -49,10 +57,14 @@ from connectors.storefront.adapter import (
     Status,
     StorefrontRefused,
     StorefrontUnavailable,
+    Synced,
+    SyncStatus,
     request,
 )
 from connectors.storefront.levels import StockLevel
+from connectors.storefront.products import Product
 from connectors.webhooks.shopify.admin import API_VERSION
+from streams.domain.money import minor_unit
 
 BATCH_LIMIT = 250
 """Quantities per mutation: erpbridge's choice, Shopify's usual page size."""
@@ -121,6 +133,25 @@ mutation Tag($id: ID!, $tags: [String!]!) {
 _FULFILLABLE = ("OPEN", "IN_PROGRESS")
 _TAG_LIMIT = 40
 """Characters in a Shopify tag."""
+
+
+VARIANT = """
+query Variant($query: String!) {
+  productVariants(first: 10, query: $query) {
+    nodes { id sku price product { id title descriptionHtml status } }
+  }
+}
+"""
+SET_PRODUCT = """
+mutation SetProduct($identifier: ProductSetIdentifiers, $input: ProductSetInput!) {
+  productSet(identifier: $identifier, input: $input, synchronous: true) {
+    product { id }
+    userErrors { field message code }
+  }
+}
+"""
+_OPTION = {"optionName": "Title", "name": "Default Title"}
+"""The one option value of a product of one variant, as Shopify names it."""
 
 
 def gid(kind: str, id: str) -> str:
@@ -269,6 +300,48 @@ class ShopifyStock:
             shipment, ShipmentStatus.CREATED, ",".join(made_ids),
             None if said is None else f"created, but the order's tag was refused: {said}",
         )  # fmt: skip
+
+    def set_product(self, product: Product) -> Synced[Product]:
+        nodes = self._call(VARIANT, {"query": sku_query([product.sku])})["productVariants"]
+        (found,) = [v for v in nodes["nodes"] if v["sku"] == product.sku][:1] or [None]
+        if found is None and not product.active:
+            return Synced(product, SyncStatus.UNCHANGED)
+        wanted: dict[str, Any] = {"status": "ACTIVE" if product.active else "ARCHIVED"}
+        price = None
+        if product.active:
+            if len(product.prices) != 1:
+                raise StorefrontRefused(
+                    f"{product.sku} has no list price in the route's currency in the ERP"
+                )
+            ((currency, amount),) = product.prices
+            price = str(amount.quantize(Decimal(1).scaleb(-minor_unit(currency))))
+            wanted |= {"title": product.name, "descriptionHtml": product.description or ""}
+        if found is None:
+            variant = {"optionValues": [_OPTION], "sku": product.sku, "price": price,
+                       "inventoryItem": {"tracked": True}}  # fmt: skip
+            options = [{"name": _OPTION["optionName"], "values": [{"name": _OPTION["name"]}]}]
+            made = self._set_product({**wanted, "productOptions": options, "variants": [variant]})
+            return Synced(product, SyncStatus.CREATED, made)
+        shown = found["product"]
+        changes = {k: v for k, v in wanted.items() if shown.get(k) != v}
+        repriced = price is not None and Decimal(found["price"]) != Decimal(price)
+        if changes or repriced:
+            variant = {"id": found["id"], "optionValues": [_OPTION], "sku": product.sku,
+                       "price": price if price is not None else found["price"]}  # fmt: skip
+            self._set_product({**wanted, "variants": [variant]}, shown["id"])
+        status = SyncStatus.UPDATED if changes or repriced else SyncStatus.UNCHANGED
+        return Synced(product, status, str(shown["id"]))
+
+    def _set_product(self, fields: dict[str, Any], product_id: str | None = None) -> str:
+        """`productSet` of `fields`, on the product `product_id` (None: a new one); its id."""
+        variables: dict[str, Any] = {"input": fields}
+        if product_id is not None:
+            variables["identifier"] = {"id": product_id}
+        answer = self._call(SET_PRODUCT, variables)["productSet"]
+        if answer["userErrors"]:
+            raise StorefrontRefused("; ".join(_said(e) for e in answer["userErrors"]))
+        made: str = answer["product"]["id"]
+        return made
 
     def _warehouse_of(self, fulfillment_order: Mapping[str, Any]) -> str | None:
         location = fulfillment_order["assignedLocation"]["location"]

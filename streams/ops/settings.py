@@ -87,7 +87,7 @@ class WebhookRoute(BaseModel):
         default=False,
         description="`connector storefront` creates and updates this storefront's products "
         "from erp.catalog: name, description, list prices, archived when the ERP no longer "
-        "sells them (needs admin_url and an admin token; Medusa and WooCommerce).",
+        "sells them (needs admin_url and an admin token; Medusa, WooCommerce and Shopify).",
     )
     push_customers: bool = Field(
         default=False,
@@ -98,7 +98,8 @@ class WebhookRoute(BaseModel):
     )
     currency: str | None = Field(
         default=None,
-        description="The storefront's one currency, where it prices in one (WooCommerce): "
+        description="The storefront's one currency, where it prices in one (WooCommerce, "
+        "Shopify): "
         "the ERP's list price in it is the product's price.",
     )
     stock_buffer: int = Field(

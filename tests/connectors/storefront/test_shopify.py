@@ -1,5 +1,6 @@
-"""The storefront sink setting Shopify's levels, on the session broker against the Shopify
-double (Shopify's 2026-01 schema, its cost bucket, inventorySetQuantities' userErrors)."""
+"""The storefront sink setting Shopify's levels and products, on the session broker against
+the Shopify double (Shopify's 2026-01 schema, its cost bucket, inventorySetQuantities' and
+productSet's userErrors)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import Any
 import pytest
 
 from connectors.storefront.shopify import gid, idempotency_key, refill_seconds, sku_query
+from streams.contracts.topics import ERP_CATALOG, STOREFRONT_CATALOG_RESULTS
 from streams.ops.settings import Settings, WebhookRoute
 from tests.connectors.storefront.flow import (
     availability,
+    catalog_item,
     dead_letters,
     drain,
     new_sink,
@@ -192,3 +195,55 @@ def test_ids_keys_and_waits_are_derived_from_what_shopify_gives() -> None:
     }
     assert refill_seconds(throttled) == pytest.approx(0.4)
     assert refill_seconds({}) is None
+
+
+def test_the_erps_products_are_set_on_shopify_with_product_set(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    shop.shopify_products["gid://shopify/Product/1"] = {
+        "id": "gid://shopify/Product/1", "title": "Old name", "descriptionHtml": "",
+        "status": "ACTIVE", "productOptions": [{"name": "Title"}],
+        "variants": [{"id": "gid://shopify/ProductVariant/11", "sku": "SKU-A", "price": "10.00",
+                      "tracked": True}],
+    }  # fmt: skip
+    route = WebhookRoute(provider="shopify", admin_url=shop.url, push_catalog=True,
+                         currency="USD")  # fmt: skip
+    settings = sink_settings(kafka_broker, topic_prefix, tmp_path, {"main": route},
+                             {"main": SHOPIFY_TOKEN})  # fmt: skip
+    records = [
+        catalog_item("SKU-A", "Merino Wool Beanie", {"USD": "24.9000", "EUR": "22.5000"}),
+        catalog_item("SKU-NEW", "Waxed Canvas Tote", {"USD": "59.0000"}),
+        catalog_item("SKU-EUR", "Euro only", {"EUR": "9.0000"}),
+    ]
+    sink = new_sink(settings)
+    produce(settings, records, ERP_CATALOG)
+    sink.start()
+    try:
+        drain(sink, settings, 3, STOREFRONT_CATALOG_RESULTS)
+        gone = catalog_item("SKU-A", "Merino Wool Beanie", {}, active=False)
+        produce(settings, [records[1], gone], ERP_CATALOG)
+        results = drain(sink, settings, 5, STOREFRONT_CATALOG_RESULTS)
+    finally:
+        sink.close()
+
+    said: dict[str, list[str]] = {}
+    for result in results:
+        said.setdefault(result["sku"], []).append(result["status"])
+    assert said == {
+        "SKU-A": ["UPDATED", "UPDATED"], "SKU-NEW": ["CREATED", "UNCHANGED"], "SKU-EUR": ["FAILED"]
+    }  # fmt: skip
+    products = {p["variants"][0]["sku"]: p for p in shop.shopify_products.values()}
+    assert len(products) == 2
+    beanie = products["SKU-A"]
+    assert (beanie["title"], beanie["status"], beanie["variants"][0]["price"]) == (
+        "Merino Wool Beanie", "ARCHIVED", "24.90"
+    )  # fmt: skip
+    assert beanie["variants"][0]["id"] == "gid://shopify/ProductVariant/11"  # kept, not replaced
+    tote = products["SKU-NEW"]
+    assert (tote["status"], tote["descriptionHtml"], tote["variants"][0]["price"]) == (
+        "ACTIVE", "Waxed Canvas Tote, from the ERP", "59.00"
+    )  # fmt: skip
+    assert tote["variants"][0]["tracked"] is True
+    (failed,) = [r for r in results if r["status"] == "FAILED"]
+    assert failed["permanent"] and "no list price in the route's currency" in failed["message"]
+    assert [key for key, _, _ in dead_letters(settings, ERP_CATALOG)] == ["SKU-EUR"]

@@ -109,6 +109,9 @@ class Double:
     """Shopify: available quantity by inventory item and location (global ids)."""
     stock_skus: dict[str, str] = field(default_factory=dict)
     """Shopify: the SKU of each inventory item."""
+    shopify_products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Shopify: products by global id: title, descriptionHtml, status, productOptions and
+    variants ({id, sku, price, tracked})."""
     idempotent: dict[str, tuple[str, Any]] = field(default_factory=dict)
     """Shopify: by idempotency key, the input it came with and the answer given."""
     bucket: Bucket = field(default_factory=lambda: Bucket(1000.0, 100.0))
@@ -290,12 +293,68 @@ class _Shopify(_Handler):
         return {"__typename": "InventoryItem", "id": item, "sku": self.double.stock_skus[item],
                 "inventoryLevel": inventoryLevel}  # fmt: skip
 
+    def productVariants(self, info: Any, first: int, query: str | None = None, **_: Any) -> Any:
+        skus = _skus_of(query)
+        found = [
+            {**variant, "product": product}
+            for product in self.double.shopify_products.values()
+            for variant in product["variants"]
+            if variant["sku"] in skus
+        ]
+        return _page(found, first, None)
+
+    def productSet(
+        self, info: Any, input: dict[str, Any], identifier: dict[str, Any] | None = None,
+        synchronous: bool = True,
+    ) -> Any:  # fmt: skip
+        """Shopify's productSet as its reference describes it: the product's variants become
+        the ones listed (an id names one it has), options are required to create variants,
+        a price is a decimal amount."""
+        if not synchronous:
+            raise ValueError("the double runs productSet synchronously only")
+        products = self.double.shopify_products
+        product_id = (identifier or {}).get("id")
+        if set(identifier or {}) - {"id"}:
+            raise ValueError("the double finds products by id only")
+        if product_id is not None and product_id not in products:
+            return _set_refused(["identifier", "id"], "PRODUCT_DOES_NOT_EXIST",
+                                "Product does not exist")  # fmt: skip
+        product = products.get(product_id) if product_id else None
+        options = input.get("productOptions") or (product or {}).get("productOptions")
+        if input.get("variants") and not options:
+            return _set_refused(["input", "productOptions"], "INVALID_PRODUCT",
+                                "Options are required to set variants")  # fmt: skip
+        names = {o["name"] for o in options or []}
+        variants = []
+        for index, variant in enumerate(input.get("variants") or []):
+            where = ["input", "variants", str(index)]
+            if {v["optionName"] for v in variant["optionValues"]} - names:
+                return _set_refused(where, "INVALID_VARIANT", "Option does not exist")
+            if not re.fullmatch(r"-?\d+(\.\d+)?", str(variant.get("price") or "0")):
+                return _set_refused([*where, "price"], "INVALID", "Price is invalid")
+            known = {v["id"]: v for v in (product or {}).get("variants", [])}
+            if "id" in variant and variant["id"] not in known:
+                return _set_refused([*where, "id"], "PRODUCT_VARIANT_DOES_NOT_EXIST",
+                                    "Product variant does not exist")  # fmt: skip
+            shown = dict(known.get(variant.get("id", ""), {}))
+            shown.update(
+                id=variant.get("id") or f"gid://shopify/ProductVariant/{7000 + len(products)}",
+                sku=variant.get("sku", shown.get("sku")),
+                price=variant.get("price", shown.get("price", "0.00")),
+                tracked=(variant.get("inventoryItem") or {}).get("tracked", shown.get("tracked")),
+            )
+            variants.append(shown)
+        if product is None:
+            product = {"id": f"gid://shopify/Product/{9000 + len(products)}", "title": "",
+                       "descriptionHtml": "", "status": "ACTIVE", "variants": []}  # fmt: skip
+            products[product["id"]] = product
+        product.update({k: v for k, v in input.items() if k != "variants"})
+        if "variants" in input:
+            product["variants"] = variants
+        return {"product": {"id": product["id"]}, "productSetOperation": None, "userErrors": []}
+
     def inventoryItems(self, info: Any, first: int, query: str | None = None, **_: Any) -> Any:
-        skus = {
-            re.sub(r"\\(.)", r"\1", m) for m in re.findall(r"sku:'((?:[^'\\]|\\.)*)'", query or "")
-        }
-        if query and not skus:
-            raise ValueError(f"the double searches inventory items by sku only, not {query!r}")
+        skus = _skus_of(query)
         found = [self._item(i) for i, sku in self.double.stock_skus.items() if sku in skus]
         return _page(found, first, None)
 
@@ -490,6 +549,14 @@ class _Shopify(_Handler):
                 "topic": topic, "uri": uri}  # fmt: skip
         self.double.subscriptions.append(node)
         return {"webhookSubscription": node, "userErrors": []}
+
+
+def _skus_of(query: str | None) -> set[str]:
+    """The SKUs a search query (`sku:'…' OR sku:'…'`) names."""
+    skus = {re.sub(r"\\(.)", r"\1", m) for m in re.findall(r"sku:'((?:[^'\\]|\\.)*)'", query or "")}
+    if query and not skus:
+        raise ValueError(f"the double searches by sku only, not {query!r}")
+    return skus
 
 
 def _set_refused(field: list[str], code: str, message: str) -> dict[str, Any]:
