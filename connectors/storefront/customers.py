@@ -14,21 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.erp.master import Address
 from streams.ops.settings import WebhookRoute
 
 MARK = "erpbridge_customer_id"
 """The key under which a storefront account keeps the ERP's customer id (its metadata)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    name: str | None
-    street: str | None
-    city: str | None
-    region: str | None
-    postal_code: str | None
-    country: str | None
-    """ISO 3166-1 alpha-2, upper case as the ERP gives it."""
 
 
 @dataclass(frozen=True, slots=True)

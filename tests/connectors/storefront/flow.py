@@ -117,6 +117,14 @@ def drain(
     return found
 
 
+def statuses(results: list[dict[str, Any]], key: str) -> dict[str, list[str]]:
+    """Each pushed thing's result statuses in the order answered, by its `key` field."""
+    said: dict[str, list[str]] = {}
+    for result in results:
+        said.setdefault(result[key], []).append(result["status"])
+    return said
+
+
 def fulfilment(
     route: str,
     order_id: str,

@@ -20,6 +20,7 @@ from tests.connectors.storefront.flow import (
     new_sink,
     produce,
     sink_settings,
+    statuses,
 )
 from tests.connectors.webhooks.doubles import WOO_KEY, WOO_SECRET, Double, woocommerce_admin
 from tests.support import wait_for
@@ -61,10 +62,7 @@ def test_the_erps_products_are_created_updated_and_archived_once(
         sink.close()
 
     # Per SKU in the order answered (one key, one partition).
-    said: dict[str, list[str]] = {}
-    for result in results:
-        said.setdefault(result["sku"], []).append(result["status"])
-    assert said == {
+    assert statuses(results, "sku") == {
         "SKU-A": ["UPDATED", "UNCHANGED"], "SKU-NEW": ["CREATED", "UNCHANGED"],
         "SKU-GONE": ["UPDATED", "UNCHANGED"], "SKU-NEVER": ["UNCHANGED"], "SKU-EUR": ["FAILED"],
     }  # fmt: skip

@@ -21,6 +21,7 @@ from tests.connectors.storefront.flow import (
     new_sink,
     produce,
     sink_settings,
+    statuses,
 )
 from tests.connectors.webhooks.doubles import SHOPIFY_TOKEN, Bucket, Double, shopify_admin
 
@@ -226,10 +227,8 @@ def test_the_erps_products_are_set_on_shopify_with_product_set(
     finally:
         sink.close()
 
-    said: dict[str, list[str]] = {}
-    for result in results:
-        said.setdefault(result["sku"], []).append(result["status"])
-    assert said == {
+    # Per SKU in the order answered (one key, one partition).
+    assert statuses(results, "sku") == {
         "SKU-A": ["UPDATED", "UPDATED"], "SKU-NEW": ["CREATED", "UNCHANGED"], "SKU-EUR": ["FAILED"]
     }  # fmt: skip
     products = {p["variants"][0]["sku"]: p for p in shop.shopify_products.values()}
