@@ -36,6 +36,17 @@ shipments with `fulfillmentCreate` and their tracking; and products with `produc
   is set again by `productSet` on its id, with its variant's id, where its title,
   description, status or price differ. One the ERP no longer sells is ARCHIVED (kept,
   unsold). Shopify answers a refused product with userErrors, which refuse it for good.
+- **Customers** (push_customers): the account carries the tag `erpbridge-customer-<id>`
+  (Shopify searches tags; a customer's metafields only with a definition the merchant
+  would have to make). It is looked for by that tag or by the customer's email
+  (`customers(query:)`). An account of the email with no such tag is the customer's own
+  (it registered) and is tagged; one tagged for another ERP customer is refused, since
+  Shopify keeps one account per email. `customerSet` creates the account, upserting by
+  email so that an account Shopify's search has not indexed yet is not made twice, or sets
+  it again by id where its first name, email, phone or tag differ. The ERP's first address
+  is the account's first (default): it replaces the one erpbridge set there before, and
+  goes before the addresses of an account it adopts. Shopify replaces a list field of
+  `customerSet` whole, so the account's other tags and addresses are sent with it.
 """
 
 from __future__ import annotations
@@ -61,6 +72,7 @@ from connectors.storefront.adapter import (
     SyncStatus,
     request,
 )
+from connectors.storefront.customers import Customer
 from connectors.storefront.levels import StockLevel
 from connectors.storefront.products import Product
 from connectors.webhooks.shopify.admin import API_VERSION
@@ -150,6 +162,27 @@ mutation SetProduct($identifier: ProductSetIdentifiers, $input: ProductSetInput!
   }
 }
 """
+CUSTOMERS = """
+query Customers($query: String!) {
+  customers(first: 10, query: $query) {
+    nodes {
+      id firstName tags
+      defaultEmailAddress { emailAddress }
+      defaultPhoneNumber { phoneNumber }
+      addressesV2(first: 50) { nodes { firstName address1 city provinceCode zip countryCodeV2 } }
+    }
+  }
+}
+"""
+SET_CUSTOMER = """
+mutation SetCustomer($identifier: CustomerSetIdentifiers, $input: CustomerSetInput!) {
+  customerSet(identifier: $identifier, input: $input) {
+    customer { id }
+    userErrors { field message code }
+  }
+}
+"""
+_CUSTOMER_TAG = "erpbridge-customer-"
 _OPTION = {"optionName": "Title", "name": "Default Title"}
 """The one option value of a product of one variant, as Shopify names it."""
 
@@ -159,11 +192,14 @@ def gid(kind: str, id: str) -> str:
     return id if id.startswith("gid://") else f"gid://shopify/{kind}/{id}"
 
 
+def _quoted(value: str) -> str:
+    """A value in Shopify's search syntax (quoted: it may hold spaces or colons)."""
+    return "'{}'".format(value.replace("\\", "\\\\").replace("'", "\\'"))
+
+
 def sku_query(skus: Sequence[str]) -> str:
-    """Shopify's search syntax for any of `skus` (quoted: SKUs may hold spaces or colons)."""
-    return " OR ".join(
-        "sku:'{}'".format(sku.replace("\\", "\\\\").replace("'", "\\'")) for sku in skus
-    )
+    """Shopify's search syntax for any of `skus`."""
+    return " OR ".join(f"sku:{_quoted(sku)}" for sku in skus)
 
 
 def idempotency_key(quantities: Sequence[Mapping[str, Any]]) -> str:
@@ -332,6 +368,55 @@ class ShopifyStock:
         status = SyncStatus.UPDATED if changes or repriced else SyncStatus.UNCHANGED
         return Synced(product, status, str(shown["id"]))
 
+    def set_customer(self, customer: Customer) -> Synced[Customer]:
+        tag = customer_tag(customer.customer_id)
+        query = f"tag:{_quoted(tag)} OR email:{_quoted(customer.email or '')}"
+        nodes = self._call(CUSTOMERS, {"query": query})["customers"]["nodes"]
+        account = next((n for n in nodes if tag in n["tags"]), None)
+        if account is None:
+            account = next((n for n in nodes if _email(n) == customer.email), None)
+            claimed = [t for t in (account or {}).get("tags", []) if t.startswith(_CUSTOMER_TAG)]
+            if claimed:
+                raise StorefrontRefused(
+                    f"Shopify's account of {customer.email} is tagged {claimed[0]}, another "
+                    "ERP customer's"
+                )
+        address = _mailing(customer)
+        if account is None:
+            fields = {"email": customer.email, "firstName": customer.name,
+                      "phone": customer.phone, "tags": [tag],
+                      "addresses": [] if address is None else [address]}  # fmt: skip
+            made = self._set_customer(fields, {"email": customer.email})
+            return Synced(customer, SyncStatus.CREATED, made)
+        changes: dict[str, Any] = {
+            k: v
+            for k, v, shown in (
+                ("firstName", customer.name, account["firstName"]),
+                ("email", customer.email, _email(account)),
+                ("phone", customer.phone, (account["defaultPhoneNumber"] or {}).get("phoneNumber")),
+            )
+            if v != shown
+        }
+        if tag not in account["tags"]:
+            changes["tags"] = [*account["tags"], tag]
+        shown_addresses = [_as_input(a) for a in account["addressesV2"]["nodes"]]
+        if address is not None and shown_addresses[:1] != [address]:
+            # The first address of an account erpbridge tagged is the ERP's it set before.
+            kept = shown_addresses[1:] if tag in account["tags"] else shown_addresses
+            changes["addresses"] = [address, *(a for a in kept if a != address)]
+        if changes:
+            self._set_customer(changes, {"id": account["id"]})
+        status = SyncStatus.UPDATED if changes else SyncStatus.UNCHANGED
+        return Synced(customer, status, str(account["id"]))
+
+    def _set_customer(self, fields: dict[str, Any], identifier: dict[str, Any]) -> str:
+        answer = self._call(SET_CUSTOMER, {"identifier": identifier, "input": fields})
+        payload = answer["customerSet"]
+        if payload["userErrors"]:
+            raise StorefrontRefused("; ".join(_said(e) for e in payload["userErrors"]))
+        made: str = payload["customer"]["id"]
+        return made
+
     def _set_product(self, fields: dict[str, Any], product_id: str | None = None) -> str:
         """`productSet` of `fields`, on the product `product_id` (None: a new one); its id."""
         variables: dict[str, Any] = {"input": fields}
@@ -438,6 +523,39 @@ class ShopifyStock:
             raise StorefrontRefused(f"Shopify: {errors}")
         data: dict[str, Any] = answer["data"]
         return data
+
+
+def customer_tag(customer_id: str) -> str:
+    """The customer tag that holds the ERP's customer id (hashed when too long)."""
+    tag = _CUSTOMER_TAG + customer_id
+    if len(tag) <= _TAG_LIMIT:
+        return tag
+    return _CUSTOMER_TAG + hashlib.sha256(customer_id.encode()).hexdigest()[:24]
+
+
+def _email(account: Mapping[str, Any]) -> str | None:
+    return (account.get("defaultEmailAddress") or {}).get("emailAddress")
+
+
+def _mailing(customer: Customer) -> dict[str, Any] | None:
+    """The ERP's first address as Shopify's MailingAddressInput."""
+    address = customer.address
+    if address is None:
+        return None
+    return {
+        "firstName": address.name or customer.name,
+        "address1": address.street,
+        "city": address.city,
+        "provinceCode": address.region,
+        "zip": address.postal_code,
+        "countryCode": address.country,
+    }
+
+
+def _as_input(shown: Mapping[str, Any]) -> dict[str, Any]:
+    """A MailingAddress Shopify shows, as the input that would set it again."""
+    fields = ("firstName", "address1", "city", "provinceCode", "zip")
+    return {**{k: shown.get(k) for k in fields}, "countryCode": shown.get("countryCodeV2")}
 
 
 def shipment_tag(shipment: Shipment) -> str:

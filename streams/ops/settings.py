@@ -94,7 +94,7 @@ class WebhookRoute(BaseModel):
         description="`connector storefront` creates and updates this storefront's customer "
         "accounts from erp.customers: name, email, phone and first address, found again by "
         "the ERP's customer id kept on the account (needs admin_url and an admin token; "
-        "Medusa and WooCommerce).",
+        "Medusa, WooCommerce and Shopify).",
     )
     currency: str | None = Field(
         default=None,

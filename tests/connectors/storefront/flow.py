@@ -19,6 +19,8 @@ from streams.contracts import deadletter
 from streams.contracts.codec import Codec
 from streams.contracts.topics import (
     AVAILABILITY,
+    ERP_CUSTOMERS,
+    STOREFRONT_CUSTOMER_RESULTS,
     STOREFRONT_RESULTS,
     TopicCatalog,
     dead_letter_of,
@@ -181,3 +183,34 @@ def erp_customer(
         "source": "erp:tryton", "erp_id": customer_id, "updated_at": 1_780_000_000_000,
     }  # fmt: skip
     return customer_id, CODEC.encode("erpbridge.ErpCustomer", datum, topic="erp.customers")
+
+
+PUSHED_CUSTOMERS = {
+    "CUST-NEW": ["CREATED", "UPDATED"], "CUST-ANN": ["UPDATED", "UNCHANGED"],
+    "CUST-NOMAIL": ["SKIPPED"], "CUST-CLASH": ["FAILED"],
+}  # fmt: skip
+"""What `push_customers_twice` answers per customer, in order."""
+
+
+def push_customers_twice(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The customer tests' ERP customers pushed by a sink: a new one, one the shop has an
+    account of (ann@example.com), one without an email, one whose email another ERP
+    customer's account holds (shared@example.com), an inactive one; then Ann again, and the
+    new one with a new email and address. The results of the first round, and of both."""
+    records = [
+        erp_customer("CUST-NEW", "Jane Doe", "jane@example.com"),
+        erp_customer("CUST-ANN", "Ann Smith", "ann@example.com"),
+        erp_customer("CUST-NOMAIL", "Acme Trading", None),
+        erp_customer("CUST-CLASH", "Carol", "shared@example.com"),
+        erp_customer("CUST-GONE", "Gone", "gone@example.com", active=False),
+    ]
+    sink = new_sink(settings)
+    produce(settings, records, ERP_CUSTOMERS)
+    sink.start()
+    try:
+        first = drain(sink, settings, 4, STOREFRONT_CUSTOMER_RESULTS)
+        moved = erp_customer("CUST-NEW", "Jane Doe", "jane.doe@example.com", street="2 Elm St")
+        produce(settings, [records[1], moved], ERP_CUSTOMERS)
+        return first, drain(sink, settings, 6, STOREFRONT_CUSTOMER_RESULTS)
+    finally:
+        sink.close()

@@ -13,15 +13,14 @@ from typing import Any
 import pytest
 
 from connectors.storefront.customers import MARK, Address, customers_of
-from streams.contracts.topics import ERP_CUSTOMERS, STOREFRONT_CUSTOMER_RESULTS
+from streams.contracts.topics import ERP_CUSTOMERS
 from streams.ops.settings import WebhookRoute
 from tests.connectors.storefront.flow import (
     CODEC,
+    PUSHED_CUSTOMERS,
     dead_letters,
-    drain,
     erp_customer,
-    new_sink,
-    produce,
+    push_customers_twice,
     sink_settings,
     statuses,
 )
@@ -55,30 +54,10 @@ def test_the_erps_customers_are_kept_as_one_account_each(
     route = WebhookRoute(provider="woocommerce", admin_url=shop.url, push_customers=True)
     settings = sink_settings(kafka_broker, topic_prefix, tmp_path, {"woo": route},
                              {"woo": f"{WOO_KEY}:{WOO_SECRET}"})  # fmt: skip
-    new = erp_customer("CUST-NEW", "Jane Doe", "jane@example.com")
-    records = [
-        new,
-        erp_customer("CUST-ANN", "Ann Smith", "ann@example.com"),
-        erp_customer("CUST-NOMAIL", "Acme Trading", None),
-        erp_customer("CUST-CLASH", "Carol", "shared@example.com"),
-        erp_customer("CUST-GONE", "Gone", "gone@example.com", active=False),
-    ]
-    sink = new_sink(settings)
-    produce(settings, records, ERP_CUSTOMERS)
-    sink.start()
-    try:
-        first = drain(sink, settings, 4, STOREFRONT_CUSTOMER_RESULTS)
-        moved = erp_customer("CUST-NEW", "Jane Doe", "jane.doe@example.com", street="2 Elm St")
-        produce(settings, [records[1], moved], ERP_CUSTOMERS)
-        results = drain(sink, settings, 6, STOREFRONT_CUSTOMER_RESULTS)
-    finally:
-        sink.close()
+    first, results = push_customers_twice(settings)
 
     # Per customer in the order answered (one key, one partition).
-    assert statuses(results, "customer_id") == {
-        "CUST-NEW": ["CREATED", "UPDATED"], "CUST-ANN": ["UPDATED", "UNCHANGED"],
-        "CUST-NOMAIL": ["SKIPPED"], "CUST-CLASH": ["FAILED"],
-    }  # fmt: skip
+    assert statuses(results, "customer_id") == PUSHED_CUSTOMERS
     accounts = {c["id"]: c for c in shop.customers.values()}
     assert len(accounts) == 3  # one made, none for the rest
     (jane,) = [c for c in accounts.values() if _mark(c) == ["CUST-NEW"]]

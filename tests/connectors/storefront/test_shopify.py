@@ -1,6 +1,6 @@
-"""The storefront sink setting Shopify's levels and products, on the session broker against
-the Shopify double (Shopify's 2026-01 schema, its cost bucket, inventorySetQuantities' and
-productSet's userErrors)."""
+"""The storefront sink setting Shopify's levels, products and customers, on the session broker
+against the Shopify double (Shopify's 2026-01 schema, its cost bucket, the userErrors of
+inventorySetQuantities, productSet and customerSet)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,28 @@ from typing import Any
 
 import pytest
 
-from connectors.storefront.shopify import gid, idempotency_key, refill_seconds, sku_query
-from streams.contracts.topics import ERP_CATALOG, STOREFRONT_CATALOG_RESULTS
+from connectors.storefront.shopify import (
+    customer_tag,
+    gid,
+    idempotency_key,
+    refill_seconds,
+    sku_query,
+)
+from streams.contracts.topics import (
+    ERP_CATALOG,
+    ERP_CUSTOMERS,
+    STOREFRONT_CATALOG_RESULTS,
+)
 from streams.ops.settings import Settings, WebhookRoute
 from tests.connectors.storefront.flow import (
+    PUSHED_CUSTOMERS,
     availability,
     catalog_item,
     dead_letters,
     drain,
     new_sink,
     produce,
+    push_customers_twice,
     sink_settings,
     statuses,
 )
@@ -246,3 +258,44 @@ def test_the_erps_products_are_set_on_shopify_with_product_set(
     (failed,) = [r for r in results if r["status"] == "FAILED"]
     assert failed["permanent"] and "no list price in the route's currency" in failed["message"]
     assert [key for key, _, _ in dead_letters(settings, ERP_CATALOG)] == ["SKU-EUR"]
+
+
+def test_the_erps_customers_are_kept_as_one_tagged_account_each(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    old_home = {"firstName": "Ann", "address1": "9 Old Rd", "city": "Salem",
+                "provinceCode": "OR", "zip": "97301", "countryCode": "US"}  # fmt: skip
+    shop.shopify_customers.update({
+        # Registered in the shop before erpbridge knew it.
+        "gid://shopify/Customer/1": {"id": "gid://shopify/Customer/1", "firstName": "Ann",
+                                     "email": "ann@example.com", "phone": None, "tags": ["vip"],
+                                     "addresses": [old_home]},
+        # Another ERP customer's account.
+        "gid://shopify/Customer/2": {"id": "gid://shopify/Customer/2", "firstName": "Bob",
+                                     "email": "shared@example.com", "phone": None,
+                                     "tags": [customer_tag("CUST-BOB")], "addresses": []},
+    })  # fmt: skip
+    route = WebhookRoute(provider="shopify", admin_url=shop.url, push_customers=True)
+    settings = sink_settings(kafka_broker, topic_prefix, tmp_path, {"main": route},
+                             {"main": SHOPIFY_TOKEN})  # fmt: skip
+    _, results = push_customers_twice(settings)
+
+    # Per customer in the order answered (one key, one partition).
+    assert statuses(results, "customer_id") == PUSHED_CUSTOMERS
+    accounts = shop.shopify_customers
+    assert len(accounts) == 3
+    (jane,) = [c for c in accounts.values() if customer_tag("CUST-NEW") in c["tags"]]
+    assert (jane["email"], jane["firstName"], jane["phone"]) == (
+        "jane.doe@example.com", "Jane Doe", "+1 555 0100"
+    )  # fmt: skip
+    assert jane["addresses"] == [{"firstName": "Jane Doe", "address1": "2 Elm St",
+                                  "city": "Springfield", "provinceCode": "IL", "zip": "62701",
+                                  "countryCode": "US"}]  # fmt: skip
+    ann = accounts["gid://shopify/Customer/1"]
+    assert (ann["firstName"], ann["tags"]) == ("Ann Smith", ["vip", customer_tag("CUST-ANN")])
+    # The ERP's address first, the one she gave the shop kept.
+    assert [a["address1"] for a in ann["addresses"]] == ["1 Main St", "9 Old Rd"]
+    assert accounts["gid://shopify/Customer/2"]["firstName"] == "Bob"
+    (failed,) = [r for r in results if r["status"] == "FAILED"]
+    assert failed["permanent"] and "another ERP customer's" in failed["message"]
+    assert [key for key, _, _ in dead_letters(settings, ERP_CUSTOMERS)] == ["CUST-CLASH"]

@@ -109,6 +109,9 @@ class Double:
     """Shopify: available quantity by inventory item and location (global ids)."""
     stock_skus: dict[str, str] = field(default_factory=dict)
     """Shopify: the SKU of each inventory item."""
+    shopify_customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Shopify: customers by global id: firstName, email, phone, tags, addresses
+    (MailingAddressInput fields)."""
     shopify_products: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Shopify: products by global id: title, descriptionHtml, status, productOptions and
     variants ({id, sku, price, tracked})."""
@@ -302,6 +305,43 @@ class _Shopify(_Handler):
             if variant["sku"] in skus
         ]
         return _page(found, first, None)
+
+    def customers(self, info: Any, first: int, query: str | None = None, **_: Any) -> Any:
+        terms = _terms(query, {"tag", "email"})
+        found = [
+            _customer_view(c)
+            for c in self.double.shopify_customers.values()
+            if any(c["email"] == v if f == "email" else v in c["tags"] for f, v in terms)
+        ]
+        return _page(found, first, None)
+
+    def customerSet(
+        self, info: Any, input: dict[str, Any], identifier: dict[str, Any] | None = None
+    ) -> Any:
+        """Shopify's customerSet as its reference describes it: no identifier creates, an id
+        updates, an email upserts by it; a list field given replaces the list; an email
+        belongs to one customer."""
+        customers = self.double.shopify_customers
+        if set(identifier or {}) - {"id", "email"}:
+            raise ValueError("the double finds customers by id or email only")
+        found: dict[str, Any] | None = None
+        if identifier and "id" in identifier:
+            found = customers.get(identifier["id"])
+            if found is None:
+                return _customer_refused(["identifier", "id"], "NOT_FOUND",
+                                         "Customer does not exist")  # fmt: skip
+        elif identifier and "email" in identifier:
+            found = next((c for c in customers.values() if c["email"] == identifier["email"]),
+                         None)  # fmt: skip
+        email = input.get("email", (found or {}).get("email"))
+        if any(c["email"] == email and c is not found for c in customers.values()):
+            return _customer_refused(["input", "email"], "TAKEN", "Email has already been taken")
+        if found is None:
+            found = {"id": f"gid://shopify/Customer/{5000 + len(customers)}", "firstName": None,
+                     "email": None, "phone": None, "tags": [], "addresses": []}  # fmt: skip
+            customers[found["id"]] = found
+        found.update({k: v for k, v in input.items() if k in found and k != "id"})
+        return {"customer": {"id": found["id"]}, "userErrors": []}
 
     def productSet(
         self, info: Any, input: dict[str, Any], identifier: dict[str, Any] | None = None,
@@ -551,12 +591,39 @@ class _Shopify(_Handler):
         return {"webhookSubscription": node, "userErrors": []}
 
 
+def _terms(query: str | None, fields: set[str]) -> list[tuple[str, str]]:
+    """The (field, value) terms of a search query of quoted terms joined by OR (`sku:'…' OR
+    sku:'…'`), each of `fields`."""
+    term = r"(\w+):'((?:[^'\\]|\\.)*)'"
+    if not query:
+        return []
+    if not re.fullmatch(rf"{term}(?: OR {term})*", query):
+        raise ValueError(f"the double searches quoted terms joined by OR only, not {query!r}")
+    found = [(f, re.sub(r"\\(.)", r"\1", v)) for f, v in re.findall(term, query)]
+    if {f for f, _ in found} - fields:
+        raise ValueError(f"the double searches by {sorted(fields)} only, not {query!r}")
+    return found
+
+
 def _skus_of(query: str | None) -> set[str]:
     """The SKUs a search query (`sku:'…' OR sku:'…'`) names."""
-    skus = {re.sub(r"\\(.)", r"\1", m) for m in re.findall(r"sku:'((?:[^'\\]|\\.)*)'", query or "")}
-    if query and not skus:
-        raise ValueError(f"the double searches by sku only, not {query!r}")
-    return skus
+    return {value for _, value in _terms(query, {"sku"})}
+
+
+def _customer_view(customer: dict[str, Any]) -> dict[str, Any]:
+    """A stored customer as Shopify's Customer object shows it."""
+    shown = [{**a, "countryCodeV2": a.get("countryCode")} for a in customer["addresses"]]
+    phone = customer["phone"]
+    return {
+        "id": customer["id"], "firstName": customer["firstName"], "tags": customer["tags"],
+        "defaultEmailAddress": {"emailAddress": customer["email"]} if customer["email"] else None,
+        "defaultPhoneNumber": {"phoneNumber": phone} if phone else None,
+        "addressesV2": lambda info, first, **_: {"nodes": shown[:first]},
+    }  # fmt: skip
+
+
+def _customer_refused(field: list[str], code: str, message: str) -> dict[str, Any]:
+    return {"customer": None, "userErrors": [{"field": field, "code": code, "message": message}]}
 
 
 def _set_refused(field: list[str], code: str, message: str) -> dict[str, Any]:
