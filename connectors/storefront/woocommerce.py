@@ -182,8 +182,10 @@ class WooCommerceStock:
     def _account(self, customer: Customer) -> dict[str, Any] | None:
         """The customer's account: marked with its id (by email, then by name), else the
         unmarked account of its email."""
-        by_email = self._call("GET", "/customers", params={"email": customer.email})
-        by_name = self._call("GET", "/customers", params={"search": customer.name, "per_page": 100})
+        # WooCommerce lists only the `customer` role unless told otherwise.
+        anyone = {"role": "all", "per_page": 100}
+        by_email = self._call("GET", "/customers", params={**anyone, "email": customer.email})
+        by_name = self._call("GET", "/customers", params={**anyone, "search": customer.name})
         for account in [*by_email, *by_name]:
             if _mark_of(account) == customer.customer_id:
                 return dict(account)

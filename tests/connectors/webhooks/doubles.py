@@ -750,6 +750,8 @@ class _WooCommerce(_Handler):
         args = {k: v[0] for k, v in parse_qs(query).items()} if method == "GET" else self._body()
         if method == "GET" and "per_page" in args:
             args["per_page"] = int(args["per_page"])
+        if args.get("role", "all") != "all":
+            return self._refuse(400, "the double lists customers of every role only")
         route = CUSTOMERS_ROUTE if customer_id is None else CUSTOMER_ROUTE
         problem = self._check(method, args, route)
         if problem:
