@@ -152,11 +152,23 @@ class StreamApp(faust.App):
         committed = {tp: consumer._committed_offset.get(tp) for tp in tps}
         missing = [tp for tp, offset in committed.items() if offset is None]
         earliest = {}
-        if missing:
-            # A call to the consumer's thread: bounded, so that an agent never hangs on it.
-            earliest = await asyncio.wait_for(
-                consumer.earliest_offsets(*missing), timeout=START_TIMEOUT_SECONDS
-            )
+        while missing:
+            # A call to the consumer's thread: bounded, so that an agent never hangs on it,
+            # and asked again while the broker does not answer (a restart, a network
+            # partition): these partitions cannot be read before it does, and stopping the
+            # worker would not bring it back sooner.
+            try:
+                earliest = await asyncio.wait_for(
+                    consumer.earliest_offsets(*missing), timeout=START_TIMEOUT_SECONDS
+                )
+                break
+            except TimeoutError:
+                log.warning(
+                    "no answer in %.0f s about where %d partitions without a commit start "
+                    "(is the broker up?); asking again",
+                    START_TIMEOUT_SECONDS,
+                    len(missing),
+                )
         starts = {
             tp: offset if offset is not None else earliest[tp] for tp, offset in committed.items()
         }
