@@ -10,7 +10,7 @@ no rule splits a name (or a company's) into first and last reliably.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,3 +51,27 @@ def customers_of(
         for name, route in sorted(routes.items())
         if route.push_customers
     ]
+
+
+Account = Mapping[str, Any]
+"""A storefront's account as its API shows it."""
+
+
+def account_of(
+    mark: str,
+    by_email: Sequence[Account],
+    others: Sequence[Account],
+    mark_of: Callable[[Account], str | None],
+) -> tuple[Account | None, str | None]:
+    """The customer's storefront account among those of its email and `others` found for
+    it: the one carrying `mark` (the ERP's id kept on it), else the unmarked one of its
+    email (the customer's own, to be marked). And, when the account of its email carries
+    another ERP customer's mark instead, no account and that mark: platforms keep one
+    account per email, so it cannot be the customer's."""
+    for account in [*by_email, *others]:
+        if mark_of(account) == mark:
+            return account, None
+    for account in by_email:
+        other = mark_of(account)
+        return (None, other) if other is not None else (account, None)
+    return None, None

@@ -59,7 +59,7 @@ from connectors.storefront.adapter import (
     request,
 )
 from connectors.storefront.customers import MARK as CUSTOMER_MARK
-from connectors.storefront.customers import Customer
+from connectors.storefront.customers import Customer, account_of
 from connectors.storefront.levels import StockLevel
 from connectors.storefront.products import Product
 from connectors.webhooks.medusa.mapping import MARK
@@ -246,7 +246,7 @@ class MedusaStorefront:
             status = SyncStatus.CREATED
         else:
             changes: dict[str, Any] = {k: v for k, v in wanted.items() if account.get(k) != v}
-            if (account.get("metadata") or {}).get(CUSTOMER_MARK) != customer.customer_id:
+            if _mark_of(account) != customer.customer_id:
                 metadata = {**(account.get("metadata") or {}), CUSTOMER_MARK: customer.customer_id}
                 changes["metadata"] = metadata
             if changes:
@@ -263,17 +263,14 @@ class MedusaStorefront:
         fields = {"fields": _CUSTOMER_FIELDS, "limit": 100}
         by_email = self._call("GET", "/admin/customers", params={**fields, "email": customer.email})
         by_name = self._call("GET", "/admin/customers", params={**fields, "q": customer.name})
-        for account in [*by_email["customers"], *by_name["customers"]]:
-            if (account.get("metadata") or {}).get(CUSTOMER_MARK) == customer.customer_id:
-                return dict(account)
-        for account in by_email["customers"]:
-            other = (account.get("metadata") or {}).get(CUSTOMER_MARK)
-            if other is not None:
-                raise StorefrontRefused(
-                    f"Medusa's account of {customer.email} belongs to the ERP's customer {other}"
-                )
-            return dict(account)
-        return None
+        account, other = account_of(
+            customer.customer_id, by_email["customers"], by_name["customers"], _mark_of
+        )
+        if other is not None:
+            raise StorefrontRefused(
+                f"Medusa's account of {customer.email} belongs to the ERP's customer {other}"
+            )
+        return None if account is None else dict(account)
 
     def _address(self, account: Mapping[str, Any], customer: Customer) -> bool:
         """The account's erpbridge address made the ERP's first; whether it changed."""
@@ -344,6 +341,11 @@ class MedusaStorefront:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return request(self._client, method, self._url + path, auth=self._auth, **kwargs)
+
+
+def _mark_of(account: Mapping[str, Any]) -> str | None:
+    mark = (account.get("metadata") or {}).get(CUSTOMER_MARK)
+    return None if mark is None else str(mark)
 
 
 def _take(lines: Sequence[tuple[str, int]], items: Sequence[Mapping[str, Any]]) -> list[Any]:

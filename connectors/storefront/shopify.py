@@ -72,7 +72,7 @@ from connectors.storefront.adapter import (
     SyncStatus,
     request,
 )
-from connectors.storefront.customers import Customer
+from connectors.storefront.customers import Customer, account_of
 from connectors.storefront.levels import StockLevel
 from connectors.storefront.products import Product
 from connectors.webhooks.shopify.admin import API_VERSION
@@ -372,15 +372,12 @@ class ShopifyStock:
         tag = customer_tag(customer.customer_id)
         query = f"tag:{_quoted(tag)} OR email:{_quoted(customer.email or '')}"
         nodes = self._call(CUSTOMERS, {"query": query})["customers"]["nodes"]
-        account = next((n for n in nodes if tag in n["tags"]), None)
-        if account is None:
-            account = next((n for n in nodes if _email(n) == customer.email), None)
-            claimed = [t for t in (account or {}).get("tags", []) if t.startswith(_CUSTOMER_TAG)]
-            if claimed:
-                raise StorefrontRefused(
-                    f"Shopify's account of {customer.email} is tagged {claimed[0]}, another "
-                    "ERP customer's"
-                )
+        by_email = [n for n in nodes if _email(n) == customer.email]
+        account, other = account_of(tag, by_email, nodes, _tag_of)
+        if other is not None:
+            raise StorefrontRefused(
+                f"Shopify's account of {customer.email} is tagged {other}, another ERP customer's"
+            )
         address = _mailing(customer)
         if account is None:
             fields = {"email": customer.email, "firstName": customer.name,
@@ -531,6 +528,11 @@ def customer_tag(customer_id: str) -> str:
     if len(tag) <= _TAG_LIMIT:
         return tag
     return _CUSTOMER_TAG + hashlib.sha256(customer_id.encode()).hexdigest()[:24]
+
+
+def _tag_of(account: Mapping[str, Any]) -> str | None:
+    """The tag that marks an account as an ERP customer's."""
+    return next((t for t in account["tags"] if t.startswith(_CUSTOMER_TAG)), None)
 
 
 def _email(account: Mapping[str, Any]) -> str | None:

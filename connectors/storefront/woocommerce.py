@@ -56,7 +56,7 @@ from connectors.storefront.adapter import (
     request,
 )
 from connectors.storefront.customers import MARK as CUSTOMER_MARK
-from connectors.storefront.customers import Customer
+from connectors.storefront.customers import Customer, account_of
 from connectors.storefront.levels import StockLevel
 from connectors.storefront.products import Product
 from streams.domain.money import minor_unit
@@ -186,18 +186,12 @@ class WooCommerceStock:
         anyone = {"role": "all", "per_page": 100}
         by_email = self._call("GET", "/customers", params={**anyone, "email": customer.email})
         by_name = self._call("GET", "/customers", params={**anyone, "search": customer.name})
-        for account in [*by_email, *by_name]:
-            if _mark_of(account) == customer.customer_id:
-                return dict(account)
-        for account in by_email:
-            other = _mark_of(account)
-            if other is not None:
-                raise StorefrontRefused(
-                    f"WooCommerce's account of {customer.email} belongs to the ERP's customer "
-                    f"{other}"
-                )
-            return dict(account)
-        return None
+        account, other = account_of(customer.customer_id, by_email, by_name, _mark_of)
+        if other is not None:
+            raise StorefrontRefused(
+                f"WooCommerce's account of {customer.email} belongs to the ERP's customer {other}"
+            )
+        return None if account is None else dict(account)
 
     def record_shipment(self, shipment: Shipment) -> ShipmentOutcome:
         if not shipment.order_id.isdigit():
