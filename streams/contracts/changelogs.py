@@ -4,7 +4,13 @@ must have the partition count of the input topic its table is partitioned like."
 
 from __future__ import annotations
 
-from streams.contracts.topics import ERP_RESULTS, INVENTORY, ORDERS, STOREFRONT_RESULTS
+from streams.contracts.topics import (
+    CUSTOMERS,
+    ERP_RESULTS,
+    INVENTORY,
+    ORDERS,
+    STOREFRONT_RESULTS,
+)
 
 ORDERS_TABLE = "orders"
 STOCK_TABLE = "stock"
@@ -16,6 +22,8 @@ STOCK_ALERTS_TABLE = "stock-alerts"
 COMMAND_ALERTS_TABLE = "command-alerts"
 STOREFRONT_ALERTS_TABLE = "storefront-alerts"
 """Alerts are state (opened once, resolved once), kept per entity beside its state."""
+ACCOUNTS_TABLE = "customer-accounts"
+"""Storefront account -> the last UpsertCustomer it sent (streams.domain.accounts)."""
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -30,6 +38,7 @@ TABLE_SOURCES = {
     STOCK_ALERTS_TABLE: INVENTORY,
     COMMAND_ALERTS_TABLE: ERP_RESULTS,
     STOREFRONT_ALERTS_TABLE: STOREFRONT_RESULTS,
+    ACCOUNTS_TABLE: CUSTOMERS,
 }
 """Each table and the input topic whose partitions its changelog must match."""
 

@@ -5,7 +5,9 @@ expanded schemas, without a registry. `compare_with_ref` runs it both ways for e
 value schema against the version at a git ref (producers and consumers upgrade
 independently, so the gate is full compatibility), and also demands that the ref's version of a
 changed schema is kept in schemas/history/, so the embedded store still decodes messages
-from producers that have not upgraded. `python -m streams.contracts.schema_compat freeze --ref REF`
+from producers that have not upgraded. The one exception is a break old readers cannot
+avoid, a new branch of a union (a new kind of ERP command): each is listed, with why and
+which consumers upgrade first, in schemas/consumers-first.json. `python -m streams.contracts.schema_compat freeze --ref REF`
 writes those history files.
 """
 
@@ -307,6 +309,8 @@ class CompatReport:
     forward_incompatibilities: tuple[Incompatibility, ...]
     """What stops consumers still on `ref`'s schema from reading what upgraded producers write."""
     missing_history: tuple[MissingHistory, ...]
+    consumers_first: tuple[Incompatibility, ...] = ()
+    """Forward breaks listed in schemas/consumers-first.json: their consumers upgrade first."""
 
     @property
     def ok(self) -> bool:
@@ -386,7 +390,31 @@ def compare_with_ref(schemas_dir: Path, ref: str, repo: Path) -> CompatReport:
         history = schemas_dir / HISTORY_DIR / history_file_name(old)
         if old.fingerprint != current.fingerprint and not _in_history(history, old):
             missing.append(MissingHistory(old, ref, history))
-    return CompatReport(ref, tuple(new), tuple(found), tuple(forward), tuple(missing))
+    listed = consumers_first(schemas_dir)
+    acknowledged = tuple(i for i in forward if i.kind is Kind.UNION_BRANCH and i.path in listed)
+    return CompatReport(
+        ref,
+        tuple(new),
+        tuple(found),
+        tuple(i for i in forward if i not in acknowledged),
+        tuple(missing),
+        acknowledged,
+    )
+
+
+CONSUMERS_FIRST = "consumers-first.json"
+
+
+def consumers_first(schemas_dir: Path) -> set[str]:
+    """The union branches old consumers cannot read, each listed with its reason."""
+    path = schemas_dir / CONSUMERS_FIRST
+    if not path.exists():
+        return set()
+    entries = json.loads(path.read_text())
+    for entry in entries:
+        if not entry.get("why") or not entry.get("upgrade_first"):
+            raise ValueError(f"{path}: {entry.get('path')!r} needs a why and an upgrade_first")
+    return {entry["path"] for entry in entries}
 
 
 def freeze(schemas_dir: Path, ref: str, repo: Path) -> list[Path]:

@@ -15,6 +15,9 @@ from streams.ops.settings import Settings
 ORDERS = "commerce.orders"
 INVENTORY = "commerce.inventory"
 PAYMENTS = "commerce.payments"
+CUSTOMERS = "commerce.customers"
+"""Storefronts' customer accounts as they are created and changed, keyed by account
+(`<storefront>:<account id>`): what the ERP learns its customers from."""
 ERP_COMMANDS = "erp.commands"
 ERP_RESULTS = "erp.results"
 ALERTS = "reconciliation.alerts"
@@ -109,6 +112,7 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(ORDERS, Role.INPUT, "order_id", "erpbridge.OrderEvent", _delete(7)),
     TopicSpec(INVENTORY, Role.INPUT, "sku", "erpbridge.InventoryEvent", _delete(7)),
     TopicSpec(PAYMENTS, Role.INPUT, "order_id", "erpbridge.PaymentEvent", _delete(7)),
+    TopicSpec(CUSTOMERS, Role.INPUT, "account", "erpbridge.CustomerEvent", _delete(7)),
     TopicSpec(ERP_COMMANDS, Role.OUTPUT, "command_id", "erpbridge.ErpCommand", _delete(7)),
     TopicSpec(ERP_RESULTS, Role.OUTPUT, "command_id", "erpbridge.ErpResult", _delete(7)),
     TopicSpec(ALERTS, Role.OUTPUT, "alert_id", "erpbridge.ReconciliationAlert", _COMPACT),
@@ -166,6 +170,7 @@ SPECS: tuple[TopicSpec, ...] = (
             ORDERS,
             INVENTORY,
             PAYMENTS,
+            CUSTOMERS,
             STOCK_REQUESTS,
             ORDER_FEEDBACK,
             ERP_PENDING,
@@ -199,6 +204,7 @@ COPARTITIONED: tuple[tuple[str, ...], ...] = (
     (ORDERS, PAYMENTS, ORDER_FEEDBACK),
     (INVENTORY, STOCK_REQUESTS),
     (ERP_RESULTS,),
+    (CUSTOMERS,),
     (
         STOREFRONT_RESULTS,
         STOREFRONT_FULFILMENT_RESULTS,

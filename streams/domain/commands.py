@@ -36,13 +36,14 @@ class Kind(StrEnum):
     CREATE_CREDIT_NOTE = "CreateCreditNote"
     ADJUST_INVENTORY = "AdjustInventory"
     POST_JOURNAL_ENTRY = "PostJournalEntry"
+    UPSERT_CUSTOMER = "UpsertCustomer"
 
 
 class Lane(IntEnum):
     """Priority lanes, most urgent first: what customers and money wait on goes first."""
 
     ORDERS = 0
-    """Sales orders, cancellations and credit notes."""
+    """Sales orders, cancellations, credit notes, and the customers sales orders name."""
     SHIPMENTS = 1
     BOOKKEEPING = 2
     """Journal entries and inventory adjustments, which may also coalesce while they wait."""
@@ -52,6 +53,7 @@ LANES: dict[Kind, Lane] = {
     Kind.CREATE_SALES_ORDER: Lane.ORDERS,
     Kind.CANCEL_SALES_ORDER: Lane.ORDERS,
     Kind.CREATE_CREDIT_NOTE: Lane.ORDERS,
+    Kind.UPSERT_CUSTOMER: Lane.ORDERS,
     Kind.RECORD_SHIPMENT: Lane.SHIPMENTS,
     Kind.ADJUST_INVENTORY: Lane.BOOKKEEPING,
     Kind.POST_JOURNAL_ENTRY: Lane.BOOKKEEPING,
@@ -67,7 +69,8 @@ class Command:
     created_ms: int
     """When the fact that called for it happened; stable across replays."""
     dispatch_key: str
-    """Key on the pending topic: the order id, or the SKU and warehouse of an adjustment."""
+    """Key on the pending topic: the order id, the SKU and warehouse of an adjustment, or
+    the storefront account of a customer."""
     body: dict[str, Any]
     """The union member's Avro datum (Decimals as Decimal)."""
 
@@ -126,7 +129,10 @@ class Command:
         kind = Kind(member.rsplit(".", 1)[-1])
         occurred = datum["occurred_at"]
         created_ms = statejson.millis(occurred) if isinstance(occurred, datetime) else occurred
-        key = body.get("order_id") or f"{body.get('sku')}@{body.get('warehouse_id')}"
+        if kind is Kind.UPSERT_CUSTOMER:
+            key = f"{body['storefront']}:{body['account_id']}"
+        else:
+            key = body.get("order_id") or f"{body.get('sku')}@{body.get('warehouse_id')}"
         return cls(datum["command_id"], kind, datum["target"], created_ms, key, body)
 
 
@@ -367,6 +373,7 @@ def _sales_order(order_id: str, placement: Placement) -> dict[str, Any]:
         "shipping": doc.get("shipping"),
         "total": placement.total,
         "purchase_order_number": placement.purchase_order_number,
+        "storefront": doc.get("storefront"),
     }
 
 

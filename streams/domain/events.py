@@ -19,6 +19,11 @@ class Rejection(Exception):
         self.detail = detail
 
 
+_ONLY_KIND = {"account": "erpbridge.AccountChanged"}
+"""By key field, the input envelopes whose event union has a single branch, which the codec
+(and a JSON line) gives bare, without its name."""
+
+
 @dataclass(frozen=True, slots=True)
 class InputEvent:
     event_id: str
@@ -32,8 +37,9 @@ class InputEvent:
 
     @classmethod
     def from_datum(cls, datum: dict[str, Any], key_field: str) -> InputEvent:
-        """The codec's datum of an OrderEvent, PaymentEvent or InventoryEvent."""
-        full_name, payload = datum["event"]
+        """The codec's datum of an OrderEvent, PaymentEvent, InventoryEvent or CustomerEvent."""
+        event = datum["event"]
+        full_name, payload = event if isinstance(event, tuple) else (_ONLY_KIND[key_field], event)
         return cls(
             event_id=datum["event_id"],
             occurred_ms=to_ms(datum["occurred_at"]),

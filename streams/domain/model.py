@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from streams.domain.accounts import ACCOUNT_CHANGED, Sent, account_command
 from streams.domain.alerts import (
     SKU,
     Alert,
@@ -63,13 +64,24 @@ class ReferenceModel:
     """The latest state of every alert, by id, as the compacted topic keeps it."""
     tracking: dict[str, TrackingPush] = field(default_factory=dict)
     """Every fulfilment told to a storefront (storefront.fulfilments), by push id."""
+    sent: dict[str, Sent] = field(default_factory=dict)
+    """The last UpsertCustomer per storefront account."""
     _books: dict[tuple[str, str], AlertBook] = field(default_factory=dict)
 
     def feed(self, topic: str, event: InputEvent, now_ms: int) -> str:
         """Apply one decoded input event from logical `topic`; the outcome's name."""
         try:
             require_rate(event, self.finance)
-            if event.kind in INVENTORY_EVENTS:
+            if event.kind == ACCOUNT_CHANGED:
+                command, sent = account_command(
+                    event, self.command_policy, self.sent.get(event.key)
+                )
+                if sent is not None:
+                    self.sent[event.key] = sent
+                if command is not None:
+                    self.commands[command.command_id] = command
+                outcome = "applied" if command is not None else "duplicate"
+            elif event.kind in INVENTORY_EVENTS:
                 stock = self._stock(event.key)
                 effect = stock.apply_event(event, self.rules, self.policy, now_ms)
                 adjustment = adjustment_command(event, self.command_policy)

@@ -31,6 +31,7 @@ from streams.ops.metrics import CONTENT_TYPE, METRICS_PATH, render
 from streams.ops.settings import Settings
 from streams.topology.accounting import EventAccounting
 from streams.topology.agents.context import AgentContext
+from streams.topology.agents.customers import CustomersAgent
 from streams.topology.agents.deadletters import DeadLetters
 from streams.topology.agents.dispatch import DISPATCH_PATH, Dispatcher
 from streams.topology.agents.intake import Intake
@@ -146,6 +147,7 @@ def create_topology(
     results = ResultsAgent(context)
     results.register()
     StorefrontResultsAgent(context).register()
+    CustomersAgent(context).register()
 
     @app.page(ACCOUNTING_PATH)
     async def _accounting(web: View, request: Request) -> Response:

@@ -13,6 +13,7 @@ import faust
 from faust.types import TableT
 
 from streams.contracts.changelogs import (
+    ACCOUNTS_TABLE,
     COMMAND_ALERTS_TABLE,
     DEADLINES_TABLE,
     ORDER_ALERTS_TABLE,
@@ -22,12 +23,14 @@ from streams.contracts.changelogs import (
     STOREFRONT_ALERTS_TABLE,
 )
 from streams.contracts.topics import (
+    CUSTOMERS,
     ERP_RESULTS,
     INVENTORY,
     ORDERS,
     STOREFRONT_RESULTS,
     TopicCatalog,
 )
+from streams.domain.accounts import Sent
 from streams.domain.alerts import AlertBook
 from streams.domain.orders import Order
 from streams.domain.statecodec import (
@@ -51,6 +54,7 @@ class Tables:
     stock_alerts: TableT[bytes, bytes]
     command_alerts: TableT[bytes, bytes]
     storefront_alerts: TableT[bytes, bytes]
+    accounts: TableT[bytes, bytes]
 
     @classmethod
     def create(cls, app: faust.App, catalog: TopicCatalog) -> Tables:
@@ -68,6 +72,7 @@ class Tables:
             stock_alerts=table(STOCK_ALERTS_TABLE, INVENTORY),
             command_alerts=table(COMMAND_ALERTS_TABLE, ERP_RESULTS),
             storefront_alerts=table(STOREFRONT_ALERTS_TABLE, STOREFRONT_RESULTS),
+            accounts=table(ACCOUNTS_TABLE, CUSTOMERS),
         )
 
     @property
@@ -98,6 +103,13 @@ class Tables:
 
     def save_sku(self, batch: Batch, partition: int, stock: SkuStock) -> None:
         batch.put_state(self.stock, partition, stock.sku.encode(), encode_sku(stock))
+
+    def sent(self, account: str) -> Sent | None:
+        data = self.accounts.get(account.encode())
+        return None if data is None else Sent.decode(data)
+
+    def save_sent(self, batch: Batch, partition: int, account: str, sent: Sent) -> None:
+        batch.put_state(self.accounts, partition, account.encode(), sent.encode())
 
     @staticmethod
     def alert_book(

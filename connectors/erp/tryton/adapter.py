@@ -28,6 +28,12 @@ up before anything is created; a redelivery finishes whatever workflow a crash i
   warehouse's storage and Lost and Found, forced to done. Parts already there are skipped.
 - PostJournalEntry: one `account.move` per entry on the general journal, `description` =
   entry id (exact, searchable; the entry's own description goes on its lines), then `post`.
+- UpsertCustomer: the `party.party` holding a `party.identifier` (no type) whose code is the
+  account's external id (`<storefront>:<account id>`); else the party the account is marked
+  with (by code), or the one party with the account's e-mail, given that identifier; else a
+  new party with the identifier, the account's name, e-mail, phone and addresses (its code
+  from Tryton's party sequence). A sales order's customer is the party whose code is the
+  order's customer id, else the one with the identifier of its storefront account.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import httpx
 
 from connectors.erp.adapter import Document, PermanentError, TransientError
 from connectors.erp.tryton.rpc import TrytonRpc
+from streams.domain.accounts import external_id
 from streams.domain.commands import Command, Kind, sales_order_id
 
 _PRICE = Decimal("0.0001")  # sale.line and move unit_price digits (price_digits)
@@ -128,6 +135,8 @@ class TrytonAdapter:
                 return await self._adjust_inventory(command)
             case Kind.POST_JOURNAL_ENTRY:
                 return await self._post_journal_entry(command)
+            case Kind.UPSERT_CUSTOMER:
+                return await self._upsert_customer(command)
 
     # --- reading what erpbridge compares --------------------------------------------------
 
@@ -176,8 +185,16 @@ class TrytonAdapter:
     async def _new_sale(self, reference: str, body: dict[str, Any]) -> int:
         customer = body["customer"]["customer_id"]
         party = await self._find("party.party", [["code", "=", customer]], ["addresses"])
+        storefront = body.get("storefront")
+        if party is None and storefront:
+            account = await self._account_party(external_id(storefront, customer))
+            if account is not None:
+                party = await self._find("party.party", [["id", "=", account]], ["addresses"])
         if party is None or not party["addresses"]:
-            raise PermanentError("unknown-customer", f"no Tryton party with code {customer!r}")
+            where = f" nor a {storefront} account {customer!r}" if storefront else ""
+            raise PermanentError(
+                "unknown-customer", f"no Tryton party with code {customer!r}{where}"
+            )
         products = await self._product_rows([line["sku"] for line in body["lines"]])
         currency = await self._currency(body["currency"])
         digits = await self._currency_digits(currency)
@@ -509,6 +526,90 @@ class TrytonAdapter:
                 for line in entry["lines"]
             ]]],
         }  # fmt: skip
+
+    # --- customers ------------------------------------------------------------------------
+
+    async def _upsert_customer(self, command: Command) -> Document:
+        body = command.body
+        external = external_id(body["storefront"], body["account_id"])
+        party = await self._account_party(external)
+        if party is None:
+            party = await self._claimed_party(body)
+            if party is None:
+                (party,) = await self.rpc.create("party.party", [await self._new_party(body)])
+                return Document("party.party", str(party))
+            await self.rpc.create(
+                "party.identifier", [{"party": party, "type": None, "code": external}]
+            )
+        return Document("party.party", str(party))
+
+    async def _account_party(self, external: str) -> int | None:
+        row = await self._find(
+            "party.identifier", [["type", "=", None], ["code", "=", external]], ["party"]
+        )
+        return None if row is None else int(row["party"])
+
+    async def _claimed_party(self, body: dict[str, Any]) -> int | None:
+        """The existing party the account belongs to: the one it is marked with, or the
+        only one with its e-mail; None when there is none."""
+        marked = body.get("erp_customer_id")
+        if marked is not None:
+            party = await self._find("party.party", [["code", "=", marked]], ["id"])
+            if party is None:
+                raise PermanentError(
+                    "unknown-customer",
+                    f"account {body['account_id']} of {body['storefront']} is marked with "
+                    f"customer {marked!r}, and no Tryton party has that code",
+                )
+            return int(party["id"])
+        email = body.get("email")
+        if not email:
+            return None
+        rows = await self.rpc.search_read(
+            "party.contact_mechanism", [["type", "=", "email"], ["value", "=", email]], ["party"]
+        )
+        parties = sorted({int(row["party"]) for row in rows})
+        if len(parties) > 1:
+            raise PermanentError(
+                "ambiguous-customer",
+                f"{len(parties)} Tryton parties ({', '.join(map(str, parties))}) have the e-mail "
+                f"of account {body['account_id']} of {body['storefront']}; keep one",
+            )
+        return parties[0] if parties else None
+
+    async def _new_party(self, body: dict[str, Any]) -> dict[str, Any]:
+        mechanisms = [
+            {"type": kind, "value": body[kind]} for kind in ("email", "phone") if body.get(kind)
+        ]
+        addresses = [await self._address(a) for a in body["addresses"]]
+        external = external_id(body["storefront"], body["account_id"])
+        party: dict[str, Any] = {
+            "name": body["name"],
+            "identifiers": [["create", [{"type": None, "code": external}]]],
+            "contact_mechanisms": [["create", mechanisms]],
+        }
+        if addresses:  # else Tryton's default: one empty address
+            party["addresses"] = [["create", addresses]]
+        return party
+
+    async def _address(self, address: dict[str, Any]) -> dict[str, Any]:
+        """A party.address; a country or subdivision Tryton does not have is left empty."""
+        values: dict[str, Any] = {
+            "party_name": address.get("name"),
+            "street": address.get("street"),
+            "city": address.get("city"),
+            "postal_code": address.get("postal_code"),
+        }
+        country, region = address.get("country"), address.get("region")
+        if country:
+            values["country"] = await self._cached(
+                "country", country, "country.country", [["code", "=", country]]
+            )
+        if region and values.get("country"):
+            values["subdivision"] = await self._cached(
+                "subdivision", region, "country.subdivision", [["code", "=", region]]
+            )
+        return values
 
     # --- master data ----------------------------------------------------------------------
 

@@ -15,9 +15,11 @@ import pytest
 
 from streams.contracts.schema_compat import (
     BASE_REF_ENV,
+    CONSUMERS_FIRST,
     Kind,
     check_backward,
     compare_with_ref,
+    freeze,
     resolve_base_ref,
 )
 from streams.contracts.schema_store import HISTORY_DIR, SchemaStore, history_file_name, load_file
@@ -532,3 +534,44 @@ def test_base_ref_resolution(repo: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     git(tmp_path, "init", "-q", "-b", "main", str(empty))
     assert resolve_base_ref(empty, env={}) is None
+
+
+def test_a_new_union_branch_passes_only_when_listed_with_the_consumers_to_upgrade_first(
+    repo: Path,
+) -> None:
+    schemas = repo / "schemas"
+    (schemas / "erpbridge.OrderNoted.avsc").write_text(
+        json.dumps(
+            {
+                "type": "record",
+                "name": "OrderNoted",
+                "namespace": "erpbridge",
+                "fields": [{"name": "note", "type": "string"}],
+            }
+        )
+    )
+    edit(
+        schemas,
+        "erpbridge.OrderEvent",
+        lambda s: field_of(s, "event")["type"].append("erpbridge.OrderNoted"),
+    )
+    (schemas / "history").mkdir(exist_ok=True)
+    freeze(schemas, "main", repo)
+    branch = "erpbridge.OrderEvent.event[erpbridge.OrderNoted]"
+
+    unlisted = compare_with_ref(schemas, "main", repo)
+    assert [(i.path, i.kind) for i in unlisted.forward_incompatibilities] == [
+        (branch, Kind.UNION_BRANCH)
+    ]
+    assert not unlisted.ok
+
+    listing = schemas / CONSUMERS_FIRST
+    entries = json.loads(listing.read_text())
+    listing.write_text(json.dumps([*entries, {"path": branch}]))
+    with pytest.raises(ValueError, match="needs a why and an upgrade_first"):
+        compare_with_ref(schemas, "main", repo)
+    listing.write_text(
+        json.dumps([*entries, {"path": branch, "why": "a new event", "upgrade_first": "worker"}])
+    )
+    listed = compare_with_ref(schemas, "main", repo)
+    assert listed.ok and [i.path for i in listed.consumers_first] == [branch]
