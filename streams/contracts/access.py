@@ -28,6 +28,7 @@ from streams.contracts.topics import (
     AGENT_SOURCES,
     ALERTS,
     AVAILABILITY,
+    CUSTOMERS,
     DISPATCH_SOURCES,
     ERP_CATALOG,
     ERP_COMMANDS,
@@ -243,11 +244,13 @@ def principals(settings: Settings) -> list[Principal]:
         ),
         Principal(
             MEDUSA_SOURCE,
-            "the Medusa source: Medusa's orders and payments as input events, and its watermarks",
+            "the Medusa source: Medusa's orders, payments and customers as input events, and its "
+            "watermarks",
             (
                 *_topics(physical([POLL_WATERMARKS]), Operation.READ),
                 *_topics(
-                    physical([ORDERS, PAYMENTS, WEBHOOKS_DLQ, POLL_WATERMARKS]), Operation.WRITE
+                    physical([ORDERS, PAYMENTS, CUSTOMERS, WEBHOOKS_DLQ, POLL_WATERMARKS]),
+                    Operation.WRITE,
                 ),
                 _assigning_reader(READER_GROUP_PREFIX),
             ),

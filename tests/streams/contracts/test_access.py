@@ -38,6 +38,7 @@ from streams.contracts.groups import (
 from streams.contracts.topics import (
     AGENT_SOURCES,
     AVAILABILITY,
+    CUSTOMERS,
     DISPATCH_SOURCES,
     ERP_CATALOG,
     ERP_COMMANDS,
@@ -196,9 +197,9 @@ def test_webhooks_and_payouts_each_write_only_theirs() -> None:
     assert _topics(payouts, READ) == {PAYOUT_WATERMARKS}
 
 
-def test_the_medusa_source_writes_orders_payments_and_its_watermarks_only() -> None:
+def test_the_medusa_source_writes_orders_payments_customers_and_its_watermarks_only() -> None:
     source = BY_USER[MEDUSA_SOURCE]
-    assert _topics(source, WRITE) == {ORDERS, PAYMENTS, WEBHOOKS_DLQ, POLL_WATERMARKS}
+    assert _topics(source, WRITE) == {ORDERS, PAYMENTS, CUSTOMERS, WEBHOOKS_DLQ, POLL_WATERMARKS}
     assert _topics(source, READ) == {POLL_WATERMARKS}
     assert source.allows(DESCRIBE, GROUP, reader_group(READER_GROUP_PREFIX))
     assert not source.allows(READ, GROUP, reader_group(READER_GROUP_PREFIX))
