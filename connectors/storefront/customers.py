@@ -10,7 +10,8 @@ no rule splits a name (or a company's) into first and last reliably.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,12 @@ from connectors.erp.master import Address
 from streams.ops.settings import WebhookRoute
 
 MARK = "erpbridge_customer_id"
-"""The key under which a storefront account keeps the ERP's customer id (its metadata)."""
+"""The key under which a storefront account keeps the ERP's customer id: Medusa's
+`metadata`, WooCommerce's `meta_data`."""
+CUSTOMER_TAG = "erpbridge-customer-"
+"""Shopify keeps the ERP's customer id in a tag, `erpbridge-customer-<id>` (`customer_tag`)."""
+TAG_LIMIT = 40
+"""Characters in a Shopify tag."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +81,29 @@ def account_of(
         other = mark_of(account)
         return (None, other) if other is not None else (account, None)
     return None, None
+
+
+def customer_tag(customer_id: str) -> str:
+    """The Shopify tag that holds the ERP's customer id (hashed when too long)."""
+    tag = CUSTOMER_TAG + customer_id
+    if len(tag) <= TAG_LIMIT:
+        return tag
+    return CUSTOMER_TAG + hashlib.sha256(customer_id.encode()).hexdigest()[:24]
+
+
+def tagged_customer_id(tags: Iterable[str]) -> str | None:
+    """The ERP's customer id a Shopify account's tags hold (`customer_tag`), None when no tag
+    is erpbridge's. A hashed tag cannot be read back: its suffix, the hash, is returned as
+    it is, which `customer_tag` of the right id gives again."""
+    for tag in tags:
+        if tag.startswith(CUSTOMER_TAG):
+            return tag.removeprefix(CUSTOMER_TAG)
+    return None
+
+
+def marked_in(meta_data: Iterable[Mapping[str, Any]]) -> str | None:
+    """The ERP's customer id among a WooCommerce account's `meta_data` ({key, value}), if any."""
+    for meta in meta_data:
+        if meta.get("key") == MARK and meta.get("value") not in (None, ""):
+            return str(meta["value"])
+    return None

@@ -72,7 +72,13 @@ from connectors.storefront.adapter import (
     SyncStatus,
     request,
 )
-from connectors.storefront.customers import Customer, account_of
+from connectors.storefront.customers import (
+    CUSTOMER_TAG,
+    TAG_LIMIT,
+    Customer,
+    account_of,
+    customer_tag,
+)
 from connectors.storefront.levels import StockLevel
 from connectors.storefront.products import Product
 from connectors.webhooks.shopify.admin import API_VERSION
@@ -143,8 +149,6 @@ mutation Tag($id: ID!, $tags: [String!]!) {
 }
 """
 _FULFILLABLE = ("OPEN", "IN_PROGRESS")
-_TAG_LIMIT = 40
-"""Characters in a Shopify tag."""
 
 
 VARIANT = """
@@ -182,7 +186,6 @@ mutation SetCustomer($identifier: CustomerSetIdentifiers, $input: CustomerSetInp
   }
 }
 """
-_CUSTOMER_TAG = "erpbridge-customer-"
 _OPTION = {"optionName": "Title", "name": "Default Title"}
 """The one option value of a product of one variant, as Shopify names it."""
 
@@ -522,17 +525,9 @@ class ShopifyStock:
         return data
 
 
-def customer_tag(customer_id: str) -> str:
-    """The customer tag that holds the ERP's customer id (hashed when too long)."""
-    tag = _CUSTOMER_TAG + customer_id
-    if len(tag) <= _TAG_LIMIT:
-        return tag
-    return _CUSTOMER_TAG + hashlib.sha256(customer_id.encode()).hexdigest()[:24]
-
-
 def _tag_of(account: Mapping[str, Any]) -> str | None:
     """The tag that marks an account as an ERP customer's."""
-    return next((t for t in account["tags"] if t.startswith(_CUSTOMER_TAG)), None)
+    return next((t for t in account["tags"] if t.startswith(CUSTOMER_TAG)), None)
 
 
 def _email(account: Mapping[str, Any]) -> str | None:
@@ -563,7 +558,7 @@ def _as_input(shown: Mapping[str, Any]) -> dict[str, Any]:
 def shipment_tag(shipment: Shipment) -> str:
     """The order tag that says erpbridge made the fulfilment (hashed when too long)."""
     tag = f"erpbridge-{shipment.fulfillment_id}"
-    if len(tag) <= _TAG_LIMIT:
+    if len(tag) <= TAG_LIMIT:
         return tag
     return "erpbridge-" + hashlib.sha256(shipment.fulfillment_id.encode()).hexdigest()[:24]
 

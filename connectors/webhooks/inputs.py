@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from streams.contracts.topics import INVENTORY, ORDERS, PAYMENTS
+from streams.contracts.topics import CUSTOMERS, INVENTORY, ORDERS, PAYMENTS
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,77 @@ def inventory_input(
 ) -> Input:
     """An InventoryEvent of commerce.inventory."""
     return Input(INVENTORY, sku, _envelope(event_id, occurred_at, source, "sku", sku, event))
+
+
+def customer_input(
+    event_id: str,
+    occurred_at: str,
+    source: str,
+    storefront: str | None,
+    account_id: str,
+    event: dict[str, Any],
+) -> Input:
+    """A CustomerEvent of commerce.customers, keyed by the account: `<storefront>:<account_id>`.
+    `event` is its AccountChanged, bare: the union has that one branch, which the friendly
+    form gives without its name. `storefront` is the route's name (References.route)."""
+    assert storefront is not None, "every route's references name their route"
+    account = f"{storefront}:{account_id}"
+    return Input(
+        CUSTOMERS, account, _envelope(event_id, occurred_at, source, "account", account, event)
+    )
+
+
+def full_name(document: Any) -> str | None:
+    """`first_name` and `last_name` joined; None when both are empty."""
+    parts = (optional_text(document, "first_name"), optional_text(document, "last_name"))
+    return " ".join(part for part in parts if part) or None
+
+
+_SUBDIVISION = re.compile(r"[A-Z0-9]{1,3}")
+"""The subdivision part of an ISO 3166-2 code ("CA" of US-CA)."""
+
+
+@dataclass(frozen=True)
+class AddressFields:
+    """Where a storefront's account keeps the parts of an address; its names are always
+    `first_name` and `last_name`."""
+
+    street: tuple[str, ...]
+    """The street lines, in order."""
+    region: str
+    """An ISO 3166-2 code, or its subdivision part ("CA" or "US-CA")."""
+    postal_code: str
+    country: str
+    """ISO 3166-1 alpha-2, in either case."""
+
+    def addresses(self, holder: str | None, found: Iterable[Any]) -> list[dict[str, Any]]:
+        """The account's addresses as erpbridge.ErpAddress, in their order, without repeats
+        and without those that say nothing of where (a name alone)."""
+        kept: list[dict[str, Any]] = []
+        for document in found:
+            address = self._address(holder, document)
+            where = any(value for part, value in address.items() if part != "name")
+            if where and address not in kept:
+                kept.append(address)
+        return kept
+
+    def _address(self, holder: str | None, document: Any) -> dict[str, Any]:
+        country = optional_text(document, self.country)
+        country = country.upper() if country else None
+        region = optional_text(document, self.region)
+        # The storefront may hold a name there rather than a code: no region then.
+        part = region.upper().removeprefix(f"{country}-") if region else None
+        coded = country is not None and part is not None and _SUBDIVISION.fullmatch(part)
+        name = full_name(document)
+        lines = (optional_text(document, line) for line in self.street)
+        return {
+            "name": name if name != holder else None,  # who receives there, if not the holder
+            "street": "\n".join(line for line in lines if line) or None,
+            "city": optional_text(document, "city"),
+            "region": f"{country}-{part}" if coded else None,
+            "postal_code": optional_text(document, self.postal_code),
+            "country": country,
+        }
 
 
 def _envelope(

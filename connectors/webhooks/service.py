@@ -238,13 +238,15 @@ class WebhookService(Service):
         kept = []
         for item in inputs:
             event = item.record["event"]
-            if event["type"] == "StockSnapshot" and self._echoes.echoes(
+            # A one-branch union (commerce.customers') comes bare, without its "type".
+            kind = event.get("type", item.topic)
+            if kind == "StockSnapshot" and self._echoes.echoes(
                 item.key, event["warehouse_id"], event["on_hand"], now_ms
             ):
                 log.info("webhooks %s: %s echoes erpbridge's own push", route.path, item.event_id)
                 continue
             occurred_ms = int(parse_timestamp(item.occurred_at).timestamp() * 1000)
-            if self._arrivals.late(item.topic, item.key, event["type"], occurred_ms):
+            if self._arrivals.late(item.topic, item.key, kind, occurred_ms):
                 self.metrics.reordered.labels(route.provider.name, route.name).inc()
             kept.append(item)
         return kept

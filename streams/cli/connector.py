@@ -219,15 +219,15 @@ def storefront(ctx: click.Context) -> None:
 @click.option(
     "--since",
     metavar="TIME",
-    help="Read each route's orders and payments changed from TIME (ISO 8601 with its offset) "
+    help="Read each route's orders, payments and customers changed from TIME (ISO 8601 with its offset) "
     "instead of from its watermark: a new route's history, or what was dead-lettered once "
     "its cause is fixed. What was published before is published with the same event ids, "
     "which the topology drops.",
 )
 @click.pass_context
 def medusa_source(ctx: click.Context, once: bool, since: str | None) -> None:
-    """Publish the orders and payments of every Medusa route of ERPBRIDGE_WEBHOOK_ROUTES on
-    commerce.orders and commerce.payments, polling its Admin API (admin_url, with the
+    """Publish the orders, payments and customer accounts of every Medusa route of
+    ERPBRIDGE_WEBHOOK_ROUTES on commerce.orders, commerce.payments and commerce.customers, polling its Admin API (admin_url, with the
     route's ERPBRIDGE_WEBHOOK_ADMIN_TOKENS entry: a secret API key) every
     ERPBRIDGE_MEDUSA_POLL_SECONDS.
 
@@ -316,15 +316,20 @@ def medusa_source(ctx: click.Context, once: bool, since: str | None) -> None:
                     )
                     continue
                 watermarks[name] = polled.watermark
-                if polled.orders or once:
+                if polled.orders or polled.accounts or once:
                     letters = (
                         f", {counted(polled.dead_letters, 'dead letter')}"
                         if polled.dead_letters
                         else ""
                     )
+                    accounts = (
+                        f"; {counted(polled.accounts, 'customer account')} published"
+                        if polled.accounts
+                        else ""
+                    )
                     click.echo(
                         f"{name}: {counted(polled.orders, 'order')} read, "
-                        f"{counted(polled.events, 'event')} published{letters}"
+                        f"{counted(polled.events, 'event')} published{letters}{accounts}"
                     )
             if once:
                 return

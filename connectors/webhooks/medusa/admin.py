@@ -1,4 +1,4 @@
-"""Medusa 2's Admin API as the order poll reads it: with a secret API key (HTTP Basic, the
+"""Medusa 2's Admin API as the poll reads it: with a secret API key (HTTP Basic, the
 key as user), JSON numbers as Decimal, an answer other than 200 raised with what Medusa
 said."""
 
@@ -12,12 +12,16 @@ from typing import Any
 
 import httpx
 
-from connectors.webhooks.medusa.mapping import ORDER_FIELDS
+from connectors.webhooks.medusa.mapping import CUSTOMER_FIELDS, ORDER_FIELDS
 from streams.contracts.jsonlines import format_timestamp
 
 PAGE = 100
-# What identifies a changed order or payment, and the order a payment belongs to.
-_LISTED = {"orders": "id,updated_at", "payments": "id,updated_at,payment_collection.order.id"}
+# What identifies a changed order, payment or customer, and the order a payment belongs to.
+_LISTED = {
+    "orders": "id,updated_at",
+    "payments": "id,updated_at,payment_collection.order.id",
+    "customers": "id,updated_at",
+}
 
 
 class MedusaError(RuntimeError):
@@ -26,11 +30,12 @@ class MedusaError(RuntimeError):
 
 @dataclass(frozen=True)
 class Changed:
-    """An order or payment whose `updated_at` is in the range asked for."""
+    """An order, payment or customer whose `updated_at` is in the range asked for."""
 
     id: str
     updated_at: datetime
     order_id: str | None
+    """The order it is or belongs to; None for a customer."""
 
 
 class MedusaAdmin:
@@ -40,7 +45,7 @@ class MedusaAdmin:
         self._auth = (secret_key, "")
 
     def changed(self, kind: str, since: datetime) -> list[Changed]:
-        """Every order or payment (`kind`) updated at or after `since`, oldest first."""
+        """Every order, payment or customer (`kind`) updated at or after `since`, oldest first."""
         found: list[Changed] = []
         while True:
             page = self._get(
@@ -60,9 +65,16 @@ class MedusaAdmin:
 
     def order(self, order_id: str) -> tuple[dict[str, Any], bytes]:
         """The order with everything its mapping reads, parsed and as Medusa sent it."""
-        answer, body = self._call(f"/admin/orders/{order_id}", {"fields": ORDER_FIELDS})
-        order: dict[str, Any] = answer["order"]
-        return order, body
+        return self._one("order", order_id, ORDER_FIELDS)
+
+    def customer(self, customer_id: str) -> tuple[dict[str, Any], bytes]:
+        """The customer with everything its mapping reads, parsed and as Medusa sent it."""
+        return self._one("customer", customer_id, CUSTOMER_FIELDS)
+
+    def _one(self, kind: str, id: str, fields: str) -> tuple[dict[str, Any], bytes]:
+        answer, body = self._call(f"/admin/{kind}s/{id}", {"fields": fields})
+        found: dict[str, Any] = answer[kind]
+        return found, body
 
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         return self._call(path, params)[0]

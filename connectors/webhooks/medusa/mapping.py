@@ -14,20 +14,29 @@ fulfilment: connectors.storefront.medusa), packed but unshipped ones, and return
 exchanges (a refund is mapped as money refunded; Medusa's return lines are not read). An
 order edited after its placement keeps the placement first read (an edit is no event
 erpbridge has).
+
+A customer (a guest's too: Medusa gives one a customer id its orders carry) is mapped whole
+to its account, one AccountChanged identified by when it last changed, with the ERP customer
+id erpbridge's storefront sink marked it with from its metadata.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from connectors.storefront.customers import MARK as CUSTOMER_MARK
 from connectors.webhooks.amounts import currency_code, decimal, money, plain, timestamp
 from connectors.webhooks.inputs import (
+    AddressFields,
     Input,
     Unmappable,
+    customer_input,
+    full_name,
     optional_text,
     order_input,
     payment_input,
@@ -50,14 +59,18 @@ ORDER_FIELDS = ",".join(
     )
 )
 """What `GET /admin/orders/<id>` must return for `parts`."""
+CUSTOMER_FIELDS = "id,email,first_name,last_name,phone,updated_at,metadata,*addresses"
+"""What `GET /admin/customers/<id>` must return for `account`."""
+_ADDRESS = AddressFields(("address_1", "address_2"), "province", "postal_code", "country_code")
 
 
 @dataclass(frozen=True)
 class Part:
-    """One thing an order says happened: its input events, or why they cannot be mapped."""
+    """One thing an order says happened, or a customer's account: its input events, or why
+    they cannot be mapped."""
 
     name: str
-    """"placed", "payment <id>", "fulfillment <id>" or "cancelled"."""
+    """"placed", "payment <id>", "fulfillment <id>", "cancelled", or a customer's "account"."""
     inputs: tuple[Input, ...] = ()
     problem: Unmappable | None = None
 
@@ -88,6 +101,11 @@ def parts(order: dict[str, Any], references: References) -> list[Part]:
     if order.get("status") == "canceled":
         found.append(_part("cancelled", partial(_cancelled, order, order_id)))
     return found
+
+
+def account(customer: dict[str, Any], references: References) -> Part:
+    """The customer's account as it is now."""
+    return _part("account", partial(_account, customer, references))
 
 
 def _part(name: str, mapped: Callable[[], Input | list[Input]]) -> Part:
@@ -309,3 +327,35 @@ def _cancelled(order: dict[str, Any], order_id: str) -> Input:
     occurred_at = timestamp(order.get("canceled_at"), "canceled_at")
     event = {"type": "OrderCancelled", "reason": None}
     return order_input(f"{SOURCE}:cancel:{order_id}", occurred_at, SOURCE, order_id, event)
+
+
+def _account(customer: dict[str, Any], references: References) -> Input:
+    account_id = text(customer, "id")
+    name = full_name(customer)
+    addresses = customer.get("addresses") or []
+    # Medusa moves a customer's updated_at with its own fields only; an address changed since
+    # has its own, later time. The newest names this state of the account.
+    changed = max(
+        [
+            timestamp(customer.get("updated_at"), "updated_at"),
+            *(
+                timestamp(a.get("updated_at"), f"addresses[{i}].updated_at")
+                for i, a in enumerate(addresses)
+            ),
+        ],
+        key=datetime.fromisoformat,
+    )
+    defaults_first = sorted(
+        addresses, key=lambda a: not (a.get("is_default_shipping") or a.get("is_default_billing"))
+    )
+    event = {
+        "storefront": references.route,
+        "account_id": account_id,
+        "email": optional_text(customer, "email"),
+        "name": name,
+        "phone": optional_text(customer, "phone"),
+        "addresses": _ADDRESS.addresses(name, defaults_first),
+        "erp_customer_id": optional_text(customer, f"metadata.{CUSTOMER_MARK}"),
+    }
+    event_id = f"{SOURCE}:customer:{account_id}:{changed}"
+    return customer_input(event_id, changed, SOURCE, references.route, account_id, event)

@@ -1,5 +1,6 @@
-"""`erpbridge connector medusa-source`: each Medusa route's orders and payments, read from
-its Admin API, as input events on commerce.orders and commerce.payments.
+"""`erpbridge connector medusa-source`: each Medusa route's orders, payments and customers,
+read from its Admin API, as input events on commerce.orders, commerce.payments and
+commerce.customers.
 
 Medusa 2 sends no webhooks (its event bus is in-process and forgets what a receiver
 missed), so its Admin API is polled. An order's `updated_at` moves when it is placed,
@@ -11,10 +12,16 @@ seen within the overlap unchanged. Every order either list names is read whole a
 publishes what the topology drops as duplicates. A part that cannot be mapped goes to
 webhooks.dlq with its reason and the order as Medusa served it.
 
+Customers, guests' included (their orders name them too), are a third list with its own
+cursor, each one read whole and published as its account. A customer's `updated_at` moves
+with its own fields (names, email, phone, metadata) but not with its addresses: an address
+added or changed alone reaches commerce.customers with the customer's next change.
+
 The cursors are the route's watermark on the compacted webhooks.poll-watermarks, sent only
 after the broker confirmed every event and dead letter before it: a poll that dies is read
 again from the last watermark. A route's first poll starts at `since` (default: when the
-source started), so a new connection does not bring a shop's history into the ERP.
+source started), so a new connection does not bring a shop's history into the ERP; a
+watermark written before customers were polled starts their cursor where its orders' is.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from streams.contracts import deadletter
 from streams.ops.records import Outgoing, Sender
 
 SOURCE = "/medusa/{route}"
-"""The dead letters' source: the route whose orders they are."""
+"""The dead letters' source: the route whose orders and customers they are."""
 
 
 class PollError(RuntimeError):
@@ -42,7 +49,7 @@ class PollError(RuntimeError):
 
 @dataclass(frozen=True)
 class Cursor:
-    """How far one list (orders or payments) is read."""
+    """How far one list (orders, payments or customers) is read."""
 
     start: datetime
     """Where its next read begins: the newest `updated_at` read, less the overlap."""
@@ -78,20 +85,30 @@ class Cursor:
 class Watermark:
     orders: Cursor
     payments: Cursor
+    customers: Cursor
 
     @classmethod
     def starting(cls, since: datetime) -> Watermark:
-        return cls(Cursor(since), Cursor(since))
+        return cls(Cursor(since), Cursor(since), Cursor(since))
 
     def to_json(self) -> bytes:
         return json.dumps(
-            {"orders": self.orders.to_json(), "payments": self.payments.to_json()}
+            {
+                "orders": self.orders.to_json(),
+                "payments": self.payments.to_json(),
+                "customers": self.customers.to_json(),
+            }
         ).encode()
 
     @classmethod
     def from_json(cls, value: bytes) -> Watermark:
         data = json.loads(value)
-        return cls(Cursor.from_json(data["orders"]), Cursor.from_json(data["payments"]))
+        orders = Cursor.from_json(data["orders"])
+        # Written before customers were polled: they start where the orders are.
+        customers = (
+            Cursor.from_json(data["customers"]) if "customers" in data else Cursor(orders.start)
+        )
+        return cls(orders, Cursor.from_json(data["payments"]), customers)
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,9 @@ class Polled:
     orders: int
     """Orders read and mapped."""
     events: int
+    """The orders' events published."""
+    accounts: int
+    """Customers read and published as their accounts."""
     dead_letters: int
     watermark: Watermark
 
@@ -129,10 +149,12 @@ class MedusaPoll:
         self._overlap = overlap
 
     def poll(self, watermark: Watermark) -> Polled:
-        """Publishes every order changed since `watermark`, then the watermark after them.
-        MedusaError when Medusa cannot be read, PollError when the broker did not confirm."""
+        """Publishes every order and customer changed since `watermark`, then the watermark
+        after them. MedusaError when Medusa cannot be read, PollError when the broker did not
+        confirm."""
         orders = self._admin.changed("orders", watermark.orders.start)
         payments = self._admin.changed("payments", watermark.payments.start)
+        customers = self._admin.changed("customers", watermark.customers.start)
         ids = dict.fromkeys(
             row.order_id
             for row in (*watermark.orders.fresh(orders), *watermark.payments.fresh(payments))
@@ -146,18 +168,19 @@ class MedusaPoll:
             except Unmappable as unreadable:  # not even an order id: the whole answer
                 found = [mapping.Part("order", problem=unreadable)]
             for part in found:
-                records, problem = self._records(part)
-                if problem is None:
-                    events += len(records)
-                else:
-                    records = [self._dead_letter(order_id, part.name, body, problem)]
-                    letters += 1
-                for record in records:
-                    self._sender.send(record)
-        self._confirmed(f"{self.route}'s orders")
+                sent, dead = self._publish("order", order_id, part, body)
+                events, letters = events + sent, letters + dead
+        accounts = 0
+        for row in watermark.customers.fresh(customers):
+            customer, body = self._admin.customer(row.id)
+            part = mapping.account(customer, self._references)
+            sent, dead = self._publish("customer", row.id, part, body)
+            accounts, letters = accounts + sent, letters + dead
+        self._confirmed(f"{self.route}'s orders and customers")
         after = Watermark(
             watermark.orders.after(orders, self._overlap),
             watermark.payments.after(payments, self._overlap),
+            watermark.customers.after(customers, self._overlap),
         )
         key = self.route.encode()
         self._sender.send(
@@ -166,7 +189,17 @@ class MedusaPoll:
             )
         )
         self._confirmed(f"the watermark of {self.route}")
-        return Polled(self.route, len(ids), events, letters, after)
+        return Polled(self.route, len(ids), events, accounts, letters, after)
+
+    def _publish(self, kind: str, id: str, part: mapping.Part, body: bytes) -> tuple[int, int]:
+        """Sends the events of `part` of the order or customer (`kind`) `id`, or its dead
+        letter; (events, dead letters) sent."""
+        records, problem = self._records(part)
+        if problem is not None:
+            records = [self._dead_letter(kind, id, part.name, body, problem)]
+        for record in records:
+            self._sender.send(record)
+        return (0, 1) if problem is not None else (len(records), 0)
 
     def _records(self, part: mapping.Part) -> tuple[list[Outgoing], Unmappable | None]:
         if part.problem is not None:
@@ -176,19 +209,21 @@ class MedusaPoll:
         except Unmappable as problem:
             return [], problem
 
-    def _dead_letter(self, order_id: str, part: str, body: bytes, problem: Unmappable) -> Outgoing:
+    def _dead_letter(
+        self, kind: str, id: str, part: str, body: bytes, problem: Unmappable
+    ) -> Outgoing:
         letter = deadletter.dead_letter(
             dlq_topic=self._dlq_topic,
             source_topic=SOURCE.format(route=self.route),
             partition=-1,
             offset=-1,
-            # The same order as read before, failing the same way, is the same dead letter.
+            # The same order or customer as read before, failing the same way: the same letter.
             key=hashlib.sha256(body + part.encode()).hexdigest().encode(),
             value=body,
-            headers=[("medusa-order-id", order_id.encode()), ("medusa-part", part.encode())],
+            headers=[(f"medusa-{kind}-id", id.encode()), ("medusa-part", part.encode())],
             stage="poll",
             reason=problem.reason,
-            error=f"order {order_id}, {part}: {problem.detail}",
+            error=f"{kind} {id}, {part}: {problem.detail}",
         )
         return Outgoing(
             letter.topic, None, letter.key, letter.value, tuple(letter.headers), "a dead letter"

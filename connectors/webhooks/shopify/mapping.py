@@ -3,6 +3,13 @@ input events. Pure: the route's references come in as a value.
 
 `event_id` is the delivery's X-Shopify-Event-Id, which Shopify keeps across its retries,
 so a retried webhook is a duplicate the topology drops.
+
+A customer account (customers/create, customers/update) is one AccountChanged, its default
+address first; the ERP customer id erpbridge's storefront sink tagged it with
+(`erpbridge-customer-<id>`, connectors.storefront.customers) is read from its `tags`.
+Shopify leaves `tags` out of customer webhooks from API version 2025-01; such an account
+goes unmarked, which is safe: the ERP finds the customer an account erpbridge made by the
+e-mail erpbridge gave it (the sink makes no account without one) and only links it.
 """
 
 from __future__ import annotations
@@ -11,12 +18,16 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from connectors.storefront.customers import tagged_customer_id
 from connectors.webhooks.amounts import currency_code, decimal, money, plain, timestamp, total
 from connectors.webhooks.inputs import (
+    AddressFields,
     Input,
     UnknownTopic,
     Unmappable,
+    customer_input,
     field,
+    full_name,
     inventory_input,
     optional_text,
     order_input,
@@ -34,8 +45,11 @@ TOPICS = (
     "refunds/create",
     "order_transactions/create",
     "inventory_levels/update",
+    "customers/create",
+    "customers/update",
 )
 """What erpbridge subscribes to and ingests; `erpbridge webhooks register` creates these."""
+_ADDRESS = AddressFields(("address1", "address2"), "province_code", "zip", "country_code")
 
 
 def inputs(topic: str, event_id: str, document: Any, references: References) -> list[Input]:
@@ -341,6 +355,27 @@ def _stock(event_id: str, level: dict[str, Any], references: References) -> list
     return [inventory_input(event_id, updated_at, SOURCE, sku, event)]
 
 
+def _account(event_id: str, customer: dict[str, Any], references: References) -> list[Input]:
+    account_id = text(customer, "id")
+    tags = customer.get("tags") or ""
+    if not isinstance(tags, str):
+        raise Unmappable("invalid-field", f"tags is {tags!r:.40}, not Shopify's tag list")
+    name = full_name(customer)
+    # The default address first; the others keep Shopify's order.
+    addresses = sorted(customer.get("addresses") or [], key=lambda a: not a.get("default"))
+    event = {
+        "storefront": references.route,
+        "account_id": account_id,
+        "email": optional_text(customer, "email"),
+        "name": name,
+        "phone": optional_text(customer, "phone"),
+        "addresses": _ADDRESS.addresses(name, addresses),
+        "erp_customer_id": tagged_customer_id(tag.strip() for tag in tags.split(",")),
+    }
+    occurred_at = timestamp(customer.get("updated_at"), "updated_at")
+    return [customer_input(event_id, occurred_at, SOURCE, references.route, account_id, event)]
+
+
 _HANDLERS: dict[str, Callable[[str, dict[str, Any], References], list[Input]]] = {
     "orders/create": _placed,
     "orders/cancelled": _cancelled,
@@ -348,4 +383,6 @@ _HANDLERS: dict[str, Callable[[str, dict[str, Any], References], list[Input]]] =
     "refunds/create": _refunded,
     "order_transactions/create": _transaction,
     "inventory_levels/update": _stock,
+    "customers/create": _account,
+    "customers/update": _account,
 }

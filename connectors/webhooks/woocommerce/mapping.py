@@ -13,6 +13,11 @@ refund webhook), and their lines from the order's refunds as its API lists them,
 service reads for it (connectors.webhooks.woocommerce.refunds). A refund does not say
 whether it put the goods back in stock (`api_restock` is write-only): erpbridge records no
 restock, and a shop that restocks reports its new level with `product.updated`.
+
+A registered customer's account (`customer.created`, `customer.updated`; a guest has none)
+is one AccountChanged, identified by its modification time like a product: its billing
+address, then its shipping address where that differs; its phone the billing one; the ERP
+customer id erpbridge's storefront sink marked it with from its `meta_data`.
 """
 
 from __future__ import annotations
@@ -20,11 +25,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from connectors.storefront.customers import marked_in
 from connectors.webhooks.amounts import currency_code, decimal, money, plain, timestamp, total
 from connectors.webhooks.inputs import (
+    AddressFields,
     Input,
     UnknownTopic,
     Unmappable,
+    customer_input,
+    full_name,
     inventory_input,
     optional_text,
     order_input,
@@ -36,9 +45,16 @@ SOURCE = "woocommerce"
 STOCK_LOCATION = "default"
 """WooCommerce keeps one stock figure per product: the route maps this name to a warehouse."""
 
-TOPICS = ("order.created", "order.updated", "product.updated")
+TOPICS = (
+    "order.created",
+    "order.updated",
+    "product.updated",
+    "customer.created",
+    "customer.updated",
+)
 
 _RATE_PLACES = Decimal("0.000001")
+_ADDRESS = AddressFields(("address_1", "address_2"), "state", "postcode", "country")
 
 
 def inputs(
@@ -57,7 +73,9 @@ def inputs(
         return [_placed(document, references)]
     if topic == "order.updated":
         return _updated(document, references, refunds or [])
-    return _stock(document, references)
+    if topic == "product.updated":
+        return _stock(document, references)
+    return [_account(document, references)]
 
 
 def refunded_order(topic: str | None, document: Any) -> str | None:
@@ -310,3 +328,25 @@ def _stock(product: dict[str, Any], references: References) -> list[Input]:
     }
     event_id = f"{SOURCE}:product:{product_id}:{modified}"
     return [inventory_input(event_id, modified, SOURCE, sku, event)]
+
+
+def _account(customer: dict[str, Any], references: References) -> Input:
+    account_id = text(customer, "id")
+    name = full_name(customer)
+    billing = customer.get("billing") or {}
+    places = (billing, customer.get("shipping") or {})
+    event = {
+        "storefront": references.route,
+        "account_id": account_id,
+        "email": optional_text(customer, "email"),
+        "name": name,
+        "phone": optional_text(billing, "phone"),
+        "addresses": _ADDRESS.addresses(name, places),
+        "erp_customer_id": marked_in(customer.get("meta_data") or []),
+    }
+    # WooCommerce serves date_modified from the user's `last_update` meta; without one, the
+    # account's creation time stands in.
+    changed = "date_modified_gmt" if customer.get("date_modified_gmt") else "date_created_gmt"
+    modified = _gmt(customer, changed)
+    event_id = f"{SOURCE}:customer:{account_id}:{modified}"
+    return customer_input(event_id, modified, SOURCE, references.route, account_id, event)

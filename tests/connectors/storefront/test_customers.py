@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 
-from connectors.storefront.customers import MARK, Address, customers_of
+from connectors.storefront.customers import (
+    CUSTOMER_TAG,
+    MARK,
+    TAG_LIMIT,
+    Address,
+    customer_tag,
+    customers_of,
+    marked_in,
+    tagged_customer_id,
+)
 from streams.contracts.topics import ERP_CUSTOMERS
 from streams.ops.settings import WebhookRoute
 from tests.connectors.storefront.flow import (
@@ -98,3 +107,21 @@ def test_only_active_customers_go_to_the_routes_that_keep_customers() -> None:
     # The account, its logins and its orders are the customer's: nothing is pushed.
     assert customers_of("CUST-1", {**datum, "active": False}, routes) == []
     assert customers_of("CUST-1", None, routes) == []
+
+
+def test_a_shopify_accounts_tags_give_back_the_erp_customer_id_they_hold() -> None:
+    assert customer_tag("CUST-7") == "erpbridge-customer-CUST-7"
+    assert tagged_customer_id(["vip", customer_tag("CUST-7")]) == "CUST-7"
+    assert tagged_customer_id(["vip", "erpbridge-FUL-1"]) is None
+    assert tagged_customer_id([]) is None
+    # Too long for a tag: hashed, and the hash is what comes back.
+    long_id = "CUSTOMER-" + "9" * TAG_LIMIT
+    suffix = tagged_customer_id(["vip", customer_tag(long_id)])
+    assert suffix is not None and long_id not in suffix
+    assert customer_tag(long_id) == CUSTOMER_TAG + suffix
+
+
+def test_a_woocommerce_accounts_meta_data_gives_its_mark() -> None:
+    assert marked_in([{"id": 1, "key": "other", "value": "x"}, {"key": MARK, "value": 42}]) == "42"
+    assert marked_in([{"key": MARK, "value": ""}]) is None
+    assert marked_in([]) is None

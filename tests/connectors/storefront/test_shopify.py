@@ -10,13 +10,8 @@ from typing import Any
 
 import pytest
 
-from connectors.storefront.shopify import (
-    customer_tag,
-    gid,
-    idempotency_key,
-    refill_seconds,
-    sku_query,
-)
+from connectors.storefront.customers import customer_tag
+from connectors.storefront.shopify import gid, idempotency_key, refill_seconds, sku_query
 from streams.contracts.topics import (
     ERP_CATALOG,
     ERP_CUSTOMERS,

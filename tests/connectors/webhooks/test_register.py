@@ -74,6 +74,9 @@ def test_creates_what_each_shop_needs_then_keeps_it(shopify: Double, woo: Double
     stripe = f"payments: set up {PUBLIC}/webhooks/stripe/payments in the stripe dashboard for "
     assert any(line.startswith(stripe) and "payout.paid" in line for line in lines)
     assert sorted(s["topic"] for s in shopify.subscriptions) == sorted(map(enum_of, SHOPIFY_TOPICS))
+    # Storefront accounts, for the ERP's customers.
+    assert {"CUSTOMERS_CREATE", "CUSTOMERS_UPDATE"} <= {s["topic"] for s in shopify.subscriptions}
+    assert {"customer.created", "customer.updated"} <= {s["topic"] for s in woo.subscriptions}
     # WooCommerce signs with the route's newest secret, which it is given once, here.
     posted = [body for method, _, body in woo.requests if method == "POST"]
     assert {(b["topic"], b["delivery_url"], b["secret"], b["status"]) for b in posted} == {

@@ -19,6 +19,7 @@ from connectors.webhooks.service import WebhookService
 from streams.contracts.jsonlines import to_datum
 from streams.contracts.stock_pushes import Push
 from streams.contracts.topics import (
+    CUSTOMERS,
     INVENTORY,
     ORDERS,
     PAYMENTS,
@@ -50,7 +51,12 @@ from tests.connectors.webhooks.hooks import (
     dead_letters,
     stored,
 )
-from tests.connectors.webhooks.shopify.test_mapping import ORDER_1001, ORDER_1001_EVENT_ID
+from tests.connectors.webhooks.shopify.test_mapping import (
+    BOB_ACCOUNT,
+    ORDER_1001,
+    ORDER_1001_EVENT_ID,
+    _customer_1001,
+)
 from tests.connectors.webhooks.stripe.test_mapping import (
     CAPTURED,
     SETTLED,
@@ -357,3 +363,15 @@ def test_a_settlement_report_settles_each_payment_with_its_fees(
     assert by_key(stored(webhook_settings, webhook_topics, PAYMENTS)) == by_key(
         [datum(record, PAYMENTS) for record in SETTLEMENTS]
     )
+
+
+def test_a_customer_account_lands_on_commerce_customers(
+    hooks: Hooks, webhook_settings: Settings, webhook_topics: TopicCatalog
+) -> None:
+    """The one-branch union of commerce.customers comes bare, without a "type"."""
+    answer = hooks.shopify("customers/create", _customer_1001(), "evt-customer")
+    assert answer.status_code == 200, answer.text
+    ((key, stored_datum),) = stored(webhook_settings, webhook_topics, CUSTOMERS)
+    assert key == "main:207119551" == stored_datum["account"]
+    assert stored_datum["event"]["account_id"] == "207119551"
+    assert stored_datum["event"]["email"] == BOB_ACCOUNT["event"]["email"]

@@ -215,6 +215,7 @@ def test_dlq_refuses_what_does_not_exist_sending_nothing(
             "topic, the dispatcher's internal.erp-pending and finance.journal, erp.commands, the "
             "storefront sink's storefront.fulfilments, erp.catalog and erp.customers, or "
             "webhooks; it takes commerce.orders, commerce.inventory, commerce.payments, "
+            "commerce.customers, "
             "internal.erp-pending, finance.journal, erp.commands, storefront.fulfilments, "
             "erp.catalog, erp.customers, webhooks",
         ),

@@ -63,7 +63,9 @@ def test_an_account_the_customer_opened_asks_the_erp_for_a_customer_with_its_det
     }
 
 
-def test_an_account_without_a_name_is_named_by_its_email_and_one_without_either_is_refused() -> None:
+def test_an_account_without_a_name_is_named_by_its_email_and_one_without_either_is_refused() -> (
+    None
+):
     assert upsert_command(account(name=None), POLICY).body["name"] == "ada@example.com"
     with pytest.raises(Rejection) as refused:
         upsert_command(account(name=None, email=None), POLICY)

@@ -1,19 +1,24 @@
 """A Medusa order, shaped as its Admin API serves it with ORDER_FIELDS (the live store's
-answers in test_poll.py), to input events, part by part."""
+answers in test_poll.py), to input events, part by part; a customer to its account; the
+poll's cursors."""
 
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from connectors.storefront.customers import MARK as CUSTOMER_MARK
 from connectors.webhooks.medusa.admin import Changed
 from connectors.webhooks.medusa.mapping import MARK, Part, parts
+from connectors.webhooks.medusa.mapping import account as account_part
 from connectors.webhooks.medusa.poll import Cursor, Watermark
 from connectors.webhooks.references import References
+from tests.connectors.webhooks.vendor import assert_fits_schema
 
 REFERENCES = References({"sloc_1": "WH-WEST"}, channel="web", route="shop")
 ADDRESS = {"first_name": "Ava", "last_name": "Thompson", "address_1": "350 S Grand Ave",
@@ -163,5 +168,64 @@ def test_a_cursor_skips_what_it_read_unchanged_within_the_overlap_and_survives_j
     late = Changed("c", t0 + timedelta(seconds=40), "c")  # committed late, with an earlier time
     assert after.fresh([rows[1], late, changed_b]) == [late, changed_b]
     assert after.after([], overlap) == after
-    watermark = Watermark(after, Cursor(t0))
+    watermark = Watermark(after, Cursor(t0), Cursor(t0))
     assert Watermark.from_json(watermark.to_json()) == watermark
+
+
+def test_a_watermark_from_before_customers_were_polled_starts_them_where_its_orders_are() -> None:
+    t0 = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
+    orders = Cursor(t0, {"order_1": t0})
+    old = json.dumps({"orders": orders.to_json(), "payments": Cursor(t0).to_json()}).encode()
+    assert Watermark.from_json(old) == Watermark(orders, Cursor(t0), Cursor(t0))
+
+
+CUSTOMER: dict[str, Any] = {
+    "id": "cus_1", "email": "ava@example.com", "first_name": "Ava", "last_name": "Thompson",
+    "phone": "+12135550100", "updated_at": "2026-12-07T04:00:00.000Z",
+    "metadata": {CUSTOMER_MARK: "CUS-0001"},
+    "addresses": [
+        {"id": "cuaddr_2", "first_name": "Sam", "last_name": "Lee", "address_1": "1 Main St",
+         "address_2": None, "city": "Albany", "province": "NY", "postal_code": "12207",
+         "country_code": "us", "is_default_shipping": False, "is_default_billing": False,
+         "updated_at": "2026-12-07T04:00:00.000Z"},
+        {**ADDRESS, "id": "cuaddr_1", "address_2": "Suite 100", "is_default_shipping": True,
+         "is_default_billing": True, "updated_at": "2026-12-07T04:05:00.000Z"},
+    ],
+}  # fmt: skip
+"""A customer as `GET /admin/customers/<id>` serves it with CUSTOMER_FIELDS (the live store's
+answer in test_poll.py), marked by erpbridge's storefront sink, with an address added later."""
+
+
+def test_a_customer_is_its_account_as_of_its_newest_change() -> None:
+    (account,) = account_part(CUSTOMER, REFERENCES).inputs
+    # Adding the address did not move the customer's updated_at: the address's time names it.
+    assert (account.topic, account.key, account.event_id, account.occurred_at) == (
+        "commerce.customers", "shop:cus_1", "medusa:customer:cus_1:2026-12-07T04:05:00.000Z",
+        "2026-12-07T04:05:00.000Z",
+    )  # fmt: skip
+    assert account.record["event"] == {
+        "storefront": "shop", "account_id": "cus_1", "email": "ava@example.com",
+        "name": "Ava Thompson", "phone": "+12135550100",
+        "addresses": [
+            {"name": None, "street": "350 S Grand Ave\nSuite 100", "city": "Los Angeles",
+             "region": "US-CA", "postal_code": "90071", "country": "US"},
+            {"name": "Sam Lee", "street": "1 Main St", "city": "Albany", "region": "US-NY",
+             "postal_code": "12207", "country": "US"},
+        ],
+        "erp_customer_id": "CUS-0001",
+    }  # fmt: skip
+    assert_fits_schema(account.record, account.topic)
+
+
+def test_a_guests_customer_is_an_unmarked_account_of_its_email_alone() -> None:
+    # What a checkout leaves: a customer of the email, nothing else.
+    guest: dict[str, Any] = {"id": "cus_2", "email": "guest@example.com", "first_name": None, "last_name": None,
+             "phone": None, "updated_at": "2026-12-07T04:09:05.066Z", "metadata": None,
+             "addresses": []}  # fmt: skip
+    (account,) = account_part(guest, REFERENCES).inputs
+    assert account.record["event"] == {
+        "storefront": "shop", "account_id": "cus_2", "email": "guest@example.com", "name": None,
+        "phone": None, "addresses": [], "erp_customer_id": None,
+    }  # fmt: skip
+    missing = account_part(guest | {"id": None}, REFERENCES)
+    assert missing.problem is not None and missing.problem.detail == "id is missing"

@@ -1,11 +1,13 @@
 """`erpbridge connector medusa-source` against the session's live Medusa and broker: orders
 placed in the store, paid, shipped, refunded and cancelled in its admin reach
 commerce.orders and commerce.payments once each, from where the last poll stopped; what
-cannot be mapped is dead-lettered and published once its cause is fixed."""
+cannot be mapped is dead-lettered and published once its cause is fixed; a customer reaches
+commerce.customers as its account."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,9 +15,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from connectors.storefront.customers import MARK as CUSTOMER_MARK
 from connectors.webhooks.medusa.mapping import MARK
 from streams.contracts import deadletter
 from streams.contracts.topics import (
+    CUSTOMERS,
     ORDERS,
     PAYMENTS,
     POLL_WATERMARKS,
@@ -240,3 +244,45 @@ def test_a_shipment_from_an_unmapped_location_is_dead_lettered_then_published_wh
     kinds = _kinds(_events(mapped, {order["id"]}))
     assert sorted(kinds.values()) == ["OrderFulfilled", "OrderPlaced", "PaymentAuthorized"]
     assert kinds[f"medusa:fulfillment:{fulfillment}"] == "OrderFulfilled"
+
+
+def test_a_customer_reaches_commerce_customers_once_as_its_account(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa)
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    first, last = CUSTOMER.name.split(" ", 1)
+    email = f"{uuid.uuid4().hex[:12]}@example.com"
+    # An account erpbridge's storefront sink made for an ERP customer: marked, its address
+    # added after it.
+    with medusa.admin() as admin:
+        made = admin.post(
+            "/admin/customers",
+            {"email": email, "first_name": first, "last_name": last,
+             "metadata": {CUSTOMER_MARK: "CUS-POLL-1"}},
+            {"fields": "id"},
+        )["customer"]  # fmt: skip
+        admin.post(f"/admin/customers/{made['id']}/addresses", address(CUSTOMER), {"fields": "id"})
+    key = f"shop:{made['id']}"
+    topics = TopicCatalog.from_settings(settings)
+
+    _poll(settings, "--since", since)
+    (account,) = [datum for k, datum in stored(settings, topics, CUSTOMERS) if k == key]
+    assert (account["account"], account["source"]) == (key, "medusa")
+    place = CUSTOMER.address
+    assert account["event"] == {
+        "storefront": "shop", "account_id": made["id"], "email": email, "name": CUSTOMER.name,
+        "phone": None,
+        "addresses": [{"name": None, "street": place.line1, "city": place.city,
+                       "region": f"{place.country}-{place.region}",
+                       "postal_code": place.postal_code, "country": place.country}],
+        "erp_customer_id": "CUS-POLL-1",
+    }  # fmt: skip
+
+    # Read again from the watermark, whose customers' cursor holds it as read: unchanged, the
+    # customer is not published again.
+    _poll(settings)
+    assert [k for k, _ in stored(settings, topics, CUSTOMERS) if k == key] == [key]
+    newest = read_all(settings, topics.physical(POLL_WATERMARKS))[-1].value()
+    assert newest is not None
+    assert made["id"] in json.loads(newest)["customers"]["seen"]

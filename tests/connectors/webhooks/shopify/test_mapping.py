@@ -11,7 +11,7 @@ import pytest
 from connectors.webhooks.inputs import UnknownTopic, Unmappable
 from connectors.webhooks.references import References
 from connectors.webhooks.shopify.mapping import inputs
-from streams.contracts.topics import INVENTORY, ORDERS, PAYMENTS
+from streams.contracts.topics import CUSTOMERS, INVENTORY, ORDERS, PAYMENTS
 from tests.connectors.webhooks.vendor import assert_fits_schema, shopify, shopify_transaction
 
 REFERENCES = References(
@@ -214,3 +214,60 @@ def test_a_refund_that_moves_no_money_takes_its_lines_currency() -> None:
     assert (event["currency"], event["total"]) == ("USD", "0.00")
     with pytest.raises(Unmappable, match="refund 509562969 names no single currency"):
         inputs("refunds/create", "evt-1", shopify("refund.json") | {"transactions": []}, REFERENCES)
+
+
+def _customer_1001(**changes: Any) -> dict[str, Any]:
+    """A customers/create body: the customer of order #1001 as the fixture embeds it (the
+    REST Customer resource of a payload version before 2025-01, with its `tags`), with the
+    `addresses` a customer webhook carries besides its default one."""
+    customer: dict[str, Any] = shopify("order.json")["customer"]
+    return customer | {"addresses": [customer["default_address"]]} | changes
+
+
+BOB_ACCOUNT: dict[str, Any] = {
+    "topic": CUSTOMERS, "key": "main:207119551", "event_id": "shopify:evt-1",
+    "occurred_at": "2014-01-22T15:58:27-05:00", "source": "shopify", "account": "main:207119551",
+    "event": {"storefront": "main", "account_id": "207119551", "email": "bob.norman@hostmail.com",
+              "name": "Bob Norman", "phone": None,
+              "addresses": [{"name": None, "street": "Chestnut Street 92", "city": "Louisville",
+                             "region": "US-KY", "postal_code": "40202", "country": "US"}],
+              "erp_customer_id": None},
+}  # fmt: skip
+"""Bob Norman's account: one he opened himself, its tags naming no ERP customer."""
+
+
+def test_a_customer_the_shopper_opened_is_an_unmarked_account() -> None:
+    assert _one("customers/create", _customer_1001()) == BOB_ACCOUNT
+
+
+def test_an_account_tagged_by_erpbridge_names_its_erp_customer() -> None:
+    tagged = _customer_1001(tags="vip, erpbridge-customer-CUST-7", phone="+15025550100")
+    account = _one("customers/update", tagged)
+    assert account["event"] == BOB_ACCOUNT["event"] | {
+        "erp_customer_id": "CUST-7",
+        "phone": "+15025550100",
+    }
+
+
+def test_the_default_address_comes_first_and_names_who_receives_there() -> None:
+    default = shopify("order.json")["customer"]["default_address"]
+    other = default | {"default": False, "first_name": "Ann", "last_name": "Lee",
+                       "address1": "151 O'Connor Street", "address2": "Suite 4", "city": "Ottawa",
+                       "province_code": "ON", "zip": "K2P 2L8", "country_code": "CA"}  # fmt: skip
+    body = _customer_1001(addresses=[other, default])
+    assert _one("customers/update", body)["event"]["addresses"] == [
+        BOB_ACCOUNT["event"]["addresses"][0],
+        {"name": "Ann Lee", "street": "151 O'Connor Street\nSuite 4", "city": "Ottawa",
+         "region": "CA-ON", "postal_code": "K2P 2L8", "country": "CA"},
+    ]  # fmt: skip
+
+
+def test_a_customer_without_an_id_is_unmappable_and_one_without_tags_unmarked() -> None:
+    with pytest.raises(Unmappable, match="id is missing"):
+        inputs("customers/create", "evt-1", _customer_1001(id=None), REFERENCES)
+    # Shopify's customer webhooks carry no tags from 2025-01: the ERP then links the account
+    # it made by its e-mail (streams.domain.accounts), so it goes unmarked, not dead-lettered.
+    untagged = _customer_1001()
+    del untagged["tags"]
+    event = _one("customers/create", untagged)["event"]
+    assert event["erp_customer_id"] is None and event["email"] == BOB_ACCOUNT["event"]["email"]

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
+from connectors.storefront.customers import MARK
 from connectors.webhooks.inputs import UnknownTopic, Unmappable
 from connectors.webhooks.references import References
 from connectors.webhooks.woocommerce.mapping import inputs, refunded_order
-from streams.contracts.topics import INVENTORY, ORDERS
+from streams.contracts.topics import CUSTOMERS, INVENTORY, ORDERS
 from tests.connectors.webhooks.vendor import (
     assert_fits_schema,
     woocommerce,
@@ -157,3 +158,67 @@ def test_product_stock() -> None:
 def test_other_topics_are_not_ingested() -> None:
     with pytest.raises(UnknownTopic):
         inputs("coupon.created", {}, REFERENCES)
+
+
+JOHN_ACCOUNT: dict[str, Any] = {
+    "topic": CUSTOMERS, "key": "woo:25",
+    "event_id": "woocommerce:customer:25:2017-03-21T19:09:30+00:00",
+    "occurred_at": "2017-03-21T19:09:30+00:00", "source": "woocommerce", "account": "woo:25",
+    "event": {"storefront": "woo", "account_id": "25", "email": "john.doe@example.com",
+              "name": "John Doe", "phone": "(555) 555-5555",
+              "addresses": [{"name": None, "street": "969 Market", "city": "San Francisco",
+                             "region": "US-CA", "postal_code": "94103", "country": "US"}],
+              "erp_customer_id": None},
+}  # fmt: skip
+"""The documented customer 25: billing and shipping the same place, one address."""
+
+
+def customer_25() -> dict[str, Any]:
+    customer = woocommerce("_customers.md", "## Retrieve a customer ##")
+    assert isinstance(customer, dict)
+    return customer
+
+
+def test_customer_25_is_an_unmarked_account() -> None:
+    assert _records("customer.created", customer_25()) == [JOHN_ACCOUNT]
+
+
+def test_an_updated_customer_is_its_account_as_of_that_change() -> None:
+    # The documented update: James, in the account and both addresses.
+    (account,) = _records(
+        "customer.updated", woocommerce("_customers.md", "## Update a customer ##")
+    )
+    assert (account["event_id"], account["occurred_at"]) == (
+        "woocommerce:customer:25:2017-03-21T19:12:28+00:00",
+        "2017-03-21T19:12:28+00:00",
+    )
+    assert account["event"] == JOHN_ACCOUNT["event"] | {"name": "James Doe"}
+
+
+def test_an_account_marked_by_erpbridge_names_its_erp_customer() -> None:
+    marked = customer_25() | {"meta_data": [{"id": 7, "key": MARK, "value": "CUST-7"}]}
+    (account,) = _records("customer.updated", marked)
+    assert account["event"]["erp_customer_id"] == "CUST-7"
+
+
+def test_a_shipping_address_of_its_own_follows_the_billing_one() -> None:
+    customer = customer_25()
+    customer["shipping"] |= {"first_name": "Ann", "last_name": "Lee", "address_1": "Hauptstr. 5",
+                             "city": "München", "state": "Bayern", "postcode": "80331",
+                             "country": "DE"}  # fmt: skip
+    (account,) = _records("customer.updated", customer)
+    # A state held by its name rather than a code gives no region, not a code that is none.
+    assert account["event"]["addresses"] == [
+        *JOHN_ACCOUNT["event"]["addresses"],
+        {"name": "Ann Lee", "street": "Hauptstr. 5", "city": "München", "region": None,
+         "postal_code": "80331", "country": "DE"},
+    ]  # fmt: skip
+    # Without any shipping address (a shop that does not ship), the billing one alone.
+    empty = {k: "" for k in customer["shipping"]}
+    (account,) = _records("customer.updated", customer | {"shipping": empty})
+    assert account["event"]["addresses"] == JOHN_ACCOUNT["event"]["addresses"]
+
+
+def test_a_customer_without_an_id_is_unmappable_naming_it() -> None:
+    with pytest.raises(Unmappable, match="id is missing"):
+        inputs("customer.created", customer_25() | {"id": None}, REFERENCES)
