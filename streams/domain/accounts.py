@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,3 +98,39 @@ def account_command(
             return command, sent
         return None, sent
     return command, Sent(event.event_id, command.command_id)
+
+
+def order_account(order: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The storefront account a CreateSalesOrder's customer stands for, as an UpsertCustomer
+    body: the ERP makes or finds its customer from the order itself when the order gets there
+    before the account does. None for an order from no storefront, or whose customer has
+    neither a name nor an e-mail."""
+    storefront, customer = order.get("storefront"), order["customer"]
+    name = customer.get("name") or customer.get("email")
+    if not storefront or not name:
+        return None
+    ship_to = order.get("ship_to")
+    return {
+        "storefront": storefront,
+        "account_id": customer["customer_id"],
+        "erp_customer_id": None,
+        "name": name,
+        "email": customer.get("email"),
+        "phone": None,
+        "addresses": [] if ship_to is None else [_erp_address(ship_to)],
+    }
+
+
+def _erp_address(address: Mapping[str, Any]) -> dict[str, Any]:
+    """An erpbridge.Address as an erpbridge.ErpAddress (regions as ISO 3166-2 codes)."""
+    country, region = address["country"], address.get("region")
+    if region and "-" not in region:
+        region = f"{country}-{region}"
+    return {
+        "name": address.get("name"),
+        "street": "\n".join(line for line in (address["line1"], address.get("line2")) if line),
+        "city": address["city"],
+        "region": region,
+        "postal_code": address.get("postal_code"),
+        "country": country,
+    }

@@ -1,36 +1,58 @@
-"""The loop with the live Medusa: an order checked out in the store and paid comes in
-through `connector medusa-source`, the worker reserves its stock and sends the ERP its sales order;
-the storefront sink sets Medusa's level so that Medusa sells what erpbridge says is
-available; the warehouse's shipment goes back to Medusa's order with its tracking number,
-and Medusa's record of it does not come back in as a second shipment."""
+"""The loop with the live Medusa and the live Tryton: an order checked out in the store
+and paid comes in through `connector medusa-source` with its customer's account, the
+worker reserves its stock and the ERP connector makes its sales order in Tryton, sold to the
+ERP's customer of the account's e-mail; the storefront sink sets Medusa's level so that
+Medusa sells what erpbridge says is available; the warehouse's shipment goes back to
+Medusa's order with its tracking number, and Medusa's record of it does not come back in as
+a second shipment. A shopper's new account becomes one ERP customer, which the storefront
+sink then marks the account with, and the mark's echo makes no second one."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
+from connectors.erp.adapters import adapter_for
+from connectors.erp.master import customer_datum
+from connectors.erp.sink import ErpSink
+from connectors.erp.tryton.master import SOURCE as TRYTON_SOURCE
+from connectors.erp.tryton.master import TrytonMasterData
+from connectors.storefront.customers import MARK
 from streams.contracts.changelogs import changelog_sources
 from streams.contracts.topics import (
     AVAILABILITY,
     ERP_COMMANDS,
+    ERP_CUSTOMERS,
+    ERP_RESULTS,
     INVENTORY,
     ORDERS,
     PAYMENTS,
+    STOREFRONT_CUSTOMER_RESULTS,
     STOREFRONT_FULFILMENT_RESULTS,
     TopicCatalog,
 )
 from streams.local.medusa import Medusa
-from streams.ops.settings import Settings, WebhookRoute
+from streams.local.tryton import Tryton
+from streams.ops.settings import RateLimit, Settings, WebhookRoute
 from streams.ops.topic_admin import ensure_topics
 from streams.sample.generator import Catalogue, SampleEvent
 from tests.connectors.storefront.flow import CODEC, drain, new_sink
 from tests.streams.local.test_medusa import address
 from tests.streams.topology.agents.pipeline import produce, read_all
-from tests.support import run, settings_env, spawn_worker, wait_for, worker_settings
+from tests.support import (
+    RunningService,
+    on_tryton,
+    run,
+    settings_env,
+    spawn_worker,
+    wait_for,
+    worker_settings,
+)
 
 CATALOGUE = Catalogue.default()
 # tests/connectors/webhooks/medusa/test_poll.py's SKU; its orders there are shipped or
@@ -41,7 +63,9 @@ CUSTOMER = next(c for c in CATALOGUE.customers if c.address.region == "NY")
 ON_HAND = 50
 
 
-def _settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa) -> Settings:
+def _settings(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa, tryton: Tryton
+) -> Settings:
     key = medusa.secret_key(topic_prefix)
     route = WebhookRoute(
         provider="medusa",
@@ -49,6 +73,7 @@ def _settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medu
         admin_url=medusa.url,
         push_stock=True,
         push_tracking=True,
+        push_customers=True,
     )
     settings = worker_settings(
         kafka_broker.bootstrap_servers,
@@ -56,6 +81,10 @@ def _settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medu
         tmp_path / "data",
         webhook_routes={"medusa": route},
         webhook_admin_tokens=SecretStr(json.dumps({"medusa": key})),
+        erp_url=tryton.url,
+        erp_login=tryton.login,
+        erp_password=tryton.password,
+        erp_rate_limits={"tryton": RateLimit(rate=100, burst=20)},
     )
     ensure_topics(
         settings.confluent_config(),
@@ -102,6 +131,24 @@ def _medusa_level(medusa: Medusa) -> dict[str, Any]:
     return dict(level)
 
 
+def _erp(settings: Settings) -> RunningService[ErpSink]:
+    """The ERP connector, executing erp.commands in the session's Tryton."""
+    topics = TopicCatalog.from_settings(settings)
+    return RunningService(lambda: ErpSink(settings, topics, CODEC, adapter_for(settings)))
+
+
+def _documents(settings: Settings, kind: str) -> dict[str, str]:
+    """Command id -> the ERP's document id, of every command of `kind` the ERP executed."""
+    topics = TopicCatalog.from_settings(settings)
+    return {
+        datum["command_id"]: datum["document_id"]
+        for datum in (
+            CODEC.decode(m.value()).datum for m in read_all(settings, topics.physical(ERP_RESULTS))
+        )
+        if datum["kind"] == kind and datum["status"] == "SUCCEEDED"
+    }
+
+
 def _sales_orders(settings: Settings, order_id: str) -> list[str]:
     topics = TopicCatalog.from_settings(settings)
     found = []
@@ -114,9 +161,9 @@ def _sales_orders(settings: Settings, order_id: str) -> list[str]:
 
 
 def test_a_store_order_reaches_the_erp_and_its_shipment_and_stock_reach_the_store(
-    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa, tryton: Tryton
 ) -> None:
-    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa)
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, tryton)
     topics = TopicCatalog.from_settings(settings)
     now = datetime.now(UTC)
     snapshot = {
@@ -138,14 +185,28 @@ def test_a_store_order_reaches_the_erp_and_its_shipment_and_stock_reach_the_stor
             f"/admin/payments/{payment_id}/capture", {}, {"fields": "id,*captures"}
         )
     (captured,) = capture["payment"]["captures"]
-    assert "1 order read, 3 events published" in _poll(settings, "--since", since)
+    polled = _poll(settings, "--since", since)
+    # The order's events, and its customer's account (a guest's: its orders name it too).
+    assert "1 order read, 3 events published; 1 customer account published" in polled, polled
 
     worker = spawn_worker(settings, tmp_path / "worker.log")
+    erp = _erp(settings)
     sink = new_sink(settings)
     sink.start()
     try:
         # The ERP is sent one sales order, and the two units are reserved at the warehouse.
         wait_for(lambda: _sales_orders(settings, order_id), timeout=180, what="the sales order")
+        # Tryton sells it to its customer of the account's e-mail, which the account's
+        # UpsertCustomer recorded the account on.
+        (sale,) = wait_for(
+            lambda: list(_documents(settings, "CreateSalesOrder").values()) or None,
+            timeout=60,
+            what="the sales order in Tryton",
+        )
+        (customer,) = on_tryton(tryton, lambda t: t.rpc.model(
+            "sale.sale", "read", [int(sale)], ["party.code", "party.email"]))  # fmt: skip
+        assert customer["party."]["email"] == CUSTOMER.email
+        assert customer["party."]["code"] == CUSTOMER.customer_id
         wait_for(
             lambda: _available_here(settings) == ON_HAND - 2,
             timeout=60,
@@ -183,6 +244,7 @@ def test_a_store_order_reaches_the_erp_and_its_shipment_and_stock_reach_the_stor
         assert _available_here(settings) == ON_HAND - 2
     finally:
         sink.close()
+        erp.stop()
         worker.stop()
 
     with medusa.admin() as admin:
@@ -212,3 +274,72 @@ def _payment_id(medusa: Medusa, order_id: str) -> str:
             f"/admin/orders/{order_id}", {"fields": "id,*payment_collections.payments"}
         )
     return str(order["order"]["payment_collections"][0]["payments"][0]["id"])
+
+
+def test_a_new_account_becomes_one_erp_customer_whose_id_the_account_then_keeps(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa, tryton: Tryton
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, tryton)
+    tag = uuid.uuid4().hex[:10]
+    email = f"new-{tag}@example.com"
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    with medusa.admin() as admin:
+        account = admin.post(
+            "/admin/customers",
+            {"email": email, "first_name": "Nova", "last_name": f"Shopper {tag}"},
+            {"fields": "id"},
+        )["customer"]
+    external = f"medusa:{account['id']}"
+    assert "1 customer account published" in _poll(settings, "--since", since)
+
+    worker = spawn_worker(settings, tmp_path / "worker.log")
+    erp = _erp(settings)
+    sink = new_sink(settings)
+    sink.start()
+    try:
+        (party,) = wait_for(
+            lambda: list(_documents(settings, "UpsertCustomer").values()) or None,
+            timeout=120,
+            what="the account's customer in Tryton",
+        )
+
+        async def published(t: Any) -> list[Any]:
+            # What `connector erp-source` publishes of it (all of Tryton's would reach Medusa).
+            return [c for c in await TrytonMasterData(t.rpc).customers(None) if c.erp_id == party]
+
+        (customer,) = on_tryton(tryton, published)
+        assert (customer.name, customer.email) == (f"Nova Shopper {tag}", email)
+        topics = TopicCatalog.from_settings(settings)
+        produce(settings, topics, CODEC, [SampleEvent(
+            ERP_CUSTOMERS, customer.customer_id, "erpbridge.ErpCustomer",
+            customer_datum(customer, TRYTON_SOURCE))])  # fmt: skip
+        # The sink adopts the shopper's account by its e-mail and marks it.
+        (result,) = drain(sink, settings, 1, STOREFRONT_CUSTOMER_RESULTS)
+        assert (result["status"], result["storefront_id"]) == ("UPDATED", account["id"])
+        with medusa.admin() as admin:
+            marked = admin.get(f"/admin/customers/{account['id']}", {"fields": "id,metadata"})
+        assert marked["customer"]["metadata"][MARK] == customer.customer_id
+
+        # The mark comes back in as the account's change: a link to the same customer.
+        assert "1 customer account published" in _poll(settings)
+
+        def links() -> dict[str, str] | None:
+            made = _documents(settings, "UpsertCustomer")
+            return {k: v for k, v in made.items() if "/link/" in k} or None
+
+        linked = wait_for(links, timeout=60, what="the link in Tryton")
+        assert list(linked.values()) == [party]
+    finally:
+        sink.close()
+        erp.stop()
+        worker.stop()
+
+    async def with_email(t: Any) -> Any:
+        return await t.rpc.search_read(
+            "party.contact_mechanism", [["type", "=", "email"], ["value", "=", email]], ["party"]
+        )
+
+    assert [row["party"] for row in on_tryton(tryton, with_email)] == [int(party)]
+    identified = on_tryton(tryton, lambda t: t.rpc.search_read(
+        "party.identifier", [["code", "=", external]], ["party"]))  # fmt: skip
+    assert [row["party"] for row in identified] == [int(party)]

@@ -33,7 +33,8 @@ up before anything is created; a redelivery finishes whatever workflow a crash i
   with (by code), or the one party with the account's e-mail, given that identifier; else a
   new party with the identifier, the account's name, e-mail, phone and addresses (its code
   from Tryton's party sequence). A sales order's customer is the party whose code is the
-  order's customer id, else the one with the identifier of its storefront account.
+  order's customer id, else its storefront account's, found or made the same way from the
+  order's customer and ship-to (the order may reach Tryton before its account does).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ import httpx
 
 from connectors.erp.adapter import Document, PermanentError, TransientError
 from connectors.erp.tryton.rpc import TrytonRpc
-from streams.domain.accounts import external_id
+from streams.domain.accounts import external_id, order_account
 from streams.domain.commands import Command, Kind, sales_order_id
 
 _PRICE = Decimal("0.0001")  # sale.line and move unit_price digits (price_digits)
@@ -185,16 +186,12 @@ class TrytonAdapter:
     async def _new_sale(self, reference: str, body: dict[str, Any]) -> int:
         customer = body["customer"]["customer_id"]
         party = await self._find("party.party", [["code", "=", customer]], ["addresses"])
-        storefront = body.get("storefront")
-        if party is None and storefront:
-            account = await self._account_party(external_id(storefront, customer))
-            if account is not None:
-                party = await self._find("party.party", [["id", "=", account]], ["addresses"])
+        account = order_account(body)
+        if party is None and account is not None:
+            found = await self._account_customer(account)
+            party = await self._find("party.party", [["id", "=", found]], ["addresses"])
         if party is None or not party["addresses"]:
-            where = f" nor a {storefront} account {customer!r}" if storefront else ""
-            raise PermanentError(
-                "unknown-customer", f"no Tryton party with code {customer!r}{where}"
-            )
+            raise PermanentError("unknown-customer", f"no Tryton party with code {customer!r}")
         products = await self._product_rows([line["sku"] for line in body["lines"]])
         currency = await self._currency(body["currency"])
         digits = await self._currency_digits(currency)
@@ -530,18 +527,21 @@ class TrytonAdapter:
     # --- customers ------------------------------------------------------------------------
 
     async def _upsert_customer(self, command: Command) -> Document:
-        body = command.body
-        external = external_id(body["storefront"], body["account_id"])
+        return Document("party.party", str(await self._account_customer(command.body)))
+
+    async def _account_customer(self, account: dict[str, Any]) -> int:
+        """The party of a storefront account (an UpsertCustomer body), found or made."""
+        external = external_id(account["storefront"], account["account_id"])
         party = await self._account_party(external)
         if party is None:
-            party = await self._claimed_party(body)
+            party = await self._claimed_party(account)
             if party is None:
-                (party,) = await self.rpc.create("party.party", [await self._new_party(body)])
-                return Document("party.party", str(party))
-            await self.rpc.create(
-                "party.identifier", [{"party": party, "type": None, "code": external}]
-            )
-        return Document("party.party", str(party))
+                (party,) = await self.rpc.create("party.party", [await self._new_party(account)])
+            else:
+                await self.rpc.create(
+                    "party.identifier", [{"party": party, "type": None, "code": external}]
+                )
+        return party
 
     async def _account_party(self, external: str) -> int | None:
         row = await self._find(

@@ -29,6 +29,18 @@ def journal_entries(tryton: Tryton, entry_ids: list[str]) -> Counter[str]:
     return on_tryton(tryton, moves)
 
 
+def parties(tryton: Tryton, externals: list[str]) -> Counter[str]:
+    """Parties per storefront account (the code of their identifier)."""
+
+    async def identified(adapter: TrytonAdapter) -> Counter[str]:
+        rows = await adapter.rpc.search_read(
+            "party.identifier", [["code", "in", externals]], ["code"]
+        )
+        return Counter(row["code"] for row in rows)
+
+    return on_tryton(tryton, identified)
+
+
 DOCUMENTS = {
     "sale.sale": "reference",
     "stock.shipment.out": "reference",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,6 +23,7 @@ from streams.local.tryton import Tryton
 from streams.ops.settings import Settings
 from tests.connectors.erp import erp_reads
 from tests.connectors.erp.records import (
+    account_command,
     dead_letters,
     publish,
     results,
@@ -46,8 +48,15 @@ def _assert_succeeded(answered: dict[str, list[dict[str, Any]]], ids: list[str])
 
 
 def _assert_once_in_erp(tryton: Tryton, commands: list[Command]) -> None:
-    """One sale per sales-order command and one move per journal entry, read from Tryton."""
+    """One sale per sales-order command, one move per journal entry and one party per
+    storefront account, read from Tryton."""
     sales = [c.command_id for c in commands if c.kind is Kind.CREATE_SALES_ORDER]
+    accounts = [
+        f"{c.body['storefront']}:{c.body['account_id']}"
+        for c in commands
+        if c.kind is Kind.UPSERT_CUSTOMER
+    ]
+    assert erp_reads.parties(tryton, accounts) == Counter(accounts)
     entries = [
         e["entry_id"]
         for c in commands
@@ -91,8 +100,8 @@ def test_every_command_reaches_the_erp_once_even_when_redelivered(
     start_sink: Callable[..., RunningService[ErpSink]],
     tryton: Tryton,
 ) -> None:
-    # A sample whose commands include every kind.
-    commands = sample_commands(seed=517, orders=8)
+    # A sample whose commands include every kind, and a storefront account's.
+    commands = [*sample_commands(seed=517, orders=8), account_command(uuid.uuid4().hex[:12])]
     assert {c.kind for c in commands} == set(Kind)
     ids = _ids(commands)
     running = start_sink()

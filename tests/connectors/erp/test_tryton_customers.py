@@ -151,3 +151,28 @@ def test_an_email_two_customers_share_is_refused_rather_than_guessed(tryton: Try
         assert all(str(p) in ambiguous.value.message for p in parties)
 
     on_tryton(tryton, scenario)
+
+
+def test_an_order_before_its_account_makes_the_customer_the_account_then_finds(
+    tryton: Tryton,
+) -> None:
+    account_id = uuid.uuid4().hex[:10]
+    order = account_order(account_id, STOREFRONT)
+    order.body["customer"].update(name=f"Early {account_id}", email=f"{account_id}@example.com")
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        sale = await erp.execute(order)
+        (row,) = await read(erp, "sale.sale", [int(sale.id)], ["party"])
+        (party,) = await read(erp, "party.party", [row["party"]], ["name", "email", "addresses"])
+        assert (party["name"], party["email"]) == (
+            f"Early {account_id}",
+            f"{account_id}@example.com",
+        )
+        (address,) = await read(erp, "party.address", party["addresses"], ["street", "city"])
+        ship_to = order.body["ship_to"]
+        assert address["city"] == ship_to["city"] and ship_to["line1"] in address["street"]
+        # The account, arriving after: the same customer, not a second one.
+        assert int((await erp.execute(account_command(account_id))).id) == row["party"]
+        assert await parties_with(erp, f"{STOREFRONT}:{account_id}") == [row["party"]]
+
+    on_tryton(tryton, scenario)

@@ -14,6 +14,7 @@ from streams.domain.accounts import (
     Sent,
     account_command,
     external_id,
+    order_account,
     upsert_command,
 )
 from streams.domain.commands import Command, CommandPolicy, Kind, Lane
@@ -126,3 +127,23 @@ def test_the_command_is_a_valid_erp_command_and_survives_the_pending_topic() -> 
         decoded = codec.decode(data, expected="erpbridge.ErpCommand").datum
         assert decoded["command"] == ("erpbridge.UpsertCustomer", command.body)
         assert Command.from_datum(decoded) == command
+
+
+def test_a_storefront_orders_customer_stands_for_its_account() -> None:
+    order = {
+        "storefront": "shop",
+        "customer": {"customer_id": "42", "email": "ada@example.com", "name": None},
+        "ship_to": {"name": "Ada", "line1": "1 Main St", "line2": "Apt 2", "city": "Albany",
+                    "region": "NY", "postal_code": "12207", "country": "US"},
+    }  # fmt: skip
+    assert order_account(order) == {
+        "storefront": "shop",
+        "account_id": "42",
+        "erp_customer_id": None,
+        "name": "ada@example.com",
+        "email": "ada@example.com",
+        "phone": None,
+        "addresses": [ADDRESS | {"name": "Ada"}],
+    }
+    assert order_account({**order, "storefront": None}) is None
+    assert order_account({**order, "customer": {"customer_id": "42"}}) is None

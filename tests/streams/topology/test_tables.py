@@ -39,6 +39,7 @@ def tables() -> Tables:
         stock_alerts=restored("stock-alerts"),
         command_alerts={},
         storefront_alerts={},
+        accounts={},
     )
 
 
