@@ -25,6 +25,22 @@ class ListPrice:
 
 
 @dataclass(frozen=True, slots=True)
+class PriceTier:
+    min_quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PriceListPrice:
+    """What one of the ERP's price lists charges for a product, by quantity break."""
+
+    price_list: str
+    name: str
+    currency: str
+    tiers: tuple[PriceTier, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogItem:
     sku: str
     name: str
@@ -34,6 +50,7 @@ class CatalogItem:
     list_prices: tuple[ListPrice, ...]
     erp_id: str
     updated_at: datetime
+    price_lists: tuple[PriceListPrice, ...] = ()
 
     @property
     def key(self) -> str:
@@ -60,6 +77,8 @@ class ErpCustomer:
     addresses: tuple[Address, ...]
     erp_id: str
     updated_at: datetime
+    price_list: str | None = None
+    """The id of the price list the customer buys at; None: list prices."""
 
     @property
     def key(self) -> str:
@@ -93,6 +112,18 @@ def catalog_datum(item: CatalogItem, source: str) -> dict[str, Any]:
             {"currency": price.currency, "amount": price.amount}
             for price in sorted(item.list_prices, key=lambda price: price.currency)
         ],
+        "price_lists": [
+            {
+                "price_list": prices.price_list,
+                "name": prices.name,
+                "currency": prices.currency,
+                "tiers": [
+                    {"min_quantity": tier.min_quantity, "unit_price": tier.unit_price}
+                    for tier in prices.tiers
+                ],
+            }
+            for prices in sorted(item.price_lists, key=lambda prices: prices.price_list)
+        ],
         "source": source,
         "erp_id": item.erp_id,
         "updated_at": item.updated_at,
@@ -118,6 +149,7 @@ def customer_datum(customer: ErpCustomer, source: str) -> dict[str, Any]:
             }
             for address in customer.addresses
         ],
+        "price_list": customer.price_list,
         "source": source,
         "erp_id": customer.erp_id,
         "updated_at": customer.updated_at,

@@ -125,6 +125,29 @@ def customer_input(
     )
 
 
+def account_changed(
+    route: str | None,
+    account: Any,
+    places: Iterable[Any],
+    address: AddressFields,
+    *,
+    phone: str | None,
+    erp_customer_id: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """(id, AccountChanged) of a storefront's account, whose id, e-mail and first and last
+    names are its own fields; `places` its addresses, the default first."""
+    account_id, name = text(account, "id"), full_name(account)
+    return account_id, {
+        "storefront": route,
+        "account_id": account_id,
+        "email": optional_text(account, "email"),
+        "name": name,
+        "phone": phone,
+        "addresses": address.addresses(name, places),
+        "erp_customer_id": erp_customer_id,
+    }
+
+
 def full_name(document: Any) -> str | None:
     """`first_name` and `last_name` joined; None when both are empty."""
     parts = (optional_text(document, "first_name"), optional_text(document, "last_name"))

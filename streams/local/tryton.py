@@ -62,10 +62,13 @@ TRYTON_PINS = (
     "trytond-stock==8.0.5",
     "trytond-account==8.0.4",
     "trytond-account-invoice==8.0.2",
+    "trytond-product-price-list==8.0.0",
+    "trytond-sale-price-list==8.0.0",
     "proteus==8.0.0",
     "psycopg[binary,pool]==3.3.9",
 )
-MODULES = ("sale", "stock", "account", "account_invoice")
+MODULES = ("sale", "stock", "account", "account_invoice", "sale_price_list")
+"""sale_price_list: customers' contract prices (price lists), which erp.catalog carries."""
 ADMIN_LOGIN = "admin"
 ADMIN_PASSWORD = "erpbridge-admin"
 DATABASE = "erpbridge"

@@ -6,16 +6,33 @@ list price (per company) live on its template, so a change to either counts. A c
 the company's own party; its addresses and contact mechanisms count as its changes.
 Tryton hides inactive records unless asked (`active_test`), and erpbridge must see a
 product or customer go inactive, so it asks.
+
+Price lists (`product.price_list`, with the sale_price_list module that gives a customer
+one) are Tryton's contract prices: for each, what it charges for each product at each
+quantity break of its lines, as Tryton itself computes it for a sale (`sale_price_uom` in
+the price list's context), kept where it differs from the list price. A price list's change
+moves no product's write date, so any change to one re-reads every product (the source
+publishes only those whose record changed), and a priced product's change time counts its
+price list's.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.erp.master import Address, CatalogItem, ErpCustomer, ListPrice
+from connectors.erp.master import (
+    Address,
+    CatalogItem,
+    ErpCustomer,
+    ListPrice,
+    PriceListPrice,
+    PriceTier,
+)
 from connectors.erp.tryton.rpc import TrytonRpc
 
 SOURCE = "erp:tryton"
@@ -25,12 +42,14 @@ _ALL = {"active_test": False}
 _PRODUCT_FIELDS = [
     "code", "name", "description", "active", "list_price_used", "default_uom.symbol",
     "write_date", "create_date", "template.active", "template.write_date",
-    "template.create_date",
+    "template.create_date", "template.salable",
 ]  # fmt: skip
 # A new list price is written through its template (product.list_price itself is not
 # readable over RPC), which moves the template's write_date.
 _PRODUCT_CHANGES = ("write_date", "create_date", "template.write_date", "template.create_date")
-_PARTY_FIELDS = ["code", "name", "email", "phone", "active", "write_date", "create_date"]
+_PARTY_FIELDS = [
+    "code", "name", "email", "phone", "active", "sale_price_list", "write_date", "create_date",
+]  # fmt: skip
 _PARTY_CHANGES = (
     "write_date", "create_date", "addresses.write_date", "addresses.create_date",
     "contact_mechanisms.write_date", "contact_mechanisms.create_date",
@@ -39,6 +58,16 @@ _ADDRESS_FIELDS = [
     "party", "party_name", "street", "city", "postal_code", "country.code", "subdivision.code",
     "sequence", "active", "write_date", "create_date",
 ]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _PriceList:
+    id: int
+    name: str
+    breaks: tuple[float, ...]
+    """0 and the quantities from which its lines apply, ascending."""
+    changed: datetime
+    """Its newest change, its lines' included."""
 
 
 def changed_since(fields: Sequence[str], since: datetime | None) -> list[Any]:
@@ -50,11 +79,18 @@ def changed_since(fields: Sequence[str], since: datetime | None) -> list[Any]:
 
 
 def _utc(*stamps: datetime | None) -> datetime:
-    return max(stamp for stamp in stamps if stamp is not None).replace(tzinfo=UTC)
+    """The newest of `stamps`; Tryton's own are naive UTC."""
+    return max(s if s.tzinfo else s.replace(tzinfo=UTC) for s in stamps if s is not None)
 
 
-def catalog_item(row: dict[str, Any], currency: str) -> CatalogItem:
-    """A product.product row (with `_PRODUCT_FIELDS`) as a CatalogItem."""
+def catalog_item(
+    row: dict[str, Any],
+    currency: str,
+    price_lists: Sequence[PriceListPrice] = (),
+    priced_at: datetime | None = None,
+) -> CatalogItem:
+    """A product.product row (with `_PRODUCT_FIELDS`) as a CatalogItem, with what the
+    price lists charge for it and when they last changed."""
     template = row["template."]
     # The product's own price where it has one, else its template's.
     price: Decimal | None = row["list_price_used"]
@@ -65,11 +101,35 @@ def catalog_item(row: dict[str, Any], currency: str) -> CatalogItem:
         unit=row["default_uom."]["symbol"],
         active=bool(row["active"] and template["active"]),
         list_prices=() if price is None else (ListPrice(currency, price),),
+        price_lists=tuple(price_lists),
         erp_id=str(row["id"]),
         updated_at=_utc(
-            row["write_date"], row["create_date"], template["write_date"], template["create_date"]
+            row["write_date"],
+            row["create_date"],
+            template["write_date"],
+            template["create_date"],
+            priced_at,
         ),
     )
+
+
+def price_list_price(
+    price_list: int,
+    name: str,
+    currency: str,
+    by_break: Sequence[tuple[float, Decimal | None]],
+    list_price: Decimal | None,
+) -> PriceListPrice | None:
+    """What a price list charges for a product, from its price at each quantity break
+    (ascending): a tier only where the price changes; None where it charges the list price
+    at every quantity, or nothing."""
+    tiers: list[PriceTier] = []
+    for quantity, price in by_break:
+        if price is not None and (not tiers or tiers[-1].unit_price != price):
+            tiers.append(PriceTier(math.ceil(quantity), price))
+    if not tiers or (len(tiers) == 1 and tiers[0].unit_price == list_price):
+        return None
+    return PriceListPrice(str(price_list), name, currency, tuple(tiers))
 
 
 def address(row: dict[str, Any]) -> Address:
@@ -95,6 +155,7 @@ def customer(row: dict[str, Any], addresses: Sequence[dict[str, Any]]) -> ErpCus
         phone=row["phone"] or None,
         active=bool(row["active"]),
         addresses=tuple(address(a) for a in ordered if a["active"]),
+        price_list=None if row["sale_price_list"] is None else str(row["sale_price_list"]),
         erp_id=str(row["id"]),
         updated_at=_utc(
             row["write_date"],
@@ -116,11 +177,78 @@ class TrytonMasterData:
 
     async def products(self, since: datetime | None) -> list[CatalogItem]:
         currency = (await self._company_row())["currency."]["code"]
+        price_lists = await self._price_lists()
+        if any(since is None or price_list.changed >= since for price_list in price_lists):
+            since = None  # every product's price may have changed
         domain = [["code", "!=", None], changed_since(_PRODUCT_CHANGES, since)]
+        rows = [row async for row in self._pages("product.product", domain, _PRODUCT_FIELDS)]
+        priced: dict[int, list[tuple[PriceListPrice, datetime]]] = {row["id"]: [] for row in rows}
+        # Only what Tryton sells has a sale price (and a sale unit to price it in).
+        salable = [row for row in rows if row["template."]["salable"]]
+        for price_list in price_lists:
+            breaks = [
+                await self._prices(price_list, quantity, [row["id"] for row in salable])
+                for quantity in price_list.breaks
+            ]
+            for row in salable:
+                prices = price_list_price(
+                    price_list.id, price_list.name, currency,
+                    [(q, at[row["id"]]) for q, at in zip(price_list.breaks, breaks, strict=True)],
+                    row["list_price_used"],
+                )  # fmt: skip
+                if prices is not None:
+                    priced[row["id"]].append((prices, price_list.changed))
         return [
-            catalog_item(row, currency)
-            async for row in self._pages("product.product", domain, _PRODUCT_FIELDS)
+            catalog_item(
+                row,
+                currency,
+                [prices for prices, _ in priced[row["id"]]],
+                max((at for _, at in priced[row["id"]]), default=None),
+            )
+            for row in rows
         ]
+
+    async def _price_lists(self) -> list[_PriceList]:
+        """The company's price lists, with their quantity breaks and newest change."""
+        company = (await self._company_row())["id"]
+        lists = await self.rpc.search_read(
+            "product.price_list", [["company", "=", company]],
+            ["name", "write_date", "create_date"], order=[["id", "ASC"]], context=_ALL,
+        )  # fmt: skip
+        lines: dict[int, list[dict[str, Any]]] = {row["id"]: [] for row in lists}
+        for line in await self.rpc.search_read(
+            "product.price_list.line", [["price_list", "in", list(lines)]],
+            ["price_list", "quantity", "write_date", "create_date"],
+        ):  # fmt: skip
+            lines[line["price_list"]].append(line)
+        return [
+            _PriceList(
+                row["id"],
+                row["name"],
+                tuple(sorted({0.0, *(line["quantity"] or 0.0 for line in lines[row["id"]])})),
+                _utc(
+                    row["write_date"],
+                    row["create_date"],
+                    *(line["write_date"] for line in lines[row["id"]]),
+                    *(line["create_date"] for line in lines[row["id"]]),
+                ),
+            )
+            for row in lists
+        ]
+
+    async def _prices(
+        self, price_list: _PriceList, quantity: float, products: list[int]
+    ) -> dict[int, Decimal | None]:
+        """Each product's unit price under `price_list` for `quantity` units, as Tryton
+        prices a sale line."""
+        found: dict[int, Decimal | None] = {}
+        context = {**_ALL, "price_list": price_list.id, "quantity": quantity}
+        for chunk in _chunks(products, _PAGE):
+            rows = await self.rpc.model(
+                "product.product", "read", chunk, ["sale_price_uom"], context=context
+            )
+            found.update((row["id"], row["sale_price_uom"]) for row in rows)
+        return found
 
     async def customers(self, since: datetime | None) -> list[ErpCustomer]:
         company = await self._company_row()
@@ -143,7 +271,7 @@ class TrytonMasterData:
             await self.rpc.open()
             rows = await self.rpc.search_read(
                 "company.company", [["id", "=", self.rpc.context.get("company")]],
-                ["party", "currency.code"],
+                ["id", "party", "currency.code"],
             )  # fmt: skip
             if not rows:
                 raise RuntimeError(f"the Tryton login {self.rpc.login!r} has no company")

@@ -35,8 +35,8 @@ from connectors.webhooks.inputs import (
     AddressFields,
     Input,
     Unmappable,
+    account_changed,
     customer_input,
-    full_name,
     optional_text,
     order_input,
     payment_input,
@@ -330,8 +330,6 @@ def _cancelled(order: dict[str, Any], order_id: str) -> Input:
 
 
 def _account(customer: dict[str, Any], references: References) -> Input:
-    account_id = text(customer, "id")
-    name = full_name(customer)
     addresses = customer.get("addresses") or []
     # Medusa moves a customer's updated_at with its own fields only; an address changed since
     # has its own, later time. The newest names this state of the account.
@@ -348,14 +346,13 @@ def _account(customer: dict[str, Any], references: References) -> Input:
     defaults_first = sorted(
         addresses, key=lambda a: not (a.get("is_default_shipping") or a.get("is_default_billing"))
     )
-    event = {
-        "storefront": references.route,
-        "account_id": account_id,
-        "email": optional_text(customer, "email"),
-        "name": name,
-        "phone": optional_text(customer, "phone"),
-        "addresses": _ADDRESS.addresses(name, defaults_first),
-        "erp_customer_id": optional_text(customer, f"metadata.{CUSTOMER_MARK}"),
-    }
+    account_id, event = account_changed(
+        references.route,
+        customer,
+        defaults_first,
+        _ADDRESS,
+        phone=optional_text(customer, "phone"),
+        erp_customer_id=optional_text(customer, f"metadata.{CUSTOMER_MARK}"),
+    )
     event_id = f"{SOURCE}:customer:{account_id}:{changed}"
     return customer_input(event_id, changed, SOURCE, references.route, account_id, event)

@@ -25,9 +25,9 @@ from connectors.webhooks.inputs import (
     Input,
     UnknownTopic,
     Unmappable,
+    account_changed,
     customer_input,
     field,
-    full_name,
     inventory_input,
     optional_text,
     order_input,
@@ -356,22 +356,18 @@ def _stock(event_id: str, level: dict[str, Any], references: References) -> list
 
 
 def _account(event_id: str, customer: dict[str, Any], references: References) -> list[Input]:
-    account_id = text(customer, "id")
     tags = customer.get("tags") or ""
     if not isinstance(tags, str):
         raise Unmappable("invalid-field", f"tags is {tags!r:.40}, not Shopify's tag list")
-    name = full_name(customer)
-    # The default address first; the others keep Shopify's order.
-    addresses = sorted(customer.get("addresses") or [], key=lambda a: not a.get("default"))
-    event = {
-        "storefront": references.route,
-        "account_id": account_id,
-        "email": optional_text(customer, "email"),
-        "name": name,
-        "phone": optional_text(customer, "phone"),
-        "addresses": _ADDRESS.addresses(name, addresses),
-        "erp_customer_id": tagged_customer_id(tag.strip() for tag in tags.split(",")),
-    }
+    account_id, event = account_changed(
+        references.route,
+        customer,
+        # The default address first; the others keep Shopify's order.
+        sorted(customer.get("addresses") or [], key=lambda a: not a.get("default")),
+        _ADDRESS,
+        phone=optional_text(customer, "phone"),
+        erp_customer_id=tagged_customer_id(tag.strip() for tag in tags.split(",")),
+    )
     occurred_at = timestamp(customer.get("updated_at"), "updated_at")
     return [customer_input(event_id, occurred_at, SOURCE, references.route, account_id, event)]
 

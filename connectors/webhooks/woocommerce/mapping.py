@@ -32,8 +32,8 @@ from connectors.webhooks.inputs import (
     Input,
     UnknownTopic,
     Unmappable,
+    account_changed,
     customer_input,
-    full_name,
     inventory_input,
     optional_text,
     order_input,
@@ -331,19 +331,15 @@ def _stock(product: dict[str, Any], references: References) -> list[Input]:
 
 
 def _account(customer: dict[str, Any], references: References) -> Input:
-    account_id = text(customer, "id")
-    name = full_name(customer)
     billing = customer.get("billing") or {}
-    places = (billing, customer.get("shipping") or {})
-    event = {
-        "storefront": references.route,
-        "account_id": account_id,
-        "email": optional_text(customer, "email"),
-        "name": name,
-        "phone": optional_text(billing, "phone"),
-        "addresses": _ADDRESS.addresses(name, places),
-        "erp_customer_id": marked_in(customer.get("meta_data") or []),
-    }
+    account_id, event = account_changed(
+        references.route,
+        customer,
+        (billing, customer.get("shipping") or {}),
+        _ADDRESS,
+        phone=optional_text(billing, "phone"),
+        erp_customer_id=marked_in(customer.get("meta_data") or []),
+    )
     # WooCommerce serves date_modified from the user's `last_update` meta; without one, the
     # account's creation time stands in.
     changed = "date_modified_gmt" if customer.get("date_modified_gmt") else "date_created_gmt"

@@ -17,12 +17,12 @@ from confluent_kafka import Producer
 from streams.contracts import deadletter
 from streams.contracts.codec import Codec
 from streams.contracts.topics import ERP_COMMANDS, ERP_RESULTS, TopicCatalog, dead_letter_of
-from streams.domain.accounts import ACCOUNT_CHANGED, upsert_command
+from streams.domain.accounts import upsert_command
 from streams.domain.commands import Command, CommandPolicy
-from streams.domain.events import InputEvent
 from streams.domain.finance import entry_command
 from streams.ops.settings import Settings
 from streams.sample.generator import Catalogue, generate
+from tests.streams.domain.builders import account
 from tests.streams.topology.agents.pipeline import read_all, run_model
 from tests.support import STORE, wait_for
 
@@ -40,19 +40,7 @@ def sample_commands(seed: int, orders: int) -> list[Command]:
 
 def account_command(account_id: str) -> Command:
     """The UpsertCustomer of a new storefront account (`account_id` unique to the test)."""
-    payload = {
-        "storefront": "shop",
-        "account_id": account_id,
-        "email": f"{account_id}@example.com",
-        "name": f"Buyer {account_id}",
-        "phone": None,
-        "addresses": [],
-        "erp_customer_id": None,
-    }
-    event = InputEvent(
-        f"account:{account_id}", 1_000, "test", f"shop:{account_id}", ACCOUNT_CHANGED, payload
-    )
-    return upsert_command(event, CommandPolicy())
+    return upsert_command(account(account_id), CommandPolicy())
 
 
 def encode(command: Command, topics: TopicCatalog) -> bytes:

@@ -55,7 +55,7 @@ def _new_product(tryton: Tryton, sku: str, price: str) -> int:
             [{
                 "name": f"Test product {sku}", "code": sku, "type": "goods",
                 "default_uom": unit["id"], "list_price": Decimal(price),
-                "products": [["create", [{}]]],
+                "salable": True, "sale_uom": unit["id"], "products": [["create", [{}]]],
             }],
         )  # fmt: skip
         return template
@@ -138,3 +138,60 @@ def test_a_resync_tombstones_what_the_erp_no_longer_has(
     # What the ERP still has is unchanged, so the resync published nothing else.
     assert resynced.endswith(", 0 published (the rest unchanged), 1 removed"), resynced
     assert _of(_records(connector_settings, catalog), sku)[-1] is None
+
+
+def test_a_price_lists_contract_prices_and_its_customers_are_published(
+    connector_settings: Settings, erp_topics: TopicCatalog, tryton: Tryton
+) -> None:
+    catalog = erp_topics.physical(ERP_CATALOG)
+    customers = erp_topics.physical(ERP_CUSTOMERS)
+    tag = uuid.uuid4().hex[:8]
+    sku, code = f"PL-{tag}", f"CUS-PL-{tag}"
+    _new_product(tryton, sku, "20.00")
+
+    async def contract(erp: TrytonAdapter) -> tuple[int, int]:
+        (product,) = await erp.rpc.search_read("product.product", [["code", "=", sku]], ["id"])
+        (price_list,) = await erp.rpc.create("product.price_list", [{
+            "name": f"Wholesale {tag}", "company": erp.rpc.context["company"], "price": "list_price",
+            "lines": [["create", [
+                {"product": product["id"], "quantity": 10, "formula": "unit_price * 0.8"},
+                {"product": product["id"], "formula": "unit_price * 0.9"},
+            ]]],
+        }])  # fmt: skip
+        await erp.rpc.create("party.party", [{"name": f"Trade buyer {tag}", "code": code,
+                                              "sale_price_list": price_list}])  # fmt: skip
+        return price_list, product["id"]
+
+    price_list, _ = on_tryton(tryton, contract)
+    _source(connector_settings)
+    (item,) = _of(_records(connector_settings, catalog), sku)
+    assert item["price_lists"] == [{
+        "price_list": str(price_list), "name": f"Wholesale {tag}", "currency": "USD",
+        "tiers": [{"min_quantity": 0, "unit_price": Decimal("18.0000")},
+                  {"min_quantity": 10, "unit_price": Decimal("16.0000")}],
+    }]  # fmt: skip
+    assert all(  # the list prices nothing else otherwise than at its list price
+        str(price_list) not in [p["price_list"] for p in d["price_lists"]]
+        for k, d in _records(connector_settings, catalog)
+        if k != sku and d is not None
+    )
+    (buyer,) = _of(_records(connector_settings, customers), code)
+    assert buyer["price_list"] == str(price_list)
+
+    # A new contract price moves no product in Tryton, and still reaches erp.catalog.
+    async def reprice(erp: TrytonAdapter) -> None:
+        (line,) = await erp.rpc.search_read(
+            "product.price_list.line", [["price_list", "=", price_list], ["quantity", "=", 10]],
+            ["id"],
+        )  # fmt: skip
+        await erp.rpc.model("product.price_list", "write", [price_list], {
+            "lines": [["write", [line["id"]], {"formula": "unit_price * 0.75"}]]})  # fmt: skip
+
+    on_tryton(tryton, reprice)
+    again = _source(connector_settings)
+    assert ", 1 published" in _line(again, "products"), again.output
+    (_, repriced) = _of(_records(connector_settings, catalog), sku)
+    assert repriced["price_lists"][0]["tiers"][1] == {
+        "min_quantity": 10,
+        "unit_price": Decimal("15.0000"),
+    }

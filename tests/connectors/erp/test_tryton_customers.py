@@ -11,41 +11,23 @@ import pytest
 
 from connectors.erp.adapter import PermanentError
 from connectors.erp.tryton import TrytonAdapter
-from streams.domain.accounts import ACCOUNT_CHANGED, upsert_command
+from streams.domain.accounts import upsert_command
 from streams.domain.commands import Command, Kind, order_commands
-from streams.domain.events import InputEvent
 from streams.domain.orders import Order
 from streams.local.tryton import Tryton
 from tests.connectors.erp.test_tryton import NOW, POLICY, A, checked, order_id, read
-from tests.streams.domain.builders import apply, line, placed
+from tests.streams.domain.builders import account, apply, line, placed
 from tests.support import on_tryton
 
 STOREFRONT = "shop"
 
 
 def account_command(account_id: str, **changes: Any) -> Command:
-    payload: dict[str, Any] = {
-        "storefront": STOREFRONT,
-        "account_id": account_id,
-        "email": f"{account_id}@example.com",
-        "name": f"Buyer {account_id}",
-        "phone": "+1 518 555 0100",
-        "addresses": [
-            {
-                "name": None,
-                "street": "1 Main St",
-                "city": "Albany",
-                "region": "US-NY",
-                "postal_code": "12207",
-                "country": "US",
-            }
-        ],
-        "erp_customer_id": None,
-    }
-    payload.update(changes)
-    event = InputEvent(
-        uuid.uuid4().hex, NOW, "test", f"{STOREFRONT}:{account_id}", ACCOUNT_CHANGED, payload
-    )
+    """The UpsertCustomer of a storefront account with a phone and an address."""
+    details = {"phone": "+1 518 555 0100", "addresses": [{
+        "name": None, "street": "1 Main St", "city": "Albany", "region": "US-NY",
+        "postal_code": "12207", "country": "US"}]}  # fmt: skip
+    event = account(account_id, storefront=STOREFRONT, at=NOW, **(details | changes))
     return checked(upsert_command(event, POLICY))
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from connectors.erp.master import ListPrice, catalog_datum
-from connectors.erp.tryton.master import catalog_item, changed_since, customer
+from connectors.erp.master import ListPrice, PriceListPrice, PriceTier, catalog_datum
+from connectors.erp.tryton.master import catalog_item, changed_since, customer, price_list_price
 from tests.connectors.erp.records import CODEC
 
 EARLY, LATE = datetime(2026, 12, 1, 9, 0), datetime(2026, 12, 2, 17, 30)
@@ -18,7 +18,7 @@ def _product(**changes: Any) -> dict[str, Any]:
         "id": 7, "code": "SKU-7", "name": "Beanie", "description": "", "active": True,
         "list_price_used": Decimal("24.00"), "default_uom.": {"symbol": "u"},
         "write_date": None, "create_date": EARLY,
-        "template.": {"active": True, "write_date": LATE, "create_date": EARLY},
+        "template.": {"active": True, "salable": True, "write_date": LATE, "create_date": EARLY},
     }  # fmt: skip
     return {**row, **changes}
 
@@ -57,7 +57,7 @@ def test_a_product_without_a_price_has_none_and_still_encodes() -> None:
 def test_a_customers_active_addresses_come_in_tryton_order_and_count_as_its_changes() -> None:
     party = {
         "id": 3, "code": "CUS-3", "name": "Ava", "email": "", "phone": "+1 555 0100",
-        "active": True, "write_date": None, "create_date": EARLY,
+        "active": True, "sale_price_list": None, "write_date": None, "create_date": EARLY,
     }  # fmt: skip
     addresses = [
         _address(12, 2, city="Pasadena"),
@@ -82,3 +82,25 @@ def test_changed_since_asks_for_any_change_at_or_after_the_time_in_trytons_utc()
     assert changed_since(("write_date", "create_date"), local) == [
         "OR", ["write_date", ">=", LATE], ["create_date", ">=", LATE]
     ]  # fmt: skip
+
+
+def test_a_price_list_keeps_a_tier_where_its_price_changes_and_nothing_at_list_price() -> None:
+    d = Decimal
+    by_break = [(0.0, d("18.0000")), (5.0, d("18.0000")), (9.5, d("16.0000"))]
+    prices = price_list_price(4, "Wholesale", "USD", by_break, d("20.0000"))
+    assert prices == PriceListPrice(
+        "4", "Wholesale", "USD", (PriceTier(0, d("18.0000")), PriceTier(10, d("16.0000")))
+    )
+    # The list price at every quantity, or no price at all: the list charges nothing else.
+    assert (
+        price_list_price(4, "W", "USD", [(0.0, d("20.0000")), (3.0, d("20.0000"))], d("20.0000"))
+        is None
+    )
+    assert price_list_price(4, "W", "USD", [(0.0, None)], d("20.0000")) is None
+    item = catalog_item(_product(), "USD", [prices], LATE + timedelta(days=1))
+    assert item.updated_at == (LATE + timedelta(days=1)).replace(tzinfo=UTC)
+    datum = catalog_datum(item, "erp:tryton")
+    assert datum["price_lists"] == [{"price_list": "4", "name": "Wholesale", "currency": "USD",
+        "tiers": [{"min_quantity": 0, "unit_price": d("18.0000")},
+                  {"min_quantity": 10, "unit_price": d("16.0000")}]}]  # fmt: skip
+    CODEC.encode("erpbridge.CatalogItem", datum, topic="erp.catalog")

@@ -33,6 +33,8 @@ def _tail_process(
             **{k: v for k, v in os.environ.items() if k != "ERPBRIDGE_SCHEMA_REGISTRY_URL"},
             "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
             "ERPBRIDGE_TOPIC_PREFIX": topic_prefix,
+            # A tail that hangs prints every thread's stack when aborted (see below).
+            "PYTHONFAULTHANDLER": "1",
         },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -319,7 +321,14 @@ def test_ctrl_c_ends_follow_cleanly(
         produce(ORDERS, lines_of(ORDERS)[:1], env)
         wait_for(lambda: printed, timeout=60, what="the new record")
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # faulthandler: where it hangs, on stderr
+            process.wait(timeout=10)
+            for reader in readers:
+                reader.join(timeout=10)
+            raise AssertionError("tail ignored Ctrl-C for 30 s:\n" + "".join(errors)) from None
     finally:
         if process.poll() is None:
             process.kill()

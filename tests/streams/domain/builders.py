@@ -478,3 +478,30 @@ def stocked(sku: str, on_hand: Mapping[str, int], *, as_of: int = T0 - HOUR_MS) 
     for warehouse, quantity in on_hand.items():
         stock_event(stock, snapshot(sku, warehouse, quantity, as_of))
     return stock
+
+
+# --- storefront accounts ---------------------------------------------------------------------
+
+
+def account(
+    account_id: str,
+    *,
+    storefront: str = "shop",
+    event_id: str | None = None,
+    at: int = T0,
+    **changes: Any,
+) -> InputEvent:
+    """A storefront account the shopper opened (AccountChanged): its name and e-mail made of
+    its id, no phone or address, no ERP mark; `changes` override any of its fields."""
+    payload: dict[str, Any] = {
+        "storefront": storefront,
+        "account_id": account_id,
+        "email": f"{account_id}@example.com",
+        "name": f"Buyer {account_id}",
+        "phone": None,
+        "addresses": [],
+        "erp_customer_id": None,
+        **changes,
+    }
+    key = f"{storefront}:{account_id}"
+    return event("AccountChanged", key, payload, at=at, event_id=event_id)

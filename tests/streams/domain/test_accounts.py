@@ -10,7 +10,6 @@ import pytest
 from streams.contracts.codec import Codec
 from streams.contracts.schema_store import SchemaStore
 from streams.domain.accounts import (
-    ACCOUNT_CHANGED,
     Sent,
     account_command,
     external_id,
@@ -20,6 +19,7 @@ from streams.domain.accounts import (
 from streams.domain.commands import Command, CommandPolicy, Kind, Lane
 from streams.domain.events import InputEvent, Rejection
 from streams.ops.settings import REPO_ROOT
+from tests.streams.domain.builders import account as storefront_account
 
 POLICY = CommandPolicy(target="tryton")
 ADDRESS = {
@@ -32,20 +32,11 @@ ADDRESS = {
 }
 
 
-def account(
-    event_id: str = "ev-1", *, erp_customer_id: str | None = None, **changes: Any
-) -> InputEvent:
-    payload: dict[str, Any] = {
-        "storefront": "shop",
-        "account_id": "42",
-        "email": "ada@example.com",
-        "name": "Ada Lovelace",
-        "phone": "+1 518 555 0100",
-        "addresses": [ADDRESS],
-        "erp_customer_id": erp_customer_id,
-    }
-    payload.update(changes)
-    return InputEvent(event_id, 1_000, "shopify", "shop:42", ACCOUNT_CHANGED, payload)
+def account(event_id: str = "ev-1", **changes: Any) -> InputEvent:
+    """Ada's account on the shop, with a phone and an address."""
+    details = {"email": "ada@example.com", "name": "Ada Lovelace", "phone": "+1 518 555 0100",
+               "addresses": [ADDRESS]}  # fmt: skip
+    return storefront_account("42", event_id=event_id, **(details | changes))
 
 
 def test_an_account_the_customer_opened_asks_the_erp_for_a_customer_with_its_details() -> None:

@@ -12,6 +12,7 @@ from streams.contracts.codec import Codec
 from streams.contracts.topics import CUSTOMERS, ERP_COMMANDS, TopicCatalog
 from streams.ops.settings import Settings
 from streams.sample.generator import SampleEvent
+from tests.streams.domain.builders import account as storefront_account
 from tests.streams.topology.agents.pipeline import dead_letters, produce, quiesce, read_all
 from tests.support import STORE, WorkerProcess, wait_for
 
@@ -19,25 +20,16 @@ CODEC = Codec(STORE)
 
 
 def account(event_id: str, account_id: str, **changes: Any) -> SampleEvent:
-    event: dict[str, Any] = {
-        "storefront": "shop",
-        "account_id": account_id,
-        "email": f"{account_id}@example.com",
-        "name": f"Buyer {account_id}",
-        "phone": None,
-        "addresses": [],
-        "erp_customer_id": None,
-    }
-    event.update(changes)
-    key = f"shop:{account_id}"
+    """The account's AccountChanged as a record of commerce.customers."""
+    event = storefront_account(account_id, event_id=event_id, **changes)
     datum = {
-        "event_id": event_id,
-        "occurred_at": datetime(2026, 12, 7, 9, tzinfo=UTC),
-        "source": "test",
-        "account": key,
-        "event": ("erpbridge.AccountChanged", event),
+        "event_id": event.event_id,
+        "occurred_at": datetime.fromtimestamp(event.occurred_ms / 1000, UTC),
+        "source": event.source,
+        "account": event.key,
+        "event": ("erpbridge.AccountChanged", event.payload),
     }
-    return SampleEvent(CUSTOMERS, key, "erpbridge.CustomerEvent", datum)
+    return SampleEvent(CUSTOMERS, event.key, "erpbridge.CustomerEvent", datum)
 
 
 def test_accounts_become_customer_commands_once_and_their_echoes_nothing(
