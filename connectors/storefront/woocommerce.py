@@ -56,7 +56,7 @@ from connectors.storefront.adapter import (
     request,
 )
 from connectors.storefront.customers import MARK as CUSTOMER_MARK
-from connectors.storefront.customers import Customer, account_of
+from connectors.storefront.customers import Customer, account_of, marked_in
 from connectors.storefront.levels import StockLevel
 from connectors.storefront.products import Product
 from streams.domain.money import minor_unit
@@ -223,13 +223,6 @@ def note_text(shipment: Shipment) -> str:
     return f"Shipped{via}: {goods}{tracking}. {shipment.marker}"
 
 
-def _mark_of(account: Mapping[str, Any]) -> str | None:
-    for meta in account.get("meta_data") or []:
-        if meta.get("key") == CUSTOMER_MARK:
-            return str(meta.get("value"))
-    return None
-
-
 def _shown(shown: Any, wanted: Mapping[str, Any]) -> dict[str, Any]:
     """The parts of an address WooCommerce shows that erpbridge sets."""
     return {k: (shown or {}).get(k) for k in wanted}
@@ -252,3 +245,7 @@ def _account(customer: Customer) -> dict[str, Any]:
         "billing": {**place, "email": customer.email or "", "phone": customer.phone or ""},
         "shipping": place,
     }
+
+
+def _mark_of(account: Mapping[str, Any]) -> str | None:
+    return marked_in(account.get("meta_data") or [])
