@@ -37,6 +37,8 @@ class Customer:
     phone: str | None
     address: Address | None
     """The ERP's first address of the customer."""
+    price_list: str | None = None
+    """The ERP's price list the customer buys at (products.Contract); None: list prices."""
 
     @property
     def key(self) -> str:
@@ -53,7 +55,15 @@ def customers_of(
     addresses = datum["addresses"]
     address = Address(**addresses[0]) if addresses else None
     return [
-        Customer(name, customer_id, datum["name"], datum["email"], datum["phone"], address)
+        Customer(
+            name,
+            customer_id,
+            datum["name"],
+            datum["email"],
+            datum["phone"],
+            address,
+            datum.get("price_list"),
+        )
         for name, route in sorted(routes.items())
         if route.push_customers
     ]

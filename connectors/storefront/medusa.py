@@ -61,7 +61,7 @@ from connectors.storefront.adapter import (
 from connectors.storefront.customers import MARK as CUSTOMER_MARK
 from connectors.storefront.customers import Customer, account_of
 from connectors.storefront.levels import StockLevel
-from connectors.storefront.products import Product
+from connectors.storefront.products import Contract, Product
 from connectors.webhooks.medusa.mapping import MARK
 
 _OPTION = "Default"
@@ -76,7 +76,9 @@ def _json(body: Any) -> bytes:
 
 
 _ORDER_FIELDS = "id,*items,*items.detail,*fulfillments,*fulfillments.labels"
-_CUSTOMER_FIELDS = "id,email,first_name,phone,metadata,*addresses"
+_CUSTOMER_FIELDS = "id,email,first_name,phone,metadata,*addresses,*groups"
+_CONTRACT_MARK = "erpbridge_price_list"
+"""The key under which a customer group keeps the ERP's price list id (its metadata)."""
 _ADDRESS_NAME = "erpbridge"
 """The name of the account's address that holds the ERP's address."""
 
@@ -100,6 +102,8 @@ class MedusaStorefront:
         self._items = SkuIds(self._item, clock)
         self._defaults: tuple[str, str] | None = None
         """The store's default sales channel and shipping profile, for new products."""
+        self._contracts: dict[str, tuple[str, str]] | None = None
+        """The ERP's price list id -> its customer group and price list in Medusa."""
 
     def set_levels(
         self, levels: Sequence[StockLevel], previous: Mapping[str, int]
@@ -178,8 +182,11 @@ class MedusaStorefront:
             if not product.active:
                 return Synced(product, SyncStatus.UNCHANGED)
             made = self._call("POST", "/admin/products", content=_json(self._new(product)),
-                              headers=_JSON, params={"fields": "id"})  # fmt: skip
-            return Synced(product, SyncStatus.CREATED, str(made["product"]["id"]))
+                              headers=_JSON, params={"fields": "id"})["product"]  # fmt: skip
+            variant = self._variant(product.sku)
+            assert variant is not None, f"Medusa did not make the variant {product.sku}"
+            self._set_contracts(variant, product.contracts)
+            return Synced(product, SyncStatus.CREATED, str(made["id"]))
         shown = found["product"]
         path = f"/admin/products/{shown['id']}"
         changes: dict[str, Any] = {"status": "published" if product.active else "draft"}
@@ -196,8 +203,68 @@ class MedusaStorefront:
             }
             self._call("POST", f"{path}/variants/{found['id']}", content=_json(body),
                        headers=_JSON, params={"fields": "id"})  # fmt: skip
-        status = SyncStatus.UPDATED if changes or repriced else SyncStatus.UNCHANGED
-        return Synced(product, status, str(shown["id"]))
+        contracted = product.active and self._set_contracts(found, product.contracts)
+        updated = changes or repriced or contracted
+        return Synced(
+            product, SyncStatus.UPDATED if updated else SyncStatus.UNCHANGED, str(shown["id"])
+        )
+
+    def _set_contracts(self, variant: Mapping[str, Any], contracts: Sequence[Contract]) -> bool:
+        """The variant's prices in each price list erpbridge keeps made the ERP's (none in
+        those of price lists that no longer price it); whether any changed. Medusa applies
+        an override price list to the customers of its customer group, by cart quantity."""
+        wanted = {contract.price_list: contract for contract in contracts}
+        changed = False
+        for erp_id in sorted(set(wanted) | set(self._known_contracts())):
+            contract = wanted.get(erp_id)
+            _, price_list = self._contract(erp_id, contract.name if contract else None)
+            # A price names its variant only when asked through its price set.
+            fields = {"fields": "id,*prices,prices.price_set.variant.id"}
+            shown = self._call("GET", f"/admin/price-lists/{price_list}", params=fields)
+            old = [p for p in shown["price_list"]["prices"] if p.get("variant_id") == variant["id"]]
+            new = [] if contract is None else _tier_prices(contract, str(variant["id"]))
+            if {_price_key(p) for p in old} != {_price_key(p) for p in new}:
+                body = {"create": new, "delete": [p["id"] for p in old]}
+                self._call("POST", f"/admin/price-lists/{price_list}/prices/batch",
+                           content=_json(body), headers=_JSON)  # fmt: skip
+                changed = True
+        return changed
+
+    def _known_contracts(self) -> dict[str, tuple[str, str]]:
+        if self._contracts is None:
+            groups = {
+                str(group["metadata"][_CONTRACT_MARK]): str(group["id"])
+                for group in self._all("/admin/customer-groups", "customer_groups", "id,metadata")
+                if (group.get("metadata") or {}).get(_CONTRACT_MARK) is not None
+            }
+            lists = {
+                str(row["description"]): str(row["id"])
+                for row in self._all("/admin/price-lists", "price_lists", "id,description")
+            }
+            self._contracts = {
+                erp_id: (group, lists[_contract_description(erp_id)])
+                for erp_id, group in groups.items()
+                if _contract_description(erp_id) in lists
+            }
+        return self._contracts
+
+    def _contract(self, erp_id: str, name: str | None) -> tuple[str, str]:
+        """The customer group and price list of the ERP's price list, made when missing."""
+        known = self._known_contracts()
+        if erp_id not in known:
+            self._contracts = None  # made meanwhile by another sink of the route?
+            known = self._known_contracts()
+        if erp_id not in known:
+            title = name or f"ERP price list {erp_id}"
+            group = self._call("POST", "/admin/customer-groups", params={"fields": "id"}, json={
+                "name": f"{title} (ERP price list {erp_id})",
+                "metadata": {_CONTRACT_MARK: erp_id}})["customer_group"]  # fmt: skip
+            made = self._call("POST", "/admin/price-lists", params={"fields": "id"}, json={
+                "title": title, "description": _contract_description(erp_id),
+                "type": "override", "status": "active",
+                "rules": {"customer.groups.id": [group["id"]]}})["price_list"]  # fmt: skip
+            known[erp_id] = (str(group["id"]), str(made["id"]))
+        return known[erp_id]
 
     def _variant(self, sku: str) -> dict[str, Any] | None:
         fields = "id,sku,*prices,product.id,product.title,product.description,product.status"
@@ -255,7 +322,23 @@ class MedusaStorefront:
             status = SyncStatus.UPDATED if changes else SyncStatus.UNCHANGED
         if customer.address is not None and self._address(account, customer):
             status = SyncStatus.UPDATED if status is SyncStatus.UNCHANGED else status
+        if self._set_group(account, customer.price_list):
+            status = SyncStatus.UPDATED if status is SyncStatus.UNCHANGED else status
         return Synced(customer, status, str(account["id"]))
+
+    def _set_group(self, account: Mapping[str, Any], price_list: str | None) -> bool:
+        """The account in the customer group of its price list and in no other of
+        erpbridge's; whether that changed."""
+        groups = {erp_id: group for erp_id, (group, _) in self._known_contracts().items()}
+        if price_list is not None and price_list not in groups:
+            groups[price_list] = self._contract(price_list, None)[0]
+        wanted = {groups[price_list]} if price_list is not None else set()
+        member = {str(g["id"]) for g in account.get("groups") or []} & set(groups.values())
+        for group, change in [*((g, "add") for g in wanted - member),
+                              *((g, "remove") for g in member - wanted)]:  # fmt: skip
+            self._call("POST", f"/admin/customer-groups/{group}/customers",
+                       json={change: [account["id"]]}, params={"fields": "id"})  # fmt: skip
+        return wanted != member
 
     def _account(self, customer: Customer) -> dict[str, Any] | None:
         """The customer's account: marked with its id (by email, then by name), else the
@@ -341,6 +424,34 @@ class MedusaStorefront:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return request(self._client, method, self._url + path, auth=self._auth, **kwargs)
+
+
+def _contract_description(erp_id: str) -> str:
+    """How erpbridge's Medusa price list of an ERP price list is known (it has no metadata)."""
+    return f"erpbridge price list {erp_id}"
+
+
+def _tier_prices(contract: Contract, variant: str) -> list[dict[str, Any]]:
+    """A contract's tiers as Medusa prices of the variant, each up to the next one's start."""
+    prices = []
+    starts = [start for start, _ in contract.tiers]
+    for (start, amount), end in zip(contract.tiers, [*starts[1:], None], strict=True):
+        price: dict[str, Any] = {
+            "currency_code": contract.currency.lower(), "amount": amount, "variant_id": variant,
+        }  # fmt: skip
+        if start:
+            price["min_quantity"] = start
+        if end is not None:
+            price["max_quantity"] = end - 1
+        prices.append(price)
+    return prices
+
+
+def _price_key(price: Mapping[str, Any]) -> tuple[str, Decimal, int | None, int | None]:
+    """What tells two prices apart (Medusa answers with numbers, null for no bound)."""
+    bounds = (price.get("min_quantity"), price.get("max_quantity"))
+    low, high = (None if b is None else int(b) for b in bounds)
+    return (price["currency_code"].lower(), Decimal(str(price["amount"])), low, high)
 
 
 def _mark_of(account: Mapping[str, Any]) -> str | None:

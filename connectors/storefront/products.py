@@ -15,6 +15,18 @@ from streams.ops.settings import WebhookRoute
 
 
 @dataclass(frozen=True, slots=True)
+class Contract:
+    """What one of the ERP's price lists charges for the product, in one currency."""
+
+    price_list: str
+    """The ERP's id of the price list (Customer.price_list of its customers)."""
+    name: str
+    currency: str
+    tiers: tuple[tuple[int, Decimal], ...]
+    """(from quantity, unit price), the first from 0."""
+
+
+@dataclass(frozen=True, slots=True)
 class Product:
     route: str
     sku: str
@@ -24,6 +36,8 @@ class Product:
     description: str | None
     prices: tuple[tuple[str, Decimal], ...]
     """(ISO currency, list price of one unit), sorted by currency."""
+    contracts: tuple[Contract, ...] = ()
+    """The ERP's price lists' prices in the route's currency, by price list."""
 
     @property
     def key(self) -> str:
@@ -47,5 +61,15 @@ def products_of(
             for price in item["list_prices"]
             if route.currency is None or price["currency"] == route.currency
         )
-        found.append(Product(name, sku, True, item["name"], item["description"], prices))
+        contracts = tuple(
+            Contract(
+                prices["price_list"],
+                prices["name"],
+                prices["currency"],
+                tuple((t["min_quantity"], Decimal(t["unit_price"])) for t in prices["tiers"]),
+            )
+            for prices in item.get("price_lists") or ()
+            if route.currency is None or prices["currency"] == route.currency
+        )
+        found.append(Product(name, sku, True, item["name"], item["description"], prices, contracts))
     return found

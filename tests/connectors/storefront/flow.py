@@ -154,13 +154,25 @@ def fulfilment(
 
 
 def catalog_item(
-    sku: str, name: str, prices: dict[str, str], *, active: bool = True, at_ms: int = 0
+    sku: str,
+    name: str,
+    prices: dict[str, str],
+    *,
+    active: bool = True,
+    at_ms: int = 0,
+    contracts: dict[str, list[tuple[int, str]]] | None = None,
 ) -> tuple[str, bytes]:
-    """An erp.catalog record (key, value) of `sku`, as the ERP source writes it."""
+    """An erp.catalog record (key, value) of `sku`, as the ERP source writes it;
+    `contracts` are USD price lists' tiers (from quantity, unit price) by price list id."""
     datum = {
         "sku": sku, "name": name, "description": f"{name}, from the ERP", "unit": "u",
         "active": active,
         "list_prices": [{"currency": c, "amount": Decimal(a)} for c, a in sorted(prices.items())],
+        "price_lists": [
+            {"price_list": pl, "name": f"Contract {pl}", "currency": "USD",
+             "tiers": [{"min_quantity": q, "unit_price": Decimal(a)} for q, a in tiers]}
+            for pl, tiers in sorted((contracts or {}).items())
+        ],
         "source": "erp:tryton", "erp_id": sku, "updated_at": 1_780_000_000_000 + at_ms,
     }  # fmt: skip
     return sku, CODEC.encode("erpbridge.CatalogItem", datum, topic="erp.catalog")
@@ -173,11 +185,12 @@ def erp_customer(
     *,
     active: bool = True,
     street: str = "1 Main St",
+    price_list: str | None = None,
 ) -> tuple[str, bytes]:
     """An erp.customers record (key, value) of `customer_id`, as the ERP source writes it."""
     datum = {
         "customer_id": customer_id, "name": name, "email": email, "phone": "+1 555 0100",
-        "active": active,
+        "active": active, "price_list": price_list,
         "addresses": [{"name": None, "street": street, "city": "Springfield", "region": "IL",
                        "postal_code": "62701", "country": "US"}],
         "source": "erp:tryton", "erp_id": customer_id, "updated_at": 1_780_000_000_000,

@@ -244,3 +244,67 @@ def test_medusa_keeps_the_erps_customers_as_one_account_each(
         "2 Elm St", "Springfield", "us"
     )  # fmt: skip
     assert address["is_default_shipping"] and address["is_default_billing"]
+
+
+def test_medusa_charges_the_erps_customers_their_price_lists_prices(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
+) -> None:
+    """An ERP price list becomes an override price list for a customer group of its own,
+    its quantity breaks prices by cart quantity, and its customers that group's members."""
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, catalog=True, customers=True)
+    tag = topic_prefix[-9:-1].lower()
+    sku, price_list, buyer = f"PL-{tag}", f"PL{tag}", f"CUST-PL-{tag}"
+    contract = {price_list: [(0, "10.0000"), (10, "8.0000")]}
+    sink = new_sink(settings)
+    produce(settings, [catalog_item(sku, "Contract product", {"USD": "12.0000"},
+                                    contracts=contract)], ERP_CATALOG)  # fmt: skip
+    produce(settings, [erp_customer(buyer, f"Trade Buyer {tag}", f"pl-{tag}@example.com",
+                                    price_list=price_list)], ERP_CUSTOMERS)  # fmt: skip
+    sink.start()
+    try:
+        (made,) = drain(sink, settings, 1, STOREFRONT_CATALOG_RESULTS)
+        (account,) = drain(sink, settings, 1, STOREFRONT_CUSTOMER_RESULTS)
+        # Again unchanged; then the ERP stops pricing the product in that list.
+        produce(settings, [catalog_item(sku, "Contract product", {"USD": "12.0000"},
+                                        contracts=contract)], ERP_CATALOG)  # fmt: skip
+        again = drain(sink, settings, 2, STOREFRONT_CATALOG_RESULTS)
+        with medusa.admin() as admin:
+            lists = admin.get("/admin/price-lists", {"fields": "id,description,type,status,*price_list_rules",
+                                                      "limit": 100})["price_lists"]  # fmt: skip
+            (kept,) = [p for p in lists if p["description"] == f"erpbridge price list {price_list}"]
+            prices = admin.get(
+                f"/admin/price-lists/{kept['id']}",
+                {"fields": "id,*prices,prices.price_set.variant.id"},
+            )
+            customer = admin.get(f"/admin/customers/{account['storefront_id']}",
+                                 {"fields": "id,*groups"})["customer"]  # fmt: skip
+        produce(settings, [catalog_item(sku, "Contract product", {"USD": "12.0000"})], ERP_CATALOG)
+        dropped = drain(sink, settings, 3, STOREFRONT_CATALOG_RESULTS)
+        with medusa.admin() as admin:
+            after = admin.get(
+                f"/admin/price-lists/{kept['id']}",
+                {"fields": "id,*prices,prices.price_set.variant.id"},
+            )
+    finally:
+        sink.close()
+
+    assert (made["status"], account["status"]) == ("CREATED", "CREATED")
+    assert [r["status"] for r in again][-1] == "UNCHANGED"
+    assert (kept["type"], kept["status"]) == ("override", "active")
+    (group,) = kept["rules"]["customer.groups.id"]
+    assert [g["id"] for g in customer["groups"]] == [group]
+    variant = _variant_id(medusa, sku)
+    assert sorted(
+        (Decimal(str(p["amount"])), p.get("min_quantity"), p.get("max_quantity"))
+        for p in prices["price_list"]["prices"]
+        if p["variant_id"] == variant
+    ) == [(Decimal("8"), 10, None), (Decimal("10"), None, 9)]
+    assert [r["status"] for r in dropped][-1] == "UPDATED"
+    assert [p for p in after["price_list"]["prices"] if p["variant_id"] == variant] == []
+
+
+def _variant_id(medusa: Medusa, sku: str) -> str:
+    with medusa.admin() as admin:
+        found = admin.get("/admin/product-variants", {"q": sku, "fields": "id,sku"})["variants"]
+    (variant,) = [v for v in found if v["sku"] == sku]
+    return str(variant["id"])

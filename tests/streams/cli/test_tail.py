@@ -39,7 +39,21 @@ def _tail_process(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as a shell delivers it: neither ignored nor blocked, whatever this test
+        # process inherited (both pass on to a child; in CI something left SIGINT so).
+        preexec_fn=_deliver_sigint,
     )
+
+
+def _deliver_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _sigint_here() -> str:
+    """How this process treats SIGINT, for a failure's message."""
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    return f"handler {signal.getsignal(signal.SIGINT)!r}, blocked {blocked}"
 
 
 def produce(topic: str, lines: list[str], env: dict[str, str | None]) -> None:
@@ -328,7 +342,10 @@ def test_ctrl_c_ends_follow_cleanly(
             process.wait(timeout=10)
             for reader in readers:
                 reader.join(timeout=10)
-            raise AssertionError("tail ignored Ctrl-C for 30 s:\n" + "".join(errors)) from None
+            raise AssertionError(
+                f"tail ignored Ctrl-C for 30 s (here SIGINT has {_sigint_here()}):\n"
+                + "".join(errors)
+            ) from None
     finally:
         if process.poll() is None:
             process.kill()
