@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,12 +53,22 @@ def erp_database(erp_databases: Iterator[Tryton]) -> Tryton:
     return next(erp_databases)
 
 
+_TEARDOWN_SECONDS = 30.0
+"""Of the test's pytest-timeout, what stopping the loop's processes may take after a wait."""
+
+
 @pytest.fixture
 def loop(
-    kafka_broker: Any, topic_prefix: str, erp_database: Tryton, tmp_path: Path
+    kafka_broker: Any,
+    topic_prefix: str,
+    erp_database: Tryton,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Loop]:
     settings = loop_settings(kafka_broker.bootstrap_servers, topic_prefix, erp_database, tmp_path)
-    run = Loop(settings, erp_database, tmp_path)
+    # Waits end before pytest-timeout stops the test, so a stuck loop says where it is stuck.
+    budget = float(request.config.getini("timeout") or 0) - _TEARDOWN_SECONDS
+    run = Loop(settings, erp_database, tmp_path, time.monotonic() + budget if budget > 0 else None)
     yield run
     run.close()
 

@@ -212,8 +212,16 @@ class Feed(threading.Thread):
 class Loop:
     """One run of the whole loop; `close` stops whatever it started."""
 
-    def __init__(self, settings: Settings, erp: Tryton | None, run_dir: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        erp: Tryton | None,
+        run_dir: Path,
+        deadline: float | None = None,
+    ) -> None:
+        """`deadline` (monotonic): when the test must have finished waiting."""
         self.settings = settings
+        self._deadline = deadline
         self.erp = erp
         self.run_dir = run_dir
         self.catalog = TopicCatalog.from_settings(settings)
@@ -341,6 +349,8 @@ class Loop:
         return now - self._last[0] >= SETTLED_FOR
 
     def wait_drained(self, timeout: float) -> None:
+        if self._deadline is not None:
+            timeout = min(timeout, self._deadline - time.monotonic())
         try:
             wait_for(self.drained, timeout=timeout, what="the whole loop to drain")
         except AssertionError as error:
