@@ -61,7 +61,7 @@ from connectors.storefront.adapter import (
 from connectors.storefront.customers import MARK as CUSTOMER_MARK
 from connectors.storefront.customers import Customer, account_of
 from connectors.storefront.levels import StockLevel
-from connectors.storefront.products import Contract, Product
+from connectors.storefront.products import Contract, Product, contract_title
 from connectors.webhooks.medusa.mapping import MARK
 
 _OPTION = "Default"
@@ -242,9 +242,9 @@ class MedusaStorefront:
                 for row in self._all("/admin/price-lists", "price_lists", "id,description")
             }
             self._contracts = {
-                erp_id: (group, lists[_contract_description(erp_id)])
+                erp_id: (group, lists[contract_title(erp_id)])
                 for erp_id, group in groups.items()
-                if _contract_description(erp_id) in lists
+                if contract_title(erp_id) in lists
             }
         return self._contracts
 
@@ -260,7 +260,7 @@ class MedusaStorefront:
                 "name": f"{title} (ERP price list {erp_id})",
                 "metadata": {_CONTRACT_MARK: erp_id}})["customer_group"]  # fmt: skip
             made = self._call("POST", "/admin/price-lists", params={"fields": "id"}, json={
-                "title": title, "description": _contract_description(erp_id),
+                "title": title, "description": contract_title(erp_id),
                 "type": "override", "status": "active",
                 "rules": {"customer.groups.id": [group["id"]]}})["price_list"]  # fmt: skip
             known[erp_id] = (str(group["id"]), str(made["id"]))
@@ -424,11 +424,6 @@ class MedusaStorefront:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return request(self._client, method, self._url + path, auth=self._auth, **kwargs)
-
-
-def _contract_description(erp_id: str) -> str:
-    """How erpbridge's Medusa price list of an ERP price list is known (it has no metadata)."""
-    return f"erpbridge price list {erp_id}"
 
 
 def _tier_prices(contract: Contract, variant: str) -> list[dict[str, Any]]:

@@ -26,6 +26,12 @@ class Contract:
     """(from quantity, unit price), the first from 0."""
 
 
+def contract_title(price_list: str) -> str:
+    """How a storefront's price list (and Shopify's catalog) of the ERP's price list is known:
+    neither platform keeps metadata on them."""
+    return f"erpbridge price list {price_list}"
+
+
 @dataclass(frozen=True, slots=True)
 class Product:
     route: str

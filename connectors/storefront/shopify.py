@@ -47,6 +47,17 @@ shipments with `fulfillmentCreate` and their tracking; and products with `produc
   is the account's first (default): it replaces the one erpbridge set there before, and
   goes before the addresses of an account it adopts. Shopify replaces a list field of
   `customerSet` whole, so the account's other tags and addresses are sent with it.
+- **Contract prices** (the ERP's price lists): Shopify prices per buyer only for B2B
+  companies, through a catalog whose price list applies to the company's locations. Each ERP
+  price list is a company-location catalog titled `erpbridge price list <id>`, with a price
+  list of that name in the route's currency (made when missing: the catalog first, so a
+  crash leaves nothing found under another name). A product's variant gets the contract's
+  first tier as its fixed price there and the others as quantity price breaks, replaced
+  whole by one `quantityPricingByVariantUpdate`, and loses them in erpbridge's price lists
+  that no longer price it. An ERP customer with a price list gets a company (its
+  `externalId` the ERP's customer id, one location), its account as the company's contact
+  with the company's default role at the location, and the location in its price list's
+  catalog and in no other of erpbridge's.
 """
 
 from __future__ import annotations
@@ -80,7 +91,7 @@ from connectors.storefront.customers import (
     customer_tag,
 )
 from connectors.storefront.levels import StockLevel
-from connectors.storefront.products import Product
+from connectors.storefront.products import Contract, Product, contract_title
 from connectors.webhooks.shopify.admin import API_VERSION
 from streams.domain.money import minor_unit
 
@@ -161,7 +172,7 @@ query Variant($query: String!) {
 SET_PRODUCT = """
 mutation SetProduct($identifier: ProductSetIdentifiers, $input: ProductSetInput!) {
   productSet(identifier: $identifier, input: $input, synchronous: true) {
-    product { id }
+    product { id variants(first: 1) { nodes { id } } }
     userErrors { field message code }
   }
 }
@@ -182,6 +193,89 @@ SET_CUSTOMER = """
 mutation SetCustomer($identifier: CustomerSetIdentifiers, $input: CustomerSetInput!) {
   customerSet(identifier: $identifier, input: $input) {
     customer { id }
+    userErrors { field message code }
+  }
+}
+"""
+CATALOGS = """
+query Catalogs($after: String) {
+  catalogs(first: 250, after: $after, type: COMPANY_LOCATION) {
+    nodes { id title priceList { id } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+CREATE_CATALOG = """
+mutation CreateCatalog($input: CatalogCreateInput!) {
+  catalogCreate(input: $input) { catalog { id } userErrors { field message code } }
+}
+"""
+CREATE_PRICE_LIST = """
+mutation CreatePriceList($input: PriceListCreateInput!) {
+  priceListCreate(input: $input) { priceList { id } userErrors { field message code } }
+}
+"""
+VARIANT_PRICE = """
+query VariantPrice($id: ID!, $query: String!) {
+  priceList(id: $id) {
+    prices(first: 1, query: $query, originType: FIXED) {
+      nodes {
+        price { amount currencyCode }
+        quantityPriceBreaks(first: 50) { nodes { minimumQuantity price { amount } } }
+      }
+    }
+  }
+}
+"""
+SET_QUANTITY_PRICING = """
+mutation SetPricing($priceListId: ID!, $input: QuantityPricingByVariantUpdateInput!) {
+  quantityPricingByVariantUpdate(priceListId: $priceListId, input: $input) {
+    productVariants { id }
+    userErrors { field message code }
+  }
+}
+"""
+_COMPANY_FIELDS = """
+      id
+      defaultRole { id }
+      contacts(first: 50) { nodes { id customer { id } } }
+      locations(first: 1) { nodes { id catalogs(first: 50) { nodes { id title } } } }
+"""
+COMPANY = f"""
+query Company($query: String!) {{
+  companies(first: 1, query: $query) {{ nodes {{ {_COMPANY_FIELDS} }} }}
+}}
+"""
+CREATE_COMPANY = f"""
+mutation CreateCompany($input: CompanyCreateInput!) {{
+  companyCreate(input: $input) {{
+    company {{ {_COMPANY_FIELDS} }}
+    userErrors {{ field message code }}
+  }}
+}}
+"""
+ASSIGN_CONTACT = """
+mutation AssignContact($companyId: ID!, $customerId: ID!) {
+  companyAssignCustomerAsContact(companyId: $companyId, customerId: $customerId) {
+    companyContact { id }
+    userErrors { field message code }
+  }
+}
+"""
+ASSIGN_ROLE = """
+mutation AssignRole($contact: ID!, $role: ID!, $location: ID!) {
+  companyContactAssignRole(
+    companyContactId: $contact, companyContactRoleId: $role, companyLocationId: $location
+  ) {
+    companyContactRoleAssignment { id }
+    userErrors { field message code }
+  }
+}
+"""
+SET_CATALOG_CONTEXT = """
+mutation SetContext($id: ID!, $add: CatalogContextInput, $remove: CatalogContextInput) {
+  catalogContextUpdate(catalogId: $id, contextsToAdd: $add, contextsToRemove: $remove) {
+    catalog { id }
     userErrors { field message code }
   }
 }
@@ -232,6 +326,8 @@ class ShopifyStock:
         self._unknown: dict[str, float] = {}
         self._reported: dict[str, int | None] = {}
         """Levels Shopify reported, by level key, until the sink has set them."""
+        self._catalogs: dict[str, tuple[str, str | None]] | None = None
+        """erpbridge's catalogs and their price lists by the ERP's price list, once read."""
         self._clock = clock
 
     def set_levels(
@@ -359,7 +455,10 @@ class ShopifyStock:
             variant = {"optionValues": [_OPTION], "sku": product.sku, "price": price,
                        "inventoryItem": {"tracked": True}}  # fmt: skip
             options = [{"name": _OPTION["optionName"], "values": [{"name": _OPTION["name"]}]}]
-            made = self._set_product({**wanted, "productOptions": options, "variants": [variant]})
+            made, variant_id = self._set_product(
+                {**wanted, "productOptions": options, "variants": [variant]}
+            )
+            self._set_contracts(variant_id, product.contracts)
             return Synced(product, SyncStatus.CREATED, made)
         shown = found["product"]
         changes = {k: v for k, v in wanted.items() if shown.get(k) != v}
@@ -368,8 +467,100 @@ class ShopifyStock:
             variant = {"id": found["id"], "optionValues": [_OPTION], "sku": product.sku,
                        "price": price if price is not None else found["price"]}  # fmt: skip
             self._set_product({**wanted, "variants": [variant]}, shown["id"])
-        status = SyncStatus.UPDATED if changes or repriced else SyncStatus.UNCHANGED
+        contracted = product.active and self._set_contracts(found["id"], product.contracts)
+        updated = changes or repriced or contracted
+        status = SyncStatus.UPDATED if updated else SyncStatus.UNCHANGED
         return Synced(product, status, str(shown["id"]))
+
+    def _set_contracts(self, variant: str, contracts: Sequence[Contract]) -> bool:
+        """The variant's fixed price and quantity price breaks in each of erpbridge's price
+        lists made the ERP's (none in those that no longer price it); whether any changed."""
+        wanted = {contract.price_list: contract for contract in contracts}
+        changed = False
+        for erp_id in sorted(set(wanted) | set(self._known_catalogs())):
+            contract = wanted.get(erp_id)
+            currency = contract.currency if contract else None
+            _, price_list = self._catalog(erp_id, currency, make=contract is not None)
+            if price_list is None:
+                continue  # a catalog without a price list prices nothing
+            query = f"variant_id:{_quoted(variant.rsplit('/', 1)[-1])}"
+            answer = self._call(VARIANT_PRICE, {"id": price_list, "query": query})["priceList"]
+            shown = (answer or {"prices": {"nodes": []}})["prices"]["nodes"]
+            old = _shown_tiers(shown[0]) if shown else None
+            new = _tiers(contract) if contract else None
+            if old == new:
+                continue
+            self._mutate_pricing(price_list, variant, contract)
+            changed = True
+        return changed
+
+    def _mutate_pricing(self, price_list: str, variant: str, contract: Contract | None) -> None:
+        """The variant's quantity pricing in the price list replaced by the contract's (or
+        removed): Shopify deletes before it adds, a fixed price added over one replaces it,
+        and it applies all or nothing."""
+        prices, breaks = [], []
+        if contract is not None:
+            for start, amount in contract.tiers:
+                money = {"amount": str(_in_minor(amount, contract.currency)),
+                         "currencyCode": contract.currency}  # fmt: skip
+                if start <= 1:
+                    prices = [{"variantId": variant, "price": money}]
+                else:
+                    breaks.append({"variantId": variant, "minimumQuantity": start, "price": money})
+        pricing = {
+            "pricesToAdd": prices,
+            "pricesToDeleteByVariantId": [] if prices else [variant],
+            "quantityPriceBreaksToAdd": breaks,
+            "quantityPriceBreaksToDelete": [],
+            "quantityPriceBreaksToDeleteByVariantId": [variant],
+            "quantityRulesToAdd": [],
+            "quantityRulesToDeleteByVariantId": [],
+        }
+        variables = {"priceListId": price_list, "input": pricing}
+        self._mutated(SET_QUANTITY_PRICING, "quantityPricingByVariantUpdate", variables)
+
+    def _known_catalogs(self) -> dict[str, tuple[str, str | None]]:
+        """erpbridge's catalogs and their price lists, by the ERP's price list id."""
+        if self._catalogs is None:
+            found: dict[str, tuple[str, str | None]] = {}
+            after = None
+            while True:
+                page = self._call(CATALOGS, {"after": after})["catalogs"]
+                for node in page["nodes"]:
+                    erp_id = _contract_of(node["title"])
+                    if erp_id is not None:
+                        found[erp_id] = (node["id"], (node["priceList"] or {}).get("id"))
+                if not page["pageInfo"]["hasNextPage"]:
+                    break
+                after = page["pageInfo"]["endCursor"]
+            self._catalogs = found
+        return self._catalogs
+
+    def _catalog(
+        self, erp_id: str, currency: str | None, *, make: bool
+    ) -> tuple[str | None, str | None]:
+        """The catalog and price list of the ERP's price list. With `make`, the catalog is
+        made when missing, and its price list too when the `currency` is known (a customer's
+        price list may reach Shopify before any product priced in it)."""
+        known = self._known_catalogs()
+        catalog, price_list = known.get(erp_id, (None, None))
+        if make and (catalog is None or (currency and price_list is None)):
+            self._catalogs = None  # made meanwhile by another sink of the route?
+            catalog, price_list = self._known_catalogs().get(erp_id, (None, None))
+        if not make:
+            return catalog, price_list
+        title = contract_title(erp_id)
+        if catalog is None:
+            context: dict[str, list[str]] = {"companyLocationIds": []}
+            catalog = self._mutated(CREATE_CATALOG, "catalogCreate", {"input": {
+                "title": title, "status": "ACTIVE", "context": context}})["catalog"]["id"]  # fmt: skip
+        if price_list is None and currency is not None:
+            adjustment = {"type": "PERCENTAGE_DECREASE", "value": 0.0}
+            price_list = self._mutated(CREATE_PRICE_LIST, "priceListCreate", {"input": {
+                "name": title, "currency": currency, "catalogId": catalog,
+                "parent": {"adjustment": adjustment}}})["priceList"]["id"]  # fmt: skip
+        self._known_catalogs()[erp_id] = (str(catalog), price_list)
+        return catalog, price_list
 
     def set_customer(self, customer: Customer) -> Synced[Customer]:
         tag = customer_tag(customer.customer_id)
@@ -387,6 +578,7 @@ class ShopifyStock:
                       "phone": customer.phone, "tags": [tag],
                       "addresses": [] if address is None else [address]}  # fmt: skip
             made = self._set_customer(fields, {"email": customer.email})
+            self._set_company(made, customer)
             return Synced(customer, SyncStatus.CREATED, made)
         changes: dict[str, Any] = {
             k: v
@@ -406,8 +598,51 @@ class ShopifyStock:
             changes["addresses"] = [address, *(a for a in kept if a != address)]
         if changes:
             self._set_customer(changes, {"id": account["id"]})
-        status = SyncStatus.UPDATED if changes else SyncStatus.UNCHANGED
+        contracted = self._set_company(str(account["id"]), customer)
+        status = SyncStatus.UPDATED if changes or contracted else SyncStatus.UNCHANGED
         return Synced(customer, status, str(account["id"]))
+
+    def _set_company(self, account: str, customer: Customer) -> bool:
+        """The account buys at its price list through its company's location: the company
+        made (with the account as a contact at the location) when the customer has a price
+        list, the location in that list's catalog and in no other of erpbridge's; whether
+        anything changed."""
+        query = f"external_id:{_quoted(customer.customer_id)}"
+        found = self._call(COMPANY, {"query": query})["companies"]["nodes"]
+        company = found[0] if found else None
+        if company is None and customer.price_list is None:
+            return False
+        changed = company is None
+        if company is None:
+            company = self._mutated(CREATE_COMPANY, "companyCreate", {"input": {
+                "company": {"name": customer.name, "externalId": customer.customer_id},
+                "companyLocation": {"name": customer.name}}})["company"]  # fmt: skip
+        (location,) = company["locations"]["nodes"]
+        if not any(c["customer"]["id"] == account for c in company["contacts"]["nodes"]):
+            contact = self._mutated(ASSIGN_CONTACT, "companyAssignCustomerAsContact",
+                                    {"companyId": company["id"], "customerId": account})  # fmt: skip
+            role = {"contact": contact["companyContact"]["id"],
+                    "role": company["defaultRole"]["id"], "location": location["id"]}  # fmt: skip
+            self._mutated(ASSIGN_ROLE, "companyContactAssignRole", role)
+            changed = True
+        price_list = customer.price_list
+        wanted = set() if price_list is None else {self._catalog(price_list, None, make=True)[0]}
+        ours = {catalog for catalog, _ in self._known_catalogs().values()}
+        shown = {c["id"] for c in location["catalogs"]["nodes"]} & ours
+        context = {"companyLocationIds": [location["id"]]}
+        for catalog, change in [*((c, "add") for c in sorted(wanted - shown, key=str)),
+                                *((c, "remove") for c in sorted(shown - wanted))]:  # fmt: skip
+            self._mutated(SET_CATALOG_CONTEXT, "catalogContextUpdate",
+                          {"id": catalog, change: context})  # fmt: skip
+            changed = True
+        return changed
+
+    def _mutated(self, document: str, name: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """The payload of a mutation Shopify took; its userErrors refuse it for good."""
+        payload: dict[str, Any] = self._call(document, variables)[name]
+        if payload["userErrors"]:
+            raise StorefrontRefused("; ".join(_said(e) for e in payload["userErrors"]))
+        return payload
 
     def _set_customer(self, fields: dict[str, Any], identifier: dict[str, Any]) -> str:
         answer = self._call(SET_CUSTOMER, {"identifier": identifier, "input": fields})
@@ -417,16 +652,19 @@ class ShopifyStock:
         made: str = payload["customer"]["id"]
         return made
 
-    def _set_product(self, fields: dict[str, Any], product_id: str | None = None) -> str:
-        """`productSet` of `fields`, on the product `product_id` (None: a new one); its id."""
+    def _set_product(
+        self, fields: dict[str, Any], product_id: str | None = None
+    ) -> tuple[str, str]:
+        """`productSet` of `fields`, on the product `product_id` (None: a new one); its id
+        and its (one) variant's."""
         variables: dict[str, Any] = {"input": fields}
         if product_id is not None:
             variables["identifier"] = {"id": product_id}
         answer = self._call(SET_PRODUCT, variables)["productSet"]
         if answer["userErrors"]:
             raise StorefrontRefused("; ".join(_said(e) for e in answer["userErrors"]))
-        made: str = answer["product"]["id"]
-        return made
+        made = answer["product"]
+        return str(made["id"]), str(made["variants"]["nodes"][0]["id"])
 
     def _warehouse_of(self, fulfillment_order: Mapping[str, Any]) -> str | None:
         location = fulfillment_order["assignedLocation"]["location"]
@@ -523,6 +761,40 @@ class ShopifyStock:
             raise StorefrontRefused(f"Shopify: {errors}")
         data: dict[str, Any] = answer["data"]
         return data
+
+
+def _in_minor(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)))
+
+
+_Tiers = tuple[Decimal | None, tuple[tuple[int, Decimal], ...]]
+"""A variant's pricing in a price list: its fixed price, and (minimum quantity, price)
+breaks."""
+
+
+def _tiers(contract: Contract) -> _Tiers:
+    fixed = None
+    breaks = []
+    for start, amount in contract.tiers:
+        if start <= 1:
+            fixed = _in_minor(amount, contract.currency)
+        else:
+            breaks.append((start, _in_minor(amount, contract.currency)))
+    return fixed, tuple(sorted(breaks))
+
+
+def _shown_tiers(price: Mapping[str, Any]) -> _Tiers:
+    """A PriceListPrice's pricing as `_tiers` gives it."""
+    breaks = price["quantityPriceBreaks"]["nodes"]
+    return Decimal(price["price"]["amount"]), tuple(
+        sorted((b["minimumQuantity"], Decimal(b["price"]["amount"])) for b in breaks)
+    )
+
+
+def _contract_of(title: str) -> str | None:
+    """The ERP's price list whose catalog has this title (None: not erpbridge's)."""
+    prefix = contract_title("")
+    return title[len(prefix) :] if title.startswith(prefix) and len(title) > len(prefix) else None
 
 
 def _tag_of(account: Mapping[str, Any]) -> str | None:

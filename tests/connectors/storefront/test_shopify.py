@@ -1,6 +1,7 @@
 """The storefront sink setting Shopify's levels, products and customers, on the session broker
 against the Shopify double (Shopify's 2026-01 schema, its cost bucket, the userErrors of
-inventorySetQuantities, productSet and customerSet)."""
+inventorySetQuantities, productSet, customerSet and the B2B catalogs, price lists and
+companies)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from streams.contracts.topics import (
     ERP_CATALOG,
     ERP_CUSTOMERS,
     STOREFRONT_CATALOG_RESULTS,
+    STOREFRONT_CUSTOMER_RESULTS,
 )
 from streams.ops.settings import Settings, WebhookRoute
 from tests.connectors.storefront.flow import (
@@ -24,6 +26,7 @@ from tests.connectors.storefront.flow import (
     catalog_item,
     dead_letters,
     drain,
+    erp_customer,
     new_sink,
     produce,
     push_customers_twice,
@@ -294,3 +297,94 @@ def test_the_erps_customers_are_kept_as_one_tagged_account_each(
     (failed,) = [r for r in results if r["status"] == "FAILED"]
     assert failed["permanent"] and "another ERP customer's" in failed["message"]
     assert [key for key, _, _ in dead_letters(settings, ERP_CUSTOMERS)] == ["CUST-CLASH"]
+
+
+def test_shopify_charges_the_erps_customers_their_price_lists_prices_through_b2b_catalogs(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    """An ERP price list becomes a company-location catalog with a price list of its own, its
+    first tier the variant's fixed price and the rest quantity price breaks; its customer a
+    company whose location is in that catalog, with the account as a contact there."""
+    route = WebhookRoute(provider="shopify", admin_url=shop.url, push_catalog=True,
+                         push_customers=True, currency="USD")  # fmt: skip
+    settings = sink_settings(kafka_broker, topic_prefix, tmp_path, {"main": route},
+                             {"main": SHOPIFY_TOKEN})  # fmt: skip
+    contract = {"PL1": [(0, "10.0000"), (10, "8.5000"), (50, "7.0000")]}
+    item = catalog_item("SKU-PL", "Contract product", {"USD": "12.0000"}, contracts=contract)
+    buyer = erp_customer("CUST-PL", "Trade Buyer", "buyer@example.com", price_list="PL1")
+    sink = new_sink(settings)
+    # The customer first: its price list's catalog is made before any product is priced in it.
+    produce(settings, [buyer], ERP_CUSTOMERS)
+    sink.start()
+    try:
+        (account,) = drain(sink, settings, 1, STOREFRONT_CUSTOMER_RESULTS)
+        produce(settings, [item], ERP_CATALOG)
+        (made,) = drain(sink, settings, 1, STOREFRONT_CATALOG_RESULTS)
+        produce(settings, [item], ERP_CATALOG)
+        produce(settings, [buyer], ERP_CUSTOMERS)
+        again = drain(sink, settings, 2, STOREFRONT_CATALOG_RESULTS)
+        again_account = drain(sink, settings, 2, STOREFRONT_CUSTOMER_RESULTS)
+        priced = {pl: p["prices"] for pl, p in shop.price_lists.items()}
+        # The ERP stops pricing the product in PL1, and moves the customer off it.
+        produce(settings, [catalog_item("SKU-PL", "Contract product", {"USD": "12.0000"})],
+                ERP_CATALOG)  # fmt: skip
+        produce(settings, [erp_customer("CUST-PL", "Trade Buyer", "buyer@example.com")],
+                ERP_CUSTOMERS)  # fmt: skip
+        dropped = drain(sink, settings, 3, STOREFRONT_CATALOG_RESULTS)
+        moved = drain(sink, settings, 3, STOREFRONT_CUSTOMER_RESULTS)
+    finally:
+        sink.close()
+
+    assert (account["status"], made["status"]) == ("CREATED", "CREATED")
+    assert (again[-1]["status"], again_account[-1]["status"]) == ("UNCHANGED", "UNCHANGED")
+    (catalog,) = shop.catalogs.values()
+    (price_list,) = shop.price_lists.values()
+    assert (catalog["title"], catalog["status"], catalog["priceList"]) == (
+        "erpbridge price list PL1", "ACTIVE", price_list["id"]
+    )  # fmt: skip
+    assert (price_list["name"], price_list["currency"]) == ("erpbridge price list PL1", "USD")
+    (variant,) = [v["id"] for p in shop.shopify_products.values() for v in p["variants"]]
+    assert priced[price_list["id"]][variant]["price"] == "10.00"
+    assert [(b["minimumQuantity"], b["price"]) for b in priced[price_list["id"]][variant][
+        "breaks"]] == [(10, "8.50"), (50, "7.00")]  # fmt: skip
+    (company,) = shop.companies.values()
+    assert (company["externalId"], company["name"]) == ("CUST-PL", "Trade Buyer")
+    (location,) = company["locations"]
+    (contact,) = company["contacts"]
+    assert contact["customer"] == account["storefront_id"]
+    assert contact["roles"] == [(company["roles"][0]["id"], location["id"])]
+    # While the customer bought at PL1, its location was the catalog's; after, no more.
+    assert (dropped[-1]["status"], moved[-1]["status"]) == ("UPDATED", "UPDATED")
+    assert price_list["prices"] == {}
+    assert catalog["locations"] == []
+
+
+def test_a_contract_price_shopify_refuses_fails_for_good_with_its_words(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    """A catalog whose price list the merchant made in another currency: Shopify refuses the
+    fixed price (PRICE_ADD_CURRENCY_MISMATCH), and the product is dead-lettered with that."""
+    shop.catalogs["gid://shopify/CompanyLocationCatalog/1"] = {
+        "id": "gid://shopify/CompanyLocationCatalog/1", "title": "erpbridge price list PL9",
+        "status": "ACTIVE", "priceList": "gid://shopify/PriceList/1", "locations": [],
+    }  # fmt: skip
+    shop.price_lists["gid://shopify/PriceList/1"] = {
+        "id": "gid://shopify/PriceList/1", "name": "erpbridge price list PL9", "currency": "EUR",
+        "catalog": "gid://shopify/CompanyLocationCatalog/1", "prices": {},
+    }  # fmt: skip
+    route = WebhookRoute(provider="shopify", admin_url=shop.url, push_catalog=True,
+                         currency="USD")  # fmt: skip
+    settings = sink_settings(kafka_broker, topic_prefix, tmp_path, {"main": route},
+                             {"main": SHOPIFY_TOKEN})  # fmt: skip
+    item = catalog_item("SKU-PL", "Contract product", {"USD": "12.0000"},
+                        contracts={"PL9": [(0, "10.0000")]})  # fmt: skip
+    sink = new_sink(settings)
+    produce(settings, [item], ERP_CATALOG)
+    sink.start()
+    try:
+        (result,) = drain(sink, settings, 1, STOREFRONT_CATALOG_RESULTS)
+    finally:
+        sink.close()
+    assert (result["status"], result["permanent"]) == ("FAILED", True)
+    assert "PRICE_ADD_CURRENCY_MISMATCH" in result["message"]
+    assert [key for key, _, _ in dead_letters(settings, ERP_CATALOG)] == ["SKU-PL"]

@@ -115,6 +115,16 @@ class Double:
     shopify_products: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Shopify: products by global id: title, descriptionHtml, status, productOptions and
     variants ({id, sku, price, tracked})."""
+    catalogs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Shopify: company-location catalogs by global id: title, status, priceList (its id or
+    None) and locations (company location ids)."""
+    price_lists: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Shopify: price lists by global id: name, currency, catalog (id or None) and prices
+    (by variant id: {price: amount text, breaks: [{id, minimumQuantity, price}]})."""
+    companies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Shopify: B2B companies by global id: name, externalId, locations ([{id, name}]),
+    roles ([{id, name}], the first the default), contacts ([{id, customer, roles: [(role,
+    location)]}])."""
     idempotent: dict[str, tuple[str, Any]] = field(default_factory=dict)
     """Shopify: by idempotency key, the input it came with and the answer given."""
     bucket: Bucket = field(default_factory=lambda: Bucket(1000.0, 100.0))
@@ -391,7 +401,268 @@ class _Shopify(_Handler):
         product.update({k: v for k, v in input.items() if k != "variants"})
         if "variants" in input:
             product["variants"] = variants
-        return {"product": {"id": product["id"]}, "productSetOperation": None, "userErrors": []}
+        ids = [{"id": v["id"]} for v in product["variants"]]
+        return {"product": {"id": product["id"],
+                            "variants": lambda info, first, **_: {"nodes": ids[:first]}},
+                "productSetOperation": None, "userErrors": []}  # fmt: skip
+
+    # -- B2B: catalogs, price lists, companies ---------------------------------------------
+
+    def catalogs(
+        self, info: Any, first: int, after: str | None = None, type: str | None = None,
+        query: str | None = None, **_: Any,
+    ) -> Any:  # fmt: skip
+        if type != "COMPANY_LOCATION" or query is not None:
+            raise ValueError("the double lists company-location catalogs, unfiltered, only")
+        return _page([self._catalog_view(c) for c in self.double.catalogs.values()], first, after)
+
+    def _catalog_view(self, catalog: dict[str, Any]) -> dict[str, Any]:
+        price_list = self.double.price_lists.get(catalog["priceList"] or "")
+        return {"__typename": "CompanyLocationCatalog", "id": catalog["id"],
+                "title": catalog["title"], "status": catalog["status"],
+                "priceList": None if price_list is None else self._price_list_view(price_list)}  # fmt: skip
+
+    def priceList(self, info: Any, id: str) -> Any:
+        found = self.double.price_lists.get(id)
+        return None if found is None else self._price_list_view(found)
+
+    def _price_list_view(self, price_list: dict[str, Any]) -> dict[str, Any]:
+        def prices(info: Any, first: int, query: str | None = None,
+                   originType: str | None = None, **_: Any) -> Any:  # fmt: skip
+            wanted = {f"gid://shopify/ProductVariant/{v}" for _, v in _terms(query, {"variant_id"})}
+            shown = [
+                {"originType": "FIXED",
+                 "price": {"amount": price["price"], "currencyCode": price_list["currency"]},
+                 "quantityPriceBreaks": lambda info, first, breaks=price["breaks"], **_: {
+                     "nodes": [{"minimumQuantity": b["minimumQuantity"],
+                                "price": {"amount": b["price"],
+                                          "currencyCode": price_list["currency"]}}
+                               for b in breaks[:first]]}}
+                for variant, price in price_list["prices"].items()
+                if not wanted or variant in wanted
+            ]  # fmt: skip
+            return _page(shown if originType in (None, "FIXED") else [], first, None)
+
+        return {"id": price_list["id"], "name": price_list["name"],
+                "currency": price_list["currency"], "prices": prices}  # fmt: skip
+
+    def catalogCreate(self, info: Any, input: dict[str, Any]) -> Any:
+        context = input["context"]
+        if set(k for k, v in context.items() if v is not None) != {"companyLocationIds"}:
+            return _refused("catalog", ["input", "context"], "MUST_PROVIDE_EXACTLY_ONE_CONTEXT_TYPE",
+                            "Must provide exactly one context type.")  # fmt: skip
+        if set(context["companyLocationIds"]) - self._locations():
+            return _refused("catalog", ["input", "context", "companyLocationIds"],
+                            "COMPANY_LOCATION_NOT_FOUND", "The company location could not be found.")  # fmt: skip
+        if not input["title"].strip():
+            return _refused("catalog", ["input", "title"], "BLANK", "Title can't be blank")
+        if input.get("priceListId") and input["priceListId"] not in self.double.price_lists:
+            return _refused("catalog", ["input", "priceListId"], "PRICE_LIST_NOT_FOUND",
+                            "Price list not found.")  # fmt: skip
+        made = {"id": f"gid://shopify/CompanyLocationCatalog/{100 + len(self.double.catalogs)}",
+                "title": input["title"], "status": input["status"],
+                "priceList": input.get("priceListId"),
+                "locations": list(context["companyLocationIds"])}  # fmt: skip
+        self.double.catalogs[made["id"]] = made
+        return {"catalog": {"__typename": "CompanyLocationCatalog", "id": made["id"]},
+                "userErrors": []}  # fmt: skip
+
+    def priceListCreate(self, info: Any, input: dict[str, Any]) -> Any:
+        """A price list's name is unique; one given a catalog becomes the catalog's, whose
+        earlier price list is unlinked."""
+        lists = self.double.price_lists
+        if any(p["name"] == input["name"] for p in lists.values()):
+            return _refused("priceList", ["input", "name"], "TAKEN", "Name has already been taken")
+        catalog = input.get("catalogId")
+        if catalog is not None and catalog not in self.double.catalogs:
+            return _refused("priceList", ["input", "catalogId"], "CATALOG_DOES_NOT_EXIST",
+                            "Catalog does not exist")  # fmt: skip
+        made = {"id": f"gid://shopify/PriceList/{200 + len(lists)}", "name": input["name"],
+                "currency": input["currency"], "catalog": catalog, "prices": {}}  # fmt: skip
+        lists[made["id"]] = made
+        if catalog is not None:
+            earlier = lists.get(self.double.catalogs[catalog]["priceList"] or "")
+            if earlier is not None:
+                earlier["catalog"] = None
+            self.double.catalogs[catalog]["priceList"] = made["id"]
+        return {"priceList": {"id": made["id"]}, "userErrors": []}
+
+    def quantityPricingByVariantUpdate(
+        self, info: Any, priceListId: str, input: dict[str, Any]
+    ) -> Any:
+        """Shopify's rules as its reference gives them: deletes before adds, all or nothing;
+        prices in the price list's currency, of variants that exist, one per variant; a
+        price break needs the variant's fixed price."""
+        price_list = self.double.price_lists.get(priceListId)
+        if price_list is None:
+            return _pricing_refused(["priceListId"], "PRICE_LIST_NOT_FOUND",
+                                    "Price List does not exist.")  # fmt: skip
+        if (
+            input["quantityRulesToAdd"]
+            or input["quantityRulesToDeleteByVariantId"]
+            or input["quantityPriceBreaksToDelete"]
+        ):
+            raise ValueError("the double sets prices and breaks by variant only")
+        variants = {v["id"] for p in self.double.shopify_products.values() for v in p["variants"]}
+        prices = {k: {**v, "breaks": list(v["breaks"])} for k, v in price_list["prices"].items()}
+        for index, variant in enumerate(input["pricesToDeleteByVariantId"]):
+            if variant not in prices:
+                return _pricing_refused(["input", "pricesToDeleteByVariantId", str(index)],
+                                        "PRICE_DELETE_VARIANT_NOT_FOUND",
+                                        "Fixed price's variant not found.")  # fmt: skip
+            del prices[variant]
+        for index, variant in enumerate(input.get("quantityPriceBreaksToDeleteByVariantId") or []):
+            if variant not in variants:
+                return _pricing_refused(
+                    ["input", "quantityPriceBreaksToDeleteByVariantId", str(index)],
+                    "QUANTITY_PRICE_BREAK_DELETE_BY_VARIANT_ID_VARIANT_NOT_FOUND",
+                    "Variant to delete by is not found.")  # fmt: skip
+            if variant in prices:
+                prices[variant]["breaks"] = []
+        seen = set()
+        for index, price in enumerate(input["pricesToAdd"]):
+            where = ["input", "pricesToAdd", str(index)]
+            if price["variantId"] not in variants:
+                return _pricing_refused([*where, "variantId"], "PRICE_ADD_VARIANT_NOT_FOUND",
+                                        "Fixed price's variant not found.")  # fmt: skip
+            if price["price"]["currencyCode"] != price_list["currency"]:
+                return _pricing_refused([*where, "price"], "PRICE_ADD_CURRENCY_MISMATCH",
+                                        "Price list and fixed price currency mismatch.")  # fmt: skip
+            if price["variantId"] in seen:
+                return _pricing_refused(where, "PRICE_ADD_DUPLICATE_INPUT_FOR_VARIANT",
+                                        "Prices to add inputs must be unique by variant id.")  # fmt: skip
+            seen.add(price["variantId"])
+            kept = prices.get(price["variantId"], {}).get("breaks", [])
+            prices[price["variantId"]] = {"price": str(price["price"]["amount"]), "breaks": kept}
+        pairs = set()
+        for index, brk in enumerate(input["quantityPriceBreaksToAdd"]):
+            where = ["input", "quantityPriceBreaksToAdd", str(index)]
+            if brk["variantId"] not in variants:
+                return _pricing_refused(where, "QUANTITY_PRICE_BREAK_ADD_VARIANT_NOT_FOUND",
+                                        "Quantity price break variant not found.")  # fmt: skip
+            if brk["price"]["currencyCode"] != price_list["currency"]:
+                return _pricing_refused(where, "QUANTITY_PRICE_BREAK_ADD_CURRENCY_MISMATCH",
+                                        "Price list and quantity price break currency mismatch.")  # fmt: skip
+            if (brk["variantId"], brk["minimumQuantity"]) in pairs:
+                return _pricing_refused(
+                    where, "QUANTITY_PRICE_BREAK_ADD_DUPLICATE_INPUT_FOR_VARIANT_AND_MIN",
+                    "Quantity price breaks to add inputs must be unique by variant id and "
+                    "minimum quantity.")  # fmt: skip
+            pairs.add((brk["variantId"], brk["minimumQuantity"]))
+            if brk["variantId"] not in prices:
+                return _pricing_refused(where, "QUANTITY_PRICE_BREAK_ADD_PRICE_LIST_PRICE_NOT_FOUND",
+                                        "Quantity price break's fixed price not found.")  # fmt: skip
+            breaks = prices[brk["variantId"]]["breaks"]
+            breaks.append({"id": f"gid://shopify/QuantityPriceBreak/{len(pairs)}",
+                           "minimumQuantity": brk["minimumQuantity"],
+                           "price": str(brk["price"]["amount"])})  # fmt: skip
+        price_list["prices"] = prices
+        touched = sorted(seen | {v for v, _ in pairs} | set(input["pricesToDeleteByVariantId"]))
+        return {"productVariants": [{"id": v} for v in touched], "userErrors": []}
+
+    def companies(self, info: Any, first: int, query: str | None = None, **_: Any) -> Any:
+        wanted = {v for _, v in _terms(query, {"external_id"})}
+        found = [self._company_view(c) for c in self.double.companies.values()
+                 if not wanted or c["externalId"] in wanted]  # fmt: skip
+        return _page(found, first, None)
+
+    def _company_view(self, company: dict[str, Any]) -> dict[str, Any]:
+        def catalogs_of(location: str) -> Any:
+            return lambda info, first, **_: {"nodes": [
+                self._catalog_view(c) for c in self.double.catalogs.values()
+                if location in c["locations"]][:first]}  # fmt: skip
+
+        contacts = [{"id": c["id"], "customer": {"id": c["customer"]}} for c in company["contacts"]]
+        locations = [{"id": loc["id"], "catalogs": catalogs_of(loc["id"])}
+                     for loc in company["locations"]]  # fmt: skip
+        return {"id": company["id"], "externalId": company["externalId"],
+                "defaultRole": {"id": company["roles"][0]["id"]},
+                "contacts": lambda info, first, **_: {"nodes": contacts[:first]},
+                "locations": lambda info, first, **_: {"nodes": locations[:first]}}  # fmt: skip
+
+    def companyCreate(self, info: Any, input: dict[str, Any]) -> Any:
+        companies = self.double.companies
+        fields = input["company"]
+        if input.get("companyContact"):
+            raise ValueError("the double makes no contacts with companyCreate")
+        external = fields.get("externalId")
+        if external is not None and any(c["externalId"] == external for c in companies.values()):
+            return _refused("company", ["input", "company", "externalId"], "TAKEN",
+                            "External Id has already been taken")  # fmt: skip
+        if not (fields.get("name") or "").strip():
+            return _refused("company", ["input", "company", "name"], "BLANK",
+                            "Name can't be blank")  # fmt: skip
+        number = 300 + len(companies)
+        location = input.get("companyLocation") or {}
+        made = {
+            "id": f"gid://shopify/Company/{number}", "name": fields["name"], "externalId": external,
+            "locations": [{"id": f"gid://shopify/CompanyLocation/{number}",
+                           "name": location.get("name") or fields["name"]}],
+            "roles": [{"id": f"gid://shopify/CompanyContactRole/{number}1", "name": "Ordering only"},
+                      {"id": f"gid://shopify/CompanyContactRole/{number}2", "name": "Location admin"}],
+            "contacts": [],
+        }  # fmt: skip
+        companies[made["id"]] = made
+        return {"company": self._company_view(made), "userErrors": []}
+
+    def companyAssignCustomerAsContact(self, info: Any, companyId: str, customerId: str) -> Any:
+        company = self.double.companies.get(companyId)
+        if company is None or customerId not in self.double.shopify_customers:
+            which = "companyId" if company is None else "customerId"
+            return _refused("companyContact", [which], "RESOURCE_NOT_FOUND",
+                            "Resource requested does not exist.")  # fmt: skip
+        if any(c["customer"] == customerId for c in company["contacts"]):
+            return _refused("companyContact", ["customerId"], "TAKEN",
+                            "Customer is already a contact of the company")  # fmt: skip
+        made = {"id": f"{companyId.replace('Company', 'CompanyContact')}{len(company['contacts'])}",
+                "customer": customerId, "roles": []}  # fmt: skip
+        company["contacts"].append(made)
+        return {"companyContact": {"id": made["id"]}, "userErrors": []}
+
+    def companyContactAssignRole(
+        self, info: Any, companyContactId: str, companyContactRoleId: str, companyLocationId: str
+    ) -> Any:
+        """The contact, role and location must be one company's."""
+        for company in self.double.companies.values():
+            contact = next((c for c in company["contacts"] if c["id"] == companyContactId), None)
+            if contact is None:
+                continue
+            if companyContactRoleId not in {r["id"] for r in company["roles"]}:
+                break
+            if companyLocationId not in {loc["id"] for loc in company["locations"]}:
+                break
+            contact["roles"].append((companyContactRoleId, companyLocationId))
+            return {"companyContactRoleAssignment": {"id": f"{companyContactId}/role"},
+                    "userErrors": []}  # fmt: skip
+        return _refused("companyContactRoleAssignment", ["companyContactId"], "RESOURCE_NOT_FOUND",
+                        "Resource requested does not exist.")  # fmt: skip
+
+    def catalogContextUpdate(
+        self, info: Any, catalogId: str, contextsToAdd: dict[str, Any] | None = None,
+        contextsToRemove: dict[str, Any] | None = None,
+    ) -> Any:  # fmt: skip
+        catalog = self.double.catalogs.get(catalogId)
+        if catalog is None:
+            return _refused(
+                "catalog", ["catalogId"], "CATALOG_NOT_FOUND", "The catalog wasn't found."
+            )
+        if not contextsToAdd and not contextsToRemove:
+            return _refused("catalog", [], "REQUIRES_CONTEXTS_TO_ADD_OR_REMOVE",
+                            "Must have `contexts_to_add` or `contexts_to_remove` argument.")  # fmt: skip
+        adding = (contextsToAdd or {}).get("companyLocationIds") or []
+        removing = (contextsToRemove or {}).get("companyLocationIds") or []
+        if (set(adding) | set(removing)) - self._locations():
+            return _refused("catalog", ["contextsToAdd"], "COMPANY_LOCATION_NOT_FOUND",
+                            "The company location could not be found.")  # fmt: skip
+        if set(adding) & set(catalog["locations"]):
+            return _refused("catalog", ["contextsToAdd"], "CONTEXT_ALREADY_ASSIGNED_TO_CATALOG",
+                            "Context driver already assigned to this catalog.")  # fmt: skip
+        catalog["locations"] = [*(x for x in catalog["locations"] if x not in removing), *adding]
+        return {"catalog": {"__typename": "CompanyLocationCatalog", "id": catalogId},
+                "userErrors": []}  # fmt: skip
+
+    def _locations(self) -> set[str]:
+        return {loc["id"] for c in self.double.companies.values() for loc in c["locations"]}
 
     def inventoryItems(self, info: Any, first: int, query: str | None = None, **_: Any) -> Any:
         skus = _skus_of(query)
@@ -624,6 +895,15 @@ def _customer_view(customer: dict[str, Any]) -> dict[str, Any]:
 
 def _customer_refused(field: list[str], code: str, message: str) -> dict[str, Any]:
     return {"customer": None, "userErrors": [{"field": field, "code": code, "message": message}]}
+
+
+def _refused(payload: str, field: list[str], code: str, message: str) -> dict[str, Any]:
+    return {payload: None, "userErrors": [{"field": field, "code": code, "message": message}]}
+
+
+def _pricing_refused(field: list[str], code: str, message: str) -> dict[str, Any]:
+    return {"productVariants": None,
+            "userErrors": [{"field": field, "code": code, "message": message}]}  # fmt: skip
 
 
 def _set_refused(field: list[str], code: str, message: str) -> dict[str, Any]:
