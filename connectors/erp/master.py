@@ -41,6 +41,14 @@ class PriceListPrice:
 
 
 @dataclass(frozen=True, slots=True)
+class ProductAttribute:
+    name: str
+    label: str
+    value: str
+    """As text (erpbridge.ProductAttribute)."""
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogItem:
     sku: str
     name: str
@@ -51,6 +59,7 @@ class CatalogItem:
     erp_id: str
     updated_at: datetime
     price_lists: tuple[PriceListPrice, ...] = ()
+    attributes: tuple[ProductAttribute, ...] = ()
 
     @property
     def key(self) -> str:
@@ -123,6 +132,10 @@ def catalog_datum(item: CatalogItem, source: str) -> dict[str, Any]:
                 ],
             }
             for prices in sorted(item.price_lists, key=lambda prices: prices.price_list)
+        ],
+        "attributes": [
+            {"name": a.name, "label": a.label, "value": a.value}
+            for a in sorted(item.attributes, key=lambda a: a.name)
         ],
         "source": source,
         "erp_id": item.erp_id,

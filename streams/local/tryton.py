@@ -64,11 +64,13 @@ TRYTON_PINS = (
     "trytond-account-invoice==8.0.2",
     "trytond-product-price-list==8.0.0",
     "trytond-sale-price-list==8.0.0",
+    "trytond-product-attribute==8.0.0",
     "proteus==8.0.0",
     "psycopg[binary,pool]==3.3.9",
 )
-MODULES = ("sale", "stock", "account", "account_invoice", "sale_price_list")
-"""sale_price_list: customers' contract prices (price lists), which erp.catalog carries."""
+MODULES = ("sale", "stock", "account", "account_invoice", "sale_price_list", "product_attribute")
+"""sale_price_list: customers' contract prices (price lists); product_attribute: products'
+attributes. erp.catalog carries both."""
 ADMIN_LOGIN = "admin"
 ADMIN_PASSWORD = "erpbridge-admin"
 DATABASE = "erpbridge"
@@ -242,7 +244,9 @@ def _default_spec() -> dict[str, Any]:
 
 
 def template_dir(env: Mapping[str, str], pg_major: str, spec: Mapping[str, Any]) -> Path:
-    key = _key(*TRYTON_PINS, pg_major, json.dumps(spec, sort_keys=True), _SETUP_SCRIPT.read_text())
+    key = _key(
+        *TRYTON_PINS, *MODULES, pg_major, json.dumps(spec, sort_keys=True), _SETUP_SCRIPT.read_text()
+    )
     return cache_dir(env) / f"tryton-pgdata-{key}"
 
 

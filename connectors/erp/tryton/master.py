@@ -14,6 +14,11 @@ the price list's context), kept where it differs from the list price. A price li
 moves no product's write date, so any change to one re-reads every product (the source
 publishes only those whose record changed), and a priced product's change time counts its
 price list's.
+
+Attributes (`product.attribute`, with the product_attribute module: a variant's
+`attributes` dict) go out with their labels, a choice by its label; an attribute's
+definition changing (its label, its choices) re-reads every product, as a price list's
+does.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +37,7 @@ from connectors.erp.master import (
     ListPrice,
     PriceListPrice,
     PriceTier,
+    ProductAttribute,
 )
 from connectors.erp.tryton.rpc import TrytonRpc
 
@@ -42,8 +48,9 @@ _ALL = {"active_test": False}
 _PRODUCT_FIELDS = [
     "code", "name", "description", "active", "list_price_used", "default_uom.symbol",
     "write_date", "create_date", "template.active", "template.write_date",
-    "template.create_date", "template.salable",
+    "template.create_date", "template.salable", "attributes",
 ]  # fmt: skip
+_ATTRIBUTE_FIELDS = ["name", "string", "type_", "selection", "write_date", "create_date"]
 # A new list price is written through its template (product.list_price itself is not
 # readable over RPC), which moves the template's write_date.
 _PRODUCT_CHANGES = ("write_date", "create_date", "template.write_date", "template.create_date")
@@ -83,14 +90,52 @@ def _utc(*stamps: datetime | None) -> datetime:
     return max(s if s.tzinfo else s.replace(tzinfo=UTC) for s in stamps if s is not None)
 
 
+def attribute_value(value: Any, definition: dict[str, Any]) -> str | None:
+    """An attribute's value as erpbridge.ProductAttribute's text (None: no value)."""
+    if value is None or value == []:
+        return None
+    kind = definition["type_"]
+    if kind in ("selection", "multiselection"):
+        labels = dict(
+            line.split(":", 1)
+            for line in (definition["selection"] or "").splitlines()
+            if ":" in line
+        )
+        chosen = value if kind == "multiselection" else [value]
+        return ", ".join(labels.get(key, key).strip() for key in chosen)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, date):  # datetimes too
+        return value.isoformat()
+    return str(value)
+
+
+def product_attributes(
+    values: dict[str, Any] | None, definitions: dict[str, dict[str, Any]]
+) -> tuple[ProductAttribute, ...]:
+    """A product's `attributes` dict as ProductAttributes, by name; a name with no definition
+    (deleted since) is left out."""
+    found = []
+    for name, value in sorted((values or {}).items()):
+        definition = definitions.get(name)
+        text = None if definition is None else attribute_value(value, definition)
+        if definition is not None and text is not None:
+            found.append(ProductAttribute(name, definition["string"] or name, text))
+    return tuple(found)
+
+
 def catalog_item(
     row: dict[str, Any],
     currency: str,
     price_lists: Sequence[PriceListPrice] = (),
     priced_at: datetime | None = None,
+    attributes: dict[str, dict[str, Any]] | None = None,
 ) -> CatalogItem:
     """A product.product row (with `_PRODUCT_FIELDS`) as a CatalogItem, with what the
-    price lists charge for it and when they last changed."""
+    price lists charge for it and when they last changed, and its attributes labelled by
+    their `attributes` definitions (by name)."""
     template = row["template."]
     # The product's own price where it has one, else its template's.
     price: Decimal | None = row["list_price_used"]
@@ -102,6 +147,7 @@ def catalog_item(
         active=bool(row["active"] and template["active"]),
         list_prices=() if price is None else (ListPrice(currency, price),),
         price_lists=tuple(price_lists),
+        attributes=product_attributes(row.get("attributes"), attributes or {}),
         erp_id=str(row["id"]),
         updated_at=_utc(
             row["write_date"],
@@ -180,6 +226,16 @@ class TrytonMasterData:
         price_lists = await self._price_lists()
         if any(since is None or price_list.changed >= since for price_list in price_lists):
             since = None  # every product's price may have changed
+        attributes = {
+            row["name"]: row
+            for row in await self.rpc.search_read(
+                "product.attribute", [], _ATTRIBUTE_FIELDS, context=_ALL
+            )
+        }
+        if since is not None and any(
+            _utc(row["write_date"], row["create_date"]) >= since for row in attributes.values()
+        ):
+            since = None  # every product's attributes may read otherwise
         domain = [["code", "!=", None], changed_since(_PRODUCT_CHANGES, since)]
         rows = [row async for row in self._pages("product.product", domain, _PRODUCT_FIELDS)]
         priced: dict[int, list[tuple[PriceListPrice, datetime]]] = {row["id"]: [] for row in rows}
@@ -204,6 +260,7 @@ class TrytonMasterData:
                 currency,
                 [prices for prices, _ in priced[row["id"]]],
                 max((at for _, at in priced[row["id"]]), default=None),
+                attributes,
             )
             for row in rows
         ]

@@ -195,3 +195,46 @@ def test_a_price_lists_contract_prices_and_its_customers_are_published(
         "min_quantity": 10,
         "unit_price": Decimal("15.0000"),
     }
+
+
+def test_a_products_attributes_are_published_with_their_labels(
+    connector_settings: Settings, erp_topics: TopicCatalog, tryton: Tryton
+) -> None:
+    catalog = erp_topics.physical(ERP_CATALOG)
+    tag = uuid.uuid4().hex[:8]
+    sku = f"AT-{tag}"
+    template = _new_product(tryton, sku, "30.00")
+
+    async def attributes(erp: TrytonAdapter) -> int:
+        colour, weight, organic = await erp.rpc.create("product.attribute", [
+            {"name": f"colour_{tag}", "string": "Colour", "type_": "selection",
+             "selection": "red:Red\nnavy:Navy blue"},
+            {"name": f"weight_{tag}", "string": "Weight (kg)", "type_": "numeric", "digits": 2},
+            {"name": f"organic_{tag}", "string": "Organic", "type_": "boolean"},
+        ])  # fmt: skip
+        (attribute_set,) = await erp.rpc.create("product.attribute.set", [{
+            "name": f"Apparel {tag}", "attributes": [["add", [colour, weight, organic]]]}])  # fmt: skip
+        await erp.rpc.model("product.template", "write", [template],
+                            {"attribute_set": attribute_set})  # fmt: skip
+        (product,) = await erp.rpc.search_read("product.product", [["code", "=", sku]], ["id"])
+        await erp.rpc.model("product.product", "write", [product["id"]], {"attributes": {
+            f"colour_{tag}": "navy", f"weight_{tag}": Decimal("0.25"),
+            f"organic_{tag}": True}})  # fmt: skip
+        return colour
+
+    colour = on_tryton(tryton, attributes)
+    _source(connector_settings)
+    (item,) = _of(_records(connector_settings, catalog), sku)
+    assert item["attributes"] == [
+        {"name": f"colour_{tag}", "label": "Colour", "value": "Navy blue"},
+        {"name": f"organic_{tag}", "label": "Organic", "value": "true"},
+        {"name": f"weight_{tag}", "label": "Weight (kg)", "value": "0.25"},
+    ]
+
+    # A choice renamed in the ERP moves no product, and still reaches erp.catalog.
+    _write(tryton, "product.attribute", [colour],
+           {"selection": "red:Red\nnavy:Midnight navy"})  # fmt: skip
+    again = _source(connector_settings)
+    assert ", 1 published" in _line(again, "products"), again.output
+    (_, renamed) = _of(_records(connector_settings, catalog), sku)
+    assert renamed["attributes"][0]["value"] == "Midnight navy"

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from connectors.erp.master import ListPrice, PriceListPrice, PriceTier, catalog_datum
-from connectors.erp.tryton.master import catalog_item, changed_since, customer, price_list_price
+from connectors.erp.master import (
+    ListPrice,
+    PriceListPrice,
+    PriceTier,
+    ProductAttribute,
+    catalog_datum,
+)
+from connectors.erp.tryton.master import (
+    attribute_value,
+    catalog_item,
+    changed_since,
+    customer,
+    price_list_price,
+)
 from tests.connectors.erp.records import CODEC
 
 EARLY, LATE = datetime(2026, 12, 1, 9, 0), datetime(2026, 12, 2, 17, 30)
@@ -104,3 +116,41 @@ def test_a_price_list_keeps_a_tier_where_its_price_changes_and_nothing_at_list_p
         "tiers": [{"min_quantity": 0, "unit_price": d("18.0000")},
                   {"min_quantity": 10, "unit_price": d("16.0000")}]}]  # fmt: skip
     CODEC.encode("erpbridge.CatalogItem", datum, topic="erp.catalog")
+
+
+def _definition(kind: str, selection: str | None = None) -> dict[str, Any]:
+    return {"name": "a", "string": "A", "type_": kind, "selection": selection}
+
+
+def test_attribute_values_are_written_out_as_text() -> None:
+    sizes = _definition("multiselection", "s:Small\nm: Medium\nl:Large")
+    assert attribute_value(["m", "l"], sizes) == "Medium, Large"
+    assert attribute_value("xl", _definition("selection", "s:Small")) == "xl"  # not a choice now
+    assert attribute_value(False, _definition("boolean")) == "false"
+    assert attribute_value(Decimal("1E+1"), _definition("numeric")) == "10"
+    assert attribute_value(0.5, _definition("float")) == "0.5"
+    assert attribute_value(date(2026, 12, 7), _definition("date")) == "2026-12-07"
+    assert attribute_value(datetime(2026, 12, 7, 9, 30), _definition("datetime")) == (
+        "2026-12-07T09:30:00"
+    )
+    assert attribute_value(None, _definition("char")) is None
+    assert attribute_value([], sizes) is None
+
+
+def test_a_products_attributes_are_labelled_and_those_without_a_definition_left_out() -> None:
+    definitions = {
+        "colour": {"name": "colour", "string": "Colour", "type_": "char", "selection": None},
+        "size": {"name": "size", "string": "", "type_": "integer", "selection": None},
+    }
+    row = _product(attributes={"size": 42, "colour": "Navy", "gone": "x", "empty": None})
+    item = catalog_item(row, "USD", attributes=definitions)
+    assert item.attributes == (
+        ProductAttribute("colour", "Colour", "Navy"),
+        ProductAttribute("size", "size", "42"),
+    )
+    datum = catalog_datum(item, "erp:tryton")
+    assert datum["attributes"] == [
+        {"name": "colour", "label": "Colour", "value": "Navy"},
+        {"name": "size", "label": "size", "value": "42"},
+    ]
+    assert CODEC.decode(CODEC.encode("erpbridge.CatalogItem", datum, topic="t")).datum == datum
