@@ -245,7 +245,11 @@ def _default_spec() -> dict[str, Any]:
 
 def template_dir(env: Mapping[str, str], pg_major: str, spec: Mapping[str, Any]) -> Path:
     key = _key(
-        *TRYTON_PINS, *MODULES, pg_major, json.dumps(spec, sort_keys=True), _SETUP_SCRIPT.read_text()
+        *TRYTON_PINS,
+        *MODULES,
+        pg_major,
+        json.dumps(spec, sort_keys=True),
+        _SETUP_SCRIPT.read_text(),
     )
     return cache_dir(env) / f"tryton-pgdata-{key}"
 
