@@ -18,7 +18,8 @@ Medusa requires of secret keys): stock levels, shipments, products and customers
   (published) differ, and its variant's prices where they differ: Medusa's prices of a
   variant are replaced as a whole, so it sells at exactly the ERP's list prices (prices
   Medusa holds per region or price list go with them). A product the ERP no longer sells
-  is set to draft (unsold, kept).
+  is set to draft (unsold, kept). The ERP's attributes are the product's metadata key
+  `erpbridge_attributes` ({name: {label, value}}), replaced whole where it differs.
 - **Customers** (push_customers): the account is looked for among those of the customer's
   email, then of its name (`GET /admin/customers?email=`, `?q=`; Medusa searches no
   metadata), and taken where its metadata holds the ERP's customer id; an account of the
@@ -78,6 +79,8 @@ def _json(body: Any) -> bytes:
 _ORDER_FIELDS = "id,*items,*items.detail,*fulfillments,*fulfillments.labels"
 _CUSTOMER_FIELDS = "id,email,first_name,phone,metadata,*addresses,*groups"
 _CONTRACT_MARK = "erpbridge_price_list"
+ATTRIBUTES = "erpbridge_attributes"
+"""The product metadata key holding the ERP's attributes: {name: {label, value}}."""
 """The key under which a customer group keeps the ERP's price list id (its metadata)."""
 _ADDRESS_NAME = "erpbridge"
 """The name of the account's address that holds the ERP's address."""
@@ -193,6 +196,10 @@ class MedusaStorefront:
         if product.active:
             changes |= {"title": product.name, "description": product.description}
         changes = {k: v for k, v in changes.items() if shown.get(k) != v}
+        held = (shown.get("metadata") or {}).get(ATTRIBUTES)
+        if product.active and held != _attributes(product):
+            # Medusa merges metadata by key: this one key is erpbridge's, and replaced whole.
+            changes["metadata"] = {ATTRIBUTES: _attributes(product)}
         if changes:
             self._call("POST", path, json=changes, params={"fields": "id"})
         prices = {(p["currency_code"].upper(), Decimal(str(p["amount"]))) for p in found["prices"]}
@@ -267,7 +274,10 @@ class MedusaStorefront:
         return known[erp_id]
 
     def _variant(self, sku: str) -> dict[str, Any] | None:
-        fields = "id,sku,*prices,product.id,product.title,product.description,product.status"
+        fields = (
+            "id,sku,*prices,product.id,product.title,product.description,product.status,"
+            "product.metadata"
+        )
         found = self._call(
             "GET", "/admin/product-variants", params={"q": sku, "fields": fields, "limit": 100}
         )
@@ -287,6 +297,7 @@ class MedusaStorefront:
             "title": product.name,
             "description": product.description,
             "status": "published",
+            "metadata": {ATTRIBUTES: _attributes(product)},
             "shipping_profile_id": profile_id,
             "sales_channels": [{"id": channel}],
             "options": [{"title": _OPTION, "values": [_OPTION]}],
@@ -424,6 +435,11 @@ class MedusaStorefront:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return request(self._client, method, self._url + path, auth=self._auth, **kwargs)
+
+
+def _attributes(product: Product) -> dict[str, dict[str, str]]:
+    """The ERP's attributes of the product as its metadata holds them, by name."""
+    return {a.name: {"label": a.label, "value": a.value} for a in product.attributes}
 
 
 def _tier_prices(contract: Contract, variant: str) -> list[dict[str, Any]]:

@@ -2,7 +2,12 @@
 for every route with push_catalog, priced in the route's currency where it has one.
 
 A product the ERP no longer sells (active false), or no longer has (a tombstone), is to be
-archived: the storefront keeps it, unsold, with what it showed."""
+archived: the storefront keeps it, unsold, with what it showed.
+
+The ERP's attributes are the product's whole set: each storefront keeps them where they are
+erpbridge's alone (Shopify's metafields of the `erpbridge` namespace, Medusa's metadata key
+`erpbridge_attributes`) or, where a product has one list of attributes (WooCommerce), as
+that list."""
 
 from __future__ import annotations
 
@@ -33,6 +38,15 @@ def contract_title(price_list: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Attribute:
+    """One of the ERP's attributes of the product (erpbridge.ProductAttribute)."""
+
+    name: str
+    label: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class Product:
     route: str
     sku: str
@@ -44,6 +58,8 @@ class Product:
     """(ISO currency, list price of one unit), sorted by currency."""
     contracts: tuple[Contract, ...] = ()
     """The ERP's price lists' prices in the route's currency, by price list."""
+    attributes: tuple[Attribute, ...] = ()
+    """By name."""
 
     @property
     def key(self) -> str:
@@ -77,5 +93,13 @@ def products_of(
             for prices in item.get("price_lists") or ()
             if route.currency is None or prices["currency"] == route.currency
         )
-        found.append(Product(name, sku, True, item["name"], item["description"], prices, contracts))
+        attributes = tuple(
+            Attribute(a["name"], a["label"], a["value"])
+            for a in sorted(item.get("attributes") or (), key=lambda a: a["name"])
+        )
+        found.append(
+            Product(
+                name, sku, True, item["name"], item["description"], prices, contracts, attributes
+            )
+        )
     return found

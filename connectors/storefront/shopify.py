@@ -47,6 +47,9 @@ shipments with `fulfillmentCreate` and their tracking; and products with `produc
   is the account's first (default): it replaces the one erpbridge set there before, and
   goes before the addresses of an account it adopts. Shopify replaces a list field of
   `customerSet` whole, so the account's other tags and addresses are sent with it.
+- **Attributes**: the ERP's attributes of a product are its metafields of the `erpbridge`
+  namespace (single-line text, keyed by the attribute's name), set with the product by
+  `productSet`; those the ERP no longer gives are deleted with `metafieldsDelete`.
 - **Contract prices** (the ERP's price lists): Shopify prices per buyer only for B2B
   companies, through a catalog whose price list applies to the company's locations. Each ERP
   price list is a company-location catalog titled `erpbridge price list <id>`, with a price
@@ -165,7 +168,13 @@ _FULFILLABLE = ("OPEN", "IN_PROGRESS")
 VARIANT = """
 query Variant($query: String!) {
   productVariants(first: 10, query: $query) {
-    nodes { id sku price product { id title descriptionHtml status } }
+    nodes {
+      id sku price
+      product {
+        id title descriptionHtml status
+        metafields(first: 250, namespace: "erpbridge") { nodes { key value } }
+      }
+    }
   }
 }
 """
@@ -280,6 +289,16 @@ mutation SetContext($id: ID!, $add: CatalogContextInput, $remove: CatalogContext
   }
 }
 """
+DELETE_METAFIELDS = """
+mutation DeleteMetafields($metafields: [MetafieldIdentifierInput!]!) {
+  metafieldsDelete(metafields: $metafields) {
+    deletedMetafields { key }
+    userErrors { field message }
+  }
+}
+"""
+ATTRIBUTES = "erpbridge"
+"""The metafield namespace of the ERP's attributes of a product: erpbridge's alone."""
 _OPTION = {"optionName": "Title", "name": "Default Title"}
 """The one option value of a product of one variant, as Shopify names it."""
 
@@ -451,24 +470,40 @@ class ShopifyStock:
             ((currency, amount),) = product.prices
             price = str(amount.quantize(Decimal(1).scaleb(-minor_unit(currency))))
             wanted |= {"title": product.name, "descriptionHtml": product.description or ""}
+        metafields = [
+            {"namespace": ATTRIBUTES, "key": a.name, "type": "single_line_text_field",
+             "value": a.value}
+            for a in product.attributes
+        ]  # fmt: skip
         if found is None:
             variant = {"optionValues": [_OPTION], "sku": product.sku, "price": price,
                        "inventoryItem": {"tracked": True}}  # fmt: skip
             options = [{"name": _OPTION["optionName"], "values": [{"name": _OPTION["name"]}]}]
-            made, variant_id = self._set_product(
-                {**wanted, "productOptions": options, "variants": [variant]}
-            )
+            fields = {**wanted, "productOptions": options, "variants": [variant]}
+            if metafields:
+                fields["metafields"] = metafields
+            made, variant_id = self._set_product(fields)
             self._set_contracts(variant_id, product.contracts)
             return Synced(product, SyncStatus.CREATED, made)
         shown = found["product"]
         changes = {k: v for k, v in wanted.items() if shown.get(k) != v}
         repriced = price is not None and Decimal(found["price"]) != Decimal(price)
-        if changes or repriced:
+        held = {m["key"]: m["value"] for m in shown["metafields"]["nodes"]}
+        described = product.active and held != {a.name: a.value for a in product.attributes}
+        if changes or repriced or described:
             variant = {"id": found["id"], "optionValues": [_OPTION], "sku": product.sku,
                        "price": price if price is not None else found["price"]}  # fmt: skip
-            self._set_product({**wanted, "variants": [variant]}, shown["id"])
+            extra = {"metafields": metafields} if described and metafields else {}
+            self._set_product({**wanted, "variants": [variant], **extra}, shown["id"])
+        gone = [k for k in held if product.active and k not in {a.name for a in product.attributes}]
+        if gone:
+            # productSet adds and updates metafields; the ERP's dropped attributes go apart.
+            identifiers = [
+                {"ownerId": shown["id"], "namespace": ATTRIBUTES, "key": k} for k in gone
+            ]
+            self._mutated(DELETE_METAFIELDS, "metafieldsDelete", {"metafields": identifiers})
         contracted = product.active and self._set_contracts(found["id"], product.contracts)
-        updated = changes or repriced or contracted
+        updated = changes or repriced or described or contracted
         status = SyncStatus.UPDATED if updated else SyncStatus.UNCHANGED
         return Synced(product, status, str(shown["id"]))
 

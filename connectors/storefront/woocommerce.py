@@ -13,8 +13,10 @@ products. Variations keep their own SKUs and are not set here.
 Products (push_catalog): WooCommerce prices in the shop's one currency (the route's
 `currency`). A product the ERP sells is created as a simple product (its SKU, stock managed,
 published) when no product has its SKU, or updated where its name, description, regular
-price or status (publish) differ, both through `POST /products/batch`; one the ERP no longer
-sells is set to draft (unsold, kept).
+price, status (publish) or attributes differ, both through `POST /products/batch`; one the
+ERP no longer sells is set to draft (unsold, kept). The ERP's attributes are the product's
+list of attributes, replaced whole (WooCommerce has one list per product): each a custom
+attribute named by its label with its value as the one option, shown on the product page.
 
 Customers (push_customers): the account is looked for among those of the customer's email,
 then of its name (`GET /customers?email=`, `?search=`), and taken where its meta data holds
@@ -136,11 +138,18 @@ class WooCommerceStock:
                 "description": product.description or "",
                 "regular_price": str(amount.quantize(places)),
             }
+            wanted["attributes"] = [
+                {"name": a.label, "options": [a.value], "visible": True} for a in product.attributes
+            ]
         if found is None:
             item = {**wanted, "type": "simple", "sku": product.sku, "manage_stock": True}
             made = self._one("create", item)
             return Synced(product, SyncStatus.CREATED, str(made["id"]))
-        changes = {k: v for k, v in wanted.items() if found.get(k) != v}
+        changes = {k: v for k, v in wanted.items() if k != "attributes" and found.get(k) != v}
+        if "attributes" in wanted and _attributes(found.get("attributes")) != _attributes(
+            wanted["attributes"]
+        ):
+            changes["attributes"] = wanted["attributes"]
         if changes:
             self._one("update", {"id": found["id"], **changes})
         status = SyncStatus.UPDATED if changes else SyncStatus.UNCHANGED
@@ -249,3 +258,8 @@ def _account(customer: Customer) -> dict[str, Any]:
 
 def _mark_of(account: Mapping[str, Any]) -> str | None:
     return marked_in(account.get("meta_data") or [])
+
+
+def _attributes(shown: Any) -> list[tuple[str, list[str], bool]]:
+    """A product's attributes as compared: name, options and whether shown, in order."""
+    return [(a["name"], list(a["options"]), bool(a.get("visible"))) for a in shown or []]

@@ -19,7 +19,9 @@ from streams.contracts import deadletter
 from streams.contracts.codec import Codec
 from streams.contracts.topics import (
     AVAILABILITY,
+    ERP_CATALOG,
     ERP_CUSTOMERS,
+    STOREFRONT_CATALOG_RESULTS,
     STOREFRONT_CUSTOMER_RESULTS,
     STOREFRONT_RESULTS,
     TopicCatalog,
@@ -161,9 +163,11 @@ def catalog_item(
     active: bool = True,
     at_ms: int = 0,
     contracts: dict[str, list[tuple[int, str]]] | None = None,
+    attributes: dict[str, tuple[str, str]] | None = None,
 ) -> tuple[str, bytes]:
     """An erp.catalog record (key, value) of `sku`, as the ERP source writes it;
-    `contracts` are USD price lists' tiers (from quantity, unit price) by price list id."""
+    `contracts` are USD price lists' tiers (from quantity, unit price) by price list id,
+    `attributes` (label, value) by name."""
     datum = {
         "sku": sku, "name": name, "description": f"{name}, from the ERP", "unit": "u",
         "active": active,
@@ -173,6 +177,8 @@ def catalog_item(
              "tiers": [{"min_quantity": q, "unit_price": Decimal(a)} for q, a in tiers]}
             for pl, tiers in sorted((contracts or {}).items())
         ],
+        "attributes": [{"name": n, "label": label, "value": value}
+                       for n, (label, value) in sorted((attributes or {}).items())],
         "source": "erp:tryton", "erp_id": sku, "updated_at": 1_780_000_000_000 + at_ms,
     }  # fmt: skip
     return sku, CODEC.encode("erpbridge.CatalogItem", datum, topic="erp.catalog")
@@ -227,3 +233,26 @@ def push_customers_twice(settings: Settings) -> tuple[list[dict[str, Any]], list
         return first, drain(sink, settings, 6, STOREFRONT_CUSTOMER_RESULTS)
     finally:
         sink.close()
+
+
+ATTRIBUTES_THEN = {"colour": ("Colour", "Navy"), "size": ("Size", "M")}
+ATTRIBUTES_NOW = {"colour": ("Colour", "Red"), "fabric": ("Fabric", "Merino wool")}
+"""A product's attributes as first pushed, and after one changed, one dropped, one added."""
+
+
+def push_attributes(settings: Settings, sku: str) -> list[str]:
+    """A product pushed with `ATTRIBUTES_THEN`, then with `ATTRIBUTES_NOW` twice: its
+    results' statuses in order (created, updated, unchanged where all is well)."""
+    records = [
+        catalog_item(sku, "Attributed product", {"USD": "10.0000"}, attributes=attributes)
+        for attributes in (ATTRIBUTES_THEN, ATTRIBUTES_NOW, ATTRIBUTES_NOW)
+    ]
+    sink = new_sink(settings)
+    sink.start()
+    try:
+        for sent, record in enumerate(records, start=1):
+            produce(settings, [record], ERP_CATALOG)
+            results = drain(sink, settings, sent, STOREFRONT_CATALOG_RESULTS)
+    finally:
+        sink.close()
+    return [r["status"] for r in results]

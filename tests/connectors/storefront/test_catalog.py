@@ -14,11 +14,13 @@ import pytest
 from streams.contracts.topics import ERP_CATALOG, STOREFRONT_CATALOG_RESULTS
 from streams.ops.settings import WebhookRoute
 from tests.connectors.storefront.flow import (
+    ATTRIBUTES_NOW,
     catalog_item,
     dead_letters,
     drain,
     new_sink,
     produce,
+    push_attributes,
     sink_settings,
     statuses,
 )
@@ -83,3 +85,18 @@ def test_the_erps_products_are_created_updated_and_archived_once(
         lambda: dead_letters(settings, ERP_CATALOG), timeout=30, what="the dead letter"
     )
     assert (key, reason) == ("SKU-EUR", "storefront-refused") and "route woo" in error
+
+
+def test_the_erps_attributes_are_the_products_list_of_attributes(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    route = WebhookRoute(
+        provider="woocommerce", admin_url=shop.url, push_catalog=True, currency="USD"
+    )
+    settings = sink_settings(kafka_broker, topic_prefix, tmp_path, {"woo": route},
+                             {"woo": f"{WOO_KEY}:{WOO_SECRET}"})  # fmt: skip
+    assert push_attributes(settings, "SKU-AT") == ["CREATED", "UPDATED", "UNCHANGED"]
+    (product,) = [p for p in shop.products.values() if p["sku"] == "SKU-AT"]
+    assert [(a["name"], a["options"], a["visible"]) for a in product["attributes"]] == [
+        (label, [value], True) for _, (label, value) in sorted(ATTRIBUTES_NOW.items())
+    ]

@@ -22,6 +22,7 @@ from streams.local.medusa import Medusa
 from streams.ops.settings import Settings, WebhookRoute
 from streams.sample.generator import Catalogue
 from tests.connectors.storefront.flow import (
+    ATTRIBUTES_NOW,
     availability,
     catalog_item,
     drain,
@@ -29,6 +30,7 @@ from tests.connectors.storefront.flow import (
     fulfilment,
     new_sink,
     produce,
+    push_attributes,
     sink_settings,
     statuses,
 )
@@ -308,3 +310,18 @@ def _variant_id(medusa: Medusa, sku: str) -> str:
         found = admin.get("/admin/product-variants", {"q": sku, "fields": "id,sku"})["variants"]
     (variant,) = [v for v in found if v["sku"] == sku]
     return str(variant["id"])
+
+
+def test_medusa_keeps_the_erps_attributes_in_the_products_metadata(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, catalog=True)
+    sku = f"AT-{topic_prefix[-9:-1]}"
+    assert push_attributes(settings, sku) == ["CREATED", "UPDATED", "UNCHANGED"]
+    with medusa.admin() as admin:
+        found = admin.get("/admin/product-variants",
+                          {"q": sku, "fields": "id,sku,product.metadata"})["variants"]  # fmt: skip
+    (variant,) = [v for v in found if v["sku"] == sku]
+    assert variant["product"]["metadata"]["erpbridge_attributes"] == {
+        name: {"label": label, "value": value} for name, (label, value) in ATTRIBUTES_NOW.items()
+    }

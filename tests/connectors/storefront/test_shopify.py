@@ -21,6 +21,7 @@ from streams.contracts.topics import (
 )
 from streams.ops.settings import Settings, WebhookRoute
 from tests.connectors.storefront.flow import (
+    ATTRIBUTES_NOW,
     PUSHED_CUSTOMERS,
     availability,
     catalog_item,
@@ -29,6 +30,7 @@ from tests.connectors.storefront.flow import (
     erp_customer,
     new_sink,
     produce,
+    push_attributes,
     push_customers_twice,
     sink_settings,
     statuses,
@@ -388,3 +390,20 @@ def test_a_contract_price_shopify_refuses_fails_for_good_with_its_words(
     assert (result["status"], result["permanent"]) == ("FAILED", True)
     assert "PRICE_ADD_CURRENCY_MISMATCH" in result["message"]
     assert [key for key, _, _ in dead_letters(settings, ERP_CATALOG)] == ["SKU-PL"]
+
+
+def test_the_erps_attributes_are_the_products_erpbridge_metafields(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    route = WebhookRoute(provider="shopify", admin_url=shop.url, push_catalog=True,
+                         currency="USD")  # fmt: skip
+    settings = sink_settings(kafka_broker, topic_prefix, tmp_path, {"main": route},
+                             {"main": SHOPIFY_TOKEN})  # fmt: skip
+    assert push_attributes(settings, "SKU-AT") == ["CREATED", "UPDATED", "UNCHANGED"]
+    (product,) = shop.shopify_products.values()
+    assert {key: m["value"] for (namespace, key), m in product["metafields"].items()} == {
+        name: value for name, (_, value) in ATTRIBUTES_NOW.items()
+    }  # the dropped one deleted, the changed one set again
+    assert {(m["namespace"], m["type"]) for m in product["metafields"].values()} == {
+        ("erpbridge", "single_line_text_field")
+    }

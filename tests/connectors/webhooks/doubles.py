@@ -309,7 +309,7 @@ class _Shopify(_Handler):
     def productVariants(self, info: Any, first: int, query: str | None = None, **_: Any) -> Any:
         skus = _skus_of(query)
         found = [
-            {**variant, "product": product}
+            {**variant, "product": _product_view(product)}
             for product in self.double.shopify_products.values()
             for variant in product["variants"]
             if variant["sku"] in skus
@@ -359,7 +359,9 @@ class _Shopify(_Handler):
     ) -> Any:  # fmt: skip
         """Shopify's productSet as its reference describes it: the product's variants become
         the ones listed (an id names one it has), options are required to create variants,
-        a price is a decimal amount."""
+        a price is a decimal amount; metafields are added or updated by namespace and key
+        (2-64 characters of letters, digits, - and _; a namespace 3-255), a new one needs
+        its type, and a single-line text holds no line break."""
         if not synchronous:
             raise ValueError("the double runs productSet synchronously only")
         products = self.double.shopify_products
@@ -394,17 +396,43 @@ class _Shopify(_Handler):
                 tracked=(variant.get("inventoryItem") or {}).get("tracked", shown.get("tracked")),
             )
             variants.append(shown)
+        held = dict((product or {}).get("metafields") or {})
+        for index, metafield in enumerate(input.get("metafields") or []):
+            where = ["input", "metafields", str(index)]
+            namespace, key = metafield.get("namespace") or "", metafield.get("key") or ""
+            if not re.fullmatch(r"[\w-]{3,255}", namespace, re.A) or not re.fullmatch(
+                r"[\w-]{2,64}", key, re.A
+            ):
+                return _set_refused(where, "INVALID_METAFIELD", "Metafield is not valid.")
+            kind = metafield.get("type") or (held.get((namespace, key)) or {}).get("type")
+            value = metafield.get("value") or ""
+            if kind is None or (kind == "single_line_text_field" and "\n" in value):
+                return _set_refused([*where, "value"], "INVALID_METAFIELD",
+                                    "Metafield is not valid.")  # fmt: skip
+            held[namespace, key] = {"namespace": namespace, "key": key, "type": kind,
+                                    "value": value}  # fmt: skip
         if product is None:
             product = {"id": f"gid://shopify/Product/{9000 + len(products)}", "title": "",
                        "descriptionHtml": "", "status": "ACTIVE", "variants": []}  # fmt: skip
             products[product["id"]] = product
-        product.update({k: v for k, v in input.items() if k != "variants"})
+        product["metafields"] = held
+        product.update({k: v for k, v in input.items() if k not in ("variants", "metafields")})
         if "variants" in input:
             product["variants"] = variants
         ids = [{"id": v["id"]} for v in product["variants"]]
         return {"product": {"id": product["id"],
                             "variants": lambda info, first, **_: {"nodes": ids[:first]}},
                 "productSetOperation": None, "userErrors": []}  # fmt: skip
+
+    def metafieldsDelete(self, info: Any, metafields: list[dict[str, Any]]) -> Any:
+        """Each metafield named by its owner, namespace and key deleted; one that is not
+        there is answered as not deleted (null), as Shopify does."""
+        deleted = []
+        for named in metafields:
+            product = self.double.shopify_products.get(named["ownerId"]) or {}
+            found = (product.get("metafields") or {}).pop((named["namespace"], named["key"]), None)
+            deleted.append(None if found is None else dict(named))
+        return {"deletedMetafields": deleted, "userErrors": []}
 
     # -- B2B: catalogs, price lists, companies ---------------------------------------------
 
@@ -881,6 +909,16 @@ def _skus_of(query: str | None) -> set[str]:
     return {value for _, value in _terms(query, {"sku"})}
 
 
+def _product_view(product: dict[str, Any]) -> dict[str, Any]:
+    """A stored product as Shopify's Product object shows it."""
+
+    def metafields(info: Any, first: int, namespace: str | None = None, **_: Any) -> Any:
+        held = (product.get("metafields") or {}).values()
+        return _page([m for m in held if namespace in (None, m["namespace"])], first, None)
+
+    return {**product, "metafields": metafields}
+
+
 def _customer_view(customer: dict[str, Any]) -> dict[str, Any]:
     """A stored customer as Shopify's Customer object shows it."""
     shown = [{**a, "countryCodeV2": a.get("countryCode")} for a in customer["addresses"]]
@@ -940,6 +978,15 @@ def _matches(payout: dict[str, Any], query: str) -> bool:
     return True
 
 
+def _woo_attributes(given: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A product's attributes as WooCommerce keeps a list given whole: a custom attribute
+    (id 0) with the documented defaults."""
+    return [{"id": a.get("id", 0), "name": a.get("name", ""), "position": a.get("position", i),
+             "visible": a.get("visible", False), "variation": a.get("variation", False),
+             "options": list(a.get("options") or [])}
+            for i, a in enumerate(given)]  # fmt: skip
+
+
 def _type_ok(value: Any, kind: str) -> bool:
     return {
         "string": isinstance(value, str),
@@ -966,6 +1013,13 @@ class _WooCommerce(_Handler):
                 continue
             if not _type_ok(args[name], rules.get("type", "")):
                 return f"{name} is not of type {rules['type']}"
+            properties = (rules.get("items") or {}).get("properties")
+            for item in args[name] if properties else ():
+                if not isinstance(item, dict) or set(item) - set(properties):
+                    return f"{name} items have the properties {sorted(properties)} only"
+                for key, value in item.items():
+                    if not _type_ok(value, properties[key].get("type", "")):
+                        return f"{name}[].{key} is not of type {properties[key]['type']}"
             if "enum" in rules and args[name] not in rules["enum"]:
                 return f"{name} is not one of {rules['enum']}"
         return None
@@ -1133,6 +1187,7 @@ class _WooCommerce(_Handler):
                     "data": {"status": 400}}})  # fmt: skip
                 continue
             product = {"id": 1000 + len(self.double.products), "status": "publish", **item}
+            product["attributes"] = _woo_attributes(item.get("attributes") or [])
             self.double.products[product["id"]] = product
             created.append(dict(product))
         answered = []
@@ -1144,6 +1199,8 @@ class _WooCommerce(_Handler):
                     "data": {"status": 400}}})  # fmt: skip
                 continue
             product.update({k: v for k, v in item.items() if k != "id"})
+            if "attributes" in item:
+                product["attributes"] = _woo_attributes(item["attributes"])
             answered.append(dict(product))
         self._answer(200, {"create": created, "update": answered})
 
