@@ -49,6 +49,14 @@ class ProductAttribute:
 
 
 @dataclass(frozen=True, slots=True)
+class ProductGroup:
+    """The ERP's product a SKU is a variant of (erpbridge.ProductGroup)."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogItem:
     sku: str
     name: str
@@ -60,6 +68,7 @@ class CatalogItem:
     updated_at: datetime
     price_lists: tuple[PriceListPrice, ...] = ()
     attributes: tuple[ProductAttribute, ...] = ()
+    group: ProductGroup | None = None
 
     @property
     def key(self) -> str:
@@ -137,6 +146,7 @@ def catalog_datum(item: CatalogItem, source: str) -> dict[str, Any]:
             {"name": a.name, "label": a.label, "value": a.value}
             for a in sorted(item.attributes, key=lambda a: a.name)
         ],
+        "group": None if item.group is None else {"id": item.group.id, "name": item.group.name},
         "source": source,
         "erp_id": item.erp_id,
         "updated_at": item.updated_at,

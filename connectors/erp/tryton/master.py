@@ -2,8 +2,10 @@
 Tryton adapter).
 
 A product is a `product.product` with a code (the SKU); its name, description, unit and
-list price (per company) live on its template, so a change to either counts. A customer is a `party.party` with a code, other than
-the company's own party; its addresses and contact mechanisms count as its changes.
+list price (per company) live on its template, so a change to either counts. The template
+is its group: the variants of one template share it. A customer is a `party.party` with a
+code, other than the company's own party; its addresses and contact mechanisms count as its
+changes.
 Tryton hides inactive records unless asked (`active_test`), and erpbridge must see a
 product or customer go inactive, so it asks.
 
@@ -38,6 +40,7 @@ from connectors.erp.master import (
     PriceListPrice,
     PriceTier,
     ProductAttribute,
+    ProductGroup,
 )
 from connectors.erp.tryton.rpc import TrytonRpc
 
@@ -46,9 +49,9 @@ _PAGE = 500
 _ALL = {"active_test": False}
 
 _PRODUCT_FIELDS = [
-    "code", "name", "description", "active", "list_price_used", "default_uom.symbol",
+    "code", "name", "description", "active", "list_price_used", "default_uom.symbol", "template",
     "write_date", "create_date", "template.active", "template.write_date",
-    "template.create_date", "template.salable", "attributes",
+    "template.create_date", "template.salable", "template.name", "attributes",
 ]  # fmt: skip
 _ATTRIBUTE_FIELDS = ["name", "string", "type_", "selection", "write_date", "create_date"]
 # A new list price is written through its template (product.list_price itself is not
@@ -148,6 +151,7 @@ def catalog_item(
         list_prices=() if price is None else (ListPrice(currency, price),),
         price_lists=tuple(price_lists),
         attributes=product_attributes(row.get("attributes"), attributes or {}),
+        group=ProductGroup(str(row["template"]), template["name"]),
         erp_id=str(row["id"]),
         updated_at=_utc(
             row["write_date"],

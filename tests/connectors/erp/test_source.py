@@ -225,6 +225,7 @@ def test_a_products_attributes_are_published_with_their_labels(
     colour = on_tryton(tryton, attributes)
     _source(connector_settings)
     (item,) = _of(_records(connector_settings, catalog), sku)
+    assert item["group"] == {"id": str(template), "name": f"Test product {sku}"}
     assert item["attributes"] == [
         {"name": f"colour_{tag}", "label": "Colour", "value": "Navy blue"},
         {"name": f"organic_{tag}", "label": "Organic", "value": "true"},

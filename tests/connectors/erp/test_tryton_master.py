@@ -11,6 +11,7 @@ from connectors.erp.master import (
     PriceListPrice,
     PriceTier,
     ProductAttribute,
+    ProductGroup,
     catalog_datum,
 )
 from connectors.erp.tryton.master import (
@@ -30,7 +31,9 @@ def _product(**changes: Any) -> dict[str, Any]:
         "id": 7, "code": "SKU-7", "name": "Beanie", "description": "", "active": True,
         "list_price_used": Decimal("24.00"), "default_uom.": {"symbol": "u"},
         "write_date": None, "create_date": EARLY,
-        "template.": {"active": True, "salable": True, "write_date": LATE, "create_date": EARLY},
+        "template": 70,
+        "template.": {"active": True, "salable": True, "write_date": LATE, "create_date": EARLY,
+                      "name": "Beanie"},
     }  # fmt: skip
     return {**row, **changes}
 
@@ -50,13 +53,14 @@ def test_a_product_is_its_templates_name_and_price_at_the_latest_change_of_eithe
     assert (item.sku, item.name, item.unit, item.erp_id) == ("SKU-7", "Beanie", "u", "7")
     assert item.description is None  # Tryton's empty text is no description
     assert item.list_prices == (ListPrice("USD", Decimal("24.00")),)
+    assert item.group == ProductGroup("70", "Beanie")  # its template
     assert item.updated_at == LATE.replace(tzinfo=UTC)
     assert item.active
 
 
 def test_a_product_is_inactive_when_it_or_its_template_is() -> None:
     assert not catalog_item(_product(active=False), "USD").active
-    template = {"active": False, "write_date": None, "create_date": EARLY}
+    template = {"active": False, "write_date": None, "create_date": EARLY, "name": "Beanie"}
     assert not catalog_item(_product(**{"template.": template}), "USD").active
 
 
