@@ -662,8 +662,9 @@ class ShopifyStock:
             changed = True
         price_list = customer.price_list
         wanted = set() if price_list is None else {self._catalog(price_list, None, make=True)[0]}
-        ours = {catalog for catalog, _ in self._known_catalogs().values()}
-        shown = {c["id"] for c in location["catalogs"]["nodes"]} & ours
+        shown = {
+            c["id"] for c in location["catalogs"]["nodes"] if _contract_of(c["title"]) is not None
+        }
         context = {"companyLocationIds": [location["id"]]}
         for catalog, change in [*((c, "add") for c in sorted(wanted - shown, key=str)),
                                 *((c, "remove") for c in sorted(shown - wanted))]:  # fmt: skip
