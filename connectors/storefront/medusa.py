@@ -79,9 +79,9 @@ def _json(body: Any) -> bytes:
 _ORDER_FIELDS = "id,*items,*items.detail,*fulfillments,*fulfillments.labels"
 _CUSTOMER_FIELDS = "id,email,first_name,phone,metadata,*addresses,*groups"
 _CONTRACT_MARK = "erpbridge_price_list"
+"""The key under which a customer group keeps the ERP's price list id (its metadata)."""
 ATTRIBUTES = "erpbridge_attributes"
 """The product metadata key holding the ERP's attributes: {name: {label, value}}."""
-"""The key under which a customer group keeps the ERP's price list id (its metadata)."""
 _ADDRESS_NAME = "erpbridge"
 """The name of the account's address that holds the ERP's address."""
 

@@ -48,13 +48,17 @@ shipments with `fulfillmentCreate` and their tracking; and products with `produc
   goes before the addresses of an account it adopts. Shopify replaces a list field of
   `customerSet` whole, so the account's other tags and addresses are sent with it.
 - **Attributes**: the ERP's attributes of a product are its metafields of the `erpbridge`
-  namespace (single-line text, keyed by the attribute's name), set with the product by
-  `productSet`; those the ERP no longer gives are deleted with `metafieldsDelete`.
+  namespace (single-line text, keyed by the attribute's name, what Shopify's keys do not
+  allow made `_`), given to `productSet` when the product is made; later set with
+  `metafieldsSet` and deleted with `metafieldsDelete`, since productSet would delete every
+  metafield it is not given, the merchant's and other apps' too. An empty value is none.
 - **Contract prices** (the ERP's price lists): Shopify prices per buyer only for B2B
   companies, through a catalog whose price list applies to the company's locations. Each ERP
   price list is a company-location catalog titled `erpbridge price list <id>`, with a price
   list of that name in the route's currency (made when missing: the catalog first, so a
-  crash leaves nothing found under another name). A product's variant gets the contract's
+  crash leaves nothing found under another name; a price list of that name a deleted
+  catalog left behind is given to the new catalog). A catalog or price list Shopify says is
+  gone makes the sink read its catalogs again at the retry. A product's variant gets the contract's
   first tier as its fixed price there and the others as quantity price breaks, replaced
   whole by one `quantityPricingByVariantUpdate`, and loses them in erpbridge's price lists
   that no longer price it. An ERP customer with a price list gets a company (its
@@ -67,6 +71,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -224,6 +229,19 @@ mutation CreatePriceList($input: PriceListCreateInput!) {
   priceListCreate(input: $input) { priceList { id } userErrors { field message code } }
 }
 """
+PRICE_LISTS = """
+query PriceLists($after: String) {
+  priceLists(first: 250, after: $after) {
+    nodes { id name currency }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+UPDATE_CATALOG = """
+mutation UpdateCatalog($id: ID!, $input: CatalogUpdateInput!) {
+  catalogUpdate(id: $id, input: $input) { catalog { id } userErrors { field message code } }
+}
+"""
 VARIANT_PRICE = """
 query VariantPrice($id: ID!, $query: String!) {
   priceList(id: $id) {
@@ -244,10 +262,15 @@ mutation SetPricing($priceListId: ID!, $input: QuantityPricingByVariantUpdateInp
   }
 }
 """
+_GONE = ("CATALOG_NOT_FOUND", "PRICE_LIST_NOT_FOUND", "CATALOG_DOES_NOT_EXIST")
+"""userError codes of a catalog or price list that is no longer there."""
 _COMPANY_FIELDS = """
       id
       defaultRole { id }
-      contacts(first: 50) { nodes { id customer { id } } }
+      contactRoles(first: 10) { nodes { id } }
+      contacts(first: 50) {
+        nodes { id customer { id } roleAssignments(first: 10) { nodes { companyLocation { id } } } }
+      }
       locations(first: 1) { nodes { id catalogs(first: 50) { nodes { id title } } } }
 """
 COMPANY = f"""
@@ -266,7 +289,7 @@ mutation CreateCompany($input: CompanyCreateInput!) {{
 ASSIGN_CONTACT = """
 mutation AssignContact($companyId: ID!, $customerId: ID!) {
   companyAssignCustomerAsContact(companyId: $companyId, customerId: $customerId) {
-    companyContact { id }
+    companyContact { id roleAssignments(first: 10) { nodes { companyLocation { id } } } }
     userErrors { field message code }
   }
 }
@@ -289,6 +312,16 @@ mutation SetContext($id: ID!, $add: CatalogContextInput, $remove: CatalogContext
   }
 }
 """
+SET_METAFIELDS = """
+mutation SetMetafields($metafields: [MetafieldsSetInput!]!) {
+  metafieldsSet(metafields: $metafields) {
+    metafields { key }
+    userErrors { field message code }
+  }
+}
+"""
+METAFIELDS_LIMIT = 25
+"""Metafields per metafieldsSet, Shopify's limit."""
 DELETE_METAFIELDS = """
 mutation DeleteMetafields($metafields: [MetafieldIdentifierInput!]!) {
   metafieldsDelete(metafields: $metafields) {
@@ -470,42 +503,50 @@ class ShopifyStock:
             ((currency, amount),) = product.prices
             price = str(amount.quantize(Decimal(1).scaleb(-minor_unit(currency))))
             wanted |= {"title": product.name, "descriptionHtml": product.description or ""}
-        metafields = [
-            {"namespace": ATTRIBUTES, "key": a.name, "type": "single_line_text_field",
-             "value": a.value}
-            for a in product.attributes
-        ]  # fmt: skip
+        attributes = {metafield_key(a.name): a.value for a in product.attributes if a.value}
         if found is None:
             variant = {"optionValues": [_OPTION], "sku": product.sku, "price": price,
                        "inventoryItem": {"tracked": True}}  # fmt: skip
             options = [{"name": _OPTION["optionName"], "values": [{"name": _OPTION["name"]}]}]
             fields = {**wanted, "productOptions": options, "variants": [variant]}
-            if metafields:
-                fields["metafields"] = metafields
+            if attributes:
+                # A new product has no metafields that productSet's list could replace.
+                fields["metafields"] = [_metafield(k, v) for k, v in sorted(attributes.items())]
             made, variant_id = self._set_product(fields)
             self._set_contracts(variant_id, product.contracts)
             return Synced(product, SyncStatus.CREATED, made)
         shown = found["product"]
         changes = {k: v for k, v in wanted.items() if shown.get(k) != v}
         repriced = price is not None and Decimal(found["price"]) != Decimal(price)
-        held = {m["key"]: m["value"] for m in shown["metafields"]["nodes"]}
-        described = product.active and held != {a.name: a.value for a in product.attributes}
-        if changes or repriced or described:
+        if changes or repriced:
             variant = {"id": found["id"], "optionValues": [_OPTION], "sku": product.sku,
                        "price": price if price is not None else found["price"]}  # fmt: skip
-            extra = {"metafields": metafields} if described and metafields else {}
-            self._set_product({**wanted, "variants": [variant], **extra}, shown["id"])
-        gone = [k for k in held if product.active and k not in {a.name for a in product.attributes}]
-        if gone:
-            # productSet adds and updates metafields; the ERP's dropped attributes go apart.
-            identifiers = [
-                {"ownerId": shown["id"], "namespace": ATTRIBUTES, "key": k} for k in gone
-            ]
-            self._mutated(DELETE_METAFIELDS, "metafieldsDelete", {"metafields": identifiers})
+            self._set_product({**wanted, "variants": [variant]}, shown["id"])
+        described = product.active and self._set_attributes(shown, attributes)
         contracted = product.active and self._set_contracts(found["id"], product.contracts)
         updated = changes or repriced or described or contracted
         status = SyncStatus.UPDATED if updated else SyncStatus.UNCHANGED
         return Synced(product, status, str(shown["id"]))
+
+    def _set_attributes(self, product: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
+        """The product's `erpbridge` metafields made `wanted` (key: value); whether any
+        changed. Not through productSet, which would delete every metafield it is not given,
+        the merchant's and other apps' too."""
+        held = {m["key"]: m["value"] for m in product["metafields"]["nodes"]}
+        changed = sorted(k for k, v in wanted.items() if held.get(k) != v)
+        for start in range(0, len(changed), METAFIELDS_LIMIT):
+            chunk = [
+                {**_metafield(k, wanted[k]), "ownerId": product["id"]}
+                for k in changed[start : start + METAFIELDS_LIMIT]
+            ]
+            self._mutated(SET_METAFIELDS, "metafieldsSet", {"metafields": chunk})
+        gone = sorted(set(held) - set(wanted))
+        if gone:
+            identifiers = [
+                {"ownerId": product["id"], "namespace": ATTRIBUTES, "key": k} for k in gone
+            ]
+            self._mutated(DELETE_METAFIELDS, "metafieldsDelete", {"metafields": identifiers})
+        return bool(changed or gone)
 
     def _set_contracts(self, variant: str, contracts: Sequence[Contract]) -> bool:
         """The variant's fixed price and quantity price breaks in each of erpbridge's price
@@ -590,12 +631,40 @@ class ShopifyStock:
             catalog = self._mutated(CREATE_CATALOG, "catalogCreate", {"input": {
                 "title": title, "status": "ACTIVE", "context": context}})["catalog"]["id"]  # fmt: skip
         if price_list is None and currency is not None:
-            adjustment = {"type": "PERCENTAGE_DECREASE", "value": 0.0}
-            price_list = self._mutated(CREATE_PRICE_LIST, "priceListCreate", {"input": {
-                "name": title, "currency": currency, "catalogId": catalog,
-                "parent": {"adjustment": adjustment}}})["priceList"]["id"]  # fmt: skip
+            price_list = self._price_list(title, currency, str(catalog))
         self._known_catalogs()[erp_id] = (str(catalog), price_list)
         return catalog, price_list
+
+    def _price_list(self, title: str, currency: str, catalog: str) -> str:
+        """A price list named `title` made on the catalog; or, where one of that name is
+        left (deleting a catalog keeps its price list unless asked), that one given to it."""
+        adjustment = {"type": "PERCENTAGE_DECREASE", "value": 0.0}
+        payload = self._call(CREATE_PRICE_LIST, {"input": {
+            "name": title, "currency": currency, "catalogId": catalog,
+            "parent": {"adjustment": adjustment}}})["priceListCreate"]  # fmt: skip
+        errors = payload["userErrors"]
+        if not any(e.get("code") == "TAKEN" for e in errors):
+            if errors:
+                raise StorefrontRefused("; ".join(_said(e) for e in errors))
+            made: str = payload["priceList"]["id"]
+            return made
+        after = None
+        while True:
+            page = self._call(PRICE_LISTS, {"after": after})["priceLists"]
+            left = [n for n in page["nodes"] if n["name"] == title]
+            if left:
+                break
+            if not page["pageInfo"]["hasNextPage"]:
+                raise StorefrontRefused("; ".join(_said(e) for e in errors))
+            after = page["pageInfo"]["endCursor"]
+        if left[0]["currency"] != currency:
+            raise StorefrontRefused(
+                f"Shopify's price list {title!r} is in {left[0]['currency']}, not {currency}"
+            )
+        self._mutated(UPDATE_CATALOG, "catalogUpdate",
+                      {"id": catalog, "input": {"priceListId": left[0]["id"]}})  # fmt: skip
+        adopted: str = left[0]["id"]
+        return adopted
 
     def set_customer(self, customer: Customer) -> Synced[Customer]:
         tag = customer_tag(customer.customer_id)
@@ -649,16 +718,30 @@ class ShopifyStock:
             return False
         changed = company is None
         if company is None:
-            company = self._mutated(CREATE_COMPANY, "companyCreate", {"input": {
-                "company": {"name": customer.name, "externalId": customer.customer_id},
-                "companyLocation": {"name": customer.name}}})["company"]  # fmt: skip
-        (location,) = company["locations"]["nodes"]
-        if not any(c["customer"]["id"] == account for c in company["contacts"]["nodes"]):
+            company = self._make_company(customer)
+        locations = company["locations"]["nodes"]
+        if not locations:
+            raise StorefrontRefused(
+                f"Shopify's company of {customer.customer_id} has no location to buy at"
+            )
+        location = locations[0]
+        contact = next(
+            (c for c in company["contacts"]["nodes"] if c["customer"]["id"] == account), None
+        )
+        if contact is None:
             contact = self._mutated(ASSIGN_CONTACT, "companyAssignCustomerAsContact",
-                                    {"companyId": company["id"], "customerId": account})  # fmt: skip
-            role = {"contact": contact["companyContact"]["id"],
-                    "role": company["defaultRole"]["id"], "location": location["id"]}  # fmt: skip
-            self._mutated(ASSIGN_ROLE, "companyContactAssignRole", role)
+                                    {"companyId": company["id"], "customerId": account})[
+                "companyContact"]  # fmt: skip
+            changed = True
+        # Checked apart from the contact, so a crash between the two is made good.
+        placed = {r["companyLocation"]["id"] for r in contact["roleAssignments"]["nodes"]}
+        if location["id"] not in placed:
+            role = company["defaultRole"] or next(iter(company["contactRoles"]["nodes"]), None)
+            if role is None:
+                raise StorefrontRefused(f"Shopify's company {company['id']} has no contact role")
+            self._mutated(ASSIGN_ROLE, "companyContactAssignRole",
+                          {"contact": contact["id"], "role": role["id"],
+                           "location": location["id"]})  # fmt: skip
             changed = True
         price_list = customer.price_list
         wanted = set() if price_list is None else {self._catalog(price_list, None, make=True)[0]}
@@ -673,11 +756,34 @@ class ShopifyStock:
             changed = True
         return changed
 
+    def _make_company(self, customer: Customer) -> dict[str, Any]:
+        variables = {"input": {
+            "company": {"name": customer.name, "externalId": customer.customer_id},
+            "companyLocation": {"name": customer.name}}}  # fmt: skip
+        payload = self._call(CREATE_COMPANY, variables)["companyCreate"]
+        errors = payload["userErrors"]
+        if any(e.get("code") == "TAKEN" and "externalId" in (e.get("field") or []) for e in errors):
+            # Made by an earlier request whose answer was lost: Shopify's search of companies
+            # shows it once indexed, so the push is tried again.
+            raise StorefrontUnavailable(
+                f"Shopify has a company of {customer.customer_id} its search does not show yet"
+            )
+        if errors:
+            raise StorefrontRefused("; ".join(_said(e) for e in errors))
+        made: dict[str, Any] = payload["company"]
+        return made
+
     def _mutated(self, document: str, name: str, variables: dict[str, Any]) -> dict[str, Any]:
-        """The payload of a mutation Shopify took; its userErrors refuse it for good."""
+        """The payload of a mutation Shopify took; its userErrors refuse it for good, but for
+        a catalog or price list that this sink's list of them holds and the merchant has
+        deleted since: the list is read again at the retry."""
         payload: dict[str, Any] = self._call(document, variables)[name]
-        if payload["userErrors"]:
-            raise StorefrontRefused("; ".join(_said(e) for e in payload["userErrors"]))
+        errors = payload["userErrors"]
+        if any(e.get("code") in _GONE for e in errors):
+            self._catalogs = None
+            raise StorefrontUnavailable("; ".join(_said(e) for e in errors))
+        if errors:
+            raise StorefrontRefused("; ".join(_said(e) for e in errors))
         return payload
 
     def _set_customer(self, fields: dict[str, Any], identifier: dict[str, Any]) -> str:
@@ -797,6 +903,17 @@ class ShopifyStock:
             raise StorefrontRefused(f"Shopify: {errors}")
         data: dict[str, Any] = answer["data"]
         return data
+
+
+def metafield_key(name: str) -> str:
+    """The metafield key of an ERP attribute's name: Shopify's keys are 2-64 letters,
+    digits, - and _, so anything else becomes _ (and a one-letter name gets a second)."""
+    key = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64]
+    return key if len(key) >= 2 else f"{key}_"
+
+
+def _metafield(key: str, value: str) -> dict[str, Any]:
+    return {"namespace": ATTRIBUTES, "key": key, "type": "single_line_text_field", "value": value}
 
 
 def _in_minor(amount: Decimal, currency: str) -> Decimal:

@@ -37,6 +37,7 @@ means an earlier request made it, whose answer was lost.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -139,7 +140,9 @@ class WooCommerceStock:
                 "regular_price": str(amount.quantize(places)),
             }
             wanted["attributes"] = [
-                {"name": a.label, "options": [a.value], "visible": True} for a in product.attributes
+                {"name": _cleaned(a.label), "options": _options(a.value), "visible": True}
+                for a in product.attributes
+                if _options(a.value)
             ]
         if found is None:
             item = {**wanted, "type": "simple", "sku": product.sku, "manage_stock": True}
@@ -263,3 +266,14 @@ def _mark_of(account: Mapping[str, Any]) -> str | None:
 def _attributes(shown: Any) -> list[tuple[str, list[str], bool]]:
     """A product's attributes as compared: name, options and whether shown, in order."""
     return [(a["name"], list(a["options"]), bool(a.get("visible"))) for a in shown or []]
+
+
+def _cleaned(text: str) -> str:
+    """Text as WooCommerce keeps it (wc_clean): tags stripped, whitespace collapsed."""
+    return " ".join(re.sub(r"<[^>]*>", "", text).split())
+
+
+def _options(value: str) -> list[str]:
+    """A value as a custom attribute's options read back: WooCommerce keeps them joined by
+    " | " and splits them on "|", so a value holding one is several options."""
+    return [o.strip() for o in _cleaned(value).split("|") if o.strip()]

@@ -95,17 +95,19 @@ def _utc(*stamps: datetime | None) -> datetime:
 
 def attribute_value(value: Any, definition: dict[str, Any]) -> str | None:
     """An attribute's value as erpbridge.ProductAttribute's text (None: no value)."""
-    if value is None or value == []:
+    if value is None or value == [] or value == "":
         return None
     kind = definition["type_"]
     if kind in ("selection", "multiselection"):
-        labels = dict(
-            line.split(":", 1)
-            for line in (definition["selection"] or "").splitlines()
-            if ":" in line
-        )
+        labels = {
+            key.strip(): label.strip()
+            for key, label in (
+                line.split(":", 1) for line in (definition["selection"] or "").splitlines()
+                if ":" in line
+            )
+        }  # fmt: skip
         chosen = value if kind == "multiselection" else [value]
-        return ", ".join(labels.get(key, key).strip() for key in chosen)
+        return ", ".join(labels.get(key, key) for key in chosen)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
@@ -224,6 +226,8 @@ class TrytonMasterData:
     def __init__(self, rpc: TrytonRpc) -> None:
         self.rpc = rpc
         self._company: dict[str, Any] | None = None
+        self._attribute_names: set[str] = set()
+        """The attributes the last read of products knew, to tell when one is deleted."""
 
     async def products(self, since: datetime | None) -> list[CatalogItem]:
         currency = (await self._company_row())["currency."]["code"]
@@ -236,10 +240,12 @@ class TrytonMasterData:
                 "product.attribute", [], _ATTRIBUTE_FIELDS, context=_ALL
             )
         }
-        if since is not None and any(
-            _utc(row["write_date"], row["create_date"]) >= since for row in attributes.values()
+        if since is not None and (
+            any(_utc(r["write_date"], r["create_date"]) >= since for r in attributes.values())
+            or not self._attribute_names <= set(attributes)
         ):
-            since = None  # every product's attributes may read otherwise
+            since = None  # every product's attributes may read otherwise (or one is gone)
+        self._attribute_names = set(attributes)
         domain = [["code", "!=", None], changed_since(_PRODUCT_CHANGES, since)]
         rows = [row async for row in self._pages("product.product", domain, _PRODUCT_FIELDS)]
         priced: dict[int, list[tuple[PriceListPrice, datetime]]] = {row["id"]: [] for row in rows}

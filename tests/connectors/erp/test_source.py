@@ -5,12 +5,14 @@ resuming from what the topics hold, a resync removing what the ERP no longer has
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from click.testing import Result
 
 from connectors.erp.tryton import TrytonAdapter
+from connectors.erp.tryton.master import TrytonMasterData
 from streams.contracts.topics import ERP_CATALOG, ERP_CUSTOMERS, TopicCatalog
 from streams.local.tryton import Tryton
 from streams.ops.settings import Settings
@@ -200,31 +202,15 @@ def test_a_price_lists_contract_prices_and_its_customers_are_published(
 def test_a_products_attributes_are_published_with_their_labels(
     connector_settings: Settings, erp_topics: TopicCatalog, tryton: Tryton
 ) -> None:
+    # No overlap: what is re-read is re-read because the rules say so, not by the window.
+    settings = connector_settings.model_copy(update={"erp_source_overlap_seconds": 0.0})
     catalog = erp_topics.physical(ERP_CATALOG)
     tag = uuid.uuid4().hex[:8]
     sku = f"AT-{tag}"
     template = _new_product(tryton, sku, "30.00")
-
-    async def attributes(erp: TrytonAdapter) -> int:
-        colour, weight, organic = await erp.rpc.create("product.attribute", [
-            {"name": f"colour_{tag}", "string": "Colour", "type_": "selection",
-             "selection": "red:Red\nnavy:Navy blue"},
-            {"name": f"weight_{tag}", "string": "Weight (kg)", "type_": "numeric", "digits": 2},
-            {"name": f"organic_{tag}", "string": "Organic", "type_": "boolean"},
-        ])  # fmt: skip
-        (attribute_set,) = await erp.rpc.create("product.attribute.set", [{
-            "name": f"Apparel {tag}", "attributes": [["add", [colour, weight, organic]]]}])  # fmt: skip
-        await erp.rpc.model("product.template", "write", [template],
-                            {"attribute_set": attribute_set})  # fmt: skip
-        (product,) = await erp.rpc.search_read("product.product", [["code", "=", sku]], ["id"])
-        await erp.rpc.model("product.product", "write", [product["id"]], {"attributes": {
-            f"colour_{tag}": "navy", f"weight_{tag}": Decimal("0.25"),
-            f"organic_{tag}": True}})  # fmt: skip
-        return colour
-
-    colour = on_tryton(tryton, attributes)
-    _source(connector_settings)
-    (item,) = _of(_records(connector_settings, catalog), sku)
+    colour = on_tryton(tryton, lambda erp: _attributes(erp, tag, template, sku))
+    _source(settings)
+    (item,) = _of(_records(settings, catalog), sku)
     assert item["group"] == {"id": str(template), "name": f"Test product {sku}"}
     assert item["attributes"] == [
         {"name": f"colour_{tag}", "label": "Colour", "value": "Navy blue"},
@@ -235,7 +221,50 @@ def test_a_products_attributes_are_published_with_their_labels(
     # A choice renamed in the ERP moves no product, and still reaches erp.catalog.
     _write(tryton, "product.attribute", [colour],
            {"selection": "red:Red\nnavy:Midnight navy"})  # fmt: skip
-    again = _source(connector_settings)
+    again = _source(settings)
     assert ", 1 published" in _line(again, "products"), again.output
-    (_, renamed) = _of(_records(connector_settings, catalog), sku)
+    (_, renamed) = _of(_records(settings, catalog), sku)
     assert renamed["attributes"][0]["value"] == "Midnight navy"
+
+
+def test_an_attribute_deleted_in_the_erp_leaves_its_products_at_the_next_read(
+    tryton: Tryton,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    sku = f"AD-{tag}"
+    template = _new_product(tryton, sku, "30.00")
+
+    async def read_delete_read(erp: TrytonAdapter) -> list[list[str]]:
+        await _attributes(erp, tag, template, sku)
+        reader = TrytonMasterData(erp.rpc)
+        before = [i for i in await reader.products(None) if i.sku == sku]
+        since = datetime.now(UTC)
+        (weight,) = await erp.rpc.search_read(
+            "product.attribute", [["name", "=", f"weight_{tag}"]], ["id"]
+        )
+        await erp.rpc.model("product.attribute", "delete", [weight["id"]])
+        after = [i for i in await reader.products(since) if i.sku == sku]
+        return [[a.name for a in i.attributes] for i in (*before, *after)]
+
+    assert on_tryton(tryton, read_delete_read) == [
+        [f"colour_{tag}", f"organic_{tag}", f"weight_{tag}"],
+        [f"colour_{tag}", f"organic_{tag}"],
+    ]
+
+
+async def _attributes(erp: TrytonAdapter, tag: str, template: int, sku: str) -> int:
+    """Three attributes of `tag` on the product `sku` of `template`; the selection's id."""
+    colour, weight, organic = await erp.rpc.create("product.attribute", [
+        {"name": f"colour_{tag}", "string": "Colour", "type_": "selection",
+         "selection": "red:Red\nnavy:Navy blue"},
+        {"name": f"weight_{tag}", "string": "Weight (kg)", "type_": "numeric", "digits": 2},
+        {"name": f"organic_{tag}", "string": "Organic", "type_": "boolean"},
+    ])  # fmt: skip
+    (attribute_set,) = await erp.rpc.create("product.attribute.set", [{
+        "name": f"Apparel {tag}", "attributes": [["add", [colour, weight, organic]]]}])  # fmt: skip
+    await erp.rpc.model("product.template", "write", [template], {"attribute_set": attribute_set})
+    (product,) = await erp.rpc.search_read("product.product", [["code", "=", sku]], ["id"])
+    await erp.rpc.model("product.product", "write", [product["id"]], {"attributes": {
+        f"colour_{tag}": "navy", f"weight_{tag}": Decimal("0.25"),
+        f"organic_{tag}": True}})  # fmt: skip
+    return int(colour)

@@ -6,11 +6,16 @@ priced in the shop's currency."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from connectors.storefront.adapter import SyncStatus
+from connectors.storefront.products import Attribute, Product
+from connectors.storefront.woocommerce import WooCommerceStock
 from streams.contracts.topics import ERP_CATALOG, STOREFRONT_CATALOG_RESULTS
 from streams.ops.settings import WebhookRoute
 from tests.connectors.storefront.flow import (
@@ -99,4 +104,25 @@ def test_the_erps_attributes_are_the_products_list_of_attributes(
     (product,) = [p for p in shop.products.values() if p["sku"] == "SKU-AT"]
     assert [(a["name"], a["options"], a["visible"]) for a in product["attributes"]] == [
         (label, [value], True) for _, (label, value) in sorted(ATTRIBUTES_NOW.items())
+    ]
+
+
+def test_attributes_are_compared_as_woocommerce_keeps_them(shop: Double) -> None:
+    """WooCommerce cleans an attribute's name and keeps a custom attribute's options joined
+    by " | ", split again when read: a value holding "|" is several options, and pushing it
+    again changes nothing. The merchant's own attributes give way to the ERP's."""
+    shop.products[1] = {"id": 1, "sku": "SKU-AT", "name": "Attributed", "status": "publish",
+                        "description": "", "regular_price": "10.00", "manage_stock": True,
+                        "attributes": [{"id": 0, "name": "Gift wrap", "position": 0,
+                                        "visible": True, "variation": False,
+                                        "options": ["Yes"]}]}  # fmt: skip
+    product = Product("woo", "SKU-AT", True, "Attributed", None, (("USD", Decimal("10")),),
+                      attributes=(Attribute("colours", "Colours  on offer", " Red | Blue "),
+                                  Attribute("empty", "Empty", " | ")))  # fmt: skip
+    with httpx.Client() as client:
+        adapter = WooCommerceStock(client, shop.url, f"{WOO_KEY}:{WOO_SECRET}")
+        assert adapter.set_product(product).status is SyncStatus.UPDATED
+        assert adapter.set_product(product).status is SyncStatus.UNCHANGED
+    assert [(a["name"], a["options"]) for a in shop.products[1]["attributes"]] == [
+        ("Colours on offer", ["Red", "Blue"])
     ]

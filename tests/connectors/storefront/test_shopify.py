@@ -6,13 +6,24 @@ companies)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from connectors.storefront.customers import customer_tag
-from connectors.storefront.shopify import gid, idempotency_key, refill_seconds, sku_query
+from connectors.storefront.adapter import StorefrontUnavailable, SyncStatus
+from connectors.storefront.customers import Customer, customer_tag
+from connectors.storefront.products import Contract, Product
+from connectors.storefront.shopify import (
+    ShopifyStock,
+    gid,
+    idempotency_key,
+    metafield_key,
+    refill_seconds,
+    sku_query,
+)
 from streams.contracts.topics import (
     ERP_CATALOG,
     ERP_CUSTOMERS,
@@ -399,11 +410,139 @@ def test_the_erps_attributes_are_the_products_erpbridge_metafields(
                          currency="USD")  # fmt: skip
     settings = sink_settings(kafka_broker, topic_prefix, tmp_path, {"main": route},
                              {"main": SHOPIFY_TOKEN})  # fmt: skip
-    assert push_attributes(settings, "SKU-AT") == ["CREATED", "UPDATED", "UNCHANGED"]
+    # A product the shop has, with a metafield of the merchant's own.
+    care = {"namespace": "custom", "key": "care", "type": "single_line_text_field",
+            "value": "Hand wash"}  # fmt: skip
+    shop.shopify_products["gid://shopify/Product/1"] = {
+        "id": "gid://shopify/Product/1", "title": "Attributed product",
+        "descriptionHtml": "Attributed product, from the ERP", "status": "ACTIVE",
+        "productOptions": [{"name": "Title"}], "metafields": {("custom", "care"): care},
+        "variants": [{"id": "gid://shopify/ProductVariant/11", "sku": "SKU-AT", "price": "10.00",
+                      "tracked": True}],
+    }  # fmt: skip
+    assert push_attributes(settings, "SKU-AT") == ["UPDATED", "UPDATED", "UNCHANGED"]
     (product,) = shop.shopify_products.values()
-    assert {key: m["value"] for (namespace, key), m in product["metafields"].items()} == {
+    ours = {
+        key: m for (namespace, key), m in product["metafields"].items() if namespace != "custom"
+    }
+    assert {key: m["value"] for key, m in ours.items()} == {
         name: value for name, (_, value) in ATTRIBUTES_NOW.items()
     }  # the dropped one deleted, the changed one set again
-    assert {(m["namespace"], m["type"]) for m in product["metafields"].values()} == {
+    assert {(m["namespace"], m["type"]) for m in ours.values()} == {
         ("erpbridge", "single_line_text_field")
     }
+    assert product["metafields"][("custom", "care")] == care  # the merchant's kept
+
+
+def test_metafield_keys_are_what_shopify_allows() -> None:
+    assert metafield_key("colour") == "colour"
+    assert metafield_key("size.eu") == "size_eu"
+    assert metafield_key("x") == "x_"
+    assert len(metafield_key("a" * 80)) == 64
+
+
+@pytest.fixture
+def adapter(shop: Double) -> Iterator[ShopifyStock]:
+    with httpx.Client() as client:
+        yield ShopifyStock(client, shop.url, SHOPIFY_TOKEN, {}, {})
+
+
+def _buyer(price_list: str | None = "PL1") -> Customer:
+    return Customer("main", "CUST-PL", "Trade Buyer", "buyer@example.com", None, None, price_list)
+
+
+def test_a_contact_left_without_its_role_by_a_crash_gets_it(
+    shop: Double, adapter: ShopifyStock
+) -> None:
+    adapter.set_customer(_buyer())
+    (company,) = shop.companies.values()
+    (contact,) = company["contacts"]
+    contact["roles"].clear()  # as if the worker died between the contact and its role
+    assert adapter.set_customer(_buyer()).status is SyncStatus.UPDATED
+    assert contact["roles"] == [(company["roles"][0]["id"], company["locations"][0]["id"])]
+    assert adapter.set_customer(_buyer()).status is SyncStatus.UNCHANGED
+
+
+def test_a_company_made_but_not_yet_searchable_is_tried_again_not_refused(
+    shop: Double, adapter: ShopifyStock
+) -> None:
+    adapter.set_customer(_buyer())
+    (company,) = shop.companies.values()
+    shop.unindexed.add(company["id"])  # an answer lost, and Shopify's search behind
+    with pytest.raises(StorefrontUnavailable, match="search does not show yet"):
+        adapter.set_customer(_buyer())
+    shop.unindexed.clear()
+    assert adapter.set_customer(_buyer()).status is SyncStatus.UNCHANGED
+    assert len(shop.companies) == 1
+
+
+def test_a_catalog_the_merchant_deleted_is_made_again_at_the_retry(
+    shop: Double, adapter: ShopifyStock
+) -> None:
+    product = Product("main", "SKU-PL", True, "Contract product", None,
+                      (("USD", Decimal("12")),),
+                      (Contract("PL1", "Contract PL1", "USD", ((0, Decimal("10")),)),))  # fmt: skip
+    shop.bucket = Bucket(10_000.0, 1_000.0)  # no throttling between these direct calls
+    assert adapter.set_product(product).status is SyncStatus.CREATED
+    shop.catalogs.clear()  # the merchant deleted the catalog and its price list
+    shop.price_lists.clear()
+    with pytest.raises(StorefrontUnavailable):
+        adapter.set_product(product)
+    assert adapter.set_product(product).status is SyncStatus.UPDATED
+    (price_list,) = shop.price_lists.values()
+    assert [p["price"] for p in price_list["prices"].values()] == ["10.00"]
+
+
+def _contract_product(*contracts: Contract) -> Product:
+    return Product("main", "SKU-PL", True, "Contract product", None,
+                   (("USD", Decimal("12")),), contracts)  # fmt: skip
+
+
+def _breaks(shop: Double) -> dict[str, list[tuple[str, list[tuple[int, str]]]]]:
+    """Each price list's prices by name: (fixed price, [(minimum, break price)])."""
+    return {
+        p["name"]: [(v["price"], [(b["minimumQuantity"], b["price"]) for b in v["breaks"]])
+                    for v in p["prices"].values()]
+        for p in shop.price_lists.values()
+    }  # fmt: skip
+
+
+def test_a_contracts_new_breaks_replace_the_old_ones_once(
+    shop: Double, adapter: ShopifyStock
+) -> None:
+    shop.bucket = Bucket(10_000.0, 1_000.0)
+    first = Contract("PL1", "Contract PL1", "USD", ((0, Decimal("10")), (10, Decimal("9"))))
+    then = Contract("PL1", "Contract PL1", "USD", ((0, Decimal("9.5")), (20, Decimal("8"))))
+    assert adapter.set_product(_contract_product(first)).status is SyncStatus.CREATED
+    assert adapter.set_product(_contract_product(then)).status is SyncStatus.UPDATED
+    assert adapter.set_product(_contract_product(then)).status is SyncStatus.UNCHANGED
+    assert _breaks(shop) == {"erpbridge price list PL1": [("9.50", [(20, "8.00")])]}
+
+
+def test_a_customer_moved_to_another_price_list_buys_at_it_alone(
+    shop: Double, adapter: ShopifyStock
+) -> None:
+    shop.bucket = Bucket(10_000.0, 1_000.0)
+    assert adapter.set_customer(_buyer("PL1")).status is SyncStatus.CREATED
+    assert adapter.set_customer(_buyer("PL2")).status is SyncStatus.UPDATED
+    assert adapter.set_customer(_buyer("PL2")).status is SyncStatus.UNCHANGED
+    (company,) = shop.companies.values()
+    location = company["locations"][0]["id"]
+    assert {c["title"]: c["locations"] for c in shop.catalogs.values()} == {
+        "erpbridge price list PL1": [], "erpbridge price list PL2": [location]
+    }  # fmt: skip
+
+
+def test_a_price_list_left_by_a_deleted_catalog_is_given_to_the_new_one(
+    shop: Double, adapter: ShopifyStock
+) -> None:
+    shop.bucket = Bucket(10_000.0, 1_000.0)
+    shop.price_lists["gid://shopify/PriceList/1"] = {
+        "id": "gid://shopify/PriceList/1", "name": "erpbridge price list PL7", "currency": "USD",
+        "catalog": None, "prices": {},
+    }  # fmt: skip
+    contract = Contract("PL7", "Contract PL7", "USD", ((0, Decimal("10")),))
+    assert adapter.set_product(_contract_product(contract)).status is SyncStatus.CREATED
+    (catalog,) = shop.catalogs.values()
+    assert catalog["priceList"] == "gid://shopify/PriceList/1"
+    assert _breaks(shop) == {"erpbridge price list PL7": [("10.00", [])]}

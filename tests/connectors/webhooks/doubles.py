@@ -125,6 +125,8 @@ class Double:
     """Shopify: B2B companies by global id: name, externalId, locations ([{id, name}]),
     roles ([{id, name}], the first the default), contacts ([{id, customer, roles: [(role,
     location)]}])."""
+    unindexed: set[str] = field(default_factory=set)
+    """Shopify: companies its search does not show yet (by id)."""
     idempotent: dict[str, tuple[str, Any]] = field(default_factory=dict)
     """Shopify: by idempotency key, the input it came with and the answer given."""
     bucket: Bucket = field(default_factory=lambda: Bucket(1000.0, 100.0))
@@ -396,7 +398,11 @@ class _Shopify(_Handler):
                 tracked=(variant.get("inventoryItem") or {}).get("tracked", shown.get("tracked")),
             )
             variants.append(shown)
-        held = dict((product or {}).get("metafields") or {})
+        # A list field given replaces the list: metafields it does not name are deleted.
+        held = {} if "metafields" in input else dict((product or {}).get("metafields") or {})
+        if len(input.get("metafields") or []) > _METAFIELDS_LIMIT:
+            return _set_refused(["input", "metafields"], "INVALID_METAFIELD",
+                                "Allows a maximum of 25 metafields")  # fmt: skip
         for index, metafield in enumerate(input.get("metafields") or []):
             where = ["input", "metafields", str(index)]
             namespace, key = metafield.get("namespace") or "", metafield.get("key") or ""
@@ -406,7 +412,11 @@ class _Shopify(_Handler):
                 return _set_refused(where, "INVALID_METAFIELD", "Metafield is not valid.")
             kind = metafield.get("type") or (held.get((namespace, key)) or {}).get("type")
             value = metafield.get("value") or ""
-            if kind is None or (kind == "single_line_text_field" and "\n" in value):
+            if (
+                kind is None
+                or not value.strip()
+                or (kind == "single_line_text_field" and "\n" in value)
+            ):
                 return _set_refused([*where, "value"], "INVALID_METAFIELD",
                                     "Metafield is not valid.")  # fmt: skip
             held[namespace, key] = {"namespace": namespace, "key": key, "type": kind,
@@ -423,6 +433,44 @@ class _Shopify(_Handler):
         return {"product": {"id": product["id"],
                             "variants": lambda info, first, **_: {"nodes": ids[:first]}},
                 "productSetOperation": None, "userErrors": []}  # fmt: skip
+
+    def metafieldsSet(self, info: Any, metafields: list[dict[str, Any]]) -> Any:
+        """Shopify's metafieldsSet: at most 25, all or nothing; each added or updated on its
+        owner by namespace and key (the key and namespace rules of productSet), a new one
+        with its type, no value blank."""
+
+        def refused(index: int, field: str, code: str, message: str) -> Any:
+            return {"metafields": None, "userErrors": [
+                {"field": ["metafields", str(index), field], "code": code, "message": message,
+                 "elementIndex": index}]}  # fmt: skip
+
+        if len(metafields) > _METAFIELDS_LIMIT:
+            return {"metafields": None, "userErrors": [{
+                "field": ["metafields"], "code": "LESS_THAN_OR_EQUAL_TO", "elementIndex": None,
+                "message": "Exceeded the maximum metafields input limit of 25."}]}  # fmt: skip
+        products = self.double.shopify_products
+        for index, metafield in enumerate(metafields):
+            owner = products.get(metafield["ownerId"])
+            if owner is None:
+                return refused(index, "ownerId", "INVALID", "Owner does not exist")
+            namespace, key = metafield.get("namespace") or "", metafield["key"]
+            if not re.fullmatch(r"[\w-]{3,255}", namespace, re.A):
+                return refused(index, "namespace", "INVALID", "Namespace is invalid")
+            if not re.fullmatch(r"[\w-]{2,64}", key, re.A):
+                return refused(index, "key", "INVALID", "Key is invalid")
+            held = (owner.get("metafields") or {}).get((namespace, key))
+            if (metafield.get("type") or (held or {}).get("type")) is None:
+                return refused(index, "type", "BLANK", "Type can't be blank")
+            if not metafield["value"].strip():
+                return refused(index, "value", "BLANK", "Value can't be blank")
+        for metafield in metafields:
+            owner = products[metafield["ownerId"]]
+            namespace = metafield["namespace"]
+            held = owner.setdefault("metafields", {})
+            kind = metafield.get("type") or held[namespace, metafield["key"]]["type"]
+            held[namespace, metafield["key"]] = {"namespace": namespace, "key": metafield["key"],
+                                                 "type": kind, "value": metafield["value"]}  # fmt: skip
+        return {"metafields": [{"key": m["key"]} for m in metafields], "userErrors": []}
 
     def metafieldsDelete(self, info: Any, metafields: list[dict[str, Any]]) -> Any:
         """Each metafield named by its owner, namespace and key deleted; one that is not
@@ -449,6 +497,28 @@ class _Shopify(_Handler):
         return {"__typename": "CompanyLocationCatalog", "id": catalog["id"],
                 "title": catalog["title"], "status": catalog["status"],
                 "priceList": None if price_list is None else self._price_list_view(price_list)}  # fmt: skip
+
+    def priceLists(self, info: Any, first: int, after: str | None = None, **_: Any) -> Any:
+        shown = [self._price_list_view(p) for p in self.double.price_lists.values()]
+        return _page(shown, first, after)
+
+    def catalogUpdate(self, info: Any, id: str, input: dict[str, Any]) -> Any:
+        """Only a catalog's price list, as erpbridge changes it: the list given becomes the
+        catalog's, and its earlier catalog's no more."""
+        catalog = self.double.catalogs.get(id)
+        if catalog is None:
+            return _refused("catalog", ["id"], "CATALOG_NOT_FOUND", "The catalog wasn't found.")
+        if set(input) != {"priceListId"}:
+            raise ValueError("the double changes a catalog's price list only")
+        price_list = self.double.price_lists.get(input["priceListId"])
+        if price_list is None:
+            return _refused("catalog", ["input", "priceListId"], "PRICE_LIST_NOT_FOUND",
+                            "Price list not found.")  # fmt: skip
+        for other in self.double.catalogs.values():
+            if other["priceList"] == price_list["id"]:
+                other["priceList"] = None
+        catalog["priceList"], price_list["catalog"] = price_list["id"], id
+        return {"catalog": {"__typename": "CompanyLocationCatalog", "id": id}, "userErrors": []}
 
     def priceList(self, info: Any, id: str) -> Any:
         found = self.double.price_lists.get(id)
@@ -591,7 +661,8 @@ class _Shopify(_Handler):
     def companies(self, info: Any, first: int, query: str | None = None, **_: Any) -> Any:
         wanted = {v for _, v in _terms(query, {"external_id"})}
         found = [self._company_view(c) for c in self.double.companies.values()
-                 if not wanted or c["externalId"] in wanted]  # fmt: skip
+                 if (not wanted or c["externalId"] in wanted)
+                 and c["id"] not in self.double.unindexed]  # fmt: skip
         return _page(found, first, None)
 
     def _company_view(self, company: dict[str, Any]) -> dict[str, Any]:
@@ -600,11 +671,13 @@ class _Shopify(_Handler):
                 self._catalog_view(c) for c in self.double.catalogs.values()
                 if location in c["locations"]][:first]}  # fmt: skip
 
-        contacts = [{"id": c["id"], "customer": {"id": c["customer"]}} for c in company["contacts"]]
+        contacts = [_contact_view(c) for c in company["contacts"]]
         locations = [{"id": loc["id"], "catalogs": catalogs_of(loc["id"])}
                      for loc in company["locations"]]  # fmt: skip
         return {"id": company["id"], "externalId": company["externalId"],
                 "defaultRole": {"id": company["roles"][0]["id"]},
+                "contactRoles": lambda info, first, **_: {
+                    "nodes": [{"id": r["id"], "name": r["name"]} for r in company["roles"]][:first]},
                 "contacts": lambda info, first, **_: {"nodes": contacts[:first]},
                 "locations": lambda info, first, **_: {"nodes": locations[:first]}}  # fmt: skip
 
@@ -645,7 +718,7 @@ class _Shopify(_Handler):
         made = {"id": f"{companyId.replace('Company', 'CompanyContact')}{len(company['contacts'])}",
                 "customer": customerId, "roles": []}  # fmt: skip
         company["contacts"].append(made)
-        return {"companyContact": {"id": made["id"]}, "userErrors": []}
+        return {"companyContact": _contact_view(made), "userErrors": []}
 
     def companyContactAssignRole(
         self, info: Any, companyContactId: str, companyContactRoleId: str, companyLocationId: str
@@ -935,6 +1008,17 @@ def _customer_refused(field: list[str], code: str, message: str) -> dict[str, An
     return {"customer": None, "userErrors": [{"field": field, "code": code, "message": message}]}
 
 
+_METAFIELDS_LIMIT = 25
+"""Metafields per productSet or metafieldsSet."""
+
+
+def _contact_view(contact: dict[str, Any]) -> dict[str, Any]:
+    """A company's stored contact as Shopify's CompanyContact shows it."""
+    roles = [{"companyLocation": {"id": location}} for _, location in contact["roles"]]
+    return {"id": contact["id"], "customer": {"id": contact["customer"]},
+            "roleAssignments": lambda info, first, **_: {"nodes": roles[:first]}}  # fmt: skip
+
+
 def _refused(payload: str, field: list[str], code: str, message: str) -> dict[str, Any]:
     return {payload: None, "userErrors": [{"field": field, "code": code, "message": message}]}
 
@@ -981,10 +1065,17 @@ def _matches(payout: dict[str, Any], query: str) -> bool:
 def _woo_attributes(given: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A product's attributes as WooCommerce keeps a list given whole: a custom attribute
     (id 0) with the documented defaults."""
-    return [{"id": a.get("id", 0), "name": a.get("name", ""), "position": a.get("position", i),
+
+    def clean(text: str) -> str:  # wc_clean: tags stripped, whitespace collapsed, trimmed
+        return " ".join(re.sub(r"<[^>]*>", "", text).split())
+
+    def options(given: list[str]) -> list[str]:  # kept joined by " | ", read split on "|"
+        return [o.strip() for o in " | ".join(clean(o) for o in given).split("|") if o.strip()]
+
+    return [{"id": a.get("id", 0), "name": clean(a.get("name", "")), "position": a.get("position", 0),
              "visible": a.get("visible", False), "variation": a.get("variation", False),
-             "options": list(a.get("options") or [])}
-            for i, a in enumerate(given)]  # fmt: skip
+             "options": options(a.get("options") or [])}
+            for a in given]  # fmt: skip
 
 
 def _type_ok(value: Any, kind: str) -> bool:
