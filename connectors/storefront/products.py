@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from connectors.erp.master import ProductAttribute
 from streams.ops.settings import WebhookRoute
 
 
@@ -38,15 +39,6 @@ def contract_title(price_list: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Attribute:
-    """One of the ERP's attributes of the product (erpbridge.ProductAttribute)."""
-
-    name: str
-    label: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
 class Product:
     route: str
     sku: str
@@ -58,7 +50,7 @@ class Product:
     """(ISO currency, list price of one unit), sorted by currency."""
     contracts: tuple[Contract, ...] = ()
     """The ERP's price lists' prices in the route's currency, by price list."""
-    attributes: tuple[Attribute, ...] = ()
+    attributes: tuple[ProductAttribute, ...] = ()
     """By name."""
 
     @property
@@ -94,7 +86,7 @@ def products_of(
             if route.currency is None or prices["currency"] == route.currency
         )
         attributes = tuple(
-            Attribute(a["name"], a["label"], a["value"])
+            ProductAttribute(a["name"], a["label"], a["value"])
             for a in sorted(item.get("attributes") or (), key=lambda a: a["name"])
         )
         found.append(

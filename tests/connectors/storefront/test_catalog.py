@@ -13,11 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.erp.master import ProductAttribute
 from connectors.storefront.adapter import SyncStatus
-from connectors.storefront.products import Attribute, Product
+from connectors.storefront.products import Product
 from connectors.storefront.woocommerce import WooCommerceStock
 from streams.contracts.topics import ERP_CATALOG, STOREFRONT_CATALOG_RESULTS
-from streams.ops.settings import WebhookRoute
+from streams.ops.settings import Settings, WebhookRoute
 from tests.connectors.storefront.flow import (
     ATTRIBUTES_NOW,
     catalog_item,
@@ -43,14 +44,18 @@ def shop() -> Iterator[Double]:
         yield double
 
 
-def test_the_erps_products_are_created_updated_and_archived_once(
-    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
-) -> None:
+def _settings(kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double) -> Settings:
     route = WebhookRoute(
         provider="woocommerce", admin_url=shop.url, push_catalog=True, currency="USD"
     )
-    settings = sink_settings(kafka_broker, topic_prefix, tmp_path, {"woo": route},
-                             {"woo": f"{WOO_KEY}:{WOO_SECRET}"})  # fmt: skip
+    return sink_settings(kafka_broker, topic_prefix, tmp_path, {"woo": route},
+                         {"woo": f"{WOO_KEY}:{WOO_SECRET}"})  # fmt: skip
+
+
+def test_the_erps_products_are_created_updated_and_archived_once(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, shop)
     records = [
         catalog_item("SKU-A", "Merino Wool Beanie", {"USD": "24.9000", "EUR": "22.5000"}),
         catalog_item("SKU-NEW", "Waxed Canvas Tote", {"USD": "59.0000"}),
@@ -95,11 +100,7 @@ def test_the_erps_products_are_created_updated_and_archived_once(
 def test_the_erps_attributes_are_the_products_list_of_attributes(
     kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
 ) -> None:
-    route = WebhookRoute(
-        provider="woocommerce", admin_url=shop.url, push_catalog=True, currency="USD"
-    )
-    settings = sink_settings(kafka_broker, topic_prefix, tmp_path, {"woo": route},
-                             {"woo": f"{WOO_KEY}:{WOO_SECRET}"})  # fmt: skip
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, shop)
     assert push_attributes(settings, "SKU-AT") == ["CREATED", "UPDATED", "UNCHANGED"]
     (product,) = [p for p in shop.products.values() if p["sku"] == "SKU-AT"]
     assert [(a["name"], a["options"], a["visible"]) for a in product["attributes"]] == [
@@ -117,8 +118,8 @@ def test_attributes_are_compared_as_woocommerce_keeps_them(shop: Double) -> None
                                         "visible": True, "variation": False,
                                         "options": ["Yes"]}]}  # fmt: skip
     product = Product("woo", "SKU-AT", True, "Attributed", None, (("USD", Decimal("10")),),
-                      attributes=(Attribute("colours", "Colours  on offer", " Red | Blue "),
-                                  Attribute("empty", "Empty", " | ")))  # fmt: skip
+                      attributes=(ProductAttribute("colours", "Colours  on offer", " Red | Blue "),
+                                  ProductAttribute("empty", "Empty", " | ")))  # fmt: skip
     with httpx.Client() as client:
         adapter = WooCommerceStock(client, shop.url, f"{WOO_KEY}:{WOO_SECRET}")
         assert adapter.set_product(product).status is SyncStatus.UPDATED
