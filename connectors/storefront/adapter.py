@@ -126,6 +126,11 @@ class StorefrontRefused(Exception):
     the batch was set, and the same request will not succeed."""
 
 
+class StorefrontMissing(StorefrontRefused):
+    """The platform has nothing at the address asked (404): an adapter that named a thing it
+    remembered may look again."""
+
+
 def request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
     """One HTTP request to a platform, its JSON answer; what failed raised as the sink
     needs it: unanswered, 429 and 5xx as unavailable (with Retry-After), other 4xx as
@@ -137,6 +142,8 @@ def request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
     said = f"{method} {url} answered {response.status_code}: {response.text[:300]}"
     if response.status_code == 429 or response.status_code >= 500:
         raise StorefrontUnavailable(said, retry_after(response.headers.get("Retry-After")))
+    if response.status_code == 404:
+        raise StorefrontMissing(said)
     if response.status_code >= 400:
         raise StorefrontRefused(said)
     return response.json()

@@ -54,7 +54,9 @@ from connectors.storefront.adapter import (
     ShipmentStatus,
     SkuIds,
     Status,
+    StorefrontMissing,
     StorefrontRefused,
+    StorefrontUnavailable,
     Synced,
     SyncStatus,
     request,
@@ -105,8 +107,10 @@ class MedusaStorefront:
         self._items = SkuIds(self._item, clock)
         self._defaults: tuple[str, str] | None = None
         """The store's default sales channel and shipping profile, for new products."""
-        self._contracts: dict[str, tuple[str, str]] | None = None
+        self._contracts: dict[str, tuple[str, str | None]] | None = None
         """The ERP's price list id -> its customer group and price list in Medusa."""
+        self._orphans: dict[str, str] = {}
+        """erpbridge's price lists by description, as last read (to find one left groupless)."""
 
     def set_levels(
         self, levels: Sequence[StockLevel], previous: Mapping[str, int]
@@ -224,20 +228,31 @@ class MedusaStorefront:
         changed = False
         for erp_id in sorted(set(wanted) | set(self._known_contracts())):
             contract = wanted.get(erp_id)
+            if contract is None and self._known_contracts()[erp_id][1] is None:
+                continue  # a group without a price list prices nothing
             _, price_list = self._contract(erp_id, contract.name if contract else None)
             # A price names its variant only when asked through its price set.
             fields = {"fields": "id,*prices,prices.price_set.variant.id"}
-            shown = self._call("GET", f"/admin/price-lists/{price_list}", params=fields)
+            shown = self._on_known("GET", f"/admin/price-lists/{price_list}", params=fields)
             old = [p for p in shown["price_list"]["prices"] if p.get("variant_id") == variant["id"]]
             new = [] if contract is None else _tier_prices(contract, str(variant["id"]))
             if {_price_key(p) for p in old} != {_price_key(p) for p in new}:
                 body = {"create": new, "delete": [p["id"] for p in old]}
-                self._call("POST", f"/admin/price-lists/{price_list}/prices/batch",
-                           content=_json(body), headers=_JSON)  # fmt: skip
+                self._on_known("POST", f"/admin/price-lists/{price_list}/prices/batch",
+                               content=_json(body), headers=_JSON)  # fmt: skip
                 changed = True
         return changed
 
-    def _known_contracts(self) -> dict[str, tuple[str, str]]:
+    def _on_known(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A call naming a customer group or price list of the sink's list of erpbridge's:
+        one the merchant deleted since makes the list read again at the retry."""
+        try:
+            return self._call(method, path, **kwargs)
+        except StorefrontMissing as missing:
+            self._contracts = None
+            raise StorefrontUnavailable(str(missing)) from missing
+
+    def _known_contracts(self) -> dict[str, tuple[str, str | None]]:
         if self._contracts is None:
             groups = {
                 str(group["metadata"][_CONTRACT_MARK]): str(group["id"])
@@ -249,29 +264,41 @@ class MedusaStorefront:
                 for row in self._all("/admin/price-lists", "price_lists", "id,description")
             }
             self._contracts = {
-                erp_id: (group, lists[contract_title(erp_id)])
+                erp_id: (group, lists.get(contract_title(erp_id)))
                 for erp_id, group in groups.items()
-                if contract_title(erp_id) in lists
+            }
+            # A price list whose group the merchant deleted: its group is made again.
+            self._orphans = {
+                description: price_list
+                for description, price_list in lists.items()
+                if description.startswith(contract_title(""))
             }
         return self._contracts
 
     def _contract(self, erp_id: str, name: str | None) -> tuple[str, str]:
-        """The customer group and price list of the ERP's price list, made when missing."""
+        """The customer group and price list of the ERP's price list, each made when
+        missing (a price list left without its group given the new one)."""
         known = self._known_contracts()
-        if erp_id not in known:
+        if erp_id not in known or known[erp_id][1] is None:
             self._contracts = None  # made meanwhile by another sink of the route?
             known = self._known_contracts()
-        if erp_id not in known:
-            title = name or f"ERP price list {erp_id}"
-            group = self._call("POST", "/admin/customer-groups", params={"fields": "id"}, json={
+        group, price_list = known.get(erp_id, (None, None))
+        title = name or f"ERP price list {erp_id}"
+        if group is None:
+            group = str(self._call("POST", "/admin/customer-groups", params={"fields": "id"}, json={
                 "name": f"{title} (ERP price list {erp_id})",
-                "metadata": {_CONTRACT_MARK: erp_id}})["customer_group"]  # fmt: skip
-            made = self._call("POST", "/admin/price-lists", params={"fields": "id"}, json={
+                "metadata": {_CONTRACT_MARK: erp_id}})["customer_group"]["id"])  # fmt: skip
+            price_list = self._orphans.get(contract_title(erp_id))
+            if price_list is not None:
+                self._call("POST", f"/admin/price-lists/{price_list}", params={"fields": "id"},
+                           json={"rules": {"customer.groups.id": [group]}})  # fmt: skip
+        if price_list is None:
+            price_list = str(self._call("POST", "/admin/price-lists", params={"fields": "id"}, json={
                 "title": title, "description": contract_title(erp_id),
                 "type": "override", "status": "active",
-                "rules": {"customer.groups.id": [group["id"]]}})["price_list"]  # fmt: skip
-            known[erp_id] = (str(group["id"]), str(made["id"]))
-        return known[erp_id]
+                "rules": {"customer.groups.id": [group]}})["price_list"]["id"])  # fmt: skip
+        known[erp_id] = (group, price_list)
+        return group, price_list
 
     def _variant(self, sku: str) -> dict[str, Any] | None:
         fields = (
@@ -347,8 +374,8 @@ class MedusaStorefront:
         member = {str(g["id"]) for g in account.get("groups") or []} & set(groups.values())
         for group, change in [*((g, "add") for g in wanted - member),
                               *((g, "remove") for g in member - wanted)]:  # fmt: skip
-            self._call("POST", f"/admin/customer-groups/{group}/customers",
-                       json={change: [account["id"]]}, params={"fields": "id"})  # fmt: skip
+            self._on_known("POST", f"/admin/customer-groups/{group}/customers",
+                           json={change: [account["id"]]}, params={"fields": "id"})  # fmt: skip
         return wanted != member
 
     def _account(self, customer: Customer) -> dict[str, Any] | None:

@@ -73,6 +73,9 @@ class MedusaClient:
     ) -> dict[str, Any]:
         return self._call("POST", path, {} if body is None else body, params)
 
+    def delete(self, path: str) -> dict[str, Any]:
+        return self._call("DELETE", path, None, None)
+
     def _call(
         self, method: str, path: str, body: Any, params: Mapping[str, Any] | None
     ) -> dict[str, Any]:

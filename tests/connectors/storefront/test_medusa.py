@@ -9,7 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from connectors.storefront.customers import MARK
+import httpx
+import pytest
+
+from connectors.storefront.adapter import StorefrontUnavailable, SyncStatus
+from connectors.storefront.customers import MARK, Customer
+from connectors.storefront.medusa import MedusaStorefront
+from connectors.storefront.products import Contract, Product
 from streams.contracts.topics import (
     ERP_CATALOG,
     ERP_CUSTOMERS,
@@ -325,3 +331,47 @@ def test_medusa_keeps_the_erps_attributes_in_the_products_metadata(
     assert variant["product"]["metadata"]["erpbridge_attributes"] == {
         name: {"label": label, "value": value} for name, (label, value) in ATTRIBUTES_NOW.items()
     }
+
+
+def test_a_price_list_or_group_the_merchant_deleted_is_made_again(
+    topic_prefix: str, medusa: Medusa
+) -> None:
+    tag = topic_prefix[-9:-1].lower()
+    sku, price_list = f"PD-{tag}", f"PD{tag}"
+    contract = Contract(price_list, "Contract", "USD", ((0, Decimal("10")), (5, Decimal("9"))))
+    # Medusa makes a product's handle of its title, one per store: the title is the test's.
+    product = Product("medusa", sku, True, f"Kept contract product {tag}", None,
+                      (("USD", Decimal("12")),), (contract,))  # fmt: skip
+    buyer = Customer("medusa", f"CUST-PD-{tag}", f"Buyer {tag}", f"pd-{tag}@example.com",
+                     None, None, price_list)  # fmt: skip
+    title = f"erpbridge price list {price_list}"
+    with httpx.Client() as client, medusa.admin() as admin:
+        adapter = MedusaStorefront(client, medusa.url, medusa.secret_key(topic_prefix),
+                                   {medusa.stock_location_id: WAREHOUSE})  # fmt: skip
+        assert adapter.set_product(product).status is SyncStatus.CREATED
+        assert adapter.set_customer(buyer).status is SyncStatus.CREATED
+        (first,) = _price_lists(admin, title)
+        admin.delete(f"/admin/price-lists/{first['id']}")
+        with pytest.raises(StorefrontUnavailable):
+            adapter.set_product(product)
+        assert adapter.set_product(product).status is SyncStatus.UPDATED
+        (again,) = _price_lists(admin, title)
+        (group,) = again["rules"]["customer.groups.id"]
+        # Medusa still takes members into a deleted group, so a sink sees it gone only when
+        # it reads its groups again: at its next start.
+        admin.delete(f"/admin/customer-groups/{group}")
+        adapter = MedusaStorefront(client, medusa.url, medusa.secret_key(f"{topic_prefix}2"),
+                                   {medusa.stock_location_id: WAREHOUSE})  # fmt: skip
+        assert adapter.set_customer(buyer).status is SyncStatus.UPDATED
+        (kept,) = _price_lists(admin, title)
+        (new_group,) = kept["rules"]["customer.groups.id"]
+        account = admin.get("/admin/customers", {"email": buyer.email, "fields": "id,*groups"})
+    assert kept["id"] == again["id"] and new_group != group
+    assert [g["id"] for g in account["customers"][0]["groups"]] == [new_group]
+    assert sorted(Decimal(str(p["amount"])) for p in kept["prices"]) == [Decimal(9), Decimal(10)]
+
+
+def _price_lists(admin: Any, description: str) -> list[dict[str, Any]]:
+    fields = "id,description,*price_list_rules,*prices"
+    found = admin.get("/admin/price-lists", {"fields": fields, "limit": 100})["price_lists"]
+    return [p for p in found if p["description"] == description]
