@@ -787,11 +787,8 @@ class ShopifyStock:
         return payload
 
     def _set_customer(self, fields: dict[str, Any], identifier: dict[str, Any]) -> str:
-        answer = self._call(SET_CUSTOMER, {"identifier": identifier, "input": fields})
-        payload = answer["customerSet"]
-        if payload["userErrors"]:
-            raise StorefrontRefused("; ".join(_said(e) for e in payload["userErrors"]))
-        made: str = payload["customer"]["id"]
+        variables = {"identifier": identifier, "input": fields}
+        made: str = self._mutated(SET_CUSTOMER, "customerSet", variables)["customer"]["id"]
         return made
 
     def _set_product(
@@ -802,10 +799,7 @@ class ShopifyStock:
         variables: dict[str, Any] = {"input": fields}
         if product_id is not None:
             variables["identifier"] = {"id": product_id}
-        answer = self._call(SET_PRODUCT, variables)["productSet"]
-        if answer["userErrors"]:
-            raise StorefrontRefused("; ".join(_said(e) for e in answer["userErrors"]))
-        made = answer["product"]
+        made = self._mutated(SET_PRODUCT, "productSet", variables)["product"]
         return str(made["id"]), str(made["variants"]["nodes"][0]["id"])
 
     def _warehouse_of(self, fulfillment_order: Mapping[str, Any]) -> str | None:
