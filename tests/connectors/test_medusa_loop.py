@@ -42,6 +42,7 @@ from streams.ops.settings import RateLimit, Settings, WebhookRoute
 from streams.ops.topic_admin import ensure_topics
 from streams.sample.generator import Catalogue, SampleEvent
 from tests.connectors.storefront.flow import CODEC, drain, new_sink
+from tests.connectors.webhooks.medusa.steps import payment_id, receive_return
 from tests.streams.local.test_medusa import address
 from tests.streams.topology.agents.pipeline import produce, read_all
 from tests.support import (
@@ -57,7 +58,8 @@ from tests.support import (
 CATALOGUE = Catalogue.default()
 # tests/connectors/webhooks/medusa/test_poll.py's SKU; its orders there are shipped or
 # cancelled before this runs, and Medusa's level here is compared with its reservations.
-SKU = CATALOGUE.skus[-6].code
+ITEM = CATALOGUE.skus[-6]
+SKU = ITEM.code
 WAREHOUSE = "WH-EAST"  # the seeded stock location's warehouse: it serves the whole US
 CUSTOMER = next(c for c in CATALOGUE.customers if c.address.region == "NY")
 ON_HAND = 50
@@ -179,11 +181,9 @@ def test_a_store_order_reaches_the_erp_and_its_shipment_and_stock_reach_the_stor
     order = medusa.checkout({medusa.variants[SKU].variant_id: 2}, CUSTOMER.email, address(CUSTOMER))
     order_id = order["id"]
     # The merchant captures the payment: a prepaid order goes to the ERP once paid.
-    payment_id = _payment_id(medusa, order_id)
+    payment = payment_id(medusa, order_id)
     with medusa.admin() as admin:
-        capture = admin.post(
-            f"/admin/payments/{payment_id}/capture", {}, {"fields": "id,*captures"}
-        )
+        capture = admin.post(f"/admin/payments/{payment}/capture", {}, {"fields": "id,*captures"})
     (captured,) = capture["payment"]["captures"]
     polled = _poll(settings, "--since", since)
     # The order's events, and its customer's account (a guest's: its orders name it too).
@@ -242,6 +242,37 @@ def test_a_store_order_reaches_the_erp_and_its_shipment_and_stock_reach_the_stor
         # Stock left the warehouse in both: Medusa still sells what erpbridge has.
         wait_for(lambda: medusa_sells(ON_HAND - 2), timeout=60, what="Medusa's level after")
         assert _available_here(settings) == ON_HAND - 2
+
+        # The shopper sends one unit back; the merchant receives it and refunds its price.
+        receive_return(medusa, order_id, SKU, 1, 0)
+        price = ITEM.price("USD")
+        with medusa.admin() as admin:
+            # Medusa's API takes the amount as a JSON number.
+            refunded = admin.post(
+                f"/admin/payments/{payment}/refund", {"amount": float(price)},
+                {"fields": "id,*refunds"},
+            )["payment"]["refunds"]  # fmt: skip
+        (refund,) = refunded
+        # The order read whole again: its placement, authorisation and capture (duplicates
+        # the topology drops), the payment refund and the order's refund.
+        assert "1 order read, 5 events published" in _poll(settings)
+        # The ERP makes its credit note, with the unit back in the warehouse; erpbridge has
+        # it available again, and so does Medusa.
+        credit_note = f"{order_id}/credit-note/{refund['id']}"
+        invoice = wait_for(
+            lambda: _documents(settings, "CreateCreditNote").get(credit_note),
+            timeout=120,
+            what="the credit note in Tryton",
+        )
+        (note,) = on_tryton(tryton, lambda t: t.rpc.model(
+            "account.invoice", "read", [int(invoice)], ["total_amount", "state"]))  # fmt: skip
+        assert note["total_amount"] == -price
+        wait_for(
+            lambda: _available_here(settings) == ON_HAND - 1,
+            timeout=60,
+            what=f"{ON_HAND - 1} of {SKU} available in erpbridge after the return",
+        )
+        wait_for(lambda: medusa_sells(ON_HAND - 1), timeout=60, what="Medusa's level after return")
     finally:
         sink.close()
         erp.stop()
@@ -256,24 +287,16 @@ def test_a_store_order_reaches_the_erp_and_its_shipment_and_stock_reach_the_stor
     assert [label["tracking_number"] for f in read["fulfillments"] for label in f["labels"]] == [
         "1ZLOOP0001"
     ]
-    # Medusa's record of erpbridge's shipment is no news: polled again, nothing new comes in.
-    before = set(_event_ids(settings, order_id))
-    assert "1 order read" in _poll(settings)
-    assert set(_event_ids(settings, order_id)) == before
-    assert before == {
+    # Medusa's record of erpbridge's shipment is no news: the order, read after it (for its
+    # refund), brought in no shipment of its own.
+    assert set(_event_ids(settings, order_id)) == {
         f"medusa:order:{order_id}",
-        f"medusa:payment:{payment_id}",
+        f"medusa:payment:{payment}",
         f"medusa:capture:{captured['id']}",
         "wms:shipment:MED-1",
+        f"medusa:refund:{refund['id']}",
+        f"medusa:order-refund:{refund['id']}",
     }
-
-
-def _payment_id(medusa: Medusa, order_id: str) -> str:
-    with medusa.admin() as admin:
-        order = admin.get(
-            f"/admin/orders/{order_id}", {"fields": "id,*payment_collections.payments"}
-        )
-    return str(order["order"]["payment_collections"][0]["payments"][0]["id"])
 
 
 def test_a_new_account_becomes_one_erp_customer_whose_id_the_account_then_keeps(

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from connectors.webhooks.medusa.mapping import CUSTOMER_FIELDS, ORDER_FIELDS
+from connectors.webhooks.medusa.mapping import CUSTOMER_FIELDS, ORDER_FIELDS, RECEIPTS
 from streams.contracts.jsonlines import format_timestamp
 
 PAGE = 100
@@ -66,6 +66,13 @@ class MedusaAdmin:
     def order(self, order_id: str) -> tuple[dict[str, Any], bytes]:
         """The order with everything its mapping reads, parsed and as Medusa sent it."""
         return self._one("order", order_id, ORDER_FIELDS)
+
+    def receipts(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's confirmed return receipts, with the units each received."""
+        found: list[dict[str, Any]] = self._get(f"/admin/orders/{order_id}/changes", RECEIPTS)[
+            "order_changes"
+        ]
+        return found
 
     def customer(self, customer_id: str) -> tuple[dict[str, Any], bytes]:
         """The customer with everything its mapping reads, parsed and as Medusa sent it."""

@@ -7,13 +7,19 @@ id of Medusa's own ids: the placement (the order), each payment's authorisation,
 refund, each shipped fulfillment, the cancellation. Mapping the same order again gives the
 same events, which the topology drops as duplicates.
 
+A refund is also the order's refund (OrderRefunded, its credit note), with the units its
+returns brought back. Medusa links a refund to no return: a return is refunded once its
+units are received, so a refund takes the units of the return receipts confirmed since the
+refund before it (a receipt's confirmation time never moves, so an earlier refund maps as
+it first did), its amount spread over them as the order charged for them, restocked at
+the return's location; damaged units are not restocked.
+
 Each of those parts maps on its own: a fulfillment at a location the route does not map
 is dead-lettered without holding back the placement or the payments.
 Not mapped: fulfillments erpbridge made itself (their metadata names erpbridge's
-fulfilment: connectors.storefront.medusa), packed but unshipped ones, and returns and
-exchanges (a refund is mapped as money refunded; Medusa's return lines are not read). An
-order edited after its placement keeps the placement first read (an edit is no event
-erpbridge has).
+fulfilment: connectors.storefront.medusa), packed but unshipped ones, and a return not
+(yet) refunded. An order edited after its placement, or an exchange's new items, keep the
+placement first read (an edit is no event erpbridge has).
 
 A customer (a guest's too: Medusa gives one a customer id its orders carry) is mapped whole
 to its account, one AccountChanged identified by when it last changed, with the ERP customer
@@ -22,7 +28,7 @@ id erpbridge's storefront sink marked it with from its metadata.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -43,6 +49,7 @@ from connectors.webhooks.inputs import (
     text,
 )
 from connectors.webhooks.references import References
+from streams.domain.money import allocate, quantize_minor
 
 SOURCE = "medusa"
 MARK = "erpbridge_fulfillment_id"
@@ -56,11 +63,21 @@ ORDER_FIELDS = ",".join(
         "*payment_collections,*payment_collections.payments",
         "*payment_collections.payments.captures,*payment_collections.payments.refunds",
         "*fulfillments,*fulfillments.items,*fulfillments.labels",
+        "returns.id,returns.location_id",
     )
 )
 """What `GET /admin/orders/<id>` must return for `parts`."""
+RECEIPTS = {
+    "change_type": "return_receive",
+    "status": "confirmed",
+    "fields": "id,return_id,confirmed_at,*actions",
+}
+"""What `GET /admin/orders/<id>/changes` is asked for `parts`' receipts: each return receipt
+confirmed, with its received units as actions."""
 CUSTOMER_FIELDS = "id,email,first_name,last_name,phone,updated_at,metadata,*addresses"
 """What `GET /admin/customers/<id>` must return for `account`."""
+_RECEIVED = {"RECEIVE_RETURN_ITEM": True, "RECEIVE_DAMAGED_RETURN_ITEM": False}
+"""A return receipt's actions: whether the units it received are sellable."""
 _ADDRESS = AddressFields(("address_1", "address_2"), "province", "postal_code", "country_code")
 
 
@@ -75,8 +92,11 @@ class Part:
     problem: Unmappable | None = None
 
 
-def parts(order: dict[str, Any], references: References) -> list[Part]:
-    """Everything `order` says happened so far, part by part."""
+def parts(
+    order: dict[str, Any], references: References, receipts: Sequence[dict[str, Any]] = ()
+) -> list[Part]:
+    """Everything `order` says happened so far, part by part; `receipts` are its confirmed
+    return receipts (`RECEIPTS`), read when it has `refunds`."""
     order_id = text(order, "id")
     found = [_part("placed", partial(_placed, order, order_id, references))]
     for collection in order.get("payment_collections") or []:
@@ -84,6 +104,15 @@ def parts(order: dict[str, Any], references: References) -> list[Part]:
             found.append(
                 _part(f"payment {payment.get('id')}", partial(_payment, payment, order_id))
             )
+    paid_back = refunds(order)
+    for i, (refund, payment) in enumerate(paid_back):
+        after = paid_back[i - 1][0].get("created_at") if i else None
+        found.append(
+            _part(
+                f"refund {refund.get('id')}",
+                partial(_refunded, order, order_id, refund, payment, after, receipts, references),
+            )
+        )
     skus = {str(item.get("id")): item.get("variant_sku") for item in order.get("items") or []}
     for fulfillment in order.get("fulfillments") or []:
         if (
@@ -101,6 +130,19 @@ def parts(order: dict[str, Any], references: References) -> list[Part]:
     if order.get("status") == "canceled":
         found.append(_part("cancelled", partial(_cancelled, order, order_id)))
     return found
+
+
+def refunds(order: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The order's refunds with their payments, oldest first."""
+    return sorted(
+        (
+            (refund, payment)
+            for collection in order.get("payment_collections") or []
+            for payment in collection.get("payments") or []
+            for refund in payment.get("refunds") or []
+        ),
+        key=lambda paid: (str(paid[0].get("created_at")), str(paid[0].get("id"))),
+    )
 
 
 def account(customer: dict[str, Any], references: References) -> Part:
@@ -291,6 +333,101 @@ def _payment(payment: dict[str, Any], order_id: str) -> list[Input]:
             )
         )
     return found
+
+
+def _refunded(
+    order: dict[str, Any],
+    order_id: str,
+    refund: dict[str, Any],
+    payment: dict[str, Any],
+    after: Any,
+    receipts: Sequence[dict[str, Any]],
+    references: References,
+) -> Input:
+    """A payment refund as the order's refund, with the units of the returns received since
+    the refund before it (Medusa refunds a return once it is received, and links neither to
+    the other), restocked at the return's location unless damaged."""
+    refund_id = text(refund, "id")
+    owner = f"refund {refund_id}"
+    currency = currency_code(
+        payment.get("currency_code"), f"payment {payment.get('id')} currency_code"
+    )
+    amount = decimal(refund.get("amount"), f"{owner} amount")
+    if quantize_minor(amount, currency) != amount:
+        raise Unmappable("invalid-amount", f"{owner} amount {amount} is not whole {currency} cents")
+    made = timestamp(refund.get("created_at"), f"{owner} created_at")
+    until = datetime.fromisoformat(made)
+    since = None if after is None else _at(after, "the refund before's created_at")
+    skus = {str(item.get("id")): item.get("variant_sku") for item in order.get("items") or []}
+    locations = {
+        str(back.get("id")): back.get("location_id") for back in order.get("returns") or []
+    }
+    units: dict[bool, dict[str, int]] = {True: {}, False: {}}  # sellable or not: SKU -> units
+    restocked_at = None
+    for receipt in receipts:
+        what = f"return receipt {receipt.get('id')}"
+        confirmed = _at(receipt.get("confirmed_at"), f"{what} confirmed_at")
+        if confirmed > until or (since is not None and confirmed <= since):
+            continue
+        for j, action in enumerate(receipt.get("actions") or []):
+            sellable = _RECEIVED.get(action.get("action"))
+            if sellable is None:
+                continue
+            path = f"{what} actions[{j}].details"
+            details = action.get("details") or {}
+            sku = skus.get(str(details.get("reference_id")))
+            if not sku:
+                raise Unmappable("missing-sku", f"{path} names no line item with a SKU")
+            quantity = int(decimal(details.get("quantity"), f"{path}.quantity"))
+            units[sellable][sku] = units[sellable].get(sku, 0) + quantity
+            if sellable and restocked_at is None:
+                restocked_at = locations.get(str(receipt.get("return_id")))
+    # One event restocks all its units or none: damaged units are named only by a refund
+    # whose returns have nothing sellable.
+    restock = bool(units[True])
+    lines = units[restock]
+    event = {
+        "type": "OrderRefunded",
+        "refund_id": refund_id,
+        "kind": "RETURN" if lines else "REFUND",
+        "currency": currency,
+        "lines": _refund_lines(lines, amount, currency, order.get("items") or []),
+        "shipping_amount": None,
+        "total": plain(amount),
+        "restock": restock,
+        "warehouse_id": references.warehouse(restocked_at, owner) if restock else None,
+    }
+    return order_input(f"{SOURCE}:order-refund:{refund_id}", made, SOURCE, order_id, event)
+
+
+def _at(value: Any, path: str) -> datetime:
+    return datetime.fromisoformat(timestamp(value, path))
+
+
+def _refund_lines(
+    units: dict[str, int], amount: Decimal, currency: str, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The refunded amount over the returned units, in proportion to what the order charged
+    for them (Medusa names no amount per returned unit)."""
+    if not units:
+        return []
+    charged = {sku: Decimal(0) for sku in units}
+    ordered = dict.fromkeys(units, 0)
+    for i, item in enumerate(items):
+        sku = item.get("variant_sku")
+        if sku in charged:
+            line = _line(item, i)
+            charged[sku] += _added([line], [])
+            ordered[sku] += line["quantity"]
+    skus = sorted(units)
+    weights = [max(charged[sku], Decimal(0)) * units[sku] / ordered[sku] for sku in skus]
+    if not any(weights):
+        weights = [Decimal(units[sku]) for sku in skus]
+    shares = allocate(amount, weights, currency)
+    return [
+        {"sku": sku, "quantity": units[sku], "amount": plain(share)}
+        for sku, share in zip(skus, shares, strict=True)
+    ]
 
 
 def _fulfilled(

@@ -7,8 +7,8 @@ missed), so its Admin API is polled. An order's `updated_at` moves when it is pl
 fulfilled, shipped, refunded, cancelled or completed; a capture moves only its payment's, so
 both lists are read, each from its own cursor: the newest `updated_at` seen, less an
 overlap (a change committed late with an earlier time is still seen), skipping what was
-seen within the overlap unchanged. Every order either list names is read whole and mapped
-(connectors.webhooks.medusa.mapping); its events keep Medusa's ids, so an order read again
+seen within the overlap unchanged. Every order either list names is read whole (with its
+return receipts, when it has refunds) and mapped (connectors.webhooks.medusa.mapping); its events keep Medusa's ids, so an order read again
 publishes what the topology drops as duplicates. A part that cannot be mapped goes to
 webhooks.dlq with its reason and the order as Medusa served it.
 
@@ -164,7 +164,9 @@ class MedusaPoll:
         for order_id in ids:
             order, body = self._admin.order(order_id)
             try:
-                found = mapping.parts(order, self._references)
+                # The units a refund takes back are in the return receipts, read apart.
+                receipts = self._admin.receipts(order_id) if mapping.refunds(order) else []
+                found = mapping.parts(order, self._references, receipts)
             except Unmappable as unreadable:  # not even an order id: the whole answer
                 found = [mapping.Part("order", problem=unreadable)]
             for part in found:

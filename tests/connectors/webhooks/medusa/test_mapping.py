@@ -68,7 +68,7 @@ def _by_name(found: list[Part]) -> dict[str, Part]:
 
 def test_each_thing_the_order_says_happened_is_a_part_with_medusas_ids() -> None:
     found = _by_name(parts(ORDER, REFERENCES))
-    assert list(found) == ["placed", "payment pay_1", "fulfillment ful_1"]
+    assert list(found) == ["placed", "payment pay_1", "refund ref_1", "fulfillment ful_1"]
     assert all(part.problem is None for part in found.values())
     (placed,) = found["placed"].inputs
     assert (placed.topic, placed.key, placed.event_id, placed.occurred_at) == (
@@ -100,6 +100,16 @@ def test_each_thing_the_order_says_happened_is_a_part_with_medusas_ids() -> None
     refund = found["payment pay_1"].inputs[2].record["event"]
     assert (refund["payment_id"], refund["refund_id"], refund["amount"]) == ("pay_1", "ref_1", "5")
 
+    # Money alone back (no return received before it): a refund of no units.
+    (money_back,) = found["refund ref_1"].inputs
+    assert (money_back.topic, money_back.key, money_back.event_id) == (
+        "commerce.orders", "order_1", "medusa:order-refund:ref_1"
+    )  # fmt: skip
+    assert money_back.record["event"] == {"type": "OrderRefunded", "refund_id": "ref_1",
+                                          "kind": "REFUND", "currency": "USD", "lines": [],
+                                          "shipping_amount": None, "total": "5",
+                                          "restock": False, "warehouse_id": None}  # fmt: skip
+
     (shipped,) = found["fulfillment ful_1"].inputs
     assert shipped.record["event"] == {"type": "OrderFulfilled", "fulfillment_id": "ful_1",
                                        "warehouse_id": "WH-WEST",
@@ -125,6 +135,90 @@ def test_a_cancelled_guest_order_and_what_it_changes_nothing_of() -> None:
     }
 
 
+def _receipt(receipt_id: str, confirmed_at: str, *received: tuple[str, int, int]) -> dict[str, Any]:
+    """A return receipt as Medusa serves it (an order change): per line item id, the units
+    received and of those the damaged ones."""
+    actions = [
+        {"action": action, "details": {"reference_id": item_id, "quantity": quantity}}
+        for item_id, whole, damaged in received
+        for action, quantity in (("RECEIVE_RETURN_ITEM", whole - damaged),
+                                 ("RECEIVE_DAMAGED_RETURN_ITEM", damaged))
+        if quantity
+    ]  # fmt: skip
+    # Each receipt its own return at the mapped location.
+    return {"id": receipt_id, "return_id": f"return_{receipt_id}", "confirmed_at": confirmed_at,
+            "actions": [*actions, {"action": "RETURN_ITEM", "details": {}}]}  # fmt: skip
+
+
+def _returns(*receipts: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"id": r["return_id"], "location_id": "sloc_1"} for r in receipts]
+
+
+def _refund(refund_id: str, amount: str, created_at: str) -> dict[str, Any]:
+    return {"id": refund_id, "amount": Decimal(amount), "created_at": created_at}
+
+
+def test_a_refund_takes_back_the_units_of_the_returns_received_since_the_refund_before_it() -> None:
+    order = copy.deepcopy(ORDER)
+    payment = order["payment_collections"][0]["payments"][0]
+    # ref_1 (04:11) gives money alone back; a receipt of both SKUs, ref_2 for it; a receipt
+    # of one sound and one damaged unit, ref_3; one of a damaged unit alone, ref_4.
+    payment["refunds"] += [_refund("ref_2", "52.28", "2026-12-07T06:00:00.000Z"),
+                           _refund("ref_4", "10", "2026-12-07T09:00:00.000Z"),
+                           _refund("ref_3", "20", "2026-12-07T08:00:00.000Z")]  # fmt: skip
+    receipts = [
+        _receipt("rc_1", "2026-12-07T05:30:00.000Z", ("ordli_1", 1, 0), ("ordli_2", 1, 0)),
+        _receipt("rc_2", "2026-12-07T07:00:00.000Z", ("ordli_1", 1, 1), ("ordli_2", 1, 0)),
+        _receipt("rc_3", "2026-12-07T08:30:00.000Z", ("ordli_1", 1, 1)),
+    ]
+    order["returns"] = _returns(*receipts)
+    found = _by_name(parts(order, REFERENCES, receipts))
+    assert all(part.problem is None for part in found.values()), found
+    events = {
+        name: found[name].inputs[0].record["event"]
+        for name in ("refund ref_1", "refund ref_2", "refund ref_3", "refund ref_4")
+    }
+    assert events["refund ref_1"]["lines"] == []
+    both = events["refund ref_2"]
+    assert (both["kind"], both["restock"], both["warehouse_id"]) == ("RETURN", True, "WH-WEST")
+    # 52.28 over one unit of each, as the order charged for them: (48 - 4.80 + 3.13) / 2 =
+    # 23.165 against 29.
+    assert both["lines"] == [{"sku": "SKU-0001", "quantity": 1, "amount": "23.22"},
+                             {"sku": "SKU-0002", "quantity": 1, "amount": "29.06"}]  # fmt: skip
+    assert sum(Decimal(line["amount"]) for line in both["lines"]) == Decimal(both["total"])
+    # The sound unit is restocked; the damaged one stays out of stock.
+    mixed = events["refund ref_3"]
+    assert (mixed["restock"], mixed["lines"]) == (
+        True, [{"sku": "SKU-0002", "quantity": 1, "amount": "20.00"}]
+    )  # fmt: skip
+    # Nothing sellable came back: the damaged unit is named, not restocked.
+    damaged = events["refund ref_4"]
+    assert (damaged["kind"], damaged["restock"], damaged["warehouse_id"]) == (
+        "RETURN", False, None
+    )  # fmt: skip
+    assert damaged["lines"] == [{"sku": "SKU-0001", "quantity": 1, "amount": "10.00"}]
+    # Read again with a later receipt and refund, each earlier refund maps as it first did.
+    payment["refunds"].append(_refund("ref_5", "1", "2026-12-07T10:00:00.000Z"))
+    receipts.append(_receipt("rc_4", "2026-12-07T09:30:00.000Z", ("ordli_2", 1, 0)))
+    order["returns"] = _returns(*receipts)
+    again = _by_name(parts(order, REFERENCES, receipts))
+    for name, event in events.items():
+        assert again[name].inputs[0].record["event"] == event
+    assert again["refund ref_5"].inputs[0].record["event"]["lines"] == [
+        {"sku": "SKU-0002", "quantity": 1, "amount": "1.00"}
+    ]
+    for part in again.values():
+        for made in part.inputs:
+            assert_fits_schema(made.record, made.topic)
+    # A receipt of a unit the order does not have: that refund alone cannot be mapped.
+    receipts.append(_receipt("rc_5", "2026-12-07T09:45:00.000Z", ("ordli_9", 1, 0)))
+    unknown = _by_name(parts(order, REFERENCES, receipts))
+    problem = unknown["refund ref_5"].problem
+    assert problem is not None and problem.reason == "missing-sku"
+    assert "rc_5" in problem.detail
+    assert [name for name, part in unknown.items() if part.problem] == ["refund ref_5"]
+
+
 @pytest.mark.parametrize(
     ("change", "part", "reason", "named"),
     [
@@ -133,6 +227,8 @@ def test_a_cancelled_guest_order_and_what_it_changes_nothing_of() -> None:
         (lambda o: o.update(currency_code="xyz"), "placed", "unknown-currency", "currency_code"),
         (lambda o: o["fulfillments"][0].update(location_id="sloc_9"), "fulfillment ful_1",
          "unmapped-location", "sloc_9"),
+        (lambda o: o["payment_collections"][0]["payments"][0]["refunds"][0].update(
+            amount=Decimal("5.001")), "refund ref_1", "invalid-amount", "5.001"),
         (lambda o: o["payment_collections"][0]["payments"][0]["captures"][0].update(amount="x"),
          "payment pay_1", "invalid-amount", "capt_1"),
     ],

@@ -31,6 +31,7 @@ from streams.ops.settings import Settings, WebhookRoute
 from streams.ops.topic_admin import ensure_topics
 from streams.sample.generator import Catalogue
 from tests.connectors.webhooks.hooks import stored
+from tests.connectors.webhooks.medusa.steps import payment_id, receive_return
 from tests.streams.local.test_medusa import address, money
 from tests.streams.topology.agents.pipeline import read_all
 from tests.support import run, settings_env, worker_settings
@@ -108,14 +109,6 @@ def _ship(
     return str(fulfillment["id"])
 
 
-def _payment(medusa: Medusa, order_id: str) -> str:
-    with medusa.admin() as admin:
-        order = admin.get(
-            f"/admin/orders/{order_id}", {"fields": "id,*payment_collections.payments"}
-        )
-    return str(order["order"]["payment_collections"][0]["payments"][0]["id"])
-
-
 def test_a_store_order_reaches_the_topics_once_per_thing_that_happened_to_it(
     kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
 ) -> None:
@@ -154,7 +147,7 @@ def test_a_store_order_reaches_the_topics_once_per_thing_that_happened_to_it(
 
     # In the admin: the first order paid, one line shipped by hand and one by erpbridge
     # (whose own fulfilment is no news), part refunded; the second order cancelled.
-    payment = _payment(medusa, kept["id"])
+    payment = payment_id(medusa, kept["id"])
     with medusa.admin() as admin:
         admin.post(f"/admin/payments/{payment}/capture", {})
     by_hand = _ship(medusa, kept["id"], first, 2, "1ZPOLL0001", None)
@@ -169,7 +162,8 @@ def test_a_store_order_reaches_the_topics_once_per_thing_that_happened_to_it(
     kinds = _kinds(events)
     assert sorted(kinds.values()) == sorted(
         ["OrderPlaced", "OrderPlaced", "PaymentAuthorized", "PaymentAuthorized",
-         "PaymentCaptured", "OrderFulfilled", "PaymentRefunded", "OrderCancelled"]
+         "PaymentCaptured", "OrderFulfilled", "PaymentRefunded", "OrderRefunded",
+         "OrderCancelled"]
     )  # fmt: skip
     shipped = next(e for e in events if e["event"][0] == "erpbridge.OrderFulfilled")["event"][1]
     assert (shipped["fulfillment_id"], shipped["warehouse_id"], shipped["tracking_number"]) == (
@@ -180,6 +174,11 @@ def test_a_store_order_reaches_the_topics_once_per_thing_that_happened_to_it(
     assert shipped["lines"] == [{"sku": first, "quantity": 2}]
     refunded = next(e for e in events if e["event"][0] == "erpbridge.PaymentRefunded")
     assert (refunded["order_id"], refunded["event"][1]["amount"]) == (kept["id"], Decimal(5))
+    # Money alone back, no return: the order's refund of no units, with the payment's id.
+    credited = next(e for e in events if e["event"][0] == "erpbridge.OrderRefunded")["event"][1]
+    assert (credited["refund_id"], credited["total"], credited["lines"], credited["restock"]) == (
+        refunded["event"][1]["refund_id"], Decimal(5), [], False
+    )  # fmt: skip
     cancelled = next(e for e in events if e["event"][0] == "erpbridge.OrderCancelled")
     assert cancelled["order_id"] == dropped["id"]
     # What was published again (the orders were read whole) is its first copy, byte for byte.
@@ -198,6 +197,59 @@ def test_a_store_order_reaches_the_topics_once_per_thing_that_happened_to_it(
     (watermark,) = {m.key(): m.value() for m in read_all(settings, topics.physical(POLL_WATERMARKS))}.items()  # fmt: skip
     assert watermark[0] == b"shop"
     assert datetime.fromisoformat(json.loads(watermark[1])["orders"]["start"]) >= datetime.fromisoformat(since)  # fmt: skip
+
+
+def test_returns_received_and_refunded_reach_commerce_orders_as_refunds_with_their_units(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa)
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    first, second = FIRST.code, SECOND.code
+    order = medusa.checkout(
+        {medusa.variants[first].variant_id: 3, medusa.variants[second].variant_id: 1},
+        CUSTOMER.email,
+        address(CUSTOMER),
+    )
+    payment = payment_id(medusa, order["id"])
+    with medusa.admin() as admin:
+        admin.post(f"/admin/payments/{payment}/capture", {})
+    _ship(medusa, order["id"], first, 3, "1ZPOLL0004", None)
+    _ship(medusa, order["id"], second, 1, "1ZPOLL0005", None)
+    # Two units of the first back, one damaged, refunded; then the second SKU back, refunded.
+    receive_return(medusa, order["id"], first, 1, 1)
+    price = Decimal(FIRST.price("USD"))
+    with medusa.admin() as admin:
+        one = admin.post(f"/admin/payments/{payment}/refund", {"amount": float(2 * price)},
+                         {"fields": "id,*refunds"})["payment"]["refunds"]  # fmt: skip
+    _poll(settings, "--since", since)
+    receive_return(medusa, order["id"], second, 1, 0)
+    with medusa.admin() as admin:
+        both = admin.post(f"/admin/payments/{payment}/refund", {"amount": 5},
+                          {"fields": "id,*refunds"})["payment"]["refunds"]  # fmt: skip
+    (later,) = [r for r in both if r["id"] not in {r["id"] for r in one}]
+    _poll(settings)
+
+    # The order was read by both polls: each refund was published again as its first copy.
+    copies = [
+        (e["event_id"], e["event"][1])
+        for e in _events(settings, {order["id"]})
+        if e["event"][0] == "erpbridge.OrderRefunded"
+    ]
+    refunds = {body["refund_id"]: (event_id, body) for event_id, body in copies}
+    assert len(refunds) == 2
+    assert all(refunds[body["refund_id"]] == (event_id, body) for event_id, body in copies)
+    (earlier,) = one
+    event_id, body = refunds[earlier["id"]]
+    assert event_id == f"medusa:order-refund:{earlier['id']}"
+    # The damaged unit stays out of stock; the sound one goes back to the return's warehouse.
+    assert (body["kind"], body["restock"], body["warehouse_id"], body["total"]) == (
+        "RETURN", True, WAREHOUSE, 2 * price
+    )  # fmt: skip
+    assert body["lines"] == [{"sku": first, "quantity": 1, "amount": 2 * price}]
+    _, body = refunds[later["id"]]
+    assert (body["restock"], body["lines"]) == (
+        True, [{"sku": second, "quantity": 1, "amount": Decimal(5)}]
+    )  # fmt: skip
 
 
 def test_a_shipment_from_an_unmapped_location_is_dead_lettered_then_published_when_mapped(
