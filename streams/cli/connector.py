@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -302,11 +304,14 @@ def medusa_source(ctx: click.Context, once: bool, since: str | None) -> None:
     if not once:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+    swept: dict[str, float] = {}
     try:
         while not stop.is_set():
             for name, poll in polls.items():
+                now = time.monotonic()
+                sweep = now - swept.get(name, -math.inf) >= settings.medusa_address_sweep_seconds
                 try:
-                    polled = poll.poll(watermarks[name])
+                    polled = poll.poll(watermarks[name], sweep)
                 except (MedusaError, PollError) as error:
                     if once:
                         raise click.ClickException(f"{name}: {error}") from None
@@ -316,6 +321,8 @@ def medusa_source(ctx: click.Context, once: bool, since: str | None) -> None:
                     )
                     continue
                 watermarks[name] = polled.watermark
+                if sweep:
+                    swept[name] = now
                 if polled.orders or polled.accounts or once:
                     letters = (
                         f", {counted(polled.dead_letters, 'dead letter')}"

@@ -338,6 +338,13 @@ class Settings(BaseSettings):
         description="How often `connector medusa-source` asks each Medusa route for changed "
         "orders and payments.",
     )
+    medusa_address_sweep_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="How often `connector medusa-source` reads every customer of each Medusa "
+        "route with its addresses' times: Medusa moves no customer's `updated_at` when only "
+        "an address is added or changed, and its customer list cannot filter on them.",
+    )
     medusa_poll_overlap_seconds: float = Field(
         default=60,
         ge=0,

@@ -14,8 +14,11 @@ webhooks.dlq with its reason and the order as Medusa served it.
 
 Customers, guests' included (their orders name them too), are a third list with its own
 cursor, each one read whole and published as its account. A customer's `updated_at` moves
-with its own fields (names, email, phone, metadata) but not with its addresses: an address
-added or changed alone reaches commerce.customers with the customer's next change.
+with its own fields (names, email, phone, metadata) but not with its addresses, which the
+list cannot filter on: a sweep of every customer with its addresses' times (`sweep`, every
+ERPBRIDGE_MEDUSA_ADDRESS_SWEEP_SECONDS) finds an address added or changed since, on a
+fourth cursor. An address deleted alone leaves no trace in Medusa (no time moves, nothing
+of it is kept) and reaches commerce.customers with the customer's next change.
 
 The cursors are the route's watermark on the compacted webhooks.poll-watermarks, sent only
 after the broker confirmed every event and dead letter before it: a poll that dies is read
@@ -86,10 +89,12 @@ class Watermark:
     orders: Cursor
     payments: Cursor
     customers: Cursor
+    addresses: Cursor
+    """The sweep's: customers by their newest address's time."""
 
     @classmethod
     def starting(cls, since: datetime) -> Watermark:
-        return cls(Cursor(since), Cursor(since), Cursor(since))
+        return cls(Cursor(since), Cursor(since), Cursor(since), Cursor(since))
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -97,6 +102,7 @@ class Watermark:
                 "orders": self.orders.to_json(),
                 "payments": self.payments.to_json(),
                 "customers": self.customers.to_json(),
+                "addresses": self.addresses.to_json(),
             }
         ).encode()
 
@@ -104,11 +110,15 @@ class Watermark:
     def from_json(cls, value: bytes) -> Watermark:
         data = json.loads(value)
         orders = Cursor.from_json(data["orders"])
-        # Written before customers were polled: they start where the orders are.
+        # Written before customers (or their addresses) were polled: they start where the
+        # orders (or the customers) are.
         customers = (
             Cursor.from_json(data["customers"]) if "customers" in data else Cursor(orders.start)
         )
-        return cls(orders, Cursor.from_json(data["payments"]), customers)
+        addresses = (
+            Cursor.from_json(data["addresses"]) if "addresses" in data else Cursor(customers.start)
+        )
+        return cls(orders, Cursor.from_json(data["payments"]), customers, addresses)
 
 
 @dataclass(frozen=True)
@@ -148,13 +158,14 @@ class MedusaPoll:
         self._dlq_topic = dlq_topic
         self._overlap = overlap
 
-    def poll(self, watermark: Watermark) -> Polled:
-        """Publishes every order and customer changed since `watermark`, then the watermark
-        after them. MedusaError when Medusa cannot be read, PollError when the broker did not
-        confirm."""
+    def poll(self, watermark: Watermark, sweep: bool = True) -> Polled:
+        """Publishes every order and customer changed since `watermark` (with `sweep`, the
+        customers whose addresses changed too), then the watermark after them. MedusaError
+        when Medusa cannot be read, PollError when the broker did not confirm."""
         orders = self._admin.changed("orders", watermark.orders.start)
         payments = self._admin.changed("payments", watermark.payments.start)
         customers = self._admin.changed("customers", watermark.customers.start)
+        readdressed = self._admin.readdressed(watermark.addresses.start) if sweep else []
         ids = dict.fromkeys(
             row.order_id
             for row in (*watermark.orders.fresh(orders), *watermark.payments.fresh(payments))
@@ -173,16 +184,24 @@ class MedusaPoll:
                 sent, dead = self._publish("order", order_id, part, body)
                 events, letters = events + sent, letters + dead
         accounts = 0
-        for row in watermark.customers.fresh(customers):
-            customer, body = self._admin.customer(row.id)
+        changed = dict.fromkeys(
+            row.id
+            for row in (
+                *watermark.customers.fresh(customers),
+                *watermark.addresses.fresh(readdressed),
+            )
+        )
+        for customer_id in changed:
+            customer, body = self._admin.customer(customer_id)
             part = mapping.account(customer, self._references)
-            sent, dead = self._publish("customer", row.id, part, body)
+            sent, dead = self._publish("customer", customer_id, part, body)
             accounts, letters = accounts + sent, letters + dead
         self._confirmed(f"{self.route}'s orders and customers")
         after = Watermark(
             watermark.orders.after(orders, self._overlap),
             watermark.payments.after(payments, self._overlap),
             watermark.customers.after(customers, self._overlap),
+            watermark.addresses.after(readdressed, self._overlap),
         )
         key = self.route.encode()
         self._sender.send(

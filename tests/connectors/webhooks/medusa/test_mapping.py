@@ -264,7 +264,7 @@ def test_a_cursor_skips_what_it_read_unchanged_within_the_overlap_and_survives_j
     late = Changed("c", t0 + timedelta(seconds=40), "c")  # committed late, with an earlier time
     assert after.fresh([rows[1], late, changed_b]) == [late, changed_b]
     assert after.after([], overlap) == after
-    watermark = Watermark(after, Cursor(t0), Cursor(t0))
+    watermark = Watermark(after, Cursor(t0), Cursor(t0), Cursor(t0, {"cus_1": t0}))
     assert Watermark.from_json(watermark.to_json()) == watermark
 
 
@@ -272,7 +272,13 @@ def test_a_watermark_from_before_customers_were_polled_starts_them_where_its_ord
     t0 = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
     orders = Cursor(t0, {"order_1": t0})
     old = json.dumps({"orders": orders.to_json(), "payments": Cursor(t0).to_json()}).encode()
-    assert Watermark.from_json(old) == Watermark(orders, Cursor(t0), Cursor(t0))
+    assert Watermark.from_json(old) == Watermark(orders, Cursor(t0), Cursor(t0), Cursor(t0))
+    # One from before addresses were swept starts them where its customers are.
+    t1 = t0 + timedelta(hours=1)
+    customers = Cursor(t1, {"cus_1": t1})
+    older = json.dumps({"orders": orders.to_json(), "payments": Cursor(t0).to_json(),
+                        "customers": customers.to_json()}).encode()  # fmt: skip
+    assert Watermark.from_json(older) == Watermark(orders, Cursor(t0), customers, Cursor(t1))
 
 
 CUSTOMER: dict[str, Any] = {

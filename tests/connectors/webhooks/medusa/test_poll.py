@@ -338,3 +338,31 @@ def test_a_customer_reaches_commerce_customers_once_as_its_account(
     newest = read_all(settings, topics.physical(POLL_WATERMARKS))[-1].value()
     assert newest is not None
     assert made["id"] in json.loads(newest)["customers"]["seen"]
+
+    # An address added, then one changed: Medusa moves no customer's updated_at for either,
+    # so the poll's address sweep (each --once poll sweeps) finds them.
+    def published() -> list[dict[str, Any]]:
+        return [datum for k, datum in stored(settings, topics, CUSTOMERS) if k == key]
+
+    office = {**address(CUSTOMER), "address_1": "2 Office Park", "city": "Albany"}
+    path = f"/admin/customers/{made['id']}"
+    with medusa.admin() as admin:
+        before = admin.get(path, {"fields": "updated_at"})["customer"]["updated_at"]
+        added = admin.post(f"{path}/addresses", office, {"fields": "id,*addresses"})["customer"][
+            "addresses"
+        ]
+        assert admin.get(path, {"fields": "updated_at"})["customer"]["updated_at"] == before
+    _poll(settings)
+    streets = [[a["street"] for a in d["event"]["addresses"]] for d in published()]
+    assert streets[1:] == [[place.line1, "2 Office Park"]], streets
+    (office_id,) = [a["id"] for a in added if a["address_1"] == "2 Office Park"]
+    with medusa.admin() as admin:
+        admin.post(f"{path}/addresses/{office_id}",
+                   {"address_1": "3 Office Park"}, {"fields": "id"})  # fmt: skip
+    _poll(settings)
+    _poll(settings)  # nothing new: each change once
+    changes = published()
+    assert [sorted(a["street"] for a in d["event"]["addresses"]) for d in changes[2:]] == [
+        sorted([place.line1, "3 Office Park"])
+    ]
+    assert len({d["event_id"] for d in changes}) == len(changes) == 3
