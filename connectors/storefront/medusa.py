@@ -64,7 +64,13 @@ from connectors.storefront.adapter import (
 from connectors.storefront.customers import MARK as CUSTOMER_MARK
 from connectors.storefront.customers import Customer, account_of
 from connectors.storefront.levels import StockLevel
-from connectors.storefront.products import Contract, Product, contract_title
+from connectors.storefront.products import (
+    VARIANT_OPTION,
+    Contract,
+    Product,
+    contract_title,
+    group_handle,
+)
 from connectors.webhooks.medusa.mapping import MARK
 
 _OPTION = "Default"
@@ -188,37 +194,107 @@ class MedusaStorefront:
         if found is None:
             if not product.active:
                 return Synced(product, SyncStatus.UNCHANGED)
-            made = self._call("POST", "/admin/products", content=_json(self._new(product)),
-                              headers=_JSON, params={"fields": "id"})["product"]  # fmt: skip
+            if product.group is None:
+                made = str(self._call("POST", "/admin/products", content=_json(self._new(product)),
+                                      headers=_JSON, params={"fields": "id"})["product"]["id"])  # fmt: skip
+            else:
+                made = self._add_variant(product)
             variant = self._variant(product.sku)
             assert variant is not None, f"Medusa did not make the variant {product.sku}"
             self._set_contracts(variant, product.contracts)
-            return Synced(product, SyncStatus.CREATED, str(made["id"]))
+            return Synced(product, SyncStatus.CREATED, made)
         shown = found["product"]
+        grouped = str(shown.get("handle") or "").startswith(group_handle(""))
         path = f"/admin/products/{shown['id']}"
-        changes: dict[str, Any] = {"status": "published" if product.active else "draft"}
+        changes: dict[str, Any] = {}
+        if product.active or not grouped:
+            # A variant of a group is taken off sale alone: unpriced, its product still sold.
+            changes["status"] = "published" if product.active else "draft"
         if product.active:
-            changes |= {"title": product.name, "description": product.description}
+            title = product.group.name if grouped and product.group else product.name
+            changes |= {"title": title, "description": product.description}
         changes = {k: v for k, v in changes.items() if shown.get(k) != v}
-        held = (shown.get("metadata") or {}).get(ATTRIBUTES)
-        if product.active and held != _attributes(product):
+        if product.active and not grouped and _held(shown) != _attributes(product):
             # Medusa merges metadata by key: this one key is erpbridge's, and replaced whole.
             changes["metadata"] = {ATTRIBUTES: _attributes(product)}
         if changes:
             self._call("POST", path, json=changes, params={"fields": "id"})
+        edits: dict[str, Any] = {}
+        if grouped and product.active:
+            label = product.variant_label
+            if found.get("title") != label:
+                edits["title"] = label
+            if {o.get("value") for o in found.get("options") or []} != {label}:
+                self._option_value(shown, label)
+                edits["options"] = {VARIANT_OPTION: label}
+            if _held(found) != _attributes(product):
+                edits["metadata"] = {ATTRIBUTES: _attributes(product)}
         prices = {(p["currency_code"].upper(), Decimal(str(p["amount"]))) for p in found["prices"]}
-        repriced = product.active and prices != set(product.prices)
-        if repriced:
-            body = {
-                "prices": [{"currency_code": c.lower(), "amount": a} for c, a in product.prices]
-            }
-            self._call("POST", f"{path}/variants/{found['id']}", content=_json(body),
+        wanted = set(product.prices) if product.active else set() if grouped else prices
+        if prices != wanted:
+            edits["prices"] = [{"currency_code": c.lower(), "amount": a} for c, a in sorted(wanted)]
+        if edits:
+            self._call("POST", f"{path}/variants/{found['id']}", content=_json(edits),
                        headers=_JSON, params={"fields": "id"})  # fmt: skip
-        contracted = product.active and self._set_contracts(found, product.contracts)
-        updated = changes or repriced or contracted
+        # Off sale alone, a variant of a group is off its price lists too.
+        contracted = (product.active or grouped) and self._set_contracts(
+            found, product.contracts if product.active else ()
+        )
+        updated = changes or edits or contracted
         return Synced(
             product, SyncStatus.UPDATED if updated else SyncStatus.UNCHANGED, str(shown["id"])
         )
+
+    def _add_variant(self, product: Product) -> str:
+        """The SKU made a variant of its group's product, made with it when there is none;
+        the product's id."""
+        assert product.group is not None
+        handle = group_handle(product.group.id)
+        fields = {"fields": "id,handle,*options,options.values.value", "handle": handle}
+        (shown,) = self._call("GET", "/admin/products", params=fields)["products"][:1] or [None]
+        variant = self._new_variant(product, VARIANT_OPTION, product.variant_label) | {
+            "metadata": {ATTRIBUTES: _attributes(product)}
+        }
+        if shown is None:
+            body = self._new(product) | {
+                "title": product.group.name,
+                "handle": handle,
+                "metadata": {},
+                "options": [{"title": VARIANT_OPTION, "values": [product.variant_label]}],
+                "variants": [variant],
+            }
+            try:
+                made = self._call("POST", "/admin/products", content=_json(body), headers=_JSON,
+                                  params={"fields": "id"})["product"]  # fmt: skip
+            except StorefrontRefused as refused:
+                if "already exists" not in str(refused):
+                    raise
+                # Made meanwhile for a sibling by another sink of the route: added at the retry.
+                raise StorefrontUnavailable(str(refused)) from refused
+            return str(made["id"])
+        self._option_value(shown, product.variant_label)
+        self._call("POST", f"/admin/products/{shown['id']}/variants", content=_json(variant),
+                   headers=_JSON, params={"fields": "id"})  # fmt: skip
+        return str(shown["id"])
+
+    def _option_value(self, shown: Mapping[str, Any], label: str) -> None:
+        """`label` made a value of the group product's option (values are only added, so
+        sinks adding siblings' at once lose none)."""
+        if "options" not in shown or any("values" not in o for o in shown["options"]):
+            path = f"/admin/products/{shown['id']}"
+            shown = self._call("GET", path, params={"fields": "id,*options,options.values.value"})[
+                "product"
+            ]
+        (option,) = [o for o in shown["options"] if o.get("title") == VARIANT_OPTION][:1] or [None]
+        if option is None:
+            raise StorefrontRefused(
+                f"Medusa's product {shown['id']} has no option {VARIANT_OPTION!r} for its variants"
+            )
+        if label in {v.get("value") for v in option["values"]}:
+            return
+        body = {"update": [{"product_option_id": option["id"], "add": [{"value": label}]}]}
+        self._call("POST", f"/admin/products/{shown['id']}/options/batch", json=body,
+                   params={"fields": "id"})  # fmt: skip
 
     def _set_contracts(self, variant: Mapping[str, Any], contracts: Sequence[Contract]) -> bool:
         """The variant's prices in each price list erpbridge keeps made the ERP's (none in
@@ -302,8 +378,8 @@ class MedusaStorefront:
 
     def _variant(self, sku: str) -> dict[str, Any] | None:
         fields = (
-            "id,sku,*prices,product.id,product.title,product.description,product.status,"
-            "product.metadata"
+            "id,sku,title,metadata,*prices,options.value,product.id,product.handle,"
+            "product.title,product.description,product.status,product.metadata"
         )
         found = self._call(
             "GET", "/admin/product-variants", params={"q": sku, "fields": fields, "limit": 100}
@@ -328,17 +404,17 @@ class MedusaStorefront:
             "shipping_profile_id": profile_id,
             "sales_channels": [{"id": channel}],
             "options": [{"title": _OPTION, "values": [_OPTION]}],
-            "variants": [
-                {
-                    "title": product.name,
-                    "sku": product.sku,
-                    "manage_inventory": True,
-                    "options": {_OPTION: _OPTION},
-                    "prices": [
-                        {"currency_code": c.lower(), "amount": a} for c, a in product.prices
-                    ],
-                }
-            ],
+            "variants": [self._new_variant(product, _OPTION, _OPTION) | {"title": product.name}],
+        }
+
+    @staticmethod
+    def _new_variant(product: Product, option: str, value: str) -> dict[str, Any]:
+        return {
+            "title": value,
+            "sku": product.sku,
+            "manage_inventory": True,
+            "options": {option: value},
+            "prices": [{"currency_code": c.lower(), "amount": a} for c, a in product.prices],
         }
 
     def set_customer(self, customer: Customer) -> Synced[Customer]:
@@ -462,6 +538,11 @@ class MedusaStorefront:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return request(self._client, method, self._url + path, auth=self._auth, **kwargs)
+
+
+def _held(shown: Mapping[str, Any]) -> Any:
+    """The ERP's attributes a product's or variant's metadata holds."""
+    return (shown.get("metadata") or {}).get(ATTRIBUTES)
 
 
 def _attributes(product: Product) -> dict[str, dict[str, str]]:

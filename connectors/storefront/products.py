@@ -7,16 +7,22 @@ archived: the storefront keeps it, unsold, with what it showed.
 The ERP's attributes are the product's whole set: each storefront keeps them where they are
 erpbridge's alone (Shopify's metafields of the `erpbridge` namespace, Medusa's metadata key
 `erpbridge_attributes`) or, where a product has one list of attributes (WooCommerce), as
-that list."""
+that list.
+
+The SKUs of one ERP product (their `group` on erp.catalog) are the variants of one
+storefront product, found by its handle (`group_handle`): each variant has the one option
+`VARIANT_OPTION`, valued by its attributes' values (`variant_label`). A SKU the storefront
+already sells as a product of its own stays one."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from connectors.erp.master import ProductAttribute
+from connectors.erp.master import ProductAttribute, ProductGroup
 from streams.ops.settings import WebhookRoute
 
 
@@ -30,6 +36,15 @@ class Contract:
     currency: str
     tiers: tuple[tuple[int, Decimal], ...]
     """(from quantity, unit price), the first from 0."""
+
+
+VARIANT_OPTION = "Variant"
+"""The one option of a storefront product whose variants are an ERP product's SKUs."""
+
+
+def group_handle(group_id: str) -> str:
+    """The handle (unique, URL-safe) of the storefront product of the ERP's product."""
+    return "erpbridge-group-" + re.sub(r"[^a-z0-9]+", "-", group_id.lower()).strip("-")
 
 
 def contract_title(price_list: str) -> str:
@@ -52,10 +67,17 @@ class Product:
     """The ERP's price lists' prices in the route's currency, by price list."""
     attributes: tuple[ProductAttribute, ...] = ()
     """By name."""
+    group: ProductGroup | None = None
+    """The ERP's product it is a variant of: the storefront product it is made in."""
 
     @property
     def key(self) -> str:
         return f"{self.route}:{self.sku}"
+
+    @property
+    def variant_label(self) -> str:
+        """Its value of VARIANT_OPTION: its attributes' values, or its SKU without any."""
+        return " / ".join(a.value for a in self.attributes if a.value) or self.sku
 
 
 def products_of(
@@ -89,9 +111,11 @@ def products_of(
             ProductAttribute(a["name"], a["label"], a["value"])
             for a in sorted(item.get("attributes") or (), key=lambda a: a["name"])
         )
+        group = item.get("group")
         found.append(
             Product(
-                name, sku, True, item["name"], item["description"], prices, contracts, attributes
+                name, sku, True, item["name"], item["description"], prices, contracts, attributes,
+                None if group is None else ProductGroup(group["id"], group["name"]),
             )
-        )
+        )  # fmt: skip
     return found

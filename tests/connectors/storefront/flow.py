@@ -164,10 +164,11 @@ def catalog_item(
     at_ms: int = 0,
     contracts: dict[str, list[tuple[int, str]]] | None = None,
     attributes: dict[str, tuple[str, str]] | None = None,
+    group: tuple[str, str] | None = None,
 ) -> tuple[str, bytes]:
     """An erp.catalog record (key, value) of `sku`, as the ERP source writes it;
     `contracts` are USD price lists' tiers (from quantity, unit price) by price list id,
-    `attributes` (label, value) by name."""
+    `attributes` (label, value) by name, `group` the ERP product's (id, name)."""
     datum = {
         "sku": sku, "name": name, "description": f"{name}, from the ERP", "unit": "u",
         "active": active,
@@ -179,6 +180,7 @@ def catalog_item(
         ],
         "attributes": [{"name": n, "label": label, "value": value}
                        for n, (label, value) in sorted((attributes or {}).items())],
+        "group": None if group is None else {"id": group[0], "name": group[1]},
         "source": "erp:tryton", "erp_id": sku, "updated_at": 1_780_000_000_000 + at_ms,
     }  # fmt: skip
     return sku, CODEC.encode("erpbridge.CatalogItem", datum, topic="erp.catalog")

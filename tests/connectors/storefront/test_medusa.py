@@ -333,6 +333,94 @@ def test_medusa_keeps_the_erps_attributes_in_the_products_metadata(
     }
 
 
+def _group_product(medusa: Medusa, handle: str) -> dict[str, Any]:
+    """The product of `handle` as the admin sees it: title, status, its option's values, and
+    per variant SKU its title, option value, prices and the ERP's attributes."""
+    fields = "id,title,status,*options,options.values.value,*variants,*variants.prices,variants.options.value"
+    with medusa.admin() as admin:
+        (product,) = admin.get("/admin/products", {"handle": handle, "fields": fields})["products"]
+    return {
+        "title": product["title"],
+        "status": product["status"],
+        "values": sorted(v["value"] for o in product["options"] for v in o["values"]),
+        "variants": {
+            v["sku"]: (
+                v["title"],
+                [o["value"] for o in v["options"]],
+                {p["currency_code"]: money(p["amount"]) for p in v["prices"]},
+                sorted((v.get("metadata") or {}).get("erpbridge_attributes", {}).values(),
+                       key=str),
+            )
+            for v in product["variants"]
+        },
+    }  # fmt: skip
+
+
+def test_the_skus_of_one_erp_product_are_variants_of_one_medusa_product(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, catalog=True)
+    tag = topic_prefix[-9:-1]
+    group = (f"tpl-{tag}", f"Tee {tag}")
+    small, large = f"TEE-S-{tag}", f"TEE-L-{tag}"
+    colour = {"colour": ("Colour", "Red")}
+
+    def tee(sku: str, size: str, price: str, **more: Any) -> tuple[str, bytes]:
+        attributes = {**colour, "size": ("Size", size)}
+        return catalog_item(sku, f"Tee {tag}", {"USD": price}, attributes=attributes,
+                            group=group, **more)  # fmt: skip
+
+    sink = new_sink(settings)
+    produce(settings, [tee(small, "S", "10"), tee(large, "L", "12")], ERP_CATALOG)
+    sink.start()
+    try:
+        made = drain(sink, settings, 2, STOREFRONT_CATALOG_RESULTS)
+        handle = f"erpbridge-group-tpl-{tag}"
+        shown = _group_product(medusa, handle)
+        # The large one renamed in the ERP (its attributes), the small one no longer sold.
+        produce(settings, [tee(small, "S", "10", active=False), tee(large, "XL", "13")],
+                ERP_CATALOG)  # fmt: skip
+        drain(sink, settings, 4, STOREFRONT_CATALOG_RESULTS)
+        after = _group_product(medusa, handle)
+        produce(settings, [tee(small, "S", "10", active=False), tee(large, "XL", "13")],
+                ERP_CATALOG)  # fmt: skip
+        drain(sink, settings, 6, STOREFRONT_CATALOG_RESULTS)
+        # Sold again: priced again.
+        produce(settings, [tee(small, "S", "11")], ERP_CATALOG)
+        results = drain(sink, settings, 7, STOREFRONT_CATALOG_RESULTS)
+        last = _group_product(medusa, handle)
+    finally:
+        sink.close()
+
+    # Per SKU in the order answered (one key, one partition).
+    assert statuses(results, "sku") == {
+        small: ["CREATED", "UPDATED", "UNCHANGED", "UPDATED"],
+        large: ["CREATED", "UPDATED", "UNCHANGED"],
+    }
+    assert {r["storefront_id"] for r in made} == {results[0]["storefront_id"]}
+    red = {"label": "Colour", "value": "Red"}
+    assert shown == {
+        "title": f"Tee {tag}", "status": "published", "values": ["Red / L", "Red / S"],
+        "variants": {
+            small: ("Red / S", ["Red / S"], {"usd": Decimal("10.00")},
+                    [red, {"label": "Size", "value": "S"}]),
+            large: ("Red / L", ["Red / L"], {"usd": Decimal("12.00")},
+                    [red, {"label": "Size", "value": "L"}]),
+        },
+    }  # fmt: skip
+    # Off sale alone: unpriced, the product still sold with its other variant.
+    assert after["status"] == "published"
+    assert after["variants"][small][2] == {}
+    assert after["variants"][large][:3] == ("Red / XL", ["Red / XL"], {"usd": Decimal("13.00")})
+    assert "Red / XL" in after["values"]
+    assert last["variants"][small][2] == {"usd": Decimal("11.00")}
+    # Each variant keeps its own inventory item, whose level the stock push sets.
+    with medusa.admin() as admin:
+        for sku in (small, large):
+            items = admin.get("/admin/inventory-items", {"sku": sku, "fields": "id,sku"})
+            assert [i["sku"] for i in items["inventory_items"]] == [sku]
+
+
 def test_a_price_list_or_group_the_merchant_deleted_is_made_again(
     topic_prefix: str, medusa: Medusa
 ) -> None:
