@@ -36,6 +36,15 @@ shipments with `fulfillmentCreate` and their tracking; and products with `produc
   is set again by `productSet` on its id, with its variant's id, where its title,
   description, status or price differ. One the ERP no longer sells is ARCHIVED (kept,
   unsold). Shopify answers a refused product with userErrors, which refuse it for good.
+  The SKUs of one ERP product (`group`) are variants of one product, its handle
+  `erpbridge-group-<id>` (`productByIdentifier`), titled as the group, with the one option
+  `Variant` valued by the SKU's attributes: made by `productSet` with the first of them
+  (another sink that made it meanwhile gets HANDLE_NOT_UNIQUE and finds it at the retry),
+  then each added by `productVariantsBulkCreate`; the product by `productUpdate` and the
+  variant by `productVariantsBulkUpdate` (never `productSet`, which would delete the
+  variants it is not given). A variant's attributes are its own metafields. A SKU the ERP
+  no longer sells is deleted from its group's product (`productVariantsBulkDelete`), or
+  archives the product when it is the last variant.
 - **Customers** (push_customers): the account carries the tag `erpbridge-customer-<id>`
   (Shopify searches tags; a customer's metafields only with a definition the merchant
   would have to make). It is looked for by that tag or by the customer's email
@@ -99,7 +108,13 @@ from connectors.storefront.customers import (
     customer_tag,
 )
 from connectors.storefront.levels import StockLevel
-from connectors.storefront.products import Contract, Product, contract_title
+from connectors.storefront.products import (
+    VARIANT_OPTION,
+    Contract,
+    Product,
+    contract_title,
+    group_handle,
+)
 from connectors.webhooks.shopify.admin import API_VERSION
 from streams.domain.money import minor_unit
 
@@ -175,11 +190,54 @@ query Variant($query: String!) {
   productVariants(first: 10, query: $query) {
     nodes {
       id sku price
+      selectedOptions { name value }
+      metafields(first: 250, namespace: "erpbridge") { nodes { key value } }
       product {
-        id title descriptionHtml status
+        id handle title descriptionHtml status
+        variantsCount { count }
         metafields(first: 250, namespace: "erpbridge") { nodes { key value } }
       }
     }
+  }
+}
+"""
+GROUP_PRODUCT = """
+query GroupProduct($handle: String!) {
+  productByIdentifier(identifier: {handle: $handle}) {
+    id status
+    variants(first: 250) { nodes { id sku } }
+  }
+}
+"""
+ADD_VARIANTS = """
+mutation AddVariants($productId: ID!, $variants: [ProductVariantsBulkInput!]!) {
+  productVariantsBulkCreate(productId: $productId, variants: $variants) {
+    productVariants { id }
+    userErrors { field message code }
+  }
+}
+"""
+UPDATE_VARIANTS = """
+mutation UpdateVariants($productId: ID!, $variants: [ProductVariantsBulkInput!]!) {
+  productVariantsBulkUpdate(productId: $productId, variants: $variants) {
+    productVariants { id }
+    userErrors { field message code }
+  }
+}
+"""
+DELETE_VARIANTS = """
+mutation DeleteVariants($productId: ID!, $variantsIds: [ID!]!) {
+  productVariantsBulkDelete(productId: $productId, variantsIds: $variantsIds) {
+    product { id }
+    userErrors { field message code }
+  }
+}
+"""
+UPDATE_PRODUCT = """
+mutation UpdateProduct($product: ProductUpdateInput!) {
+  productUpdate(product: $product) {
+    product { id }
+    userErrors { field message }
   }
 }
 """
@@ -263,6 +321,8 @@ mutation SetPricing($priceListId: ID!, $input: QuantityPricingByVariantUpdateInp
 }
 """
 _GONE = ("CATALOG_NOT_FOUND", "PRICE_LIST_NOT_FOUND", "CATALOG_DOES_NOT_EXIST")
+_MADE_MEANWHILE = ("HANDLE_NOT_UNIQUE",)
+"""What another sink of the route made meanwhile: found at the retry."""
 """userError codes of a catalog or price list that is no longer there."""
 _COMPANY_FIELDS = """
       id
@@ -505,17 +565,22 @@ class ShopifyStock:
             wanted |= {"title": product.name, "descriptionHtml": product.description or ""}
         attributes = {metafield_key(a.name): a.value for a in product.attributes if a.value}
         if found is None:
-            variant = {"optionValues": [_OPTION], "sku": product.sku, "price": price,
-                       "inventoryItem": {"tracked": True}}  # fmt: skip
-            options = [{"name": _OPTION["optionName"], "values": [{"name": _OPTION["name"]}]}]
-            fields = {**wanted, "productOptions": options, "variants": [variant]}
-            if attributes:
-                # A new product has no metafields that productSet's list could replace.
-                fields["metafields"] = [_metafield(k, v) for k, v in sorted(attributes.items())]
-            made, variant_id = self._set_product(fields)
+            if product.group is not None:
+                made, variant_id = self._add_variant(product, wanted, price, attributes)
+            else:
+                variant = {"optionValues": [_OPTION], "sku": product.sku, "price": price,
+                           "inventoryItem": {"tracked": True}}  # fmt: skip
+                options = [{"name": _OPTION["optionName"], "values": [{"name": _OPTION["name"]}]}]
+                fields = {**wanted, "productOptions": options, "variants": [variant]}
+                if attributes:
+                    # A new product has no metafields that productSet's list could replace.
+                    fields["metafields"] = [_metafield(k, v) for k, v in sorted(attributes.items())]
+                made, variant_id = self._set_product(fields)
             self._set_contracts(variant_id, product.contracts)
             return Synced(product, SyncStatus.CREATED, made)
         shown = found["product"]
+        if str(shown.get("handle") or "").startswith(group_handle("")):
+            return self._set_variant(product, found, wanted, price, attributes)
         changes = {k: v for k, v in wanted.items() if shown.get(k) != v}
         repriced = price is not None and Decimal(found["price"]) != Decimal(price)
         if changes or repriced:
@@ -528,10 +593,81 @@ class ShopifyStock:
         status = SyncStatus.UPDATED if updated else SyncStatus.UNCHANGED
         return Synced(product, status, str(shown["id"]))
 
+    def _add_variant(
+        self, product: Product, wanted: Mapping[str, Any], price: str | None,
+        attributes: Mapping[str, str],
+    ) -> tuple[str, str]:  # fmt: skip
+        """The SKU made a variant of its group's product (made with it when there is none),
+        its attributes as the variant's metafields; the product's id and the variant's."""
+        assert product.group is not None
+        handle = group_handle(product.group.id)
+        option = [{"optionName": VARIANT_OPTION, "name": product.variant_label}]
+        variant: dict[str, Any] = {"optionValues": option, "price": price}
+        if attributes:
+            variant["metafields"] = [_metafield(k, v) for k, v in sorted(attributes.items())]
+        shown = self._call(GROUP_PRODUCT, {"handle": handle})["productByIdentifier"]
+        if shown is None:
+            values = [{"name": product.variant_label}]
+            fields = {**wanted, "title": product.group.name, "handle": handle,
+                      "productOptions": [{"name": VARIANT_OPTION, "values": values}],
+                      "variants": [{**variant, "sku": product.sku,
+                                    "inventoryItem": {"tracked": True}}]}  # fmt: skip
+            # A sibling's sink that made it meanwhile makes this one HANDLE_NOT_UNIQUE: retried.
+            return self._set_product(fields)
+        variant["inventoryItem"] = {"sku": product.sku, "tracked": True}
+        variables = {"productId": shown["id"], "variants": [variant]}
+        made = self._mutated(ADD_VARIANTS, "productVariantsBulkCreate", variables)
+        if shown["status"] != wanted["status"]:
+            # Archived with its last variant, whose SKU the ERP no longer sells: that one
+            # goes (sold again, it comes back as a variant of its own) and the product is sold.
+            stale = shown["variants"]["nodes"]
+            self._mutated(DELETE_VARIANTS, "productVariantsBulkDelete",
+                          {"productId": shown["id"], "variantsIds": [v["id"] for v in stale]})  # fmt: skip
+            for gone in stale:
+                self._items.pop(gone["sku"], None)
+            product_input = {"id": shown["id"], "status": wanted["status"]}
+            self._mutated(UPDATE_PRODUCT, "productUpdate", {"product": product_input})
+        return str(shown["id"]), str(made["productVariants"][0]["id"])
+
+    def _set_variant(
+        self, product: Product, found: Mapping[str, Any], wanted: Mapping[str, Any],
+        price: str | None, attributes: Mapping[str, str],
+    ) -> Synced[Product]:  # fmt: skip
+        """A variant of a group's product made the ERP's SKU: the product's title is the
+        group's; a SKU the ERP no longer sells is deleted from it, or archived with its
+        product when it is the last."""
+        shown = found["product"]
+        if not product.active and shown["variantsCount"]["count"] > 1:
+            variables = {"productId": shown["id"], "variantsIds": [found["id"]]}
+            self._mutated(DELETE_VARIANTS, "productVariantsBulkDelete", variables)
+            self._items.pop(product.sku, None)  # its inventory item went with it
+            return Synced(product, SyncStatus.UPDATED, str(shown["id"]))
+        if product.active and product.group is not None:
+            wanted = {**wanted, "title": product.group.name}
+        changes = {k: v for k, v in wanted.items() if shown.get(k) != v}
+        if changes:
+            self._mutated(
+                UPDATE_PRODUCT, "productUpdate", {"product": {"id": shown["id"], **changes}}
+            )
+        edits: dict[str, Any] = {}
+        if price is not None and Decimal(found["price"]) != Decimal(price):
+            edits["price"] = price
+        label = product.variant_label
+        if product.active and [o["value"] for o in found["selectedOptions"]] != [label]:
+            edits["optionValues"] = [{"optionName": VARIANT_OPTION, "name": label}]
+        if edits:
+            variables = {"productId": shown["id"], "variants": [{"id": found["id"], **edits}]}
+            self._mutated(UPDATE_VARIANTS, "productVariantsBulkUpdate", variables)
+        described = product.active and self._set_attributes(found, attributes)
+        contracted = product.active and self._set_contracts(found["id"], product.contracts)
+        updated = changes or edits or described or contracted
+        status = SyncStatus.UPDATED if updated else SyncStatus.UNCHANGED
+        return Synced(product, status, str(shown["id"]))
+
     def _set_attributes(self, product: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
-        """The product's `erpbridge` metafields made `wanted` (key: value); whether any
-        changed. Not through productSet, which would delete every metafield it is not given,
-        the merchant's and other apps' too."""
+        """The product's (or variant's) `erpbridge` metafields made `wanted` (key: value);
+        whether any changed. Not through productSet, which would delete every metafield it
+        is not given, the merchant's and other apps' too."""
         held = {m["key"]: m["value"] for m in product["metafields"]["nodes"]}
         changed = sorted(k for k, v in wanted.items() if held.get(k) != v)
         for start in range(0, len(changed), METAFIELDS_LIMIT):
@@ -781,6 +917,8 @@ class ShopifyStock:
         errors = payload["userErrors"]
         if any(e.get("code") in _GONE for e in errors):
             self._catalogs = None
+            raise StorefrontUnavailable("; ".join(_said(e) for e in errors))
+        if any(e.get("code") in _MADE_MEANWHILE for e in errors):
             raise StorefrontUnavailable("; ".join(_said(e) for e in errors))
         if errors:
             raise StorefrontRefused("; ".join(_said(e) for e in errors))

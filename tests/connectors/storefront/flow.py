@@ -4,7 +4,7 @@ test's topic, the sink polled until the results are there."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -258,3 +258,42 @@ def push_attributes(settings: Settings, sku: str) -> list[str]:
     finally:
         sink.close()
     return [r["status"] for r in results]
+
+
+def tee(tag: str, size: str, price: str, *, active: bool = True) -> tuple[str, bytes]:
+    """The erp.catalog record of the size `size` of the ERP's product "Tee <tag>" (group
+    `tpl-<tag>`): SKU `TEE-<size>-<tag>`, attributes colour Red and the size."""
+    attributes = {"colour": ("Colour", "Red"), "size": ("Size", size)}
+    sku = f"TEE-{'S' if size == 'S' else 'L'}-{tag}"
+    return catalog_item(sku, f"Tee {tag}", {"USD": price}, active=active,
+                        attributes=attributes, group=(f"tpl-{tag}", f"Tee {tag}"))  # fmt: skip
+
+
+GROUP_STEPS = (
+    lambda tag: [tee(tag, "S", "10"), tee(tag, "L", "12")],
+    lambda tag: [tee(tag, "S", "10", active=False), tee(tag, "XL", "13")],
+    lambda tag: [tee(tag, "S", "10", active=False), tee(tag, "XL", "13")],
+    lambda tag: [tee(tag, "S", "11")],
+)
+"""The SKUs of one ERP product pushed: the small and large made (10, 12); the small no
+longer sold and the large resized XL at 13; the same again; the small sold again at 11."""
+
+
+def push_group(
+    settings: Settings, tag: str, look: Callable[[], Any], steps: Sequence[Any] = GROUP_STEPS
+) -> tuple[dict[str, list[str]], list[Any]]:
+    """`steps` (each a list of catalog records of `tag`) pushed one after another: the
+    results' statuses per SKU in the order answered, and what `look` saw after each step."""
+    sink = new_sink(settings)
+    sink.start()
+    seen, sent = [], 0
+    try:
+        for step in steps:
+            records = step(tag)
+            produce(settings, records, ERP_CATALOG)
+            sent += len(records)
+            results = drain(sink, settings, sent, STOREFRONT_CATALOG_RESULTS)
+            seen.append(look())
+    finally:
+        sink.close()
+    return statuses(results, "sku"), seen

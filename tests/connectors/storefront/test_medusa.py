@@ -37,6 +37,7 @@ from tests.connectors.storefront.flow import (
     new_sink,
     produce,
     push_attributes,
+    push_group,
     sink_settings,
     statuses,
 )
@@ -361,45 +362,17 @@ def test_the_skus_of_one_erp_product_are_variants_of_one_medusa_product(
 ) -> None:
     settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, catalog=True)
     tag = topic_prefix[-9:-1]
-    group = (f"tpl-{tag}", f"Tee {tag}")
     small, large = f"TEE-S-{tag}", f"TEE-L-{tag}"
-    colour = {"colour": ("Colour", "Red")}
-
-    def tee(sku: str, size: str, price: str, **more: Any) -> tuple[str, bytes]:
-        attributes = {**colour, "size": ("Size", size)}
-        return catalog_item(sku, f"Tee {tag}", {"USD": price}, attributes=attributes,
-                            group=group, **more)  # fmt: skip
-
-    sink = new_sink(settings)
-    produce(settings, [tee(small, "S", "10"), tee(large, "L", "12")], ERP_CATALOG)
-    sink.start()
-    try:
-        made = drain(sink, settings, 2, STOREFRONT_CATALOG_RESULTS)
-        handle = f"erpbridge-group-tpl-{tag}"
-        shown = _group_product(medusa, handle)
-        # The large one renamed in the ERP (its attributes), the small one no longer sold.
-        produce(settings, [tee(small, "S", "10", active=False), tee(large, "XL", "13")],
-                ERP_CATALOG)  # fmt: skip
-        drain(sink, settings, 4, STOREFRONT_CATALOG_RESULTS)
-        after = _group_product(medusa, handle)
-        produce(settings, [tee(small, "S", "10", active=False), tee(large, "XL", "13")],
-                ERP_CATALOG)  # fmt: skip
-        drain(sink, settings, 6, STOREFRONT_CATALOG_RESULTS)
-        # Sold again: priced again.
-        produce(settings, [tee(small, "S", "11")], ERP_CATALOG)
-        results = drain(sink, settings, 7, STOREFRONT_CATALOG_RESULTS)
-        last = _group_product(medusa, handle)
-    finally:
-        sink.close()
-
+    said, (made, changed, _, back) = push_group(
+        settings, tag, lambda: _group_product(medusa, f"erpbridge-group-tpl-{tag}")
+    )
     # Per SKU in the order answered (one key, one partition).
-    assert statuses(results, "sku") == {
+    assert said == {
         small: ["CREATED", "UPDATED", "UNCHANGED", "UPDATED"],
         large: ["CREATED", "UPDATED", "UNCHANGED"],
     }
-    assert {r["storefront_id"] for r in made} == {results[0]["storefront_id"]}
     red = {"label": "Colour", "value": "Red"}
-    assert shown == {
+    assert made == {
         "title": f"Tee {tag}", "status": "published", "values": ["Red / L", "Red / S"],
         "variants": {
             small: ("Red / S", ["Red / S"], {"usd": Decimal("10.00")},
@@ -409,11 +382,12 @@ def test_the_skus_of_one_erp_product_are_variants_of_one_medusa_product(
         },
     }  # fmt: skip
     # Off sale alone: unpriced, the product still sold with its other variant.
-    assert after["status"] == "published"
-    assert after["variants"][small][2] == {}
-    assert after["variants"][large][:3] == ("Red / XL", ["Red / XL"], {"usd": Decimal("13.00")})
-    assert "Red / XL" in after["values"]
-    assert last["variants"][small][2] == {"usd": Decimal("11.00")}
+    assert changed["status"] == "published"
+    assert changed["variants"][small][2] == {}
+    assert changed["variants"][large][:3] == ("Red / XL", ["Red / XL"], {"usd": Decimal("13.00")})
+    assert "Red / XL" in changed["values"]
+    # Sold again: priced again.
+    assert back["variants"][small][2] == {"usd": Decimal("11.00")}
     # Each variant keeps its own inventory item, whose level the stock push sets.
     with medusa.admin() as admin:
         for sku in (small, large):

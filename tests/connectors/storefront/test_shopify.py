@@ -5,6 +5,7 @@ companies)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.erp.master import ProductAttribute, ProductGroup
 from connectors.storefront.adapter import StorefrontUnavailable, SyncStatus
 from connectors.storefront.customers import Customer, customer_tag
 from connectors.storefront.products import Contract, Product
@@ -33,6 +35,7 @@ from streams.contracts.topics import (
 from streams.ops.settings import Settings, WebhookRoute
 from tests.connectors.storefront.flow import (
     ATTRIBUTES_NOW,
+    GROUP_STEPS,
     PUSHED_CUSTOMERS,
     availability,
     catalog_item,
@@ -43,8 +46,10 @@ from tests.connectors.storefront.flow import (
     produce,
     push_attributes,
     push_customers_twice,
+    push_group,
     sink_settings,
     statuses,
+    tee,
 )
 from tests.connectors.webhooks.doubles import SHOPIFY_TOKEN, Bucket, Double, shopify_admin
 
@@ -269,6 +274,91 @@ def test_the_erps_products_are_set_on_shopify_with_product_set(
     (failed,) = [r for r in results if r["status"] == "FAILED"]
     assert failed["permanent"] and "no list price in the route's currency" in failed["message"]
     assert [key for key, _, _ in dead_letters(settings, ERP_CATALOG)] == ["SKU-EUR"]
+
+
+def _catalog_settings(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> Settings:
+    route = WebhookRoute(provider="shopify", admin_url=shop.url, push_catalog=True,
+                         currency="USD")  # fmt: skip
+    return sink_settings(kafka_broker, topic_prefix, tmp_path, {"main": route},
+                         {"main": SHOPIFY_TOKEN})  # fmt: skip
+
+
+def _grouped(shop: Double, handle: str) -> dict[str, Any] | None:
+    """The product of `handle` as the double holds it: title, status, its option's values,
+    per variant SKU its price, option value and metafields."""
+    found = [p for p in shop.shopify_products.values() if p.get("handle") == handle]
+    if not found:
+        return None
+    (product,) = found
+    return {
+        "title": product["title"], "status": product["status"],
+        "values": [v["name"] for o in product["productOptions"] for v in o["values"]],
+        "variants": {
+            v["sku"]: (v["price"], [o["name"] for o in v["optionValues"]],
+                       {key: m["value"] for (_, key), m in v["metafields"].items()})
+            for v in product["variants"]
+        },
+    }  # fmt: skip
+
+
+def test_the_skus_of_one_erp_product_are_variants_of_one_shopify_product(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    settings = _catalog_settings(kafka_broker, topic_prefix, tmp_path, shop)
+    small, large, handle = "TEE-S-t1", "TEE-L-t1", "erpbridge-group-tpl-t1"
+    # Then neither sold, the small one first: the product goes with its last variant; and
+    # the small one sold again: the product comes back with it alone.
+    steps = [
+        *GROUP_STEPS,
+        lambda tag: [tee(tag, "S", "11", active=False)],
+        lambda tag: [tee(tag, "XL", "13", active=False)],
+        lambda tag: [tee(tag, "S", "11")],
+    ]
+    said, (made, changed, _, back, _, gone, again) = push_group(
+        settings, "t1", lambda: copy.deepcopy(_grouped(shop, handle)), steps
+    )
+    assert said == {
+        small: ["CREATED", "UPDATED", "UNCHANGED", "CREATED", "UPDATED", "CREATED"],
+        large: ["CREATED", "UPDATED", "UNCHANGED", "UPDATED"],
+    }
+    assert made == {
+        "title": "Tee t1", "status": "ACTIVE", "values": ["Red / S", "Red / L"],
+        "variants": {small: ("10.00", ["Red / S"], {"colour": "Red", "size": "S"}),
+                     large: ("12.00", ["Red / L"], {"colour": "Red", "size": "L"})},
+    }  # fmt: skip
+    # The small one deleted from the product; the large one resized.
+    assert changed is not None and changed["status"] == "ACTIVE"
+    assert changed["variants"] == {large: ("13.00", ["Red / XL"], {"colour": "Red", "size": "XL"})}
+    # Sold again: a variant again.
+    assert back is not None and set(back["variants"]) == {small, large}
+    # The last variant stays with its archived product (Shopify keeps one per product).
+    assert gone is not None and (gone["status"], set(gone["variants"])) == ("ARCHIVED", {large})
+    assert again is not None and again["status"] == "ACTIVE"
+    assert again["variants"] == {small: ("11.00", ["Red / S"], {"colour": "Red", "size": "S"})}
+    # Never productSet on the group's product after it was made: it would drop siblings.
+    sets = [b for _, _, b in shop.requests if "productSet(" in b["query"]]
+    assert len(sets) == 1
+
+
+def test_a_group_product_made_meanwhile_by_another_sink_is_found_at_the_retry(
+    adapter: ShopifyStock, shop: Double
+) -> None:
+    def size(sku: str, value: str) -> Product:
+        return Product("main", sku, True, "Tee t2", None, (("USD", Decimal("10")),),
+                       attributes=(ProductAttribute("size", "Size", value),),
+                       group=ProductGroup("tpl-t2", "Tee t2"))  # fmt: skip
+
+    assert adapter.set_product(size("TEE-L-t2", "L")).status is SyncStatus.CREATED
+    # The other sink made it after this one looked for it (Shopify's search lags too).
+    shop.hidden_handles.add("erpbridge-group-tpl-t2")
+    with pytest.raises(StorefrontUnavailable, match="HANDLE_NOT_UNIQUE"):
+        adapter.set_product(size("TEE-S-t2", "S"))
+    shop.hidden_handles.clear()
+    assert adapter.set_product(size("TEE-S-t2", "S")).status is SyncStatus.CREATED
+    (product,) = shop.shopify_products.values()
+    assert sorted(v["sku"] for v in product["variants"]) == ["TEE-L-t2", "TEE-S-t2"]
 
 
 def test_the_erps_customers_are_kept_as_one_tagged_account_each(

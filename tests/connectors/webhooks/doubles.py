@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import json
 import re
 import threading
@@ -113,8 +114,14 @@ class Double:
     """Shopify: customers by global id: firstName, email, phone, tags, addresses
     (MailingAddressInput fields)."""
     shopify_products: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Shopify: products by global id: title, descriptionHtml, status, productOptions and
-    variants ({id, sku, price, tracked})."""
+    """Shopify: products by global id: handle, title, descriptionHtml, status, productOptions
+    ({name, values: [{name}]}), metafields and variants ({id, sku, price, tracked,
+    optionValues: [{optionName, name}], metafields})."""
+    shopify_ids: Iterator[int] = field(default_factory=lambda: itertools.count(7000))
+    """Shopify: the numbers of the variants it makes."""
+    hidden_handles: set[str] = field(default_factory=set)
+    """Shopify: handles productByIdentifier does not find yet (made by another client after
+    the one asking looked)."""
     catalogs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Shopify: company-location catalogs by global id: title, status, priceList (its id or
     None) and locations (company location ids)."""
@@ -311,12 +318,143 @@ class _Shopify(_Handler):
     def productVariants(self, info: Any, first: int, query: str | None = None, **_: Any) -> Any:
         skus = _skus_of(query)
         found = [
-            {**variant, "product": _product_view(product)}
+            {**_owner_view(variant), "product": _product_view(product),
+             "selectedOptions": [{"name": v["optionName"], "value": v["name"]}
+                                 for v in variant.get("optionValues") or []]}
             for product in self.double.shopify_products.values()
             for variant in product["variants"]
             if variant["sku"] in skus
-        ]
+        ]  # fmt: skip
         return _page(found, first, None)
+
+    def productByIdentifier(self, info: Any, identifier: dict[str, Any]) -> Any:
+        if set(identifier) - {"handle"}:
+            raise ValueError("the double finds products by identifier's handle only")
+        if identifier["handle"] in self.double.hidden_handles:
+            return None
+        found = [p for p in self.double.shopify_products.values()
+                 if p.get("handle") == identifier["handle"]]  # fmt: skip
+        return _product_view(found[0]) if found else None
+
+    def productUpdate(self, info: Any, product: dict[str, Any]) -> Any:
+        """Shopify's productUpdate: the fields given set on the product of the id; a list
+        field (metafields) is not taken here."""
+        held = self.double.shopify_products.get(product.get("id") or "")
+        if held is None:
+            return {"product": None,
+                    "userErrors": [{"field": ["id"], "message": "Product does not exist"}]}  # fmt: skip
+        # The schema's default of deleteConflictingConstrainedMetafields comes with every input.
+        given = set(product) - {"deleteConflictingConstrainedMetafields"}
+        if given - {"id", "title", "descriptionHtml", "status", "handle"}:
+            raise ValueError("the double updates a product's title, description, status, handle")
+        if "handle" in product and self._handle_taken(product["handle"], held):
+            return {"product": None, "userErrors": [
+                {"field": ["handle"], "message": f"Handle '{product['handle']}' already in use."}]}  # fmt: skip
+        held.update({k: product[k] for k in given - {"id"}})
+        return {"product": {"id": held["id"]}, "userErrors": []}
+
+    def productVariantsBulkCreate(
+        self, info: Any, productId: str, variants: list[dict[str, Any]], **_: Any
+    ) -> Any:
+        """Shopify's productVariantsBulkCreate, all or nothing: each variant names a value of
+        every option of the product and no other option (a new value is added to its
+        option), no two variants the same values; the SKU is the inventory item's."""
+        product = self.double.shopify_products.get(productId)
+        if product is None:
+            return _variants_refused(["productId"], "PRODUCT_DOES_NOT_EXIST",
+                                     "Product does not exist")  # fmt: skip
+        made = []
+        for index, variant in enumerate(variants):
+            refused = self._check_variant(product, variant, ["variants", str(index)], made)
+            if refused is not None:
+                return refused
+            item = variant.get("inventoryItem") or {}
+            made.append({"id": f"gid://shopify/ProductVariant/{next(self.double.shopify_ids)}",
+                         "sku": item.get("sku"), "price": variant.get("price") or "0.00",
+                         "tracked": item.get("tracked"),
+                         "optionValues": list(variant["optionValues"]),
+                         "metafields": _metafields_of(variant.get("metafields") or [])})  # fmt: skip
+        for variant in made:
+            _add_values(product, variant["optionValues"])
+        product["variants"] += made
+        return {"productVariants": [{"id": v["id"]} for v in made], "userErrors": []}
+
+    def productVariantsBulkUpdate(
+        self, info: Any, productId: str, variants: list[dict[str, Any]], **_: Any
+    ) -> Any:
+        """Shopify's productVariantsBulkUpdate, all or nothing: each names a variant of the
+        product by id; its price and option values (the rules of productVariantsBulkCreate)
+        set where given."""
+        product = self.double.shopify_products.get(productId)
+        if product is None:
+            return _variants_refused(["productId"], "PRODUCT_DOES_NOT_EXIST",
+                                     "Product does not exist")  # fmt: skip
+        held = {v["id"]: v for v in product["variants"]}
+        for index, variant in enumerate(variants):
+            where = ["variants", str(index)]
+            if variant.get("id") not in held:
+                return _variants_refused([*where, "id"], "PRODUCT_VARIANT_DOES_NOT_EXIST",
+                                         "Product variant does not exist")  # fmt: skip
+            if set(variant) - {"id", "price", "optionValues"}:
+                raise ValueError("the double updates a variant's price and option values only")
+            if "optionValues" in variant:
+                others = [v for v in product["variants"] if v["id"] != variant["id"]]
+                refused = self._check_variant(product, variant, where, others)
+                if refused is not None:
+                    return refused
+        for variant in variants:
+            shown = held[variant["id"]]
+            shown.update({k: v for k, v in variant.items() if k != "id"})
+            _add_values(product, shown["optionValues"])
+        return {"productVariants": [{"id": v["id"]} for v in variants], "userErrors": []}
+
+    def productVariantsBulkDelete(self, info: Any, productId: str, variantsIds: list[str]) -> Any:
+        product = self.double.shopify_products.get(productId)
+        if product is None:
+            return _refused("product", ["productId"], "PRODUCT_DOES_NOT_EXIST",
+                            "Product does not exist")  # fmt: skip
+        held = {v["id"] for v in product["variants"]}
+        if set(variantsIds) - held:
+            return _refused("product", ["variantsIds"],
+                            "AT_LEAST_ONE_VARIANT_DOES_NOT_BELONG_TO_THE_PRODUCT",
+                            "At least one variant does not belong to the product")  # fmt: skip
+        if held <= set(variantsIds):
+            return _refused("product", ["variantsIds"], "CANNOT_DELETE_LAST_VARIANT",
+                            "Cannot delete the last variant of a product")  # fmt: skip
+        product["variants"] = [v for v in product["variants"] if v["id"] not in variantsIds]
+        return {"product": {"id": productId}, "userErrors": []}
+
+    @staticmethod
+    def _check_variant(
+        product: dict[str, Any], variant: dict[str, Any], where: list[str],
+        others: list[dict[str, Any]],
+    ) -> Any:  # fmt: skip
+        names = [v.get("optionName") for v in variant.get("optionValues") or []]
+        options = [o["name"] for o in product.get("productOptions") or []]
+        if set(names) - set(options):
+            return _variants_refused([*where, "optionValues"],
+                                     "OPTION_VALUES_FOR_NUMBER_OF_UNKNOWN_OPTIONS",
+                                     "Variant options are more than the product options")  # fmt: skip
+        if sorted(names) != sorted(options):
+            return _variants_refused([*where, "optionValues"], "NEED_TO_ADD_OPTION_VALUES",
+                                     "Variant options are not enough")  # fmt: skip
+        values = sorted((v["optionName"], v["name"]) for v in variant["optionValues"])
+        for other in [*product["variants"], *others]:
+            if (
+                other is not variant
+                and values
+                == sorted((v["optionName"], v["name"]) for v in other.get("optionValues") or [])
+                and other.get("id") != variant.get("id")
+            ):
+                return _variants_refused([*where, "optionValues"], "VARIANT_ALREADY_EXISTS",
+                                         "Variant already exists")  # fmt: skip
+        if not re.fullmatch(r"-?\d+(\.\d+)?", str(variant.get("price") or "0")):
+            return _variants_refused([*where, "price"], "INVALID_INPUT", "Price is invalid")
+        return None
+
+    def _handle_taken(self, handle: str, product: dict[str, Any] | None) -> bool:
+        return any(p.get("handle") == handle and p is not product
+                   for p in self.double.shopify_products.values())  # fmt: skip
 
     def customers(self, info: Any, first: int, query: str | None = None, **_: Any) -> Any:
         terms = _terms(query, {"tag", "email"})
@@ -392,12 +530,20 @@ class _Shopify(_Handler):
                                     "Product variant does not exist")  # fmt: skip
             shown = dict(known.get(variant.get("id", ""), {}))
             shown.update(
-                id=variant.get("id") or f"gid://shopify/ProductVariant/{7000 + len(products)}",
+                id=variant.get("id")
+                or f"gid://shopify/ProductVariant/{next(self.double.shopify_ids)}",
                 sku=variant.get("sku", shown.get("sku")),
                 price=variant.get("price", shown.get("price", "0.00")),
                 tracked=(variant.get("inventoryItem") or {}).get("tracked", shown.get("tracked")),
+                optionValues=list(variant["optionValues"]),
+                metafields=_metafields_of(variant.get("metafields") or [])
+                if "metafields" in variant
+                else shown.get("metafields") or {},
             )
             variants.append(shown)
+        if product is None and input.get("handle") and self._handle_taken(input["handle"], None):
+            return _set_refused(["input", "handle"], "HANDLE_NOT_UNIQUE",
+                                "Handle already in use. Please provide a new handle.")  # fmt: skip
         # A list field given replaces the list: metafields it does not name are deleted.
         held = {} if "metafields" in input else dict((product or {}).get("metafields") or {})
         if len(input.get("metafields") or []) > _METAFIELDS_LIMIT:
@@ -425,6 +571,13 @@ class _Shopify(_Handler):
             product = {"id": f"gid://shopify/Product/{9000 + len(products)}", "title": "",
                        "descriptionHtml": "", "status": "ACTIVE", "variants": []}  # fmt: skip
             products[product["id"]] = product
+            # Made of its title when not given; a suffix makes it unique.
+            handle = input.get("handle") or re.sub(
+                r"[^a-z0-9]+", "-", input.get("title", "").lower()
+            )
+            while self._handle_taken(handle, product):
+                handle += "-1"
+            product["handle"] = handle
         product["metafields"] = held
         product.update({k: v for k, v in input.items() if k not in ("variants", "metafields")})
         if "variants" in input:
@@ -448,9 +601,9 @@ class _Shopify(_Handler):
             return {"metafields": None, "userErrors": [{
                 "field": ["metafields"], "code": "LESS_THAN_OR_EQUAL_TO", "elementIndex": None,
                 "message": "Exceeded the maximum metafields input limit of 25."}]}  # fmt: skip
-        products = self.double.shopify_products
+        owners = self._metafield_owners()
         for index, metafield in enumerate(metafields):
-            owner = products.get(metafield["ownerId"])
+            owner = owners.get(metafield["ownerId"])
             if owner is None:
                 return refused(index, "ownerId", "INVALID", "Owner does not exist")
             namespace, key = metafield.get("namespace") or "", metafield["key"]
@@ -464,7 +617,7 @@ class _Shopify(_Handler):
             if not metafield["value"].strip():
                 return refused(index, "value", "BLANK", "Value can't be blank")
         for metafield in metafields:
-            owner = products[metafield["ownerId"]]
+            owner = owners[metafield["ownerId"]]
             namespace = metafield["namespace"]
             held = owner.setdefault("metafields", {})
             kind = metafield.get("type") or held[namespace, metafield["key"]]["type"]
@@ -476,11 +629,17 @@ class _Shopify(_Handler):
         """Each metafield named by its owner, namespace and key deleted; one that is not
         there is answered as not deleted (null), as Shopify does."""
         deleted = []
+        owners = self._metafield_owners()
         for named in metafields:
-            product = self.double.shopify_products.get(named["ownerId"]) or {}
-            found = (product.get("metafields") or {}).pop((named["namespace"], named["key"]), None)
+            owner = owners.get(named["ownerId"]) or {}
+            found = (owner.get("metafields") or {}).pop((named["namespace"], named["key"]), None)
             deleted.append(None if found is None else dict(named))
         return {"deletedMetafields": deleted, "userErrors": []}
+
+    def _metafield_owners(self) -> dict[str, dict[str, Any]]:
+        """Products and their variants by id: what holds metafields here."""
+        products = self.double.shopify_products
+        return {**products, **{v["id"]: v for p in products.values() for v in p["variants"]}}
 
     # -- B2B: catalogs, price lists, companies ---------------------------------------------
 
@@ -984,12 +1143,47 @@ def _skus_of(query: str | None) -> set[str]:
 
 def _product_view(product: dict[str, Any]) -> dict[str, Any]:
     """A stored product as Shopify's Product object shows it."""
+    # A product a test stored without a handle has the one Shopify makes of its title.
+    handle = product.get("handle") or _handle_of(product.get("title") or "")
+    variants = product["variants"]
+    return {**_owner_view(product), "handle": handle,
+            "variants": lambda info, first, **_: {"nodes": variants[:first]},
+            "variantsCount": {"count": len(variants)}}  # fmt: skip
+
+
+def _handle_of(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def _owner_view(owner: dict[str, Any]) -> dict[str, Any]:
+    """A stored product or variant with its metafields as Shopify shows them."""
 
     def metafields(info: Any, first: int, namespace: str | None = None, **_: Any) -> Any:
-        held = (product.get("metafields") or {}).values()
+        held = (owner.get("metafields") or {}).values()
         return _page([m for m in held if namespace in (None, m["namespace"])], first, None)
 
-    return {**product, "metafields": metafields}
+    return {**owner, "metafields": metafields}
+
+
+def _metafields_of(given: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Metafields as given to a variant's input, held by namespace and key."""
+    return {(m["namespace"], m["key"]): dict(m) for m in given}
+
+
+def _add_values(product: dict[str, Any], chosen: list[dict[str, Any]]) -> None:
+    """The option values a variant chose that its product's options lack, added to them."""
+    for option in product.get("productOptions") or []:
+        values = option.setdefault("values", [])
+        for value in chosen:
+            if value["optionName"] == option["name"] and value["name"] not in [
+                v["name"] for v in values
+            ]:
+                values.append({"name": value["name"]})
+
+
+def _variants_refused(field: list[str], code: str, message: str) -> dict[str, Any]:
+    return {"productVariants": None,
+            "userErrors": [{"field": field, "code": code, "message": message}]}  # fmt: skip
 
 
 def _customer_view(customer: dict[str, Any]) -> dict[str, Any]:
