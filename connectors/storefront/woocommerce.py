@@ -8,7 +8,8 @@ batch limit).
 WooCommerce has one stock location per product (the route maps it as "default") and no
 compare-and-set: the level is set as is. Products are found by their SKU once and
 remembered; a SKU WooCommerce does not sell is asked again after a while, since a shop adds
-products. Variations keep their own SKUs and are not set here.
+products. WooCommerce's list by SKU finds variations too: a variation's level goes to its
+parent's `POST /products/<parent>/variations/batch`.
 
 Products (push_catalog): WooCommerce prices in the shop's one currency (the route's
 `currency`). A product the ERP sells is created as a simple product (its SKU, stock managed,
@@ -17,6 +18,13 @@ price, status (publish) or attributes differ, both through `POST /products/batch
 ERP no longer sells is set to draft (unsold, kept). The ERP's attributes are the product's
 list of attributes, replaced whole (WooCommerce has one list per product): each a custom
 attribute named by its label with its value as the one option, shown on the product page.
+The SKUs of one ERP product (`group`) are variations of one variable product, its SKU the
+group's handle (`erpbridge-group-<id>`; a second sink making it meanwhile is refused the
+duplicate SKU and finds it at the retry), with the one attribute `Variant` whose options are
+its variations' values, set from the variations as they are after each change so that no
+sink's write loses another's; a variation has its price, stock, option value and the
+ERP's attributes as JSON in its meta data `erpbridge_attributes`; one the ERP no longer sells
+is hidden (`visible` false: not sold), the product still sold with the others.
 
 Customers (push_customers): the account is looked for among those of the customer's email,
 then of its name (`GET /customers?email=`, `?search=`), and taken where its meta data holds
@@ -37,6 +45,7 @@ means an earlier request made it, whose answer was lost.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -61,10 +70,13 @@ from connectors.storefront.adapter import (
 from connectors.storefront.customers import MARK as CUSTOMER_MARK
 from connectors.storefront.customers import Customer, account_of, marked_in
 from connectors.storefront.levels import StockLevel
-from connectors.storefront.products import Product
+from connectors.storefront.products import VARIANT_OPTION, Product, group_handle
 from streams.domain.money import minor_unit
 
 BATCH_LIMIT = 100
+ATTRIBUTES = "erpbridge_attributes"
+"""The meta data key of a variation holding the ERP's attributes: {name: {label, value}} as
+JSON (WooCommerce's meta values of variations are text)."""
 
 
 class WooCommerceStock:
@@ -88,36 +100,53 @@ class WooCommerceStock:
     ) -> list[Outcome]:
         ids = {level.sku: self._products.get(level.sku) for level in levels}
         outcomes: dict[int, Outcome] = {}
-        known = [(i, level) for i, level in enumerate(levels) if ids[level.sku] is not None]
+        # A product's own levels go to the products' batch, a variation's to its parent's.
+        by_parent: dict[int | None, list[tuple[int, StockLevel, int]]] = {}
         for i, level in enumerate(levels):
-            if ids[level.sku] is None:
+            found = ids[level.sku]
+            if found is None:
                 outcomes[i] = Outcome(level, Status.UNKNOWN_SKU)
-        for start in range(0, len(known), BATCH_LIMIT):
-            chunk = known[start : start + BATCH_LIMIT]
-            answered = self._batch([
-                {"id": ids[level.sku], "manage_stock": True, "stock_quantity": level.quantity}
-                for _, level in chunk
-            ])  # fmt: skip
-            for (i, level), item in zip(chunk, answered, strict=True):
-                error = item.get("error")
-                outcomes[i] = (
-                    Outcome(
-                        level,
-                        Status.FAILED,
-                        f"{error['code']}: {error['message']}",
-                        # A 5xx of one item (a database hiccup) may pass next time.
-                        permanent=int((error.get("data") or {}).get("status", 400)) < 500,
-                    )
-                    if error
-                    else Outcome(level, Status.SET)
-                )
+            else:
+                by_parent.setdefault(found[0], []).append((i, level, found[1]))
+        for parent, known in sorted(by_parent.items(), key=lambda k: k[0] or 0):
+            for start in range(0, len(known), BATCH_LIMIT):
+                chunk = known[start : start + BATCH_LIMIT]
+                answered = self._batch(parent, [
+                    {"id": item, "manage_stock": True, "stock_quantity": level.quantity}
+                    for _, level, item in chunk
+                ])  # fmt: skip
+                self._outcomes([(i, level) for i, level, _ in chunk], answered, outcomes)
         return [outcomes[i] for i in range(len(levels))]
 
-    def _product_id(self, sku: str) -> int | None:
+    @staticmethod
+    def _outcomes(
+        chunk: list[tuple[int, StockLevel]],
+        answered: list[dict[str, Any]],
+        outcomes: dict[int, Outcome],
+    ) -> None:
+        for (i, level), item in zip(chunk, answered, strict=True):
+            error = item.get("error")
+            outcomes[i] = (
+                Outcome(
+                    level,
+                    Status.FAILED,
+                    f"{error['code']}: {error['message']}",
+                    # A 5xx of one item (a database hiccup) may pass next time.
+                    permanent=int((error.get("data") or {}).get("status", 400)) < 500,
+                )
+                if error
+                else Outcome(level, Status.SET)
+            )
+
+    def _product_id(self, sku: str) -> tuple[int | None, int] | None:
+        """The product of the SKU: (None, its id), or a variation's (its parent's, its id)."""
         found = self._product(sku)
-        return None if found is None else int(found["id"])
+        if found is None:
+            return None
+        return (int(found["parent_id"]) if _variation(found) else None), int(found["id"])
 
     def _product(self, sku: str) -> dict[str, Any] | None:
+        """The product or variation of the SKU (WooCommerce's list by SKU holds both)."""
         found = self._call("GET", "/products", params={"sku": sku})
         matching = [p for p in found if p.get("sku") == sku]
         return dict(matching[0]) if matching else None
@@ -144,7 +173,11 @@ class WooCommerceStock:
                 for a in product.attributes
                 if _options(a.value)
             ]
+        if found is not None and _variation(found):
+            return self._set_variation(product, found, wanted)
         if found is None:
+            if product.group is not None and product.active:
+                return self._add_variation(product, wanted)
             item = {**wanted, "type": "simple", "sku": product.sku, "manage_stock": True}
             made = self._one("create", item)
             return Synced(product, SyncStatus.CREATED, str(made["id"]))
@@ -158,9 +191,71 @@ class WooCommerceStock:
         status = SyncStatus.UPDATED if changes else SyncStatus.UNCHANGED
         return Synced(product, status, str(found["id"]))
 
-    def _one(self, operation: str, item: dict[str, Any]) -> dict[str, Any]:
-        """One product created or updated through the batch endpoint; its error raised."""
-        answer = self._call("POST", "/products/batch", json={operation: [item]})
+    def _add_variation(self, product: Product, wanted: Mapping[str, Any]) -> Synced[Product]:
+        """The SKU made a variation of its group's variable product (its SKU the group's
+        handle), made with it when there is none."""
+        assert product.group is not None
+        handle = group_handle(product.group.id)
+        parent = self._product(handle)
+        if parent is None:
+            try:
+                parent = self._one("create", {
+                    "type": "variable", "sku": handle, "name": product.group.name,
+                    "description": wanted["description"], "status": "publish",
+                    "attributes": [_option_of([])],
+                })  # fmt: skip
+            except StorefrontRefused as refused:
+                if "product_invalid_sku" not in str(refused):
+                    raise
+                # Made meanwhile for a sibling by another sink of the route: found at the retry.
+                raise StorefrontUnavailable(str(refused)) from refused
+        item = {"sku": product.sku, "manage_stock": True, **_variation_fields(product, wanted)}
+        self._one("create", item, parent=int(parent["id"]))
+        self._set_options(parent)
+        return Synced(product, SyncStatus.CREATED, str(parent["id"]))
+
+    def _set_variation(
+        self, product: Product, found: Mapping[str, Any], wanted: Mapping[str, Any]
+    ) -> Synced[Product]:
+        """A variation made the ERP's SKU; one the ERP no longer sells is hidden (not sold),
+        its product still sold with the others."""
+        fields = _variation_fields(product, wanted) if product.active else {"visible": False}
+        changes = {
+            k: v for k, v in fields.items()
+            if (_attributes_of(found) if k == "attributes" else _held(found, k)) != (
+                _attributes_of(fields) if k == "attributes" else v
+            )
+        }  # fmt: skip
+        parent = int(found["parent_id"])
+        if changes:
+            self._one("update", {"id": found["id"], **changes}, parent=parent)
+            if "attributes" in changes:
+                self._set_options(self._call("GET", f"/products/{parent}"))
+        status = SyncStatus.UPDATED if changes else SyncStatus.UNCHANGED
+        return Synced(product, status, str(parent))
+
+    def _set_options(self, parent: Mapping[str, Any]) -> None:
+        """The variable product's option made its variations' values, as they are now: each
+        sink that adds one sets them all, so none is lost to another's write."""
+        variations = self._call(
+            "GET", f"/products/{parent['id']}/variations", params={"per_page": 100}
+        )
+        labels = sorted(
+            {a["option"] for v in variations for a in v.get("attributes") or []
+             if a.get("name") == VARIANT_OPTION}
+        )  # fmt: skip
+        wanted = _option_of(labels)
+        held = [a for a in parent.get("attributes") or [] if a.get("name") == VARIANT_OPTION]
+        if _attributes(held) != _attributes([wanted]):
+            self._one("update", {"id": parent["id"], "attributes": [wanted]})
+
+    def _one(
+        self, operation: str, item: dict[str, Any], parent: int | None = None
+    ) -> dict[str, Any]:
+        """One product (or variation of `parent`) created or updated through the batch
+        endpoint; its error raised."""
+        path = "/products/batch" if parent is None else f"/products/{parent}/variations/batch"
+        answer = self._call("POST", path, json={operation: [item]})
         (done,) = answer.get(operation, [None])
         if not isinstance(done, dict):
             raise StorefrontUnavailable(f"WooCommerce answered no {operation} of {item.get('sku')}")
@@ -215,8 +310,9 @@ class WooCommerceStock:
         made = self._call("POST", notes, json={"note": note_text(shipment), "customer_note": True})
         return ShipmentOutcome(shipment, ShipmentStatus.CREATED, str(made["id"]))
 
-    def _batch(self, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        answer = self._call("POST", "/products/batch", json={"update": updates})
+    def _batch(self, parent: int | None, updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        path = "/products/batch" if parent is None else f"/products/{parent}/variations/batch"
+        answer = self._call("POST", path, json={"update": updates})
         answered: list[dict[str, Any]] = answer.get("update", [])
         if len(answered) != len(updates):
             raise StorefrontUnavailable(
@@ -266,6 +362,44 @@ def _mark_of(account: Mapping[str, Any]) -> str | None:
 def _attributes(shown: Any) -> list[tuple[str, list[str], bool]]:
     """A product's attributes as compared: name, options and whether shown, in order."""
     return [(a["name"], list(a["options"]), bool(a.get("visible"))) for a in shown or []]
+
+
+def _variation(found: Mapping[str, Any]) -> bool:
+    return found.get("type") == "variation"
+
+
+def _variation_fields(product: Product, wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """What a variation of the SKU shows: its price, its option value, the ERP's attributes
+    in its meta data (a variation has no attribute list of its own), on sale."""
+    attributes = {a.name: {"label": a.label, "value": a.value} for a in product.attributes}
+    return {
+        "regular_price": wanted["regular_price"],
+        "visible": True,
+        "attributes": [{"name": VARIANT_OPTION, "option": _label(product)}],
+        "meta_data": [{"key": ATTRIBUTES, "value": json.dumps(attributes, sort_keys=True)}],
+    }
+
+
+def _label(product: Product) -> str:
+    # "|" separates a custom attribute's options in WooCommerce.
+    return _cleaned(product.variant_label).replace("|", "/")
+
+
+def _option_of(labels: list[str]) -> dict[str, Any]:
+    """The variable product's one attribute its variations choose from."""
+    return {"name": VARIANT_OPTION, "options": labels, "visible": True, "variation": True}
+
+
+def _attributes_of(shown: Mapping[str, Any]) -> list[tuple[Any, Any]]:
+    return [(a.get("name"), a.get("option")) for a in shown.get("attributes") or []]
+
+
+def _held(found: Mapping[str, Any], key: str) -> Any:
+    """A variation's field as compared; its meta data by the keys erpbridge sets."""
+    if key != "meta_data":
+        return found.get(key)
+    return [{"key": m["key"], "value": m["value"]} for m in found.get("meta_data") or []
+            if m.get("key") == ATTRIBUTES]  # fmt: skip
 
 
 def _cleaned(text: str) -> str:

@@ -5,6 +5,8 @@ priced in the shop's currency."""
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +16,8 @@ import httpx
 import pytest
 
 from connectors.erp.master import ProductAttribute
-from connectors.storefront.adapter import SyncStatus
+from connectors.storefront.adapter import Status, SyncStatus
+from connectors.storefront.levels import StockLevel
 from connectors.storefront.products import Product
 from connectors.storefront.woocommerce import WooCommerceStock
 from streams.contracts.topics import ERP_CATALOG, STOREFRONT_CATALOG_RESULTS
@@ -27,6 +30,7 @@ from tests.connectors.storefront.flow import (
     new_sink,
     produce,
     push_attributes,
+    push_group,
     sink_settings,
     statuses,
 )
@@ -127,3 +131,55 @@ def test_attributes_are_compared_as_woocommerce_keeps_them(shop: Double) -> None
     assert [(a["name"], a["options"]) for a in shop.products[1]["attributes"]] == [
         ("Colours on offer", ["Red", "Blue"])
     ]
+
+
+def _variable(shop: Double, handle: str) -> dict[str, Any]:
+    """The variable product of `handle` as the double holds it: status, its option's values,
+    per variation SKU its price, visibility, option value, the ERP's attributes and stock."""
+    (parent,) = [p for p in shop.products.values() if p["sku"] == handle]
+    return {
+        "type": parent["type"], "name": parent["name"], "status": parent["status"],
+        "options": [(a["name"], a["options"], a["variation"]) for a in parent["attributes"]],
+        "variations": {
+            v["sku"]: (v["regular_price"], v["visible"],
+                       [(a["name"], a["option"]) for a in v["attributes"]],
+                       json.loads(v["meta_data"][0]["value"])["size"]["value"],
+                       v.get("stock_quantity"))
+            for v in shop.products.values() if v.get("parent_id") == parent["id"]
+        },
+    }  # fmt: skip
+
+
+def test_the_skus_of_one_erp_product_are_variations_of_one_variable_product(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, shop)
+    small, large = "TEE-S-w1", "TEE-L-w1"
+    said, (made, changed, _, back) = push_group(
+        settings, "w1", lambda: copy.deepcopy(_variable(shop, "erpbridge-group-tpl-w1"))
+    )
+    assert said == {
+        small: ["CREATED", "UPDATED", "UNCHANGED", "UPDATED"],
+        large: ["CREATED", "UPDATED", "UNCHANGED"],
+    }
+    option = [("Variant", ["Red / L", "Red / S"], True)]
+    assert made == {
+        "type": "variable", "name": "Tee w1", "status": "publish", "options": option,
+        "variations": {small: ("10.00", True, [("Variant", "Red / S")], "S", None),
+                       large: ("12.00", True, [("Variant", "Red / L")], "L", None)},
+    }  # fmt: skip
+    # Off sale alone: hidden, the product still sold with its other variation, whose new
+    # value its option offers.
+    assert changed["variations"][small][1] is False
+    assert changed["variations"][large] == ("13.00", True, [("Variant", "Red / XL")], "XL", None)
+    assert changed["options"] == [("Variant", ["Red / S", "Red / XL"], True)]
+    assert back["variations"][small][:2] == ("11.00", True)
+
+    # A variation's stock goes to its parent's variations.
+    levels = [StockLevel("woo", sku, "WH-1", "default", n) for sku, n in ((small, 7), ("SKU-A", 3))]
+    with httpx.Client() as client:
+        stock = WooCommerceStock(client, shop.url, f"{WOO_KEY}:{WOO_SECRET}")
+        outcomes = stock.set_levels(levels, {})
+    assert [o.status for o in outcomes] == [Status.SET, Status.SET]
+    assert _variable(shop, "erpbridge-group-tpl-w1")["variations"][small][4] == 7
+    assert shop.products[11]["stock_quantity"] == 3

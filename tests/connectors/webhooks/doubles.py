@@ -60,6 +60,9 @@ WEBHOOKS_ROUTE = "/wc/v3/webhooks"
 REFUNDS_ROUTE = "/wc/v3/orders/(?P<order_id>[\\d]+)/refunds"
 NOTES_ROUTE = "/wc/v3/orders/(?P<order_id>[\\d]+)/notes"
 PRODUCTS_ROUTE = "/wc/v3/products"
+PRODUCT_ROUTE = "/wc/v3/products/(?P<id>[\\d]+)"
+VARIATIONS_ROUTE = "/wc/v3/products/(?P<product_id>[\\d]+)/variations"
+VARIATIONS_BATCH_ROUTE = "/wc/v3/products/(?P<product_id>[\\d]+)/variations/batch"
 CUSTOMERS_ROUTE = "/wc/v3/customers"
 CUSTOMER_ROUTE = "/wc/v3/customers/(?P<id>[\\d]+)"
 """Routes of WooCommerce's API index, as it names them."""
@@ -90,7 +93,9 @@ class Double:
     """WooCommerce: the notes of each order there is, by order id."""
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
     """WooCommerce: products (id, sku, manage_stock, stock_quantity, and what a create or
-    update gave them: name, description, regular_price, status) by id."""
+    update gave them: name, description, regular_price, status) and variations (type
+    variation, parent_id, regular_price, visible, attributes [{id, name, option}],
+    meta_data) by id."""
     customers: dict[int, dict[str, Any]] = field(default_factory=dict)
     """WooCommerce: customers (id, email, username, first_name, last_name, billing, shipping,
     meta_data) by id."""
@@ -1315,6 +1320,9 @@ class _WooCommerce(_Handler):
         url = urlsplit(self.path)
         if url.path == "/wp-json/wc/v3/products":
             return self._products(url.query)
+        product = re.fullmatch(r"/wp-json/wc/v3/products/(\d+)(/variations)?", url.path)
+        if product is not None:
+            return self._product(int(product.group(1)), bool(product.group(2)), url.query)
         if url.path == "/wp-json/wc/v3/customers":
             return self._customers("GET", url.query)
         notes = re.fullmatch(r"/wp-json/wc/v3/orders/(\d+)/notes", url.path)
@@ -1358,8 +1366,32 @@ class _WooCommerce(_Handler):
         if problem:
             return self._refuse(400, problem)
         self.double.requests.append(("GET", self.path, None))
-        found = [p for p in self.double.products.values() if p["sku"] == args.get("sku", p["sku"])]
+        # Listed by SKU, variations are found too (WooCommerce's products query then takes
+        # both post types); otherwise products alone.
+        found = [
+            p for p in self.double.products.values()
+            if (p["sku"] == args["sku"] if "sku" in args else p.get("type") != "variation")
+        ]  # fmt: skip
         self._answer(200, found[:10], {"X-WP-Total": str(len(found))})
+
+    def _product(self, product_id: int, variations: bool, query: str) -> None:
+        """One product by id, or the variations of a variable product."""
+        if not self._authorised():
+            return self._refuse(401, "woocommerce_rest_cannot_view")
+        args: dict[str, Any] = {k: v[0] for k, v in parse_qs(query).items()}
+        if "per_page" in args:
+            args["per_page"] = int(args["per_page"])
+        problem = self._check("GET", args, VARIATIONS_ROUTE if variations else PRODUCT_ROUTE)
+        if problem:
+            return self._refuse(400, problem)
+        product = self.double.products.get(product_id)
+        if product is None or product.get("type") == "variation":
+            return self._refuse(404, "woocommerce_rest_product_invalid_id: Invalid ID.")
+        self.double.requests.append(("GET", self.path, None))
+        if not variations:
+            return self._answer(200, product)
+        found = [v for v in self.double.products.values() if v.get("parent_id") == product_id]
+        self._answer(200, found[: args.get("per_page", 10)], {"X-WP-Total": str(len(found))})
 
     def _customers(self, method: str, query: str = "", customer_id: int | None = None) -> None:
         """Customers listed (`email` exactly, `search` in the email or names), created (an
@@ -1436,9 +1468,17 @@ class _WooCommerce(_Handler):
         notes.append(note)
         self._answer(201, note)
 
-    def _batch(self) -> None:
+    def _batch(self, parent_id: int | None = None) -> None:
+        """Products created and updated, or the variations of the variable product
+        `parent_id` (their arguments those of the variations' route)."""
         if not self._authorised():
             return self._refuse(401, "woocommerce_rest_cannot_batch")
+        route = PRODUCTS_ROUTE
+        if parent_id is not None:
+            route = VARIATIONS_BATCH_ROUTE
+            parent = self.double.products.get(parent_id)
+            if parent is None or parent.get("type") != "variable":
+                return self._refuse(404, "woocommerce_rest_product_invalid_id: Invalid ID.")
         body = self._body()
         if not isinstance(body, dict) or set(body) - {"create", "update", "delete"}:
             return self._refuse(400, f"not a batch request: {body!r:.100}")
@@ -1452,12 +1492,12 @@ class _WooCommerce(_Handler):
         if body.get("delete"):
             return self._refuse(400, "the double creates and updates only")
         for item in body.get("create", []):
-            problem = self._check("POST", item, PRODUCTS_ROUTE)
+            problem = self._check("POST", item, route)
             if problem:
                 return self._refuse(400, problem)
         for item in body.get("update", []):
             fields = {k: v for k, v in item.items() if k != "id"}
-            problem = self._check("POST", fields, PRODUCTS_ROUTE) or (
+            problem = self._check("POST", fields, route) or (
                 None if isinstance(item.get("id"), int) else "update items need an integer id"
             )
             if problem:
@@ -1472,28 +1512,53 @@ class _WooCommerce(_Handler):
                     "data": {"status": 400}}})  # fmt: skip
                 continue
             product = {"id": 1000 + len(self.double.products), "status": "publish", **item}
-            product["attributes"] = _woo_attributes(item.get("attributes") or [])
+            if parent_id is not None:
+                product |= {"type": "variation", "parent_id": parent_id,
+                            "visible": item.get("visible", True)}  # fmt: skip
+            self._store(product, item)
             self.double.products[product["id"]] = product
             created.append(dict(product))
         answered = []
         for item in body.get("update", []):
             product = self.double.products.get(item["id"])
-            if product is None:
+            if product is None or product.get("parent_id") != parent_id:
                 answered.append({"id": item["id"], "error": {
                     "code": "woocommerce_rest_product_invalid_id", "message": "Invalid ID.",
                     "data": {"status": 400}}})  # fmt: skip
                 continue
-            product.update({k: v for k, v in item.items() if k != "id"})
-            if "attributes" in item:
-                product["attributes"] = _woo_attributes(item["attributes"])
+            product.update({k: v for k, v in item.items() if k not in ("id", "meta_data")})
+            self._store(product, item)
             answered.append(dict(product))
         self._answer(200, {"create": created, "update": answered})
+
+    @staticmethod
+    def _store(product: dict[str, Any], item: dict[str, Any]) -> None:
+        """A product's attributes and meta data as WooCommerce keeps what was given: a
+        variation's attributes name their option; meta data replaced by key, ids given."""
+        if "attributes" in item:
+            product["attributes"] = (
+                [{"id": 0, "name": a.get("name", ""), "option": a.get("option", "")}
+                 for a in item["attributes"]]
+                if product.get("type") == "variation"
+                else _woo_attributes(item["attributes"])
+            )  # fmt: skip
+        elif "attributes" not in product:
+            product["attributes"] = []
+        if "meta_data" in item:
+            keys = {m["key"] for m in item["meta_data"]}
+            kept = [m for m in product.get("meta_data") or [] if m["key"] not in keys]
+            product["meta_data"] = kept + [
+                {"id": 9000 + i, **m} for i, m in enumerate(item["meta_data"])
+            ]
 
     def do_POST(self) -> None:
         if self.double.failing:
             return self._refuse(503, "Service Unavailable")
         if self.path == "/wp-json/wc/v3/products/batch":
             return self._batch()
+        variations = re.fullmatch(r"/wp-json/wc/v3/products/(\d+)/variations/batch", self.path)
+        if variations is not None:
+            return self._batch(int(variations.group(1)))
         if self.path == "/wp-json/wc/v3/customers":
             return self._customers("POST")
         notes = re.fullmatch(r"/wp-json/wc/v3/orders/(\d+)/notes", self.path)
