@@ -20,6 +20,12 @@ Medusa requires of secret keys): stock levels, shipments, products and customers
   Medusa holds per region or price list go with them). A product the ERP no longer sells
   is set to draft (unsold, kept). The ERP's attributes are the product's metadata key
   `erpbridge_attributes` ({name: {label, value}}), replaced whole where it differs.
+  The SKUs of one ERP product are variants of one product (handle `erpbridge-group-<id>`,
+  found by `GET /admin/products?handle=`; a sibling's sink that made it meanwhile is told
+  "already exists" and finds it at the retry), under the option `Variant` whose values are
+  only ever added (`POST /admin/products/<id>/options/batch`), each variant holding the
+  ERP's attributes in its own metadata. One the ERP no longer sells is unpriced and taken
+  off erpbridge's price lists; the product is drafted with its last priced variant.
 - **Customers** (push_customers): the account is looked for among those of the customer's
   email, then of its name (`GET /admin/customers?email=`, `?q=`; Medusa searches no
   metadata), and taken where its metadata holds the ERP's customer id; an account of the
@@ -207,8 +213,9 @@ class MedusaStorefront:
         grouped = str(shown.get("handle") or "").startswith(group_handle(""))
         path = f"/admin/products/{shown['id']}"
         changes: dict[str, Any] = {}
-        if product.active or not grouped:
-            # A variant of a group is taken off sale alone: unpriced, its product still sold.
+        # A variant of a group is taken off sale alone (unpriced), its product with its last
+        # priced variant.
+        if product.active or not grouped or not self._priced_others(shown, found):
             changes["status"] = "published" if product.active else "draft"
         if product.active:
             title = product.group.name if grouped and product.group else product.name
@@ -245,12 +252,20 @@ class MedusaStorefront:
             product, SyncStatus.UPDATED if updated else SyncStatus.UNCHANGED, str(shown["id"])
         )
 
+    def _priced_others(self, shown: Mapping[str, Any], found: Mapping[str, Any]) -> bool:
+        """Whether the product has a priced variant other than `found`."""
+        fields = {"fields": "id,variants.id,*variants.prices"}
+        variants = self._call("GET", f"/admin/products/{shown['id']}", params=fields)
+        return any(
+            v["id"] != found["id"] and v.get("prices") for v in variants["product"]["variants"]
+        )
+
     def _add_variant(self, product: Product) -> str:
         """The SKU made a variant of its group's product, made with it when there is none;
         the product's id."""
         assert product.group is not None
         handle = group_handle(product.group.id)
-        fields = {"fields": "id,handle,*options,options.values.value", "handle": handle}
+        fields = {"fields": "id,handle,status,*options,options.values.value", "handle": handle}
         (shown,) = self._call("GET", "/admin/products", params=fields)["products"][:1] or [None]
         variant = self._new_variant(product, VARIANT_OPTION, product.variant_label) | {
             "metadata": {ATTRIBUTES: _attributes(product)}
@@ -275,6 +290,9 @@ class MedusaStorefront:
         self._option_value(shown, product.variant_label)
         self._call("POST", f"/admin/products/{shown['id']}/variants", content=_json(variant),
                    headers=_JSON, params={"fields": "id"})  # fmt: skip
+        if shown.get("status") != "published":  # drafted with its last priced variant
+            self._call("POST", f"/admin/products/{shown['id']}", json={"status": "published"},
+                       params={"fields": "id"})  # fmt: skip
         return str(shown["id"])
 
     def _option_value(self, shown: Mapping[str, Any], label: str) -> None:

@@ -12,26 +12,30 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
 from connectors.erp.adapters import adapter_for
-from connectors.erp.master import customer_datum
+from connectors.erp.master import CatalogItem, catalog_datum, customer_datum
 from connectors.erp.sink import ErpSink
+from connectors.erp.tryton import TrytonAdapter
 from connectors.erp.tryton.master import SOURCE as TRYTON_SOURCE
 from connectors.erp.tryton.master import TrytonMasterData
 from connectors.storefront.customers import MARK
 from streams.contracts.changelogs import changelog_sources
 from streams.contracts.topics import (
     AVAILABILITY,
+    ERP_CATALOG,
     ERP_COMMANDS,
     ERP_CUSTOMERS,
     ERP_RESULTS,
     INVENTORY,
     ORDERS,
     PAYMENTS,
+    STOREFRONT_CATALOG_RESULTS,
     STOREFRONT_CUSTOMER_RESULTS,
     STOREFRONT_FULFILMENT_RESULTS,
     TopicCatalog,
@@ -42,8 +46,9 @@ from streams.ops.settings import RateLimit, Settings, WebhookRoute
 from streams.ops.topic_admin import ensure_topics
 from streams.sample.generator import Catalogue, SampleEvent
 from tests.connectors.storefront.flow import CODEC, drain, new_sink
+from tests.connectors.storefront.flow import produce as produce_records
 from tests.connectors.webhooks.medusa.steps import payment_id, receive_return
-from tests.streams.local.test_medusa import address
+from tests.streams.local.test_medusa import address, money
 from tests.streams.topology.agents.pipeline import produce, read_all
 from tests.support import (
     RunningService,
@@ -366,3 +371,60 @@ def test_a_new_account_becomes_one_erp_customer_whose_id_the_account_then_keeps(
     identified = on_tryton(tryton, lambda t: t.rpc.search_read(
         "party.identifier", [["code", "=", external]], ["party"]))  # fmt: skip
     assert [row["party"] for row in identified] == [int(party)]
+
+
+def test_a_tryton_products_variants_are_one_medusa_product(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa, tryton: Tryton
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+
+    async def tee(erp: TrytonAdapter) -> tuple[int, list[CatalogItem]]:
+        """A template with a small and a large variant told apart by their size; what the
+        ERP source reads of them."""
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        (unit,) = await erp.rpc.search_read("product.uom", [["symbol", "=", "u"]], ["id"])
+        (size,) = await erp.rpc.create("product.attribute", [{
+            "name": f"size_{tag}", "string": "Size", "type_": "selection",
+            "selection": "s:Small\nl:Large"}])  # fmt: skip
+        (sizes,) = await erp.rpc.create("product.attribute.set", [
+            {"name": f"Sizes {tag}", "attributes": [["add", [size]]]}])  # fmt: skip
+        (template,) = await erp.rpc.create("product.template", [{
+            "name": f"Tee {tag}", "code": f"TEE-{tag}", "type": "goods",
+            "default_uom": unit["id"], "sale_uom": unit["id"], "salable": True,
+            "list_price": Decimal("20.00"), "attribute_set": sizes,
+            "products": [["create", [
+                {"suffix_code": "-S", "attributes": {f"size_{tag}": "s"}},
+                {"suffix_code": "-L", "attributes": {f"size_{tag}": "l"}}]]]}])  # fmt: skip
+        read = await TrytonMasterData(erp.rpc).products(since)
+        return template, [item for item in read if item.sku.startswith(f"TEE-{tag}")]
+
+    template, items = on_tryton(tryton, tee)
+    assert sorted(i.sku for i in items) == [f"TEE-{tag}-L", f"TEE-{tag}-S"]
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, tryton)
+    route = settings.webhook_routes["medusa"].model_copy(update={"push_catalog": True})
+    settings = settings.model_copy(update={"webhook_routes": {"medusa": route}})
+    records = [
+        (item.sku, CODEC.encode("erpbridge.CatalogItem", catalog_datum(item, TRYTON_SOURCE),
+                                topic="erp.catalog"))
+        for item in items
+    ]  # fmt: skip
+    produce_records(settings, records, ERP_CATALOG)
+    sink = new_sink(settings)
+    sink.start()
+    try:
+        results = drain(sink, settings, 2, STOREFRONT_CATALOG_RESULTS)
+    finally:
+        sink.close()
+    assert sorted(r["status"] for r in results) == ["CREATED", "CREATED"]
+    with medusa.admin() as admin:
+        (product,) = admin.get("/admin/products", {
+            "handle": f"erpbridge-group-{template}",
+            "fields": "id,title,*variants,variants.options.value,*variants.prices"})["products"]  # fmt: skip
+    assert product["title"] == f"Tee {tag}"
+    assert sorted(
+        (v["sku"], [o["value"] for o in v["options"]], [money(p["amount"]) for p in v["prices"]])
+        for v in product["variants"]
+    ) == [
+        (f"TEE-{tag}-L", ["Large"], [Decimal("20.00")]),
+        (f"TEE-{tag}-S", ["Small"], [Decimal("20.00")]),
+    ]

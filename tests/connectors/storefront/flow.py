@@ -277,6 +277,13 @@ GROUP_STEPS = (
 )
 """The SKUs of one ERP product pushed: the small and large made (10, 12); the small no
 longer sold and the large resized XL at 13; the same again; the small sold again at 11."""
+LAST_VARIANT_STEPS = (
+    lambda tag: [tee(tag, "S", "11", active=False)],
+    lambda tag: [tee(tag, "XL", "13", active=False)],
+    lambda tag: [tee(tag, "S", "11")],
+)
+"""After GROUP_STEPS: neither sold, the small one first, so that the large one is the last
+on sale; then the small one sold again."""
 
 
 def push_group(

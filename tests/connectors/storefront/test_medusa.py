@@ -29,6 +29,8 @@ from streams.ops.settings import Settings, WebhookRoute
 from streams.sample.generator import Catalogue
 from tests.connectors.storefront.flow import (
     ATTRIBUTES_NOW,
+    GROUP_STEPS,
+    LAST_VARIANT_STEPS,
     availability,
     catalog_item,
     drain,
@@ -363,13 +365,14 @@ def test_the_skus_of_one_erp_product_are_variants_of_one_medusa_product(
     settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, catalog=True)
     tag = topic_prefix[-9:-1]
     small, large = f"TEE-S-{tag}", f"TEE-L-{tag}"
-    said, (made, changed, _, back) = push_group(
-        settings, tag, lambda: _group_product(medusa, f"erpbridge-group-tpl-{tag}")
-    )
+    said, (made, changed, _, back, _, gone, again) = push_group(
+        settings, tag, lambda: _group_product(medusa, f"erpbridge-group-tpl-{tag}"),
+        (*GROUP_STEPS, *LAST_VARIANT_STEPS),
+    )  # fmt: skip
     # Per SKU in the order answered (one key, one partition).
     assert said == {
-        small: ["CREATED", "UPDATED", "UNCHANGED", "UPDATED"],
-        large: ["CREATED", "UPDATED", "UNCHANGED"],
+        small: ["CREATED", "UPDATED", "UNCHANGED", "UPDATED", "UPDATED", "UPDATED"],
+        large: ["CREATED", "UPDATED", "UNCHANGED", "UPDATED"],
     }
     red = {"label": "Colour", "value": "Red"}
     assert made == {
@@ -388,6 +391,15 @@ def test_the_skus_of_one_erp_product_are_variants_of_one_medusa_product(
     assert "Red / XL" in changed["values"]
     # Sold again: priced again.
     assert back["variants"][small][2] == {"usd": Decimal("11.00")}
+    # Neither sold: the product is drafted with its last priced variant, and published when
+    # one is sold again.
+    assert (gone["status"], gone["variants"][small][2], gone["variants"][large][2]) == (
+        "draft", {}, {}
+    )  # fmt: skip
+    assert (again["status"], again["variants"][small][2]) == (
+        "published",
+        {"usd": Decimal("11.00")},
+    )
     # Each variant keeps its own inventory item, whose level the stock push sets.
     with medusa.admin() as admin:
         for sku in (small, large):
