@@ -24,7 +24,8 @@ duplicate SKU and finds it at the retry), with the one attribute `Variant` whose
 its variations' values, set from the variations as they are after each change so that no
 sink's write loses another's; a variation has its price, stock, option value and the
 ERP's attributes as JSON in its meta data `erpbridge_attributes`; one the ERP no longer sells
-is hidden (`visible` false: not sold), the product still sold with the others.
+is private (not sold), the product still sold with the others. A variation of a variable
+product of the merchant's own (its SKU not a group's handle) gets only its price and status.
 
 Customers (push_customers): the account is looked for among those of the customer's email,
 then of its name (`GET /customers?email=`, `?search=`), and taken where its meta data holds
@@ -209,7 +210,8 @@ class WooCommerceStock:
                     raise
                 # Made meanwhile for a sibling by another sink of the route: found at the retry.
                 raise StorefrontUnavailable(str(refused)) from refused
-        item = {"sku": product.sku, "manage_stock": True, **_variation_fields(product, wanted)}
+        item = {"sku": product.sku, "manage_stock": True, "status": "publish",
+                **_variation_fields(product, wanted)}  # fmt: skip
         self._one("create", item, parent=int(parent["id"]))
         self._set_options(parent)
         return Synced(product, SyncStatus.CREATED, str(parent["id"]))
@@ -217,37 +219,57 @@ class WooCommerceStock:
     def _set_variation(
         self, product: Product, found: Mapping[str, Any], wanted: Mapping[str, Any]
     ) -> Synced[Product]:
-        """A variation made the ERP's SKU; one the ERP no longer sells is hidden (not sold),
-        its product still sold with the others."""
-        fields = _variation_fields(product, wanted) if product.active else {"visible": False}
+        """A variation made the ERP's SKU: one the ERP no longer sells is private (not sold),
+        its product still sold with the others. A variation of a variable product of the
+        merchant's own keeps its attributes: only its price and status are erpbridge's."""
+        parent = self._call("GET", f"/products/{found['parent_id']}")
+        ours = str(parent.get("sku") or "").startswith(group_handle(""))
+        fields: dict[str, Any] = {"status": "publish" if product.active else "private"}
+        if product.active:
+            fields |= (
+                _variation_fields(product, wanted)
+                if ours
+                else {"regular_price": wanted["regular_price"]}
+            )
         changes = {
             k: v for k, v in fields.items()
             if (_attributes_of(found) if k == "attributes" else _held(found, k)) != (
                 _attributes_of(fields) if k == "attributes" else v
             )
         }  # fmt: skip
-        parent = int(found["parent_id"])
         if changes:
-            self._one("update", {"id": found["id"], **changes}, parent=parent)
-            if "attributes" in changes:
-                self._set_options(self._call("GET", f"/products/{parent}"))
+            self._one("update", {"id": found["id"], **changes}, parent=int(parent["id"]))
+        if ours and product.active and product.group is not None:
+            # The product's name is the group's; its option's values repaired from its
+            # variations whenever they lack this one's (a sink's write may have lost it).
+            if parent.get("name") != product.group.name:
+                self._one("update", {"id": parent["id"], "name": product.group.name})
+                changes["name"] = product.group.name
+            if _label(product) not in _values(parent):
+                self._set_options(parent)
         status = SyncStatus.UPDATED if changes else SyncStatus.UNCHANGED
-        return Synced(product, status, str(parent))
+        return Synced(product, status, str(parent["id"]))
 
     def _set_options(self, parent: Mapping[str, Any]) -> None:
-        """The variable product's option made its variations' values, as they are now: each
-        sink that adds one sets them all, so none is lost to another's write."""
-        variations = self._call(
-            "GET", f"/products/{parent['id']}/variations", params={"per_page": 100}
-        )
-        labels = sorted(
-            {a["option"] for v in variations for a in v.get("attributes") or []
-             if a.get("name") == VARIANT_OPTION}
-        )  # fmt: skip
-        wanted = _option_of(labels)
-        held = [a for a in parent.get("attributes") or [] if a.get("name") == VARIANT_OPTION]
-        if _attributes(held) != _attributes([wanted]):
-            self._one("update", {"id": parent["id"], "attributes": [wanted]})
+        """The variable product's option made its variations' values, as they are now, its
+        other attributes (the merchant's) kept as they are."""
+        labels: set[str] = set()
+        page = 1
+        while True:
+            variations = self._call(
+                "GET", f"/products/{parent['id']}/variations",
+                params={"per_page": BATCH_LIMIT, "page": page},
+            )  # fmt: skip
+            labels |= {a["option"] for v in variations for a in v.get("attributes") or []
+                       if a.get("name") == VARIANT_OPTION}  # fmt: skip
+            if len(variations) < BATCH_LIMIT:
+                break
+            page += 1
+        wanted = _option_of(sorted(labels))
+        if sorted(_values(parent)) == wanted["options"]:
+            return
+        others = [a for a in parent.get("attributes") or [] if a.get("name") != VARIANT_OPTION]
+        self._one("update", {"id": parent["id"], "attributes": [*others, wanted]})
 
     def _one(
         self, operation: str, item: dict[str, Any], parent: int | None = None
@@ -370,11 +392,10 @@ def _variation(found: Mapping[str, Any]) -> bool:
 
 def _variation_fields(product: Product, wanted: Mapping[str, Any]) -> dict[str, Any]:
     """What a variation of the SKU shows: its price, its option value, the ERP's attributes
-    in its meta data (a variation has no attribute list of its own), on sale."""
+    in its meta data (a variation has no attribute list of its own)."""
     attributes = {a.name: {"label": a.label, "value": a.value} for a in product.attributes}
     return {
         "regular_price": wanted["regular_price"],
-        "visible": True,
         "attributes": [{"name": VARIANT_OPTION, "option": _label(product)}],
         "meta_data": [{"key": ATTRIBUTES, "value": json.dumps(attributes, sort_keys=True)}],
     }
@@ -388,6 +409,14 @@ def _label(product: Product) -> str:
 def _option_of(labels: list[str]) -> dict[str, Any]:
     """The variable product's one attribute its variations choose from."""
     return {"name": VARIANT_OPTION, "options": labels, "visible": True, "variation": True}
+
+
+def _values(parent: Mapping[str, Any]) -> list[str]:
+    """The values the variable product's option offers."""
+    return [
+        o for a in parent.get("attributes") or [] if a.get("name") == VARIANT_OPTION
+        for o in a.get("options") or []
+    ]  # fmt: skip
 
 
 def _attributes_of(shown: Mapping[str, Any]) -> list[tuple[Any, Any]]:

@@ -141,7 +141,7 @@ def _variable(shop: Double, handle: str) -> dict[str, Any]:
         "type": parent["type"], "name": parent["name"], "status": parent["status"],
         "options": [(a["name"], a["options"], a["variation"]) for a in parent["attributes"]],
         "variations": {
-            v["sku"]: (v["regular_price"], v["visible"],
+            v["sku"]: (v["regular_price"], v["status"],
                        [(a["name"], a["option"]) for a in v["attributes"]],
                        json.loads(v["meta_data"][0]["value"])["size"]["value"],
                        v.get("stock_quantity"))
@@ -165,15 +165,17 @@ def test_the_skus_of_one_erp_product_are_variations_of_one_variable_product(
     option = [("Variant", ["Red / L", "Red / S"], True)]
     assert made == {
         "type": "variable", "name": "Tee w1", "status": "publish", "options": option,
-        "variations": {small: ("10.00", True, [("Variant", "Red / S")], "S", None),
-                       large: ("12.00", True, [("Variant", "Red / L")], "L", None)},
+        "variations": {small: ("10.00", "publish", [("Variant", "Red / S")], "S", None),
+                       large: ("12.00", "publish", [("Variant", "Red / L")], "L", None)},
     }  # fmt: skip
-    # Off sale alone: hidden, the product still sold with its other variation, whose new
+    # Off sale alone: private, the product still sold with its other variation, whose new
     # value its option offers.
-    assert changed["variations"][small][1] is False
-    assert changed["variations"][large] == ("13.00", True, [("Variant", "Red / XL")], "XL", None)
+    assert changed["variations"][small][1] == "private"
+    assert changed["variations"][large] == (
+        "13.00", "publish", [("Variant", "Red / XL")], "XL", None
+    )  # fmt: skip
     assert changed["options"] == [("Variant", ["Red / S", "Red / XL"], True)]
-    assert back["variations"][small][:2] == ("11.00", True)
+    assert back["variations"][small][:2] == ("11.00", "publish")
 
     # A variation's stock goes to its parent's variations.
     levels = [StockLevel("woo", sku, "WH-1", "default", n) for sku, n in ((small, 7), ("SKU-A", 3))]
@@ -183,3 +185,35 @@ def test_the_skus_of_one_erp_product_are_variations_of_one_variable_product(
     assert [o.status for o in outcomes] == [Status.SET, Status.SET]
     assert _variable(shop, "erpbridge-group-tpl-w1")["variations"][small][4] == 7
     assert shop.products[11]["stock_quantity"] == 3
+
+
+def test_a_variation_of_the_merchants_own_product_gets_only_its_price_and_status(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
+) -> None:
+    size = {"id": 0, "name": "Size", "position": 0, "visible": True, "variation": True,
+            "options": ["M", "L"]}  # fmt: skip
+    shop.products[20] = {"id": 20, "sku": "SHIRT", "type": "variable", "name": "Shirt",
+                         "status": "publish", "attributes": [size]}  # fmt: skip
+    shop.products[21] = {"id": 21, "sku": "SHIRT-M", "type": "variation", "parent_id": 20,
+                         "status": "publish", "regular_price": "30.00",
+                         "attributes": [{"id": 0, "name": "Size", "option": "M"}]}  # fmt: skip
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, shop)
+    records = [
+        catalog_item("SHIRT-M", "Shirt", {"USD": "32.0000"}, group=("tpl-9", "Shirt")),
+        catalog_item(
+            "SHIRT-M", "Shirt", {"USD": "32.0000"}, active=False, group=("tpl-9", "Shirt")
+        ),
+    ]
+    sink = new_sink(settings)
+    sink.start()
+    try:
+        for sent, record in enumerate(records, start=1):
+            produce(settings, [record], ERP_CATALOG)
+            results = drain(sink, settings, sent, STOREFRONT_CATALOG_RESULTS)
+    finally:
+        sink.close()
+    assert [r["status"] for r in results] == ["UPDATED", "UPDATED"]
+    assert (shop.products[21]["regular_price"], shop.products[21]["status"]) == ("32.00", "private")
+    assert shop.products[21]["attributes"] == [{"id": 0, "name": "Size", "option": "M"}]
+    assert shop.products[20]["attributes"] == [size]
+    assert not [p for p in shop.products.values() if str(p["sku"]).startswith("erpbridge-group")]

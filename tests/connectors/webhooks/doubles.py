@@ -69,6 +69,16 @@ CUSTOMER_ROUTE = "/wc/v3/customers/(?P<id>[\\d]+)"
 
 
 @cache
+@cache
+def variation_properties() -> dict[str, str]:
+    """A variation's writable properties and their types, from the documentation's table
+    (the API index's example of the variations routes predates their `status`)."""
+    text = (FIXTURES / "woocommerce" / "_product-variations.md").read_text()
+    table = text.split("## Product variation properties ##", 1)[1].split("###", 1)[0]
+    rows = re.findall(r"^\| `(\w+)`\s*\| (\S+)\s*\|(.*)$", table, re.M)
+    return {name: kind for name, kind, said in rows if "read-only" not in said}
+
+
 def woocommerce_route_args(route: str) -> dict[str, dict[str, Any]]:
     """Method -> argument schema of one route, from the API index example."""
     text = (FIXTURES / "woocommerce" / "_index.md").read_text()
@@ -1378,9 +1388,9 @@ class _WooCommerce(_Handler):
         """One product by id, or the variations of a variable product."""
         if not self._authorised():
             return self._refuse(401, "woocommerce_rest_cannot_view")
-        args: dict[str, Any] = {k: v[0] for k, v in parse_qs(query).items()}
-        if "per_page" in args:
-            args["per_page"] = int(args["per_page"])
+        args: dict[str, Any] = {
+            k: int(v[0]) if v[0].isdigit() else v[0] for k, v in parse_qs(query).items()
+        }
         problem = self._check("GET", args, VARIATIONS_ROUTE if variations else PRODUCT_ROUTE)
         if problem:
             return self._refuse(400, problem)
@@ -1391,7 +1401,9 @@ class _WooCommerce(_Handler):
         if not variations:
             return self._answer(200, product)
         found = [v for v in self.double.products.values() if v.get("parent_id") == product_id]
-        self._answer(200, found[: args.get("per_page", 10)], {"X-WP-Total": str(len(found))})
+        per_page, page = args.get("per_page", 10), args.get("page", 1)
+        self._answer(200, found[(page - 1) * per_page : page * per_page],
+                     {"X-WP-Total": str(len(found))})  # fmt: skip
 
     def _customers(self, method: str, query: str = "", customer_id: int | None = None) -> None:
         """Customers listed (`email` exactly, `search` in the email or names), created (an
@@ -1492,12 +1504,12 @@ class _WooCommerce(_Handler):
         if body.get("delete"):
             return self._refuse(400, "the double creates and updates only")
         for item in body.get("create", []):
-            problem = self._check("POST", item, route)
+            problem = self._check_item(item, route)
             if problem:
                 return self._refuse(400, problem)
         for item in body.get("update", []):
             fields = {k: v for k, v in item.items() if k != "id"}
-            problem = self._check("POST", fields, route) or (
+            problem = self._check_item(fields, route) or (
                 None if isinstance(item.get("id"), int) else "update items need an integer id"
             )
             if problem:
@@ -1514,7 +1526,7 @@ class _WooCommerce(_Handler):
             product = {"id": 1000 + len(self.double.products), "status": "publish", **item}
             if parent_id is not None:
                 product |= {"type": "variation", "parent_id": parent_id,
-                            "visible": item.get("visible", True)}  # fmt: skip
+                            "status": item.get("status", "publish")}  # fmt: skip
             self._store(product, item)
             self.double.products[product["id"]] = product
             created.append(dict(product))
@@ -1530,6 +1542,20 @@ class _WooCommerce(_Handler):
             self._store(product, item)
             answered.append(dict(product))
         self._answer(200, {"create": created, "update": answered})
+
+    def _check_item(self, item: dict[str, Any], route: str) -> str | None:
+        if route != VARIATIONS_BATCH_ROUTE:
+            return self._check("POST", item, route)
+        writable = variation_properties()
+        unknown = set(item) - set(writable)
+        if unknown:
+            return f"a variation has no writable {sorted(unknown)}"
+        for name, value in item.items():
+            if not _type_ok(value, writable[name]):
+                return f"{name} is not of type {writable[name]}"
+        if item.get("status", "publish") not in ("draft", "pending", "private", "publish"):
+            return f"status is not one of draft, pending, private, publish: {item['status']!r}"
+        return None
 
     @staticmethod
     def _store(product: dict[str, Any], item: dict[str, Any]) -> None:
