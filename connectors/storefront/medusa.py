@@ -217,9 +217,22 @@ class MedusaStorefront:
         # priced variant.
         if product.active or not grouped or not self._priced_others(shown, found):
             changes["status"] = "published" if product.active else "draft"
-        if product.active:
-            title = product.group.name if grouped and product.group else product.name
-            changes |= {"title": title, "description": product.description}
+        if (
+            grouped
+            and product.active
+            and (product.group is None or group_handle(product.group.id) != shown.get("handle"))
+        ):
+            raise StorefrontRefused(
+                f"{product.sku} is a variant of Medusa's product {shown.get('handle')}, but the "
+                f"ERP now groups it under {product.group.id if product.group else 'nothing'}: "
+                "Medusa moves no variant between products; make it anew there by hand"
+            )
+        if product.active and grouped and product.group is not None:
+            # The group's product shows the group: its description was the first SKU's, and
+            # each SKU's own would overwrite the others'.
+            changes["title"] = product.group.name
+        elif product.active:
+            changes |= {"title": product.name, "description": product.description}
         changes = {k: v for k, v in changes.items() if shown.get(k) != v}
         if product.active and not grouped and _held(shown) != _attributes(product):
             # Medusa merges metadata by key: this one key is erpbridge's, and replaced whole.

@@ -44,7 +44,10 @@ shipments with `fulfillmentCreate` and their tracking; and products with `produc
   variant by `productVariantsBulkUpdate` (never `productSet`, which would delete the
   variants it is not given). A variant's attributes are its own metafields. A SKU the ERP
   no longer sells is deleted from its group's product (`productVariantsBulkDelete`), or
-  archives the product when it is the last variant.
+  archives the product when it is the last variant, marked with its SKU (metafield
+  `erpbridge.archived_with`) so that a sibling sold again deletes that one and sells the
+  product; a product the merchant archived is left so. The description is the first SKU's;
+  a SKU the ERP moves to another group is refused.
 - **Customers** (push_customers): the account carries the tag `erpbridge-customer-<id>`
   (Shopify searches tags; a customer's metafields only with a definition the merchant
   would have to make). It is looked for by that tag or by the customer's email
@@ -206,6 +209,7 @@ query GroupProduct($handle: String!) {
   productByIdentifier(identifier: {handle: $handle}) {
     id status
     variants(first: 250) { nodes { id sku } }
+    archivedWith: metafield(namespace: "erpbridge", key: "archived_with") { value }
   }
 }
 """
@@ -322,6 +326,8 @@ mutation SetPricing($priceListId: ID!, $input: QuantityPricingByVariantUpdateInp
 """
 _GONE = ("CATALOG_NOT_FOUND", "PRICE_LIST_NOT_FOUND", "CATALOG_DOES_NOT_EXIST")
 _MADE_MEANWHILE = ("HANDLE_NOT_UNIQUE",)
+_ARCHIVED_WITH = "archived_with"
+"""The group product's metafield naming the SKU erpbridge archived it with."""
 """What another sink of the route made meanwhile: found at the retry."""
 """userError codes of a catalog or price list that is no longer there."""
 _COMPANY_FIELDS = """
@@ -617,14 +623,17 @@ class ShopifyStock:
         variant["inventoryItem"] = {"sku": product.sku, "tracked": True}
         variables = {"productId": shown["id"], "variants": [variant]}
         made = self._mutated(ADD_VARIANTS, "productVariantsBulkCreate", variables)
-        if shown["status"] != wanted["status"]:
-            # Archived with its last variant, whose SKU the ERP no longer sells: that one
-            # goes (sold again, it comes back as a variant of its own) and the product is sold.
-            stale = shown["variants"]["nodes"]
-            self._mutated(DELETE_VARIANTS, "productVariantsBulkDelete",
-                          {"productId": shown["id"], "variantsIds": [v["id"] for v in stale]})  # fmt: skip
-            for gone in stale:
-                self._items.pop(gone["sku"], None)
+        marked = (shown.get("archivedWith") or {}).get("value")
+        if shown["status"] != wanted["status"] and marked is not None:
+            # erpbridge archived it with its last variant, whose SKU the ERP no longer sells:
+            # that one goes (sold again, it comes back) and the product is sold. One the
+            # merchant archived stays as they left it.
+            stale = [v for v in shown["variants"]["nodes"] if v["sku"] == marked]
+            if stale:
+                self._mutated(DELETE_VARIANTS, "productVariantsBulkDelete",
+                              {"productId": shown["id"], "variantsIds": [v["id"] for v in stale]})  # fmt: skip
+                self._items.pop(marked, None)
+            self._archived_with(shown["id"], None)
             product_input = {"id": shown["id"], "status": wanted["status"]}
             self._mutated(UPDATE_PRODUCT, "productUpdate", {"product": product_input})
         return str(shown["id"]), str(made["productVariants"][0]["id"])
@@ -637,18 +646,33 @@ class ShopifyStock:
         group's; a SKU the ERP no longer sells is deleted from it, or archived with its
         product when it is the last."""
         shown = found["product"]
+        if product.active and (
+            product.group is None or group_handle(product.group.id) != shown["handle"]
+        ):
+            raise StorefrontRefused(
+                f"{product.sku} is a variant of Shopify's product {shown['handle']}, but the "
+                f"ERP now groups it under {product.group.id if product.group else 'nothing'}: "
+                "Shopify moves no variant between products; make it anew there by hand"
+            )
         if not product.active and shown["variantsCount"]["count"] > 1:
             variables = {"productId": shown["id"], "variantsIds": [found["id"]]}
             self._mutated(DELETE_VARIANTS, "productVariantsBulkDelete", variables)
             self._items.pop(product.sku, None)  # its inventory item went with it
             return Synced(product, SyncStatus.UPDATED, str(shown["id"]))
+        # The group's product shows the group: its description was the first SKU's, and each
+        # SKU's own would overwrite the others'.
+        wanted = {k: v for k, v in wanted.items() if k != "descriptionHtml"}
         if product.active and product.group is not None:
-            wanted = {**wanted, "title": product.group.name}
+            wanted["title"] = product.group.name
         changes = {k: v for k, v in wanted.items() if shown.get(k) != v}
         if changes:
             self._mutated(
                 UPDATE_PRODUCT, "productUpdate", {"product": {"id": shown["id"], **changes}}
             )
+            if "status" in changes:
+                # Archived with its last variant: marked, so that a sibling sold again later
+                # knows this one is off sale; sold again itself, the mark goes.
+                self._archived_with(shown["id"], None if product.active else product.sku)
         edits: dict[str, Any] = {}
         if price is not None and Decimal(found["price"]) != Decimal(price):
             edits["price"] = price
@@ -663,6 +687,15 @@ class ShopifyStock:
         updated = changes or edits or described or contracted
         status = SyncStatus.UPDATED if updated else SyncStatus.UNCHANGED
         return Synced(product, status, str(shown["id"]))
+
+    def _archived_with(self, product_id: str, sku: str | None) -> None:
+        """The group product's mark of the SKU erpbridge archived it with (None: removed)."""
+        if sku is None:
+            mark = {"ownerId": product_id, "namespace": ATTRIBUTES, "key": _ARCHIVED_WITH}
+            self._mutated(DELETE_METAFIELDS, "metafieldsDelete", {"metafields": [mark]})
+        else:
+            mark = {**_metafield(_ARCHIVED_WITH, sku), "ownerId": product_id}
+            self._mutated(SET_METAFIELDS, "metafieldsSet", {"metafields": [mark]})
 
     def _set_attributes(self, product: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
         """The product's (or variant's) `erpbridge` metafields made `wanted` (key: value);

@@ -365,13 +365,16 @@ def test_the_skus_of_one_erp_product_are_variants_of_one_medusa_product(
     settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, catalog=True)
     tag = topic_prefix[-9:-1]
     small, large = f"TEE-S-{tag}", f"TEE-L-{tag}"
-    said, (made, changed, _, back, _, gone, again) = push_group(
+    # Last, the ERP groups the small one under another product: refused, Medusa moving no
+    # variant between products.
+    moved = catalog_item(small, "Moved", {"USD": "11"}, group=(f"tpl-x{tag}", "Other"))
+    said, (made, changed, _, back, _, gone, again, _) = push_group(
         settings, tag, lambda: _group_product(medusa, f"erpbridge-group-tpl-{tag}"),
-        (*GROUP_STEPS, *LAST_VARIANT_STEPS),
+        (*GROUP_STEPS, *LAST_VARIANT_STEPS, lambda tag: [moved]),
     )  # fmt: skip
     # Per SKU in the order answered (one key, one partition).
     assert said == {
-        small: ["CREATED", "UPDATED", "UNCHANGED", "UPDATED", "UPDATED", "UPDATED"],
+        small: ["CREATED", "UPDATED", "UNCHANGED", "UPDATED", "UPDATED", "UPDATED", "FAILED"],
         large: ["CREATED", "UPDATED", "UNCHANGED", "UPDATED"],
     }
     red = {"label": "Colour", "value": "Red"}

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from connectors.erp.master import ProductAttribute, ProductGroup
-from connectors.storefront.adapter import StorefrontUnavailable, SyncStatus
+from connectors.storefront.adapter import StorefrontRefused, StorefrontUnavailable, SyncStatus
 from connectors.storefront.customers import Customer, customer_tag
 from connectors.storefront.products import Contract, Product
 from connectors.storefront.shopify import (
@@ -354,6 +354,25 @@ def test_a_group_product_made_meanwhile_by_another_sink_is_found_at_the_retry(
     assert adapter.set_product(size("TEE-S-t2", "S")).status is SyncStatus.CREATED
     (product,) = shop.shopify_products.values()
     assert sorted(v["sku"] for v in product["variants"]) == ["TEE-L-t2", "TEE-S-t2"]
+
+
+def test_a_group_product_the_merchant_archived_keeps_its_variants_and_a_moved_sku_is_refused(
+    adapter: ShopifyStock, shop: Double
+) -> None:
+    def size(sku: str, value: str, group: str = "tpl-t3") -> Product:
+        return Product("main", sku, True, "Tee t3", None, (("USD", Decimal("10")),),
+                       attributes=(ProductAttribute("size", "Size", value),),
+                       group=ProductGroup(group, "Tee t3"))  # fmt: skip
+
+    adapter.set_product(size("TEE-L-t3", "L"))
+    (product,) = shop.shopify_products.values()
+    product["status"] = "ARCHIVED"  # by the merchant, not with its last variant
+    assert adapter.set_product(size("TEE-S-t3", "S")).status is SyncStatus.CREATED
+    assert product["status"] == "ARCHIVED"
+    assert sorted(v["sku"] for v in product["variants"]) == ["TEE-L-t3", "TEE-S-t3"]
+    # Grouped elsewhere by the ERP now: Shopify moves no variant, so it is refused, saying so.
+    with pytest.raises(StorefrontRefused, match="now groups it under tpl-t4"):
+        adapter.set_product(size("TEE-S-t3", "S", group="tpl-t4"))
 
 
 def test_the_erps_customers_are_kept_as_one_tagged_account_each(

@@ -1177,7 +1177,10 @@ def _owner_view(owner: dict[str, Any]) -> dict[str, Any]:
         held = (owner.get("metafields") or {}).values()
         return _page([m for m in held if namespace in (None, m["namespace"])], first, None)
 
-    return {**owner, "metafields": metafields}
+    def metafield(info: Any, key: str, namespace: str | None = None) -> Any:
+        return (owner.get("metafields") or {}).get((namespace, key))
+
+    return {**owner, "metafields": metafields, "metafield": metafield}
 
 
 def _metafields_of(given: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
