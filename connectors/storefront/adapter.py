@@ -206,7 +206,8 @@ class CatalogAdapter(Protocol):
         """Make the storefront show the product as the ERP has it: created if it sells it and
         the storefront has no product of its SKU, updated where the name, description,
         prices or whether it is sold differ, nothing otherwise; archived, not deleted, when
-        the ERP no longer sells it."""
+        the ERP no longer sells it (a variant of a group's product is taken off sale alone,
+        as the platform allows: unpriced, private, or deleted from it)."""
         ...
 
 

@@ -240,14 +240,16 @@ class MedusaStorefront:
         if changes:
             self._call("POST", path, json=changes, params={"fields": "id"})
         edits: dict[str, Any] = {}
-        if grouped and product.active:
-            label = product.variant_label
-            if found.get("title") != label:
+        if grouped:
+            # Off sale, a variant gives its values up to the SKU that may replace it: Medusa
+            # takes no two variants alike.
+            label = product.variant_label if product.active else product.sku
+            if product.active and found.get("title") != label:
                 edits["title"] = label
             if {o.get("value") for o in found.get("options") or []} != {label}:
                 self._option_value(shown, label)
                 edits["options"] = {VARIANT_OPTION: label}
-            if _held(found) != _attributes(product):
+            if product.active and _held(found) != _attributes(product):
                 edits["metadata"] = {ATTRIBUTES: _attributes(product)}
         prices = {(p["currency_code"].upper(), Decimal(str(p["amount"]))) for p in found["prices"]}
         wanted = set(product.prices) if product.active else set() if grouped else prices
@@ -295,7 +297,7 @@ class MedusaStorefront:
                 made = self._call("POST", "/admin/products", content=_json(body), headers=_JSON,
                                   params={"fields": "id"})["product"]  # fmt: skip
             except StorefrontRefused as refused:
-                if "already exists" not in str(refused):
+                if f"handle: {handle}, already exists" not in str(refused):
                     raise
                 # Made meanwhile for a sibling by another sink of the route: added at the retry.
                 raise StorefrontUnavailable(str(refused)) from refused

@@ -583,6 +583,7 @@ class ShopifyStock:
                     fields["metafields"] = [_metafield(k, v) for k, v in sorted(attributes.items())]
                 made, variant_id = self._set_product(fields)
             self._set_contracts(variant_id, product.contracts)
+            self._unknown.pop(product.sku, None)  # stocked now: its level need not wait
             return Synced(product, SyncStatus.CREATED, made)
         shown = found["product"]
         if str(shown.get("handle") or "").startswith(group_handle("")):

@@ -378,8 +378,10 @@ def _refunded(
             sku = skus.get(str(details.get("reference_id")))
             if not sku:
                 raise Unmappable("missing-sku", f"{path} names no line item with a SKU")
-            quantity = int(decimal(details.get("quantity"), f"{path}.quantity"))
-            units[sellable][sku] = units[sellable].get(sku, 0) + quantity
+            quantity = decimal(details.get("quantity"), f"{path}.quantity")
+            if quantity != quantity.to_integral_value() or quantity < 1:
+                raise Unmappable("invalid-quantity", f"{path}.quantity is {quantity}")
+            units[sellable][sku] = units[sellable].get(sku, 0) + int(quantity)
             if sellable and restocked_at is None:
                 restocked_at = locations.get(str(receipt.get("return_id")))
     # One event restocks all its units or none: damaged units are named only by a refund
