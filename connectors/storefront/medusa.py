@@ -25,7 +25,9 @@ Medusa requires of secret keys): stock levels, shipments, products and customers
   "already exists" and finds it at the retry), under the option `Variant` whose values are
   only ever added (`POST /admin/products/<id>/options/batch`), each variant holding the
   ERP's attributes in its own metadata. One the ERP no longer sells is unpriced and taken
-  off erpbridge's price lists; the product is drafted with its last priced variant.
+  off erpbridge's price lists; the product is drafted with its last priced variant. A SKU
+  that is one variant of a product of the merchant's own with others gets only its prices
+  (none off sale), the product left as the merchant keeps it.
 - **Customers** (push_customers): the account is looked for among those of the customer's
   email, then of its name (`GET /admin/customers?email=`, `?q=`; Medusa searches no
   metadata), and taken where its metadata holds the ERP's customer id; an account of the
@@ -212,6 +214,8 @@ class MedusaStorefront:
         shown = found["product"]
         grouped = str(shown.get("handle") or "").startswith(group_handle(""))
         path = f"/admin/products/{shown['id']}"
+        if not grouped and self._variants(shown) > 1:
+            return self._set_merchants_variant(product, found)
         changes: dict[str, Any] = {}
         # A variant of a group is taken off sale alone (unpriced), its product with its last
         # priced variant.
@@ -266,6 +270,30 @@ class MedusaStorefront:
         return Synced(
             product, SyncStatus.UPDATED if updated else SyncStatus.UNCHANGED, str(shown["id"])
         )
+
+    def _set_merchants_variant(self, product: Product, found: Mapping[str, Any]) -> Synced[Product]:
+        """A variant of a product of the merchant's own with other variants: only its prices
+        are erpbridge's, off sale none (the product and the others are the merchant's)."""
+        shown = found["product"]
+        prices = {(p["currency_code"].upper(), Decimal(str(p["amount"]))) for p in found["prices"]}
+        wanted = set(product.prices) if product.active else set()
+        changed = prices != wanted
+        if changed:
+            body = {
+                "prices": [{"currency_code": c.lower(), "amount": a} for c, a in sorted(wanted)]
+            }
+            self._call("POST", f"/admin/products/{shown['id']}/variants/{found['id']}",
+                       content=_json(body), headers=_JSON, params={"fields": "id"})  # fmt: skip
+        contracted = self._set_contracts(found, product.contracts if product.active else ())
+        status = SyncStatus.UPDATED if changed or contracted else SyncStatus.UNCHANGED
+        return Synced(product, status, str(shown["id"]))
+
+    def _variants(self, shown: Mapping[str, Any]) -> int:
+        """How many variants the product has."""
+        read = self._call(
+            "GET", f"/admin/products/{shown['id']}", params={"fields": "id,variants.id"}
+        )
+        return len(read["product"]["variants"])
 
     def _priced_others(self, shown: Mapping[str, Any], found: Mapping[str, Any]) -> bool:
         """Whether the product has a priced variant other than `found`."""

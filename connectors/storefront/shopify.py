@@ -36,6 +36,8 @@ shipments with `fulfillmentCreate` and their tracking; and products with `produc
   is set again by `productSet` on its id, with its variant's id, where its title,
   description, status or price differ. One the ERP no longer sells is ARCHIVED (kept,
   unsold). Shopify answers a refused product with userErrors, which refuse it for good.
+  A SKU that is one variant of a product of the merchant's own with others gets only its
+  price (`productVariantsBulkUpdate`) and contract prices, and is refused off sale.
   The SKUs of one ERP product (`group`) are variants of one product, its handle
   `erpbridge-group-<id>` (`productByIdentifier`), titled as the group, with the one option
   `Variant` valued by the SKU's attributes: made by `productSet` with the first of them
@@ -588,6 +590,8 @@ class ShopifyStock:
         shown = found["product"]
         if str(shown.get("handle") or "").startswith(group_handle("")):
             return self._set_variant(product, found, wanted, price, attributes)
+        if shown["variantsCount"]["count"] > 1:
+            return self._set_merchants_variant(product, found, price)
         changes = {k: v for k, v in wanted.items() if shown.get(k) != v}
         repriced = price is not None and Decimal(found["price"]) != Decimal(price)
         if changes or repriced:
@@ -687,6 +691,29 @@ class ShopifyStock:
         contracted = product.active and self._set_contracts(found["id"], product.contracts)
         updated = changes or edits or described or contracted
         status = SyncStatus.UPDATED if updated else SyncStatus.UNCHANGED
+        return Synced(product, status, str(shown["id"]))
+
+    def _set_merchants_variant(
+        self, product: Product, found: Mapping[str, Any], price: str | None
+    ) -> Synced[Product]:
+        """A variant of a product of the merchant's own with other variants: only its price
+        and contract prices are erpbridge's (productSet would delete the others). Off sale,
+        it is refused: taking it out of the merchant's product is the merchant's call."""
+        shown = found["product"]
+        if not product.active:
+            raise StorefrontRefused(
+                f"the ERP no longer sells {product.sku}, a variant of the merchant's Shopify "
+                f"product {shown['handle']}: take it off sale there by hand"
+            )
+        repriced = price is not None and Decimal(found["price"]) != Decimal(price)
+        if repriced:
+            variables = {
+                "productId": shown["id"],
+                "variants": [{"id": found["id"], "price": price}],
+            }
+            self._mutated(UPDATE_VARIANTS, "productVariantsBulkUpdate", variables)
+        contracted = self._set_contracts(found["id"], product.contracts)
+        status = SyncStatus.UPDATED if repriced or contracted else SyncStatus.UNCHANGED
         return Synced(product, status, str(shown["id"]))
 
     def _archived_with(self, product_id: str, sku: str | None) -> None:

@@ -410,6 +410,36 @@ def test_the_skus_of_one_erp_product_are_variants_of_one_medusa_product(
             assert [i["sku"] for i in items["inventory_items"]] == [sku]
 
 
+def test_a_variant_of_the_merchants_own_product_gets_only_its_prices(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, catalog=True)
+    tag = topic_prefix[-9:-1]
+    medium, large = f"SHIRT-M-{tag}", f"SHIRT-L-{tag}"
+    with medusa.admin() as admin:
+        admin.post("/admin/products", {
+            "title": f"The merchant's shirt {tag}", "status": "published",
+            "options": [{"title": "Size", "values": ["M", "L"]}],
+            "variants": [{"title": size, "sku": sku, "options": {"Size": size},
+                          "prices": [{"currency_code": "usd", "amount": 30}]}
+                         for sku, size in ((medium, "M"), (large, "L"))]})  # fmt: skip
+    group = (f"tpl-m{tag}", "Shirt")
+    said, (repriced, _, unsold) = push_group(settings, tag, lambda: (_shown(medusa, medium), _shown(medusa, large)), (
+        lambda tag: [catalog_item(medium, "Shirt", {"USD": "32"}, group=group)],
+        lambda tag: [catalog_item(medium, "Shirt", {"USD": "32"}, group=group)],
+        lambda tag: [catalog_item(medium, "Shirt", {"USD": "32"}, active=False, group=group)],
+    ))  # fmt: skip
+    assert said == {medium: ["UPDATED", "UNCHANGED", "UPDATED"]}
+    title = f"The merchant's shirt {tag}"
+    assert repriced == (
+        {"title": title, "status": "published", "prices": {"usd": Decimal("32.00")}},
+        {"title": title, "status": "published", "prices": {"usd": Decimal("30.00")}},
+    )
+    # Off sale: unpriced; the product and its other variant as the merchant keeps them.
+    assert unsold[0] == {"title": title, "status": "published", "prices": {}}
+    assert unsold[1] == repriced[1]
+
+
 def test_a_price_list_or_group_the_merchant_deleted_is_made_again(
     topic_prefix: str, medusa: Medusa
 ) -> None:

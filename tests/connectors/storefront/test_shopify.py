@@ -375,6 +375,35 @@ def test_a_group_product_the_merchant_archived_keeps_its_variants_and_a_moved_sk
         adapter.set_product(size("TEE-S-t3", "S", group="tpl-t4"))
 
 
+def test_a_variant_of_the_merchants_own_product_gets_only_its_price(
+    adapter: ShopifyStock, shop: Double
+) -> None:
+    size = {"name": "Size", "values": [{"name": "M"}, {"name": "L"}]}
+    variants = [{"id": f"gid://shopify/ProductVariant/{n}", "sku": sku, "price": "30.00",
+                 "tracked": True, "optionValues": [{"optionName": "Size", "name": value}]}
+                for n, sku, value in ((31, "SHIRT-M", "M"), (32, "SHIRT-L", "L"))]  # fmt: skip
+    shop.shopify_products["gid://shopify/Product/3"] = {
+        "id": "gid://shopify/Product/3", "handle": "shirt", "title": "The merchant's shirt",
+        "descriptionHtml": "Theirs", "status": "ACTIVE", "productOptions": [size],
+        "variants": variants,
+    }  # fmt: skip
+
+    def shirt(active: bool) -> Product:
+        return Product("main", "SHIRT-M", active, "Shirt", "Ours",
+                       (("USD", Decimal("32")),), group=ProductGroup("tpl-9", "Shirt"))  # fmt: skip
+
+    assert adapter.set_product(shirt(True)).status is SyncStatus.UPDATED
+    (product,) = shop.shopify_products.values()
+    assert (product["title"], product["descriptionHtml"]) == ("The merchant's shirt", "Theirs")
+    assert [(v["sku"], v["price"]) for v in product["variants"]] == [
+        ("SHIRT-M", "32.00"), ("SHIRT-L", "30.00")
+    ]  # fmt: skip
+    assert adapter.set_product(shirt(True)).status is SyncStatus.UNCHANGED
+    with pytest.raises(StorefrontRefused, match="take it off sale there by hand"):
+        adapter.set_product(shirt(False))
+    assert len(product["variants"]) == 2
+
+
 def test_the_erps_customers_are_kept_as_one_tagged_account_each(
     kafka_broker: Any, topic_prefix: str, tmp_path: Path, shop: Double
 ) -> None:
