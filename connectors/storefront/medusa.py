@@ -25,7 +25,9 @@ Medusa requires of secret keys): stock levels, shipments, products and customers
   "already exists" and finds it at the retry), under the option `Variant` whose values are
   only ever added (`POST /admin/products/<id>/options/batch`), each variant holding the
   ERP's attributes in its own metadata. One the ERP no longer sells is unpriced and taken
-  off erpbridge's price lists; the product is drafted with its last priced variant. A SKU
+  off erpbridge's price lists; the product is drafted with its last priced variant (marked
+  `erpbridge_drafted` in its metadata, so that a sibling sold again publishes it, while one
+  the merchant drafted stays so). A SKU
   that is one variant of a product of the merchant's own with others gets only its prices
   (none off sale), the product left as the merchant keeps it.
 - **Customers** (push_customers): the account is looked for among those of the customer's
@@ -96,6 +98,9 @@ _ORDER_FIELDS = "id,*items,*items.detail,*fulfillments,*fulfillments.labels"
 _CUSTOMER_FIELDS = "id,email,first_name,phone,metadata,*addresses,*groups"
 _CONTRACT_MARK = "erpbridge_price_list"
 """The key under which a customer group keeps the ERP's price list id (its metadata)."""
+_DRAFTED = "erpbridge_drafted"
+"""The group product's metadata key marking it drafted by erpbridge with its last priced
+variant (empty: not)."""
 ATTRIBUTES = "erpbridge_attributes"
 """The product metadata key holding the ERP's attributes: {name: {label, value}}."""
 _ADDRESS_NAME = "erpbridge"
@@ -238,6 +243,10 @@ class MedusaStorefront:
         elif product.active:
             changes |= {"title": product.name, "description": product.description}
         changes = {k: v for k, v in changes.items() if shown.get(k) != v}
+        if grouped and "status" in changes:
+            # Drafted with its last priced variant: marked, so that a sibling sold again
+            # publishes it; a product the merchant drafted stays as they left it.
+            changes["metadata"] = {_DRAFTED: "" if product.active else "erpbridge"}
         if product.active and not grouped and _held(shown) != _attributes(product):
             # Medusa merges metadata by key: this one key is erpbridge's, and replaced whole.
             changes["metadata"] = {ATTRIBUTES: _attributes(product)}
@@ -308,7 +317,8 @@ class MedusaStorefront:
         the product's id."""
         assert product.group is not None
         handle = group_handle(product.group.id)
-        fields = {"fields": "id,handle,status,*options,options.values.value", "handle": handle}
+        fields = {"fields": "id,handle,status,metadata,*options,options.values.value",
+                  "handle": handle}  # fmt: skip
         (shown,) = self._call("GET", "/admin/products", params=fields)["products"][:1] or [None]
         variant = self._new_variant(product, VARIANT_OPTION, product.variant_label) | {
             "metadata": {ATTRIBUTES: _attributes(product)}
@@ -333,8 +343,9 @@ class MedusaStorefront:
         self._option_value(shown, product.variant_label)
         self._call("POST", f"/admin/products/{shown['id']}/variants", content=_json(variant),
                    headers=_JSON, params={"fields": "id"})  # fmt: skip
-        if shown.get("status") != "published":  # drafted with its last priced variant
-            self._call("POST", f"/admin/products/{shown['id']}", json={"status": "published"},
+        if shown.get("status") != "published" and (shown.get("metadata") or {}).get(_DRAFTED):
+            body = {"status": "published", "metadata": {_DRAFTED: ""}}
+            self._call("POST", f"/admin/products/{shown['id']}", json=body,
                        params={"fields": "id"})  # fmt: skip
         return str(shown["id"])
 

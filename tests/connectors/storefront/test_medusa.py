@@ -410,6 +410,42 @@ def test_the_skus_of_one_erp_product_are_variants_of_one_medusa_product(
             assert [i["sku"] for i in items["inventory_items"]] == [sku]
 
 
+def test_a_group_product_drafted_by_erpbridge_is_published_by_a_new_sku_and_one_the_merchant_drafted_is_not(
+    kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
+) -> None:
+    settings = _settings(kafka_broker, topic_prefix, tmp_path, medusa, catalog=True)
+    tag = topic_prefix[-9:-1]
+    handle = f"erpbridge-group-tpl-d{tag}"
+
+    def sku(size: str, active: bool = True) -> list[tuple[str, bytes]]:
+        return [catalog_item(f"CAP-{size}-{tag}", "Cap", {"USD": "9"}, active=active,
+                             attributes={"size": ("Size", size)}, group=(f"tpl-d{tag}", "Cap"))]  # fmt: skip
+
+    def drafted_by_the_merchant_then(size: str) -> list[tuple[str, bytes]]:
+        with medusa.admin() as admin:
+            (product,) = admin.get("/admin/products", {"handle": handle, "fields": "id"})[
+                "products"
+            ]
+            admin.post(f"/admin/products/{product['id']}", {"status": "draft"})
+        return sku(size)
+
+    def status() -> str:
+        with medusa.admin() as admin:
+            (product,) = admin.get("/admin/products", {"handle": handle, "fields": "status"})[
+                "products"
+            ]
+        return str(product["status"])
+
+    _, seen = push_group(settings, tag, status, (
+        lambda tag: sku("S") + sku("M"),
+        lambda tag: sku("M", active=False),
+        lambda tag: sku("S", active=False),  # its last priced variant: drafted by erpbridge
+        lambda tag: sku("L"),  # a new one sells it again
+        lambda tag: drafted_by_the_merchant_then("XL"),  # kept so
+    ))  # fmt: skip
+    assert seen == ["published", "published", "draft", "published", "draft"]
+
+
 def test_a_variant_of_the_merchants_own_product_gets_only_its_prices(
     kafka_broker: Any, topic_prefix: str, tmp_path: Path, medusa: Medusa
 ) -> None:
