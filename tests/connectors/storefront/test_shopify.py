@@ -11,10 +11,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import graphql
 import httpx
 import pytest
 
 from connectors.erp.master import ProductAttribute, ProductGroup
+from connectors.storefront import shopify
 from connectors.storefront.adapter import StorefrontRefused, StorefrontUnavailable, SyncStatus
 from connectors.storefront.customers import Customer, customer_tag
 from connectors.storefront.products import Contract, Product
@@ -51,7 +53,13 @@ from tests.connectors.storefront.flow import (
     sink_settings,
     statuses,
 )
-from tests.connectors.webhooks.doubles import SHOPIFY_TOKEN, Bucket, Double, shopify_admin
+from tests.connectors.webhooks.doubles import (
+    SHOPIFY_TOKEN,
+    Bucket,
+    Double,
+    shopify_admin,
+    shopify_schema,
+)
 
 ITEM_A, ITEM_B = "gid://shopify/InventoryItem/1", "gid://shopify/InventoryItem/2"
 LOCATION = "gid://shopify/Location/10"
@@ -679,3 +687,15 @@ def test_a_price_list_left_by_a_deleted_catalog_is_given_to_the_new_one(
     (catalog,) = shop.catalogs.values()
     assert catalog["priceList"] == "gid://shopify/PriceList/1"
     assert _breaks(shop) == {"erpbridge price list PL7": [("10.00", [])]}
+
+
+def test_every_graphql_document_of_the_adapter_is_valid_against_shopifys_schema() -> None:
+    documents = {
+        name: text
+        for name, text in vars(shopify).items()
+        if isinstance(text, str) and text.lstrip().startswith(("query ", "mutation "))
+    }
+    assert {"VARIANT", "GROUP_PRODUCT", "ADD_VARIANTS", "SET_PRODUCT"} <= set(documents)
+    for name, text in documents.items():
+        errors = graphql.validate(shopify_schema(), graphql.parse(text))
+        assert not errors, f"{name}: {[e.message for e in errors]}"
