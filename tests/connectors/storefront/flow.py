@@ -249,15 +249,14 @@ def push_attributes(settings: Settings, sku: str) -> list[str]:
         catalog_item(sku, "Attributed product", {"USD": "10.0000"}, attributes=attributes)
         for attributes in (ATTRIBUTES_THEN, ATTRIBUTES_NOW, ATTRIBUTES_NOW)
     ]
-    sink = new_sink(settings)
-    sink.start()
-    try:
-        for sent, record in enumerate(records, start=1):
-            produce(settings, [record], ERP_CATALOG)
-            results = drain(sink, settings, sent, STOREFRONT_CATALOG_RESULTS)
-    finally:
-        sink.close()
-    return [r["status"] for r in results]
+    return push_each(settings, records)[sku]
+
+
+def push_each(settings: Settings, records: Sequence[tuple[str, bytes]]) -> dict[str, list[str]]:
+    """Catalog records pushed one at a time: the results' statuses per SKU, in order."""
+    steps = [lambda tag, record=record: [record] for record in records]
+    said, _ = push_group(settings, "", lambda: None, steps)
+    return said
 
 
 def tee(tag: str, size: str, price: str, *, active: bool = True) -> tuple[str, bytes]:

@@ -30,6 +30,7 @@ from tests.connectors.storefront.flow import (
     new_sink,
     produce,
     push_attributes,
+    push_each,
     push_group,
     sink_settings,
     statuses,
@@ -204,15 +205,7 @@ def test_a_variation_of_the_merchants_own_product_gets_only_its_price_and_status
             "SHIRT-M", "Shirt", {"USD": "32.0000"}, active=False, group=("tpl-9", "Shirt")
         ),
     ]
-    sink = new_sink(settings)
-    sink.start()
-    try:
-        for sent, record in enumerate(records, start=1):
-            produce(settings, [record], ERP_CATALOG)
-            results = drain(sink, settings, sent, STOREFRONT_CATALOG_RESULTS)
-    finally:
-        sink.close()
-    assert [r["status"] for r in results] == ["UPDATED", "UPDATED"]
+    assert push_each(settings, records) == {"SHIRT-M": ["UPDATED", "UPDATED"]}
     assert (shop.products[21]["regular_price"], shop.products[21]["status"]) == ("32.00", "private")
     assert shop.products[21]["attributes"] == [{"id": 0, "name": "Size", "option": "M"}]
     assert shop.products[20]["attributes"] == [size]
