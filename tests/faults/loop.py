@@ -162,12 +162,16 @@ class Process:
         return self.process.returncode
 
     def wait_killed_by_fault(self, timeout: float) -> None:
-        """Wait for the process to kill itself at its armed point (tests.faults.faulty)."""
-        wait_for(
-            lambda: self.process.poll() is not None,
-            timeout=timeout,
-            what=f"{self.name} to reach its fault point",
-        )
+        """Wait for the process to kill itself at its armed point (tests.faults.faulty); one
+        that does not is reported with the end of its log (where a recovery stalled)."""
+        try:
+            wait_for(
+                lambda: self.process.poll() is not None,
+                timeout=timeout,
+                what=f"{self.name} to reach its fault point",
+            )
+        except AssertionError as late:
+            raise AssertionError(f"{late}; its log ends:\n{self.log_tail(80)}") from None
         log = self.log_path.read_text(errors="replace")
         assert self.process.returncode == -signal.SIGKILL and KILLED in log, (
             f"{self.name} exited {self.process.returncode}, not at its fault: {self.log_tail()}"
