@@ -54,9 +54,11 @@ def entry_of(datum: dict[str, Any]) -> JournalEntry:
                 functional_credit=line["functional_credit"],
                 tax_jurisdiction=line["tax_jurisdiction"],
                 memo=line["memo"],
+                party=line["party"],
             )
             for line in datum["lines"]
         ),
+        purchase_order_number=datum["purchase_order_number"],
     )
     # The posting date follows from the time; the ERP must not get another than the record's.
     if entry.posting_date != datum["posting_date"]:

@@ -262,6 +262,7 @@ def order_commands(order: Order, policy: CommandPolicy, *, replay: bool = False)
             "lines": [{"sku": sku, "quantity": q} for sku, q in sorted(f.lines.items())],
             "carrier": f.carrier,
             "tracking_number": f.tracking_number,
+            "purchase_order_number": placement.purchase_order_number,
         }
         commands.append(
             _command(policy, command_id, Kind.RECORD_SHIPMENT, f.at_ms, order.order_id, body)
@@ -282,6 +283,7 @@ def order_commands(order: Order, policy: CommandPolicy, *, replay: bool = False)
             "total": refund.total,
             "restock": refund.restock,
             "warehouse_id": min(refund.warehouses.values(), default=None),
+            "purchase_order_number": placement.purchase_order_number,
         }
         commands.append(
             _command(

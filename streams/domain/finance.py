@@ -20,6 +20,11 @@ The entries (Dr debit, Cr credit):
   restock             Dr inventory / Cr cost of goods sold
 For a paid, shipped and settled order, receivable and clearing net to zero.
 
+Every receivable line names its party, the customer the amount is owed by (or, in credit, to),
+so the ERP keeps each customer's balance. A payment's entries therefore wait for its order's
+placement, which names the customer: until then the payment is on the order's state and its
+`payment-without-sales-order` alert, not in the books.
+
 Money: every amount is a Decimal rounded half-even to the transaction currency's minor unit,
 converted at the entry's rate and rounded to the functional currency's minor unit; what that
 conversion leaves unbalanced goes on an explicit line to the rounding account.
@@ -86,6 +91,10 @@ RULES: dict[str, _Rule] = {
     "cogs": _Rule(("cogs",), ("inventory",), "shipment", "none"),
     "restock": _Rule(("inventory",), ("cogs",), "refund", "none"),
 }
+
+
+PARTY_COMPONENTS = frozenset({"receivable"})
+"""The components owed by or to the customer: their lines name the order's customer."""
 
 
 class FinanceMappingError(ValueError):
@@ -337,6 +346,9 @@ class JournalLine:
     functional_credit: Decimal
     tax_jurisdiction: str | None = None
     memo: str | None = None
+    party: str | None = None
+    """The customer (by erpbridge's customer id) a receivable line is owed by; None on the
+    other accounts."""
 
     def to_datum(self) -> dict[str, Any]:
         return {
@@ -347,6 +359,7 @@ class JournalLine:
             "functional_credit": self.functional_credit.quantize(_AMOUNT_SCALE),
             "tax_jurisdiction": self.tax_jurisdiction,
             "memo": self.memo,
+            "party": self.party,
         }
 
 
@@ -362,6 +375,8 @@ class JournalEntry:
     exchange_rate: Decimal
     """Functional units per transaction unit at transaction time."""
     lines: tuple[JournalLine, ...]
+    purchase_order_number: str | None = None
+    """The order's purchase-order number (the customer's reference), if it has one."""
 
     @property
     def posting_date(self) -> date:
@@ -390,6 +405,7 @@ class JournalEntry:
             "functional_currency": self.functional_currency,
             "exchange_rate": self.exchange_rate.quantize(_RATE_SCALE),
             "lines": [line.to_datum() for line in self.lines],
+            "purchase_order_number": self.purchase_order_number,
         }
 
 
@@ -422,6 +438,9 @@ class _Builder:
         currency: str,
         at_ms: int,
         gateway: str | None = None,
+        *,
+        party: str | None = None,
+        purchase_order_number: str | None = None,
     ) -> None:
         self.mapping = mapping
         self.template = template
@@ -431,7 +450,9 @@ class _Builder:
         self.currency = currency
         self.at_ms = at_ms
         self.gateway = gateway
-        self.postings: list[tuple[str, Decimal, str | None, str]] = []
+        self.party = party
+        self.purchase_order_number = purchase_order_number
+        self.postings: list[tuple[str, Decimal, str | None, str, str | None]] = []
 
     def post(
         self, component: str, amount: Decimal, memo: str, jurisdiction: str | None = None
@@ -442,13 +463,18 @@ class _Builder:
         account = self.mapping.account(
             self.template, component, gateway=self.gateway, jurisdiction=jurisdiction
         )
-        self.postings.append((account, sign * amount, jurisdiction, memo))
+        party = None
+        if component in PARTY_COMPONENTS:
+            if self.party is None:
+                raise ValueError(f"{self.entry_id}: a {component} line needs its party")
+            party = self.party
+        self.postings.append((account, sign * amount, jurisdiction, memo, party))
 
     def build(self) -> JournalEntry | None:
         """The entry, or None when every line is zero."""
         postings = [
-            (account, quantize_minor(signed, self.currency), jurisdiction, memo)
-            for account, signed, jurisdiction, memo in self.postings
+            (account, quantize_minor(signed, self.currency), jurisdiction, memo, party)
+            for account, signed, jurisdiction, memo, party in self.postings
         ]
         postings = [posting for posting in postings if posting[1] != 0]
         if not postings:
@@ -458,7 +484,7 @@ class _Builder:
         same = self.currency == functional
         rate = _ONE if same else mapping.rate(self.currency, _utc(self.at_ms).date())
         lines: list[JournalLine] = []
-        for account, amount, jurisdiction, memo in postings:
+        for account, amount, jurisdiction, memo, party in postings:
             # In the functional currency the amount is already rounded to its minor unit.
             converted = abs(amount) if same else quantize_minor(abs(amount) * rate, functional)
             debit = amount > 0
@@ -471,6 +497,7 @@ class _Builder:
                     functional_credit=ZERO if debit else converted,
                     tax_jurisdiction=jurisdiction,
                     memo=memo,
+                    party=party,
                 )
             )
         if sum((x.debit for x in lines), ZERO) != sum((x.credit for x in lines), ZERO):
@@ -499,6 +526,7 @@ class _Builder:
             functional_currency=functional,
             exchange_rate=rate,
             lines=tuple(lines),
+            purchase_order_number=self.purchase_order_number,
         )
 
 
@@ -776,7 +804,9 @@ def order_journal(
         else:
             entries += _sales_at_confirmation(order, figures, mapping, confirmed_ms, done)
         entries += _credit_notes(order, placement, figures, mapping, done)
-    entries += _payments(order, mapping, done)
+        # The payments wait for the placement, which names the customer their receivable
+        # lines are owed by.
+        entries += _payments(order, figures, mapping, done)
     return sorted(
         (entry for entry in entries if entry is not None),
         key=lambda entry: (entry.posted_ms, entry.entry_id),
@@ -789,6 +819,9 @@ class _LazyFigures:
     def __init__(self, placement: Placement) -> None:
         self._placement = placement
         self._figures: _Figures | None = None
+        self.party = placement.customer_id
+        """Who the order's receivable lines are owed by."""
+        self.purchase_order_number = placement.purchase_order_number
 
     def get(self) -> _Figures:
         if self._figures is None:
@@ -802,6 +835,7 @@ def journal_entry_id(order_id: str, suffix: str) -> str:
 
 def _sale_entry(
     order: Order,
+    lazy: _LazyFigures,
     mapping: FinanceMapping,
     suffix: str,
     amounts: _Amounts,
@@ -817,6 +851,8 @@ def _sale_entry(
         description,
         currency,
         at_ms,
+        party=lazy.party,
+        purchase_order_number=lazy.purchase_order_number,
     )
     builder.post("receivable", amounts.receivable, "owed by the customer")
     builder.post("discounts", amounts.discounts, "line and order discounts")
@@ -844,6 +880,7 @@ def _sales_at_shipment(
         entries.append(
             _sale_entry(
                 order,
+                lazy,
                 mapping,
                 suffix,
                 shares[fulfilment_id],
@@ -873,6 +910,7 @@ def _sales_at_shipment(
         entries.append(
             _sale_entry(
                 order,
+                lazy,
                 mapping,
                 "sale-rounding",
                 figures.whole - recognised,
@@ -903,6 +941,7 @@ def _sales_at_confirmation(
         entries.append(
             _sale_entry(
                 order,
+                lazy,
                 mapping,
                 "sale",
                 figures.whole,
@@ -921,6 +960,7 @@ def _sales_at_confirmation(
         entries.append(
             _sale_entry(
                 order,
+                lazy,
                 mapping,
                 "sale-reversal",
                 -(figures.whole - shipped),
@@ -960,6 +1000,8 @@ def _credit_notes(
             f"Credit note for {refund.kind.lower()} {refund_id} of order {order.order_id}",
             figures.currency,
             refund.at_ms,
+            party=lazy.party,
+            purchase_order_number=lazy.purchase_order_number,
         )
         builder.post("receivable", total, "refunded to the customer, tax included")
         for (component, jurisdiction), amount in sorted(figures.refunded(refund, total).items()):
@@ -973,6 +1015,7 @@ def _credit_notes(
 
 def _payment_entry(
     mapping: FinanceMapping,
+    lazy: _LazyFigures,
     order_id: str,
     payment: Payment,
     template: str,
@@ -990,6 +1033,8 @@ def _payment_entry(
         payment.currency,
         at_ms,
         payment.gateway,
+        party=lazy.party,
+        purchase_order_number=lazy.purchase_order_number,
     )
     for component, amount, memo in postings:
         builder.post(component, quantize_minor(amount, payment.currency), memo)
@@ -997,7 +1042,7 @@ def _payment_entry(
 
 
 def _payments(
-    order: Order, mapping: FinanceMapping, done: Callable[[str], bool]
+    order: Order, lazy: _LazyFigures, mapping: FinanceMapping, done: Callable[[str], bool]
 ) -> list[JournalEntry | None]:
     """Captures, payment refunds and settlements, each in the payment's own currency."""
     entries: list[JournalEntry | None] = []
@@ -1010,6 +1055,7 @@ def _payments(
             entries.append(
                 _payment_entry(
                     mapping,
+                    lazy,
                     order_id,
                     payment,
                     "payment_capture",
@@ -1028,6 +1074,7 @@ def _payments(
             entries.append(
                 _payment_entry(
                     mapping,
+                    lazy,
                     order_id,
                     payment,
                     "payment_refund",
@@ -1049,6 +1096,7 @@ def _payments(
             entries.append(
                 _payment_entry(
                     mapping,
+                    lazy,
                     order_id,
                     payment,
                     "payment_settlement",
@@ -1078,6 +1126,7 @@ def cost_entry(
     at_ms: int,
     mapping: FinanceMapping,
     restock: bool,
+    purchase_order_number: str | None = None,
 ) -> JournalEntry | None:
     """Cost of goods sold for `quantity` units of `sku` shipped in fulfilment `ref`, or, with
     `restock`, its reversal for units of refund `ref` back in stock. None when the cost is
@@ -1101,6 +1150,7 @@ def cost_entry(
         description,
         cost_currency,
         at_ms,
+        purchase_order_number=purchase_order_number,
     )
     cost = quantize_minor(unit_cost * quantity, cost_currency)
     memo = f"{quantity} x {unit_cost} {cost_currency}"

@@ -82,6 +82,7 @@ def request_cost(
         request.at_ms,
         mapping,
         restock=request.kind is RequestKind.RESTOCK,
+        purchase_order_number=request.purchase_order_number,
     )
 
 

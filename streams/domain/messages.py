@@ -39,6 +39,8 @@ class StockRequest:
     """Units shipped or restocked."""
     warehouse: str | None = None
     destination: Destination | None = None
+    purchase_order_number: str | None = None
+    """The order's, on a shipment or restock: its cost entry carries it."""
 
     @property
     def cause(self) -> str:
@@ -47,7 +49,7 @@ class StockRequest:
 
     def to_json(self) -> dict[str, Any]:
         d = self.destination
-        return {
+        data = {
             "type": "stock_request",
             "kind": self.kind.value,
             "order_id": self.order_id,
@@ -59,6 +61,10 @@ class StockRequest:
             "warehouse": self.warehouse,
             "destination": None if d is None else [d.channel, d.country, d.region],
         }
+        # Most orders have none: the key travels only when there is one.
+        if self.purchase_order_number is not None:
+            data["purchase_order_number"] = self.purchase_order_number
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StockRequest:
@@ -73,6 +79,7 @@ class StockRequest:
             quantity=data["quantity"],
             warehouse=data["warehouse"],
             destination=None if d is None else Destination(*d),
+            purchase_order_number=data.get("purchase_order_number"),
         )
 
 

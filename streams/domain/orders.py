@@ -804,6 +804,10 @@ class Order:
             StockRequest(RequestKind.RELEASE, self.order_id, sku, "", at_ms) for sku in self._skus()
         ]
 
+    @property
+    def _purchase_order_number(self) -> str | None:
+        return None if self.placement is None else self.placement.purchase_order_number
+
     def _ship(self, ref: str, fulfilment: Fulfilment) -> list[StockRequest]:
         return [
             StockRequest(
@@ -814,6 +818,7 @@ class Order:
                 fulfilment.at_ms,
                 quantity=quantity,
                 warehouse=fulfilment.warehouse,
+                purchase_order_number=self._purchase_order_number,
             )
             for sku, quantity in sorted(fulfilment.lines.items())
         ]
@@ -830,6 +835,7 @@ class Order:
                 refund.at_ms,
                 quantity=refund.lines[sku],
                 warehouse=warehouse,
+                purchase_order_number=self._purchase_order_number,
             )
             for sku, warehouse in sorted(refund.warehouses.items())
             if refund.lines[sku] > 0

@@ -58,8 +58,9 @@ def main(conf: str, database_uri: str, spec_path: str) -> None:
     created: dict[str, Any] = {}
     for code, entry in spec["accounts"].items():
         account = Account(name=entry["name"], code=code, parent=root, type=by_kind[entry["kind"]])
-        # erpbridge's journal keys receivables by order, not by party: no party on its lines.
-        account.party_required = False
+        # The receivable keeps each customer's balance: erpbridge's journal names the customer
+        # on its lines (the other accounts take no party).
+        account.party_required = entry["kind"] == "receivable"
         account.save()
         created[code] = account
 

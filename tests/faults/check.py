@@ -4,7 +4,8 @@
   command, one shipment per fulfilment, one credit note (and return, when restocked) per
   refund, one internal shipment per stock adjustment, one posted move per journal entry, a
   note per cancellation, and nothing else; Tryton's stock per SKU and warehouse equal to
-  erpbridge's; its ledger equal to finance.journal, account by account.
+  erpbridge's; its ledger equal to finance.journal, account by account, and each customer's
+  receivable too.
 - The topology, read from its topics: every input event applied (its id in its order's or
   SKU's state) or dead-lettered, as the reference model says; every command issued (on the
   pending topic, or as an entry on finance.journal) reached the connector and succeeded,
@@ -187,6 +188,25 @@ def erp_problems(erp: TrytonLogin, state: TopologyState, found: Verdict) -> None
     }
     if ledger_differs:
         found.problems.append(f"ledger (finance.journal, ERP) by account differs: {ledger_differs}")
+    # The sample's customers are Tryton parties with their customer id as code.
+    owed: dict[str, Decimal] = {}
+    for copies in state.journal.values():
+        for line in copies[0]["lines"]:
+            if line["party"] is not None:
+                owed[line["party"]] = (
+                    owed.get(line["party"], Decimal(0))
+                    + line["functional_debit"]
+                    - line["functional_credit"]
+                )
+    receivables_differ = {
+        party: (owed.get(party), books.receivables.get(party))
+        for party in owed.keys() | books.receivables.keys()
+        if owed.get(party, Decimal(0)) != books.receivables.get(party, Decimal(0))
+    }
+    if receivables_differ:
+        found.problems.append(
+            f"receivables (finance.journal, ERP) by customer differ: {receivables_differ}"
+        )
 
 
 def answered_model(loop: Loop, results: dict[str, list[dict[str, Any]]]) -> ReferenceModel:

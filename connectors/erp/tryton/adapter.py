@@ -23,11 +23,19 @@ up before anything is created; a redelivery finishes whatever workflow a crash i
   `reference` = command id, validated but never posted: erpbridge's journal books the credit
   note. Restocked goods come back on a done `stock.shipment.out.return` with the same
   reference (its moves have no origin: a sale line origin would count as shipped).
+- The order's purchase-order number is the sale's `description` ("PO ..."), and ends the
+  description of its credit notes and journal lines; a shipment has no free field but its
+  `reference`, and reaches it through its moves' sale lines.
 - AdjustInventory: `stock.move` has no searchable free field in Tryton 8.0, so each part is
   a `stock.shipment.internal` with `reference` = the part's command id, between the
   warehouse's storage and Lost and Found, forced to done. Parts already there are skipped.
 - PostJournalEntry: one `account.move` per entry on the general journal, `description` =
   entry id (exact, searchable; the entry's own description goes on its lines), then `post`.
+  A line naming its party (the receivable) gets the order's customer on an account that is
+  marked "party required": the party of the order's sale, else the party whose code is the
+  customer id; an account that is not marked takes no party (Tryton refuses one there). An
+  entry whose party is not in Tryton yet waits for its sale (a transient error once the
+  entries that could be posted are).
 - UpsertCustomer: the `party.party` holding a `party.identifier` (no type) whose code is the
   account's external id (`<storefront>:<account id>`); else the party the account is marked
   with (by code), or the one party with the account's e-mail, given that identifier; else a
@@ -57,6 +65,12 @@ _SHIP_STEPS = ("wait", "assign_force", "pick", "pack", "do")
 _SHIP_NEXT = {"draft": 0, "waiting": 1, "assigned": 2, "picked": 3, "packed": 4, "shipped": 4}
 _INTERNAL_STEPS = ("wait", "assign_force", "do")
 _INTERNAL_NEXT = {"draft": 0, "waiting": 1, "assigned": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    id: int
+    party_required: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +105,44 @@ def _money(amount: Decimal, digits: int, entry_id: str) -> Decimal:
     return exact
 
 
+def _with_po(text: str, document: dict[str, Any]) -> str:
+    """A description with the order's purchase-order number, which Tryton's credit notes and
+    move lines have no field of their own for."""
+    po = document.get("purchase_order_number")
+    return f"{text} (PO {po})" if po else text
+
+
+def _line_party(
+    entry: dict[str, Any],
+    line: dict[str, Any],
+    accounts: dict[str, _Account],
+    parties: dict[tuple[str | None, str], int],
+) -> int | None:
+    """The Tryton party of a journal line: on an account marked "party required" only, where
+    a line naming none is a mapping error (config/finance.json puts another component there)."""
+    if not accounts[line["account"]].party_required:
+        return None
+    customer = line.get("party")
+    if customer is None:
+        raise PermanentError(
+            "party-required",
+            f"{entry['entry_id']}: Tryton account {line['account']} needs a party, and the "
+            "entry's line on it names no customer",
+        )
+    return parties.get((entry["order_id"], customer))
+
+
+def _resolved(
+    entry: dict[str, Any], accounts: dict[str, _Account], parties: dict[tuple[str | None, str], int]
+) -> bool:
+    """Whether every line that needs a party has one in Tryton."""
+    return all(
+        _line_party(entry, line, accounts, parties) is not None
+        for line in entry["lines"]
+        if accounts[line["account"]].party_required
+    )
+
+
 class TrytonAdapter:
     """One Tryton database; `open` logs in once, the session is kept."""
 
@@ -114,6 +166,7 @@ class TrytonAdapter:
         self._ids: dict[tuple[str, str], int] = {}
         self._products: dict[str, dict[str, Any]] = {}
         self._warehouses: dict[str, _Warehouse] = {}
+        self._account_rows: dict[str, _Account] = {}
         self._digits: dict[int, int] = {}
 
     async def open(self) -> None:
@@ -429,7 +482,9 @@ class TrytonAdapter:
             "currency": currency, "journal": await self._journal("revenue"),
             "account": receivable, "payment_term": party["customer_payment_term"],
             "reference": reference,
-            "description": f"Credit note: order {body['order_id']}, refund {body['refund_id']}",
+            "description": _with_po(
+                f"Credit note: order {body['order_id']}, refund {body['refund_id']}", body
+            ),
             "lines": [["create", lines]],
         }])  # fmt: skip
         return invoice_id
@@ -483,20 +538,70 @@ class TrytonAdapter:
         }
         # An entry listed twice (copies the dispatcher merged after a redelivery) posts once.
         new = list({e["entry_id"]: e for e in entries if e["entry_id"] not in found}.values())
+        waiting: list[str] = []
         if new:
             accounts = await self._accounts({line["account"] for e in new for line in e["lines"]})
-            values = [await self._move(entry, journal, accounts, digits) for entry in new]
+            parties = await self._parties(new, accounts)
+            ready = [e for e in new if _resolved(e, accounts, parties)]
+            waiting = [e["entry_id"] for e in new if e not in ready]
+            values = [
+                await self._move(entry, journal, accounts, parties, digits) for entry in ready
+            ]
             for entry, move_id in zip(
-                new, await self.rpc.create("account.move", values), strict=True
+                ready, await self.rpc.create("account.move", values) if values else [], strict=True
             ):
                 found[entry["entry_id"]] = {"id": move_id, "state": "draft"}
         drafts = [row["id"] for row in found.values() if row["state"] == "draft"]
         if drafts:
             await self.rpc.model("account.move", "post", drafts)
+        if waiting:
+            raise TransientError(
+                "unknown-party",
+                f"{', '.join(waiting)}: the customer of its receivable is not in Tryton yet (no "
+                "sale for the order, no party with the customer id as its code)",
+            )
         return Document("account.move", ",".join(str(found[i]["id"]) for i in ids))
 
+    async def _parties(
+        self, entries: list[dict[str, Any]], accounts: dict[str, _Account]
+    ) -> dict[tuple[str | None, str], int]:
+        """(order id, customer id) -> the party of each line that needs one: the party of the
+        order's sale, else the party whose code is the customer id."""
+        wanted = {
+            (entry["order_id"], line["party"])
+            for entry in entries
+            for line in entry["lines"]
+            if line.get("party") is not None and accounts[line["account"]].party_required
+        }
+        if not wanted:
+            return {}
+        orders = sorted({order for order, _ in wanted if order is not None})
+        sales = {
+            row["reference"]: int(row["party"])
+            for row in await self.rpc.search_read(
+                "sale.sale",
+                [["reference", "in", [sales_order_id(order) for order in orders]]],
+                ["reference", "party"],
+            )
+        }
+        parties: dict[tuple[str | None, str], int] = {}
+        for order, customer in sorted(wanted, key=str):
+            party = sales.get(sales_order_id(order)) if order is not None else None
+            if party is None:
+                party = await self._cached(
+                    "party", customer, "party.party", [["code", "=", customer]]
+                )
+            if party is not None:
+                parties[order, customer] = party
+        return parties
+
     async def _move(
-        self, entry: dict[str, Any], journal: int, accounts: dict[str, int], digits: int
+        self,
+        entry: dict[str, Any],
+        journal: int,
+        accounts: dict[str, _Account],
+        parties: dict[tuple[str | None, str], int],
+        digits: int,
     ) -> dict[str, Any]:
         # A date once decoded from erp.commands; its ISO form while pending (statejson).
         raw = entry["posting_date"]
@@ -510,18 +615,21 @@ class TrytonAdapter:
             raise PermanentError(
                 "no-period", f"{entry['entry_id']}: no Tryton period for {posting}"
             )
+        lines = []
+        for line in entry["lines"]:
+            values = {
+                "account": accounts[line["account"]].id,
+                "debit": _money(line["functional_debit"], digits, entry["entry_id"]),
+                "credit": _money(line["functional_credit"], digits, entry["entry_id"]),
+                "description": _with_po(line.get("memo") or entry["description"], entry),
+            }
+            party = _line_party(entry, line, accounts, parties)
+            if party is not None:
+                values["party"] = party
+            lines.append(values)
         return {
             "journal": journal, "period": periods[0]["id"], "date": posting,
-            "description": entry["entry_id"],
-            "lines": [["create", [
-                {
-                    "account": accounts[line["account"]],
-                    "debit": _money(line["functional_debit"], digits, entry["entry_id"]),
-                    "credit": _money(line["functional_credit"], digits, entry["entry_id"]),
-                    "description": line.get("memo") or entry["description"],
-                }
-                for line in entry["lines"]
-            ]]],
+            "description": entry["entry_id"], "lines": [["create", lines]],
         }  # fmt: skip
 
     # --- customers ------------------------------------------------------------------------
@@ -666,17 +774,17 @@ class TrytonAdapter:
             raise PermanentError("no-journal", f"no Tryton {kind} journal {code or ''}".strip())
         return found
 
-    async def _accounts(self, codes: set[str]) -> dict[str, int]:
-        wanted = sorted(c for c in codes if ("account", c) not in self._ids)
+    async def _accounts(self, codes: set[str]) -> dict[str, _Account]:
+        wanted = sorted(c for c in codes if c not in self._account_rows)
         if wanted:
             for row in await self.rpc.search_read(
-                "account.account", [["code", "in", wanted]], ["code"]
+                "account.account", [["code", "in", wanted]], ["code", "party_required"]
             ):
-                self._ids["account", row["code"]] = row["id"]
-        unknown = sorted(c for c in codes if ("account", c) not in self._ids)
+                self._account_rows[row["code"]] = _Account(row["id"], bool(row["party_required"]))
+        unknown = sorted(c for c in codes if c not in self._account_rows)
         if unknown:
             raise PermanentError("unknown-account", f"no Tryton account {', '.join(unknown)}")
-        return {c: self._ids["account", c] for c in codes}
+        return {c: self._account_rows[c] for c in codes}
 
     async def _warehouse(self, code: str) -> _Warehouse:
         if code not in self._warehouses:

@@ -63,6 +63,8 @@ class Books:
     """Sales orders' comments by reference (cancellations are noted there)."""
     ledger: dict[str, tuple[Decimal, Decimal]]
     """Per account code: total debit and credit of every move line."""
+    receivables: dict[str, Decimal]
+    """Per party code: debit - credit of the move lines naming the party."""
     stock: dict[tuple[str, str], int]
     """On hand per (SKU, warehouse code): quantity in the warehouse's storage."""
 
@@ -88,6 +90,12 @@ def books(tryton: TrytonLogin, skus: Iterable[str], warehouses: Iterable[str]) -
         ):
             debit, credit = ledger.get(row["account."]["code"], (Decimal(0), Decimal(0)))
             ledger[row["account."]["code"]] = (debit + row["debit"], credit + row["credit"])
+        receivables: dict[str, Decimal] = {}
+        for row in await rpc.search_read(
+            "account.move.line", [["party", "!=", None]], ["party.code", "debit", "credit"]
+        ):
+            code = row["party."]["code"]
+            receivables[code] = receivables.get(code, Decimal(0)) + row["debit"] - row["credit"]
         stock: dict[tuple[str, str], int] = {}
         for code in sorted(warehouses):
             (warehouse,) = await rpc.search_read(
@@ -102,6 +110,6 @@ def books(tryton: TrytonLogin, skus: Iterable[str], warehouses: Iterable[str]) -
                 context={"locations": [warehouse["storage_location"]], "with_childs": True},
             ):
                 stock[row["code"], code] = int(row["quantity"])
-        return Books(documents, comments, ledger, stock)
+        return Books(documents, comments, ledger, receivables, stock)
 
     return on_tryton(tryton, read)

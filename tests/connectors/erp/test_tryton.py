@@ -105,21 +105,30 @@ def journal(*entries: JournalEntry) -> Command:
     return checked(replace(first, body=body))
 
 
-def entry(lines: Sequence[tuple[str, str, str]], entry_id: str | None = None) -> JournalEntry:
-    """A USD entry of (account, debit, credit) lines."""
+def entry(
+    lines: Sequence[tuple[str, str, str]],
+    entry_id: str | None = None,
+    *,
+    order: str | None = None,
+    party: str | None = CUSTOMER,
+) -> JournalEntry:
+    """A USD entry of (account, debit, credit) lines; the receivable's (1200) owed by `party`."""
     return JournalEntry(
         entry_id=entry_id or f"JE-{uuid.uuid4().hex[:12]}",
         posted_ms=NOW,
-        order_id=None,
+        order_id=order,
         description="test entry",
         transaction_currency="USD",
         functional_currency="USD",
         exchange_rate=Decimal(1),
         lines=tuple(
-            JournalLine(account, Decimal(d), Decimal(c), Decimal(d), Decimal(c))
+            JournalLine(
+                account, Decimal(d), Decimal(c), Decimal(d), Decimal(c),
+                party=party if account == "1200" else None,
+            )
             for account, d, c in lines
         ),
-    )
+    )  # fmt: skip
 
 
 async def read(erp: TrytonAdapter, model: str, ids: Sequence[int], fields: list[str]) -> Any:
@@ -308,8 +317,10 @@ def test_a_credit_note_has_negative_lines_and_restocks_once(tryton: Tryton) -> N
         assert document == await erp.execute(credit)
         assert await erp.stock_levels([A], [EAST]) == {(A, EAST): before[A, EAST] + 2}
         (invoice,) = await read(erp, "account.invoice", [int(document.id)],
-                                ["state", "type", "total_amount", "lines", "party.code"])  # fmt: skip
+                                ["state", "type", "total_amount", "lines", "party.code",
+                                 "description"])  # fmt: skip
         assert (invoice["type"], invoice["state"]) == ("out", "validated")
+        assert invoice["description"].endswith(f"(PO PO-{oid})")
         assert invoice["total_amount"] == Decimal("-20.00")
         assert invoice["party."]["code"] == CUSTOMER
         lines = await read(erp, "account.invoice.line", invoice["lines"], ["quantity"])
@@ -383,6 +394,65 @@ def test_journal_entries_are_posted_once_per_entry_with_their_amounts(tryton: Tr
             ("2310", Decimal("0"), Decimal("7.25")),
             ("4000", Decimal("0"), Decimal("100.00")),
         ]
+
+    on_tryton(tryton, scenario)
+
+
+def test_a_receivable_line_is_the_customers_and_one_without_a_customer_waits(
+    tryton: Tryton,
+) -> None:
+    oid = order_id()
+    sale = sales_order(oid, [line("L1", A, 1)])
+    # A customer id that is no Tryton party's code (a storefront's): the order's sale says whose.
+    by_sale = replace(
+        entry([("1200", "12.00", "0"), ("4000", "0", "12.00")], order=oid, party="web-42"),
+        purchase_order_number="PO-7",
+    )
+    by_code = entry([("1110", "5.00", "0"), ("1200", "0", "5.00")])
+    nobody = entry([("1200", "3.00", "0"), ("4000", "0", "3.00")], order=order_id(), party="web-0")
+    unmarked = entry([("6150", "1.00", "0"), ("1110", "0", "1.00")])
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        await erp.execute(sale)
+        with pytest.raises(TransientError) as waiting:
+            await erp.execute(journal(by_sale, nobody, by_code, unmarked))
+        assert waiting.value.code == "unknown-party" and nobody.entry_id in waiting.value.message
+        assert by_sale.entry_id not in waiting.value.message
+        ids = [by_sale.entry_id, nobody.entry_id, by_code.entry_id, unmarked.entry_id]
+        lines = await erp.rpc.search_read(
+            "account.move.line",
+            [["move.description", "in", ids]],
+            ["move.description", "move.state", "account.code", "party.code", "description"],
+        )
+        posted = {
+            (x["move."]["description"], x["account."]["code"]): (x["party."] or {}).get("code")
+            for x in lines
+            if x["move."]["state"] == "posted"
+        }
+        assert all(
+            x["description"].endswith("(PO PO-7)")
+            for x in lines
+            if x["move."]["description"] == by_sale.entry_id
+        )
+        assert posted == {
+            (by_sale.entry_id, "1200"): CUSTOMER,
+            (by_sale.entry_id, "4000"): None,
+            (by_code.entry_id, "1110"): None,
+            (by_code.entry_id, "1200"): CUSTOMER,
+            (unmarked.entry_id, "6150"): None,
+            (unmarked.entry_id, "1110"): None,
+        }
+
+    on_tryton(tryton, scenario)
+
+
+def test_a_receivable_line_without_a_customer_is_refused(tryton: Tryton) -> None:
+    anonymous = entry([("1200", "2.00", "0"), ("4000", "0", "2.00")], party=None)
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        with pytest.raises(PermanentError) as refused:
+            await erp.execute(journal(anonymous))
+        assert refused.value.code == "party-required" and "1200" in refused.value.message
 
     on_tryton(tryton, scenario)
 

@@ -4,8 +4,8 @@ Independent of streams.domain.finance: the mapping file is read here as plain JS
 account's net (debit - credit, in the transaction currency) is derived from the business
 meaning of the events (IFRS 15 at shipment: revenue, discounts, shipping and tax of the
 units each fulfilment ships; a credit note per refund the customer received; captures,
-payment refunds and payouts through the gateway's clearing account; cost of goods at the
-ERP's unit cost). Exact fractions are used throughout; where a partial shipment or a refund
+payment refunds and payouts of placed orders through the gateway's clearing account; cost
+of goods at the ERP's unit cost), and so is each customer's receivable. Exact fractions are used throughout; where a partial shipment or a refund
 splits an amount, the books round each share to the cent, so the expectation carries a
 tolerance of a cent per share; once an order has shipped in full the books must be exact.
 """
@@ -38,7 +38,7 @@ COST_ACCOUNTS = frozenset(
 ROUNDING_ACCOUNT: str = MAPPING["rounding_account"]
 
 Key = tuple[str, str]
-"""(account, transaction currency)."""
+"""(account, transaction currency), or on the receivable (party, transaction currency)."""
 
 
 # --- the books as posted --------------------------------------------------------------------
@@ -51,6 +51,7 @@ class Line:
     credit: Decimal
     functional_debit: Decimal
     functional_credit: Decimal
+    party: str | None
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Entry:
             entry.functional_currency,
             datetime.fromtimestamp(entry.posted_ms / 1000, UTC).date(),
             tuple(
-                Line(x.account, x.debit, x.credit, x.functional_debit, x.functional_credit)
+                Line(x.account, x.debit, x.credit, x.functional_debit, x.functional_credit, x.party)
                 for x in entry.lines
             ),
         )
@@ -89,6 +90,7 @@ class Entry:
                     x["credit"],
                     x["functional_debit"],
                     x["functional_credit"],
+                    x["party"],
                 )
                 for x in datum["lines"]
             ),
@@ -149,6 +151,16 @@ def nets(entries: Iterable[Entry]) -> dict[Key, Fraction]:
     return {key: net for key, net in totals.items() if net}
 
 
+def party_nets(entries: Iterable[Entry]) -> dict[Key, Fraction]:
+    """Debit - credit per party and transaction currency, of the lines naming a party."""
+    totals: dict[Key, Fraction] = defaultdict(Fraction)
+    for entry in entries:
+        for x in entry.lines:
+            if x.party is not None:
+                totals[x.party, entry.currency] += Fraction(x.debit) - Fraction(x.credit)
+    return {key: net for key, net in totals.items() if net}
+
+
 # --- the books as the events imply them -----------------------------------------------------
 
 
@@ -156,6 +168,9 @@ def nets(entries: Iterable[Entry]) -> dict[Key, Fraction]:
 class Expected:
     nets: dict[Key, Fraction] = field(default_factory=lambda: defaultdict(Fraction))
     tolerance: dict[Key, Fraction] = field(default_factory=lambda: defaultdict(Fraction))
+    parties: dict[Key, Fraction] = field(default_factory=lambda: defaultdict(Fraction))
+    """The receivable per customer."""
+    party_tolerance: dict[Key, Fraction] = field(default_factory=lambda: defaultdict(Fraction))
 
     def post(
         self,
@@ -167,8 +182,10 @@ class Expected:
         slack: Fraction = Fraction(0),
         gateway: str | None = None,
         jurisdiction: str | None = None,
+        party: str | None = None,
     ) -> None:
-        """`amount` on the side of `template` the mapping file puts `component` on."""
+        """`amount` on the side of `template` the mapping file puts `component` on; the
+        receivable's is also the customer `party`'s."""
         spec = MAPPING["templates"][template]
         side = 1 if component in spec["debit"] else -1
         account = spec["debit" if side == 1 else "credit"][component]
@@ -178,19 +195,36 @@ class Expected:
             account = MAPPING["tax_accounts"]["by_jurisdiction"].get(jurisdiction, account)
         self.nets[account, currency] += side * amount
         self.tolerance[account, currency] += slack
+        if component == "receivable":
+            assert party is not None, "a receivable is some customer's"
+            self.parties[party, currency] += side * amount
+            self.party_tolerance[party, currency] += slack
 
-    def differences(self, actual: Mapping[Key, Fraction], *, skip: frozenset[str]) -> list[str]:
-        found = []
-        for key in sorted(set(self.nets) | set(actual)):
-            if key[0] in skip:
-                continue
-            want, got = self.nets.get(key, Fraction(0)), actual.get(key, Fraction(0))
-            if abs(got - want) > self.tolerance.get(key, Fraction(0)):
-                found.append(
-                    f"{key[0]} {key[1]}: books {float(got):.4f}, events imply "
-                    f"{float(want):.4f} +- {float(self.tolerance.get(key, 0)):.2f}"
-                )
-        return found
+    def differences(self, entries: Sequence[Entry], *, skip: frozenset[str]) -> list[str]:
+        """Where the entries' accounts (but `skip`) or customers' receivables differ from
+        what the events imply."""
+        return _differ(self.nets, self.tolerance, nets(entries), skip) + _differ(
+            self.parties, self.party_tolerance, party_nets(entries), frozenset()
+        )
+
+
+def _differ(
+    wanted: Mapping[Key, Fraction],
+    tolerance: Mapping[Key, Fraction],
+    actual: Mapping[Key, Fraction],
+    skip: frozenset[str],
+) -> list[str]:
+    found = []
+    for key in sorted(set(wanted) | set(actual)):
+        if key[0] in skip:
+            continue
+        want, got = wanted.get(key, Fraction(0)), actual.get(key, Fraction(0))
+        if abs(got - want) > tolerance.get(key, Fraction(0)):
+            found.append(
+                f"{key[0]} {key[1]}: books {float(got):.4f}, events imply "
+                f"{float(want):.4f} +- {float(tolerance.get(key, 0)):.2f}"
+            )
+    return found
 
 
 def _first(
@@ -275,19 +309,29 @@ def expected_books(
             on_account = document.get("payment_terms") == "ON_ACCOUNT"
             if on_account or (order_id, refund.payload["refund_id"]) in paid_back:
                 _credit_note(books, document, refund.payload)
-    for capture in (e for e in events if e.kind == "PaymentCaptured"):
+    # A payment is booked once its order names the customer who paid.
+    customers = {
+        order: document["customer"]["customer_id"] for order, document in placements.items()
+    }
+    for capture in (e for e in events if e.kind == "PaymentCaptured" and e.key in placements):
         p = capture.payload
         books.post(
             "payment_capture", "clearing", _q(p["amount"]), p["currency"], gateway=p["gateway"]
         )
-        books.post("payment_capture", "receivable", _q(p["amount"]), p["currency"])
-    for refund in payment_refunds:
+        books.post(
+            "payment_capture", "receivable", _q(p["amount"]), p["currency"],
+            party=customers[capture.key],
+        )  # fmt: skip
+    for refund in (e for e in payment_refunds if e.key in placements):
         p = refund.payload
-        books.post("payment_refund", "receivable", _q(p["amount"]), p["currency"])
+        books.post(
+            "payment_refund", "receivable", _q(p["amount"]), p["currency"],
+            party=customers[refund.key],
+        )  # fmt: skip
         books.post(
             "payment_refund", "clearing", _q(p["amount"]), p["currency"], gateway=p["gateway"]
         )
-    for payout in _first(events, "PaymentSettled", "payout_id"):
+    for payout in (e for e in _first(events, "PaymentSettled", "payout_id") if e.key in placements):
         p = payout.payload
         gross, fee = _q(p["gross"]), _q(p["fee"])
         books.post("payment_settlement", "bank", gross - fee, p["currency"])
@@ -350,7 +394,10 @@ def _sales(books: Expected, document: Mapping[str, Any], fulfilments: list[dict[
     charge = _q(shipping["amount"]) * value
     receivable = merchandise - discounts + charge + sum(taxes.values(), Fraction(0))
     parts = 3 + len(taxes)
-    books.post("sale", "receivable", receivable, currency, slack=parts * slack)
+    books.post(
+        "sale", "receivable", receivable, currency, slack=parts * slack,
+        party=document["customer"]["customer_id"],
+    )  # fmt: skip
     books.post("sale", "discounts", discounts, currency, slack=slack)
     books.post("sale", "merchandise", merchandise, currency, slack=slack)
     books.post("sale", "shipping", charge, currency, slack=slack)
@@ -365,7 +412,9 @@ def _credit_note(books: Expected, document: Mapping[str, Any], refund: Mapping[s
     currency = document["currency"]
     pools = _pools(document)
     total = _q(refund["total"])
-    books.post("credit_note", "receivable", total, currency)
+    books.post(
+        "credit_note", "receivable", total, currency, party=document["customer"]["customer_id"]
+    )
     shares: list[tuple[str, str | None, Fraction]] = []
     named = Fraction(0)
     for item in refund["lines"]:

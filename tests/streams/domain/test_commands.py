@@ -26,7 +26,11 @@ from streams.domain.commands import (
     shipment_id,
 )
 from streams.domain.events import InputEvent
+from streams.domain.finance import FinanceMapping
+from streams.domain.followups import follow_ups, request_cost
+from streams.domain.messages import StockRequest
 from streams.domain.orders import Order
+from streams.domain.stock import SkuStock, WarehouseStock
 from streams.ops.settings import REPO_ROOT
 from tests.streams.domain.builders import (
     EAST,
@@ -48,6 +52,7 @@ from tests.streams.domain.builders import (
 OID = "O-1"
 A, B = "SKU-A", "SKU-B"
 POLICY = CommandPolicy(target="tryton")
+MAPPING = FinanceMapping.from_file(REPO_ROOT / "config" / "finance.json")
 
 
 def two_lines(**kwargs: Any) -> InputEvent:
@@ -171,6 +176,32 @@ def test_a_refund_of_an_order_on_account_is_credited_at_once() -> None:
         ]
     )
     assert ids(issued) == [sales_order_id(OID), f"{OID}/credit-note/RF-1"]
+
+
+def test_the_purchase_order_number_is_on_every_document_and_journal_entry() -> None:
+    order = Order(OID)
+    apply_all(
+        order,
+        [
+            two_lines(payment_terms="ON_ACCOUNT", purchase_order_number="PO-1", at=T0),
+            fulfilled(OID, "F1", EAST, {A: 2, B: 1}, at=T0 + 1),
+            refunded(OID, "RF-1", {B: (1, "5.00")}, restock=True, warehouse=EAST, at=T0 + 2),
+        ],
+    )
+    handed_on = follow_ups(order, POLICY, MAPPING)
+    assert {c.kind for c in handed_on.commands} == {
+        Kind.CREATE_SALES_ORDER, Kind.RECORD_SHIPMENT, Kind.CREATE_CREDIT_NOTE,
+    }  # fmt: skip
+    assert {c.body["purchase_order_number"] for c in handed_on.commands} == {"PO-1"}
+    assert handed_on.entries and {e.purchase_order_number for e in handed_on.entries} == {"PO-1"}
+    # The cost of what shipped and came back is booked on the stock's side, from its requests.
+    stock = SkuStock(B)
+    stock.warehouses[EAST] = WarehouseStock(
+        on_hand=5, unit_cost=Decimal("2.00"), cost_currency="USD"
+    )
+    costs = [request_cost(stock, r, MAPPING) for r in order.all_requests() if r.sku == B]
+    assert [c.purchase_order_number for c in costs if c is not None] == ["PO-1", "PO-1"]
+    assert all(StockRequest.from_json(r.to_json()) == r for r in order.all_requests())
 
 
 def test_order_discounts_are_spread_over_the_lines_so_the_erp_total_matches() -> None:

@@ -360,6 +360,43 @@ def test_capture_refund_and_settlement_with_the_gateway_fee(order: Order) -> Non
     assert ("1110", "USD", None) not in totals
 
 
+def test_every_receivable_line_names_the_customer_and_no_other_line_does(order: Order) -> None:
+    new_york_order(order)
+    apply_all(
+        order,
+        [
+            captured("O-1", "100.00", at=T0 + MINUTE_MS),
+            fulfilled("O-1", "F1", EAST, {"SKU-A": 2, "SKU-B": 1}, at=T0 + HOUR_MS),
+            refunded("O-1", "R1", {"SKU-B": (1, "21.60")}, at=T0 + 2 * HOUR_MS),
+            payment_refunded("O-1", "21.60", refund_id="R1", at=T0 + 2 * HOUR_MS),
+            settled("O-1", "100.00", "3.20", payout_id="PO-7", at=T0 + 48 * HOUR_MS),
+        ],
+    )
+    journal = order_journal(order, MAPPING, None)
+    parties = {(line.account, line.party) for entry in journal for line in entry.lines}
+    assert {party for account, party in parties if account == "1200"} == {"C-1"}
+    assert {party for account, party in parties if account != "1200"} == {None}
+    templates = {e.entry_id.split("/journal/")[1].split("/")[0] for e in journal}
+    assert {"sale", "capture", "credit-note", "payment-refund"} <= templates
+    # The customer's receivable is the ledger's: 108.88 owed, 100.00 paid.
+    owed = sum((x.debit - x.credit for e in journal for x in e.lines if x.party == "C-1"), D(0))
+    assert owed == net_debits(journal)[("1200", "USD", None)] == D("8.88")
+
+
+def test_a_payment_before_its_order_is_booked_with_the_placement_on_its_own_date() -> None:
+    order = Order("O-1")
+    capture = captured("O-1", "108.88", at=T0 - HOUR_MS)
+    apply_all(order, [capture, settled("O-1", "108.88", "3.46", payout_id="PO-7", at=T0)])
+    # Nothing names the customer yet: the money waits on the order (and its alert).
+    assert order_journal(order, MAPPING, None) == []
+    new_york_order(order, at=T0 + HOUR_MS)
+    journal = by_id(order_journal(order, MAPPING, None))
+    booked = journal[f"O-1/journal/capture/{capture.event_id}"]
+    assert booked.posted_ms == T0 - HOUR_MS
+    assert [(x.account, x.party) for x in booked.lines] == [("1110", None), ("1200", "C-1")]
+    assert "O-1/journal/settlement/PO-7" in journal
+
+
 def test_a_refund_is_credited_once_the_customer_has_it(order: Order) -> None:
     new_york_order(order)
     apply_all(

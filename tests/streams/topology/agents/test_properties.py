@@ -43,7 +43,6 @@ from tests.streams.domain.ledger import (
     Entry,
     entry_problems,
     expected_books,
-    nets,
 )
 from tests.streams.domain.strategies import CommerceStream, as_sample, commerce_streams
 from tests.streams.topology.agents.pipeline import (
@@ -170,5 +169,5 @@ def assert_books_as_implied(state: TopologyState, prefix: str, stream: CommerceS
     assert not problems, problems
     # Accounts and currencies do not depend on the names (prefixed ids) the topology saw.
     implied = expected_books(stream.events, None)
-    differences = implied.differences(nets(entries), skip=COST_ACCOUNTS | {ROUNDING_ACCOUNT})
+    differences = implied.differences(entries, skip=COST_ACCOUNTS | {ROUNDING_ACCOUNT})
     assert not differences, differences
