@@ -49,6 +49,7 @@ ORDER_WITHOUT_PAYMENT = "order-without-payment"
 AMOUNT_MISMATCH = "amount-mismatch"
 PAYMENT_FOR_UNKNOWN_ORDER = "payment-for-unknown-order"
 BACKORDER = "backorder"
+APPROVAL_OVERDUE = "approval-overdue"
 OVERSOLD = "oversold"
 STOCK_DRIFT = "stock-drift"
 ERP_COMMAND_FAILED = "erp-command-failed"
@@ -87,6 +88,8 @@ class AlertPolicy:
     """Prepaid order with no payment after this long; also the grace before under-capture."""
     unknown_order_ms: int = 30 * MINUTE_MS
     """Payment for an order never placed after this long."""
+    approval_ms: int = 24 * 60 * MINUTE_MS
+    """An order that waits for approval, neither approved nor rejected after this long."""
     amount_tolerance: Decimal = Decimal("0.01")
     """How far the captured amount may differ from the order total, in the order's currency."""
     drift_tolerance: int = 0
@@ -98,6 +101,7 @@ class AlertPolicy:
             sales_order_ms=int(settings.alert_sales_order_minutes * MINUTE_MS),
             payment_ms=int(settings.alert_payment_minutes * MINUTE_MS),
             unknown_order_ms=int(settings.alert_unknown_order_minutes * MINUTE_MS),
+            approval_ms=int(settings.alert_approval_minutes * MINUTE_MS),
             amount_tolerance=settings.alert_amount_tolerance,
             drift_tolerance=settings.alert_drift_tolerance,
         )
@@ -477,12 +481,39 @@ def _backorder(order: Order, policy: AlertPolicy) -> _Held | None:
     return None, finding
 
 
+def _approval_overdue(order: Order, policy: AlertPolicy) -> _Held | None:
+    """An order that waits for approval (it reserves nothing and the ERP has not heard of
+    it) with no decision M minutes after it was placed. Resolves when it is approved,
+    rejected or cancelled."""
+    placement = order.placement
+    if placement is None or not order.held or order.cancelled_ms is not None:
+        return None
+
+    def finding() -> Finding:
+        return Finding(
+            Severity.WARNING,
+            f"order {order.order_id} of {_money(placement.total, placement.currency)} has "
+            f"waited for approval {_minutes(policy.approval_ms)} minutes since it was placed",
+            {
+                "order_id": order.order_id,
+                "total": _money(placement.total, placement.currency),
+                "customer_id": placement.customer_id,
+                "placed_at": _iso(placement.placed_ms),
+                "flagged_by_storefront": str(bool(placement.document.get("requires_approval"))),
+                "limit_minutes": _minutes(policy.approval_ms),
+            },
+        )
+
+    return placement.placed_ms + policy.approval_ms, finding
+
+
 _ORDER_RULES: dict[str, Callable[[Order, AlertPolicy], _Held | None]] = {
     PAYMENT_WITHOUT_SALES_ORDER: _payment_without_sales_order,
     ORDER_WITHOUT_PAYMENT: _order_without_payment,
     AMOUNT_MISMATCH: _amount_mismatch,
     PAYMENT_FOR_UNKNOWN_ORDER: _payment_for_unknown_order,
     BACKORDER: _backorder,
+    APPROVAL_OVERDUE: _approval_overdue,
 }
 
 

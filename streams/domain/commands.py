@@ -181,10 +181,21 @@ def confirmed_at(order: Order, policy: CommandPolicy) -> int | None:
     An order on account (which always carries a purchase-order number) is confirmable when
     placed; a prepaid one when its captures (or authorizations, per policy) in the order's
     currency first added up to the total, counted in the order they happened, not arrived.
+    An order that waits for approval is confirmable no earlier than its approval.
     """
     placement = order.placement
     if placement is None:
         return None
+    if not placement.approval_required:
+        return _payable_at(order, placement, policy)
+    approval = order.approval
+    if approval is None or not approval.approved:
+        return None
+    payable = _payable_at(order, placement, policy)
+    return None if payable is None else max(payable, approval.at_ms)
+
+
+def _payable_at(order: Order, placement: Placement, policy: CommandPolicy) -> int | None:
     if placement.payment_terms == "ON_ACCOUNT" or placement.total <= 0:
         return placement.placed_ms
     payments = [p for p in order.payments.values() if p.currency == placement.currency]

@@ -33,6 +33,8 @@ ZERO = Decimal(0)
 
 class Status(StrEnum):
     PLACED = "placed"
+    HELD = "held"
+    """Waits for approval before it reserves stock or reaches the ERP."""
     PAID = "paid"
     PARTLY_FULFILLED = "partly_fulfilled"
     FULFILLED = "fulfilled"
@@ -76,10 +78,23 @@ class Placement:
     source: str | None = None
     """Who reported the placement (the event's source): a fulfilment it reports too is the
     storefront's own, not one to tell it about."""
+    approval_required: bool = False
+    """Flagged by the storefront, or over its customer group's threshold when placed: the
+    order reserves and reaches the ERP only once approved."""
 
     @property
     def destination(self) -> Destination:
         return Destination(self.channel, self.country, self.region)
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """Someone's decision on an order that waits for approval; the first one stands."""
+
+    approved: bool
+    by: str | None
+    at_ms: int
+    reason: str | None = None
 
 
 @dataclass(slots=True)
@@ -282,6 +297,7 @@ class Order:
     clock is behind), and what was due by then has expired already."""
     echoes: dict[str, str] = field(default_factory=dict)
     """The storefront's fulfilment id -> the erpbridge fulfilment its report echoes."""
+    approval: Approval | None = None
 
     # -- derived figures -------------------------------------------------------------------
 
@@ -311,6 +327,8 @@ class Order:
             return None
         if self.cancelled_ms is not None:
             return Status.CANCELLED
+        if self.held:
+            return Status.HELD
         refunded = self.refunded_to_customer
         if refunded > 0:
             return Status.REFUNDED if refunded >= placement.total else Status.PARTLY_REFUNDED
@@ -320,6 +338,12 @@ class Order:
         if any(line.fulfilled for line in self.lines.values()):
             return Status.PARTLY_FULFILLED
         return Status.PAID if paid else Status.PLACED
+
+    @property
+    def held(self) -> bool:
+        """Placed, waiting for approval, and neither approved nor rejected yet."""
+        placement = self.placement
+        return placement is not None and placement.approval_required and self.approval is None
 
     def next_deadline(self, policy: Policy) -> int | None:
         if not self.waiting:
@@ -345,7 +369,7 @@ class Order:
         before = self.status
         effect = OrderEffect(Verdict.APPLIED)
         try:
-            applied = self._apply(event, effect.requests, rules)
+            applied = self._apply(event, effect.requests, rules, policy)
         except _Wait as wait:
             self.waiting.append(Waiting(event, record(), now_ms, wait.reason, wait.detail))
             effect = OrderEffect(Verdict.WAITING, reason=wait.reason)
@@ -353,7 +377,7 @@ class Order:
             if not applied:
                 effect.verdict = Verdict.DUPLICATE
             else:
-                self._retry_waiting(effect, rules)
+                self._retry_waiting(effect, rules, policy)
                 self._lapse(effect.dead, event.event_id, now_ms)
                 self._transition(before, event.event_id, event.occurred_ms, effect)
         self.seen[event.event_id] = now_ms
@@ -475,13 +499,13 @@ class Order:
             self.transitions.append(transition)
             effect.transitions.append(transition)
 
-    def _retry_waiting(self, effect: OrderEffect, rules: RoutingRules) -> None:
+    def _retry_waiting(self, effect: OrderEffect, rules: RoutingRules, policy: Policy) -> None:
         progress = True
         while progress and self.waiting:
             progress = False
             for waiting in list(self.waiting):
                 try:
-                    self._apply(waiting.event, effect.requests, rules)
+                    self._apply(waiting.event, effect.requests, rules, policy)
                 except _Wait:
                     continue
                 except Rejection as rejection:
@@ -491,14 +515,18 @@ class Order:
                 self.waiting.remove(waiting)
                 progress = True
 
-    def _apply(self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules) -> bool:
+    def _apply(
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
+    ) -> bool:
         """Apply the event's fact; False if the fact is already known (a business duplicate)."""
         handler = _HANDLERS[event.kind]
-        return handler(self, event, requests, rules)
+        return handler(self, event, requests, rules, policy)
 
     # -- order events ----------------------------------------------------------------------
 
-    def _placed(self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules) -> bool:
+    def _placed(
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
+    ) -> bool:
         if self.placement is not None:
             return False
         p = event.payload
@@ -515,9 +543,14 @@ class Order:
             region=ship_to.get("region"),
             payment_terms=p.get("payment_terms", "PREPAID"),
             purchase_order_number=p.get("purchase_order_number"),
-            reserved=self.cancelled_ms is None,
+            reserved=False,
             document=p,
             source=event.source,
+            approval_required=_approval_required(p, policy),
+        )
+        approval = self.approval
+        placement.reserved = self.cancelled_ms is None and (
+            not placement.approval_required or (approval is not None and approval.approved)
         )
         for line in p["lines"]:
             self.lines[line["line_id"]] = Line(
@@ -532,29 +565,34 @@ class Order:
         return True
 
     def _cancelled(
-        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
     ) -> bool:
         if self.cancelled_ms is not None:
             return False
+        self._cancel(event.occurred_ms, event.payload.get("reason"), requests)
+        return True
+
+    def _cancel(self, at_ms: int, reason: str | None, requests: list[StockRequest]) -> None:
         if self.lines and all(line.fulfilled >= line.quantity for line in self.lines.values()):
             raise Rejection(
                 "already-fulfilled",
                 "every line has shipped, so the order cannot be cancelled; refund it instead",
             )
-        self.cancelled_ms = event.occurred_ms
-        self.cancel_reason = event.payload.get("reason")
+        self.cancelled_ms = at_ms
+        self.cancel_reason = reason
         if self.placement is not None and self.placement.reserved:
-            requests += self._release(event.occurred_ms)
-        return True
+            requests += self._release(at_ms)
 
     def _fulfilled(
-        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
     ) -> bool:
         p = event.payload
         fulfilment_id = p["fulfillment_id"]
         if fulfilment_id in self.fulfilments or fulfilment_id in self.echoes:
             return False
         self._require_placement("fulfilment")
+        if self.held:
+            raise _Wait("awaiting-approval", "a fulfilment of an order that waits for approval")
         echoed = self._echo_of(event.source, p)
         if echoed is not None:
             self.echoes[fulfilment_id] = echoed
@@ -612,7 +650,7 @@ class Order:
         return None
 
     def _refunded(
-        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
     ) -> bool:
         p = event.payload
         refund_id = p["refund_id"]
@@ -683,6 +721,48 @@ class Order:
 
     # -- payment events --------------------------------------------------------------------
 
+    def _approved(
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
+    ) -> bool:
+        decision = Approval(True, event.payload.get("approved_by"), event.occurred_ms)
+        if not self._undecided(decision):
+            return False
+        self.approval = decision
+        placement = self.placement
+        if placement is not None and not placement.reserved and self.cancelled_ms is None:
+            placement.reserved = True
+            requests += self._reserve(placement)
+        return True
+
+    def _rejected(
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
+    ) -> bool:
+        p = event.payload
+        by, reason = p.get("rejected_by"), p["reason"]
+        decision = Approval(False, by, event.occurred_ms, reason)
+        if not self._undecided(decision):
+            return False
+        if self.cancelled_ms is None:
+            self._cancel(
+                event.occurred_ms, f"rejected{f' by {by}' if by else ''}: {reason}", requests
+            )
+        self.approval = decision
+        return True
+
+    def _undecided(self, decision: Approval) -> bool:
+        """True when no decision was taken yet; False when this one was (a business
+        duplicate); Rejection when the other one was: the first decision stands."""
+        known = self.approval
+        if known is None:
+            return True
+        if known.approved == decision.approved:
+            return False
+        taken = "approved" if known.approved else "rejected"
+        raise Rejection(
+            "already-decided",
+            f"order {self.order_id} was {taken}{f' by {known.by}' if known.by else ''} already",
+        )
+
     def _payment(self, event: InputEvent) -> Payment:
         p = event.payload
         payment = self.payments.setdefault(
@@ -699,7 +779,7 @@ class Order:
         return payment
 
     def _authorized(
-        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
     ) -> bool:
         self._payment(event).authorizations[event.event_id] = Movement(
             event.payload["amount"], event.occurred_ms
@@ -707,7 +787,7 @@ class Order:
         return True
 
     def _captured(
-        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
     ) -> bool:
         self._payment(event).captures[event.event_id] = Movement(
             event.payload["amount"], event.occurred_ms
@@ -715,7 +795,7 @@ class Order:
         return True
 
     def _payment_refunded(
-        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
     ) -> bool:
         p = event.payload
         payment = self._payment(event)
@@ -732,7 +812,7 @@ class Order:
         return True
 
     def _payment_failed(
-        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
     ) -> bool:
         payment = self._payment(event)
         payment.failed += event.payload["amount"]
@@ -740,7 +820,7 @@ class Order:
         return True
 
     def _settled(
-        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules
+        self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
     ) -> bool:
         p = event.payload
         payment = self._payment(event)
@@ -847,12 +927,25 @@ _HANDLERS = {
     "OrderCancelled": Order._cancelled,
     "OrderFulfilled": Order._fulfilled,
     "OrderRefunded": Order._refunded,
+    "OrderApproved": Order._approved,
+    "OrderRejected": Order._rejected,
     "PaymentAuthorized": Order._authorized,
     "PaymentCaptured": Order._captured,
     "PaymentRefunded": Order._payment_refunded,
     "PaymentFailed": Order._payment_failed,
     "PaymentSettled": Order._settled,
 }
+
+
+def _approval_required(placed: dict[str, Any], policy: Policy) -> bool:
+    """Whether an OrderPlaced waits for approval: flagged, or its total above the threshold of
+    its customer's group (the kind when it names none) in its currency."""
+    if placed.get("requires_approval"):
+        return True
+    customer = placed["customer"]
+    group = customer.get("group") or customer.get("kind", "CONSUMER")
+    limit = policy.approval_thresholds.get(group, {}).get(placed["currency"])
+    return limit is not None and placed["total"] > limit
 
 
 def _book_restock(lines: list[Line], units: int) -> None:

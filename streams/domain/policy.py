@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 
 HOUR_MS = 3600 * 1000
 
@@ -17,6 +19,9 @@ class Policy:
     """How late a stock snapshot may be relative to the newest time its warehouse's feed told."""
     max_movements: int = 1000
     """Movements a warehouse keeps for late snapshots while its feed is silent."""
+    approval_thresholds: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
+    """Customer group -> currency -> the order total above which an order waits for approval;
+    a group or currency not named needs none."""
 
 
 PRUNE_EVERY_MS = HOUR_MS

@@ -264,6 +264,14 @@ class Settings(BaseSettings):
         description="How long an event that cannot apply yet (e.g. a shipment before its order) "
         "waits before it is dead-lettered.",
     )
+    approval_thresholds: dict[str, dict[str, Decimal]] = Field(
+        default_factory=dict,
+        description="Per customer group (the order's customer.group, else its kind: CONSUMER "
+        "or BUSINESS), per currency, the order total above which an order waits for "
+        'OrderApproved or OrderRejected before it reserves or reaches the ERP, JSON: '
+        '{"BUSINESS": {"USD": "10000", "EUR": "9000"}}. Storefront-flagged orders '
+        "(requires_approval) always wait.",
+    )
     snapshot_window_hours: float = Field(
         default=24,
         gt=0,
@@ -391,6 +399,11 @@ class Settings(BaseSettings):
     alert_unknown_order_minutes: float = Field(
         default=30, gt=0, description="Payment for an order never placed after this long."
     )
+    alert_approval_minutes: float = Field(
+        default=24 * 60,
+        gt=0,
+        description="An order waiting for approval with no decision after this long.",
+    )
     alert_amount_tolerance: Decimal = Field(
         default=Decimal("0.01"),
         ge=0,
@@ -466,6 +479,17 @@ class Settings(BaseSettings):
         bad = {name: count for name, count in value.items() if count < 1}
         if bad:
             raise ValueError(f"partition counts must be >= 1, got {bad}")
+        return value
+
+    @field_validator("approval_thresholds")
+    @classmethod
+    def _thresholds(cls, value: dict[str, dict[str, Decimal]]) -> dict[str, dict[str, Decimal]]:
+        for group, limits in value.items():
+            for currency, amount in limits.items():
+                if not re.fullmatch(r"[A-Z]{3}", currency):
+                    raise ValueError(f"{group}.{currency}: not an ISO 4217 currency code")
+                if amount < 0:
+                    raise ValueError(f"{group}.{currency}: {amount} is negative")
         return value
 
     @field_validator("webhook_secrets", "webhook_admin_tokens")

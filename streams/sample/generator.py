@@ -604,6 +604,10 @@ _P_LOST = 0.015
 _P_DAMAGE = 0.03
 _P_COUNT = 0.04
 _P_TRANSFER = 0.03
+_P_APPROVAL = 0.3
+"""A business buyer's order the shop flags for approval (over the buyer's spending limit)."""
+_P_REJECTED = 0.2
+"""Of those, the ones the company's approver rejects."""
 
 _DECLINE_REASONS = ("card_declined", "insufficient_funds", "expired_card", "do_not_honor")
 _CANCEL_REASONS = ("customer_request", "fraud_suspected", "duplicate_order")
@@ -655,6 +659,9 @@ class _Order:
     method: str | None
     payment_id: str | None = None
     """Set once money is captured."""
+    approval: str | None = None
+    """For an order flagged for approval: "approved" or "rejected", by `approver`."""
+    approver: str | None = None
 
 
 class _Simulation:
@@ -876,6 +883,9 @@ class _Simulation:
             method,
         )
         channel = "b2b" if business else "mobile" if rng.random() < _P_MOBILE else "web"
+        if business and rng.random() < _P_APPROVAL:
+            order.approval = "rejected" if rng.random() < _P_REJECTED else "approved"
+            order.approver = f"purchasing@{customer.email.split('@')[-1]}"
         placed = {
             "currency": currency,
             "customer": {
@@ -883,6 +893,7 @@ class _Simulation:
                 "email": customer.email,
                 "name": customer.name,
                 "kind": customer.kind,
+                "group": None,
             },
             "ship_to": customer.address.datum(customer.name),
             "bill_to": customer.billing_address.datum(customer.name)
@@ -898,6 +909,7 @@ class _Simulation:
             if customer.po_prefix
             else None,
             "storefront": None,  # published by the shop's own producer, not a webhook route
+            "requires_approval": order.approval is not None,
         }
         return order, placed
 
@@ -936,6 +948,12 @@ class _Simulation:
     def plan(self, order: _Order, now: int) -> None:
         """Decide the order's fate; the first steps are scheduled here, later ones by earlier steps."""
         rng = self.rng
+        if order.approval == "rejected":
+            self.at(now + self.between(20 * _MINUTE, 4 * _HOUR), partial(self.reject, order))
+            return
+        if order.approval == "approved":
+            # Before the earliest shipment, two hours after placing.
+            self.at(now + self.between(10 * _MINUTE, 90 * _MINUTE), partial(self.approve, order))
         declines = 0
         if order.gateway is not None:
             roll = rng.random()
@@ -1033,6 +1051,14 @@ class _Simulation:
             "currency": order.currency,
         }
         return [self.payment(order, "PaymentRefunded", refunded)]
+
+    def approve(self, order: _Order, now: int) -> list[_Draft]:
+        approved = {"approved_by": order.approver, "note": None}
+        return [_Draft(ORDERS, order.order_id, _SOURCE_STOREFRONT, "OrderApproved", approved)]
+
+    def reject(self, order: _Order, now: int) -> list[_Draft]:
+        rejected = {"rejected_by": order.approver, "reason": "over the quarter's budget"}
+        return [_Draft(ORDERS, order.order_id, _SOURCE_STOREFRONT, "OrderRejected", rejected)]
 
     def cancel(self, order: _Order, reason: str, now: int) -> list[_Draft]:
         if order.payment_id is not None:

@@ -65,6 +65,7 @@ def policy_of(settings: Settings) -> Policy:
         dedup_ttl_ms=int(settings.dedup_ttl_hours * HOUR_MS),
         max_wait_ms=int(settings.max_wait_minutes * 60_000),
         snapshot_window_ms=int(settings.snapshot_window_hours * HOUR_MS),
+        approval_thresholds=settings.approval_thresholds,
     )
 
 

@@ -155,7 +155,7 @@ def test_since_starts_at_the_first_record_at_or_after_the_time(
     assert sorted(v["event_id"] for v in since) == sorted(
         json.loads(line)["event_id"] for line in lines[2:]
     )
-    assert len(tail([ORDERS, "--since", "2000-01-01T00:00:00+01:00"], env)) == 5
+    assert len(tail([ORDERS, "--since", "2000-01-01T00:00:00+01:00"], env)) == len(lines)
     assert tail([ORDERS, "--since", "2999-01-01T00:00:00Z"], env) == []
 
 
@@ -172,7 +172,7 @@ def test_follow_from_end_prints_only_new_records(
     lines = lines_of(ORDERS)
     produce(ORDERS, lines[:3], env)
     process = _tail_process(
-        ["--from-end", "--follow", "--values-only", "--max-messages", "2"],
+        ["--from-end", "--follow", "--values-only", "--max-messages", str(len(lines) - 3)],
         kafka_broker,
         topic_prefix,
     )
@@ -274,7 +274,7 @@ def test_undecodable_records_go_to_stderr_and_tail_goes_on(
     result = run(["tail", ORDERS, "--values-only"], env)
 
     assert result.exit_code == 0, result.output
-    assert len(result.stdout.splitlines()) == 5
+    assert len(result.stdout.splitlines()) == len(lines)
     assert f"{physical} partition 0 offset " in result.stderr
     assert "undecodable (unknown-framing): first bytes 6e6f are neither" in result.stderr
     assert "1 undecodable records skipped" in result.stderr

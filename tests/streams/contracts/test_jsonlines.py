@@ -232,7 +232,7 @@ ERRORS = [
         _set(["event"], {"type": "OrderShipped"}),
         "event.type",
         "expected one of OrderPlaced, OrderCancelled, OrderFulfilled, OrderRefunded, "
-        'not the string "OrderShipped"',
+        'OrderApproved, OrderRejected, not the string "OrderShipped"',
         id="union-unknown-type",
     ),
     pytest.param(

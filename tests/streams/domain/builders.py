@@ -102,6 +102,7 @@ def placed(
     discounts: Sequence[dict[str, Any]] = (),
     shipping: dict[str, Any] | None = None,
     storefront: str | None = None,
+    requires_approval: bool = False,
     at: int = T0,
     event_id: str | None = None,
     source: str = "test",
@@ -122,7 +123,13 @@ def placed(
         amount = Decimal(total)
     payload = {
         "currency": currency,
-        "customer": {"customer_id": "C-1", "email": None, "name": "Ada", "kind": "CONSUMER"},
+        "customer": {
+            "customer_id": "C-1",
+            "email": None,
+            "name": "Ada",
+            "kind": "CONSUMER",
+            "group": None,
+        },
         "ship_to": {
             "name": "Ada",
             "line1": "1 Main St",
@@ -141,6 +148,7 @@ def placed(
         "payment_terms": payment_terms,
         "purchase_order_number": purchase_order_number,
         "storefront": storefront,
+        "requires_approval": requires_approval,
     }
     return event("OrderPlaced", order_id, payload, at=at, event_id=event_id, source=source)
 
@@ -153,6 +161,27 @@ def cancelled(
     event_id: str | None = None,
 ) -> InputEvent:
     return event("OrderCancelled", order_id, {"reason": reason}, at=at, event_id=event_id)
+
+
+def approved(
+    order_id: str, by: str | None = "buyer-admin", *, at: int = T0, event_id: str | None = None
+) -> InputEvent:
+    return event(
+        "OrderApproved", order_id, {"approved_by": by, "note": None}, at=at, event_id=event_id
+    )
+
+
+def rejected(
+    order_id: str,
+    reason: str = "over budget",
+    by: str | None = "buyer-admin",
+    *,
+    at: int = T0,
+    event_id: str | None = None,
+) -> InputEvent:
+    return event(
+        "OrderRejected", order_id, {"rejected_by": by, "reason": reason}, at=at, event_id=event_id
+    )
 
 
 def fulfilled(

@@ -38,6 +38,8 @@ INPUT_KINDS = (
     "OrderCancelled",
     "OrderFulfilled",
     "OrderRefunded",
+    "OrderApproved",
+    "OrderRejected",
     "PaymentAuthorized",
     "PaymentCaptured",
     "PaymentRefunded",
@@ -307,7 +309,7 @@ def check_stock_is_conserved(stream: CommerceStream) -> None:
                 assert available == level - reserved, (sku, w)
                 was_reserved, was_available = before.get((sku, w), (0, 0))
                 grew = reserved - was_reserved
-                if event.kind == "OrderPlaced":
+                if event.kind in ("OrderPlaced", "OrderApproved"):
                     assert grew <= max(was_available, 0), (
                         f"{event.key} reserved {grew} of {sku} at {w}, where {was_available} "
                         "were available"

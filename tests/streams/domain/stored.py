@@ -44,8 +44,8 @@ describe = _load_describe()
 ADDED_SINCE = {
     "Claim": {"settled": {"@tuple": []}},
     "SkuStock": {"changed": None},
-    "Order": {"lapsed": [], "ticked_ms": 0, "echoes": {"@dict": []}},
-    "Placement": {"source": None},
+    "Order": {"lapsed": [], "ticked_ms": 0, "echoes": {"@dict": []}, "approval": None},
+    "Placement": {"source": None, "approval_required": False},
     "Fulfilment": {"source": None},
 }
 """Fields added since the fixtures were written, with what state without them decodes to

@@ -340,6 +340,10 @@ def _story(
     shipping_tax = shipping * draw(st.sampled_from([0, 19]), label="shipping tax rate") // 100
     total = sum(x.quantity * x.gross for x in lines) - order_discount + shipping + shipping_tax
     on_account = draw(st.integers(0, 4), label="terms") == 0
+    # An order the storefront flags for approval: approved, rejected, or still waiting.
+    approval = draw(
+        st.sampled_from([None] * 12 + ["approved"] * 3 + ["rejected", "waiting"]), label="approval"
+    )
     placement = b.placed(
         order_id,
         [
@@ -377,6 +381,7 @@ def _story(
             if shipping_tax
             else [],
         },
+        requires_approval=approval is not None,
         at=placed_at,
         event_id=ids(),
     )
@@ -414,14 +419,21 @@ def _story(
             )
         )
 
-    if draw(st.integers(0, 4), label="cancelled") == 0:
-        events.append(b.cancelled(order_id, at=placed_at + 5 * MINUTE_MS, event_id=ids()))
+    if approval == "approved":
+        resent(b.approved(order_id, at=placed_at + 2 * MINUTE_MS, event_id=ids()))
+    if approval == "rejected" or draw(st.integers(0, 4), label="cancelled") == 0:
+        at = placed_at + 5 * MINUTE_MS
+        events.append(
+            b.rejected(order_id, at=at, event_id=ids())
+            if approval == "rejected"
+            else b.cancelled(order_id, at=at, event_id=ids())
+        )
         if captured and draw(st.booleans(), label="money back"):
             pay_back(captured, f"RF-{order_id}-C", placed_at + 6 * MINUTE_MS)
         for payment in payments:
             _settlement(draw, ids, order_id, payment, placed_at, resent)
         return events
-    if draw(st.integers(0, 7), label="awaiting shipment") == 0:
+    if approval == "waiting" or draw(st.integers(0, 7), label="awaiting shipment") == 0:
         # Nothing shipped yet, the state most open orders are in (paid, when captured in full).
         for payment in payments:
             _settlement(draw, ids, order_id, payment, placed_at, resent)

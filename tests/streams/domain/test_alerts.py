@@ -50,6 +50,7 @@ from tests.streams.domain.builders import (
     T0,
     WEST,
     apply,
+    approved,
     authorized,
     cancelled,
     captured,
@@ -57,6 +58,7 @@ from tests.streams.domain.builders import (
     line,
     payment_refunded,
     placed,
+    rejected,
     reserve,
     snapshot,
     stock_event,
@@ -221,6 +223,37 @@ def test_orders_on_account_need_no_payment() -> None:
     alerts = OrderAlerts()
     placed_order(alerts, payment_terms="ON_ACCOUNT")
     assert alerts.ticks(minutes(60), minutes(6000)) == []
+
+
+# --- approval overdue --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("decision", ["approved", "rejected"])
+def test_an_order_waiting_for_approval_alerts_after_the_limit_and_resolves_on_a_decision(
+    decision: str,
+) -> None:
+    alerts = OrderAlerts(policy=replace(POLICY, approval_ms=120 * MINUTE_MS))
+    apply(
+        alerts.order,
+        placed("O-1", [line("L1", ITEM, 1)], payment_terms="ON_ACCOUNT",
+               purchase_order_number="PO-7", requires_approval=True),
+    )  # fmt: skip
+    assert alerts.ticks(minutes(1), minutes(119)) == []
+    [opened] = alerts.tick(minutes(120))
+    assert (opened.alert_id, opened.severity) == ("approval-overdue/O-1/1", Severity.WARNING)
+    assert opened.evidence == {
+        "order_id": "O-1",
+        "total": "10.00 USD",
+        "customer_id": "C-1",
+        "placed_at": "2027-01-15T08:00:00.000+00:00",
+        "flagged_by_storefront": "True",
+        "limit_minutes": "120",
+    }
+    decide = approved if decision == "approved" else rejected
+    apply(alerts.order, decide("O-1", at=minutes(130)))
+    [resolved] = alerts.tick(minutes(131))
+    assert (resolved.alert_id, resolved.status) == (opened.alert_id, "RESOLVED")
+    assert alerts.ticks(minutes(132), minutes(5000)) == []
 
 
 # --- amount mismatch ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from streams.domain import statecodec, statejson
+from streams.domain.commands import CommandPolicy, confirmed_at
 from streams.domain.events import InputEvent, Rejection
 from streams.domain.messages import AllocationUpdate, LineReservation, RequestKind, StockRequest
 from streams.domain.orders import (
@@ -34,6 +35,7 @@ from tests.streams.domain.builders import (
     WEST,
     apply,
     apply_all,
+    approved,
     authorized,
     cancelled,
     captured,
@@ -43,6 +45,7 @@ from tests.streams.domain.builders import (
     payment_refunded,
     placed,
     refunded,
+    rejected,
     settled,
 )
 
@@ -966,3 +969,102 @@ def test_restored_order_goes_on_as_the_original() -> None:
         assert len(effects[0].resolved) == 1  # the waiting payment refund
         assert order.payments["PAY-1"].refunded == Decimal("20.63")
     assert restored == original
+
+
+# -- approval workflows ----------------------------------------------------------------------
+
+LIMITS = replace(POLICY, approval_thresholds={"BUSINESS": {"USD": Decimal("25.00")}})
+
+
+def business(total: str, *, group: str | None = None, currency: str = "USD") -> InputEvent:
+    event = two_lines(total=total, currency=currency)
+    event.payload["customer"] = {**event.payload["customer"], "kind": "BUSINESS", "group": group}
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "held"),
+    [
+        (business("25.00"), False),  # exactly the threshold: not over it
+        (business("25.01"), True),
+        (business("25.01", currency="EUR"), False),  # no threshold in euros
+        (business("25.01", group="wholesale"), False),  # the group, not the kind, decides
+        (two_lines(total="99.00"), False),  # consumers have no threshold here
+        (two_lines(requires_approval=True), True),  # the storefront flags it
+    ],
+)
+def test_an_order_over_its_groups_threshold_or_flagged_waits_for_approval(
+    event: InputEvent, held: bool
+) -> None:
+    order = Order(OID)
+    effect = apply(order, event, policy=LIMITS)
+    assert (order.status is Status.HELD) is held
+    assert bool(effect.requests) is not held  # a held order reserves nothing
+    assert order.placement is not None and order.placement.reserved is not held
+
+
+def test_an_approval_reserves_and_a_shipment_waits_for_it() -> None:
+    order = Order(OID)
+    apply(order, business("30.00"), policy=LIMITS)
+    early = apply(order, fulfilled(OID, "F1", EAST, {A: 1}, at=T0 + 1), policy=LIMITS)
+    assert early.verdict is Verdict.WAITING and early.reason == "awaiting-approval"
+    effect = apply(order, approved(OID, at=T0 + 2), policy=LIMITS)
+    assert kinds(effect.requests)[:2] == [(RequestKind.RESERVE, A), (RequestKind.RESERVE, B)]
+    assert [w.event.kind for w in effect.resolved] == ["OrderFulfilled"]
+    assert [(t.previous, t.status) for t in effect.transitions] == [
+        (Status.HELD, Status.PARTLY_FULFILLED)
+    ]
+    assert order.approval is not None and order.approval.by == "buyer-admin"
+
+
+def test_an_approval_before_its_order_lets_it_through_when_it_arrives() -> None:
+    order = Order(OID)
+    apply(order, approved(OID, at=T0 + 5), policy=LIMITS)
+    effect = apply(order, business("30.00"), policy=LIMITS)
+    assert order.status is Status.PLACED and kinds(effect.requests)
+    # The sales order is due from the approval on, not from the placement.
+    assert confirmed_at(order, CommandPolicy(target="tryton")) is None  # prepaid, unpaid
+    apply(order, captured(OID, "30.00", at=T0 + 1), policy=LIMITS)
+    assert confirmed_at(order, CommandPolicy(target="tryton")) == T0 + 5
+
+
+def test_a_rejection_cancels_with_its_reason_and_releases_what_was_reserved() -> None:
+    held = Order(OID)
+    apply(held, business("30.00"), policy=LIMITS)
+    effect = apply(held, rejected(OID, "no budget", at=T0 + 3), policy=LIMITS)
+    assert held.status is Status.CANCELLED and effect.requests == []  # nothing was reserved
+    assert held.cancel_reason == "rejected by buyer-admin: no budget"
+
+    flagged_late = Order(OID)
+    apply(flagged_late, two_lines(), policy=LIMITS)  # needs no approval: reserved at once
+    effect = apply(flagged_late, rejected(OID, "duplicate order", at=T0 + 3), policy=LIMITS)
+    assert {k for k, _ in kinds(effect.requests)} == {RequestKind.RELEASE}
+
+
+def test_the_first_decision_stands() -> None:
+    order = Order(OID)
+    apply(order, business("30.00"), policy=LIMITS)
+    apply(order, approved(OID, at=T0 + 1), policy=LIMITS)
+    again = apply(order, approved(OID, "someone-else", at=T0 + 2), policy=LIMITS)
+    assert again.verdict is Verdict.DUPLICATE
+    with pytest.raises(Rejection) as refused:
+        apply(order, rejected(OID, at=T0 + 3), policy=LIMITS)
+    assert refused.value.reason == "already-decided" and "approved by buyer-admin" in str(
+        refused.value
+    )
+    assert order.cancelled_ms is None
+
+
+def test_a_rejection_of_an_order_that_shipped_in_full_is_refused_and_changes_nothing() -> None:
+    order = Order(OID)
+    apply_all(order, [two_lines(), fulfilled(OID, "F1", EAST, {A: 2, B: 1}, at=T0 + 1)])
+    with pytest.raises(Rejection) as refused:
+        apply(order, rejected(OID, at=T0 + 2))
+    assert refused.value.reason == "already-fulfilled"
+    assert order.approval is None and order.cancelled_ms is None
+
+
+def test_approval_state_comes_back_from_the_table() -> None:
+    order = Order(OID)
+    apply_all(order, [two_lines(requires_approval=True), rejected(OID, at=T0 + 1)])
+    assert statecodec.decode_order(statecodec.encode_order(order)) == order

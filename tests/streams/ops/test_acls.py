@@ -80,7 +80,16 @@ from tests.certificates import Authority
 from tests.connectors.webhooks.doubles import WOO_KEY, WOO_SECRET, woocommerce_admin
 from tests.streams.local.test_medusa import address
 from tests.streams.topology.agents.pipeline import read_all
-from tests.support import EVENTS, STORE, RunningService, run, settings_env, spawn_worker, wait_for
+from tests.support import (
+    EVENTS,
+    STORE,
+    RunningService,
+    lines_of,
+    run,
+    settings_env,
+    spawn_worker,
+    wait_for,
+)
 
 
 @dataclass(frozen=True)
@@ -186,7 +195,7 @@ def test_the_producer_writes_the_inputs_and_nothing_else(acl_kafka: AclKafka) ->
     prefix = producer.topic_prefix
     produced = run(["produce", ORDERS, str(EVENTS / f"{ORDERS}.jsonl")], _env(producer))
     assert produced.exit_code == 0, produced.output
-    assert f"produced 5 records to {prefix}{ORDERS}" in produced.output
+    assert f"produced {len(lines_of(ORDERS))} records to {prefix}{ORDERS}" in produced.output
 
     commands = str(EVENTS / f"{ERP_COMMANDS}.jsonl")
     _refused(

@@ -354,12 +354,30 @@ def test_fulfilment_never_exceeds_the_order(events: list[SampleEvent]) -> None:
             for line in body(event)["lines"]:
                 fulfilled[event.key][line["sku"]] += line["quantity"]
                 assert fulfilled[event.key][line["sku"]] <= ordered[event.key][line["sku"]]
-        elif member(event) == "OrderCancelled":
+        elif member(event) in ("OrderCancelled", "OrderRejected"):
             assert event.key not in fulfilled
             cancelled.add(event.key)
     assert cancelled
     assert all(fulfilled[key] == ordered[key] for key in ordered if key not in cancelled)
     assert 2 in shipments.values(), "some orders ship in two parts"
+
+
+def test_business_orders_flagged_for_approval_are_decided_once_before_they_ship(
+    events: list[SampleEvent],
+) -> None:
+    flagged = {k for k, o in placed_orders(events).items() if o["requires_approval"]}
+    assert flagged and all(
+        placed_orders(events)[k]["customer"]["kind"] == "BUSINESS" for k in flagged
+    )
+    decided: dict[str, str] = {}
+    for event in events:
+        if member(event) in ("OrderApproved", "OrderRejected"):
+            assert event.key in flagged and event.key not in decided
+            decided[event.key] = member(event)
+        elif member(event) == "OrderFulfilled" and event.key in flagged:
+            assert decided.get(event.key) == "OrderApproved"
+    assert set(decided) == flagged
+    assert set(decided.values()) == {"OrderApproved", "OrderRejected"}
 
 
 def test_refunds_never_exceed_what_was_captured(events: list[SampleEvent]) -> None:
