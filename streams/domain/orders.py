@@ -531,6 +531,13 @@ class Order:
             return False
         p = event.payload
         customer, ship_to = p["customer"], p["ship_to"]
+        group = customer_group(customer)
+        if group in policy.po_required_groups and not p.get("purchase_order_number"):
+            raise Rejection(
+                "po-number-required",
+                f"customer {customer['customer_id']} ({group}) orders with a purchase-order "
+                "number, and this order has none",
+            )
         self.placement = placement = Placement(
             event_id=event.event_id,
             placed_ms=event.occurred_ms,
@@ -937,14 +944,20 @@ _HANDLERS = {
 }
 
 
+def customer_group(customer: dict[str, Any]) -> str:
+    """The group the customer's orders are judged by: its own, else its kind."""
+    group: str = customer.get("group") or customer.get("kind", "CONSUMER")
+    return group
+
+
 def _approval_required(placed: dict[str, Any], policy: Policy) -> bool:
     """Whether an OrderPlaced waits for approval: flagged, or its total above the threshold of
     its customer's group (the kind when it names none) in its currency."""
     if placed.get("requires_approval"):
         return True
-    customer = placed["customer"]
-    group = customer.get("group") or customer.get("kind", "CONSUMER")
-    limit = policy.approval_thresholds.get(group, {}).get(placed["currency"])
+    limit = policy.approval_thresholds.get(customer_group(placed["customer"]), {}).get(
+        placed["currency"]
+    )
     return limit is not None and placed["total"] > limit
 
 

@@ -22,6 +22,8 @@ class Policy:
     approval_thresholds: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
     """Customer group -> currency -> the order total above which an order waits for approval;
     a group or currency not named needs none."""
+    po_required_groups: frozenset[str] = frozenset()
+    """Customer groups whose orders must carry a purchase-order number."""
 
 
 PRUNE_EVERY_MS = HOUR_MS

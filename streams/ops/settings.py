@@ -272,6 +272,12 @@ class Settings(BaseSettings):
         '{"BUSINESS": {"USD": "10000", "EUR": "9000"}}. Storefront-flagged orders '
         "(requires_approval) always wait.",
     )
+    po_number_required_groups: list[str] = Field(
+        default_factory=list,
+        description="Customer groups (customer.group, else the kind) whose orders must carry a "
+        'purchase-order number, JSON: ["BUSINESS"]; an order without one is dead-lettered '
+        "(po-number-required).",
+    )
     snapshot_window_hours: float = Field(
         default=24,
         gt=0,

@@ -66,6 +66,7 @@ def policy_of(settings: Settings) -> Policy:
         max_wait_ms=int(settings.max_wait_minutes * 60_000),
         snapshot_window_ms=int(settings.snapshot_window_hours * HOUR_MS),
         approval_thresholds=settings.approval_thresholds,
+        po_required_groups=frozenset(settings.po_number_required_groups),
     )
 
 

@@ -1068,3 +1068,19 @@ def test_approval_state_comes_back_from_the_table() -> None:
     order = Order(OID)
     apply_all(order, [two_lines(requires_approval=True), rejected(OID, at=T0 + 1)])
     assert statecodec.decode_order(statecodec.encode_order(order)) == order
+
+
+def test_an_order_of_a_group_that_needs_a_purchase_order_number_is_refused_without_one() -> None:
+    needs = replace(POLICY, po_required_groups=frozenset({"BUSINESS"}))
+    order = Order(OID)
+    with pytest.raises(Rejection) as refused:
+        apply(order, business("10.00"), policy=needs)
+    assert refused.value.reason == "po-number-required"
+    assert "C-1 (BUSINESS)" in refused.value.detail and order.placement is None
+    with_po = business("10.00")
+    with_po.payload["purchase_order_number"] = "PO-1"
+    apply(order, with_po, policy=needs)
+    assert order.status is Status.PLACED
+    # A consumer, or a business of another group, needs none.
+    apply(Order("O-2"), two_lines(), policy=needs)
+    apply(Order("O-3"), business("10.00", group="retail"), policy=needs)
