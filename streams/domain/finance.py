@@ -347,8 +347,8 @@ class JournalLine:
     tax_jurisdiction: str | None = None
     memo: str | None = None
     party: str | None = None
-    """The customer (by erpbridge's customer id) a receivable line is owed by; None on the
-    other accounts."""
+    """The account a receivable line is owed by (the buyer's company, else the customer);
+    None on the other accounts."""
 
     def to_datum(self) -> dict[str, Any]:
         return {
@@ -819,7 +819,7 @@ class _LazyFigures:
     def __init__(self, placement: Placement) -> None:
         self._placement = placement
         self._figures: _Figures | None = None
-        self.party = placement.customer_id
+        self.party = placement.account
         """Who the order's receivable lines are owed by."""
         self.purchase_order_number = placement.purchase_order_number
 

@@ -664,6 +664,20 @@ class _Order:
     approver: str | None = None
 
 
+def _buyer(company: Customer, number: int) -> dict[str, Any]:
+    """One of a business's two buyers, who orders for it (by turns, so the draws stay as
+    they were): the company's account is the one the ERP invoices."""
+    n = number % 2 + 1
+    return {
+        "customer_id": f"{company.customer_id}-B{n}",
+        "email": f"buyer{n}@{company.email.split('@')[-1]}",
+        "name": f"Buyer {n}, {company.name}",
+        "kind": company.kind,
+        "group": None,
+        "company_id": company.customer_id,
+    }
+
+
 class _Simulation:
     """A queue of actions by simulated time; an action may schedule further actions."""
 
@@ -888,12 +902,15 @@ class _Simulation:
             order.approver = f"purchasing@{customer.email.split('@')[-1]}"
         placed = {
             "currency": currency,
-            "customer": {
+            "customer": _buyer(customer, number)
+            if business
+            else {
                 "customer_id": customer.customer_id,
                 "email": customer.email,
                 "name": customer.name,
                 "kind": customer.kind,
                 "group": None,
+                "company_id": None,
             },
             "ship_to": customer.address.datum(customer.name),
             "bill_to": customer.billing_address.datum(customer.name)

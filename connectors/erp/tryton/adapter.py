@@ -42,7 +42,10 @@ up before anything is created; a redelivery finishes whatever workflow a crash i
   new party with the identifier, the account's name, e-mail, phone and addresses (its code
   from Tryton's party sequence). A sales order's customer is the party whose code is the
   order's customer id, else its storefront account's, found or made the same way from the
-  order's customer and ship-to (the order may reach Tryton before its account does).
+  order's customer and ship-to (the order may reach Tryton before its account does). A
+  company's buyer (`company_id`) orders for the company: the sale's party is the party whose
+  code is the company id, and its `contact` the company's e-mail contact mechanism for the
+  buyer, added (named after the buyer) the first time.
 """
 
 from __future__ import annotations
@@ -237,14 +240,17 @@ class TrytonAdapter:
         return Document("sale.sale", str(sale_id))
 
     async def _new_sale(self, reference: str, body: dict[str, Any]) -> int:
-        customer = body["customer"]["customer_id"]
+        buyer = body["customer"]
+        company = buyer.get("company_id")
+        customer = company or buyer["customer_id"]
         party = await self._find("party.party", [["code", "=", customer]], ["addresses"])
-        account = order_account(body)
+        account = None if company else order_account(body)
         if party is None and account is not None:
             found = await self._account_customer(account)
             party = await self._find("party.party", [["id", "=", found]], ["addresses"])
         if party is None or not party["addresses"]:
             raise PermanentError("unknown-customer", f"no Tryton party with code {customer!r}")
+        contact = await self._buyer_contact(party["id"], buyer) if company else None
         products = await self._product_rows([line["sku"] for line in body["lines"]])
         currency = await self._currency(body["currency"])
         digits = await self._currency_digits(currency)
@@ -269,10 +275,29 @@ class TrytonAdapter:
             "party": party["id"], "invoice_address": address, "shipment_address": address,
             "currency": currency, "warehouse": await self._sale_warehouse(),
             "reference": reference, "description": f"PO {po}" if po else body["order_id"],
-            "invoice_method": "manual", "shipment_method": "manual",
+            "contact": contact, "invoice_method": "manual", "shipment_method": "manual",
             "lines": [["create", lines]],
         }])  # fmt: skip
         return sale_id
+
+    async def _buyer_contact(self, company: int, buyer: dict[str, Any]) -> int | None:
+        """The company's contact mechanism for the buyer's e-mail, found or added (named
+        after the buyer); None for a buyer without an e-mail."""
+        email = buyer.get("email")
+        if not email:
+            return None
+        found = await self._find(
+            "party.contact_mechanism",
+            [["party", "=", company], ["type", "=", "email"], ["value", "=", email]],
+            ["id"],
+        )
+        if found is not None:
+            return int(found["id"])
+        (contact,) = await self.rpc.create("party.contact_mechanism", [{
+            "party": company, "type": "email", "value": email,
+            "name": buyer.get("name") or buyer["customer_id"],
+        }])  # fmt: skip
+        return contact
 
     async def _sale(self, order_id: str, fields: list[str]) -> dict[str, Any]:
         sale = await self._find("sale.sale", [["reference", "=", sales_order_id(order_id)]], fields)

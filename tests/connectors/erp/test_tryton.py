@@ -162,6 +162,38 @@ def test_a_sales_order_is_created_confirmed_once_and_priced_net_of_discounts(
     on_tryton(tryton, scenario)
 
 
+def test_a_companys_buyers_order_for_the_company_each_named_as_the_contact(
+    tryton: Tryton,
+) -> None:
+    """Two buyers of the company CUSTOMER: each sale is the company's, with the buyer's
+    e-mail as its contact; a buyer's second order finds the contact the first one added."""
+    buyer = f"buyer-{uuid.uuid4().hex[:8]}"
+    orders = []
+    for email in (f"{buyer}-1@example.com", f"{buyer}-2@example.com", f"{buyer}-1@example.com"):
+        oid = order_id()
+        event = on_account(oid, [line("L1", A, 1)])
+        event.payload["customer"] = {
+            "customer_id": email.split("@")[0], "email": email, "name": f"Buyer {email}",
+            "kind": "BUSINESS", "group": None, "company_id": CUSTOMER,
+        }  # fmt: skip
+        apply(order := Order(oid), event)
+        (command,) = [c for c in order_commands(order, POLICY) if c.kind is Kind.CREATE_SALES_ORDER]
+        orders.append((email, checked(command)))
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        contacts = []
+        for email, command in orders:
+            document = await erp.execute(command)
+            (sale,) = await read(erp, "sale.sale", [int(document.id)],
+                                 ["party.code", "contact.value", "contact.party", "contact"])  # fmt: skip
+            assert sale["party."]["code"] == CUSTOMER
+            assert sale["contact."]["value"] == email
+            contacts.append(sale["contact"])
+        assert contacts[0] == contacts[2] != contacts[1]
+
+    on_tryton(tryton, scenario)
+
+
 def test_a_sales_order_left_in_draft_is_finished_by_the_redelivery(tryton: Tryton) -> None:
     oid = order_id()
     command = sales_order(oid, [line("L1", A, 1)])

@@ -52,22 +52,33 @@ def test_resync_resends_an_orders_commands_under_the_same_ids(
     start_worker()
     quiesce(settings, topics)
     state = TopologyState.read(settings, topics, CODEC)
-    order_id = next(o for o in sorted(state.orders) if sales_order_id(o) in state.commands)
     before = pending(settings, topics)
     # The topology puts journal entries on finance.journal only, not on the pending topic.
     assert not [c for _, _, c in before if c.kind is Kind.POST_JOURNAL_ENTRY]
-    issued = {
-        command.command_id: (partition, command)
-        for partition, _, command in before
-        if command.dispatch_key == order_id
-    }
     journal_before = journal(settings, topics)
-    entries = {
-        entry_id(value): (partition, value)
-        for partition, _, value, entry_order in journal_before
-        if entry_order == order_id and not any(cost in entry_id(value) for cost in _COST_ENTRIES)
-    }
-    assert len(issued) > 1 and entries
+
+    def issued_by(order_id: str) -> dict[str, tuple[int, Command]]:
+        return {
+            command.command_id: (partition, command)
+            for partition, _, command in before
+            if command.dispatch_key == order_id
+        }
+
+    def entries_of(order_id: str) -> dict[str, tuple[int, bytes]]:
+        return {
+            entry_id(value): (partition, value)
+            for partition, _, value, entry_order in journal_before
+            if entry_order == order_id
+            and not any(cost in entry_id(value) for cost in _COST_ENTRIES)
+        }
+
+    # The first order with a sales order, another command and journal entries of its own.
+    order_id = next(
+        o
+        for o in sorted(state.orders)
+        if sales_order_id(o) in state.commands and len(issued_by(o)) > 1 and entries_of(o)
+    )
+    issued, entries = issued_by(order_id), entries_of(order_id)
     said = f"{len(entries)} journal entr{'y' if len(entries) == 1 else 'ies'}"
 
     result = run(["resync", order_id], cli_env)

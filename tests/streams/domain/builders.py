@@ -129,6 +129,7 @@ def placed(
             "name": "Ada",
             "kind": "CONSUMER",
             "group": None,
+            "company_id": None,
         },
         "ship_to": {
             "name": "Ada",

@@ -383,6 +383,15 @@ def test_every_receivable_line_names_the_customer_and_no_other_line_does(order: 
     assert owed == net_debits(journal)[("1200", "USD", None)] == D("8.88")
 
 
+def test_a_companys_buyer_owes_on_the_companys_receivable(order: Order) -> None:
+    event = placed("O-1", [order_line("1", "SKU-A", 1, "50.00")], "50.00")
+    event.payload["customer"] = {**event.payload["customer"], "company_id": "ACME"}
+    apply_all(order, [event, captured("O-1", "50.00", at=T0 + MINUTE_MS)])
+    journal = order_journal(order, MAPPING, None)
+    assert journal
+    assert {x.party for e in journal for x in e.lines if x.account == "1200"} == {"ACME"}
+
+
 def test_a_payment_before_its_order_is_booked_with_the_placement_on_its_own_date() -> None:
     order = Order("O-1")
     capture = captured("O-1", "108.88", at=T0 - HOUR_MS)
