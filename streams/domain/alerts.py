@@ -276,10 +276,12 @@ def _order_holds(order: Order, policy: AlertPolicy) -> dict[str, _Held]:
 def _payment_without_sales_order(order: Order, policy: AlertPolicy) -> _Held | None:
     """Money captured in the order's currency and still held (not refunded in full), the
     order not cancelled, and the ERP has not confirmed its sales order N minutes after the
-    first capture. Resolves when the ERP confirms, or the order is cancelled, or the payments
+    first capture (or the approval of an order that waited for one; a held order owes none).
+    Resolves when the ERP confirms, or the order is cancelled, or the payments
     are refunded in full: then no sales order is owed for the money."""
     placement = order.placement
-    if placement is None or order.cancelled_ms is not None:
+    # A held order owes no sales order until it is approved: approval-overdue watches it.
+    if placement is None or order.cancelled_ms is not None or order.held:
         return None
     currency = placement.currency
     payments = [p for p in order.payments.values() if p.currency == currency]
@@ -293,6 +295,8 @@ def _payment_without_sales_order(order: Order, policy: AlertPolicy) -> _Held | N
     if outcome is not None and outcome.succeeded:
         return None
     first = min(captures)
+    if placement.approval_required and order.approval is not None:
+        first = max(first, order.approval.at_ms)  # no sales order was owed before
 
     def finding() -> Finding:
         return Finding(

@@ -42,6 +42,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, NoReturn
 
+from streams.domain.accounts import external_id
 from streams.domain.commands import SOURCE, Command, Kind, journal_command_id
 from streams.domain.money import UnknownCurrencyError, allocate, minor_unit, quantize_minor
 from streams.domain.orders import Order, Payment, Placement, Refund
@@ -819,7 +820,7 @@ class _LazyFigures:
     def __init__(self, placement: Placement) -> None:
         self._placement = placement
         self._figures: _Figures | None = None
-        self.party = placement.account
+        self.party = receivable_party(placement)
         """Who the order's receivable lines are owed by."""
         self.purchase_order_number = placement.purchase_order_number
 
@@ -827,6 +828,17 @@ class _LazyFigures:
         if self._figures is None:
             self._figures = _figures(self._placement)
         return self._figures
+
+
+def receivable_party(placement: Placement) -> str:
+    """Whose receivable the order is: the buyer's company; else the customer's account on
+    the order's storefront (its external id, as the ERP knows it: customer ids are unique
+    only within a storefront); else the customer id, the ERP's own."""
+    company: str | None = placement.document["customer"].get("company_id")
+    if company:
+        return company
+    storefront: str | None = placement.document.get("storefront")
+    return external_id(storefront, placement.customer_id) if storefront else placement.customer_id
 
 
 def journal_entry_id(order_id: str, suffix: str) -> str:

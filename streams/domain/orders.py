@@ -86,12 +86,6 @@ class Placement:
     def destination(self) -> Destination:
         return Destination(self.channel, self.country, self.region)
 
-    @property
-    def account(self) -> str:
-        """Whose receivable the order is: the buyer's company, else the customer's own."""
-        company: str | None = self.document["customer"].get("company_id")
-        return company or self.customer_id
-
 
 @dataclass(frozen=True, slots=True)
 class Approval:

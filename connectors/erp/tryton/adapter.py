@@ -33,9 +33,10 @@ up before anything is created; a redelivery finishes whatever workflow a crash i
   entry id (exact, searchable; the entry's own description goes on its lines), then `post`.
   A line naming its party (the receivable) gets the order's customer on an account that is
   marked "party required": the party of the order's sale, else the party whose code is the
-  customer id; an account that is not marked takes no party (Tryton refuses one there). An
-  entry whose party is not in Tryton yet waits for its sale (a transient error once the
-  entries that could be posted are).
+  line's party, else the one holding it as a storefront account's external id; an account
+  that is not marked takes no party (Tryton refuses one there). An entry whose party is not
+  in Tryton yet is retried (transient), one whose line there names none is refused
+  (permanent), each once the command's other entries are posted.
 - UpsertCustomer: the `party.party` holding a `party.identifier` (no type) whose code is the
   account's external id (`<storefront>:<account id>`); else the party the account is marked
   with (by code), or the one party with the account's e-mail, given that identifier; else a
@@ -115,24 +116,26 @@ def _with_po(text: str, document: dict[str, Any]) -> str:
     return f"{text} (PO {po})" if po else text
 
 
+def _party_missing(entry: dict[str, Any], accounts: dict[str, _Account]) -> bool:
+    """Whether a line on an account marked "party required" names no customer: a mapping
+    error (config/finance.json puts another component there), or an entry of a release
+    before lines named their party."""
+    return any(
+        accounts[line["account"]].party_required and line.get("party") is None
+        for line in entry["lines"]
+    )
+
+
 def _line_party(
     entry: dict[str, Any],
     line: dict[str, Any],
     accounts: dict[str, _Account],
     parties: dict[tuple[str | None, str], int],
 ) -> int | None:
-    """The Tryton party of a journal line: on an account marked "party required" only, where
-    a line naming none is a mapping error (config/finance.json puts another component there)."""
+    """The Tryton party of a journal line: on an account marked "party required" only."""
     if not accounts[line["account"]].party_required:
         return None
-    customer = line.get("party")
-    if customer is None:
-        raise PermanentError(
-            "party-required",
-            f"{entry['entry_id']}: Tryton account {line['account']} needs a party, and the "
-            "entry's line on it names no customer",
-        )
-    return parties.get((entry["order_id"], customer))
+    return parties.get((entry["order_id"], line["party"]))
 
 
 def _resolved(
@@ -286,13 +289,14 @@ class TrytonAdapter:
         email = buyer.get("email")
         if not email:
             return None
-        found = await self._find(
+        # Two orders of one company may add the buyer at once: the first one made is the one.
+        found = await self.rpc.search_read(
             "party.contact_mechanism",
             [["party", "=", company], ["type", "=", "email"], ["value", "=", email]],
-            ["id"],
-        )
-        if found is not None:
-            return int(found["id"])
+            ["id"], order=[["id", "ASC"]], limit=1,
+        )  # fmt: skip
+        if found:
+            return int(found[0]["id"])
         (contact,) = await self.rpc.create("party.contact_mechanism", [{
             "party": company, "type": "email", "value": email,
             "name": buyer.get("name") or buyer["customer_id"],
@@ -564,8 +568,11 @@ class TrytonAdapter:
         # An entry listed twice (copies the dispatcher merged after a redelivery) posts once.
         new = list({e["entry_id"]: e for e in entries if e["entry_id"] not in found}.values())
         waiting: list[str] = []
+        refused: list[str] = []
         if new:
             accounts = await self._accounts({line["account"] for e in new for line in e["lines"]})
+            refused = [e["entry_id"] for e in new if _party_missing(e, accounts)]
+            new = [e for e in new if e["entry_id"] not in refused]
             parties = await self._parties(new, accounts)
             ready = [e for e in new if _resolved(e, accounts, parties)]
             waiting = [e["entry_id"] for e in new if e not in ready]
@@ -579,11 +586,19 @@ class TrytonAdapter:
         drafts = [row["id"] for row in found.values() if row["state"] == "draft"]
         if drafts:
             await self.rpc.model("account.move", "post", drafts)
+        # The entries that could post have: only the others are answered for.
+        if refused:
+            raise PermanentError(
+                "party-required",
+                f"{', '.join(refused)}: a line on an account Tryton marks \"party required\" "
+                "names no customer",
+            )
         if waiting:
             raise TransientError(
                 "unknown-party",
                 f"{', '.join(waiting)}: the customer of its receivable is not in Tryton yet (no "
-                "sale for the order, no party with the customer id as its code)",
+                "sale for the order, no party with the customer id as its code or its "
+                "storefront account's external id)",
             )
         return Document("account.move", ",".join(str(found[i]["id"]) for i in ids))
 
@@ -616,6 +631,9 @@ class TrytonAdapter:
                 party = await self._cached(
                     "party", customer, "party.party", [["code", "=", customer]]
                 )
+            if party is None:
+                # A storefront account's external id (`<storefront>:<customer id>`).
+                party = await self._account_party(customer)
             if party is not None:
                 parties[order, customer] = party
         return parties

@@ -37,6 +37,7 @@ from streams.domain.finance import JournalEntry, JournalLine, entry_command
 from streams.domain.orders import Order
 from streams.local.tryton import Tryton
 from streams.ops.settings import REPO_ROOT
+from tests.connectors.erp.records import account_command
 from tests.streams.domain.builders import (
     EAST,
     EU,
@@ -478,13 +479,42 @@ def test_a_receivable_line_is_the_customers_and_one_without_a_customer_waits(
     on_tryton(tryton, scenario)
 
 
-def test_a_receivable_line_without_a_customer_is_refused(tryton: Tryton) -> None:
+def test_a_receivable_line_without_a_customer_is_refused_alone(tryton: Tryton) -> None:
     anonymous = entry([("1200", "2.00", "0"), ("4000", "0", "2.00")], party=None)
+    named = entry([("1200", "2.00", "0"), ("4000", "0", "2.00")])
 
     async def scenario(erp: TrytonAdapter) -> None:
         with pytest.raises(PermanentError) as refused:
-            await erp.execute(journal(anonymous))
-        assert refused.value.code == "party-required" and "1200" in refused.value.message
+            await erp.execute(journal(anonymous, named))
+        assert refused.value.code == "party-required"
+        assert anonymous.entry_id in refused.value.message
+        assert named.entry_id not in refused.value.message
+        rows = await erp.rpc.search_read(
+            "account.move", [["description", "in", [anonymous.entry_id, named.entry_id]]],
+            ["description", "state"],
+        )  # fmt: skip
+        assert [(r["description"], r["state"]) for r in rows] == [(named.entry_id, "posted")]
+
+    on_tryton(tryton, scenario)
+
+
+def test_a_storefront_customers_receivable_is_its_accounts_party(tryton: Tryton) -> None:
+    """A storefront order's customer is `<storefront>:<account id>` on the journal: with no
+    sale yet (or ever, for an order cancelled before it), its party is the one holding that
+    external id."""
+    account_id = uuid.uuid4().hex[:12]
+    upsert = account_command(account_id)
+    external = f"{upsert.body['storefront']}:{account_id}"
+    owed = entry([("1200", "4.00", "0"), ("4000", "0", "4.00")], order=order_id(), party=external)
+
+    async def scenario(erp: TrytonAdapter) -> None:
+        party = int((await erp.execute(upsert)).id)
+        document = await erp.execute(journal(owed))
+        (move,) = await read(erp, "account.move", [int(document.id)], ["lines"])
+        lines = await read(erp, "account.move.line", move["lines"], ["account.code", "party"])
+        assert {(x["account."]["code"], x["party"]) for x in lines} == {
+            ("1200", party), ("4000", None),
+        }  # fmt: skip
 
     on_tryton(tryton, scenario)
 

@@ -255,6 +255,16 @@ def first_choice(payload: Mapping[str, Any]) -> str:
     return str(preferred[0])
 
 
+def _account(document: Mapping[str, Any]) -> str:
+    """Who owes the order: the buyer's company, else its account on the order's storefront,
+    else the customer id."""
+    customer = document["customer"]
+    if customer.get("company_id"):
+        return str(customer["company_id"])
+    storefront = document.get("storefront")
+    return f"{storefront}:{customer['customer_id']}" if storefront else str(customer["customer_id"])
+
+
 def _q(amount: Decimal) -> Fraction:
     return Fraction(amount)
 
@@ -310,9 +320,7 @@ def expected_books(
             if on_account or (order_id, refund.payload["refund_id"]) in paid_back:
                 _credit_note(books, document, refund.payload)
     # A payment is booked once its order names the customer who paid.
-    customers = {
-        order: document["customer"]["customer_id"] for order, document in placements.items()
-    }
+    customers = {order: _account(document) for order, document in placements.items()}
     for capture in (e for e in events if e.kind == "PaymentCaptured" and e.key in placements):
         p = capture.payload
         books.post(
@@ -396,7 +404,7 @@ def _sales(books: Expected, document: Mapping[str, Any], fulfilments: list[dict[
     parts = 3 + len(taxes)
     books.post(
         "sale", "receivable", receivable, currency, slack=parts * slack,
-        party=document["customer"]["customer_id"],
+        party=_account(document),
     )  # fmt: skip
     books.post("sale", "discounts", discounts, currency, slack=slack)
     books.post("sale", "merchandise", merchandise, currency, slack=slack)
@@ -412,9 +420,7 @@ def _credit_note(books: Expected, document: Mapping[str, Any], refund: Mapping[s
     currency = document["currency"]
     pools = _pools(document)
     total = _q(refund["total"])
-    books.post(
-        "credit_note", "receivable", total, currency, party=document["customer"]["customer_id"]
-    )
+    books.post("credit_note", "receivable", total, currency, party=_account(document))
     shares: list[tuple[str, str | None, Fraction]] = []
     named = Fraction(0)
     for item in refund["lines"]:

@@ -256,6 +256,17 @@ def test_an_order_waiting_for_approval_alerts_after_the_limit_and_resolves_on_a_
     assert alerts.ticks(minutes(132), minutes(5000)) == []
 
 
+def test_a_held_order_owes_no_sales_order_until_it_is_approved() -> None:
+    alerts = OrderAlerts()
+    apply(alerts.order, placed("O-1", [line("L1", ITEM, 2)], total="20.00", requires_approval=True))
+    apply(alerts.order, captured("O-1", "20.00", at=minutes(1)))
+    assert [a.alert_type for a in alerts.ticks(minutes(20), minutes(100))] == []
+    apply(alerts.order, approved("O-1", at=minutes(100)))
+    assert alerts.ticks(minutes(114)) == []
+    [opened] = alerts.tick(minutes(115))
+    assert opened.alert_type == PAYMENT_WITHOUT_SALES_ORDER
+
+
 # --- amount mismatch ---------------------------------------------------------------------------
 
 

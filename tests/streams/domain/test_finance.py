@@ -392,6 +392,16 @@ def test_a_companys_buyer_owes_on_the_companys_receivable(order: Order) -> None:
     assert {x.party for e in journal for x in e.lines if x.account == "1200"} == {"ACME"}
 
 
+def test_a_storefront_customers_receivable_is_its_account_on_that_storefront(
+    order: Order,
+) -> None:
+    event = placed("O-1", [order_line("1", "SKU-A", 1, "50.00")], "50.00")
+    event.payload["storefront"] = "main"
+    apply_all(order, [event, captured("O-1", "50.00", at=T0 + MINUTE_MS)])
+    journal = order_journal(order, MAPPING, None)
+    assert {x.party for e in journal for x in e.lines if x.account == "1200"} == {"main:C-1"}
+
+
 def test_a_payment_before_its_order_is_booked_with_the_placement_on_its_own_date() -> None:
     order = Order("O-1")
     capture = captured("O-1", "108.88", at=T0 - HOUR_MS)
