@@ -242,7 +242,8 @@ def test_poison_commands_are_dead_lettered_while_the_others_succeed(
 
     unknown_sku = sale_of("ORD-POISON-SKU", lines=[{**sale.body["lines"][0], "sku": "NO-SUCH-SKU"}])
     unknown_customer = sale_of(
-        "ORD-POISON-CUSTOMER", customer={**sale.body["customer"], "customer_id": "CUST-NOBODY"}
+        "ORD-POISON-CUSTOMER",
+        customer={**sale.body["customer"], "customer_id": "CUST-NOBODY", "company_id": None},
     )
     entry = dict(entry_command.body["entries"][0])
     entry["entry_id"] = "poison-entry"
