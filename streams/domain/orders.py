@@ -538,6 +538,8 @@ class Order:
                 f"customer {customer['customer_id']} ({group}) orders with a purchase-order "
                 "number, and this order has none",
             )
+        approval_required = _approval_required(p, policy)
+        approved = self.approval is not None and self.approval.approved
         self.placement = placement = Placement(
             event_id=event.event_id,
             placed_ms=event.occurred_ms,
@@ -550,14 +552,10 @@ class Order:
             region=ship_to.get("region"),
             payment_terms=p.get("payment_terms", "PREPAID"),
             purchase_order_number=p.get("purchase_order_number"),
-            reserved=False,
+            reserved=self.cancelled_ms is None and (not approval_required or approved),
             document=p,
             source=event.source,
-            approval_required=_approval_required(p, policy),
-        )
-        approval = self.approval
-        placement.reserved = self.cancelled_ms is None and (
-            not placement.approval_required or (approval is not None and approval.approved)
+            approval_required=approval_required,
         )
         for line in p["lines"]:
             self.lines[line["line_id"]] = Line(
@@ -726,8 +724,6 @@ class Order:
         requests += self._restock(refund_id, refund)
         return True
 
-    # -- payment events --------------------------------------------------------------------
-
     def _approved(
         self, event: InputEvent, requests: list[StockRequest], rules: RoutingRules, policy: Policy
     ) -> bool:
@@ -769,6 +765,8 @@ class Order:
             "already-decided",
             f"order {self.order_id} was {taken}{f' by {known.by}' if known.by else ''} already",
         )
+
+    # -- payment events --------------------------------------------------------------------
 
     def _payment(self, event: InputEvent) -> Payment:
         p = event.payload

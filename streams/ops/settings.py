@@ -268,7 +268,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Per customer group (the order's customer.group, else its kind: CONSUMER "
         "or BUSINESS), per currency, the order total above which an order waits for "
-        'OrderApproved or OrderRejected before it reserves or reaches the ERP, JSON: '
+        "OrderApproved or OrderRejected before it reserves or reaches the ERP, JSON: "
         '{"BUSINESS": {"USD": "10000", "EUR": "9000"}}. Storefront-flagged orders '
         "(requires_approval) always wait.",
     )

@@ -143,7 +143,7 @@ def _resolved(
 ) -> bool:
     """Whether every line that needs a party has one in Tryton."""
     return all(
-        _line_party(entry, line, accounts, parties) is not None
+        (entry["order_id"], line["party"]) in parties
         for line in entry["lines"]
         if accounts[line["account"]].party_required
     )
@@ -590,7 +590,7 @@ class TrytonAdapter:
         if refused:
             raise PermanentError(
                 "party-required",
-                f"{', '.join(refused)}: a line on an account Tryton marks \"party required\" "
+                f'{", ".join(refused)}: a line on an account Tryton marks "party required" '
                 "names no customer",
             )
         if waiting:
@@ -624,16 +624,17 @@ class TrytonAdapter:
                 ["reference", "party"],
             )
         }
+        # Looked up once per customer, however many of its orders have no sale.
+        by_customer: dict[str, int | None] = {}
         parties: dict[tuple[str | None, str], int] = {}
         for order, customer in sorted(wanted, key=str):
             party = sales.get(sales_order_id(order)) if order is not None else None
             if party is None:
-                party = await self._cached(
-                    "party", customer, "party.party", [["code", "=", customer]]
-                )
-            if party is None:
-                # A storefront account's external id (`<storefront>:<customer id>`).
-                party = await self._account_party(customer)
+                if customer not in by_customer:
+                    by_customer[customer] = await self._cached(
+                        "party", customer, "party.party", [["code", "=", customer]]
+                    ) or await self._account_party(customer)  # a storefront account's id
+                party = by_customer[customer]
             if party is not None:
                 parties[order, customer] = party
         return parties
